@@ -1,0 +1,46 @@
+# The front door. Every target works from a clean clone; CMake does the building.
+#   make            build (build/)
+#   make check      build and run every test through CTest
+#   make demo       build and run the examples
+#   make bench      side-by-side benchmarks: mproc, CPython, raw syscalls (CASES="a b" for some)
+#   make sanitize   the tests under AddressSanitizer + UndefinedBehaviorSanitizer (build-sanitize/)
+#   make install    PREFIX=/usr/local by default
+BUILD    ?= build
+SAN      ?= build-sanitize
+PREFIX   ?= /usr/local
+JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
+WERROR   ?= OFF
+CASES    ?=
+CMAKE_FLAGS ?=
+
+.PHONY: all build check demo bench sanitize install clean configure
+
+all: build
+
+configure:
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMPROC_WERROR=$(WERROR) $(CMAKE_FLAGS) >/dev/null
+
+build: configure
+	@cmake --build $(BUILD) -j $(JOBS)
+
+check: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+demo: build
+	@sh examples/run_demo.sh $(BUILD)/examples
+
+bench: build
+	python3 bench/run.py --build $(BUILD) $(CASES)
+
+sanitize:
+	@cmake -S . -B $(SAN) -DCMAKE_BUILD_TYPE=Debug -DMPROC_SANITIZE=ON -DMPROC_WERROR=$(WERROR) \
+		-DMPROC_EXAMPLES=OFF -DMPROC_BENCH=OFF $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(SAN) -j $(JOBS)
+	cd $(SAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=0 \
+		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS)
+
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)
+
+clean:
+	rm -rf $(BUILD) $(SAN)

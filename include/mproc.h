@@ -1,0 +1,10 @@
+/* mproc.h — Python's multiprocessing and subprocess for C on Linux.
+ * Includes every public header; each one documents its own functions. */
+#ifndef MPROC_H
+#define MPROC_H
+
+#include "mproc/error.h"
+#include "mproc/process.h"
+#include "mproc/version.h"
+
+#endif /* MPROC_H */

@@ -1,0 +1,133 @@
+/* mproc/process.h — processes, as CPython's multiprocessing.Process.
+ *
+ *     static int work(void *arg) { printf("hello %s\n", (char *)arg); return 0; }
+ *
+ *     mp_process *p;
+ *     mp_process_new(&p, work, "bob", NULL);
+ *     mp_process_start(p);
+ *     mp_process_join(p, -1);
+ *     mp_process_destroy(p);
+ *
+ * The start method is fork: the child is a copy of the caller, it runs
+ * target(arg), and the target's return value becomes its exit code. Objects from
+ * mproc's shared arena (locks, queues, values) created before start are shared
+ * with the child.
+ *
+ * Handles are private to the process that created them: only that process may
+ * start, join, signal or close a child (others get MP_ECHILD). A handle may be used
+ * from several threads of its process at once.
+ *
+ * When a process exits normally (return from main or exit()), mproc terminates
+ * its daemon children with SIGTERM and then joins every child it started, as
+ * CPython does, so no zombie is left behind.
+ */
+#ifndef MPROC_PROCESS_H
+#define MPROC_PROCESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "mproc/export.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct mp_process mp_process;
+
+/* The function a child runs. Its return value is the child's exit code (only the
+ * low 8 bits reach the parent, as with exit()). */
+typedef int (*mp_target)(void *arg);
+
+typedef struct mp_process_options {
+    /* The process's name, copied. NULL: "Process-N", where N counts the processes
+     * this process has created ("Process-1:2" for the second child of Process-1). */
+    const char *name;
+    /* A daemon child is terminated with SIGTERM when its parent exits normally, and
+     * killed with SIGKILL if the parent dies abruptly (the kernel's parent-death
+     * signal; it follows the thread that called start, so start daemons from a
+     * thread that lives as long as they should). A daemon may not create children. */
+    bool daemon;
+} mp_process_options;
+
+/* Creates a process object that will run target(arg); nothing is started yet.
+ * arg is passed as is: the child sees the parent's memory as it was at start.
+ * Errors: MP_EINVAL (out or target NULL), MP_ENOMEM. */
+MP_EXTERN int mp_process_new(mp_process **out, mp_target target, void *arg,
+                             const mp_process_options *opt);
+
+/* Starts the child. stdio buffers are flushed first, so nothing is printed twice.
+ * Errors: MP_EALREADY (started before), MP_ECLOSED, MP_ECHILD (handle of another
+ * process), MP_EDAEMON (the caller is a daemon process), MP_EAGAIN / MP_ENOMEM
+ * (fork failed: process or memory limit). */
+MP_EXTERN int mp_process_start(mp_process *p);
+
+/* Waits up to timeout_ms (-1: forever, 0: just check) for the child to end and
+ * reaps it. Joining an ended child again returns 0 at once.
+ * Errors: MP_ETIMEDOUT (still running), MP_ENOTSTARTED, MP_ECLOSED, MP_ECHILD,
+ * MP_EINVAL (timeout below -1, or the current process joining itself). */
+MP_EXTERN int mp_process_join(mp_process *p, int timeout_ms);
+
+/* True from start until the child has ended; false before start, after close,
+ * and for a handle of another process. True for mp_current_process(). */
+MP_EXTERN bool mp_process_is_alive(mp_process *p);
+
+/* The child's pid; 0 before start. Valid after the child ended, until close. */
+MP_EXTERN pid_t mp_process_pid(const mp_process *p);
+
+/* The name given in the options, or the default name; static for the lifetime of p. */
+MP_EXTERN const char *mp_process_name(const mp_process *p);
+
+/* Whether p was created as a daemon. */
+MP_EXTERN bool mp_process_daemon(const mp_process *p);
+
+/* Stores the exit code in *exitcode once the child has ended: the target's return
+ * value or exit() status, or -N when it was killed by signal N. Does not block.
+ * Errors: MP_ENOTREADY (still running), MP_ENOTSTARTED, MP_ECLOSED, MP_EINVAL. */
+MP_EXTERN int mp_process_exitcode(mp_process *p, int *exitcode);
+
+/* Sends SIGTERM (terminate) or SIGKILL (kill). Safe against pid reuse; a no-op
+ * returning 0 once the child has ended.
+ * Errors: MP_ENOTSTARTED, MP_ECLOSED, MP_ECHILD (not a child of the caller). */
+MP_EXTERN int mp_process_terminate(mp_process *p);
+MP_EXTERN int mp_process_kill(mp_process *p);
+
+/* A descriptor that becomes readable when the child ends (a pidfd where the kernel
+ * has one), to poll() together with other descriptors; owned by p and valid until
+ * close or destroy. Works for mp_parent_process() too.
+ * Errors: MP_ENOTSTARTED, MP_ECLOSED, MP_ECHILD, MP_EMFILE. */
+MP_EXTERN int mp_process_sentinel(mp_process *p);
+
+/* Releases the process's resources (its sentinel); afterwards only destroy is
+ * allowed and other calls return MP_ECLOSED. A child that is still running
+ * refuses with MP_EBUSY, as in Python. Closing twice returns 0. */
+MP_EXTERN int mp_process_close(mp_process *p);
+
+/* Frees the handle. NULL is accepted. A child still running is not killed: it is
+ * reaped later, by mp_active_children() or when this process exits.
+ * mp_current_process() and mp_parent_process() are not to be destroyed. */
+MP_EXTERN void mp_process_destroy(mp_process *p);
+
+/* The calling process: name "MainProcess" in a program's first process, the
+ * child's name in a child. Owned by mproc; never NULL. */
+MP_EXTERN mp_process *mp_current_process(void);
+
+/* In a child started with mp_process_start, its parent (name, pid, is_alive,
+ * join, sentinel); NULL in the main process. Owned by mproc. */
+MP_EXTERN mp_process *mp_parent_process(void);
+
+/* Reaps every child of the caller that has ended and returns how many are still
+ * alive. When children is not NULL, *children is set to a malloc'd array of their
+ * handles (free() the array, not the handles; NULL when there are none).
+ * Errors: MP_ENOMEM. */
+MP_EXTERN int mp_active_children(mp_process ***children);
+
+/* The number of CPUs in the system (at least 1). */
+MP_EXTERN int mp_cpu_count(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MPROC_PROCESS_H */

@@ -1,0 +1,486 @@
+/* process.c — mp_process: fork-started children, as CPython's Process.
+ *
+ * Each process keeps a registry of the children it started and has not yet
+ * released (a list guarded by registry_lock). Reaping happens only under
+ * registry_lock, so exactly one thread turns a child's wait status into its exit
+ * code, whichever of join, is_alive, exitcode or mp_active_children gets there
+ * first. Blocking waits poll the child's sentinel outside the lock, then reap.
+ *
+ * A child's sentinel is a pidfd where the kernel has them. Without pidfds it is the
+ * read end of a pipe whose write end only the child holds: the pipe reports
+ * hang-up when the child ends.
+ *
+ * fork() copies the registry into the child; the child empties its copy (those
+ * are its siblings, not its children) and makes a fresh identity for itself.
+ */
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+
+#include "internal/pidfd.h"
+#include "mproc/error.h"
+#include "mproc/process.h"
+
+enum kind { KIND_CHILD, KIND_CURRENT, KIND_PARENT };
+
+struct mp_process {
+    enum kind kind;
+    mp_target target;
+    void *arg;
+    char *name;       /* malloc'd; never changes */
+    char *identity;   /* "1", "1:2": the path of counters that named this process */
+    bool daemon;
+    pid_t owner;      /* the process that created this handle */
+    pid_t pid;        /* 0 until started; under registry_lock */
+    int sentinel;     /* pidfd or pipe read end, -1 when none; under registry_lock */
+    int exitcode;     /* valid once reaped */
+    bool starting;    /* start claimed, fork in progress; under registry_lock */
+    bool reaped;      /* under registry_lock */
+    bool closed;      /* under registry_lock */
+    bool destroyed;   /* handle released while the child ran: free once reaped */
+    struct mp_process *prev, *next; /* registry links; under registry_lock */
+};
+
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static mp_process *registry;  /* started children not yet closed or destroyed */
+static unsigned child_counter; /* children created by this process; under registry_lock */
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+
+static mp_process current = {.kind = KIND_CURRENT, .name = "MainProcess", .identity = "", .sentinel = -1};
+static mp_process parent = {.kind = KIND_PARENT, .sentinel = -1};
+static bool have_parent;
+
+static void lock(void) { pthread_mutex_lock(&registry_lock); }
+static void unlock(void) { pthread_mutex_unlock(&registry_lock); }
+
+static void at_exit(void);
+
+static void init(void)
+{
+    /* Holding registry_lock across any fork() keeps the registry whole in the child. */
+    pthread_atfork(lock, unlock, unlock);
+    atexit(at_exit);
+}
+
+static void registry_insert(mp_process *p)
+{
+    p->prev = NULL;
+    p->next = registry;
+    if (registry != NULL)
+        registry->prev = p;
+    registry = p;
+}
+
+static void registry_remove(mp_process *p)
+{
+    if (p->prev != NULL)
+        p->prev->next = p->next;
+    else if (registry == p)
+        registry = p->next;
+    if (p->next != NULL)
+        p->next->prev = p->prev;
+    p->prev = p->next = NULL;
+}
+
+static int decode_status(int status)
+{
+    return WIFSIGNALED(status) ? -WTERMSIG(status) : WEXITSTATUS(status);
+}
+
+/* Reaps p if it has ended; true once reaped. Caller holds registry_lock. */
+static bool try_reap(mp_process *p)
+{
+    if (p->reaped)
+        return true;
+    int status;
+    pid_t r;
+    do
+        r = waitpid(p->pid, &status, WNOHANG);
+    while (r < 0 && errno == EINTR);
+    if (r == 0)
+        return false;
+    /* r < 0 (ECHILD): someone else's waitpid(-1) took the child and its status. */
+    p->exitcode = r == p->pid ? decode_status(status) : 255;
+    p->reaped = true;
+    return true;
+}
+
+static void free_process(mp_process *p)
+{
+    mp__close_fd(p->sentinel);
+    free(p->name);
+    free(p->identity);
+    free(p);
+}
+
+static int check_child(const mp_process *p)
+{
+    if (p->kind != KIND_CHILD || p->owner != getpid())
+        return MP_ECHILD;
+    if (p->closed)
+        return MP_ECLOSED;
+    if (p->pid == 0)
+        return MP_ENOTSTARTED;
+    return 0;
+}
+
+int mp_process_new(mp_process **out, mp_target target, void *arg, const mp_process_options *opt)
+{
+    if (out == NULL || target == NULL)
+        return MP_EINVAL;
+    *out = NULL;
+    pthread_once(&init_once, init);
+    mp_process *p = calloc(1, sizeof *p);
+    if (p == NULL)
+        return MP_ENOMEM;
+    lock();
+    unsigned n = ++child_counter;
+    unlock();
+    char id[256];
+    snprintf(id, sizeof id, "%s%s%u", current.identity, current.identity[0] ? ":" : "", n);
+    p->identity = strdup(id);
+    if (opt != NULL && opt->name != NULL) {
+        p->name = strdup(opt->name);
+    } else if (asprintf(&p->name, "Process-%s", id) < 0) {
+        p->name = NULL;
+    }
+    if (p->identity == NULL || p->name == NULL) {
+        free_process(p);
+        return MP_ENOMEM;
+    }
+    p->kind = KIND_CHILD;
+    p->target = target;
+    p->arg = arg;
+    p->daemon = opt != NULL && opt->daemon;
+    p->owner = getpid();
+    p->sentinel = -1;
+    *out = p;
+    return 0;
+}
+
+/* In the child, just after fork: become p. Never returns. */
+static _Noreturn void run_child(mp_process *p, pid_t parent_pid, int pipe_write_end)
+{
+    (void)pipe_write_end; /* held open until exit: the parent's sentinel */
+    registry = NULL;
+    child_counter = 0;
+    parent = (mp_process){.kind = KIND_PARENT, .name = current.name, .identity = current.identity,
+                          .daemon = current.daemon, .pid = parent_pid, .sentinel = -1};
+    have_parent = true;
+    /* Copies: the user may destroy p in the child. A failed strdup keeps p's. */
+    char *name = strdup(p->name), *identity = strdup(p->identity);
+    current = (mp_process){.kind = KIND_CURRENT, .name = name ? name : p->name,
+                           .identity = identity ? identity : p->identity,
+                           .daemon = p->daemon, .pid = getpid(), .sentinel = -1};
+    if (p->daemon) {
+        /* If the parent died before prctl, the signal would never come: check. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent_pid)
+            raise(SIGKILL);
+    }
+    exit(p->target(p->arg));
+}
+
+int mp_process_start(mp_process *p)
+{
+    if (p == NULL)
+        return MP_EINVAL;
+    if (p->kind != KIND_CHILD || p->owner != getpid())
+        return MP_ECHILD;
+    if (current.daemon)
+        return MP_EDAEMON;
+    lock();
+    int rc = p->closed ? MP_ECLOSED : (p->pid != 0 || p->starting) ? MP_EALREADY : 0;
+    if (rc == 0)
+        p->starting = true;
+    unlock();
+    if (rc != 0)
+        return rc;
+
+    int pipe_fds[2] = {-1, -1};
+    if (!mp__have_pidfd() && pipe2(pipe_fds, O_CLOEXEC) != 0) {
+        rc = -errno;
+        goto out_unclaim;
+    }
+    fflush(NULL);
+    pid_t parent_pid = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+        rc = -errno;
+        goto out_close_pipe;
+    }
+    if (pid == 0) {
+        mp__close_fd(pipe_fds[0]);
+        run_child(p, parent_pid, pipe_fds[1]);
+    }
+    mp__close_fd(pipe_fds[1]);
+    int sentinel = pipe_fds[0];
+    if (sentinel < 0) {
+        sentinel = mp__pidfd_open(pid);
+        if (sentinel < 0) { /* out of descriptors: do not leave an untracked child */
+            rc = sentinel;
+            kill(pid, SIGKILL);
+            while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+                ;
+            goto out_unclaim;
+        }
+    }
+    lock();
+    p->pid = pid;
+    p->sentinel = sentinel;
+    p->starting = false;
+    registry_insert(p);
+    unlock();
+    return 0;
+
+out_close_pipe:
+    mp__close_fd(pipe_fds[0]);
+    mp__close_fd(pipe_fds[1]);
+out_unclaim:
+    lock();
+    p->starting = false;
+    unlock();
+    return rc;
+}
+
+static int parent_sentinel(void)
+{
+    if (parent.sentinel < 0) {
+        int fd = mp__pidfd_open(parent.pid);
+        if (fd < 0)
+            return fd;
+        if (getppid() != parent.pid) { /* the parent died; the pid may be another's */
+            mp__close_fd(fd);
+            return MP_ESRCH;
+        }
+        parent.sentinel = fd;
+    }
+    return parent.sentinel;
+}
+
+static int join_parent(int timeout_ms)
+{
+    mp__deadline d;
+    if (mp__deadline_init(&d, timeout_ms) != 0)
+        return MP_EINVAL;
+    lock();
+    int fd = parent_sentinel();
+    unlock();
+    if (fd == MP_ESRCH)
+        return 0;
+    if (fd < 0)
+        return fd;
+    int rc = mp__poll_one(fd, POLLIN, &d, NULL);
+    return rc < 0 ? rc : 0;
+}
+
+int mp_process_join(mp_process *p, int timeout_ms)
+{
+    if (p == NULL || p->kind == KIND_CURRENT)
+        return MP_EINVAL;
+    if (p->kind == KIND_PARENT)
+        return join_parent(timeout_ms);
+    mp__deadline d;
+    if (mp__deadline_init(&d, timeout_ms) != 0)
+        return MP_EINVAL;
+    for (;;) {
+        lock();
+        int rc = check_child(p);
+        bool done = rc == 0 && try_reap(p);
+        int fd = p->sentinel;
+        unlock();
+        if (rc != 0)
+            return rc;
+        if (done)
+            return 0;
+        /* The sentinel stays open while we poll: close refuses a running child. */
+        rc = mp__poll_one(fd, POLLIN, &d, NULL);
+        if (rc < 0)
+            return rc;
+    }
+}
+
+bool mp_process_is_alive(mp_process *p)
+{
+    if (p == NULL)
+        return false;
+    if (p->kind == KIND_CURRENT)
+        return true;
+    if (p->kind == KIND_PARENT)
+        return getppid() == p->pid;
+    lock();
+    bool alive = check_child(p) == 0 && !try_reap(p);
+    unlock();
+    return alive;
+}
+
+pid_t mp_process_pid(const mp_process *p)
+{
+    if (p == NULL)
+        return 0;
+    return p->kind == KIND_CURRENT ? getpid() : p->pid;
+}
+
+const char *mp_process_name(const mp_process *p) { return p != NULL ? p->name : NULL; }
+
+bool mp_process_daemon(const mp_process *p) { return p != NULL && p->daemon; }
+
+int mp_process_exitcode(mp_process *p, int *exitcode)
+{
+    if (p == NULL || exitcode == NULL)
+        return MP_EINVAL;
+    if (p->kind != KIND_CHILD)
+        return MP_ENOTREADY;
+    lock();
+    int rc = check_child(p);
+    if (rc == 0)
+        rc = try_reap(p) ? 0 : MP_ENOTREADY;
+    if (rc == 0)
+        *exitcode = p->exitcode;
+    unlock();
+    return rc;
+}
+
+static int send_signal(mp_process *p, int sig)
+{
+    if (p == NULL)
+        return MP_EINVAL;
+    lock();
+    int rc = check_child(p);
+    if (rc == 0 && !try_reap(p)) {
+        /* Unreaped, so the pid is still ours even without a pidfd. */
+        rc = mp__have_pidfd() ? mp__pidfd_signal(p->sentinel, sig) : (kill(p->pid, sig) ? -errno : 0);
+        if (rc == MP_ESRCH) /* ended between the reap check and the signal */
+            rc = 0;
+    }
+    unlock();
+    return rc;
+}
+
+int mp_process_terminate(mp_process *p) { return send_signal(p, SIGTERM); }
+
+int mp_process_kill(mp_process *p) { return send_signal(p, SIGKILL); }
+
+int mp_process_sentinel(mp_process *p)
+{
+    if (p == NULL || p->kind == KIND_CURRENT)
+        return MP_EINVAL;
+    lock();
+    int rc = p->kind == KIND_PARENT ? parent_sentinel() : check_child(p);
+    if (rc == 0 && p->kind == KIND_CHILD)
+        rc = p->sentinel;
+    unlock();
+    return rc;
+}
+
+int mp_process_close(mp_process *p)
+{
+    if (p == NULL || p->kind != KIND_CHILD)
+        return MP_EINVAL;
+    if (p->owner != getpid())
+        return MP_ECHILD;
+    lock();
+    int rc = 0;
+    if (!p->closed) {
+        if (p->pid != 0 && !try_reap(p)) {
+            rc = MP_EBUSY;
+        } else {
+            if (p->pid != 0)
+                registry_remove(p);
+            mp__close_fd(p->sentinel);
+            p->sentinel = -1;
+            p->closed = true;
+        }
+    }
+    unlock();
+    return rc;
+}
+
+void mp_process_destroy(mp_process *p)
+{
+    if (p == NULL || p->kind != KIND_CHILD)
+        return;
+    if (p->owner != getpid()) { /* a copy inherited through fork: not ours to reap */
+        free_process(p);
+        return;
+    }
+    lock();
+    bool running = p->pid != 0 && !p->closed && !try_reap(p);
+    if (running)
+        p->destroyed = true; /* freed by whoever reaps it */
+    else if (p->pid != 0 && !p->closed)
+        registry_remove(p);
+    unlock();
+    if (!running)
+        free_process(p);
+}
+
+mp_process *mp_current_process(void) { return &current; }
+
+mp_process *mp_parent_process(void) { return have_parent ? &parent : NULL; }
+
+int mp_active_children(mp_process ***children)
+{
+    if (children != NULL)
+        *children = NULL;
+    lock();
+    size_t n = 0;
+    for (mp_process *p = registry, *next; p != NULL; p = next) {
+        next = p->next;
+        if (!try_reap(p)) {
+            n += !p->destroyed;
+        } else if (p->destroyed) {
+            registry_remove(p);
+            free_process(p);
+        }
+    }
+    int rc = (int)n;
+    if (children != NULL && n > 0) {
+        mp_process **list = malloc(n * sizeof *list);
+        if (list == NULL) {
+            rc = MP_ENOMEM;
+        } else {
+            size_t i = 0;
+            for (mp_process *p = registry; p != NULL; p = p->next)
+                if (!p->reaped && !p->destroyed)
+                    list[i++] = p;
+            rc = (int)i;
+            *children = list;
+        }
+    }
+    unlock();
+    return rc;
+}
+
+/* CPython's exit function: terminate daemon children, then join every child. */
+static void at_exit(void)
+{
+    lock();
+    for (mp_process *p = registry; p != NULL; p = p->next)
+        if (p->daemon && !try_reap(p))
+            kill(p->pid, SIGTERM);
+    unlock();
+    for (;;) {
+        mp_process *waiting = NULL;
+        lock();
+        for (mp_process *p = registry; p != NULL && waiting == NULL; p = p->next)
+            if (!try_reap(p))
+                waiting = p;
+        unlock();
+        if (waiting == NULL)
+            return;
+        mp_process_join(waiting, -1);
+    }
+}
+
+int mp_cpu_count(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}

@@ -1,0 +1,172 @@
+/* tests/harness.c — the runner behind TEST(): one test per process, with the
+ * leak checks described in harness.h. */
+#include <dirent.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define MAX_TESTS 512
+#define MAX_ENTRIES 1024
+
+struct test { const char *name; th_test_fn fn; };
+static struct test tests[MAX_TESTS];
+static int n_tests;
+const char *th_argv0;
+
+void th_register(const char *name, th_test_fn fn)
+{
+    if (n_tests == MAX_TESTS) {
+        fprintf(stderr, "harness: too many tests\n");
+        abort();
+    }
+    tests[n_tests++] = (struct test){name, fn};
+}
+
+void th_fail(const char *file, int line, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s:%d: [pid %d] ", file, line, (int)getpid());
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    fflush(NULL);
+    _exit(1);
+}
+
+uint64_t th_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+void th_sleep_ms(unsigned ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+}
+
+int th_fork(int (*fn)(void *), void *arg)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        th_fail(__FILE__, __LINE__, "fork failed");
+    if (pid == 0)
+        exit(fn(arg));
+    return pid;
+}
+
+int th_wait(int pid)
+{
+    int status;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR)
+            th_fail(__FILE__, __LINE__, "waitpid(%d) failed: %s", pid, strerror(errno));
+    return WIFSIGNALED(status) ? -WTERMSIG(status) : WEXITSTATUS(status);
+}
+
+/* Names in a directory, sorted; returns the count. */
+static int list_dir(const char *path, char names[][256], int max)
+{
+    int n = 0;
+    DIR *d = opendir(path);
+    if (d == NULL)
+        return 0;
+    int self = dirfd(d);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL && n < max) {
+        if (e->d_name[0] == '.')
+            continue;
+        if (strcmp(path, "/proc/self/fd") == 0 && atoi(e->d_name) == self)
+            continue;
+        snprintf(names[n++], 256, "%s", e->d_name);
+    }
+    closedir(d);
+    return n;
+}
+
+static bool contains(char names[][256], int n, const char *name)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(names[i], name) == 0)
+            return true;
+    return false;
+}
+
+static char fds_before[MAX_ENTRIES][256], fds_after[MAX_ENTRIES][256];
+static char shm_before[MAX_ENTRIES][256], shm_after[MAX_ENTRIES][256];
+
+static int run_one(const struct test *t)
+{
+    int n_fds = list_dir("/proc/self/fd", fds_before, MAX_ENTRIES);
+    int n_shm = list_dir("/dev/shm", shm_before, MAX_ENTRIES);
+    t->fn();
+    fflush(NULL);
+    int failures = 0;
+
+    siginfo_t si = {0};
+    if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) == 0) {
+        fprintf(stderr, "%s: left a child process behind (pid %d, %s)\n", t->name, (int)si.si_pid,
+                si.si_pid ? "zombie" : "still running");
+        failures++;
+    }
+    int n = list_dir("/proc/self/fd", fds_after, MAX_ENTRIES);
+    for (int i = 0; i < n; i++) {
+        if (contains(fds_before, n_fds, fds_after[i]))
+            continue;
+        char link[512], target[256] = "?";
+        snprintf(link, sizeof link, "/proc/self/fd/%.255s", fds_after[i]);
+        ssize_t len = readlink(link, target, sizeof target - 1);
+        target[len > 0 ? len : 0] = '\0';
+        fprintf(stderr, "%s: left descriptor %s open (%s)\n", t->name, fds_after[i], target);
+        failures++;
+    }
+    n = list_dir("/dev/shm", shm_after, MAX_ENTRIES);
+    for (int i = 0; i < n; i++) {
+        /* Only entries named for this process: tests run in parallel. */
+        char mine[64];
+        snprintf(mine, sizeof mine, "mptest-%d-", (int)getpid());
+        if (strncmp(shm_after[i], mine, strlen(mine)) == 0 && !contains(shm_before, n_shm, shm_after[i])) {
+            fprintf(stderr, "%s: left /dev/shm/%s behind\n", t->name, shm_after[i]);
+            failures++;
+        }
+    }
+    return failures == 0 ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+    th_argv0 = argv[0];
+    if (argc == 2 && strcmp(argv[1], "--list") == 0) {
+        for (int i = 0; i < n_tests; i++)
+            printf("%s\n", tests[i].name);
+        return 0;
+    }
+    if (argc == 2) {
+        for (int i = 0; i < n_tests; i++)
+            if (strcmp(tests[i].name, argv[1]) == 0)
+                return run_one(&tests[i]);
+        fprintf(stderr, "no test named %s\n", argv[1]);
+        return 2;
+    }
+    /* No argument: every test, each in a child of its own, for quick runs by hand. */
+    int failed = 0;
+    for (int i = 0; i < n_tests; i++) {
+        fflush(NULL);
+        pid_t pid = fork();
+        if (pid == 0)
+            _exit(run_one(&tests[i]));
+        int rc = th_wait(pid);
+        printf("%-50s %s\n", tests[i].name, rc == 0 ? "ok" : "FAILED");
+        failed += rc != 0;
+    }
+    printf("%d passed, %d failed\n", n_tests - failed, failed);
+    return failed != 0;
+}

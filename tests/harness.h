@@ -1,0 +1,87 @@
+/* tests/harness.h — the test runner every tests/test_*.c links with.
+ *
+ *     TEST(queue_get_times_out_when_empty) { ... CHECK_RC(MP_ETIMEDOUT, mp_queue_get(...)); }
+ *
+ * CMake finds each TEST(name) line and registers "<file>.<name>" with CTest, which
+ * runs `test_<file> <name>`: one test, one process, one time limit. After the test
+ * body returns, the runner fails the test if it left a child process (running or
+ * zombie), a descriptor that was not open before, or a new /dev/shm entry.
+ *
+ * A failed CHECK prints both sides and exits the process with status 1, so a
+ * CHECK in a forked helper child makes that child's exit code non-zero.
+ */
+#ifndef MPROC_TESTS_HARNESS_H
+#define MPROC_TESTS_HARNESS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mproc.h"
+
+typedef void (*th_test_fn)(void);
+void th_register(const char *name, th_test_fn fn);
+_Noreturn void th_fail(const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* The test binary's own path, for tests that run it again as a helper. */
+extern const char *th_argv0;
+
+#define TEST(name)                                                                  \
+    static void test_##name(void);                                                  \
+    __attribute__((constructor)) static void register_##name(void)                  \
+    {                                                                               \
+        th_register(#name, test_##name);                                            \
+    }                                                                               \
+    static void test_##name(void)
+
+#define CHECK(cond)                                                                 \
+    do {                                                                            \
+        if (!(cond))                                                                \
+            th_fail(__FILE__, __LINE__, "CHECK(%s) failed", #cond);                 \
+    } while (0)
+
+/* expr returns an mproc code; it must equal expected exactly. */
+#define CHECK_RC(expected, expr)                                                    \
+    do {                                                                            \
+        int th_e_ = (expected), th_g_ = (expr);                                     \
+        if (th_e_ != th_g_)                                                         \
+            th_fail(__FILE__, __LINE__, "%s: expected %s (%d), got %s (%d): %s", #expr, \
+                    mp_err_name(th_e_), th_e_, mp_err_name(th_g_), th_g_,           \
+                    mp_strerror(th_g_));                                            \
+    } while (0)
+
+#define CHECK_OK(expr) CHECK_RC(0, expr)
+
+#define CHECK_EQ(expected, actual)                                                  \
+    do {                                                                            \
+        long long th_e_ = (long long)(expected), th_g_ = (long long)(actual);       \
+        if (th_e_ != th_g_)                                                         \
+            th_fail(__FILE__, __LINE__, "%s: expected %lld, got %lld", #actual, th_e_, th_g_); \
+    } while (0)
+
+#define CHECK_STR(expected, actual)                                                 \
+    do {                                                                            \
+        const char *th_e_ = (expected), *th_g_ = (actual);                          \
+        if (th_g_ == NULL || strcmp(th_e_, th_g_) != 0)                             \
+            th_fail(__FILE__, __LINE__, "%s: expected \"%s\", got \"%s\"", #actual, th_e_, \
+                    th_g_ ? th_g_ : "(null)");                                      \
+    } while (0)
+
+/* Milliseconds of CLOCK_MONOTONIC, for tests that check that something waited. */
+uint64_t th_now_ms(void);
+
+/* Sleeps ms milliseconds, resuming after signals. */
+void th_sleep_ms(unsigned ms);
+
+/* Forks a child that runs fn(arg) and exit()s with its return value; returns the
+ * pid. For tests that need a raw child outside mp_process. */
+int th_fork(int (*fn)(void *), void *arg);
+
+/* Waits for pid and returns its exit status as mp_process would report it
+ * (exit code, or -signal). */
+int th_wait(int pid);
+
+#endif /* MPROC_TESTS_HARNESS_H */

@@ -1,0 +1,494 @@
+/* mp_process: CPython's Process in C. */
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+static int return_arg(void *arg) { return (int)(intptr_t)arg; }
+
+static int sleep_ms(void *arg)
+{
+    th_sleep_ms((unsigned)(intptr_t)arg);
+    return 0;
+}
+
+static int sleep_forever(void *arg)
+{
+    while (arg == NULL)
+        pause();
+    return 0;
+}
+
+static mp_process *started(mp_target fn, void *arg, const mp_process_options *opt)
+{
+    mp_process *p;
+    CHECK_OK(mp_process_new(&p, fn, arg, opt));
+    CHECK_OK(mp_process_start(p));
+    return p;
+}
+
+TEST(process_target_return_value_is_exit_code)
+{
+    mp_process *p = started(return_arg, (void *)(intptr_t)7, NULL);
+    CHECK_OK(mp_process_join(p, -1));
+    int code = -100;
+    CHECK_OK(mp_process_exitcode(p, &code));
+    CHECK_EQ(7, code);
+    CHECK(mp_process_pid(p) > 0);
+    CHECK(!mp_process_is_alive(p));
+    mp_process_destroy(p);
+}
+
+static int call_exit(void *arg)
+{
+    (void)arg;
+    exit(3);
+}
+
+TEST(process_exit_call_and_large_return_values)
+{
+    mp_process *p = started(call_exit, NULL, NULL);
+    CHECK_OK(mp_process_join(p, -1));
+    int code;
+    CHECK_OK(mp_process_exitcode(p, &code));
+    CHECK_EQ(3, code);
+    mp_process_destroy(p);
+    p = started(return_arg, (void *)(intptr_t)256, NULL); /* only the low 8 bits, as exit() */
+    CHECK_OK(mp_process_join(p, -1));
+    CHECK_OK(mp_process_exitcode(p, &code));
+    CHECK_EQ(0, code);
+    mp_process_destroy(p);
+}
+
+TEST(process_default_names_count_up)
+{
+    mp_process *a, *b, *c;
+    CHECK_OK(mp_process_new(&a, return_arg, NULL, NULL));
+    CHECK_OK(mp_process_new(&b, return_arg, NULL, &(mp_process_options){.name = "worker"}));
+    CHECK_OK(mp_process_new(&c, return_arg, NULL, NULL));
+    CHECK_STR("Process-1", mp_process_name(a));
+    CHECK_STR("worker", mp_process_name(b));
+    CHECK_STR("Process-3", mp_process_name(c));
+    CHECK(!mp_process_daemon(a));
+    mp_process_destroy(a);
+    mp_process_destroy(b);
+    mp_process_destroy(c);
+}
+
+static int check_identity(void *arg)
+{
+    pid_t parent_pid = (pid_t)(intptr_t)arg;
+    CHECK_STR("worker", mp_process_name(mp_current_process()));
+    CHECK_EQ(getpid(), mp_process_pid(mp_current_process()));
+    mp_process *parent = mp_parent_process();
+    CHECK(parent != NULL);
+    CHECK_STR("MainProcess", mp_process_name(parent));
+    CHECK_EQ(parent_pid, mp_process_pid(parent));
+    CHECK(mp_process_is_alive(parent));
+    CHECK(mp_process_is_alive(mp_current_process()));
+    /* A grandchild is named after its parent's identity. */
+    mp_process *g;
+    CHECK_OK(mp_process_new(&g, return_arg, NULL, NULL));
+    CHECK_STR("Process-1:1", mp_process_name(g));
+    mp_process_destroy(g);
+    return 42;
+}
+
+TEST(process_child_knows_itself_and_its_parent)
+{
+    CHECK_STR("MainProcess", mp_process_name(mp_current_process()));
+    CHECK_EQ(getpid(), mp_process_pid(mp_current_process()));
+    CHECK(mp_parent_process() == NULL);
+    mp_process *p = started(check_identity, (void *)(intptr_t)getpid(),
+                            &(mp_process_options){.name = "worker"});
+    CHECK_OK(mp_process_join(p, -1));
+    int code;
+    CHECK_OK(mp_process_exitcode(p, &code));
+    CHECK_EQ(42, code);
+    mp_process_destroy(p);
+}
+
+TEST(process_killed_by_signal_has_negative_exit_code)
+{
+    mp_process *p = started(sleep_forever, NULL, NULL);
+    CHECK(mp_process_is_alive(p));
+    int code;
+    CHECK_RC(MP_ENOTREADY, mp_process_exitcode(p, &code));
+    CHECK_OK(mp_process_kill(p));
+    CHECK_OK(mp_process_join(p, -1));
+    CHECK_OK(mp_process_exitcode(p, &code));
+    CHECK_EQ(-SIGKILL, code);
+    mp_process_destroy(p);
+}
+
+TEST(process_terminate_sends_sigterm)
+{
+    mp_process *p = started(sleep_forever, NULL, NULL);
+    CHECK_OK(mp_process_terminate(p));
+    CHECK_OK(mp_process_join(p, -1));
+    int code;
+    CHECK_OK(mp_process_exitcode(p, &code));
+    CHECK_EQ(-SIGTERM, code);
+    /* Signalling an ended child is a no-op. */
+    CHECK_OK(mp_process_terminate(p));
+    CHECK_OK(mp_process_kill(p));
+    mp_process_destroy(p);
+}
+
+TEST(process_join_times_out_on_long_child)
+{
+    mp_process *p = started(sleep_forever, NULL, NULL);
+    uint64_t t0 = th_now_ms();
+    CHECK_RC(MP_ETIMEDOUT, mp_process_join(p, 100));
+    CHECK(th_now_ms() - t0 >= 100);
+    CHECK_RC(MP_ETIMEDOUT, mp_process_join(p, 0));
+    CHECK(mp_process_is_alive(p));
+    CHECK_OK(mp_process_kill(p));
+    CHECK_OK(mp_process_join(p, 5000));
+    CHECK_OK(mp_process_join(p, 0)); /* joining again is fine */
+    mp_process_destroy(p);
+}
+
+static void on_alarm(int sig) { (void)sig; }
+
+TEST(process_join_resumes_after_a_signal)
+{
+    struct sigaction sa = {.sa_handler = on_alarm}; /* no SA_RESTART: poll sees EINTR */
+    sigaction(SIGALRM, &sa, NULL);
+    mp_process *p = started(sleep_ms, (void *)(intptr_t)300, NULL);
+    ualarm(50000, 0);
+    CHECK_OK(mp_process_join(p, -1));
+    mp_process_destroy(p);
+    /* A timed join keeps its deadline across the signal. */
+    p = started(sleep_forever, NULL, NULL);
+    ualarm(100000, 0);
+    uint64_t t0 = th_now_ms();
+    CHECK_RC(MP_ETIMEDOUT, mp_process_join(p, 300));
+    uint64_t waited = th_now_ms() - t0;
+    CHECK(waited >= 300 && waited < 3000);
+    CHECK_OK(mp_process_kill(p));
+    CHECK_OK(mp_process_join(p, -1));
+    mp_process_destroy(p);
+}
+
+TEST(process_misuse_returns_clear_codes)
+{
+    mp_process *p;
+    int code;
+    CHECK_RC(MP_EINVAL, mp_process_new(&p, NULL, NULL, NULL));
+    CHECK_RC(MP_EINVAL, mp_process_new(NULL, return_arg, NULL, NULL));
+    CHECK_OK(mp_process_new(&p, return_arg, NULL, NULL));
+    CHECK_RC(MP_ENOTSTARTED, mp_process_join(p, -1));
+    CHECK_RC(MP_ENOTSTARTED, mp_process_terminate(p));
+    CHECK_RC(MP_ENOTSTARTED, mp_process_kill(p));
+    CHECK_RC(MP_ENOTSTARTED, mp_process_exitcode(p, &code));
+    CHECK_RC(MP_ENOTSTARTED, mp_process_sentinel(p));
+    CHECK_EQ(0, mp_process_pid(p));
+    CHECK(!mp_process_is_alive(p));
+    CHECK_OK(mp_process_start(p));
+    CHECK_RC(MP_EALREADY, mp_process_start(p));
+    CHECK_RC(MP_EINVAL, mp_process_join(p, -2));
+    CHECK_RC(MP_EINVAL, mp_process_exitcode(p, NULL));
+    CHECK_OK(mp_process_join(p, -1));
+    CHECK_RC(MP_EINVAL, mp_process_join(mp_current_process(), 0));
+    CHECK_RC(MP_EINVAL, mp_process_join(NULL, 0));
+    CHECK_RC(MP_EINVAL, mp_process_start(NULL));
+    CHECK_RC(MP_EINVAL, mp_process_terminate(NULL));
+    CHECK_RC(MP_ECHILD, mp_process_start(mp_current_process()));
+    CHECK_RC(MP_ECHILD, mp_process_kill(mp_current_process()));
+    mp_process_destroy(p);
+    mp_process_destroy(NULL);
+}
+
+TEST(process_close_refuses_running_child_and_ends_the_handle)
+{
+    mp_process *p = started(sleep_forever, NULL, NULL);
+    CHECK_RC(MP_EBUSY, mp_process_close(p));
+    CHECK_OK(mp_process_kill(p));
+    CHECK_OK(mp_process_join(p, -1));
+    CHECK_OK(mp_process_close(p));
+    CHECK_OK(mp_process_close(p));
+    int code;
+    CHECK_RC(MP_ECLOSED, mp_process_join(p, 0));
+    CHECK_RC(MP_ECLOSED, mp_process_exitcode(p, &code));
+    CHECK_RC(MP_ECLOSED, mp_process_terminate(p));
+    CHECK_RC(MP_ECLOSED, mp_process_sentinel(p));
+    CHECK_RC(MP_ECLOSED, mp_process_start(p));
+    CHECK(!mp_process_is_alive(p));
+    mp_process_destroy(p);
+
+    CHECK_OK(mp_process_new(&p, return_arg, NULL, NULL)); /* never started */
+    CHECK_OK(mp_process_close(p));
+    CHECK_RC(MP_ECLOSED, mp_process_start(p));
+    mp_process_destroy(p);
+}
+
+TEST(process_sentinel_polls_with_other_descriptors)
+{
+    int fds[2];
+    CHECK(pipe(fds) == 0);
+    mp_process *p = started(sleep_ms, (void *)(intptr_t)100, NULL);
+    int s = mp_process_sentinel(p);
+    CHECK(s >= 0);
+    struct pollfd pfd[2] = {{.fd = fds[0], .events = POLLIN}, {.fd = s, .events = POLLIN}};
+    CHECK_EQ(0, poll(pfd, 2, 0));
+    CHECK_EQ(1, poll(pfd, 2, 10000));
+    CHECK(pfd[1].revents & (POLLIN | POLLHUP));
+    CHECK_EQ(0, pfd[0].revents);
+    CHECK_OK(mp_process_join(p, 0));
+    mp_process_destroy(p);
+    close(fds[0]);
+    close(fds[1]);
+}
+
+static int print_b(void *arg)
+{
+    (void)arg;
+    printf("B"); /* no newline: only the exit path can flush it */
+    return 0;
+}
+
+static int print_around_a_child(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    dup2(fd, STDOUT_FILENO); /* a pipe: stdout is fully buffered */
+    close(fd);
+    printf("A");
+    mp_process *p = started(print_b, NULL, NULL);
+    CHECK_OK(mp_process_join(p, -1));
+    mp_process_destroy(p);
+    printf("C");
+    fflush(stdout);
+    return 0;
+}
+
+TEST(process_stdio_is_flushed_before_fork_and_at_child_exit)
+{
+    int fds[2];
+    CHECK(pipe(fds) == 0);
+    int pid = th_fork(print_around_a_child, (void *)(intptr_t)fds[1]);
+    close(fds[1]);
+    char buf[16] = {0};
+    size_t n = 0;
+    ssize_t r;
+    while ((r = read(fds[0], buf + n, sizeof buf - 1 - n)) > 0)
+        n += (size_t)r;
+    close(fds[0]);
+    CHECK_EQ(0, th_wait(pid));
+    CHECK_STR("ABC", buf);
+}
+
+static int try_to_have_children(void *arg)
+{
+    (void)arg;
+    mp_process *p;
+    CHECK_OK(mp_process_new(&p, return_arg, NULL, NULL));
+    int rc = mp_process_start(p);
+    mp_process_destroy(p);
+    return rc == MP_EDAEMON ? 0 : 1;
+}
+
+TEST(process_daemon_may_not_create_children)
+{
+    mp_process *p = started(try_to_have_children, NULL, &(mp_process_options){.daemon = true});
+    CHECK(mp_process_daemon(p));
+    CHECK_OK(mp_process_join(p, -1));
+    int code;
+    CHECK_OK(mp_process_exitcode(p, &code));
+    CHECK_EQ(0, code);
+    mp_process_destroy(p);
+}
+
+struct family { int report_fd; bool die_abruptly; bool daemon; };
+
+/* The middle generation: starts a child that reports its pid, then exits. */
+static int parent_of_a_sleeper(void *arg)
+{
+    struct family *f = arg;
+    mp_process *p = started(sleep_forever, NULL, &(mp_process_options){.daemon = f->daemon});
+    pid_t pid = mp_process_pid(p);
+    CHECK(write(f->report_fd, &pid, sizeof pid) == sizeof pid);
+    if (f->die_abruptly)
+        raise(SIGKILL);
+    return 0; /* exit(): mproc terminates the daemon and joins it */
+}
+
+static pid_t run_family(struct family *f, int expect_middle)
+{
+    int fds[2];
+    CHECK(pipe(fds) == 0);
+    f->report_fd = fds[1];
+    int middle = th_fork(parent_of_a_sleeper, f);
+    close(fds[1]);
+    pid_t child = 0;
+    CHECK(read(fds[0], &child, sizeof child) == sizeof child);
+    close(fds[0]);
+    CHECK_EQ(expect_middle, th_wait(middle));
+    return child;
+}
+
+TEST(process_daemon_is_terminated_when_parent_exits)
+{
+    struct family f = {.daemon = true};
+    pid_t child = run_family(&f, 0);
+    /* The middle process joined it before exiting: it is gone, not orphaned. */
+    CHECK(kill(child, 0) != 0 && errno == ESRCH);
+}
+
+TEST(process_daemon_dies_with_a_parent_killed_abruptly)
+{
+    CHECK(prctl(PR_SET_CHILD_SUBREAPER, 1) == 0); /* orphans come to us */
+    struct family f = {.daemon = true, .die_abruptly = true};
+    pid_t child = run_family(&f, -SIGKILL);
+    CHECK_EQ(-SIGKILL, th_wait(child));
+}
+
+static int write_done_later(void *arg)
+{
+    th_sleep_ms(200);
+    CHECK(write((int)(intptr_t)arg, "done", 4) == 4);
+    return 0;
+}
+
+static int exit_with_running_child(void *arg)
+{
+    mp_process *p = started(write_done_later, arg, NULL);
+    (void)p;
+    return 0; /* exit() waits for the non-daemon child, as CPython does */
+}
+
+TEST(process_exit_waits_for_non_daemon_children)
+{
+    int fds[2];
+    CHECK(pipe2(fds, O_NONBLOCK) == 0);
+    CHECK_EQ(0, th_wait(th_fork(exit_with_running_child, (void *)(intptr_t)fds[1])));
+    char buf[8] = {0};
+    CHECK_EQ(4, read(fds[0], buf, sizeof buf));
+    CHECK_STR("done", buf);
+    close(fds[0]);
+    close(fds[1]);
+}
+
+TEST(process_active_children_lists_running_and_reaps_ended)
+{
+    CHECK_EQ(0, mp_active_children(NULL));
+    mp_process *quick = started(return_arg, NULL, NULL);
+    mp_process *slow = started(sleep_forever, NULL, NULL);
+    int s = mp_process_sentinel(quick);
+    CHECK_EQ(1, poll(&(struct pollfd){.fd = s, .events = POLLIN}, 1, 10000));
+    mp_process **kids;
+    CHECK_EQ(1, mp_active_children(&kids));
+    CHECK(kids[0] == slow);
+    free(kids);
+    /* quick was reaped by mp_active_children: its exit code is known. */
+    int code = -1;
+    CHECK_OK(mp_process_exitcode(quick, &code));
+    CHECK_EQ(0, code);
+    CHECK_OK(mp_process_kill(slow));
+    CHECK_OK(mp_process_join(slow, -1));
+    CHECK_EQ(0, mp_active_children(&kids));
+    CHECK(kids == NULL);
+    mp_process_destroy(quick);
+    mp_process_destroy(slow);
+}
+
+TEST(process_destroyed_while_running_is_reaped_later)
+{
+    mp_process *p = started(sleep_ms, (void *)(intptr_t)100, NULL);
+    pid_t pid = mp_process_pid(p);
+    mp_process_destroy(p);
+    CHECK_EQ(0, mp_active_children(NULL)); /* not listed: the handle is gone */
+    CHECK_EQ(0, kill(pid, 0));             /* but not killed */
+    th_sleep_ms(300);
+    CHECK_EQ(0, mp_active_children(NULL)); /* reaps it */
+    siginfo_t si;
+    CHECK(waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) != 0 && errno == ECHILD);
+}
+
+static mp_process *sibling;
+
+static int use_sibling(void *arg)
+{
+    (void)arg;
+    int rc = mp_process_join(sibling, 0);
+    return rc == MP_ECHILD ? 0 : 1;
+}
+
+TEST(process_handle_of_another_process_is_refused)
+{
+    sibling = started(sleep_forever, NULL, NULL);
+    mp_process *p = started(use_sibling, NULL, NULL);
+    CHECK_OK(mp_process_join(p, -1));
+    int code;
+    CHECK_OK(mp_process_exitcode(p, &code));
+    CHECK_EQ(0, code);
+    CHECK_OK(mp_process_kill(sibling));
+    CHECK_OK(mp_process_join(sibling, -1));
+    mp_process_destroy(p);
+    mp_process_destroy(sibling);
+}
+
+static void *join_in_thread(void *arg)
+{
+    return (void *)(intptr_t)mp_process_join(arg, -1);
+}
+
+TEST(process_join_from_several_threads)
+{
+    mp_process *p = started(sleep_ms, (void *)(intptr_t)100, NULL);
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++)
+        pthread_create(&t[i], NULL, join_in_thread, p);
+    for (int i = 0; i < 4; i++) {
+        void *rc;
+        pthread_join(t[i], &rc);
+        CHECK_OK((int)(intptr_t)rc);
+    }
+    int code;
+    CHECK_OK(mp_process_exitcode(p, &code));
+    CHECK_EQ(0, code);
+    mp_process_destroy(p);
+}
+
+static int wait_for_parent(void *arg)
+{
+    (void)arg;
+    mp_process *parent = mp_parent_process();
+    int s = mp_process_sentinel(parent);
+    CHECK(s >= 0);
+    CHECK_RC(MP_ETIMEDOUT, mp_process_join(parent, 50));
+    return 0;
+}
+
+TEST(process_child_can_watch_its_parent)
+{
+    mp_process *p = started(wait_for_parent, NULL, NULL);
+    CHECK_OK(mp_process_join(p, -1));
+    int code;
+    CHECK_OK(mp_process_exitcode(p, &code));
+    CHECK_EQ(0, code);
+    mp_process_destroy(p);
+}
+
+TEST(process_cpu_count_is_positive)
+{
+    CHECK(mp_cpu_count() >= 1);
+    CHECK_EQ(sysconf(_SC_NPROCESSORS_ONLN), mp_cpu_count());
+}
+
+TEST(process_many_starts_leave_nothing_behind)
+{
+    for (int i = 0; i < 200; i++) {
+        mp_process *p = started(return_arg, (void *)(intptr_t)(i & 0x7f), NULL);
+        CHECK_OK(mp_process_join(p, -1));
+        int code;
+        CHECK_OK(mp_process_exitcode(p, &code));
+        CHECK_EQ(i & 0x7f, code);
+        mp_process_destroy(p);
+    }
+}
