@@ -1,0 +1,17 @@
+#!/bin/sh
+# Runs every example in name order, each under a banner taken from the first line
+# of its source (a "/* NN_name.c — what it shows */" comment), with examples/ as
+# the working directory so examples can read the files shipped beside them.
+# Fails if any example fails. Usage: run_demo.sh <build>/examples
+bin=$(cd "${1:-build/examples}" && pwd) || exit 1
+cd "$(dirname "$0")" || exit 1
+status=0
+for c in *.c; do
+    name=${c%.c}
+    printf '\n=== %s\n' "$(head -n 1 "$c" | sed -e 's|^/\* *||' -e 's| *\*/$||')"
+    if ! "$bin/$name"; then
+        printf '!!! %s failed\n' "$name"
+        status=1
+    fi
+done
+exit $status
