@@ -4,11 +4,17 @@
  * released (a list guarded by registry_lock). Reaping happens only under
  * registry_lock, so exactly one thread turns a child's wait status into its exit
  * code, whichever of join, is_alive, exitcode or mp_active_children gets there
- * first. Blocking waits poll the child's sentinel outside the lock, then reap.
+ * first. Blocking waits happen outside the lock (waitid with WNOWAIT, which
+ * leaves the child unreaped, or poll on the sentinel), then reap under it.
+ * Because only the registry reaps, a child in the registry that is not marked
+ * reaped still owns its pid: kill() on it cannot reach another process.
  *
- * A child's sentinel is a pidfd where the kernel has them. Without pidfds it is the
- * read end of a pipe whose write end only the child holds: the pipe reports
- * hang-up when the child ends.
+ * A child's sentinel is a pidfd where the kernel has them, opened only when
+ * someone needs one (mp_process_sentinel, a timed join): most children are
+ * started and joined without it. Without pidfds it is the read end of a pipe
+ * whose write end only the child holds, made before fork; the pipe reports
+ * hang-up when the child ends. A sentinel asked for after the child was reaped is
+ * a pipe with no writer: readable at once, as the child has ended.
  *
  * fork() copies the registry into the child; the child empties its copy (those
  * are its siblings, not its children) and makes a fresh identity for itself.
@@ -38,7 +44,7 @@ struct mp_process {
     bool daemon;
     pid_t owner;      /* the process that created this handle */
     pid_t pid;        /* 0 until started; under registry_lock */
-    int sentinel;     /* pidfd or pipe read end, -1 when none; under registry_lock */
+    int sentinel;     /* pidfd or pipe read end, -1 until needed; under registry_lock */
     int exitcode;     /* valid once reaped */
     bool starting;    /* start claimed, fork in progress; under registry_lock */
     bool reaped;      /* under registry_lock */
@@ -55,6 +61,7 @@ static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static mp_process current = {.kind = KIND_CURRENT, .name = "MainProcess", .identity = "", .sentinel = -1};
 static mp_process parent = {.kind = KIND_PARENT, .sentinel = -1};
 static bool have_parent;
+static mp_process *self; /* in a child: the handle it was started from, never freed */
 
 static void lock(void) { pthread_mutex_lock(&registry_lock); }
 static void unlock(void) { pthread_mutex_unlock(&registry_lock); }
@@ -164,7 +171,13 @@ int mp_process_new(mp_process **out, mp_target target, void *arg, const mp_proce
     return 0;
 }
 
-/* In the child, just after fork: become p. Never returns. */
+/* exit(), called through a pointer: the pointer was resolved when the library was
+ * loaded, while a first call through the PLT would make every child resolve the
+ * symbol lazily again (and dirty its copy of the GOT). */
+static void (*const exit_now)(int) = exit;
+
+/* In the child, just after fork: become p. Never returns. Writes as few pages as
+ * it can: each page written is a copy-on-write fault. */
 static _Noreturn void run_child(mp_process *p, pid_t parent_pid, int pipe_write_end)
 {
     (void)pipe_write_end; /* held open until exit: the parent's sentinel */
@@ -173,18 +186,19 @@ static _Noreturn void run_child(mp_process *p, pid_t parent_pid, int pipe_write_
     parent = (mp_process){.kind = KIND_PARENT, .name = current.name, .identity = current.identity,
                           .daemon = current.daemon, .pid = parent_pid, .sentinel = -1};
     have_parent = true;
-    /* Copies: the user may destroy p in the child. A failed strdup keeps p's. */
-    char *name = strdup(p->name), *identity = strdup(p->identity);
-    current = (mp_process){.kind = KIND_CURRENT, .name = name ? name : p->name,
-                           .identity = identity ? identity : p->identity,
+    /* Shares p's strings: mp_process_destroy in the child does not free the handle
+     * the child is running as (see self). */
+    current = (mp_process){.kind = KIND_CURRENT, .name = p->name, .identity = p->identity,
                            .daemon = p->daemon, .pid = getpid(), .sentinel = -1};
+    self = p;
     if (p->daemon) {
         /* If the parent died before prctl, the signal would never come: check. */
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != parent_pid)
             raise(SIGKILL);
     }
-    exit(p->target(p->arg));
+    exit_now(p->target(p->arg));
+    abort(); /* not reached */
 }
 
 int mp_process_start(mp_process *p)
@@ -220,20 +234,9 @@ int mp_process_start(mp_process *p)
         run_child(p, parent_pid, pipe_fds[1]);
     }
     mp__close_fd(pipe_fds[1]);
-    int sentinel = pipe_fds[0];
-    if (sentinel < 0) {
-        sentinel = mp__pidfd_open(pid);
-        if (sentinel < 0) { /* out of descriptors: do not leave an untracked child */
-            rc = sentinel;
-            kill(pid, SIGKILL);
-            while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-                ;
-            goto out_unclaim;
-        }
-    }
     lock();
     p->pid = pid;
-    p->sentinel = sentinel;
+    p->sentinel = pipe_fds[0];
     p->starting = false;
     registry_insert(p);
     unlock();
@@ -247,6 +250,24 @@ out_unclaim:
     p->starting = false;
     unlock();
     return rc;
+}
+
+/* p's sentinel, opened now if need be. Caller holds registry_lock; p is started. */
+static int child_sentinel(mp_process *p)
+{
+    if (p->sentinel >= 0)
+        return p->sentinel;
+    if (!try_reap(p)) {
+        int fd = mp__pidfd_open(p->pid); /* unreaped: the pid is still p's */
+        if (fd >= 0)
+            p->sentinel = fd;
+        return fd;
+    }
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0)
+        return -errno;
+    mp__close_fd(fds[1]);
+    return p->sentinel = fds[0];
 }
 
 static int parent_sentinel(void)
@@ -280,6 +301,14 @@ static int join_parent(int timeout_ms)
     return rc < 0 ? rc : 0;
 }
 
+/* Blocks until pid has ended, without reaping it. */
+static void wait_ended(pid_t pid)
+{
+    siginfo_t si;
+    while (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT) != 0 && errno == EINTR)
+        ;
+}
+
 int mp_process_join(mp_process *p, int timeout_ms)
 {
     if (p == NULL || p->kind == KIND_CURRENT)
@@ -293,12 +322,19 @@ int mp_process_join(mp_process *p, int timeout_ms)
         lock();
         int rc = check_child(p);
         bool done = rc == 0 && try_reap(p);
-        int fd = p->sentinel;
+        int fd = -1;
+        if (rc == 0 && !done && (!d.forever || p->sentinel >= 0))
+            rc = fd = child_sentinel(p);
+        pid_t pid = p->pid;
         unlock();
-        if (rc != 0)
+        if (rc < 0)
             return rc;
         if (done)
             return 0;
+        if (fd < 0) { /* forever, and no sentinel to poll: the cheapest wait */
+            wait_ended(pid);
+            continue;
+        }
         /* The sentinel stays open while we poll: close refuses a running child. */
         rc = mp__poll_one(fd, POLLIN, &d, NULL);
         if (rc < 0)
@@ -353,12 +389,8 @@ static int send_signal(mp_process *p, int sig)
         return MP_EINVAL;
     lock();
     int rc = check_child(p);
-    if (rc == 0 && !try_reap(p)) {
-        /* Unreaped, so the pid is still ours even without a pidfd. */
-        rc = mp__have_pidfd() ? mp__pidfd_signal(p->sentinel, sig) : (kill(p->pid, sig) ? -errno : 0);
-        if (rc == MP_ESRCH) /* ended between the reap check and the signal */
-            rc = 0;
-    }
+    if (rc == 0 && !try_reap(p))
+        rc = kill(p->pid, sig) == 0 ? 0 : -errno; /* unreaped: the pid is still p's */
     unlock();
     return rc;
 }
@@ -374,7 +406,7 @@ int mp_process_sentinel(mp_process *p)
     lock();
     int rc = p->kind == KIND_PARENT ? parent_sentinel() : check_child(p);
     if (rc == 0 && p->kind == KIND_CHILD)
-        rc = p->sentinel;
+        rc = child_sentinel(p);
     unlock();
     return rc;
 }
@@ -407,7 +439,8 @@ void mp_process_destroy(mp_process *p)
     if (p == NULL || p->kind != KIND_CHILD)
         return;
     if (p->owner != getpid()) { /* a copy inherited through fork: not ours to reap */
-        free_process(p);
+        if (p != self)
+            free_process(p);
         return;
     }
     lock();
@@ -429,10 +462,13 @@ int mp_active_children(mp_process ***children)
 {
     if (children != NULL)
         *children = NULL;
+    pid_t me = getpid();
     lock();
     size_t n = 0;
     for (mp_process *p = registry, *next; p != NULL; p = next) {
         next = p->next;
+        if (p->owner != me) /* a parent's registry, copied by a plain fork() */
+            continue;
         if (!try_reap(p)) {
             n += !p->destroyed;
         } else if (p->destroyed) {
@@ -448,7 +484,7 @@ int mp_active_children(mp_process ***children)
         } else {
             size_t i = 0;
             for (mp_process *p = registry; p != NULL; p = p->next)
-                if (!p->reaped && !p->destroyed)
+                if (p->owner == me && !p->reaped && !p->destroyed)
                     list[i++] = p;
             rc = (int)i;
             *children = list;
@@ -458,19 +494,22 @@ int mp_active_children(mp_process ***children)
     return rc;
 }
 
-/* CPython's exit function: terminate daemon children, then join every child. */
+/* CPython's exit function: terminate daemon children, then join every child.
+ * Entries owned by another process are a parent's registry copied by a plain
+ * fork(): those children are not ours to signal or wait for. */
 static void at_exit(void)
 {
+    pid_t me = getpid();
     lock();
     for (mp_process *p = registry; p != NULL; p = p->next)
-        if (p->daemon && !try_reap(p))
+        if (p->owner == me && p->daemon && !try_reap(p))
             kill(p->pid, SIGTERM);
     unlock();
     for (;;) {
         mp_process *waiting = NULL;
         lock();
         for (mp_process *p = registry; p != NULL && waiting == NULL; p = p->next)
-            if (!try_reap(p))
+            if (p->owner == me && !try_reap(p))
                 waiting = p;
         unlock();
         if (waiting == NULL)

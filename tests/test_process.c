@@ -492,3 +492,31 @@ TEST(process_many_starts_leave_nothing_behind)
         mp_process_destroy(p);
     }
 }
+
+static int plain_fork_child_exits(void *arg)
+{
+    (void)arg;
+    return 0; /* exit(): must not touch the parent's children */
+}
+
+TEST(process_plain_fork_child_leaves_parents_children_alone)
+{
+    mp_process *p = started(sleep_forever, NULL, &(mp_process_options){.daemon = true});
+    CHECK_EQ(0, th_wait(th_fork(plain_fork_child_exits, NULL)));
+    CHECK(mp_process_is_alive(p)); /* not terminated by the plain child's exit */
+    CHECK_EQ(1, mp_active_children(NULL));
+    CHECK_OK(mp_process_kill(p));
+    CHECK_OK(mp_process_join(p, -1));
+    mp_process_destroy(p);
+}
+
+TEST(process_sentinel_after_the_child_was_reaped_is_readable)
+{
+    mp_process *p = started(return_arg, NULL, NULL);
+    CHECK_OK(mp_process_join(p, -1));
+    int s = mp_process_sentinel(p);
+    CHECK(s >= 0);
+    CHECK_EQ(1, poll(&(struct pollfd){.fd = s, .events = POLLIN}, 1, 0));
+    CHECK_EQ(s, mp_process_sentinel(p)); /* the same descriptor each time */
+    mp_process_destroy(p);
+}
