@@ -520,3 +520,25 @@ TEST(process_sentinel_after_the_child_was_reaped_is_readable)
     CHECK_EQ(s, mp_process_sentinel(p)); /* the same descriptor each time */
     mp_process_destroy(p);
 }
+
+/* Kernels before 5.3 have no pidfds: the sentinel is then a pipe held by the child. */
+TEST(process_works_without_pidfds)
+{
+    setenv("MPROC_NO_PIDFD", "1", 1); /* read once, at the first use: this process has not */
+    mp_process *p = started(sleep_forever, NULL, NULL);
+    int s = mp_process_sentinel(p);
+    CHECK(s >= 0);
+    CHECK_EQ(0, poll(&(struct pollfd){.fd = s, .events = POLLIN}, 1, 0));
+    CHECK_RC(MP_ETIMEDOUT, mp_process_join(p, 50));
+    CHECK_OK(mp_process_terminate(p));
+    CHECK_OK(mp_process_join(p, 10000));
+    int code;
+    CHECK_OK(mp_process_exitcode(p, &code));
+    CHECK_EQ(-SIGTERM, code);
+    mp_process_destroy(p);
+    p = started(return_arg, (void *)(intptr_t)5, NULL);
+    CHECK_OK(mp_process_join(p, -1));
+    CHECK_OK(mp_process_exitcode(p, &code));
+    CHECK_EQ(5, code);
+    mp_process_destroy(p);
+}
