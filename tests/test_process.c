@@ -24,6 +24,15 @@ static int sleep_forever(void *arg)
     return 0;
 }
 
+/* Joins p (which must end by itself) and returns its exit code. */
+static int joined_exitcode(mp_process *p)
+{
+    CHECK_OK(mp_process_join(p, -1));
+    int code = -1000;
+    CHECK_OK(mp_process_exitcode(p, &code));
+    return code;
+}
+
 static mp_process *started(mp_target fn, void *arg, const mp_process_options *opt)
 {
     mp_process *p;
@@ -35,10 +44,7 @@ static mp_process *started(mp_target fn, void *arg, const mp_process_options *op
 TEST(process_target_return_value_is_exit_code)
 {
     mp_process *p = started(return_arg, (void *)(intptr_t)7, NULL);
-    CHECK_OK(mp_process_join(p, -1));
-    int code = -100;
-    CHECK_OK(mp_process_exitcode(p, &code));
-    CHECK_EQ(7, code);
+    CHECK_EQ(7, joined_exitcode(p));
     CHECK(mp_process_pid(p) > 0);
     CHECK(!mp_process_is_alive(p));
     mp_process_destroy(p);
@@ -53,15 +59,10 @@ static int call_exit(void *arg)
 TEST(process_exit_call_and_large_return_values)
 {
     mp_process *p = started(call_exit, NULL, NULL);
-    CHECK_OK(mp_process_join(p, -1));
-    int code;
-    CHECK_OK(mp_process_exitcode(p, &code));
-    CHECK_EQ(3, code);
+    CHECK_EQ(3, joined_exitcode(p));
     mp_process_destroy(p);
     p = started(return_arg, (void *)(intptr_t)256, NULL); /* only the low 8 bits, as exit() */
-    CHECK_OK(mp_process_join(p, -1));
-    CHECK_OK(mp_process_exitcode(p, &code));
-    CHECK_EQ(0, code);
+    CHECK_EQ(0, joined_exitcode(p));
     mp_process_destroy(p);
 }
 
@@ -106,10 +107,7 @@ TEST(process_child_knows_itself_and_its_parent)
     CHECK(mp_parent_process() == NULL);
     mp_process *p = started(check_identity, (void *)(intptr_t)getpid(),
                             &(mp_process_options){.name = "worker"});
-    CHECK_OK(mp_process_join(p, -1));
-    int code;
-    CHECK_OK(mp_process_exitcode(p, &code));
-    CHECK_EQ(42, code);
+    CHECK_EQ(42, joined_exitcode(p));
     mp_process_destroy(p);
 }
 
@@ -120,9 +118,7 @@ TEST(process_killed_by_signal_has_negative_exit_code)
     int code;
     CHECK_RC(MP_ENOTREADY, mp_process_exitcode(p, &code));
     CHECK_OK(mp_process_kill(p));
-    CHECK_OK(mp_process_join(p, -1));
-    CHECK_OK(mp_process_exitcode(p, &code));
-    CHECK_EQ(-SIGKILL, code);
+    CHECK_EQ(-SIGKILL, joined_exitcode(p));
     mp_process_destroy(p);
 }
 
@@ -130,10 +126,7 @@ TEST(process_terminate_sends_sigterm)
 {
     mp_process *p = started(sleep_forever, NULL, NULL);
     CHECK_OK(mp_process_terminate(p));
-    CHECK_OK(mp_process_join(p, -1));
-    int code;
-    CHECK_OK(mp_process_exitcode(p, &code));
-    CHECK_EQ(-SIGTERM, code);
+    CHECK_EQ(-SIGTERM, joined_exitcode(p));
     /* Signalling an ended child is a no-op. */
     CHECK_OK(mp_process_terminate(p));
     CHECK_OK(mp_process_kill(p));
@@ -297,10 +290,7 @@ TEST(process_daemon_may_not_create_children)
 {
     mp_process *p = started(try_to_have_children, NULL, &(mp_process_options){.daemon = true});
     CHECK(mp_process_daemon(p));
-    CHECK_OK(mp_process_join(p, -1));
-    int code;
-    CHECK_OK(mp_process_exitcode(p, &code));
-    CHECK_EQ(0, code);
+    CHECK_EQ(0, joined_exitcode(p));
     mp_process_destroy(p);
 }
 
@@ -423,10 +413,7 @@ TEST(process_handle_of_another_process_is_refused)
 {
     sibling = started(sleep_forever, NULL, NULL);
     mp_process *p = started(use_sibling, NULL, NULL);
-    CHECK_OK(mp_process_join(p, -1));
-    int code;
-    CHECK_OK(mp_process_exitcode(p, &code));
-    CHECK_EQ(0, code);
+    CHECK_EQ(0, joined_exitcode(p));
     CHECK_OK(mp_process_kill(sibling));
     CHECK_OK(mp_process_join(sibling, -1));
     mp_process_destroy(p);
@@ -468,10 +455,7 @@ static int wait_for_parent(void *arg)
 TEST(process_child_can_watch_its_parent)
 {
     mp_process *p = started(wait_for_parent, NULL, NULL);
-    CHECK_OK(mp_process_join(p, -1));
-    int code;
-    CHECK_OK(mp_process_exitcode(p, &code));
-    CHECK_EQ(0, code);
+    CHECK_EQ(0, joined_exitcode(p));
     mp_process_destroy(p);
 }
 
@@ -537,8 +521,6 @@ TEST(process_works_without_pidfds)
     CHECK_EQ(-SIGTERM, code);
     mp_process_destroy(p);
     p = started(return_arg, (void *)(intptr_t)5, NULL);
-    CHECK_OK(mp_process_join(p, -1));
-    CHECK_OK(mp_process_exitcode(p, &code));
-    CHECK_EQ(5, code);
+    CHECK_EQ(5, joined_exitcode(p));
     mp_process_destroy(p);
 }
