@@ -1,0 +1,71 @@
+/* internal/sync.h — pieces the synchronization primitives share: the calling
+ * thread's ids without a system call, a liveness test for a process, the
+ * process-shared lock word behind Lock, RLock, Condition and Barrier, and futex
+ * waits cut into slices so that a waiter can look for dead peers.
+ *
+ * The lock word (a 32-bit futex word in shared memory):
+ *   0                       unlocked
+ *   pid                     locked by process pid, nobody sleeps on it
+ *   pid | MP__LOCK_WAITERS  locked, and someone may sleep on it: release must wake
+ * See lock.c for the protocol. */
+#ifndef MPROC_INTERNAL_SYNC_H
+#define MPROC_INTERNAL_SYNC_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "internal/util.h"
+
+#define MP__LOCK_WAITERS 0x80000000u
+#define MP__LOCK_PID_MASK 0x3fffffffu
+
+/* How long a waiter that must watch for dead peers sleeps before it looks again. */
+#define MP__DEATH_SLICE_MS 50
+
+/* The calling process's pid and the calling thread's tid, cached per thread and
+ * refreshed in the child after fork(): no system call after the first. */
+MP__HIDDEN pid_t mp__self_pid(void);
+MP__HIDDEN pid_t mp__self_tid(void);
+
+/* False once process pid has ended (a zombie counts as ended) or never existed.
+ * A pid reused by an unrelated process looks alive: pid reuse is not detected. */
+MP__HIDDEN bool mp__pid_alive(pid_t pid);
+
+/* Takes the lock word for the calling process. 0: taken; MP_EOWNERDEAD: taken
+ * from a holder that died; MP_ETIMEDOUT: the deadline passed (d NULL: do not
+ * block at all). Public acquires inline a first compare-and-swap before this. */
+MP__HIDDEN int mp__lockword_acquire(_Atomic uint32_t *w, const mp__deadline *d);
+
+/* Releases the lock word whoever holds it; wakes one sleeper if any.
+ * MP_EPERM when it was not locked. */
+MP__HIDDEN int mp__lockword_release(_Atomic uint32_t *w);
+
+/* The pid that holds the lock word, 0 when unlocked. */
+static inline pid_t mp__lockword_holder(_Atomic uint32_t *w)
+{
+    return (pid_t)(atomic_load_explicit(w, memory_order_relaxed) & MP__LOCK_PID_MASK);
+}
+
+/* Sleeps while *w == expected, at most slice_ms and at most until d.
+ * 0: woken or *w changed (the caller re-checks); MP_ETIMEDOUT: the slice or the
+ * deadline ended (mp__deadline_passed tells which). Signals are absorbed. */
+MP__HIDDEN int mp__futex_wait_slice(_Atomic uint32_t *w, uint32_t expected, const mp__deadline *d,
+                                    unsigned slice_ms);
+
+struct mp_lock;
+struct mp_rlock;
+
+/* The lock word inside a Lock (for Condition). */
+MP__HIDDEN _Atomic uint32_t *mp__lock_word(struct mp_lock *lock);
+
+/* For Condition: if the calling thread owns rl, frees it completely and stores
+ * its recursion count in *saved (0); else MP_EPERM. */
+MP__HIDDEN int mp__rlock_release_all(struct mp_rlock *rl, unsigned *saved);
+
+/* Takes rl back for the calling thread with the saved count, waiting forever.
+ * 0 or MP_EOWNERDEAD. */
+MP__HIDDEN int mp__rlock_restore(struct mp_rlock *rl, unsigned saved);
+
+#endif /* MPROC_INTERNAL_SYNC_H */

@@ -1,0 +1,255 @@
+/* lock.c — mp_lock, and the lock word that RLock, Condition and Barrier build on.
+ *
+ * The lock word is one 32-bit futex word in shared memory:
+ *   0                        unlocked
+ *   pid                      held by (some thread of) process pid; nobody sleeps
+ *   pid | MP__LOCK_WAITERS   held, and a waiter may be asleep in the kernel
+ * Pids fit in MP__LOCK_PID_MASK (the kernel caps pid_max at 2^22).
+ *
+ * Acquire: compare-and-swap 0 -> pid. That is the whole uncontended path: no
+ * system call (the pid comes from a per-thread cache). On failure the acquirer
+ * spins briefly, then sets the WAITERS bit (CAS v -> v|WAITERS) and sleeps with
+ * FUTEX_WAIT on the word expecting v|WAITERS; woken, it retries, now taking the
+ * word with CAS 0 -> pid|WAITERS, since other sleepers may remain and the next
+ * release must wake one of them (Drepper, "Futexes are tricky", mutex 2).
+ *
+ * Release: exchange the word with 0; if the old value had WAITERS, FUTEX_WAKE
+ * one sleeper. Only then does release enter the kernel. An old value of 0 means
+ * the lock was not held: MP_EPERM, and the word is unchanged (it was 0). Any
+ * process may release (Python's Lock is not owned), so release does not look at
+ * the pid.
+ *
+ * Holder death: the kernel's robust-futex list belongs to the C library, so it is
+ * not used. Instead a sleeper never sleeps longer than MP__DEATH_SLICE_MS; after
+ * each slice that ends without a wake-up (and before a try or a timed wait gives
+ * up) it asks whether the pid in the word is still alive. If that process has
+ * ended, it takes the word over with CAS v -> self|WAITERS (v the value it saw,
+ * holding the dead pid): exactly one waiter wins, the others see a new value and
+ * go on waiting. The winner returns MP_EOWNERDEAD. A holder that died inside
+ * release after clearing the word but before waking is covered too: sleepers
+ * wake at the end of their slice, see 0 and take the lock.
+ *
+ * Ordering: every CAS and the exchange are sequentially consistent, so what the
+ * holder wrote before release is visible to the next acquirer.
+ */
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "internal/arena.h"
+#include "internal/futex.h"
+#include "internal/pidfd.h"
+#include "internal/sync.h"
+#include "mproc/sync.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#define cpu_relax() __builtin_ia32_pause()
+#elif defined(__aarch64__)
+#define cpu_relax() __asm__ __volatile__("yield" ::: "memory")
+#else
+#define cpu_relax() ((void)0)
+#endif
+
+#define SPINS 100
+
+struct mp_lock {
+    _Atomic uint32_t word; /* the lock word: see above */
+    pid_t creator;         /* the process that may free it; set once at creation */
+};
+
+/* ---- who am I, who is alive ------------------------------------------------ */
+
+#define TLS __thread __attribute__((tls_model("initial-exec")))
+static TLS pid_t tls_pid; /* 0: not known yet in this thread */
+static TLS pid_t tls_tid;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+/* fork() copies the caller's thread, cache included: forget it in the child. */
+static void forget_ids(void) { tls_pid = tls_tid = 0; }
+static void install_atfork(void) { pthread_atfork(NULL, NULL, forget_ids); }
+
+static void fill_ids(void)
+{
+    pthread_once(&atfork_once, install_atfork); /* before the cache can be filled */
+    tls_pid = getpid();
+    tls_tid = (pid_t)syscall(SYS_gettid);
+}
+
+pid_t mp__self_pid(void)
+{
+    if (__builtin_expect(tls_pid == 0, 0))
+        fill_ids();
+    return tls_pid;
+}
+
+pid_t mp__self_tid(void)
+{
+    if (__builtin_expect(tls_tid == 0, 0))
+        fill_ids();
+    return tls_tid;
+}
+
+/* Without pidfds: kill(pid, 0) finds zombies alive, so look at /proc too. */
+static bool alive_by_proc(pid_t pid)
+{
+    if (kill(pid, 0) != 0 && errno == ESRCH)
+        return false;
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno != ENOENT;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    mp__close_fd(fd);
+    if (n <= 0)
+        return true;
+    buf[n] = '\0';
+    const char *paren = strrchr(buf, ')'); /* the name may itself hold ") " */
+    return paren == NULL || paren[1] == '\0' || (paren[2] != 'Z' && paren[2] != 'X');
+}
+
+bool mp__pid_alive(pid_t pid)
+{
+    if (pid <= 0)
+        return false;
+    int fd = mp__pidfd_open(pid);
+    if (fd == MP_ESRCH)
+        return false;
+    if (fd < 0)
+        return alive_by_proc(pid);
+    /* A pidfd polls readable once the process has ended, zombie or not. */
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    int n;
+    while ((n = poll(&p, 1, 0)) < 0 && errno == EINTR)
+        ;
+    mp__close_fd(fd);
+    return n == 0;
+}
+
+/* ---- the lock word --------------------------------------------------------- */
+
+static bool ts_before(const struct timespec *a, const struct timespec *b)
+{
+    return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
+}
+
+int mp__futex_wait_slice(_Atomic uint32_t *w, uint32_t expected, const mp__deadline *d, unsigned slice_ms)
+{
+    mp__deadline s;
+    mp__deadline_init(&s, (int)slice_ms);
+    if (!d->forever && ts_before(&d->at, &s.at))
+        s = *d;
+    for (;;) {
+        int rc = mp__futex_wait(w, expected, &s);
+        if (rc == MP_EINTR)
+            continue;
+        return rc == MP_ETIMEDOUT ? MP_ETIMEDOUT : 0;
+    }
+}
+
+/* If the holder recorded in v has ended, takes the word over (true). */
+static bool take_from_dead(_Atomic uint32_t *w, uint32_t v, uint32_t me)
+{
+    pid_t holder = (pid_t)(v & MP__LOCK_PID_MASK);
+    if (holder == 0 || (uint32_t)holder == me || mp__pid_alive(holder))
+        return false;
+    return atomic_compare_exchange_strong(w, &v, me | MP__LOCK_WAITERS);
+}
+
+int mp__lockword_acquire(_Atomic uint32_t *w, const mp__deadline *d)
+{
+    uint32_t me = (uint32_t)mp__self_pid();
+    uint32_t v = 0;
+    if (atomic_compare_exchange_strong(w, &v, me))
+        return 0;
+    if (d == NULL)
+        return take_from_dead(w, v, me) ? MP_EOWNERDEAD : MP_ETIMEDOUT;
+    for (int i = 0; i < SPINS && (v & MP__LOCK_WAITERS) == 0; i++) {
+        cpu_relax();
+        v = atomic_load_explicit(w, memory_order_relaxed);
+        if (v == 0 && atomic_compare_exchange_strong(w, &v, me))
+            return 0;
+    }
+    for (;;) {
+        v = atomic_load(w);
+        if (v == 0) {
+            if (atomic_compare_exchange_strong(w, &v, me | MP__LOCK_WAITERS))
+                return 0;
+            continue;
+        }
+        if ((v & MP__LOCK_WAITERS) == 0) {
+            if (!atomic_compare_exchange_strong(w, &v, v | MP__LOCK_WAITERS))
+                continue;
+            v |= MP__LOCK_WAITERS;
+        }
+        if (mp__futex_wait_slice(w, v, d, MP__DEATH_SLICE_MS) == MP_ETIMEDOUT) {
+            if (take_from_dead(w, v, me))
+                return MP_EOWNERDEAD;
+            if (mp__deadline_passed(d))
+                return MP_ETIMEDOUT;
+        }
+    }
+}
+
+int mp__lockword_release(_Atomic uint32_t *w)
+{
+    uint32_t old = atomic_exchange(w, 0);
+    if (old == 0)
+        return MP_EPERM;
+    if (old & MP__LOCK_WAITERS)
+        mp__futex_wake(w, 1);
+    return 0;
+}
+
+/* ---- mp_lock --------------------------------------------------------------- */
+
+int mp_lock_new(mp_lock **out, const mp_lock_options *opt)
+{
+    if (out == NULL || (opt != NULL && opt->reserved != 0))
+        return MP_EINVAL;
+    mp_lock *lock = mp__shm_alloc(sizeof *lock);
+    if (lock == NULL)
+        return MP_ENOMEM;
+    lock->creator = mp__self_pid();
+    *out = lock;
+    return 0;
+}
+
+int mp_lock_acquire(mp_lock *lock, int timeout_ms)
+{
+    if (lock == NULL || timeout_ms < -1)
+        return MP_EINVAL;
+    uint32_t v = 0;
+    if (__builtin_expect(atomic_compare_exchange_strong(&lock->word, &v, (uint32_t)mp__self_pid()), 1))
+        return 0;
+    if (timeout_ms == 0)
+        return mp__lockword_acquire(&lock->word, NULL);
+    mp__deadline d;
+    mp__deadline_init(&d, timeout_ms);
+    return mp__lockword_acquire(&lock->word, &d);
+}
+
+int mp_lock_release(mp_lock *lock)
+{
+    if (lock == NULL)
+        return MP_EINVAL;
+    return mp__lockword_release(&lock->word);
+}
+
+bool mp_lock_locked(mp_lock *lock)
+{
+    return lock != NULL && atomic_load(&lock->word) != 0;
+}
+
+void mp_lock_destroy(mp_lock *lock)
+{
+    if (lock != NULL && lock->creator == mp__self_pid())
+        mp__shm_free(lock);
+}
+
+_Atomic uint32_t *mp__lock_word(mp_lock *lock) { return &lock->word; }
