@@ -6,8 +6,9 @@
  *             at flag, -- after waking
  *
  * Set: exchange flag with 1; if it was 0 and nwaiters > 0, FUTEX_WAKE all.
- * Wait: if flag is 1, return. Else nwaiters++, then FUTEX_WAIT on flag
- * expecting 0 until flag is 1 or the deadline passes; nwaiters--.
+ * Wait: if flag is 1, return. Else spin briefly (MP__SPINS) watching flag,
+ * then nwaiters++ and FUTEX_WAIT on flag expecting 0 until flag is 1 or the
+ * deadline passes; nwaiters--.
  * Sequentially consistent operations on both sides ("flag then nwaiters" in
  * set, "nwaiters then flag" in wait) mean that either set sees the waiter and
  * wakes it, or the waiter (or the kernel's check inside FUTEX_WAIT) sees 1.
@@ -67,6 +68,11 @@ int mp_event_wait(mp_event *ev, int timeout_ms)
         return 0;
     if (timeout_ms == 0)
         return MP_ETIMEDOUT;
+    for (int i = 0; i < MP__SPINS; i++) {
+        mp__cpu_relax();
+        if (atomic_load(&ev->flag) != 0)
+            return 0;
+    }
     mp__deadline d;
     mp__deadline_init(&d, timeout_ms);
     int rc = MP_ETIMEDOUT;

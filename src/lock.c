@@ -47,16 +47,6 @@
 #include "internal/sync.h"
 #include "mproc/sync.h"
 
-#if defined(__x86_64__) || defined(__i386__)
-#define cpu_relax() __builtin_ia32_pause()
-#elif defined(__aarch64__)
-#define cpu_relax() __asm__ __volatile__("yield" ::: "memory")
-#else
-#define cpu_relax() ((void)0)
-#endif
-
-#define SPINS 100
-
 struct mp_lock {
     _Atomic uint32_t word; /* the lock word: see above */
     pid_t creator;         /* the process that may free it; set once at creation */
@@ -169,8 +159,8 @@ int mp__lockword_acquire(_Atomic uint32_t *w, const mp__deadline *d)
         return 0;
     if (d == NULL)
         return take_from_dead(w, v, me) ? MP_EOWNERDEAD : MP_ETIMEDOUT;
-    for (int i = 0; i < SPINS && (v & MP__LOCK_WAITERS) == 0; i++) {
-        cpu_relax();
+    for (int i = 0; i < MP__SPINS && (v & MP__LOCK_WAITERS) == 0; i++) {
+        mp__cpu_relax();
         v = atomic_load_explicit(w, memory_order_relaxed);
         if (v == 0 && atomic_compare_exchange_strong(w, &v, me))
             return 0;
