@@ -93,7 +93,7 @@ TEST(value_uses_a_given_lock_and_leaves_it_alive)
     CHECK(mp_value_get_lock(a) == r && mp_value_get_lock(b) == r);
     mp_value_destroy(a);
     CHECK_OK(mp_rlock_acquire(r, 0)); /* still usable */
-    int x = 1;
+    long long x = 1;
     CHECK_OK(mp_value_set(b, &x)); /* recursive: fine while we hold it */
     CHECK_OK(mp_rlock_release(r));
     mp_value_destroy(b);
