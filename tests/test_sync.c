@@ -1,9 +1,14 @@
 /* Lock, RLock, Semaphore, BoundedSemaphore, Condition, Event and Barrier:
  * behaviour across threads and processes, timeouts, misuse and peer death. */
 // TEST_TIMEOUT 120
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stddef.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -274,6 +279,54 @@ TEST(lock_timed_acquire_keeps_its_deadline_across_signals)
     CHECK(waited >= 300 && waited < 10000);
     CHECK_OK(mp_lock_release(l));
     mp_lock_destroy(l);
+}
+
+/* Kills the calling process at its next system call other than exit_group. */
+static void forbid_system_calls(void)
+{
+    struct sock_filter filter[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_exit_group, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
+    };
+    struct sock_fprog prog = {.len = sizeof filter / sizeof filter[0], .filter = filter};
+    CHECK(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0);
+    CHECK(syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) == 0);
+}
+
+static int uncontended_operations(void *arg)
+{
+    struct shared *s = arg;
+    /* Warm up: the first call of a thread caches its ids (getpid, gettid). */
+    mp_lock_acquire(s->lock, -1);
+    mp_lock_release(s->lock);
+    forbid_system_calls();
+    int bad = 0;
+    for (int i = 0; i < 1000; i++) {
+        bad |= mp_lock_acquire(s->lock, -1) | mp_lock_release(s->lock);
+        bad |= mp_lock_acquire(s->lock, 0) | mp_lock_release(s->lock);
+        bad |= mp_rlock_acquire(s->rlock, -1) | mp_rlock_acquire(s->rlock, 0);
+        bad |= mp_rlock_release(s->rlock) | mp_rlock_release(s->rlock);
+        bad |= mp_semaphore_acquire(s->sem, -1) | mp_semaphore_release(s->sem);
+        bad |= mp_event_set(s->go) | mp_event_wait(s->go, -1) | mp_event_clear(s->go);
+        bad |= mp_condition_acquire(s->cond, -1) | mp_condition_notify_all(s->cond);
+        bad |= mp_condition_release(s->cond);
+    }
+    syscall(SYS_exit_group, bad == 0 ? 0 : 1);
+    return 2;
+}
+
+TEST(uncontended_operations_make_no_system_call)
+{
+    struct shared *s = shared_new();
+    CHECK_OK(mp_lock_new(&s->lock, NULL));
+    CHECK_OK(mp_rlock_new(&s->rlock, NULL));
+    CHECK_OK(mp_semaphore_new(&s->sem, 1, NULL));
+    CHECK_OK(mp_condition_new(&s->cond, NULL));
+    /* A system call kills the child with SIGSYS. */
+    CHECK_EQ(0, th_wait(th_fork(uncontended_operations, s)));
+    shared_free(s);
 }
 
 /* ---- RLock --------------------------------------------------------------- */
