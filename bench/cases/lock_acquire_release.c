@@ -6,7 +6,7 @@
 #include "bench.h"
 #include "mproc.h"
 
-#define N 20000000
+#define N 50000000
 
 static double run_mproc(void)
 {

@@ -2,7 +2,7 @@
 import multiprocessing as mp
 import time
 
-N = 1000000
+N = 3000000
 
 if __name__ == "__main__":
     lock = mp.get_context("fork").Lock()

@@ -9,7 +9,7 @@
 #include "bench.h"
 #include "mproc.h"
 
-#define N 2000000
+#define N 10000000
 
 static void value_worker(mp_value *v)
 {

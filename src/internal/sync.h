@@ -21,9 +21,10 @@
 #define MP__LOCK_WAITERS 0x80000000u
 #define MP__LOCK_PID_MASK 0x3fffffffu
 
-/* How long a waiter spins before it sleeps in the kernel: a hand-off from a
- * process running on another CPU then costs no system call on either side.
- * Each round is one pause instruction (about 5-40 ns depending on the CPU). */
+/* How long an Event waiter spins before it sleeps in the kernel: a hand-off
+ * from a process running on another CPU then costs no system call on either
+ * side. Each round is one pause instruction (about 5-40 ns depending on the
+ * CPU). Locks do not spin (see lock.c). */
 #define MP__SPINS 100
 #if defined(__x86_64__) || defined(__i386__)
 #define mp__cpu_relax() __builtin_ia32_pause()
