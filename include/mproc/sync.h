@@ -245,7 +245,8 @@ MP_EXTERN void mp_event_destroy(mp_event *ev);
 typedef struct mp_barrier mp_barrier;
 
 /* Run by the last party to arrive, before the others are released, in that
- * party's process. Non-zero breaks the barrier. */
+ * party's process, while the barrier's internal lock is held: it must not call
+ * mp_barrier_* functions on the same barrier. Non-zero breaks the barrier. */
 typedef int (*mp_barrier_action)(void *arg);
 
 typedef struct mp_barrier_options {
