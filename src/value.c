@@ -54,33 +54,36 @@ static bool typecode_info(char tc, size_t *size, enum kind *kind)
     }
 }
 
-static int block_new(struct block **out, char tc, enum kind kind, size_t item_size, size_t length,
-                     const void *init, const mp_value_options *opt)
+/* The new block, or NULL with the error in *rc. */
+static struct block *block_new(int *rc, char tc, enum kind kind, size_t item_size, size_t length,
+                               const void *init, const mp_value_options *opt)
 {
-    if (out == NULL || length == 0 || item_size == 0 || item_size > MAX_ITEM_SIZE)
-        return MP_EINVAL;
+    *rc = MP_EINVAL;
+    if (length == 0 || item_size == 0 || item_size > MAX_ITEM_SIZE)
+        return NULL;
+    *rc = MP_ENOMEM;
     if (length > (SIZE_MAX / 2 - HEADER_SIZE) / item_size)
-        return MP_ENOMEM;
+        return NULL;
     struct block *b = mp__shm_alloc(HEADER_SIZE + item_size * length);
     if (b == NULL)
-        return MP_ENOMEM;
+        return NULL;
     *b = (struct block){.creator = mp__self_pid(), .typecode = tc, .kind = kind,
                         .item_size = item_size, .length = length};
     if (opt == NULL || !opt->no_lock) {
         b->lock = opt != NULL ? opt->lock : NULL;
         if (b->lock == NULL) {
-            int rc = mp_rlock_new(&b->lock, NULL);
-            if (rc != 0) {
+            *rc = mp_rlock_new(&b->lock, NULL);
+            if (*rc != 0) {
                 mp__shm_free(b);
-                return rc;
+                return NULL;
             }
             b->own_lock = true;
         }
     }
     if (init != NULL)
         memcpy(data_of(b), init, item_size * length);
-    *out = b;
-    return 0;
+    *rc = 0;
+    return b;
 }
 
 static void block_destroy(struct block *b)
@@ -110,14 +113,24 @@ int mp_value_new(mp_value **out, char typecode, const void *initial, const mp_va
 {
     size_t size;
     enum kind kind;
-    if (!typecode_info(typecode, &size, &kind))
+    if (out == NULL || !typecode_info(typecode, &size, &kind))
         return MP_EINVAL;
-    return block_new((struct block **)out, typecode, kind, size, 1, initial, opt);
+    int rc;
+    struct block *b = block_new(&rc, typecode, kind, size, 1, initial, opt);
+    if (b != NULL)
+        *out = (mp_value *)b;
+    return rc;
 }
 
 int mp_value_new_sized(mp_value **out, size_t size, const void *initial, const mp_value_options *opt)
 {
-    return block_new((struct block **)out, 0, KIND_BYTES, size, 1, initial, opt);
+    if (out == NULL)
+        return MP_EINVAL;
+    int rc;
+    struct block *b = block_new(&rc, 0, KIND_BYTES, size, 1, initial, opt);
+    if (b != NULL)
+        *out = (mp_value *)b;
+    return rc;
 }
 
 void *mp_value_ptr(mp_value *v) { return v != NULL ? data_of(&v->b) : NULL; }
@@ -226,15 +239,25 @@ int mp_array_new(mp_array **out, char typecode, size_t length, const void *init,
 {
     size_t size;
     enum kind kind;
-    if (!typecode_info(typecode, &size, &kind))
+    if (out == NULL || !typecode_info(typecode, &size, &kind))
         return MP_EINVAL;
-    return block_new((struct block **)out, typecode, kind, size, length, init, opt);
+    int rc;
+    struct block *b = block_new(&rc, typecode, kind, size, length, init, opt);
+    if (b != NULL)
+        *out = (mp_array *)b;
+    return rc;
 }
 
 int mp_array_new_sized(mp_array **out, size_t item_size, size_t length, const void *init,
                        const mp_value_options *opt)
 {
-    return block_new((struct block **)out, 0, KIND_BYTES, item_size, length, init, opt);
+    if (out == NULL)
+        return MP_EINVAL;
+    int rc;
+    struct block *b = block_new(&rc, 0, KIND_BYTES, item_size, length, init, opt);
+    if (b != NULL)
+        *out = (mp_array *)b;
+    return rc;
 }
 
 void *mp_array_ptr(mp_array *a) { return a != NULL ? data_of(&a->b) : NULL; }
