@@ -154,6 +154,14 @@ TEST(lock_may_be_released_by_another_process)
     shared_free(s);
 }
 
+static int release_lock_if_free(void *arg)
+{
+    struct shared *s = arg;
+    CHECK_OK(mp_lock_acquire(s->lock, 1000));
+    CHECK_OK(mp_lock_release(s->lock));
+    return 0;
+}
+
 static void *increment_thread(void *arg)
 {
     struct shared *s = arg;
@@ -239,6 +247,30 @@ TEST(lock_sleeping_waiter_gets_eownerdead_when_holder_is_killed)
     CHECK(mp_lock_locked(s->lock)); /* the waiter exited holding it */
     CHECK_RC(MP_EOWNERDEAD, mp_lock_acquire(s->lock, 0));
     CHECK_OK(mp_lock_release(s->lock));
+    shared_free(s);
+}
+
+static int sleep_on_lock(void *arg)
+{
+    struct shared *s = arg;
+    mp_event_set(s->go);
+    mp_lock_acquire(s->lock, -1);
+    return 1; /* never reached: killed while waiting */
+}
+
+TEST(lock_waiter_killed_while_sleeping_harms_nobody)
+{
+    struct shared *s = shared_new();
+    CHECK_OK(mp_lock_new(&s->lock, NULL));
+    CHECK_OK(mp_lock_acquire(s->lock, -1));
+    int pid = th_fork(sleep_on_lock, s);
+    CHECK_OK(mp_event_wait(s->go, 10000));
+    th_sleep_ms(50);
+    kill_and_reap(pid);
+    CHECK_OK(mp_lock_release(s->lock)); /* may wake nobody: fine */
+    CHECK_OK(mp_lock_acquire(s->lock, 0));
+    CHECK_OK(mp_lock_release(s->lock));
+    CHECK_EQ(0, th_wait(th_fork(release_lock_if_free, s)));
     shared_free(s);
 }
 
@@ -567,6 +599,30 @@ TEST(condition_wait_and_notify_need_the_lock)
     mp_rlock_destroy(r);
     CHECK_RC(MP_EINVAL, mp_condition_wait(NULL, 0));
     mp_condition_destroy(NULL);
+}
+
+static int condition_misuse_in_child(void *arg)
+{
+    struct shared *s = arg;
+    /* The parent process holds the Lock: this process does not. */
+    CHECK_RC(MP_EPERM, mp_condition_wait(s->cond, 0));
+    CHECK_RC(MP_EPERM, mp_condition_notify(s->cond, 1));
+    return 0;
+}
+
+TEST(condition_over_a_lock_needs_it_held_by_the_calling_process)
+{
+    struct shared *s = shared_new();
+    CHECK_OK(mp_lock_new(&s->lock, NULL));
+    CHECK_OK(mp_condition_new(&s->cond, &(mp_condition_options){.lock = s->lock}));
+    CHECK_OK(mp_condition_acquire(s->cond, -1));
+    CHECK(mp_lock_locked(s->lock));
+    CHECK_EQ(0, th_wait(th_fork(condition_misuse_in_child, s)));
+    CHECK_RC(MP_ETIMEDOUT, mp_condition_wait(s->cond, 10));
+    CHECK(mp_lock_locked(s->lock)); /* taken back */
+    CHECK_OK(mp_condition_release(s->cond));
+    CHECK(!mp_lock_locked(s->lock));
+    shared_free(s);
 }
 
 TEST(condition_wait_times_out_and_restores_rlock_levels)
