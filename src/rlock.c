@@ -15,17 +15,13 @@
  *
  * Holder death is detected on word exactly as for a Lock; the taker resets
  * owner_tid and count to its own.
+ *
+ * The struct is in internal/sync.h so that Value and Array can embed their
+ * default lock next to their data (creator 0: not freed by mp_rlock_destroy).
  */
 #include "internal/arena.h"
 #include "internal/sync.h"
 #include "mproc/sync.h"
-
-struct mp_rlock {
-    _Atomic uint32_t word;      /* lock word (lock.c): the owning process */
-    _Atomic pid_t owner_tid;    /* owning thread, 0 while free; written by the owner */
-    uint32_t count;             /* recursion levels; owner only */
-    pid_t creator;              /* the process that may free it; set once */
-};
 
 int mp_rlock_new(mp_rlock **out, const mp_rlock_options *opt)
 {

@@ -1,7 +1,7 @@
 /* value.c — mp_value and mp_array: typed storage in the shared arena.
  *
- * One arena block holds the header below and, 16-byte aligned after it, the
- * items. Everything in the header is set once at creation; the items are
+ * One arena block holds the header below (with the default RLock in it) and,
+ * 16-byte aligned after it, the items. Everything in the header is set once at creation; the items are
  * guarded by the RLock when the object has one (get/set/read/write take it),
  * by nothing for direct access through the pointer, and by the processor for
  * the atomic helpers. A Value is an Array of one item.
@@ -18,19 +18,21 @@
 enum kind { KIND_BYTES, KIND_SIGNED, KIND_UNSIGNED, KIND_FLOAT };
 
 struct block {
-    pid_t creator;      /* the process that may free it */
-    char typecode;      /* 0 when made by size */
-    bool own_lock;      /* lock was made for this object and dies with it */
-    enum kind kind;     /* how the atomic helpers read the items */
+    struct mp_rlock own_lock; /* the default lock, embedded: with the header in 48
+                                 bytes, a small value shares its cache line */
+    pid_t creator;            /* the process that may free it */
+    char typecode;            /* 0 when made by size */
+    unsigned char kind;       /* enum kind: how the atomic helpers read the items */
     size_t item_size;
     size_t length;
-    mp_rlock *lock;     /* NULL: lock=False */
+    mp_rlock *lock;           /* &own_lock, a given RLock, or NULL (lock=False) */
 };
 
 struct mp_value { struct block b; };
 struct mp_array { struct block b; };
 
 #define HEADER_SIZE ((sizeof(struct block) + DATA_ALIGN - 1) / DATA_ALIGN * DATA_ALIGN)
+_Static_assert(sizeof(void *) != 8 || HEADER_SIZE <= 48, "a small value shares the lock's cache line");
 
 static void *data_of(struct block *b) { return (char *)b + HEADER_SIZE; }
 
@@ -67,19 +69,10 @@ static struct block *block_new(int *rc, char tc, enum kind kind, size_t item_siz
     struct block *b = mp__shm_alloc(HEADER_SIZE + item_size * length);
     if (b == NULL)
         return NULL;
-    *b = (struct block){.creator = mp__self_pid(), .typecode = tc, .kind = kind,
+    *b = (struct block){.creator = mp__self_pid(), .typecode = tc, .kind = (unsigned char)kind,
                         .item_size = item_size, .length = length};
-    if (opt == NULL || !opt->no_lock) {
-        b->lock = opt != NULL ? opt->lock : NULL;
-        if (b->lock == NULL) {
-            *rc = mp_rlock_new(&b->lock, NULL);
-            if (*rc != 0) {
-                mp__shm_free(b);
-                return NULL;
-            }
-            b->own_lock = true;
-        }
-    }
+    if (opt == NULL || !opt->no_lock)
+        b->lock = opt != NULL && opt->lock != NULL ? opt->lock : &b->own_lock;
     if (init != NULL)
         memcpy(data_of(b), init, item_size * length);
     *rc = 0;
@@ -88,11 +81,8 @@ static struct block *block_new(int *rc, char tc, enum kind kind, size_t item_siz
 
 static void block_destroy(struct block *b)
 {
-    if (b == NULL || b->creator != mp__self_pid())
-        return;
-    if (b->own_lock)
-        mp_rlock_destroy(b->lock);
-    mp__shm_free(b);
+    if (b != NULL && b->creator == mp__self_pid())
+        mp__shm_free(b);
 }
 
 /* Copies under the lock; 0 or MP_EOWNERDEAD, as the lock said. */

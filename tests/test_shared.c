@@ -83,6 +83,22 @@ TEST(value_without_lock_has_none)
     mp_value_destroy(v);
 }
 
+TEST(value_default_lock_lives_and_dies_with_the_value)
+{
+    size_t before = mp__shm_bytes_in_use();
+    mp_value *v;
+    CHECK_OK(mp_value_new(&v, 'i', NULL, NULL));
+    mp_rlock *r = mp_value_get_lock(v);
+    mp_rlock_destroy(r); /* not the lock's to free: a no-op */
+    CHECK_OK(mp_rlock_acquire(r, 0));
+    CHECK_OK(mp_rlock_acquire(r, 0));
+    CHECK_EQ(2, mp_rlock_count(r));
+    CHECK_OK(mp_rlock_release(r));
+    CHECK_OK(mp_rlock_release(r));
+    mp_value_destroy(v);
+    CHECK_EQ(before, mp__shm_bytes_in_use());
+}
+
 TEST(value_uses_a_given_lock_and_leaves_it_alive)
 {
     mp_rlock *r;

@@ -70,7 +70,10 @@ MP_EXTERN void *mp_value_ptr(mp_value *v);
 MP_EXTERN char mp_value_typecode(const mp_value *v);
 MP_EXTERN size_t mp_value_size(const mp_value *v);
 
-/* The value's RLock; NULL when created with no_lock. */
+/* The value's RLock; NULL when created with no_lock. The default one lives in
+ * the value's own memory, next to the data (a small value shares its cache
+ * line): it is valid until the value is destroyed, and mp_rlock_destroy on it
+ * does nothing. */
 MP_EXTERN mp_rlock *mp_value_get_lock(mp_value *v);
 
 /* Copies the value out to / in from size bytes at out / in, holding the lock if
@@ -118,7 +121,8 @@ MP_EXTERN size_t mp_array_len(const mp_array *a);
 MP_EXTERN size_t mp_array_item_size(const mp_array *a);
 MP_EXTERN char mp_array_typecode(const mp_array *a);
 
-/* The array's RLock; NULL when created with no_lock. */
+/* The array's RLock; NULL when created with no_lock. As for a Value, the
+ * default one lives in the array's memory and dies with it. */
 MP_EXTERN mp_rlock *mp_array_get_lock(mp_array *a);
 
 /* Copy count items starting at index start out to / in from a buffer of count

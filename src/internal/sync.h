@@ -68,7 +68,15 @@ MP__HIDDEN int mp__futex_wait_slice(_Atomic uint32_t *w, uint32_t expected, cons
                                     unsigned slice_ms);
 
 struct mp_lock;
-struct mp_rlock;
+
+/* An RLock (rlock.c). A zeroed one is a free RLock; creator 0 marks one
+ * embedded in another object, which mp_rlock_destroy leaves alone. */
+struct mp_rlock {
+    _Atomic uint32_t word;      /* lock word (lock.c): the owning process */
+    _Atomic pid_t owner_tid;    /* owning thread, 0 while free; written by the owner */
+    uint32_t count;             /* recursion levels; owner only */
+    pid_t creator;              /* the process that may free it; 0 embedded; set once */
+};
 
 /* The lock word inside a Lock (for Condition). */
 MP__HIDDEN _Atomic uint32_t *mp__lock_word(struct mp_lock *lock);
