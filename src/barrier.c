@@ -16,7 +16,8 @@
  *   seq      futex word; bumped (under lock) at every change of state, and the
  *            waiters sleep on it (releasing lock first, as a condition variable)
  *   state    one of the above; under lock
- *   slots    one per party: the pid of each thread inside wait (0: free); the
+ *   slots    one per party: the process id (mp__self_id: pid and start time) of
+ *            each thread inside wait (0: free); the
  *            number of non-zero slots is the count of Python's Barrier. Under
  *            lock. A slot is claimed on arrival and freed on leaving.
  *
@@ -39,7 +40,7 @@
 enum { FILLING = 0, DRAINING = 1, RESETTING = -1, BROKEN = -2 };
 
 struct mp_barrier {
-    _Atomic uint32_t lock;     /* lock word guarding state and slots */
+    mp__lockword lock;         /* lock word (lock.c) guarding state and slots */
     _Atomic uint32_t seq;      /* futex word; bumped under lock at each state change */
     int32_t state;             /* FILLING, DRAINING, RESETTING or BROKEN; under lock */
     uint32_t parties;          /* set once */
@@ -47,14 +48,14 @@ struct mp_barrier {
     pid_t creator;             /* the process that may free it; set once */
     mp_barrier_action action;  /* set once; run in the last arriving party's process */
     void *action_arg;
-    pid_t slots[];             /* [parties]: pid of each party inside wait; under lock */
+    uint64_t slots[];          /* [parties]: mp__self_id of each party inside wait; under lock */
 };
 
 int mp_barrier_new(mp_barrier **out, int parties, const mp_barrier_options *opt)
 {
     if (out == NULL || parties < 1 || (opt != NULL && opt->timeout_ms < 0))
         return MP_EINVAL;
-    mp_barrier *b = mp__shm_alloc(sizeof *b + (size_t)parties * sizeof(pid_t));
+    mp_barrier *b = mp__shm_alloc(sizeof *b + (size_t)parties * sizeof b->slots[0]);
     if (b == NULL)
         return MP_ENOMEM;
     b->parties = (uint32_t)parties;
@@ -94,7 +95,7 @@ static void reap_dead(mp_barrier *b)
 {
     bool found = false;
     for (uint32_t i = 0; i < b->parties; i++) {
-        if (b->slots[i] != 0 && b->slots[i] != mp__self_pid() && !mp__pid_alive(b->slots[i])) {
+        if (b->slots[i] != 0 && b->slots[i] != mp__self_id() && !mp__id_alive(b->slots[i])) {
             b->slots[i] = 0;
             found = true;
         }
@@ -158,7 +159,7 @@ int mp_barrier_wait(mp_barrier *b, int timeout_ms)
     uint32_t slot = 0;
     while (b->slots[slot] != 0)
         slot++;
-    b->slots[slot] = mp__self_pid();
+    b->slots[slot] = mp__self_id();
 
     int rc = index;
     if ((uint32_t)index + 1 == b->parties) {

@@ -1,7 +1,7 @@
 /* rlock.c — mp_rlock: a recursive lock owned by one thread of one process.
  *
  * Shared state and who guards it:
- *   word       the lock word of lock.c: the owning process's pid (| WAITERS)
+ *   word       the lock word of lock.c: the owning process (| WAITERS)
  *   owner_tid  the owning thread's tid, 0 while free; written only by the owner,
  *              after taking word and before releasing it
  *   count      recursion levels; read and written only by the owner
@@ -17,7 +17,7 @@
  * owner_tid and count to its own.
  *
  * The struct is in internal/sync.h so that Value and Array can embed their
- * default lock next to their data (creator 0: not freed by mp_rlock_destroy).
+ * default lock next to their data (creator <= 0: not freed by mp_rlock_destroy).
  */
 #include "internal/arena.h"
 #include "internal/sync.h"
@@ -51,8 +51,8 @@ int mp_rlock_acquire(mp_rlock *rl, int timeout_ms)
 {
     if (rl == NULL || timeout_ms < -1)
         return MP_EINVAL;
-    uint32_t v = 0;
-    if (__builtin_expect(atomic_compare_exchange_strong(&rl->word, &v, (uint32_t)mp__self_pid()), 1)) {
+    uint64_t v = 0;
+    if (__builtin_expect(atomic_compare_exchange_strong(&rl->word, &v, mp__self_id()), 1)) {
         become_owner(rl, 1);
         return 0;
     }

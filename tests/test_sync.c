@@ -13,6 +13,7 @@
 
 #include "harness.h"
 #include "internal/arena.h"
+#include "internal/sync.h"
 
 /* Memory every process of a test shares (allocated before the forks). */
 struct shared {
@@ -27,6 +28,7 @@ struct shared {
     _Atomic int flag;
     _Atomic int results[16];
     int plain; /* guarded by the test's lock */
+    _Atomic uint64_t id;
     int n, m;
 };
 
@@ -271,6 +273,37 @@ TEST(lock_waiter_killed_while_sleeping_harms_nobody)
     CHECK_OK(mp_lock_acquire(s->lock, 0));
     CHECK_OK(mp_lock_release(s->lock));
     CHECK_EQ(0, th_wait(th_fork(release_lock_if_free, s)));
+    shared_free(s);
+}
+
+static int publish_id_and_sleep(void *arg)
+{
+    struct shared *s = arg;
+    atomic_store(&s->id, mp__self_id());
+    mp_event_set(s->ready);
+    for (;;)
+        pause();
+    return 0;
+}
+
+TEST(lock_holder_whose_pid_was_reused_is_taken_over)
+{
+    struct shared *s = shared_new();
+    CHECK_OK(mp_lock_new(&s->lock, NULL));
+    int pid = th_fork(publish_id_and_sleep, s);
+    CHECK_OK(mp_event_wait(s->ready, 10000));
+    uint64_t id = atomic_load(&s->id);
+    CHECK_EQ(pid, (pid_t)(id & MP__LOCK_PID_MASK));
+    CHECK(id >> 32 != 0); /* /proc gave a start time */
+    /* The live child, as recorded by itself, holds the lock: it stays held. */
+    atomic_store(mp__lock_word(s->lock), id);
+    CHECK_RC(MP_ETIMEDOUT, mp_lock_acquire(s->lock, 120));
+    CHECK_RC(MP_ETIMEDOUT, mp_lock_acquire(s->lock, 0));
+    /* An earlier process that had the same pid holds it: that one is dead. */
+    atomic_store(mp__lock_word(s->lock), id ^ ((uint64_t)1 << 40));
+    CHECK_RC(MP_EOWNERDEAD, mp_lock_acquire(s->lock, 10000));
+    CHECK_OK(mp_lock_release(s->lock));
+    kill_and_reap(pid);
     shared_free(s);
 }
 

@@ -43,10 +43,11 @@
  * death. A Barrier one of whose waiting parties dies breaks (MP_EBROKEN for the
  * others). Condition and Event waits are not told of deaths: give them a
  * timeout when the peer that would notify or set might die. A death is noticed
- * once the process has ended (also as an unreaped zombie); the pid is what
- * identifies the holder, so a holder whose pid the system has already given to a
- * new process is taken for alive. A thread that ends while holding a lock, in a
- * process that lives on, keeps the lock held (as in Python).
+ * once the process has ended (also as an unreaped zombie). A process is known
+ * by its pid and its start time (from /proc), so a holder whose pid the system
+ * has since given to a new process is still seen as dead. A thread that ends
+ * while holding a lock, in a process that lives on, keeps the lock held (as in
+ * Python).
  */
 #ifndef MPROC_SYNC_H
 #define MPROC_SYNC_H

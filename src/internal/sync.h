@@ -3,10 +3,11 @@
  * process-shared lock word behind Lock, RLock, Condition and Barrier, and futex
  * waits cut into slices so that a waiter can look for dead peers.
  *
- * The lock word (a 32-bit futex word in shared memory):
- *   0                       unlocked
- *   pid                     locked by process pid, nobody sleeps on it
- *   pid | MP__LOCK_WAITERS  locked, and someone may sleep on it: release must wake
+ * The lock word (64 bits in shared memory; its low half is the futex word):
+ *   0                                unlocked
+ *   tag << 32 | pid                  locked by process pid, nobody sleeps on it
+ *   tag << 32 | pid | WAITERS        locked, and someone may sleep on it
+ * tag identifies the holder's incarnation of pid (see mp__self_id).
  * See lock.c for the protocol. */
 #ifndef MPROC_INTERNAL_SYNC_H
 #define MPROC_INTERNAL_SYNC_H
@@ -20,6 +21,15 @@
 
 #define MP__LOCK_WAITERS 0x80000000u
 #define MP__LOCK_PID_MASK 0x3fffffffu
+
+typedef _Atomic uint64_t mp__lockword;
+
+/* The low half of a lock word, which futex calls wait and wake on. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+#define mp__lockword_futex(w) ((_Atomic uint32_t *)((char *)(w) + 4))
+#else
+#define mp__lockword_futex(w) ((_Atomic uint32_t *)(w))
+#endif
 
 /* How long an Event waiter spins before it sleeps in the kernel: a hand-off
  * from a process running on another CPU then costs no system call on either
@@ -42,21 +52,28 @@
 MP__HIDDEN pid_t mp__self_pid(void);
 MP__HIDDEN pid_t mp__self_tid(void);
 
-/* False once process pid has ended (a zombie counts as ended) or never existed.
- * A pid reused by an unrelated process looks alive: pid reuse is not detected. */
-MP__HIDDEN bool mp__pid_alive(pid_t pid);
+/* What a lock word holds for the calling process: tag << 32 | pid, where tag is
+ * the low 32 bits of the process's start time (clock ticks since boot, from
+ * /proc), or 0 where /proc cannot tell. A pid the system has reused for a new
+ * process comes with another start time. Cached like mp__self_pid. */
+MP__HIDDEN uint64_t mp__self_id(void);
+
+/* False once the process of id (tag << 32 | pid, as mp__self_id) has ended
+ * (a zombie counts as ended) or never existed, and also when pid now belongs to
+ * a process with another start time (tag 0: the pid alone decides). */
+MP__HIDDEN bool mp__id_alive(uint64_t id);
 
 /* Takes the lock word for the calling process. 0: taken; MP_EOWNERDEAD: taken
  * from a holder that died; MP_ETIMEDOUT: the deadline passed (d NULL: do not
  * block at all). Public acquires inline a first compare-and-swap before this. */
-MP__HIDDEN int mp__lockword_acquire(_Atomic uint32_t *w, const mp__deadline *d);
+MP__HIDDEN int mp__lockword_acquire(mp__lockword *w, const mp__deadline *d);
 
 /* Releases the lock word whoever holds it; wakes one sleeper if any.
  * MP_EPERM when it was not locked. */
-MP__HIDDEN int mp__lockword_release(_Atomic uint32_t *w);
+MP__HIDDEN int mp__lockword_release(mp__lockword *w);
 
 /* The pid that holds the lock word, 0 when unlocked. */
-static inline pid_t mp__lockword_holder(_Atomic uint32_t *w)
+static inline pid_t mp__lockword_holder(mp__lockword *w)
 {
     return (pid_t)(atomic_load_explicit(w, memory_order_relaxed) & MP__LOCK_PID_MASK);
 }
@@ -69,17 +86,18 @@ MP__HIDDEN int mp__futex_wait_slice(_Atomic uint32_t *w, uint32_t expected, cons
 
 struct mp_lock;
 
-/* An RLock (rlock.c). A zeroed one is a free RLock; creator 0 marks one
- * embedded in another object, which mp_rlock_destroy leaves alone. */
+/* An RLock (rlock.c). A zeroed one is a free RLock. creator <= 0 marks one
+ * embedded in another object, which mp_rlock_destroy leaves alone (that
+ * object may keep its own creator there, negated). */
 struct mp_rlock {
-    _Atomic uint32_t word;      /* lock word (lock.c): the owning process */
+    mp__lockword word;          /* lock word (lock.c): the owning process */
     _Atomic pid_t owner_tid;    /* owning thread, 0 while free; written by the owner */
     uint32_t count;             /* recursion levels; owner only */
-    pid_t creator;              /* the process that may free it; 0 embedded; set once */
+    pid_t creator;              /* the process that may free it; <= 0 embedded; set once */
 };
 
 /* The lock word inside a Lock (for Condition). */
-MP__HIDDEN _Atomic uint32_t *mp__lock_word(struct mp_lock *lock);
+MP__HIDDEN mp__lockword *mp__lock_word(struct mp_lock *lock);
 
 /* For Condition: if the calling thread owns rl, frees it completely and stores
  * its recursion count in *saved (0); else MP_EPERM. */
