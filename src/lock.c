@@ -65,17 +65,16 @@ struct mp_lock {
 
 /* ---- who am I, who is alive ------------------------------------------------ */
 
-#define TLS __thread __attribute__((tls_model("initial-exec")))
-static TLS uint64_t tls_id; /* mp__self_id; 0: not known yet in this thread */
-static TLS pid_t tls_tid;
+MP__TLS uint64_t mp__tls_id;
+MP__TLS pid_t mp__tls_tid;
 static _Atomic uint64_t process_id; /* mp__self_id of the process; 0: not read yet */
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
 /* fork() copies the caller's thread, caches included: forget them in the child. */
 static void forget_ids(void)
 {
-    tls_id = 0;
-    tls_tid = 0;
+    mp__tls_id = 0;
+    mp__tls_tid = 0;
     atomic_store(&process_id, 0);
 }
 
@@ -110,7 +109,7 @@ static uint32_t start_tag(pid_t pid, bool *gone)
     return p != NULL ? (uint32_t)strtoull(p + 1, NULL, 10) : 0;
 }
 
-static void fill_ids(void)
+void mp__fill_ids(void)
 {
     pthread_once(&atfork_once, install_atfork); /* before the caches can be filled */
     uint64_t id = atomic_load(&process_id);
@@ -120,24 +119,8 @@ static void fill_ids(void)
         id = (uint64_t)start_tag(pid, &gone) << 32 | (uint32_t)pid;
         atomic_store(&process_id, id);
     }
-    tls_id = id;
-    tls_tid = (pid_t)syscall(SYS_gettid);
-}
-
-uint64_t mp__self_id(void)
-{
-    if (__builtin_expect(tls_id == 0, 0))
-        fill_ids();
-    return tls_id;
-}
-
-pid_t mp__self_pid(void) { return (pid_t)(mp__self_id() & MP__LOCK_PID_MASK); }
-
-pid_t mp__self_tid(void)
-{
-    if (__builtin_expect(tls_tid == 0, 0))
-        fill_ids();
-    return tls_tid;
+    mp__tls_id = id;
+    mp__tls_tid = (pid_t)syscall(SYS_gettid);
 }
 
 /* Without pidfds: kill(pid, 0) finds zombies alive, so look at /proc too. */

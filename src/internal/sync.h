@@ -47,16 +47,34 @@ typedef _Atomic uint64_t mp__lockword;
 /* How long a waiter that must watch for dead peers sleeps before it looks again. */
 #define MP__DEATH_SLICE_MS 50
 
-/* The calling process's pid and the calling thread's tid, cached per thread and
- * refreshed in the child after fork(): no system call after the first. */
-MP__HIDDEN pid_t mp__self_pid(void);
-MP__HIDDEN pid_t mp__self_tid(void);
+/* Per-thread caches behind mp__self_id and mp__self_tid (lock.c); 0 until
+ * mp__fill_ids fills them, and again in the child after fork(). */
+#define MP__TLS __thread __attribute__((tls_model("initial-exec")))
+MP__HIDDEN extern MP__TLS uint64_t mp__tls_id;
+MP__HIDDEN extern MP__TLS pid_t mp__tls_tid;
+MP__HIDDEN void mp__fill_ids(void);
 
 /* What a lock word holds for the calling process: tag << 32 | pid, where tag is
  * the low 32 bits of the process's start time (clock ticks since boot, from
  * /proc), or 0 where /proc cannot tell. A pid the system has reused for a new
- * process comes with another start time. Cached like mp__self_pid. */
-MP__HIDDEN uint64_t mp__self_id(void);
+ * process comes with another start time. No system call after the first use in
+ * a thread. */
+static inline uint64_t mp__self_id(void)
+{
+    if (__builtin_expect(mp__tls_id == 0, 0))
+        mp__fill_ids();
+    return mp__tls_id;
+}
+
+/* The calling process's pid and the calling thread's tid, from the same caches. */
+static inline pid_t mp__self_pid(void) { return (pid_t)(mp__self_id() & MP__LOCK_PID_MASK); }
+
+static inline pid_t mp__self_tid(void)
+{
+    if (__builtin_expect(mp__tls_tid == 0, 0))
+        mp__fill_ids();
+    return mp__tls_tid;
+}
 
 /* False once the process of id (tag << 32 | pid, as mp__self_id) has ended
  * (a zombie counts as ended) or never existed, and also when pid now belongs to
