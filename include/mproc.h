@@ -5,6 +5,8 @@
 
 #include "mproc/error.h"
 #include "mproc/process.h"
+#include "mproc/shared.h"
+#include "mproc/sync.h"
 #include "mproc/version.h"
 
 #endif /* MPROC_H */
