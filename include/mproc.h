@@ -5,6 +5,8 @@
 
 #include "mproc/error.h"
 #include "mproc/process.h"
+#include "mproc/shlex.h"
+#include "mproc/subprocess.h"
 #include "mproc/version.h"
 
 #endif /* MPROC_H */
