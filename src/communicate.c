@@ -33,6 +33,7 @@ static int read_into(int fd, mp__buf *b)
             return MP_ENOMEM;
         b->data = d;
         b->cap = cap;
+        b->data[b->len] = '\0';
     }
     for (;;) {
         ssize_t n = read(fd, b->data + b->len, b->cap - b->len - 1);
