@@ -2,6 +2,7 @@
  * The child program is tests/helpers/subprocess_helper (see its roles there). */
 // TEST_TIMEOUT 120
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -945,4 +946,61 @@ TEST(large_output_is_captured_whole)
     CHECK(same);
     CHECK_EQ('\0', r.stdout_data[r.stdout_len]);
     mp_completed_process_free(&r);
+}
+
+/* ---- coexistence ------------------------------------------------------------ */
+
+static int exit_seven(void *arg)
+{
+    (void)arg;
+    return 7;
+}
+
+TEST(other_children_keep_their_status_and_no_sigchld_handler_is_installed)
+{
+    int other = th_fork(exit_seven, NULL);
+    siginfo_t si;
+    CHECK(waitid(P_PID, (id_t)other, &si, WEXITED | WNOWAIT) == 0); /* it has exited */
+    const char *argv[] = {helper(), "exit", "0", NULL};
+    for (int i = 0; i < 20; i++)
+        CHECK_OK(mp_call(argv, NULL, -1, NULL));
+    struct sigaction sa;
+    sigaction(SIGCHLD, NULL, &sa);
+    CHECK(sa.sa_handler == SIG_DFL);
+    CHECK_EQ(7, th_wait(other));
+}
+
+struct spawner {
+    const char *helper;
+    int failures;
+};
+
+static void *spawn_many(void *arg)
+{
+    struct spawner *s = arg;
+    for (int i = 0; i < 40; i++) {
+        char n[16];
+        snprintf(n, sizeof n, "%d", 1000 + i * 37);
+        const char *argv[] = {s->helper, "out", n, NULL};
+        mp_completed_process r;
+        if (mp_run(&r, argv, &(mp_run_options){.capture_output = true}) != 0 || r.returncode != 0 ||
+            r.stdout_len != (size_t)(1000 + i * 37) || r.stderr_len != 0)
+            s->failures++;
+        mp_completed_process_free(&r);
+    }
+    return NULL;
+}
+
+TEST(concurrent_spawns_from_threads_keep_their_pipes_apart)
+{
+    pthread_t t[4];
+    struct spawner s[4];
+    for (int i = 0; i < 4; i++) {
+        s[i] = (struct spawner){helper(), 0};
+        CHECK(pthread_create(&t[i], NULL, spawn_many, &s[i]) == 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        CHECK_EQ(0, s[i].failures);
+    }
 }
