@@ -353,6 +353,23 @@ TEST(non_executable_file_is_eacces)
     CHECK(no_children_left());
 }
 
+TEST(file_without_interpreter_line_is_enoexec)
+{
+    /* execvp would hand it to /bin/sh; Python (and mproc) report the error. */
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/mptest-%d-noshebang", (int)getpid());
+    make_file(path, "echo hi\n", 0755);
+    const char *argv[] = {path, NULL};
+    mp_popen *p;
+    CHECK_RC(MP_ENOEXEC, mp_popen_new(&p, argv, NULL));
+    char want[128];
+    snprintf(want, sizeof want, "Exec format error: '%s'", path);
+    CHECK_STR(want, mp_popen_message(p));
+    mp_popen_destroy(p);
+    unlink(path);
+    CHECK(no_children_left());
+}
+
 TEST(path_search_remembers_eacces_and_prefers_a_later_match)
 {
     char d1[64], d2[64], f1[96], f2[96], path[256];
