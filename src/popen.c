@@ -133,7 +133,7 @@ static char **merge_env(const char *const *base, const char *const *extra)
         for (size_t k = j + 1; k < ne && !later; k++)
             later = name_len(extra[k]) == name_len(extra[j]) &&
                     strncmp(extra[k], extra[j], name_len(extra[j])) == 0;
-        if (!later)
+        if (!later && strchr(extra[j], '=') != NULL) /* "NAME" alone unsets NAME */
             env[n++] = (char *)extra[j];
     }
     env[n] = NULL;

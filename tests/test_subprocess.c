@@ -531,6 +531,15 @@ TEST(env_extra_overrides_a_variable_of_env)
     mp_completed_process_free(&r);
 }
 
+TEST(env_extra_name_without_value_removes_the_variable)
+{
+    setenv("MPROC_TEST_GONE", "here", 1);
+    const char *extra[] = {"MPROC_TEST_GONE", NULL};
+    mp_completed_process r = run_helper("env", "MPROC_TEST_GONE", NULL, &(mp_run_options){.popen.env_extra = extra});
+    CHECK_STR("(unset)\n", r.stdout_data);
+    mp_completed_process_free(&r);
+}
+
 TEST(program_is_searched_on_the_path_of_env)
 {
     char path[4200];

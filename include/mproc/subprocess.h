@@ -23,8 +23,9 @@
  * other children's statuses. Do not reap mproc's children yourself
  * (waitpid(-1, ...)): their exit status would be lost (reported as 255).
  *
- * A mp_popen handle belongs to the process that created it and is used by one
- * thread at a time. Different handles may be used from different threads. Every
+ * A mp_popen handle belongs to the process that created it (in a forked child,
+ * wait, poll, communicate and signals return MP_ECHILD; destroy only closes the
+ * pipes) and is used by one thread at a time. Different handles may be used from different threads. Every
  * descriptor mproc creates is close-on-exec, so concurrent spawns from other
  * threads do not inherit each other's pipes.
  */
@@ -62,7 +63,8 @@ typedef struct mp_popen_options {
     const char *cwd;        /* directory of the child; NULL: the parent's */
     /* NULL-terminated "NAME=value" strings. env replaces the environment (an empty
      * array gives an empty one); env_extra adds to or overrides env, or the
-     * parent's environment when env is NULL (os.environ.copy() + update()). */
+     * parent's environment when env is NULL (os.environ.copy() + update()); an
+     * entry "NAME" without '=' in env_extra removes NAME. */
     const char *const *env;
     const char *const *env_extra;
     bool keep_fds;          /* close_fds=False: the child inherits every descriptor
