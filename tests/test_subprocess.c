@@ -4,7 +4,9 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1029,4 +1031,70 @@ TEST(concurrent_spawns_from_threads_keep_their_pipes_apart)
         pthread_join(t[i], NULL);
         CHECK_EQ(0, s[i].failures);
     }
+}
+
+/* In a forked child: 0, 1 and 2 are three files; the child's stdin, stdout and
+ * stderr are each permutation of them in turn (CPython's test_swap_fds). */
+static int permuted_stdio_child(void *arg)
+{
+    (void)arg;
+    static const int perms[6][3] = {{0, 1, 2}, {0, 2, 1}, {1, 0, 2}, {1, 2, 0}, {2, 0, 1}, {2, 1, 0}};
+    const char *argv[] = {"cat; echo err >&2", NULL};
+    for (int k = 0; k < 6; k++) {
+        const int *pm = perms[k];
+        for (int fd = 0; fd < 3; fd++) {
+            int m = memfd_create("mptest", MFD_CLOEXEC);
+            if (m < 0 || dup3(m, fd, O_CLOEXEC) < 0)
+                return 10;
+            close(m);
+        }
+        if (pwrite(pm[0], "in-data\n", 8, 0) != 8)
+            return 11;
+        mp_popen *p;
+        if (mp_popen_new(&p, argv, &(mp_popen_options){.shell = true, .stdin_mode = MP_FD, .stdin_fd = pm[0],
+                                                        .stdout_mode = MP_FD, .stdout_fd = pm[1],
+                                                        .stderr_mode = MP_FD, .stderr_fd = pm[2]}))
+            return 12;
+        int code = -1;
+        mp_popen_wait(p, -1, &code);
+        mp_popen_destroy(p);
+        char out[32] = {0}, err[32] = {0};
+        if (code != 0 || pread(pm[1], out, sizeof out - 1, 0) < 0 || pread(pm[2], err, sizeof err - 1, 0) < 0)
+            return 13;
+        if (strcmp(out, "in-data\n") != 0 || strcmp(err, "err\n") != 0)
+            return 20 + k;
+    }
+    return 0;
+}
+
+TEST(every_permutation_of_the_parent_stdio_reaches_the_right_stream)
+{
+    CHECK_EQ(0, th_wait(th_fork(permuted_stdio_child, NULL)));
+}
+
+static void on_alarm(int sig) { (void)sig; }
+
+TEST(communicate_and_wait_resume_after_signals)
+{
+    struct sigaction sa = {.sa_handler = on_alarm}, old; /* no SA_RESTART: syscalls get EINTR */
+    sigaction(SIGALRM, &sa, &old);
+    struct itimerval it = {{0, 20000}, {0, 20000}}, off = {{0, 0}, {0, 0}};
+    setitimer(ITIMER_REAL, &it, NULL);
+    const char *argv[] = {helper(), "partial", "400", NULL};
+    mp_popen *p;
+    CHECK_OK(mp_popen_new(&p, argv, &(mp_popen_options){.stdout_mode = MP_PIPE}));
+    char *out;
+    CHECK_OK(mp_popen_communicate(p, NULL, 0, 20000, &out, NULL, NULL, NULL));
+    CHECK_STR("part1\npart2\n", out);
+    free(out);
+    mp_popen_destroy(p);
+    const char *sleeper[] = {helper(), "sleep", "300", NULL};
+    CHECK_OK(mp_popen_new(&p, sleeper, &(mp_popen_options){.stdout_mode = MP_DEVNULL}));
+    int code = -1;
+    CHECK_RC(MP_ETIMEDOUT, mp_popen_wait(p, 100, &code));
+    CHECK_OK(mp_popen_wait(p, -1, &code));
+    CHECK_EQ(0, code);
+    mp_popen_destroy(p);
+    setitimer(ITIMER_REAL, &off, NULL);
+    sigaction(SIGALRM, &old, NULL);
 }
