@@ -96,10 +96,11 @@ typedef struct mp_popen_options {
  * MP_FD or pass_fds descriptor is not open; checked before anything starts), MP_ENOMEM,
  * MP_EMFILE, MP_EAGAIN (process limit); when the child failed before exec, the
  * negative errno of the failed step (MP_ENOENT, MP_EACCES, MP_ENOEXEC, MP_ENOTDIR,
- * ...) or MP_ESPAWN (preexec returned non-zero). In that last case only, *out is
- * still set to a handle with no process, whose mp_popen_message() says what
- * failed, e.g. "No such file or directory: 'nosuchcmd'": destroy it. On every
- * other error *out is NULL. */
+ * ...) or MP_ESPAWN (preexec returned non-zero). For these child-side failures
+ * only, *out is still set, to a handle without a process (the failed child was
+ * reaped) whose mp_popen_message() says what failed, e.g. "No such file or
+ * directory: 'nosuchcmd'": destroy it. On every other error *out is NULL.
+ * Thread-safe (spawns from several threads at once are fine); fork-safe. */
 MP_EXTERN int mp_popen_new(mp_popen **out, const char *const *argv, const mp_popen_options *opt);
 
 /* The message of a failed spawn, "" otherwise. Owned by p. */
