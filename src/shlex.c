@@ -1,4 +1,4 @@
-/* shlex.c — shlex.split (POSIX mode, whitespace_split), quote and join.
+/* shlex.c — shlex.split (whitespace_split; POSIX mode by default), quote and join.
  *
  * split is CPython's read_token state machine with the settings shlex.split uses:
  * whitespace " \t\r\n", quotes ' and ", escape \ (active outside quotes and inside
@@ -26,8 +26,11 @@ static const char *skip_line(const char *s)
 }
 
 /* Tokenizes s into buf (words separated by NULs). Returns the word count, or
- * MP_EINVAL with *why set. buf has room for strlen(s) * 2 + 1 bytes. */
-static int tokenize(const char *s, bool comments, char *buf, size_t *used, const char **why)
+ * MP_EINVAL with *why set. buf has room for strlen(s) * 2 + 1 bytes.
+ * Non-POSIX mode (CPython's posix=False): quotes stay in the word, a closing quote
+ * ends the word, backslash is an ordinary character, and a comment inside a word
+ * does not end it. */
+static int tokenize(const char *s, bool comments, bool posix, char *buf, size_t *used, const char **why)
 {
     enum state st = ST_SPACE, escaped_from = ST_WORD;
     char *tok = buf, *w = buf;
@@ -40,20 +43,20 @@ static int tokenize(const char *s, bool comments, char *buf, size_t *used, const
         bool emit = false, eof = false;
         switch (st) {
         case ST_SPACE:
-            if (c == '\0')
+            if (c == '\0') {
                 eof = true;
-            else if (is_space(c))
-                emit = w > tok || quoted;
-            else if (comments && c == '#')
+            } else if (is_space(c)) {
+                emit = true;
+            } else if (comments && c == '#') {
                 s = skip_line(s);
-            else if (c == '\\') {
+            } else if (posix && c == '\\') {
                 escaped_from = ST_WORD;
                 st = ST_ESCAPE;
-            } else if (c == '\'')
-                st = ST_SQUOTE;
-            else if (c == '"')
-                st = ST_DQUOTE;
-            else {
+            } else if (c == '\'' || c == '"') {
+                if (!posix)
+                    *w++ = c;
+                st = c == '\'' ? ST_SQUOTE : ST_DQUOTE;
+            } else {
                 *w++ = c;
                 st = ST_WORD;
             }
@@ -66,13 +69,20 @@ static int tokenize(const char *s, bool comments, char *buf, size_t *used, const
                     *why = "No closing quotation";
                 return MP_EINVAL;
             }
-            if (c == (st == ST_SQUOTE ? '\'' : '"'))
-                st = ST_WORD;
-            else if (st == ST_DQUOTE && c == '\\') {
+            if (c == (st == ST_SQUOTE ? '\'' : '"')) {
+                if (posix) {
+                    st = ST_WORD;
+                } else {
+                    *w++ = c;
+                    st = ST_SPACE;
+                    emit = true;
+                }
+            } else if (posix && st == ST_DQUOTE && c == '\\') {
                 escaped_from = ST_DQUOTE;
                 st = ST_ESCAPE;
-            } else
+            } else {
                 *w++ = c;
+            }
             break;
         case ST_ESCAPE:
             if (c == '\0') {
@@ -86,34 +96,37 @@ static int tokenize(const char *s, bool comments, char *buf, size_t *used, const
             st = escaped_from;
             break;
         case ST_WORD:
-            if (c == '\0')
+            if (c == '\0') {
                 eof = true;
-            else if (is_space(c)) {
+            } else if (is_space(c)) {
                 st = ST_SPACE;
-                emit = w > tok || quoted;
+                emit = true;
             } else if (comments && c == '#') {
                 s = skip_line(s);
-                st = ST_SPACE;
-                emit = w > tok || quoted;
-            } else if (c == '\'')
-                st = ST_SQUOTE;
-            else if (c == '"')
-                st = ST_DQUOTE;
-            else if (c == '\\') {
+                if (posix) {
+                    st = ST_SPACE;
+                    emit = true;
+                }
+            } else if (posix && (c == '\'' || c == '"')) {
+                st = c == '\'' ? ST_SQUOTE : ST_DQUOTE;
+            } else if (posix && c == '\\') {
                 escaped_from = ST_WORD;
                 st = ST_ESCAPE;
-            } else
+            } else {
                 *w++ = c;
+            }
             break;
         }
         if (eof)
-            emit = w > tok || quoted;
-        if (emit) {
+            emit = true;
+        /* Python emits a word when it has characters, or (POSIX) had quotes. */
+        if (emit && (w > tok || (posix && quoted))) {
             *w++ = '\0';
             tok = w;
-            quoted = false;
             n++;
         }
+        if (emit)
+            quoted = false;
         if (eof) {
             *used = (size_t)(w - buf);
             return n;
@@ -127,13 +140,13 @@ int mp_shlex_split(const char *s, int flags, char ***out, const char **why)
         *out = NULL;
     if (why != NULL)
         *why = NULL;
-    if (s == NULL || out == NULL || (flags & ~MP_SHLEX_COMMENTS) != 0)
+    if (s == NULL || out == NULL || (flags & ~(MP_SHLEX_COMMENTS | MP_SHLEX_NON_POSIX)) != 0)
         return MP_EINVAL;
     size_t len = strlen(s), used = 0;
     char *buf = malloc(len * 2 + 1);
     if (buf == NULL)
         return MP_ENOMEM;
-    int n = tokenize(s, flags & MP_SHLEX_COMMENTS, buf, &used, why);
+    int n = tokenize(s, flags & MP_SHLEX_COMMENTS, !(flags & MP_SHLEX_NON_POSIX), buf, &used, why);
     if (n < 0) {
         free(buf);
         return n;

@@ -1,5 +1,5 @@
 /* mproc/shlex.h — shell-like splitting and quoting, as CPython's shlex.split,
- * shlex.quote and shlex.join (POSIX mode, whitespace splitting).
+ * shlex.quote and shlex.join (whitespace splitting; POSIX mode unless asked).
  *
  *     char **argv;
  *     int n = mp_shlex_split("echo \"Hello World\"", 0, &argv, NULL);
@@ -22,9 +22,11 @@ extern "C" {
 #endif
 
 /* Flags of mp_shlex_split. */
-#define MP_SHLEX_COMMENTS 1 /* comments=True: '#' starts a comment to the end of the line */
+#define MP_SHLEX_COMMENTS 1  /* comments=True: '#' starts a comment to the end of the line */
+#define MP_SHLEX_NON_POSIX 2 /* posix=False: quotes are kept in the words, a closing
+                                quote ends a word, backslash is an ordinary character */
 
-/* shlex.split(s, comments, posix=True): splits s into words as a POSIX shell
+/* shlex.split(s, comments, posix): splits s into words as a POSIX shell
  * would (quotes, backslash escapes; no expansion). On success returns the number
  * of words and sets *out to a NULL-terminated array of them; the array and the
  * strings are one malloc'd block: free(*out) releases all.
