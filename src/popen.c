@@ -392,14 +392,18 @@ int mp_popen_stdin(const mp_popen *p) { return p != NULL ? p->fd_in : -1; }
 int mp_popen_stdout(const mp_popen *p) { return p != NULL ? p->fd_out : -1; }
 int mp_popen_stderr(const mp_popen *p) { return p != NULL ? p->fd_err : -1; }
 
-int mp_popen_close_stdin(mp_popen *p)
+static int close_end(mp_popen *p, int *fd)
 {
     if (p == NULL)
         return MP_EINVAL;
-    mp__close_fd(p->fd_in);
-    p->fd_in = -1;
+    mp__close_fd(*fd);
+    *fd = -1;
     return 0;
 }
+
+int mp_popen_close_stdin(mp_popen *p) { return close_end(p, p ? &p->fd_in : NULL); }
+int mp_popen_close_stdout(mp_popen *p) { return close_end(p, p ? &p->fd_out : NULL); }
+int mp_popen_close_stderr(mp_popen *p) { return close_end(p, p ? &p->fd_err : NULL); }
 
 /* ---- waiting and signals --------------------------------------------------- */
 

@@ -169,6 +169,29 @@ TEST(popen_pipes_can_be_streamed_directly)
     mp_popen_destroy(p);
 }
 
+TEST(pipeline_feeds_one_child_from_another)
+{
+    const char *producer[] = {helper(), "out", "100000", NULL};
+    const char *consumer[] = {"wc", "-c", NULL};
+    mp_popen *p1, *p2;
+    CHECK_OK(mp_popen_new(&p1, producer, &(mp_popen_options){.stdout_mode = MP_PIPE}));
+    CHECK_OK(mp_popen_new(&p2, consumer, &(mp_popen_options){.stdin_mode = MP_FD, .stdin_fd = mp_popen_stdout(p1),
+                                                             .stdout_mode = MP_PIPE}));
+    CHECK_OK(mp_popen_close_stdout(p1));
+    CHECK_EQ(-1, mp_popen_stdout(p1));
+    CHECK_OK(mp_popen_close_stdout(p1));
+    char *out;
+    CHECK_OK(mp_popen_communicate(p2, NULL, 0, -1, &out, NULL, NULL, NULL));
+    CHECK_EQ(100000, atoi(out));
+    free(out);
+    int code = -1;
+    CHECK_OK(mp_popen_wait(p1, -1, &code));
+    CHECK_EQ(0, code);
+    CHECK_RC(MP_EINVAL, mp_popen_close_stderr(NULL));
+    mp_popen_destroy(p1);
+    mp_popen_destroy(p2);
+}
+
 /* ---- communicate ----------------------------------------------------------- */
 
 TEST(communicate_moves_megabytes_both_ways_without_deadlock)

@@ -118,9 +118,13 @@ MP_EXTERN int mp_popen_stdin(const mp_popen *p);
 MP_EXTERN int mp_popen_stdout(const mp_popen *p);
 MP_EXTERN int mp_popen_stderr(const mp_popen *p);
 
-/* Closes the parent's end of the stdin pipe, so the child reads end-of-file.
+/* Close the parent's end of a pipe: p.stdin.close() (the child reads end-of-file),
+ * p.stdout.close() / p.stderr.close() (after handing the descriptor to another
+ * child, as in a pipeline; communicate then returns what was read before).
  * Closing again is a no-op returning 0. Errors: MP_EINVAL. */
 MP_EXTERN int mp_popen_close_stdin(mp_popen *p);
+MP_EXTERN int mp_popen_close_stdout(mp_popen *p);
+MP_EXTERN int mp_popen_close_stderr(mp_popen *p);
 
 /* poll(): reaps the child if it has ended and stores its returncode: the exit
  * status, or -N if signal N killed it. Never blocks.
