@@ -25,9 +25,11 @@
  *
  * A mp_popen handle belongs to the process that created it (in a forked child,
  * wait, poll, communicate and signals return MP_ECHILD; destroy only closes the
- * pipes) and is used by one thread at a time. Different handles may be used from different threads. Every
- * descriptor mproc creates is close-on-exec, so concurrent spawns from other
- * threads do not inherit each other's pipes.
+ * pipes) and is used by one thread at a time. Different handles may be used from
+ * different threads. Every descriptor mproc creates is close-on-exec, so
+ * concurrent spawns from other threads do not inherit each other's pipes. Without
+ * env / env_extra the child gets the caller's environ as it is at the spawn, as
+ * with posix_spawn: do not call setenv from another thread meanwhile.
  */
 #ifndef MPROC_SUBPROCESS_H
 #define MPROC_SUBPROCESS_H
@@ -128,14 +130,15 @@ MP_EXTERN int mp_popen_close_stderr(mp_popen *p);
 
 /* poll(): reaps the child if it has ended and stores its returncode: the exit
  * status, or -N if signal N killed it. Never blocks.
- * Errors: MP_ENOTREADY (still running), MP_EINVAL (NULL, or a failed spawn). */
+ * Errors: MP_ENOTREADY (still running), MP_EINVAL (NULL, or a failed spawn),
+ * MP_ECHILD (handle of another process). */
 MP_EXTERN int mp_popen_poll(mp_popen *p, int *returncode);
 
 /* wait(timeout): waits up to timeout_ms (-1: forever, 0: just check) for the
  * child to end, reaps it and stores its returncode (returncode may be NULL).
  * Waiting again after the end returns the same code at once. Does not read the
  * pipes: a child writing a lot to a MP_PIPE may block forever, use communicate.
- * Errors: MP_ETIMEDOUT (still running), MP_EINVAL. */
+ * Errors: MP_ETIMEDOUT (still running), MP_EINVAL, MP_ECHILD. */
 MP_EXTERN int mp_popen_wait(mp_popen *p, int timeout_ms, int *returncode);
 
 /* The returncode once the child has been reaped (by poll, wait, communicate).
@@ -144,7 +147,8 @@ MP_EXTERN int mp_popen_returncode(const mp_popen *p, int *returncode);
 
 /* send_signal(sig), terminate() (SIGTERM) and kill() (SIGKILL). Safe against pid
  * reuse (mproc reaps the child itself, through a pidfd where available); a no-op
- * returning 0 once the child has ended. Errors: MP_EINVAL (bad signal or handle). */
+ * returning 0 once the child has ended. Errors: MP_EINVAL (bad signal or handle),
+ * MP_ECHILD. */
 MP_EXTERN int mp_popen_send_signal(mp_popen *p, int sig);
 MP_EXTERN int mp_popen_terminate(mp_popen *p);
 MP_EXTERN int mp_popen_kill(mp_popen *p);
@@ -164,7 +168,7 @@ MP_EXTERN int mp_popen_kill(mp_popen *p);
  * skipped); the final call returns everything. The caller keeps input; it must stay
  * valid across resumed calls. The returncode is then available from
  * mp_popen_returncode. Errors: MP_ETIMEDOUT, MP_EINVAL (input without a stdin pipe,
- * timeout below -1), MP_ENOMEM, MP_EIO. */
+ * timeout below -1), MP_ECHILD, MP_ENOMEM, MP_EIO. */
 MP_EXTERN int mp_popen_communicate(mp_popen *p, const void *input, size_t input_len,
                                    int timeout_ms, char **out, size_t *out_len, char **err,
                                    size_t *err_len);
