@@ -6,6 +6,8 @@
 #include "mproc/error.h"
 #include "mproc/process.h"
 #include "mproc/shared.h"
+#include "mproc/shlex.h"
+#include "mproc/subprocess.h"
 #include "mproc/sync.h"
 #include "mproc/version.h"
 
