@@ -4,7 +4,9 @@
 #define MPROC_H
 
 #include "mproc/error.h"
+#include "mproc/connection.h"
 #include "mproc/process.h"
+#include "mproc/queue.h"
 #include "mproc/version.h"
 
 #endif /* MPROC_H */
