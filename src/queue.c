@@ -73,26 +73,34 @@
 #define MAX_RING ((size_t)1 << 30)
 #define HDR 8u
 #define SPIN 200
+#define YIELDS 20
 #define STREAM_POLL_MS 50
 #define NONBLOCK_GRACE_NS 200000000u
 
 enum { KIND_WHOLE = 1, KIND_BEGIN = 2, KIND_CONT = 3 };
 enum { Q_QUEUE, Q_SIMPLE, Q_JOINABLE };
 
+/* Each group on its own cache line: a line written by one side and read by the
+ * other moves between cores, so the words each side writes per message (its lock,
+ * its index) are kept apart from the words it only reads. */
 struct shared {
-    pthread_mutex_t put_lock;           /* robust, process-shared: the producer side */
-    pthread_mutex_t get_lock;           /* robust, process-shared: the consumer side */
-    uint32_t cap;                       /* ring bytes, power of two; constant */
-    uint32_t maxsize;                   /* message limit, 0: none; constant */
-    alignas(64) _Atomic uint64_t tail;  /* nput << 32 | tpos; under put_lock */
-    _Atomic uint32_t space_seq;         /* futex; bumped by consumers after a commit */
-    _Atomic uint32_t put_waiting;       /* put_lock holder sleeps on space_seq; under put_lock */
-    alignas(64) _Atomic uint64_t head;  /* nget << 32 | hpos; under get_lock */
-    _Atomic uint32_t data_seq;          /* futex; bumped by producers after a commit */
-    _Atomic uint32_t get_waiting;       /* get_lock holder sleeps on data_seq; under get_lock */
-    alignas(64) _Atomic uint32_t ndone; /* task_done count; CAS, never past nput */
-    _Atomic uint32_t join_waiters;      /* join callers sleeping on ndone; atomic add */
-    alignas(64) unsigned char ring[];   /* cap bytes of records */
+    uint32_t cap;                        /* ring bytes, power of two; constant */
+    uint32_t maxsize;                    /* message limit, 0: none; constant */
+    alignas(64) pthread_mutex_t put_lock; /* robust, process-shared: the producer side */
+    uint64_t head_seen;                  /* a past value of head (room is at least as
+                                            it says); under put_lock */
+    alignas(64) pthread_mutex_t get_lock; /* robust, process-shared: the consumer side */
+    uint64_t tail_seen;                  /* a past value of tail; under get_lock */
+    alignas(64) _Atomic uint64_t tail;   /* nput << 32 | tpos; under put_lock */
+    alignas(64) _Atomic uint64_t head;   /* nget << 32 | hpos; under get_lock */
+    alignas(64) _Atomic uint32_t data_seq; /* futex; bumped by the producer that clears get_waiting */
+    _Atomic uint32_t get_waiting;        /* set by the get_lock holder before it sleeps;
+                                            cleared by it or by the producer that wakes it */
+    alignas(64) _Atomic uint32_t space_seq; /* futex; bumped by the consumer that clears put_waiting */
+    _Atomic uint32_t put_waiting;        /* likewise for the put_lock holder */
+    alignas(64) _Atomic uint32_t ndone;  /* task_done count; CAS, never past nput */
+    _Atomic uint32_t join_waiters;       /* join callers sleeping on ndone; atomic add */
+    alignas(64) unsigned char ring[];    /* cap bytes of records */
 };
 
 struct mp_queue {
@@ -242,12 +250,21 @@ static uint64_t ring_header(const struct shared *s, uint32_t pos)
 
 /* ---- producer side ---- */
 
-static bool has_room(const struct shared *s, uint64_t tail, uint32_t need, bool counts)
+static bool room_against(const struct shared *s, uint64_t tail, uint64_t head, uint32_t need, bool counts)
 {
-    uint64_t head = atomic_load(&s->head);
     if (s->cap - (pos_of(tail) - pos_of(head)) < need)
         return false;
     return !counts || s->maxsize == 0 || cnt_of(tail) - cnt_of(head) < s->maxsize;
+}
+
+/* Checks against head_seen first, and reads the shared head only when that is not
+ * enough: head only moves forward, so an old value never overstates the room. */
+static bool has_room(struct shared *s, uint64_t tail, uint32_t need, bool counts)
+{
+    if (room_against(s, tail, s->head_seen, need, counts))
+        return true;
+    s->head_seen = atomic_load(&s->head);
+    return room_against(s, tail, s->head_seen, need, counts);
 }
 
 /* Waits (holding put_lock) until `need` ring bytes are free and, when counts, fewer
@@ -258,6 +275,11 @@ static int wait_room(struct shared *s, uint64_t tail, uint32_t need, bool counts
         if (has_room(s, tail, need, counts))
             return 0;
         cpu_relax();
+    }
+    for (int i = 0; i < YIELDS; i++) {
+        if (has_room(s, tail, need, counts))
+            return 0;
+        sched_yield();
     }
     for (;;) {
         atomic_store(&s->put_waiting, 1);
@@ -277,7 +299,7 @@ static int wait_room(struct shared *s, uint64_t tail, uint32_t need, bool counts
 static void commit_tail(struct shared *s, uint64_t tail)
 {
     atomic_store(&s->tail, tail);
-    if (atomic_load(&s->get_waiting)) {
+    if (atomic_load(&s->get_waiting) && atomic_exchange(&s->get_waiting, 0)) {
         atomic_fetch_add(&s->data_seq, 1);
         mp__futex_wake(&s->data_seq, INT32_MAX);
     }
@@ -337,7 +359,7 @@ static int queue_put(mp_queue *q, const void *buf, size_t len, int timeout_ms)
             rc = wait_room(s, tail, want, false, &d);
             if (rc != 0)
                 break;
-            uint32_t room = s->cap - (pos_of(tail) - pos_of(atomic_load(&s->head)));
+            uint32_t room = s->cap - (pos_of(tail) - pos_of(s->head_seen));
             size_t n = (room - HDR) & ~(size_t)7;
             if (n > left)
                 n = left;
@@ -370,7 +392,7 @@ static int done_one(struct shared *s)
 static void commit_head(struct shared *s, uint64_t head)
 {
     atomic_store(&s->head, head);
-    if (atomic_load(&s->put_waiting)) {
+    if (atomic_load(&s->put_waiting) && atomic_exchange(&s->put_waiting, 0)) {
         atomic_fetch_add(&s->space_seq, 1);
         mp__futex_wake(&s->space_seq, INT32_MAX);
     }
@@ -395,18 +417,31 @@ static bool stream_is_dead(struct shared *s, uint64_t head)
 /* Waits (holding get_lock) for a record at head. Inside a stream the caller's
  * deadline does not apply; instead every STREAM_POLL_MS the stream is checked for
  * a producer that went away: MP_ECONNRESET then. */
+static bool has_data(struct shared *s, uint64_t head)
+{
+    if (pos_of(s->tail_seen) != pos_of(head))
+        return true;
+    s->tail_seen = atomic_load(&s->tail);
+    return pos_of(s->tail_seen) != pos_of(head);
+}
+
 static int wait_data(struct shared *s, uint64_t head, const mp__deadline *d, bool in_stream)
 {
     for (int i = 0; i < SPIN; i++) {
-        if (pos_of(atomic_load(&s->tail)) != pos_of(head))
+        if (has_data(s, head))
             return 0;
         cpu_relax();
+    }
+    for (int i = 0; i < YIELDS; i++) {
+        if (has_data(s, head))
+            return 0;
+        sched_yield();
     }
     int rc = 0;
     for (;;) {
         atomic_store(&s->get_waiting, 1);
         uint32_t seq = atomic_load(&s->data_seq);
-        if (pos_of(atomic_load(&s->tail)) != pos_of(head))
+        if (has_data(s, head))
             break;
         if (in_stream) {
             if (stream_is_dead(s, head)) {
@@ -420,7 +455,7 @@ static int wait_data(struct shared *s, uint64_t head, const mp__deadline *d, boo
         }
         rc = mp__futex_wait(&s->data_seq, seq, d);
         if (rc == MP_ETIMEDOUT) {
-            if (pos_of(atomic_load(&s->tail)) != pos_of(head))
+            if (has_data(s, head))
                 rc = 0;
             break;
         }
