@@ -555,3 +555,16 @@ TEST(conn_pipe_works_across_fork_in_order)
     mp_conn_destroy(parent_end);
     mp_conn_destroy(child_end);
 }
+
+TEST(conn_wait_rejects_a_closed_descriptor)
+{
+    int fds[2];
+    CHECK(pipe2(fds, O_CLOEXEC) == 0);
+    close(fds[0]);
+    close(fds[1]);
+    mp_wait_object w = {.fd = fds[0]};
+    CHECK_RC(MP_EBADF, mp_wait(&w, 1, 0));
+    mp_wait_object neg = {.fd = -1};
+    CHECK_RC(MP_EINVAL, mp_wait(&neg, 1, 0));
+    CHECK_EQ(0, mp_wait(NULL, 0, 0));
+}

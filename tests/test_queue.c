@@ -949,3 +949,111 @@ TEST(joinable_queue_counts_a_dropped_stream_as_done)
     CHECK_OK(mp_joinable_queue_join(q, 0));
     mp_joinable_queue_destroy(q);
 }
+
+TEST(queue_ring_bytes_are_rounded_up_to_a_power_of_two)
+{
+    mp_queue *q = ring_queue(0, 5000); /* becomes 8192 */
+    char msg[64] = {0};
+    int n = 0;
+    while (mp_queue_put_nowait(q, msg, sizeof msg) == 0)
+        n++;
+    CHECK_EQ(8192 / (64 + 8), n);
+    mp_queue_destroy(q);
+    q = ring_queue(0, 1); /* at least 4 KiB */
+    n = 0;
+    while (mp_queue_put_nowait(q, msg, sizeof msg) == 0)
+        n++;
+    CHECK_EQ(4096 / (64 + 8), n);
+    mp_queue_destroy(q);
+}
+
+static int simple_big_producer(void *arg)
+{
+    mp_simple_queue *q = arg;
+    for (uint32_t i = 0; i < 3; i++) {
+        size_t len = 10 * RING + i;
+        void *m = make_msg(0, i, len);
+        for (size_t k = 0; k < sizeof(struct tag); k++)
+            ((unsigned char *)m)[k] = byte_at(0, i, k);
+        CHECK_OK(mp_simple_queue_put(q, m, len));
+        free(m);
+    }
+    return 0;
+}
+
+TEST(simple_queue_carries_messages_longer_than_its_ring)
+{
+    mp_simple_queue *q;
+    CHECK_OK(mp_simple_queue_new(&q, &(mp_queue_options){.ring_bytes = RING}));
+    int pid = th_fork(simple_big_producer, q);
+    for (uint32_t i = 0; i < 3; i++) {
+        void *m;
+        size_t len;
+        CHECK_OK(mp_simple_queue_get(q, &m, &len));
+        CHECK_EQ(10 * RING + i, len);
+        CHECK(pattern_ok(m, len, 0, i));
+        free(m);
+    }
+    CHECK_EQ(0, th_wait(pid));
+    mp_simple_queue_destroy(q);
+}
+
+TEST(queue_get_into_refuses_a_short_buffer_for_a_streamed_message)
+{
+    mp_queue *q = ring_queue(0, RING);
+    int pid = th_fork(produce_ring_sizes, q); /* sizes up to 3 * RING + 5 */
+    char *buf = malloc(4 * RING);
+    for (uint32_t i = 0; i < N_RING_SIZES; i++) {
+        size_t len = 0;
+        if (ring_sizes[i] > RING) {
+            CHECK_RC(MP_ETOOSHORT, mp_queue_get_into(q, buf, RING, &len, 10000));
+            CHECK_EQ(ring_sizes[i], len);
+        }
+        CHECK_OK(mp_queue_get_into(q, buf, 4 * RING, &len, 10000));
+        CHECK_EQ(ring_sizes[i], len);
+        CHECK(pattern_ok(buf, len, 0, i));
+    }
+    free(buf);
+    CHECK_EQ(0, th_wait(pid));
+    mp_queue_destroy(q);
+}
+
+static int joinable_consumer_process(void *arg)
+{
+    mp_joinable_queue *q = arg;
+    for (int i = 0; i < 50; i++) {
+        void *m;
+        size_t len;
+        CHECK_OK(mp_joinable_queue_get(q, &m, &len, -1));
+        free(m);
+        CHECK_OK(mp_joinable_queue_task_done(q));
+    }
+    return 0;
+}
+
+static int joiner_role(void *arg)
+{
+    mp_joinable_queue *q = arg;
+    CHECK_OK(mp_joinable_queue_join(q, 20000));
+    CHECK(mp_joinable_queue_empty(q));
+    return 0;
+}
+
+TEST(joinable_queue_join_waits_in_several_processes)
+{
+    mp_joinable_queue *q;
+    CHECK_OK(mp_joinable_queue_new(&q, 0, NULL));
+    for (int i = 0; i < 50; i++)
+        CHECK_OK(mp_joinable_queue_put(q, "t", 1, -1));
+    /* joiners in two other processes and here, one consumer finishing last */
+    int j1 = th_fork(joiner_role, q), j2 = th_fork(joiner_role, q);
+    th_sleep_ms(50);
+    CHECK_RC(MP_ETIMEDOUT, mp_joinable_queue_join(q, 0));
+    int c = th_fork(joinable_consumer_process, q);
+    CHECK_OK(mp_joinable_queue_join(q, 20000));
+    CHECK_EQ(0, th_wait(c));
+    CHECK_EQ(0, th_wait(j1));
+    CHECK_EQ(0, th_wait(j2));
+    mp_joinable_queue_destroy(q);
+}
+
