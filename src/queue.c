@@ -135,6 +135,18 @@ static inline uint32_t cnt_of(uint64_t w) { return (uint32_t)(w >> 32); }
 static inline uint64_t word(uint32_t cnt, uint32_t pos) { return (uint64_t)cnt << 32 | pos; }
 static inline uint64_t round8(uint64_t n) { return (n + 7) & ~(uint64_t)7; }
 
+/* mp__deadline_init without reading the clock for -1 and 0, the common cases of
+ * a hot path (a zero deadline at time 0 has always passed). */
+static int deadline_for(mp__deadline *d, int timeout_ms)
+{
+    if (timeout_ms == -1 || timeout_ms == 0) {
+        d->forever = timeout_ms == -1;
+        d->at = (struct timespec){0, 0};
+        return 0;
+    }
+    return mp__deadline_init(d, timeout_ms);
+}
+
 /* ---- creation ---- */
 
 static int queue_create(mp_queue **out, int kind, size_t maxsize, const mp_queue_options *opt)
@@ -331,7 +343,7 @@ static int queue_put(mp_queue *q, const void *buf, size_t len, int timeout_ms)
     if (q == NULL || (buf == NULL && len > 0))
         return MP_EINVAL;
     mp__deadline d;
-    int rc = mp__deadline_init(&d, timeout_ms);
+    int rc = deadline_for(&d, timeout_ms);
     if (rc != 0)
         return rc;
     if (atomic_load(&q->closed))
@@ -495,7 +507,7 @@ static void dest_drop(struct dest *dst)
 static int queue_get(mp_queue *q, struct dest *dst, int timeout_ms)
 {
     mp__deadline d;
-    int rc = mp__deadline_init(&d, timeout_ms);
+    int rc = deadline_for(&d, timeout_ms);
     if (rc != 0)
         return rc;
     if (atomic_load(&q->closed))
@@ -749,7 +761,7 @@ int mp_joinable_queue_join(mp_joinable_queue *q, int timeout_ms)
     if (q == NULL)
         return MP_EINVAL;
     mp__deadline d;
-    int rc = mp__deadline_init(&d, timeout_ms);
+    int rc = deadline_for(&d, timeout_ms);
     if (rc != 0)
         return rc;
     if (atomic_load(&q->q.closed))
