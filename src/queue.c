@@ -20,9 +20,15 @@
  *          tpos/hpos are byte positions modulo 2^32 (cap divides 2^32, so
  *          pos & (cap - 1) is the ring offset); nput/nget count WHOLE and BEGIN
  *          records modulo 2^32. Bytes in use = tpos - hpos, messages = nput - nget.
+ *   head_seen  a past value of head kept by the put_lock holder, and tail_seen a
+ *          past value of tail kept by the get_lock holder: each side reads the
+ *          other's index only when its old copy says "full" / "empty". Indices
+ *          only move forward, so an old copy only ever understates room or data.
  *   data_seq, get_waiting   futex word a consumer sleeps on when the ring is empty,
- *          and a flag saying it sleeps; the flag is written only by the get_lock
- *          holder (the only one that ever sleeps on data_seq).
+ *          and a flag saying it sleeps. Only the get_lock holder sleeps on
+ *          data_seq and sets the flag; it clears it when done waiting, and a
+ *          producer that sees it set clears it (atomic exchange) before waking, so
+ *          one wake-up costs one system call however many messages follow.
  *   space_seq, put_waiting  the same for the put_lock holder waiting for room.
  *   ndone  task_done count modulo 2^32 (JoinableQueue); unfinished = nput - ndone.
  *          Changed by task_done with a compare-and-swap that refuses to pass nput,
@@ -51,10 +57,12 @@
  * died after taking its BEGIN. So a streamed message reaches a consumer whole or
  * not at all. Lock order is get_lock then put_lock; producers never take get_lock.
  *
- * Sleeping (Dekker style, all seq_cst): a waiter sets its flag, reads the sequence
- * word, re-checks the ring and only then futex-waits on the sequence value it read;
- * the other side commits, then reads the flag and, if set, bumps the sequence and
- * wakes. Either the waiter sees the commit or the committer sees the flag.
+ * Sleeping (Dekker style, all seq_cst): a waiter spins briefly, then sets its
+ * flag, reads the sequence word, re-checks the ring and only then futex-waits on
+ * the sequence value it read (setting the flag again on every round); the other
+ * side commits, then reads the flag and, if set, clears it, bumps the sequence and
+ * wakes. Either the waiter sees the commit or the committer sees the flag, and a
+ * bumped sequence makes a wait that starts late return at once.
  */
 #include <pthread.h>
 #include <sched.h>
