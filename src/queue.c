@@ -155,6 +155,12 @@ static int deadline_for(mp__deadline *d, int timeout_ms)
     return mp__deadline_init(d, timeout_ms);
 }
 
+/* The deadline of timeout 0: check once, never spin or sleep. */
+static bool is_now(const mp__deadline *d)
+{
+    return !d->forever && d->at.tv_sec == 0 && d->at.tv_nsec == 0;
+}
+
 /* ---- creation ---- */
 
 static int queue_create(mp_queue **out, int kind, size_t maxsize, const mp_queue_options *opt)
@@ -291,6 +297,8 @@ static bool has_room(struct shared *s, uint64_t tail, uint32_t need, bool counts
  * than maxsize messages are queued. */
 static int wait_room(struct shared *s, uint64_t tail, uint32_t need, bool counts, const mp__deadline *d)
 {
+    if (is_now(d))
+        return has_room(s, tail, need, counts) ? 0 : MP_ETIMEDOUT;
     for (int i = 0; i < SPIN; i++) {
         if (has_room(s, tail, need, counts))
             return 0;
@@ -447,6 +455,8 @@ static bool has_data(struct shared *s, uint64_t head)
 
 static int wait_data(struct shared *s, uint64_t head, const mp__deadline *d, bool in_stream)
 {
+    if (is_now(d) && !in_stream)
+        return has_data(s, head) ? 0 : MP_ETIMEDOUT;
     for (int i = 0; i < SPIN; i++) {
         if (has_data(s, head))
             return 0;

@@ -1057,3 +1057,54 @@ TEST(joinable_queue_join_waits_in_several_processes)
     mp_joinable_queue_destroy(q);
 }
 
+
+static void *blocked_get(void *arg)
+{
+    get_str(arg, "for the blocked one", -1);
+    return NULL;
+}
+
+TEST(queue_second_consumer_times_out_while_another_waits)
+{
+    mp_queue *q;
+    CHECK_OK(mp_queue_new(&q, 0, NULL));
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, blocked_get, q) == 0);
+    th_sleep_ms(50); /* let it take the consumer side and sleep */
+    void *m;
+    size_t len;
+    CHECK_RC(MP_EEMPTY, mp_queue_get_nowait(q, &m, &len));
+    uint64_t t0 = th_now_ms();
+    CHECK_RC(MP_EEMPTY, mp_queue_get(q, &m, &len, 100));
+    uint64_t waited = th_now_ms() - t0;
+    CHECK(waited >= 100 && waited < 10000);
+    CHECK_OK(mp_queue_put(q, "for the blocked one", 19, 0));
+    pthread_join(th, NULL);
+    mp_queue_destroy(q);
+}
+
+static void *blocked_put(void *arg)
+{
+    CHECK_OK(mp_queue_put(arg, "second", 6, -1));
+    return NULL;
+}
+
+TEST(queue_second_producer_times_out_while_another_waits_for_room)
+{
+    mp_queue *q;
+    CHECK_OK(mp_queue_new(&q, 1, NULL));
+    CHECK_OK(mp_queue_put(q, "first", 5, 0));
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, blocked_put, q) == 0);
+    th_sleep_ms(50);
+    CHECK_RC(MP_EFULL, mp_queue_put_nowait(q, "third", 5));
+    uint64_t t0 = th_now_ms();
+    CHECK_RC(MP_EFULL, mp_queue_put(q, "third", 5, 100));
+    uint64_t waited = th_now_ms() - t0;
+    CHECK(waited >= 100 && waited < 10000);
+    get_str(q, "first", 0);
+    pthread_join(th, NULL);
+    get_str(q, "second", 0);
+    CHECK(mp_queue_empty(q));
+    mp_queue_destroy(q);
+}
