@@ -568,3 +568,51 @@ TEST(conn_wait_rejects_a_closed_descriptor)
     CHECK_RC(MP_EINVAL, mp_wait(&neg, 1, 0));
     CHECK_EQ(0, mp_wait(NULL, 0, 0));
 }
+
+/* Random byte streams, some made of valid frames with damage, some pure noise: the
+ * decoder returns only the documented codes and never reads past what it got. */
+TEST(conn_decoder_survives_random_streams)
+{
+    unsigned seed = 4242;
+    static unsigned char stream[4096];
+    for (int round = 0; round < 300; round++) {
+        size_t n = 0;
+        while (n < sizeof stream - 64) {
+            int kind = rand_r(&seed) % 4;
+            size_t len = (size_t)(rand_r(&seed) % 40);
+            if (kind == 0) { /* a valid short frame */
+                n += mp__frame_header(len, stream + n);
+            } else if (kind == 1) { /* a valid 64-bit frame */
+                memset(stream + n, 0xff, 4);
+                for (int i = 0; i < 8; i++)
+                    stream[n + 4 + i] = (unsigned char)(i == 7 ? len : 0);
+                n += 12;
+            } else { /* noise */
+                len = (size_t)(rand_r(&seed) % 16);
+            }
+            for (size_t i = 0; i < len; i++)
+                stream[n++] = (unsigned char)rand_r(&seed);
+            if (rand_r(&seed) % 8 == 0)
+                break;
+        }
+        int sv[2];
+        CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+        mp_conn *c;
+        CHECK_OK(mp_conn_from_fd(&c, sv[0], true, true));
+        write_raw(sv[1], stream, n);
+        close(sv[1]);
+        for (int k = 0; k < 1000; k++) {
+            void *msg;
+            size_t len;
+            int rc = mp_conn_recv_bytes(c, &msg, &len, 4096);
+            if (rc == 0) {
+                CHECK(len <= n);
+                free(msg);
+                continue;
+            }
+            CHECK(rc == MP_EEOF || rc == MP_ETRUNCATED || rc == MP_EPROTO || rc == MP_EMSGSIZE);
+            break;
+        }
+        mp_conn_destroy(c);
+    }
+}

@@ -1108,3 +1108,41 @@ TEST(queue_second_producer_times_out_while_another_waits_for_room)
     CHECK(mp_queue_empty(q));
     mp_queue_destroy(q);
 }
+
+TEST(joinable_and_simple_queue_bad_arguments_change_nothing)
+{
+    mp_joinable_queue *q;
+    void *m;
+    size_t len;
+    char buf[4];
+    CHECK_RC(MP_EINVAL, mp_joinable_queue_new(NULL, 0, NULL));
+    CHECK_RC(MP_EINVAL, mp_joinable_queue_new(&q, 0, &(mp_queue_options){.ring_bytes = SIZE_MAX}));
+    CHECK_OK(mp_joinable_queue_new(&q, 1, NULL));
+    CHECK_RC(MP_EINVAL, mp_joinable_queue_put(NULL, "x", 1, 0));
+    CHECK_RC(MP_EINVAL, mp_joinable_queue_put(q, NULL, 1, 0));
+    CHECK_OK(mp_joinable_queue_put_nowait(q, "x", 1));
+    CHECK_RC(MP_EFULL, mp_joinable_queue_put(q, "y", 1, 0)); /* maxsize 1 */
+    CHECK_RC(MP_EINVAL, mp_joinable_queue_get(NULL, &m, &len, 0));
+    CHECK_RC(MP_EINVAL, mp_joinable_queue_get(q, &m, &len, -3));
+    CHECK_RC(MP_EINVAL, mp_joinable_queue_get_into(q, NULL, 1, &len, 0));
+    CHECK_RC(MP_EINVAL, mp_joinable_queue_get_nowait(NULL, &m, &len));
+    CHECK_RC(MP_EINVAL, mp_joinable_queue_qsize(NULL));
+    CHECK_RC(MP_EINVAL, mp_joinable_queue_close(NULL));
+    CHECK(!mp_joinable_queue_empty(NULL));
+    CHECK(!mp_joinable_queue_full(NULL));
+    CHECK_EQ(1, mp_joinable_queue_qsize(q));
+    CHECK_OK(mp_joinable_queue_get_into(q, buf, sizeof buf, &len, 0));
+    CHECK_OK(mp_joinable_queue_task_done(q));
+    CHECK_OK(mp_joinable_queue_join(q, 0));
+    mp_joinable_queue_destroy(q);
+    mp_joinable_queue_destroy(NULL);
+
+    mp_simple_queue *s;
+    CHECK_RC(MP_EINVAL, mp_simple_queue_new(&s, &(mp_queue_options){.ring_bytes = SIZE_MAX}));
+    CHECK_OK(mp_simple_queue_new(&s, NULL));
+    CHECK_RC(MP_EINVAL, mp_simple_queue_put(s, NULL, 3));
+    CHECK_RC(MP_EINVAL, mp_simple_queue_get(s, NULL, &len));
+    CHECK_RC(MP_EINVAL, mp_simple_queue_close(NULL));
+    CHECK(mp_simple_queue_empty(s));
+    mp_simple_queue_destroy(s);
+}
