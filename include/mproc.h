@@ -3,8 +3,10 @@
 #ifndef MPROC_H
 #define MPROC_H
 
+#include "mproc/connection.h"
 #include "mproc/error.h"
 #include "mproc/process.h"
+#include "mproc/queue.h"
 #include "mproc/shared.h"
 #include "mproc/shlex.h"
 #include "mproc/subprocess.h"

@@ -1,0 +1,1148 @@
+/* mp_queue, mp_simple_queue, mp_joinable_queue: CPython's queues in shared memory. */
+// TEST_TIMEOUT 120
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "internal/arena.h"
+#include "internal/queue.h"
+
+#define RING 4096 /* the smallest ring: messages of a few KiB are streamed */
+
+/* ---- message contents that can be checked ---- */
+
+struct tag { uint32_t producer, seq, len, check; };
+
+static unsigned char byte_at(uint32_t producer, uint32_t seq, size_t i)
+{
+    return (unsigned char)((producer * 31u + seq * 7u + i) % 251u);
+}
+
+static void *make_msg(uint32_t producer, uint32_t seq, size_t len)
+{
+    unsigned char *m = malloc(len + 1);
+    CHECK(m != NULL);
+    for (size_t i = 0; i < len; i++)
+        m[i] = byte_at(producer, seq, i);
+    if (len >= sizeof(struct tag)) {
+        struct tag t = {producer, seq, (uint32_t)len, producer ^ seq ^ (uint32_t)len ^ 0x5a5a5a5au};
+        memcpy(m, &t, sizeof t);
+    }
+    return m;
+}
+
+/* True when m is exactly what make_msg made; fills *t. */
+static bool msg_ok(const void *m, size_t len, struct tag *t)
+{
+    if (len < sizeof *t)
+        return false;
+    memcpy(t, m, sizeof *t);
+    if (t->len != len || t->check != (t->producer ^ t->seq ^ t->len ^ 0x5a5a5a5au))
+        return false;
+    const unsigned char *b = m;
+    for (size_t i = sizeof *t; i < len; i++)
+        if (b[i] != byte_at(t->producer, t->seq, i))
+            return false;
+    return true;
+}
+
+static bool pattern_ok(const void *m, size_t len, uint32_t producer, uint32_t seq)
+{
+    const unsigned char *b = m;
+    for (size_t i = 0; i < len; i++)
+        if (b[i] != byte_at(producer, seq, i))
+            return false;
+    return true;
+}
+
+static void put_pattern(mp_queue *q, uint32_t seq, size_t len)
+{
+    void *m = make_msg(0, seq, len);
+    if (len >= sizeof(struct tag)) /* plain pattern for the size tests */
+        for (size_t i = 0; i < sizeof(struct tag); i++)
+            ((unsigned char *)m)[i] = byte_at(0, seq, i);
+    CHECK_OK(mp_queue_put(q, m, len, -1));
+    free(m);
+}
+
+static void get_pattern(mp_queue *q, uint32_t seq, size_t len, int timeout_ms)
+{
+    void *m = NULL;
+    size_t n = 0;
+    CHECK_OK(mp_queue_get(q, &m, &n, timeout_ms));
+    CHECK(m != NULL);
+    CHECK_EQ(len, n);
+    CHECK(pattern_ok(m, n, 0, seq));
+    free(m);
+}
+
+static void get_str(mp_queue *q, const char *expected, int timeout_ms)
+{
+    void *m = NULL;
+    size_t n = 0;
+    CHECK_OK(mp_queue_get(q, &m, &n, timeout_ms));
+    CHECK_EQ(strlen(expected), n);
+    CHECK(memcmp(m, expected, n) == 0);
+    free(m);
+}
+
+static mp_queue *ring_queue(size_t maxsize, size_t ring)
+{
+    mp_queue *q;
+    CHECK_OK(mp_queue_new(&q, maxsize, &(mp_queue_options){.ring_bytes = ring}));
+    return q;
+}
+
+/* Shared memory for results of children: plain MAP_SHARED, nothing in /dev/shm. */
+static void *shared_area(size_t n)
+{
+    void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    CHECK(p != MAP_FAILED);
+    return p;
+}
+
+/* ---- fault injection: die at a chosen point inside put or get ---- */
+
+static int die_point, die_countdown;
+
+static void die_at(int point)
+{
+    if (point == die_point && --die_countdown == 0)
+        raise(SIGKILL);
+}
+
+static void arm_death(int point, int nth)
+{
+    die_point = point;
+    die_countdown = nth;
+    mp__queue_fault_hook = die_at;
+}
+
+/* ---- basic behaviour ---- */
+
+TEST(queue_put_get_roundtrip_keeps_bytes_and_lengths)
+{
+    mp_queue *q;
+    CHECK_OK(mp_queue_new(&q, 0, NULL));
+    static const size_t sizes[] = {0, 1, 7, 8, 9, 100, 5000};
+    for (uint32_t i = 0; i < 7; i++)
+        put_pattern(q, i, sizes[i]);
+    CHECK_EQ(7, mp_queue_qsize(q));
+    for (uint32_t i = 0; i < 7; i++)
+        get_pattern(q, i, sizes[i], 0);
+    CHECK(mp_queue_empty(q));
+    mp_queue_destroy(q);
+    mp_queue_destroy(NULL);
+}
+
+TEST(queue_get_into_uses_the_callers_buffer_and_refuses_short_ones)
+{
+    mp_queue *q = ring_queue(0, RING);
+    CHECK_OK(mp_queue_put(q, "0123456789", 10, 0));
+    char buf[32];
+    size_t len = 0;
+    CHECK_RC(MP_ETOOSHORT, mp_queue_get_into(q, buf, 9, &len, 0));
+    CHECK_EQ(10, len);
+    CHECK_EQ(1, mp_queue_qsize(q));
+    CHECK_OK(mp_queue_get_into(q, buf, sizeof buf, &len, 0));
+    CHECK_EQ(10, len);
+    CHECK(memcmp(buf, "0123456789", 10) == 0);
+    CHECK_OK(mp_queue_put(q, "", 0, 0));
+    CHECK_OK(mp_queue_get_into(q, NULL, 0, &len, 0));
+    CHECK_EQ(0, len);
+    mp_queue_destroy(q);
+}
+
+static int produce_seq(void *arg)
+{
+    mp_queue *q = arg;
+    for (uint32_t i = 0; i < 20000; i++)
+        CHECK_OK(mp_queue_put(q, &i, sizeof i, -1));
+    return 0;
+}
+
+TEST(queue_is_fifo_across_processes)
+{
+    mp_queue *q = ring_queue(0, RING);
+    int pid = th_fork(produce_seq, q);
+    for (uint32_t i = 0; i < 20000; i++) {
+        uint32_t v;
+        size_t len;
+        CHECK_OK(mp_queue_get_into(q, &v, sizeof v, &len, 10000));
+        CHECK_EQ(sizeof v, len);
+        CHECK_EQ(i, v);
+    }
+    CHECK_EQ(0, th_wait(pid));
+    mp_queue_destroy(q);
+}
+
+static const size_t ring_sizes[] = {RING - 9, RING - 8, RING - 7, RING - 1, RING, RING + 1, 3 * RING + 5, 0, 1};
+#define N_RING_SIZES (sizeof ring_sizes / sizeof ring_sizes[0])
+
+static int produce_ring_sizes(void *arg)
+{
+    mp_queue *q = arg;
+    for (uint32_t i = 0; i < N_RING_SIZES; i++)
+        put_pattern(q, i, ring_sizes[i]);
+    return 0;
+}
+
+TEST(queue_carries_messages_around_and_beyond_the_ring_size)
+{
+    mp_queue *q = ring_queue(0, RING);
+    int pid = th_fork(produce_ring_sizes, q);
+    for (uint32_t i = 0; i < N_RING_SIZES; i++)
+        get_pattern(q, i, ring_sizes[i], 10000);
+    CHECK_EQ(0, th_wait(pid));
+    /* A message that exactly fills an empty ring needs no consumer. */
+    put_pattern(q, 1, RING - 8);
+    CHECK(mp_queue_full(q));
+    get_pattern(q, 1, RING - 8, 0);
+    mp_queue_destroy(q);
+}
+
+static int produce_100mib(void *arg)
+{
+    mp_queue *q = arg;
+    put_pattern(q, 9, (size_t)100 << 20);
+    return 0;
+}
+
+TEST(queue_carries_a_100MiB_message)
+{
+    mp_queue *q;
+    CHECK_OK(mp_queue_new(&q, 0, NULL));
+    int pid = th_fork(produce_100mib, q);
+    get_pattern(q, 9, (size_t)100 << 20, 30000);
+    CHECK_EQ(0, th_wait(pid));
+    mp_queue_destroy(q);
+}
+
+TEST(queue_get_times_out_when_empty)
+{
+    mp_queue *q;
+    CHECK_OK(mp_queue_new(&q, 0, NULL));
+    void *m;
+    size_t len;
+    char buf[4];
+    uint64_t t0 = th_now_ms();
+    CHECK_RC(MP_EEMPTY, mp_queue_get(q, &m, &len, 100));
+    uint64_t waited = th_now_ms() - t0;
+    CHECK(waited >= 100 && waited < 10000);
+    CHECK_RC(MP_EEMPTY, mp_queue_get_nowait(q, &m, &len));
+    CHECK_RC(MP_EEMPTY, mp_queue_get_into(q, buf, 4, &len, 0));
+    mp_queue_destroy(q);
+}
+
+TEST(queue_put_times_out_when_maxsize_is_reached)
+{
+    mp_queue *q;
+    CHECK_OK(mp_queue_new(&q, 2, NULL));
+    CHECK_OK(mp_queue_put(q, "a", 1, 0));
+    CHECK(!mp_queue_full(q));
+    CHECK_OK(mp_queue_put_nowait(q, "b", 1));
+    CHECK(mp_queue_full(q));
+    uint64_t t0 = th_now_ms();
+    CHECK_RC(MP_EFULL, mp_queue_put(q, "c", 1, 100));
+    uint64_t waited = th_now_ms() - t0;
+    CHECK(waited >= 100 && waited < 10000);
+    CHECK_RC(MP_EFULL, mp_queue_put_nowait(q, "c", 1));
+    CHECK_EQ(2, mp_queue_qsize(q));
+    get_str(q, "a", 0);
+    CHECK_OK(mp_queue_put_nowait(q, "c", 1));
+    get_str(q, "b", 0);
+    get_str(q, "c", 0);
+    mp_queue_destroy(q);
+}
+
+TEST(queue_without_maxsize_is_bounded_by_ring_bytes)
+{
+    mp_queue *q = ring_queue(0, RING);
+    char msg[64] = {0};
+    int n = 0;
+    while (mp_queue_put_nowait(q, msg, sizeof msg) == 0)
+        n++;
+    CHECK_EQ(RING / (64 + 8), n);
+    CHECK_RC(MP_EFULL, mp_queue_put(q, msg, sizeof msg, 50));
+    CHECK(!mp_queue_full(q)); /* room for an empty message is left */
+    CHECK_EQ(n, mp_queue_qsize(q));
+    size_t len;
+    CHECK_OK(mp_queue_get_into(q, msg, sizeof msg, &len, 0));
+    CHECK_OK(mp_queue_put_nowait(q, msg, sizeof msg));
+    mp_queue_destroy(q);
+}
+
+TEST(queue_qsize_empty_and_full_track_contents)
+{
+    mp_queue *q;
+    CHECK_OK(mp_queue_new(&q, 3, NULL));
+    CHECK(mp_queue_empty(q));
+    CHECK(!mp_queue_full(q));
+    CHECK_EQ(0, mp_queue_qsize(q));
+    for (int i = 0; i < 3; i++)
+        CHECK_OK(mp_queue_put(q, "x", 1, 0));
+    CHECK(!mp_queue_empty(q));
+    CHECK(mp_queue_full(q));
+    CHECK_EQ(3, mp_queue_qsize(q));
+    get_str(q, "x", 0);
+    CHECK_EQ(2, mp_queue_qsize(q));
+    CHECK(!mp_queue_full(q));
+    CHECK(!mp_queue_empty(NULL));
+    CHECK(!mp_queue_full(NULL));
+    mp_queue_destroy(q);
+}
+
+static int close_then_try(void *arg)
+{
+    mp_queue *q = arg;
+    CHECK_OK(mp_queue_put(q, "before", 6, 0));
+    CHECK_OK(mp_queue_close(q));
+    CHECK_RC(MP_ECLOSED, mp_queue_put(q, "after", 5, 0));
+    return 0;
+}
+
+TEST(queue_close_affects_only_the_calling_process)
+{
+    mp_queue *q;
+    CHECK_OK(mp_queue_new(&q, 0, NULL));
+    int pid = th_fork(close_then_try, q);
+    CHECK_EQ(0, th_wait(pid));
+    get_str(q, "before", 0); /* the child's message survives its close and exit */
+    CHECK_OK(mp_queue_put(q, "still open here", 15, 0));
+    CHECK_OK(mp_queue_close(q));
+    CHECK_OK(mp_queue_close(q));
+    void *m;
+    size_t len;
+    char buf[4];
+    CHECK_RC(MP_ECLOSED, mp_queue_put(q, "x", 1, 0));
+    CHECK_RC(MP_ECLOSED, mp_queue_put_nowait(q, "x", 1));
+    CHECK_RC(MP_ECLOSED, mp_queue_get(q, &m, &len, 0));
+    CHECK_RC(MP_ECLOSED, mp_queue_get_nowait(q, &m, &len));
+    CHECK_RC(MP_ECLOSED, mp_queue_get_into(q, buf, 4, &len, 0));
+    CHECK_RC(MP_ECLOSED, mp_queue_qsize(q));
+    mp_queue_destroy(q);
+}
+
+TEST(queue_bad_arguments_change_nothing)
+{
+    mp_queue *q;
+    void *m;
+    size_t len;
+    char buf[4];
+    CHECK_RC(MP_EINVAL, mp_queue_new(NULL, 0, NULL));
+    CHECK_RC(MP_EINVAL, mp_queue_new(&q, 0, &(mp_queue_options){.ring_bytes = ((size_t)1 << 30) + 1}));
+    CHECK_OK(mp_queue_new(&q, 0, NULL));
+    CHECK_RC(MP_EINVAL, mp_queue_put(NULL, "x", 1, 0));
+    CHECK_RC(MP_EINVAL, mp_queue_put(q, NULL, 1, 0));
+    CHECK_RC(MP_EINVAL, mp_queue_put(q, "x", 1, -2));
+    CHECK_RC(MP_EINVAL, mp_queue_get(NULL, &m, &len, 0));
+    CHECK_RC(MP_EINVAL, mp_queue_get(q, NULL, &len, 0));
+    CHECK_RC(MP_EINVAL, mp_queue_get(q, &m, NULL, 0));
+    CHECK_RC(MP_EINVAL, mp_queue_get(q, &m, &len, -5));
+    CHECK_RC(MP_EINVAL, mp_queue_get_into(q, NULL, 4, &len, 0));
+    CHECK_RC(MP_EINVAL, mp_queue_get_into(q, buf, 4, NULL, 0));
+    CHECK_RC(MP_EINVAL, mp_queue_qsize(NULL));
+    CHECK_RC(MP_EINVAL, mp_queue_close(NULL));
+    CHECK_EQ(0, mp_queue_qsize(q));
+    CHECK_OK(mp_queue_put(q, NULL, 0, 0)); /* an empty message is fine */
+    CHECK_EQ(1, mp_queue_qsize(q));
+    mp_queue_destroy(q);
+}
+
+static int put_later(void *arg)
+{
+    mp_queue *q = arg;
+    th_sleep_ms(150);
+    CHECK_OK(mp_queue_put(q, "wake", 4, -1));
+    return 0;
+}
+
+TEST(queue_blocked_get_wakes_when_a_message_arrives)
+{
+    mp_queue *q;
+    CHECK_OK(mp_queue_new(&q, 0, NULL));
+    int pid = th_fork(put_later, q);
+    uint64_t t0 = th_now_ms();
+    get_str(q, "wake", -1);
+    CHECK(th_now_ms() - t0 >= 100);
+    CHECK_EQ(0, th_wait(pid));
+    mp_queue_destroy(q);
+}
+
+static int get_later(void *arg)
+{
+    mp_queue *q = arg;
+    th_sleep_ms(150);
+    get_str(q, "first", -1);
+    return 0;
+}
+
+TEST(queue_blocked_put_wakes_when_room_appears)
+{
+    mp_queue *q;
+    CHECK_OK(mp_queue_new(&q, 1, NULL));
+    CHECK_OK(mp_queue_put(q, "first", 5, 0));
+    int pid = th_fork(get_later, q);
+    uint64_t t0 = th_now_ms();
+    CHECK_OK(mp_queue_put(q, "second", 6, -1));
+    CHECK(th_now_ms() - t0 >= 100);
+    CHECK_EQ(0, th_wait(pid));
+    get_str(q, "second", 0);
+    mp_queue_destroy(q);
+}
+
+static void on_alarm(int sig) { (void)sig; }
+
+TEST(queue_timed_get_keeps_its_deadline_across_signals)
+{
+    struct sigaction sa = {.sa_handler = on_alarm};
+    sigaction(SIGALRM, &sa, NULL);
+    mp_queue *q;
+    CHECK_OK(mp_queue_new(&q, 0, NULL));
+    ualarm(50000, 50000);
+    void *m;
+    size_t len;
+    uint64_t t0 = th_now_ms();
+    CHECK_RC(MP_EEMPTY, mp_queue_get(q, &m, &len, 300));
+    uint64_t waited = th_now_ms() - t0;
+    ualarm(0, 0);
+    CHECK(waited >= 300 && waited < 10000);
+    mp_queue_destroy(q);
+}
+
+static int put_and_exit(void *arg)
+{
+    mp_queue *q = arg;
+    char buf[2048] = {0};
+    for (int i = 0; i < 200; i++) {
+        buf[0] = (char)i;
+        CHECK_OK(mp_queue_put(q, buf, sizeof buf, 0));
+    }
+    return 0; /* nothing left to flush: exit cannot block */
+}
+
+TEST(queue_producer_exits_before_anyone_reads)
+{
+    mp_queue *q;
+    CHECK_OK(mp_queue_new(&q, 0, NULL));
+    mp_process *p;
+    CHECK_OK(mp_process_new(&p, put_and_exit, q, NULL));
+    CHECK_OK(mp_process_start(p));
+    CHECK_OK(mp_process_join(p, 20000)); /* joined before any get: CPython deadlocks here */
+    int code = -1;
+    CHECK_OK(mp_process_exitcode(p, &code));
+    CHECK_EQ(0, code);
+    mp_process_destroy(p);
+    CHECK_EQ(200, mp_queue_qsize(q));
+    for (int i = 0; i < 200; i++) {
+        char buf[2048];
+        size_t len;
+        CHECK_OK(mp_queue_get_into(q, buf, sizeof buf, &len, 0));
+        CHECK_EQ((char)i, buf[0]);
+    }
+    mp_queue_destroy(q);
+}
+
+/* ---- many producers and consumers ---- */
+
+#define MP_PRODUCERS 4
+#define MP_CONSUMERS 3
+#define MP_PER_PRODUCER 3000
+
+struct results {
+    _Atomic uint64_t seen[MP_PRODUCERS][(MP_PER_PRODUCER + 63) / 64];
+    _Atomic int duplicates, corrupt, disorder, received;
+};
+
+struct mpmc { mp_queue *q; struct results *r; int id; };
+
+static size_t mpmc_len(uint32_t seq) { return seq % 97 == 0 ? 3 * RING + 11 : 16 + (seq * 13) % 300; }
+
+static int mpmc_produce(void *arg)
+{
+    struct mpmc *a = arg;
+    for (uint32_t seq = 0; seq < MP_PER_PRODUCER; seq++) {
+        size_t len = mpmc_len(seq);
+        void *m = make_msg((uint32_t)a->id, seq, len);
+        CHECK_OK(mp_queue_put(a->q, m, len, -1));
+        free(m);
+    }
+    return 0;
+}
+
+static int mpmc_consume(void *arg)
+{
+    struct mpmc *a = arg;
+    int64_t last[MP_PRODUCERS];
+    for (int i = 0; i < MP_PRODUCERS; i++)
+        last[i] = -1;
+    for (;;) {
+        void *m;
+        size_t len;
+        CHECK_OK(mp_queue_get(a->q, &m, &len, -1));
+        if (len == 4 && memcmp(m, "stop", 4) == 0) {
+            free(m);
+            return 0;
+        }
+        struct tag t;
+        if (!msg_ok(m, len, &t) || t.producer >= MP_PRODUCERS || t.seq >= MP_PER_PRODUCER) {
+            atomic_fetch_add(&a->r->corrupt, 1);
+        } else {
+            if ((int64_t)t.seq <= last[t.producer])
+                atomic_fetch_add(&a->r->disorder, 1);
+            last[t.producer] = t.seq;
+            uint64_t bit = (uint64_t)1 << (t.seq % 64);
+            if (atomic_fetch_or(&a->r->seen[t.producer][t.seq / 64], bit) & bit)
+                atomic_fetch_add(&a->r->duplicates, 1);
+            atomic_fetch_add(&a->r->received, 1);
+        }
+        free(m);
+    }
+}
+
+static void check_all_seen(struct results *r)
+{
+    CHECK_EQ(0, atomic_load(&r->corrupt));
+    CHECK_EQ(0, atomic_load(&r->duplicates));
+    CHECK_EQ(0, atomic_load(&r->disorder));
+    CHECK_EQ(MP_PRODUCERS * MP_PER_PRODUCER, atomic_load(&r->received));
+    for (int p = 0; p < MP_PRODUCERS; p++)
+        for (int s = 0; s < MP_PER_PRODUCER; s++)
+            CHECK(atomic_load(&r->seen[p][s / 64]) & ((uint64_t)1 << (s % 64)));
+}
+
+TEST(queue_many_producers_and_consumers_deliver_each_message_once_in_order)
+{
+    mp_queue *q = ring_queue(0, RING);
+    struct results *r = shared_area(sizeof *r);
+    struct mpmc args[MP_PRODUCERS + MP_CONSUMERS];
+    int pids[MP_PRODUCERS + MP_CONSUMERS];
+    for (int i = 0; i < MP_PRODUCERS + MP_CONSUMERS; i++) {
+        args[i] = (struct mpmc){q, r, i < MP_PRODUCERS ? i : i - MP_PRODUCERS};
+        pids[i] = th_fork(i < MP_PRODUCERS ? mpmc_produce : mpmc_consume, &args[i]);
+    }
+    for (int i = 0; i < MP_PRODUCERS; i++)
+        CHECK_EQ(0, th_wait(pids[i]));
+    for (int i = 0; i < MP_CONSUMERS; i++)
+        CHECK_OK(mp_queue_put(q, "stop", 4, -1));
+    for (int i = MP_PRODUCERS; i < MP_PRODUCERS + MP_CONSUMERS; i++)
+        CHECK_EQ(0, th_wait(pids[i]));
+    check_all_seen(r);
+    CHECK(mp_queue_empty(q));
+    munmap(r, sizeof *r);
+    mp_queue_destroy(q);
+}
+
+static void *thread_produce(void *arg) { return (void *)(intptr_t)mpmc_produce(arg); }
+static void *thread_consume(void *arg) { return (void *)(intptr_t)mpmc_consume(arg); }
+
+TEST(queue_threads_of_one_process_share_a_handle)
+{
+    mp_queue *q = ring_queue(0, RING);
+    struct results *r = calloc(1, sizeof *r);
+    struct mpmc args[MP_PRODUCERS + MP_CONSUMERS];
+    pthread_t th[MP_PRODUCERS + MP_CONSUMERS];
+    for (int i = 0; i < MP_PRODUCERS + MP_CONSUMERS; i++) {
+        args[i] = (struct mpmc){q, r, i < MP_PRODUCERS ? i : i - MP_PRODUCERS};
+        CHECK(pthread_create(&th[i], NULL, i < MP_PRODUCERS ? thread_produce : thread_consume, &args[i]) == 0);
+    }
+    for (int i = 0; i < MP_PRODUCERS; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < MP_CONSUMERS; i++)
+        CHECK_OK(mp_queue_put(q, "stop", 4, -1));
+    for (int i = MP_PRODUCERS; i < MP_PRODUCERS + MP_CONSUMERS; i++)
+        pthread_join(th[i], NULL);
+    check_all_seen(r);
+    free(r);
+    mp_queue_destroy(q);
+}
+
+/* ---- death in the middle of put or get ---- */
+
+static int put_three_die_in_third(void *arg)
+{
+    mp_queue *q = arg;
+    arm_death(MP__QF_PUT_BEFORE_COMMIT, 3);
+    for (uint32_t i = 0; i < 3; i++)
+        put_pattern(q, i, 100);
+    return 0; /* not reached */
+}
+
+TEST(queue_producer_killed_before_commit_delivers_nothing_of_its_message)
+{
+    mp_queue *q;
+    CHECK_OK(mp_queue_new(&q, 0, NULL));
+    CHECK_EQ(-SIGKILL, th_wait(th_fork(put_three_die_in_third, q)));
+    CHECK_EQ(2, mp_queue_qsize(q));
+    get_pattern(q, 0, 100, 0);
+    get_pattern(q, 1, 100, 0);
+    void *m;
+    size_t len;
+    CHECK_RC(MP_EEMPTY, mp_queue_get(q, &m, &len, 50));
+    /* The dead producer's lock was recovered: the queue works on. */
+    put_pattern(q, 5, 100);
+    get_pattern(q, 5, 100, 0);
+    mp_queue_destroy(q);
+}
+
+static int get_and_die_before_commit(void *arg)
+{
+    mp_queue *q = arg;
+    arm_death(MP__QF_GET_BEFORE_COMMIT, 1);
+    void *m;
+    size_t len;
+    mp_queue_get(q, &m, &len, -1);
+    return 0; /* not reached */
+}
+
+TEST(queue_consumer_killed_before_commit_leaves_the_message)
+{
+    mp_queue *q;
+    CHECK_OK(mp_queue_new(&q, 0, NULL));
+    put_pattern(q, 0, 100);
+    put_pattern(q, 1, 200);
+    CHECK_EQ(-SIGKILL, th_wait(th_fork(get_and_die_before_commit, q)));
+    CHECK_EQ(2, mp_queue_qsize(q));
+    get_pattern(q, 0, 100, 0);
+    get_pattern(q, 1, 200, 0);
+    mp_queue_destroy(q);
+}
+
+static int stream_and_die(void *arg)
+{
+    mp_queue *q = arg;
+    arm_death(MP__QF_STREAM_CHUNK, 1); /* the start and one piece (a full ring) are in */
+    put_pattern(q, 0, 5 * RING);
+    return 0; /* not reached */
+}
+
+struct after_death { mp_queue *q; int pid; };
+
+static void *put_after_death(void *arg)
+{
+    struct after_death *a = arg;
+    CHECK_EQ(-SIGKILL, th_wait(a->pid));
+    put_pattern(a->q, 7, 300);
+    return NULL;
+}
+
+TEST(queue_producer_killed_mid_stream_never_delivers_part_of_it)
+{
+    mp_queue *q = ring_queue(0, RING);
+    /* A consumer already inside the stream when the producer dies. */
+    struct after_death a = {q, th_fork(stream_and_die, q)};
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, put_after_death, &a) == 0);
+    get_pattern(q, 7, 300, 20000);
+    pthread_join(th, NULL);
+
+    /* A consumer that comes after the death finds the start and a piece. */
+    CHECK_EQ(-SIGKILL, th_wait(th_fork(stream_and_die, q)));
+    CHECK_EQ(1, mp_queue_qsize(q));
+    void *m;
+    size_t len;
+    CHECK_RC(MP_EEMPTY, mp_queue_get(q, &m, &len, 100));
+    CHECK(mp_queue_empty(q));
+    put_pattern(q, 8, 30);
+    get_pattern(q, 8, 30, 0);
+    mp_queue_destroy(q);
+}
+
+static int get_and_die_mid_stream(void *arg)
+{
+    mp_queue *q = arg;
+    arm_death(MP__QF_GET_STREAM_CHUNK, 2);
+    void *m;
+    size_t len;
+    mp_queue_get(q, &m, &len, -1);
+    return 0; /* not reached */
+}
+
+static void *put_big_then_small(void *arg)
+{
+    mp_queue *q = arg;
+    put_pattern(q, 0, 6 * RING);
+    put_pattern(q, 1, 123);
+    return NULL;
+}
+
+TEST(queue_consumer_killed_mid_stream_lets_the_next_consumer_skip_the_rest)
+{
+    mp_queue *q = ring_queue(0, RING);
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, put_big_then_small, q) == 0);
+    CHECK_EQ(-SIGKILL, th_wait(th_fork(get_and_die_mid_stream, q)));
+    get_pattern(q, 1, 123, 20000);
+    pthread_join(th, NULL);
+    CHECK(mp_queue_empty(q));
+    mp_queue_destroy(q);
+}
+
+static void *put_small_later(void *arg)
+{
+    th_sleep_ms(100);
+    put_pattern(arg, 3, 10);
+    return NULL;
+}
+
+TEST(queue_put_timing_out_mid_stream_drops_the_message)
+{
+    mp_queue *q = ring_queue(0, RING);
+    void *big = make_msg(0, 0, 5 * RING);
+    uint64_t t0 = th_now_ms();
+    CHECK_RC(MP_EFULL, mp_queue_put(q, big, 5 * RING, 100)); /* nobody drains the ring */
+    CHECK(th_now_ms() - t0 >= 100);
+    free(big);
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, put_small_later, q) == 0);
+    get_pattern(q, 3, 10, 20000); /* the partial message is never delivered */
+    pthread_join(th, NULL);
+    CHECK(mp_queue_empty(q));
+    mp_queue_destroy(q);
+}
+
+/* Producers and consumers SIGKILLed at random while the survivors go on. */
+
+struct chaos { mp_queue *q; _Atomic int corrupt, received; };
+
+static int chaos_produce(void *arg)
+{
+    struct chaos *c = arg;
+    uint32_t id = (uint32_t)getpid();
+    for (uint32_t seq = 0;; seq++) {
+        size_t len = 16 + (seq * 2654435761u >> 7) % (3 * RING);
+        void *m = make_msg(id, seq, len);
+        int rc = mp_queue_put(c->q, m, len, 1000);
+        free(m);
+        if (rc != 0 && rc != MP_EFULL)
+            atomic_fetch_add(&c->corrupt, 1000);
+    }
+    return 0;
+}
+
+static int chaos_consume(void *arg)
+{
+    struct chaos *c = arg;
+    for (;;) {
+        void *m;
+        size_t len;
+        int rc = mp_queue_get(c->q, &m, &len, 1000);
+        if (rc == MP_EEMPTY)
+            continue;
+        struct tag t;
+        if (rc != 0 || !msg_ok(m, len, &t))
+            atomic_fetch_add(&c->corrupt, 1);
+        else
+            atomic_fetch_add(&c->received, 1);
+        if (rc == 0)
+            free(m);
+    }
+    return 0;
+}
+
+TEST(queue_survives_producers_and_consumers_killed_at_random)
+{
+    mp_queue *q = ring_queue(0, RING);
+    struct chaos *c = shared_area(sizeof *c);
+    c->q = q;
+    enum { N = 5 };
+    int pids[N];
+    for (int i = 0; i < N; i++)
+        pids[i] = th_fork(i % 2 == 0 ? chaos_produce : chaos_consume, c);
+    unsigned seed = 12345;
+    for (int round = 0; round < 60; round++) {
+        th_sleep_ms(5 + rand_r(&seed) % 30);
+        int i = (int)(rand_r(&seed) % N);
+        kill(pids[i], SIGKILL);
+        CHECK_EQ(-SIGKILL, th_wait(pids[i]));
+        pids[i] = th_fork(i % 2 == 0 ? chaos_produce : chaos_consume, c);
+    }
+    for (int i = 0; i < N; i++) {
+        kill(pids[i], SIGKILL);
+        th_wait(pids[i]);
+    }
+    CHECK_EQ(0, atomic_load(&c->corrupt));
+    CHECK(atomic_load(&c->received) > 0);
+    /* What is left is whole, and the queue still works in both directions. */
+    for (;;) {
+        void *m;
+        size_t len;
+        int rc = mp_queue_get(q, &m, &len, 200);
+        if (rc == MP_EEMPTY)
+            break;
+        CHECK_OK(rc);
+        struct tag t;
+        CHECK(msg_ok(m, len, &t));
+        free(m);
+    }
+    put_pattern(q, 5, 10);
+    get_pattern(q, 5, 10, 0);
+    munmap(c, sizeof *c);
+    mp_queue_destroy(q);
+}
+
+/* ---- lifetime ---- */
+
+static int destroy_in_child(void *arg)
+{
+    mp_queue *q = arg;
+    size_t before = mp__shm_bytes_in_use();
+    mp_queue_destroy(q); /* not the creator: the shared memory stays */
+    CHECK_EQ(before, mp__shm_bytes_in_use());
+    return 0;
+}
+
+TEST(queue_destroy_frees_shared_memory_only_in_the_creator)
+{
+    size_t before = mp__shm_bytes_in_use();
+    mp_queue *q = ring_queue(0, RING);
+    CHECK(mp__shm_bytes_in_use() > before);
+    CHECK_OK(mp_queue_put(q, "kept", 4, 0));
+    CHECK_EQ(0, th_wait(th_fork(destroy_in_child, q)));
+    get_str(q, "kept", 0);
+    mp_queue_destroy(q);
+    CHECK_EQ(before, mp__shm_bytes_in_use());
+}
+
+/* ---- SimpleQueue ---- */
+
+static int simple_producer(void *arg)
+{
+    mp_simple_queue *q = arg;
+    for (uint32_t i = 0; i < 1000; i++)
+        CHECK_OK(mp_simple_queue_put(q, &i, sizeof i));
+    return 0;
+}
+
+TEST(simple_queue_passes_messages_between_processes)
+{
+    mp_simple_queue *q;
+    CHECK_OK(mp_simple_queue_new(&q, &(mp_queue_options){.ring_bytes = RING}));
+    CHECK(mp_simple_queue_empty(q));
+    int pid = th_fork(simple_producer, q);
+    for (uint32_t i = 0; i < 1000; i++) {
+        void *m;
+        size_t len;
+        CHECK_OK(mp_simple_queue_get(q, &m, &len));
+        CHECK_EQ(sizeof i, len);
+        CHECK_EQ(i, *(uint32_t *)m);
+        free(m);
+    }
+    CHECK_EQ(0, th_wait(pid));
+    CHECK(mp_simple_queue_empty(q));
+    CHECK_OK(mp_simple_queue_close(q));
+    void *m;
+    size_t len;
+    CHECK_RC(MP_ECLOSED, mp_simple_queue_put(q, "x", 1));
+    CHECK_RC(MP_ECLOSED, mp_simple_queue_get(q, &m, &len));
+    CHECK_RC(MP_EINVAL, mp_simple_queue_put(NULL, "x", 1));
+    CHECK_RC(MP_EINVAL, mp_simple_queue_get(NULL, &m, &len));
+    CHECK_RC(MP_EINVAL, mp_simple_queue_new(NULL, NULL));
+    CHECK(!mp_simple_queue_empty(NULL));
+    mp_simple_queue_destroy(q);
+    mp_simple_queue_destroy(NULL);
+}
+
+/* ---- JoinableQueue ---- */
+
+TEST(joinable_queue_task_done_too_many_times_is_an_error)
+{
+    mp_joinable_queue *q;
+    CHECK_OK(mp_joinable_queue_new(&q, 0, NULL));
+    CHECK_RC(MP_ERANGE, mp_joinable_queue_task_done(q));
+    CHECK_OK(mp_joinable_queue_put(q, "a", 1, 0));
+    CHECK_OK(mp_joinable_queue_put_nowait(q, "b", 1));
+    CHECK_RC(MP_ETIMEDOUT, mp_joinable_queue_join(q, 0));
+    CHECK_EQ(2, mp_joinable_queue_qsize(q));
+    void *m;
+    size_t len;
+    CHECK_OK(mp_joinable_queue_get(q, &m, &len, 0));
+    free(m);
+    CHECK_OK(mp_joinable_queue_task_done(q));
+    CHECK_RC(MP_ETIMEDOUT, mp_joinable_queue_join(q, 0));
+    char buf[4];
+    CHECK_OK(mp_joinable_queue_get_into(q, buf, sizeof buf, &len, 0));
+    CHECK_OK(mp_joinable_queue_task_done(q));
+    CHECK_OK(mp_joinable_queue_join(q, 0));
+    CHECK_RC(MP_ERANGE, mp_joinable_queue_task_done(q));
+    CHECK_OK(mp_joinable_queue_join(q, 0));
+    CHECK(mp_joinable_queue_empty(q));
+    CHECK(!mp_joinable_queue_full(q));
+    CHECK_RC(MP_EEMPTY, mp_joinable_queue_get_nowait(q, &m, &len));
+    CHECK_RC(MP_EINVAL, mp_joinable_queue_task_done(NULL));
+    CHECK_RC(MP_EINVAL, mp_joinable_queue_join(NULL, 0));
+    CHECK_RC(MP_EINVAL, mp_joinable_queue_join(q, -2));
+    CHECK_OK(mp_joinable_queue_close(q));
+    CHECK_RC(MP_ECLOSED, mp_joinable_queue_task_done(q));
+    CHECK_RC(MP_ECLOSED, mp_joinable_queue_join(q, 0));
+    mp_joinable_queue_destroy(q);
+}
+
+TEST(joinable_queue_join_times_out_while_tasks_are_unfinished)
+{
+    mp_joinable_queue *q;
+    CHECK_OK(mp_joinable_queue_new(&q, 0, NULL));
+    CHECK_OK(mp_joinable_queue_put(q, "a", 1, 0));
+    uint64_t t0 = th_now_ms();
+    CHECK_RC(MP_ETIMEDOUT, mp_joinable_queue_join(q, 100));
+    uint64_t waited = th_now_ms() - t0;
+    CHECK(waited >= 100 && waited < 10000);
+    mp_joinable_queue_destroy(q);
+}
+
+struct worker { mp_joinable_queue *q; _Atomic int *done; };
+
+static int joinable_worker(void *arg)
+{
+    struct worker *w = arg;
+    for (;;) {
+        void *m;
+        size_t len;
+        CHECK_OK(mp_joinable_queue_get(w->q, &m, &len, -1));
+        free(m);
+        th_sleep_ms(2);
+        atomic_fetch_add(w->done, 1);
+        CHECK_OK(mp_joinable_queue_task_done(w->q));
+    }
+}
+
+TEST(joinable_queue_join_returns_when_every_task_is_done)
+{
+    mp_joinable_queue *q;
+    CHECK_OK(mp_joinable_queue_new(&q, 0, NULL));
+    _Atomic int *done = shared_area(sizeof *done);
+    struct worker w = {q, done};
+    int pids[2] = {th_fork(joinable_worker, &w), th_fork(joinable_worker, &w)};
+    for (int i = 0; i < 100; i++)
+        CHECK_OK(mp_joinable_queue_put(q, "task", 4, -1));
+    CHECK_OK(mp_joinable_queue_join(q, -1));
+    CHECK_EQ(100, atomic_load(done));
+    for (int i = 0; i < 2; i++) {
+        kill(pids[i], SIGKILL);
+        th_wait(pids[i]);
+    }
+    munmap(done, sizeof *done);
+    mp_joinable_queue_destroy(q);
+}
+
+static int jstream_and_die(void *arg)
+{
+    mp_joinable_queue *q = arg;
+    arm_death(MP__QF_STREAM_CHUNK, 1);
+    void *m = make_msg(0, 0, 5 * RING);
+    mp_joinable_queue_put(q, m, 5 * RING, -1);
+    return 0; /* not reached */
+}
+
+TEST(joinable_queue_counts_a_dropped_stream_as_done)
+{
+    mp_joinable_queue *q;
+    CHECK_OK(mp_joinable_queue_new(&q, 0, &(mp_queue_options){.ring_bytes = RING}));
+    CHECK_EQ(-SIGKILL, th_wait(th_fork(jstream_and_die, q)));
+    CHECK_RC(MP_ETIMEDOUT, mp_joinable_queue_join(q, 0));
+    void *m;
+    size_t len;
+    CHECK_RC(MP_EEMPTY, mp_joinable_queue_get(q, &m, &len, 100));
+    CHECK_OK(mp_joinable_queue_join(q, 0));
+    mp_joinable_queue_destroy(q);
+}
+
+TEST(queue_ring_bytes_are_rounded_up_to_a_power_of_two)
+{
+    mp_queue *q = ring_queue(0, 5000); /* becomes 8192 */
+    char msg[64] = {0};
+    int n = 0;
+    while (mp_queue_put_nowait(q, msg, sizeof msg) == 0)
+        n++;
+    CHECK_EQ(8192 / (64 + 8), n);
+    mp_queue_destroy(q);
+    q = ring_queue(0, 1); /* at least 4 KiB */
+    n = 0;
+    while (mp_queue_put_nowait(q, msg, sizeof msg) == 0)
+        n++;
+    CHECK_EQ(4096 / (64 + 8), n);
+    mp_queue_destroy(q);
+}
+
+static int simple_big_producer(void *arg)
+{
+    mp_simple_queue *q = arg;
+    for (uint32_t i = 0; i < 3; i++) {
+        size_t len = 10 * RING + i;
+        void *m = make_msg(0, i, len);
+        for (size_t k = 0; k < sizeof(struct tag); k++)
+            ((unsigned char *)m)[k] = byte_at(0, i, k);
+        CHECK_OK(mp_simple_queue_put(q, m, len));
+        free(m);
+    }
+    return 0;
+}
+
+TEST(simple_queue_carries_messages_longer_than_its_ring)
+{
+    mp_simple_queue *q;
+    CHECK_OK(mp_simple_queue_new(&q, &(mp_queue_options){.ring_bytes = RING}));
+    int pid = th_fork(simple_big_producer, q);
+    for (uint32_t i = 0; i < 3; i++) {
+        void *m;
+        size_t len;
+        CHECK_OK(mp_simple_queue_get(q, &m, &len));
+        CHECK_EQ(10 * RING + i, len);
+        CHECK(pattern_ok(m, len, 0, i));
+        free(m);
+    }
+    CHECK_EQ(0, th_wait(pid));
+    mp_simple_queue_destroy(q);
+}
+
+TEST(queue_get_into_refuses_a_short_buffer_for_a_streamed_message)
+{
+    mp_queue *q = ring_queue(0, RING);
+    int pid = th_fork(produce_ring_sizes, q); /* sizes up to 3 * RING + 5 */
+    char *buf = malloc(4 * RING);
+    for (uint32_t i = 0; i < N_RING_SIZES; i++) {
+        size_t len = 0;
+        if (ring_sizes[i] > RING) {
+            CHECK_RC(MP_ETOOSHORT, mp_queue_get_into(q, buf, RING, &len, 10000));
+            CHECK_EQ(ring_sizes[i], len);
+        }
+        CHECK_OK(mp_queue_get_into(q, buf, 4 * RING, &len, 10000));
+        CHECK_EQ(ring_sizes[i], len);
+        CHECK(pattern_ok(buf, len, 0, i));
+    }
+    free(buf);
+    CHECK_EQ(0, th_wait(pid));
+    mp_queue_destroy(q);
+}
+
+static int joinable_consumer_process(void *arg)
+{
+    mp_joinable_queue *q = arg;
+    for (int i = 0; i < 50; i++) {
+        void *m;
+        size_t len;
+        CHECK_OK(mp_joinable_queue_get(q, &m, &len, -1));
+        free(m);
+        CHECK_OK(mp_joinable_queue_task_done(q));
+    }
+    return 0;
+}
+
+static int joiner_role(void *arg)
+{
+    mp_joinable_queue *q = arg;
+    CHECK_OK(mp_joinable_queue_join(q, 20000));
+    CHECK(mp_joinable_queue_empty(q));
+    return 0;
+}
+
+TEST(joinable_queue_join_waits_in_several_processes)
+{
+    mp_joinable_queue *q;
+    CHECK_OK(mp_joinable_queue_new(&q, 0, NULL));
+    for (int i = 0; i < 50; i++)
+        CHECK_OK(mp_joinable_queue_put(q, "t", 1, -1));
+    /* joiners in two other processes and here, one consumer finishing last */
+    int j1 = th_fork(joiner_role, q), j2 = th_fork(joiner_role, q);
+    th_sleep_ms(50);
+    CHECK_RC(MP_ETIMEDOUT, mp_joinable_queue_join(q, 0));
+    int c = th_fork(joinable_consumer_process, q);
+    CHECK_OK(mp_joinable_queue_join(q, 20000));
+    CHECK_EQ(0, th_wait(c));
+    CHECK_EQ(0, th_wait(j1));
+    CHECK_EQ(0, th_wait(j2));
+    mp_joinable_queue_destroy(q);
+}
+
+
+static void *blocked_get(void *arg)
+{
+    get_str(arg, "for the blocked one", -1);
+    return NULL;
+}
+
+TEST(queue_second_consumer_times_out_while_another_waits)
+{
+    mp_queue *q;
+    CHECK_OK(mp_queue_new(&q, 0, NULL));
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, blocked_get, q) == 0);
+    th_sleep_ms(50); /* let it take the consumer side and sleep */
+    void *m;
+    size_t len;
+    CHECK_RC(MP_EEMPTY, mp_queue_get_nowait(q, &m, &len));
+    uint64_t t0 = th_now_ms();
+    CHECK_RC(MP_EEMPTY, mp_queue_get(q, &m, &len, 100));
+    uint64_t waited = th_now_ms() - t0;
+    CHECK(waited >= 100 && waited < 10000);
+    CHECK_OK(mp_queue_put(q, "for the blocked one", 19, 0));
+    pthread_join(th, NULL);
+    mp_queue_destroy(q);
+}
+
+static void *blocked_put(void *arg)
+{
+    CHECK_OK(mp_queue_put(arg, "second", 6, -1));
+    return NULL;
+}
+
+TEST(queue_second_producer_times_out_while_another_waits_for_room)
+{
+    mp_queue *q;
+    CHECK_OK(mp_queue_new(&q, 1, NULL));
+    CHECK_OK(mp_queue_put(q, "first", 5, 0));
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, blocked_put, q) == 0);
+    th_sleep_ms(50);
+    CHECK_RC(MP_EFULL, mp_queue_put_nowait(q, "third", 5));
+    uint64_t t0 = th_now_ms();
+    CHECK_RC(MP_EFULL, mp_queue_put(q, "third", 5, 100));
+    uint64_t waited = th_now_ms() - t0;
+    CHECK(waited >= 100 && waited < 10000);
+    get_str(q, "first", 0);
+    pthread_join(th, NULL);
+    get_str(q, "second", 0);
+    CHECK(mp_queue_empty(q));
+    mp_queue_destroy(q);
+}
+
+TEST(joinable_and_simple_queue_bad_arguments_change_nothing)
+{
+    mp_joinable_queue *q;
+    void *m;
+    size_t len;
+    char buf[4];
+    CHECK_RC(MP_EINVAL, mp_joinable_queue_new(NULL, 0, NULL));
+    CHECK_RC(MP_EINVAL, mp_joinable_queue_new(&q, 0, &(mp_queue_options){.ring_bytes = SIZE_MAX}));
+    CHECK_OK(mp_joinable_queue_new(&q, 1, NULL));
+    CHECK_RC(MP_EINVAL, mp_joinable_queue_put(NULL, "x", 1, 0));
+    CHECK_RC(MP_EINVAL, mp_joinable_queue_put(q, NULL, 1, 0));
+    CHECK_OK(mp_joinable_queue_put_nowait(q, "x", 1));
+    CHECK_RC(MP_EFULL, mp_joinable_queue_put(q, "y", 1, 0)); /* maxsize 1 */
+    CHECK_RC(MP_EINVAL, mp_joinable_queue_get(NULL, &m, &len, 0));
+    CHECK_RC(MP_EINVAL, mp_joinable_queue_get(q, &m, &len, -3));
+    CHECK_RC(MP_EINVAL, mp_joinable_queue_get_into(q, NULL, 1, &len, 0));
+    CHECK_RC(MP_EINVAL, mp_joinable_queue_get_nowait(NULL, &m, &len));
+    CHECK_RC(MP_EINVAL, mp_joinable_queue_qsize(NULL));
+    CHECK_RC(MP_EINVAL, mp_joinable_queue_close(NULL));
+    CHECK(!mp_joinable_queue_empty(NULL));
+    CHECK(!mp_joinable_queue_full(NULL));
+    CHECK_EQ(1, mp_joinable_queue_qsize(q));
+    CHECK_OK(mp_joinable_queue_get_into(q, buf, sizeof buf, &len, 0));
+    CHECK_OK(mp_joinable_queue_task_done(q));
+    CHECK_OK(mp_joinable_queue_join(q, 0));
+    mp_joinable_queue_destroy(q);
+    mp_joinable_queue_destroy(NULL);
+
+    mp_simple_queue *s;
+    CHECK_RC(MP_EINVAL, mp_simple_queue_new(&s, &(mp_queue_options){.ring_bytes = SIZE_MAX}));
+    CHECK_OK(mp_simple_queue_new(&s, NULL));
+    CHECK_RC(MP_EINVAL, mp_simple_queue_put(s, NULL, 3));
+    CHECK_RC(MP_EINVAL, mp_simple_queue_get(s, NULL, &len));
+    CHECK_RC(MP_EINVAL, mp_simple_queue_close(NULL));
+    CHECK(mp_simple_queue_empty(s));
+    mp_simple_queue_destroy(s);
+}
