@@ -6,7 +6,7 @@
  *
  * The binary is run as `bench_<case> mproc` or `bench_<case> raw` and prints one
  * line, "<value> <unit>": the time per operation of one repetition (lower is
- * better). bench/run.py repeats it, takes medians and compares with the CPython
+ * better), or "none <unit>" for a side given as NULL. bench/run.py repeats it, takes medians and compares with the CPython
  * side, bench/cases/<case>.py, which prints the same kind of line.
  */
 #ifndef MPROC_BENCH_H
@@ -32,9 +32,13 @@ static inline double bench_now_s(void)
             fn = mproc_fn;                                                          \
         else if (argc == 2 && strcmp(argv[1], "raw") == 0)                          \
             fn = raw_fn;                                                            \
-        if (fn == NULL) {                                                           \
+        else {                                                                      \
             fprintf(stderr, "usage: %s mproc|raw\n", argv[0]);                      \
             return 2;                                                               \
+        }                                                                           \
+        if (fn == NULL) { /* this side has no equivalent: bench/run.py records null */ \
+            printf("none %s\n", unit);                                              \
+            return 0;                                                               \
         }                                                                           \
         double v = fn();                                                            \
         if (v < 0)                                                                  \

@@ -29,7 +29,7 @@ def run_side(cmd, timeout):
         sys.stderr.write(f"  {' '.join(cmd)} timed out\n")
         return None
     value, unit = out.split()[-2:]
-    return float(value), unit
+    return (None if value == "none" else float(value)), unit
 
 
 def main():
@@ -60,7 +60,8 @@ def main():
             for side, cmd in sides.items():
                 r = run_side(cmd, args.timeout)
                 if r is not None:
-                    samples[side].append(r[0])
+                    if r[0] is not None:
+                        samples[side].append(r[0])
                     if unit is not None and r[1] != unit:
                         sys.exit(f"{case}: {side} reports {r[1]}, others {unit}")
                     unit = r[1]
