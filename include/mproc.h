@@ -4,6 +4,7 @@
 #define MPROC_H
 
 #include "mproc/error.h"
+#include "mproc/pool.h"
 #include "mproc/process.h"
 #include "mproc/version.h"
 
