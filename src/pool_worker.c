@@ -213,21 +213,21 @@ static int run_apply(int fd, const struct mp__task_hdr *h, const char *arg)
 /* A map chunk. out collects the results; on the first failing item the chunk fails. */
 static int run_chunk(int fd, const struct mp__task_hdr *h, const char *payload, struct growbuf *out)
 {
-    bool fixed = h->kind == MP__UNIT_MAP_FIXED;
+    bool fixed_in = h->kind == MP__UNIT_MAP_FIXED, fixed_out = h->out_size > 0;
     size_t count = h->count;
-    const char *data = fixed ? payload : payload + 8 * count;
+    const char *data = fixed_in ? payload : payload + 8 * count;
     out->len = 0;
-    if (grow(out, fixed ? count * h->out_size : 8 * count) != 0)
+    if (grow(out, fixed_out ? count * h->out_size : 8 * count) != 0)
         return send_result(fd, h->id, MP_ENOMEM, 0, "worker out of memory", NULL, 0);
-    out->len = fixed ? count * h->out_size : 8 * count;
+    out->len = fixed_out ? count * h->out_size : 8 * count;
     int status = 0, code = 0;
     char *msg = NULL;
     for (size_t i = 0; i < count && status == 0; i++) {
         size_t len = h->in_size;
-        if (!fixed)
+        if (!fixed_in)
             memcpy(&len, payload + 8 * i, 8);
         mp_task t = {0};
-        if (fixed)
+        if (fixed_out)
             t = (mp_task){.fixed = out->p + i * h->out_size, .fixed_size = h->out_size};
         int rc = call_item(h, data, len, &t);
         data += len;
@@ -236,12 +236,12 @@ static int run_chunk(int fd, const struct mp__task_hdr *h, const char *payload, 
             code = rc;
             msg = t.msg ? t.msg : default_msg(rc);
             t.msg = NULL;
-        } else if (fixed && !t.fixed_set) {
+        } else if (fixed_out && !t.fixed_set) {
             status = MP_EMSGSIZE;
             if (asprintf(&msg, "item %zu of the chunk returned %zu bytes, expected %llu", i,
                          t.data ? t.len : 0, (unsigned long long)h->out_size) < 0)
                 msg = NULL;
-        } else if (!fixed) {
+        } else if (!fixed_out) {
             uint64_t l = t.data ? t.len : 0;
             if (grow(out, l) != 0) {
                 status = MP_ENOMEM;
