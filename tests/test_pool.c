@@ -759,3 +759,225 @@ TEST(pool_handle_is_private_to_its_process)
     CHECK_EQ(0, th_wait(th_fork(use_pool_in_child, p)));
     finish(p);
 }
+
+TEST(pool_map_shared_squares_in_place)
+{
+    mp_pool *p = new_pool(2);
+    size_t n = 100000;
+    int *in = mp_pool_shared_alloc(p, n * sizeof(int));
+    int *out = mp_pool_shared_alloc(p, n * sizeof(int));
+    CHECK(in != NULL && out != NULL);
+    for (size_t i = 0; i < n; i++)
+        in[i] = (int)(i % 1000);
+    for (int round = 0; round < 3; round++) {
+        memset(out, 0, n * sizeof(int));
+        CHECK_OK(mp_pool_map_shared(p, square_kernel, in, sizeof(int), out, sizeof(int), n, NULL,
+                                    &(mp_async_options){.chunksize = round == 1 ? 1000 : 0}));
+        for (size_t i = 0; i < n; i++)
+            CHECK_EQ((int)(i % 1000) * (int)(i % 1000), out[i]);
+    }
+    CHECK_OK(mp_pool_map_shared(p, square_kernel, in, sizeof(int), out, sizeof(int), 0, NULL, NULL));
+    mp_pool_shared_free(p, in);
+    mp_pool_shared_free(p, out);
+    finish(p);
+}
+
+static int slow_kernel(const void *in, void *out, size_t n, void *ctx)
+{
+    (void)ctx;
+    th_sleep_ms(20);
+    return square_kernel(in, out, n, NULL);
+}
+
+TEST(pool_map_shared_progress_is_observable)
+{
+    mp_pool *p = new_pool(2);
+    size_t n = 4000;
+    int *a = mp_pool_shared_alloc(p, n * sizeof(int));
+    mp_async_result *r;
+    CHECK_OK(mp_pool_map_shared_async(p, &r, slow_kernel, a, sizeof(int), a, sizeof(int), n, NULL,
+                                      &(mp_async_options){.chunksize = 100}));
+    size_t done = 0, total = 0, seen_mid = 0;
+    while (!mp_async_result_ready(r)) {
+        CHECK_OK(mp_async_result_progress(r, &done, &total));
+        CHECK_EQ(n, total);
+        CHECK(done <= n);
+        if (done > 0 && done < n)
+            seen_mid = 1;
+        th_sleep_ms(5);
+    }
+    CHECK_OK(mp_async_result_get(r, -1, NULL, NULL));
+    CHECK_OK(mp_async_result_progress(r, &done, &total));
+    CHECK_EQ(n, done);
+    CHECK(seen_mid);
+    mp_async_result_destroy(r);
+    mp_pool_shared_free(p, a);
+    finish(p);
+}
+
+static int failing_kernel(const void *in, void *out, size_t n, void *ctx)
+{
+    const int *a = in;
+    (void)ctx;
+    for (size_t i = 0; i < n; i++)
+        if (a[i] < 0)
+            return 17;
+    return square_kernel(in, out, n, NULL);
+}
+
+TEST(pool_map_shared_kernel_error_and_callback)
+{
+    mp_pool *p = new_pool(2);
+    size_t n = 1000;
+    int *a = mp_pool_shared_alloc(p, n * sizeof(int));
+    int *b = mp_pool_shared_alloc(p, n * sizeof(int));
+    a[555] = -1;
+    struct cb_state s = {.main_thread = pthread_self()};
+    mp_async_result *r;
+    CHECK_OK(mp_pool_map_shared_async(p, &r, failing_kernel, a, sizeof(int), b, sizeof(int), n, NULL,
+                                      &(mp_async_options){.chunksize = 100, .error_callback = on_err,
+                                                          .cb_arg = &s}));
+    CHECK_RC(MP_ETASKFAILED, mp_async_result_get(r, 30000, NULL, NULL));
+    CHECK_EQ(17, mp_async_result_task_code(r));
+    CHECK(strstr(mp_async_result_message(r), "[500, 600)") != NULL);
+    CHECK_EQ(1, s.err);
+    mp_async_result_destroy(r);
+    finish(p);
+}
+
+static int kill_kernel(const void *in, void *out, size_t n, void *ctx)
+{
+    const int *a = in;
+    (void)ctx;
+    for (size_t i = 0; i < n; i++)
+        if (a[i] < 0)
+            raise(SIGKILL);
+    return square_kernel(in, out, n, NULL);
+}
+
+TEST(pool_map_shared_worker_death_fails_its_chunk)
+{
+    mp_pool *p = new_pool(2);
+    size_t n = 1000;
+    int *a = mp_pool_shared_alloc(p, n * sizeof(int));
+    int *b = mp_pool_shared_alloc(p, n * sizeof(int));
+    for (size_t i = 0; i < n; i++)
+        a[i] = 2;
+    a[250] = -1;
+    CHECK_RC(MP_EWORKERDIED, mp_pool_map_shared(p, kill_kernel, a, sizeof(int), b, sizeof(int), n, NULL,
+                                                &(mp_async_options){.chunksize = 50}));
+    const char *m = mp_pool_last_message();
+    if (strstr(m, "signal 9") == NULL || strstr(m, "[250, 300)") == NULL)
+        th_fail(__FILE__, __LINE__, "unexpected message \"%s\"", m);
+    for (size_t i = 0; i < n; i++)
+        if (i < 250 || i >= 300)
+            CHECK_EQ(4, b[i]);
+    /* the pool goes on */
+    a[250] = 3;
+    CHECK_OK(mp_pool_map_shared(p, kill_kernel, a, sizeof(int), b, sizeof(int), n, NULL, NULL));
+    CHECK_EQ(9, b[250]);
+    finish(p);
+}
+
+TEST(pool_map_shared_terminated_while_running)
+{
+    mp_pool *p = new_pool(2);
+    size_t n = 100000;
+    int *a = mp_pool_shared_alloc(p, n * sizeof(int));
+    mp_async_result *r;
+    CHECK_OK(mp_pool_map_shared_async(p, &r, slow_kernel, a, sizeof(int), a, sizeof(int), n, NULL,
+                                      &(mp_async_options){.chunksize = 10}));
+    th_sleep_ms(100);
+    CHECK_OK(mp_pool_terminate(p));
+    CHECK_RC(MP_ETERMINATED, mp_async_result_get(r, 0, NULL, NULL));
+    mp_pool_destroy(p);
+    /* the result outlives its pool */
+    CHECK_RC(MP_ETERMINATED, mp_async_result_get(r, 0, NULL, NULL));
+    mp_async_result_destroy(r);
+}
+
+TEST(pool_shared_alloc_is_shared_and_bounded)
+{
+    mp_pool *p;
+    CHECK_OK(mp_pool_new(&p, &(mp_pool_options){.processes = 1, .shared_size = 1 << 20}));
+    CHECK(mp_pool_shared_alloc(p, 0) == NULL);
+    CHECK(mp_pool_shared_alloc(p, 2 << 20) == NULL);
+    void *a = mp_pool_shared_alloc(p, 600 << 10);
+    CHECK(a != NULL);
+    CHECK(((uintptr_t)a & 63) == 0);
+    CHECK(mp_pool_shared_alloc(p, 600 << 10) == NULL);
+    mp_pool_shared_free(p, a);
+    a = mp_pool_shared_alloc(p, 600 << 10);
+    CHECK(a != NULL);
+    mp_pool_shared_free(p, a);
+    finish(p);
+}
+
+/* ---- thread pools ---- */
+
+static mp_pool *new_thread_pool(int n)
+{
+    mp_pool *p;
+    CHECK_OK(mp_pool_new(&p, &(mp_pool_options){.processes = n, .threads = true}));
+    return p;
+}
+
+TEST(thread_pool_runs_tasks_in_this_process)
+{
+    mp_pool *p = new_thread_pool(3);
+    void *res;
+    CHECK_OK(mp_pool_apply(p, getpid_task, NULL, 0, &res, NULL));
+    CHECK_EQ(getpid(), *(int *)res);
+    free(res);
+    int pids[3];
+    CHECK_EQ(0, mp_pool_worker_pids(p, pids, 3));
+    int in[500], out[500];
+    for (int i = 0; i < 500; i++)
+        in[i] = i;
+    CHECK_OK(mp_pool_map(p, square, in, sizeof in[0], 500, out, sizeof out[0], NULL));
+    for (int i = 0; i < 500; i++)
+        CHECK_EQ(i * i, out[i]);
+    finish(p);
+}
+
+TEST(thread_pool_map_shared_accepts_any_memory)
+{
+    mp_pool *p = new_thread_pool(2);
+    int in[1000], out[1000];
+    for (int i = 0; i < 1000; i++)
+        in[i] = i;
+    CHECK_OK(mp_pool_map_shared(p, square_kernel, in, sizeof(int), out, sizeof(int), 1000, NULL, NULL));
+    for (int i = 0; i < 1000; i++)
+        CHECK_EQ(i * i, out[i]);
+    finish(p);
+}
+
+TEST(thread_pool_errors_callbacks_and_maxtasks)
+{
+    mp_pool *p;
+    CHECK_OK(mp_pool_new(&p, &(mp_pool_options){.processes = 2, .threads = true, .maxtasksperchild = 3}));
+    struct cb_state s = {.main_thread = pthread_self()};
+    mp_async_options o = {.callback = on_ok, .error_callback = on_err, .cb_arg = &s};
+    for (int i = -5; i < 20; i++)
+        CHECK_OK(mp_pool_apply_async(p, NULL, fail_on_negative, &i, sizeof i, &o));
+    finish(p);
+    CHECK_EQ(20, s.ok);
+    CHECK_EQ(5, s.err);
+    CHECK_EQ(0, s.overlap);
+}
+
+TEST(thread_pool_terminate_waits_for_running_tasks)
+{
+    mp_pool *p = new_thread_pool(2);
+    unsigned ms = 300;
+    mp_async_result *r[5];
+    for (int i = 0; i < 5; i++)
+        CHECK_OK(mp_pool_apply_async(p, &r[i], sleep_ms_task, &ms, sizeof ms, NULL));
+    th_sleep_ms(50);
+    CHECK_OK(mp_pool_terminate(p));
+    for (int i = 0; i < 5; i++) {
+        CHECK_RC(MP_ETERMINATED, mp_async_result_get(r[i], 0, NULL, NULL));
+        mp_async_result_destroy(r[i]);
+    }
+    mp_pool_destroy(p);
+}
