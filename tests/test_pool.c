@@ -101,8 +101,11 @@ static int segfault_task(const void *arg, size_t len, mp_task *t)
     (void)arg;
     (void)len;
     (void)t;
-    volatile int *null = NULL;
-    *null = 1;
+    /* A real invalid access (not a null pointer, which UBSan would catch first),
+     * with the default action, which sanitizers would otherwise replace. */
+    signal(SIGSEGV, SIG_DFL);
+    volatile int *page = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    *page = 1;
     return 0;
 }
 
@@ -750,7 +753,7 @@ static int use_pool_in_child(void *arg)
 {
     mp_pool *p = arg;
     int x = 1;
-    return mp_pool_apply_async(p, NULL, square, &x, sizeof x, NULL) == MP_ECHILD ? 0 : 1;
+    _exit(mp_pool_apply_async(p, NULL, square, &x, sizeof x, NULL) == MP_ECHILD ? 0 : 1);
 }
 
 TEST(pool_handle_is_private_to_its_process)
