@@ -39,7 +39,7 @@ void mp__result_release(mp_async_result *r)
 /* A callback of r's own completion may read it without waiting for itself. */
 static bool in_own_callback(const mp_async_result *r)
 {
-    return r->completed && pthread_equal(pthread_self(), r->handler) && atomic_load(r->ready_word) == 0;
+    return r->completed && pthread_equal(pthread_self(), r->handler) && atomic_load(r->ready_word) != 1;
 }
 
 int mp_async_result_wait(mp_async_result *r, int timeout_ms)
@@ -51,11 +51,16 @@ int mp_async_result_wait(mp_async_result *r, int timeout_ms)
         return MP_EINVAL;
     if (in_own_callback(r))
         return 0;
+    /* The word goes 0 (running) -> 2 (running, someone sleeps) -> 1 (ready); the
+     * completer wakes sleepers only when it replaces a 2. */
     for (;;) {
         _Atomic uint32_t *w = r->ready_word;
-        if (atomic_load_explicit(w, memory_order_acquire) == 1)
+        uint32_t v = atomic_load_explicit(w, memory_order_acquire);
+        if (v == 1)
             return 0;
-        if (mp__futex_wait(w, 0, &d) == MP_ETIMEDOUT)
+        if (v == 0 && !atomic_compare_exchange_strong(w, &v, 2))
+            continue;
+        if (mp__futex_wait(w, 2, &d) == MP_ETIMEDOUT)
             return atomic_load_explicit(w, memory_order_acquire) == 1 ? 0 : MP_ETIMEDOUT;
     }
 }

@@ -126,6 +126,8 @@ struct mp_pool {
     _Atomic uint32_t finished;     /* futex word: the handler has ended */
     bool joined;
     bool spawn_failed;
+    bool sleeping; /* the handler is in (or about to enter) poll; under mu */
+    bool kicked;   /* something happened since the handler last looked; under mu */
 };
 
 static _Thread_local char last_message[512];
@@ -148,6 +150,17 @@ static void wake_handler(mp_pool *p)
 }
 
 static bool on_handler(mp_pool *p) { return pthread_equal(pthread_self(), p->handler); }
+
+/* Wakes the handler if it sleeps in poll (pool lock held). While it is awake it
+ * looks at everything before sleeping again, so one wake per sleep is enough. */
+static void kick(mp_pool *p)
+{
+    p->kicked = true;
+    if (p->sleeping && !on_handler(p)) {
+        p->sleeping = false;
+        wake_handler(p);
+    }
+}
 
 /* ---- the region: a first-fit allocator over parent-private extents ---- */
 
@@ -252,8 +265,7 @@ static void complete(mp_pool *p, mp_async_result *r)
     else
         p->cbq = r;
     p->cbq_tail = r;
-    if (!on_handler(p))
-        wake_handler(p);
+    kick(p);
 }
 
 static void free_unit(mp_pool *p, struct unit *u)
@@ -413,8 +425,8 @@ void mp__pool_job_orphan(mp_async_result *r)
     mp_pool *p = r->pool;
     lock(p);
     r->orphan = true; /* check_jobs frees it once the workers are out of it */
+    kick(p);
     unlock(p);
-    wake_handler(p);
 }
 
 /* ---- sending tasks ---- */
@@ -469,10 +481,15 @@ static bool can_take(const mp_pool *p, const struct worker *w)
     return w->n_out == 0 || (p->n_pending >= 2 * (size_t)p->n && w->n_out < MAX_OUT);
 }
 
-/* Moves pending tasks to workers with room. Pool lock held. */
+/* Moves pending tasks to workers with room and writes them. Pool lock held. Only
+ * the handler writes to sockets; other threads queue and kick it. */
 static void dispatch(mp_pool *p)
 {
-    bool wrote_partial = false;
+    if (!on_handler(p)) {
+        if (p->pend != NULL)
+            kick(p);
+        return;
+    }
     while (p->pend != NULL) {
         struct worker *best = NULL;
         for (int i = 0; i < p->n; i++)
@@ -488,14 +505,9 @@ static void dispatch(mp_pool *p)
         best->sent++;
         out_push(best, u);
     }
-    for (int i = 0; i < p->n; i++) {
-        if (p->w[i].up && p->w[i].wcur != NULL) {
+    for (int i = 0; i < p->n; i++)
+        if (p->w[i].up && p->w[i].wcur != NULL)
             write_units(&p->w[i]);
-            wrote_partial |= p->w[i].wcur != NULL;
-        }
-    }
-    if (wrote_partial && !on_handler(p))
-        wake_handler(p); /* it polls for POLLOUT */
 }
 
 static struct unit *make_unit(uint32_t kind, uint32_t flags, uint64_t fn, size_t count, size_t in_size,
@@ -529,11 +541,30 @@ static void pend_push(mp_pool *p, struct unit *u)
     p->n_pending++;
 }
 
+/* getpid() is a system call; the pool's calls compare with a cached copy that a
+ * fork handler refreshes in the child. */
+static pid_t my_pid;
+static pthread_once_t pid_once = PTHREAD_ONCE_INIT;
+
+static void refresh_pid(void) { my_pid = getpid(); }
+
+static void init_pid(void)
+{
+    refresh_pid();
+    pthread_atfork(NULL, NULL, refresh_pid);
+}
+
+static pid_t self_pid(void)
+{
+    pthread_once(&pid_once, init_pid);
+    return my_pid;
+}
+
 static int check_pool(const mp_pool *p)
 {
     if (p == NULL)
         return MP_EINVAL;
-    return p->owner == getpid() ? 0 : MP_ECHILD;
+    return p->owner == self_pid() ? 0 : MP_ECHILD;
 }
 
 
@@ -954,9 +985,8 @@ int mp_pool_map_shared_async(mp_pool *pool, mp_async_result **out, mp_kernel_fn 
     for (int i = 0; i < pool->n && n > 0; i++)
         if (job_open_to(pool, &pool->w[i]))
             job_send(pool, r, i); /* out of memory: fewer participants */
-    dispatch(pool);
+    kick(pool); /* it writes the job frames, or completes a job nobody could join */
     unlock(pool);
-    wake_handler(pool); /* it completes jobs nobody could join */
     *out = r;
     return 0;
 
@@ -1311,12 +1341,11 @@ static void run_callbacks(mp_async_result *list)
         if (cb != NULL)
             cb(r, r->cb.cb_arg);
         _Atomic uint32_t *word = r->ready_word;
-        atomic_store(&r->ready, 1);
-        mp__futex_wake(&r->ready, INT32_MAX);
-        if (word != &r->ready) {
-            atomic_store(word, 1);
+        /* 2 means a waiter sleeps on the word: only then is a wake needed. */
+        if (atomic_exchange(&r->ready, 1) == 2)
+            mp__futex_wake(&r->ready, INT32_MAX);
+        if (word != &r->ready && atomic_exchange(word, 1) == 2)
             mp__futex_wake(word, INT32_MAX);
-        }
         mp__result_release(r);
     }
 }
@@ -1356,13 +1385,16 @@ static void *handler_main(void *arg)
                                          .events = (short)(POLLIN | (w->wcur ? POLLOUT : 0))};
             pfd[nfd++] = (struct pollfd){.fd = w->up && !p->threads ? w->pidfd : -1, .events = POLLIN};
         }
-        int timeout = p->spawn_failed ? 100 : -1;
+        int timeout = p->kicked ? 0 : p->spawn_failed ? 100 : -1;
+        p->kicked = false;
+        p->sleeping = timeout != 0;
         unlock(p);
         if (poll(pfd, (nfds_t)nfd, timeout) < 0) {
             for (int i = 0; i < nfd; i++)
                 pfd[i].revents = 0;
         }
         lock(p);
+        p->sleeping = false;
         if (pfd[0].revents & POLLIN) {
             uint64_t v;
             while (read(p->efd, &v, sizeof v) < 0 && errno == EINTR)
@@ -1467,7 +1499,7 @@ int mp_pool_new(mp_pool **out, const mp_pool_options *opt)
     if (p == NULL)
         return MP_ENOMEM;
     pthread_mutex_init(&p->mu, NULL);
-    p->owner = getpid();
+    p->owner = self_pid();
     p->n = o.processes ? o.processes : mp_cpu_count();
     p->threads = o.threads;
     p->maxtasks = o.maxtasksperchild;
@@ -1547,8 +1579,8 @@ int mp_pool_close(mp_pool *pool)
     lock(pool);
     if (pool->state == RUN)
         pool->state = CLOSE;
+    kick(pool);
     unlock(pool);
-    wake_handler(pool);
     return 0;
 }
 
@@ -1575,8 +1607,8 @@ int mp_pool_terminate(mp_pool *pool)
         return rc;
     lock(pool);
     pool->state = TERMINATE;
+    kick(pool);
     unlock(pool);
-    wake_handler(pool);
     if (on_handler(pool)) /* from a callback: the handler finishes after it returns */
         return 0;
     mp__deadline d;

@@ -85,20 +85,43 @@ static void task_reset(mp_task *t)
     *t = (mp_task){0};
 }
 
+/* Buffered reads: one read() usually brings several small task frames. */
+struct rbuf {
+    char *p;
+    size_t pos, len, cap;
+};
+
 /* 0, or -1 at EOF or on error (the parent is gone or closed our socket). */
-static int read_full(int fd, void *buf, size_t n)
+static int read_full(int fd, struct rbuf *b, void *buf, size_t n)
 {
-    char *p = buf;
-    while (n > 0) {
-        ssize_t r = read(fd, p, n);
-        if (r > 0) {
-            p += r;
-            n -= (size_t)r;
-        } else if (r == 0 || errno != EINTR) {
-            return -1;
+    char *dst = buf;
+    for (;;) {
+        size_t take = b->len - b->pos < n ? b->len - b->pos : n;
+        memcpy(dst, b->p + b->pos, take);
+        b->pos += take;
+        dst += take;
+        n -= take;
+        if (n == 0)
+            return 0;
+        ssize_t r;
+        if (n >= b->cap) { /* large payloads go straight to their place */
+            r = read(fd, dst, n);
+            if (r > 0) {
+                dst += r;
+                n -= (size_t)r;
+                if (n == 0)
+                    return 0;
+            }
+        } else {
+            r = read(fd, b->p, b->cap);
+            if (r > 0) {
+                b->pos = 0;
+                b->len = (size_t)r;
+            }
         }
+        if (r == 0 || (r < 0 && errno != EINTR))
+            return -1;
     }
-    return 0;
 }
 
 /* MSG_NOSIGNAL: a parent that went away must not kill a thread pool's process. */
@@ -284,10 +307,9 @@ static int run_job(int fd, const struct mp__task_hdr *h, int slot)
         atomic_store(&j->current[slot], -1);
         atomic_fetch_add(&j->done_items, count);
         uint64_t f = atomic_fetch_add(&j->finished_chunks, 1) + 1;
-        if (f == j->n_chunks && atomic_load(&j->fast) && !atomic_load(&j->failed)) {
-            atomic_store(&j->state, 1);
+        if (f == j->n_chunks && atomic_load(&j->fast) && !atomic_load(&j->failed) &&
+            atomic_exchange(&j->state, 1) == 2) /* 2: someone sleeps on it */
             mp__futex_wake(&j->state, INT32_MAX);
-        }
     }
     flush_stdio();
     return send_result(fd, h->id, 0, 0, NULL, NULL, 0);
@@ -300,17 +322,19 @@ void mp__pool_worker_main(const struct mp__worker_ctx *c)
         flush_stdio();
     }
     struct growbuf in = {0}, out = {0};
+    struct rbuf rb = {.cap = 64 << 10};
+    rb.p = malloc(rb.cap);
     unsigned done = 0;
-    for (;;) {
+    while (rb.p != NULL) {
         struct mp__task_hdr h;
-        if (read_full(c->fd, &h, sizeof h) != 0)
+        if (read_full(c->fd, &rb, &h, sizeof h) != 0)
             break;
         const char *payload;
         if (h.flags & MP__UNIT_REGION) {
             payload = (const char *)(uintptr_t)h.region_off;
         } else {
             in.len = 0;
-            if (grow(&in, h.payload_len + 1) != 0 || read_full(c->fd, in.p, h.payload_len) != 0)
+            if (grow(&in, h.payload_len + 1) != 0 || read_full(c->fd, &rb, in.p, h.payload_len) != 0)
                 break;
             payload = in.p;
         }
@@ -326,6 +350,7 @@ void mp__pool_worker_main(const struct mp__worker_ctx *c)
         if (h.kind != MP__UNIT_JOB && c->maxtasks != 0 && ++done >= c->maxtasks)
             break;
     }
+    free(rb.p);
     free(in.p);
     free(out.p);
 }
