@@ -119,6 +119,7 @@ struct mp_pool {
     mp_async_result *cbq, *cbq_tail; /* completed, waiting for callbacks; under mu */
     char *region;
     size_t region_size;
+    struct mp__wslot *slots;       /* n, in the region */
     struct extent *free_ext;       /* free extents of the region, by offset; under mu */
     size_t n_free, cap_free;
     _Atomic uint32_t started;      /* futex word: the handler started the workers */
@@ -1036,7 +1037,7 @@ static _Noreturn void child_main(mp_pool *p, int i, int fd, pid_t ppid)
             mp__close_fd(p->w[k].pidfd);
         }
     }
-    struct mp__worker_ctx c = {.fd = fd, .slot = i, .maxtasks = p->maxtasks,
+    struct mp__worker_ctx c = {.fd = fd, .slot = i, .running = &p->slots[i].running, .maxtasks = p->maxtasks,
                                .initializer = p->initializer, .initarg = p->initarg};
     mp__pool_worker_main(&c);
     fflush(stdout);
@@ -1058,13 +1059,15 @@ static int spawn(mp_pool *p, int i)
         goto out_close;
     }
     struct worker nw = {.up = true, .sock = sv[0], .pidfd = -1, .st = st};
+    atomic_store(&p->slots[i].running, 0);
     if (p->threads) {
         nw.tctx = malloc(sizeof *nw.tctx);
         if (nw.tctx == NULL) {
             rc = MP_ENOMEM;
             goto out_close;
         }
-        *nw.tctx = (struct mp__worker_ctx){.fd = sv[1], .slot = i, .maxtasks = p->maxtasks,
+        *nw.tctx = (struct mp__worker_ctx){.fd = sv[1], .slot = i, .running = &p->slots[i].running,
+                                           .maxtasks = p->maxtasks,
                                            .initializer = p->initializer, .initarg = p->initarg};
         int e = pthread_create(&nw.thread, NULL, thread_main, nw.tctx);
         if (e != 0) {
@@ -1253,20 +1256,20 @@ static void worker_down(mp_pool *p, int i)
             ;
         describe_end(msg, sizeof msg, w->pid, status);
     }
-    bool first = true, written = true;
+    /* The task the worker was running fails; the others it had (not started, or
+     * finished with their results unsent) run again elsewhere. */
+    uint64_t running = atomic_load(&p->slots[i].running);
     struct unit *requeue = NULL, *last = NULL;
     size_t n_requeue = 0;
     for (struct unit *u = w->head, *next; u != NULL; u = next) {
         next = u->next;
-        if (u == w->wcur)
-            written = false;
         if (u->kind == MP__UNIT_JOB) {
             if (u->r != NULL)
-                job_leave(u->r, i, first ? msg : NULL);
+                job_leave(u->r, i, u->id == running ? msg : NULL);
             free_unit(p, u);
         } else if (u->r == NULL) {
             free_unit(p, u);
-        } else if (first && written) {
+        } else if (u->id == running) {
             fail_unit(p, u, MP_EWORKERDIED, msg);
             free_unit(p, u);
         } else {
@@ -1278,7 +1281,6 @@ static void worker_down(mp_pool *p, int i)
             last = u;
             n_requeue++;
         }
-        first = false;
     }
     if (requeue != NULL) { /* back to the front of the queue, in their order */
         last->next = p->pend;
@@ -1525,6 +1527,11 @@ int mp_pool_new(mp_pool **out, const mp_pool_options *opt)
     }
     p->free_ext[0] = (struct extent){0, p->region_size};
     p->n_free = 1;
+    p->slots = region_alloc(p, (size_t)p->n * sizeof *p->slots);
+    if (p->slots == NULL) {
+        rc = MP_ENOMEM;
+        goto out_free;
+    }
     for (int i = 0; i < p->n; i++)
         p->w[i] = (struct worker){.sock = -1, .pidfd = -1};
     fflush(NULL);

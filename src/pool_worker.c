@@ -148,13 +148,67 @@ static int write_all(int fd, struct iovec *iov, int cnt)
     return 0;
 }
 
-static int send_result(int fd, uint64_t id, int status, int task_code, const char *msg,
+struct growbuf {
+    char *p;
+    size_t len, cap;
+};
+
+static int grow(struct growbuf *b, size_t extra)
+{
+    if (b->len + extra <= b->cap)
+        return 0;
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap < b->len + extra)
+        cap *= 2;
+    char *p = realloc(b->p, cap);
+    if (p == NULL)
+        return -1;
+    b->p = p;
+    b->cap = cap;
+    return 0;
+}
+
+/* Results not yet written: small result frames are batched and written when the
+ * worker would otherwise block, so one write carries many. A result waiting here
+ * is never lost to a death of its task's successor: the parent learns from
+ * `running` which task was running, and re-runs the finished ones it did not hear
+ * of (see pool.c). */
+struct wout {
+    int fd;
+    struct growbuf b;
+    unsigned n;
+};
+
+static int wout_flush(struct wout *o)
+{
+    if (o->b.len == 0)
+        return 0;
+    struct iovec iov = {o->b.p, o->b.len};
+    o->b.len = 0;
+    o->n = 0;
+    return write_all(o->fd, &iov, 1);
+}
+
+static int send_result(struct wout *o, uint64_t id, int status, int task_code, const char *msg,
                        const void *payload, size_t payload_len)
 {
     struct mp__result_hdr h = {.id = id, .status = status, .task_code = task_code,
                                .msg_len = msg ? strlen(msg) : 0, .payload_len = payload_len};
+    size_t total = sizeof h + h.msg_len + payload_len;
+    if (total <= (32u << 10) && grow(&o->b, total) == 0) {
+        char *d = o->b.p + o->b.len;
+        memcpy(d, &h, sizeof h);
+        if (h.msg_len)
+            memcpy(d + sizeof h, msg, h.msg_len);
+        if (payload_len)
+            memcpy(d + sizeof h + h.msg_len, payload, payload_len);
+        o->b.len += total;
+        return ++o->n >= 64 || o->b.len >= (64u << 10) ? wout_flush(o) : 0;
+    }
+    if (wout_flush(o) != 0)
+        return -1;
     struct iovec iov[3] = {{&h, sizeof h}, {(void *)msg, h.msg_len}, {(void *)payload, payload_len}};
-    return write_all(fd, iov, 3);
+    return write_all(o->fd, iov, 3);
 }
 
 /* The message for a failure without one of its own. */
@@ -196,27 +250,7 @@ static int call_item(const struct mp__task_hdr *h, const char *item, size_t len,
     return rc;
 }
 
-struct growbuf {
-    char *p;
-    size_t len, cap;
-};
-
-static int grow(struct growbuf *b, size_t extra)
-{
-    if (b->len + extra <= b->cap)
-        return 0;
-    size_t cap = b->cap ? b->cap : 4096;
-    while (cap < b->len + extra)
-        cap *= 2;
-    char *p = realloc(b->p, cap);
-    if (p == NULL)
-        return -1;
-    b->p = p;
-    b->cap = cap;
-    return 0;
-}
-
-static int run_apply(int fd, const struct mp__task_hdr *h, const char *arg)
+static int run_apply(struct wout *fd, const struct mp__task_hdr *h, const char *arg)
 {
     mp_task t = {0};
     int rc = ((mp_task_fn)(uintptr_t)h->fn)(arg, h->payload_len, &t);
@@ -234,7 +268,7 @@ static int run_apply(int fd, const struct mp__task_hdr *h, const char *arg)
 }
 
 /* A map chunk. out collects the results; on the first failing item the chunk fails. */
-static int run_chunk(int fd, const struct mp__task_hdr *h, const char *payload, struct growbuf *out)
+static int run_chunk(struct wout *fd, const struct mp__task_hdr *h, const char *payload, struct growbuf *out)
 {
     bool fixed_in = h->kind == MP__UNIT_MAP_FIXED, fixed_out = h->out_size > 0;
     size_t count = h->count;
@@ -286,9 +320,11 @@ static int run_chunk(int fd, const struct mp__task_hdr *h, const char *payload, 
 
 /* Zero-copy job: claim chunks until none is left. The order of the shared writes
  * (current, then chunk_state, then finished_chunks) is what pool.c relies on. */
-static int run_job(int fd, const struct mp__task_hdr *h, int slot)
+static int run_job(struct wout *fd, const struct mp__task_hdr *h, int slot)
 {
     struct mp__job *j = (struct mp__job *)(uintptr_t)h->region_off;
+    if (wout_flush(fd) != 0) /* a job is long: nothing waits behind it */
+        return -1;
     mp_kernel_fn kernel = (mp_kernel_fn)(uintptr_t)j->kernel;
     for (;;) {
         uint64_t c = atomic_fetch_add(&j->next_chunk, 1);
@@ -315,6 +351,16 @@ static int run_job(int fd, const struct mp__task_hdr *h, int slot)
     return send_result(fd, h->id, 0, 0, NULL, NULL, 0);
 }
 
+/* True when a whole task frame is already buffered (the next read won't block). */
+static bool frame_buffered(const struct rbuf *b)
+{
+    struct mp__task_hdr h;
+    if (b->len - b->pos < sizeof h)
+        return false;
+    memcpy(&h, b->p + b->pos, sizeof h);
+    return (h.flags & MP__UNIT_REGION) || b->len - b->pos - sizeof h >= h.payload_len;
+}
+
 void mp__pool_worker_main(const struct mp__worker_ctx *c)
 {
     if (c->initializer != NULL) {
@@ -322,11 +368,14 @@ void mp__pool_worker_main(const struct mp__worker_ctx *c)
         flush_stdio();
     }
     struct growbuf in = {0}, out = {0};
+    struct wout wo = {.fd = c->fd};
     struct rbuf rb = {.cap = 64 << 10};
     rb.p = malloc(rb.cap);
     unsigned done = 0;
     while (rb.p != NULL) {
         struct mp__task_hdr h;
+        if (!frame_buffered(&rb) && wout_flush(&wo) != 0)
+            break;
         if (read_full(c->fd, &rb, &h, sizeof h) != 0)
             break;
         const char *payload;
@@ -338,18 +387,22 @@ void mp__pool_worker_main(const struct mp__worker_ctx *c)
                 break;
             payload = in.p;
         }
+        atomic_store(c->running, h.id);
         int w;
         if (h.kind == MP__UNIT_JOB)
-            w = run_job(c->fd, &h, c->slot);
+            w = run_job(&wo, &h, c->slot);
         else if (h.kind == MP__UNIT_APPLY)
-            w = run_apply(c->fd, &h, payload);
+            w = run_apply(&wo, &h, payload);
         else
-            w = run_chunk(c->fd, &h, payload, &out);
+            w = run_chunk(&wo, &h, payload, &out);
+        atomic_store(c->running, 0);
         if (w != 0)
             break;
         if (h.kind != MP__UNIT_JOB && c->maxtasks != 0 && ++done >= c->maxtasks)
             break;
     }
+    wout_flush(&wo);
+    free(wo.b.p);
     free(rb.p);
     free(in.p);
     free(out.p);

@@ -67,11 +67,18 @@ struct mp__job {
     int32_t *chunk_code;              /* a failed kernel's code, written before chunk_state */
 };
 
+/* Per worker, in the pool's shared region, one cache line each. */
+struct mp__wslot {
+    _Atomic uint64_t running; /* id of the task the worker runs, 0 between tasks; by the worker */
+    char pad[56];
+};
+
 /* What a worker (process or thread) needs; the loop never touches the parent's
  * locks, so it is safe in a child forked while other threads held them. */
 struct mp__worker_ctx {
     int fd;   /* the worker's end of its socket */
     int slot; /* index of the worker in the pool, for job->current */
+    _Atomic uint64_t *running; /* shared: id of the task being run, 0 between tasks */
     unsigned maxtasks;
     void (*initializer)(void *);
     void *initarg;
