@@ -992,7 +992,7 @@ int mp_pool_map_shared_async(mp_pool *pool, mp_async_result **out, mp_kernel_fn 
     return 0;
 
 out_release:
-    while (atomic_load(&r->refs) > 0)
+    for (int k = 0; k < 3; k++)
         mp__result_release(r);
     return rc;
 }
@@ -1022,7 +1022,7 @@ static void *thread_main(void *arg)
 
 /* In the child just after fork (pool lock held by the forking thread in the
  * parent; the child never takes it). Never returns. */
-static _Noreturn void child_main(mp_pool *p, int i, int fd, pid_t ppid)
+static _Noreturn void child_main(mp_pool *p, int i, int fd, int parent_end, pid_t ppid)
 {
     sigprocmask(SIG_SETMASK, &p->child_mask, NULL);
     __fpurge(stdout); /* the parent's unflushed output is the parent's to print */
@@ -1031,6 +1031,7 @@ static _Noreturn void child_main(mp_pool *p, int i, int fd, pid_t ppid)
     if (getppid() != ppid)
         _exit(1);
     mp__close_fd(p->efd);
+    mp__close_fd(parent_end);
     for (int k = 0; k < p->n; k++) {
         if (k != i && p->w[k].up) {
             mp__close_fd(p->w[k].sock);
@@ -1083,7 +1084,7 @@ static int spawn(mp_pool *p, int i)
             goto out_close;
         }
         if (pid == 0)
-            child_main(p, i, sv[1], ppid);
+            child_main(p, i, sv[1], sv[0], ppid);
         mp__close_fd(sv[1]);
         nw.pid = pid;
         nw.pidfd = mp__pidfd_open(pid);
@@ -1458,6 +1459,11 @@ static void *handler_main(void *arg)
         run_callbacks(cbs);
         if (done)
             break;
+        if (cbs != NULL) { /* callbacks may have changed things: look again before sleeping */
+            lock(p);
+            p->kicked = true;
+            unlock(p);
+        }
     }
     free(pfd);
     atomic_store(&p->finished, 1);
