@@ -8,6 +8,7 @@
 #include <stdbool.h>
 
 #include "internal/pool.h"
+#include "mproc/process.h"
 
 enum mp__rkind { MP__R_APPLY, MP__R_MAP, MP__R_JOB };
 
@@ -69,5 +70,105 @@ MP__HIDDEN void mp__pool_job_free(struct mp_pool *pool, mp_async_result *r);
 /* Unlinks a destroyed job result from its pool (takes the pool lock); true when
  * the caller may free r's job memory itself (never: the pool frees it). */
 MP__HIDDEN void mp__pool_job_orphan(mp_async_result *r);
+
+/* ---- the pool (pool.c, pool_submit.c, pool_handler.c) ---- */
+
+#define MAX_OUT 32                 /* tasks in flight per worker with a long backlog */
+#define REGION_MIN (64u << 10)     /* payloads this large go through the region */
+#define REGION_DEFAULT ((size_t)1 << 30)
+#define STAGE_CAP (64u << 10)
+#define MAX_WORKERS 4096
+
+enum mp__pstate { MP__RUN, MP__CLOSE, MP__TERMINATE };
+
+struct mp__unit {
+    struct mp__unit *next;
+    uint64_t id;
+    uint32_t kind;
+    mp_async_result *r; /* NULL once the result no longer wants this task's answer */
+    size_t chunk;
+    char *frame; /* header + inline payload */
+    size_t frame_len;
+    void *region; /* region block holding the payload, or NULL */
+};
+
+struct mp__worker {
+    bool up;
+    bool eof;       /* socket at EOF: stop reading, wait for the end */
+    bool shut;      /* SHUT_WR sent: no more tasks */
+    pid_t pid;
+    int pidfd, sock;
+    pthread_t thread;
+    struct mp__worker_ctx *tctx; /* thread workers: their context */
+    unsigned sent;  /* non-job tasks sent, for maxtasksperchild */
+    struct mp__unit *head, *tail, *wcur;
+    size_t woff, n_out;
+    char *st;       /* staging buffer for reads */
+    size_t st_len;
+    struct mp__result_hdr bh; /* a large frame being read into body */
+    char *body;
+    size_t body_len, body_got;
+    bool big;
+};
+
+struct mp__extent {
+    size_t off, len;
+};
+
+struct mp_pool {
+    pthread_mutex_t mu;
+    pid_t owner;
+    int n;
+    bool threads;
+    unsigned maxtasks;
+    void (*initializer)(void *);
+    void *initarg;
+    struct mp__worker *w;
+    int efd;
+    pthread_t handler;
+    sigset_t child_mask;
+    enum mp__pstate state;             /* under mu */
+    struct mp__unit *pend, *pend_tail; /* under mu */
+    size_t n_pending;
+    uint64_t next_id;
+    mp_async_result *jobs;         /* zero-copy results with their job attached; under mu */
+    mp_async_result *cbq, *cbq_tail; /* completed, waiting for callbacks; under mu */
+    char *region;
+    size_t region_size;
+    struct mp__wslot *slots;       /* n, in the region */
+    struct mp__extent *free_ext;       /* free extents of the region, by offset; under mu */
+    size_t n_free, cap_free;
+    _Atomic uint32_t started;      /* futex word: the handler started the workers */
+    int start_rc;
+    _Atomic uint32_t finished;     /* futex word: the handler has ended */
+    bool joined;
+    bool spawn_failed;
+    bool sleeping; /* the handler is in (or about to enter) poll; under mu */
+    bool kicked;   /* something happened since the handler last looked; under mu */
+};
+
+/* Shared by the pool's files; "lock held" means pool->mu. */
+MP__HIDDEN void mp__pool_lock(mp_pool *p);
+MP__HIDDEN void mp__pool_unlock(mp_pool *p);
+MP__HIDDEN void mp__pool_kick(mp_pool *p);
+MP__HIDDEN void *mp__pool_region_alloc(mp_pool *p, size_t size);
+MP__HIDDEN void mp__pool_region_free(mp_pool *p, void *ptr);
+MP__HIDDEN bool mp__pool_in_region(const mp_pool *p, const void *ptr, size_t len);
+MP__HIDDEN void mp__pool_complete(mp_pool *p, mp_async_result *r);
+MP__HIDDEN void mp__pool_free_unit(mp_pool *p, struct mp__unit *u);
+MP__HIDDEN void mp__pool_map_finish(mp_pool *p, mp_async_result *r);
+MP__HIDDEN void mp__pool_chunk_done(mp_pool *p, mp_async_result *r, size_t c, int status, int code, const char *msg, const char *payload, size_t payload_len);
+MP__HIDDEN void mp__pool_fail_unit(mp_pool *p, struct mp__unit *u, int status, const char *msg);
+MP__HIDDEN void mp__pool_job_finish(mp_pool *p, mp_async_result *r, int forced_status, const char *forced_msg);
+MP__HIDDEN void mp__pool_job_leave(mp_async_result *r, int slot, const char *death);
+MP__HIDDEN void mp__pool_check_jobs(mp_pool *p);
+MP__HIDDEN void mp__pool_out_push(struct mp__worker *w, struct mp__unit *u);
+MP__HIDDEN void mp__pool_write_units(struct mp__worker *w);
+MP__HIDDEN void mp__pool_dispatch(mp_pool *p);
+MP__HIDDEN struct mp__unit *mp__pool_make_unit(uint32_t kind, uint32_t flags, uint64_t fn, size_t count, size_t in_size, size_t out_size, size_t payload_len);
+MP__HIDDEN void mp__pool_pend_push(mp_pool *p, struct mp__unit *u);
+MP__HIDDEN int mp__pool_check_pool(const mp_pool *p);
+MP__HIDDEN int mp__pool_job_send(mp_pool *p, mp_async_result *r, int i);
+MP__HIDDEN void *mp__pool_handler_main(void *arg);
 
 #endif /* MPROC_INTERNAL_POOL_PARENT_H */
