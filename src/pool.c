@@ -11,7 +11,7 @@
  * The parent keeps, per worker, the list of tasks sent and not yet answered
  * ("outstanding", in send order; wcur marks the first one not completely written).
  * Pending tasks wait in pool->pend until a worker has room: a worker takes a task
- * when it has none outstanding, or up to MAX_OUT when the backlog is long.
+ * when it has none outstanding, or up to MP__POOL_MAX_OUT when the backlog is long.
  *
  * The handler thread (the only one that forks, reaps or reads sockets) polls an
  * eventfd, every worker's socket and every worker's pidfd. When a worker ends,
@@ -396,7 +396,7 @@ static bool can_take(const mp_pool *p, const struct mp__worker *w)
 {
     if (!w->up || w->shut || w->eof || (p->maxtasks && w->sent >= p->maxtasks))
         return false;
-    return w->n_out == 0 || (p->n_pending >= 2 * (size_t)p->n && w->n_out < MAX_OUT);
+    return w->n_out == 0 || (p->n_pending >= 2 * (size_t)p->n && w->n_out < MP__POOL_MAX_OUT);
 }
 
 /* Moves pending tasks to workers with room and writes them. Pool lock held. Only
@@ -514,7 +514,7 @@ int mp_pool_new(mp_pool **out, const mp_pool_options *opt)
         return MP_EINVAL;
     *out = NULL;
     mp_pool_options o = opt ? *opt : (mp_pool_options){0};
-    if (o.processes < 0 || o.processes > MAX_WORKERS)
+    if (o.processes < 0 || o.processes > MP__POOL_MAX_WORKERS)
         return MP_EINVAL;
     if (!o.threads && !mp__have_pidfd())
         return MP_ENOSYS;
@@ -530,7 +530,7 @@ int mp_pool_new(mp_pool **out, const mp_pool_options *opt)
     p->initarg = o.initarg;
     p->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     p->w = calloc((size_t)p->n, sizeof *p->w);
-    p->region_size = o.shared_size ? (o.shared_size + 4095) & ~(size_t)4095 : REGION_DEFAULT;
+    p->region_size = o.shared_size ? (o.shared_size + 4095) & ~(size_t)4095 : MP__POOL_REGION_DEFAULT;
     p->region = mmap(NULL, p->region_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE,
                      -1, 0);
     p->cap_free = 16;

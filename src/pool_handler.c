@@ -59,7 +59,7 @@ static int spawn(mp_pool *p, int i)
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
         return -errno;
     int rc = 0;
-    char *st = malloc(STAGE_CAP);
+    char *st = malloc(MP__POOL_STAGE_CAP);
     if (st == NULL || fcntl(sv[0], F_SETFL, O_NONBLOCK) != 0) {
         rc = st == NULL ? MP_ENOMEM : -errno;
         goto out_close;
@@ -199,7 +199,7 @@ static void read_results(mp_pool *p, int i)
                     if (!deliver(p, i, &h, w->st + off + hs, false))
                         goto broken;
                     off += hs + total;
-                } else if (total > STAGE_CAP - hs) {
+                } else if (total > MP__POOL_STAGE_CAP - hs) {
                     w->body = malloc(total);
                     if (w->body == NULL)
                         goto broken;
@@ -217,7 +217,7 @@ static void read_results(mp_pool *p, int i)
             w->st_len -= off;
             if (w->big)
                 continue;
-            n = read(w->sock, w->st + w->st_len, STAGE_CAP - w->st_len);
+            n = read(w->sock, w->st + w->st_len, MP__POOL_STAGE_CAP - w->st_len);
             if (n > 0)
                 w->st_len += (size_t)n;
         }

@@ -23,7 +23,7 @@ static struct mp__unit *new_unit(mp_pool *p, uint32_t kind, uint32_t flags, uint
                              size_t in_size, size_t out_size, size_t payload_len, char **dst)
 {
     void *block = NULL;
-    if (payload_len >= REGION_MIN) {
+    if (payload_len >= MP__POOL_REGION_MIN) {
         mp__pool_lock(p);
         block = mp__pool_region_alloc(p, payload_len);
         mp__pool_unlock(p);

@@ -67,17 +67,17 @@ MP__HIDDEN mp_async_result *mp__result_new(enum mp__rkind kind, int refs);
 /* Frees the zero-copy job of r in pool (pool lock held). */
 MP__HIDDEN void mp__pool_job_free(struct mp_pool *pool, mp_async_result *r);
 
-/* Unlinks a destroyed job result from its pool (takes the pool lock); true when
- * the caller may free r's job memory itself (never: the pool frees it). */
+/* The caller destroyed job result r: the pool frees the job once no worker is in
+ * it (takes the pool lock). */
 MP__HIDDEN void mp__pool_job_orphan(mp_async_result *r);
 
 /* ---- the pool (pool.c, pool_submit.c, pool_handler.c) ---- */
 
-#define MAX_OUT 32                 /* tasks in flight per worker with a long backlog */
-#define REGION_MIN (64u << 10)     /* payloads this large go through the region */
-#define REGION_DEFAULT ((size_t)1 << 30)
-#define STAGE_CAP (64u << 10)
-#define MAX_WORKERS 4096
+#define MP__POOL_MAX_OUT 32                 /* tasks in flight per worker with a long backlog */
+#define MP__POOL_REGION_MIN (64u << 10)     /* payloads this large go through the region */
+#define MP__POOL_REGION_DEFAULT ((size_t)1 << 30)
+#define MP__POOL_STAGE_CAP (64u << 10)
+#define MP__POOL_MAX_WORKERS 4096
 
 enum mp__pstate { MP__RUN, MP__CLOSE, MP__TERMINATE };
 
@@ -147,7 +147,9 @@ struct mp_pool {
     bool kicked;   /* something happened since the handler last looked; under mu */
 };
 
-/* Shared by the pool's files; "lock held" means pool->mu. */
+/* Shared by the pool's files, defined in pool.c (handler_main in pool_handler.c,
+ * job_send in pool_submit.c). All but lock/unlock/check_pool/handler_main expect
+ * pool->mu held; each is documented at its definition. */
 MP__HIDDEN void mp__pool_lock(mp_pool *p);
 MP__HIDDEN void mp__pool_unlock(mp_pool *p);
 MP__HIDDEN void mp__pool_kick(mp_pool *p);
