@@ -265,6 +265,20 @@ static void worker_down(mp_pool *p, int i)
     /* The task the worker was running fails; the others it had (not started, or
      * finished with their results unsent) run again elsewhere. */
     uint64_t running = atomic_load(&p->slots[i].running);
+    uint64_t respawn_at = 0;
+    if (running == MP__RUNNING_INIT) {
+        /* The initializer killed it: the first task given to it fails in its place
+         * (so a broken initializer fails tasks rather than hanging them), and the
+         * slot waits a little before the next attempt. */
+        strncat(msg, " in the initializer", sizeof msg - strlen(msg) - 1);
+        for (struct mp__unit *u = w->head; u != NULL; u = u->next) {
+            if (u->kind != MP__UNIT_JOB && u->r != NULL) {
+                running = u->id;
+                break;
+            }
+        }
+        respawn_at = mp__now_ns() + 100000000u;
+    }
     struct mp__unit *requeue = NULL, *last = NULL;
     size_t n_requeue = 0;
     for (struct mp__unit *u = w->head, *next; u != NULL; u = next) {
@@ -299,7 +313,7 @@ static void worker_down(mp_pool *p, int i)
     mp__close_fd(w->pidfd);
     free(w->st);
     free(w->body);
-    *w = (struct mp__worker){.sock = -1, .pidfd = -1};
+    *w = (struct mp__worker){.sock = -1, .pidfd = -1, .respawn_at = respawn_at};
 }
 
 static bool has_work(const mp_pool *p)
@@ -393,7 +407,10 @@ void *mp__pool_handler_main(void *arg)
                                          .events = (short)(POLLIN | (w->wcur ? POLLOUT : 0))};
             pfd[nfd++] = (struct pollfd){.fd = w->up && !p->threads ? w->pidfd : -1, .events = POLLIN};
         }
-        int timeout = p->kicked ? 0 : p->spawn_failed ? 100 : -1;
+        bool waiting = p->spawn_failed;
+        for (int i = 0; i < p->n; i++)
+            waiting |= !p->w[i].up && p->w[i].respawn_at != 0;
+        int timeout = p->kicked ? 0 : waiting ? 100 : -1;
         p->kicked = false;
         p->sleeping = timeout != 0;
         mp__pool_unlock(p);
@@ -424,18 +441,20 @@ void *mp__pool_handler_main(void *arg)
             if ((pre & POLLIN) || (p->threads && w->eof))
                 worker_down(p, i);
         }
-        bool work = has_work(p);
+        bool work = has_work(p), delayed = false;
         p->spawn_failed = false;
         int up = 0;
         for (int i = 0; i < p->n; i++) {
-            if (!p->w[i].up && (p->state == MP__RUN || (p->state == MP__CLOSE && work))) {
+            if (!p->w[i].up && p->w[i].respawn_at > mp__now_ns()) {
+                delayed = true;
+            } else if (!p->w[i].up && (p->state == MP__RUN || (p->state == MP__CLOSE && work))) {
                 int src = spawn(p, i);
                 if (src != 0)
                     p->spawn_failed = true;
             }
             up += p->w[i].up;
         }
-        if (up == 0 && p->spawn_failed) { /* no worker can run them: fail, never hang */
+        if (up == 0 && p->spawn_failed && !delayed) { /* no worker can run them: fail, never hang */
             while (p->pend != NULL) {
                 struct mp__unit *u = p->pend;
                 p->pend = u->next;

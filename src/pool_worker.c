@@ -364,8 +364,10 @@ static bool frame_buffered(const struct rbuf *b)
 void mp__pool_worker_main(const struct mp__worker_ctx *c)
 {
     if (c->initializer != NULL) {
+        atomic_store(c->running, MP__RUNNING_INIT);
         c->initializer(c->initarg);
         flush_stdio();
+        atomic_store(c->running, 0);
     }
     struct growbuf in = {0}, out = {0};
     struct wout wo = {.fd = c->fd};

@@ -984,3 +984,126 @@ TEST(thread_pool_terminate_waits_for_running_tasks)
     }
     mp_pool_destroy(p);
 }
+
+static void crashing_initializer(void *arg)
+{
+    (void)arg;
+    raise(SIGKILL);
+}
+
+TEST(pool_initializer_crash_fails_tasks_instead_of_hanging)
+{
+    mp_pool *p;
+    CHECK_OK(mp_pool_new(&p, &(mp_pool_options){.processes = 1, .initializer = crashing_initializer}));
+    int x = 2;
+    CHECK_RC(MP_EWORKERDIED, mp_pool_apply(p, square, &x, sizeof x, NULL, NULL));
+    if (strstr(mp_pool_last_message(), "initializer") == NULL)
+        th_fail(__FILE__, __LINE__, "message \"%s\"", mp_pool_last_message());
+    mp_pool_destroy(p);
+}
+
+struct killer_arg {
+    mp_pool *pool;
+    _Atomic int stop;
+    int kills;
+};
+
+static void *killer(void *arg)
+{
+    struct killer_arg *k = arg;
+    while (!k->stop && k->kills < 15) {
+        th_sleep_ms(30);
+        int pids[3];
+        int n = mp_pool_worker_pids(k->pool, pids, 3);
+        if (n > 0 && kill(pids[k->kills % n], SIGKILL) == 0)
+            k->kills++;
+    }
+    return NULL;
+}
+
+static int busy_ms(const void *arg, size_t len, mp_task *t)
+{
+    (void)len;
+    int x = *(const int *)arg;
+    th_sleep_ms(3);
+    return mp_task_return(t, &x, sizeof x);
+}
+
+TEST(pool_survives_workers_killed_at_random_during_imap)
+{
+    mp_pool *p = new_pool(3);
+    enum { N = 400 };
+    int in[N], seen[N] = {0};
+    for (int i = 0; i < N; i++)
+        in[i] = i;
+    mp_async_result *r;
+    CHECK_OK(mp_pool_imap_unordered(p, &r, busy_ms, in, sizeof in[0], N, sizeof(int),
+                                    &(mp_async_options){.chunksize = 1}));
+    struct killer_arg k = {.pool = p};
+    pthread_t th;
+    pthread_create(&th, NULL, killer, &k);
+    int failed = 0;
+    for (int i = 0; i < N; i++) {
+        size_t idx;
+        const void *d;
+        int rc = mp_imap_next(r, &idx, &d, NULL, 60000);
+        CHECK(rc == 0 || rc == MP_EWORKERDIED);
+        CHECK(idx < N);
+        seen[idx]++;
+        if (rc == 0)
+            CHECK_EQ((int)idx, *(const int *)d);
+        failed += rc != 0;
+    }
+    k.stop = 1;
+    pthread_join(th, NULL);
+    CHECK_RC(MP_EEOF, mp_imap_next(r, NULL, NULL, NULL, 0));
+    for (int i = 0; i < N; i++)
+        CHECK_EQ(1, seen[i]);
+    CHECK(failed <= k.kills);
+    mp_async_result_destroy(r);
+    finish(p);
+}
+
+static void *submit_many(void *arg)
+{
+    mp_pool *p = arg;
+    for (int i = 0; i < 300; i++) {
+        void *res;
+        if (mp_pool_apply(p, square, &i, sizeof i, &res, NULL) != 0 || *(int *)res != i * i)
+            return (void *)1;
+        free(res);
+    }
+    return NULL;
+}
+
+TEST(pool_apply_from_several_threads)
+{
+    mp_pool *p = new_pool(2);
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++)
+        pthread_create(&th[i], NULL, submit_many, p);
+    for (int i = 0; i < 4; i++) {
+        void *rv;
+        pthread_join(th[i], &rv);
+        CHECK(rv == NULL);
+    }
+    finish(p);
+}
+
+TEST(pool_result_outlives_destroyed_pool)
+{
+    mp_pool *p = new_pool(1);
+    unsigned ms = 10000;
+    mp_async_result *slow, *fast;
+    int x = 4;
+    CHECK_OK(mp_pool_apply_async(p, &fast, square, &x, sizeof x, NULL));
+    CHECK_OK(mp_async_result_wait(fast, -1));
+    CHECK_OK(mp_pool_apply_async(p, &slow, sleep_ms_task, &ms, sizeof ms, NULL));
+    mp_pool_destroy(p); /* terminates */
+    CHECK_RC(MP_ETERMINATED, mp_async_result_get(slow, 0, NULL, NULL));
+    const void *d;
+    CHECK_OK(mp_async_result_get(fast, 0, &d, NULL));
+    CHECK_EQ(16, *(const int *)d);
+    mp_async_result_destroy(slow);
+    mp_async_result_destroy(fast);
+}

@@ -67,6 +67,8 @@ struct mp__job {
     int32_t *chunk_code;              /* a failed kernel's code, written before chunk_state */
 };
 
+#define MP__RUNNING_INIT UINT64_MAX /* `running` while the initializer runs */
+
 /* Per worker, in the pool's shared region, one cache line each. */
 struct mp__wslot {
     _Atomic uint64_t running; /* id of the task the worker runs, 0 between tasks; by the worker */

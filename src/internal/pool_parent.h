@@ -109,6 +109,7 @@ struct mp__worker {
     char *body;
     size_t body_len, body_got;
     bool big;
+    uint64_t respawn_at; /* a slot whose worker died in its initializer waits (mp__now_ns) */
 };
 
 struct mp__extent {
