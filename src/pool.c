@@ -71,13 +71,25 @@ static bool on_handler(mp_pool *p) { return pthread_equal(pthread_self(), p->han
 
 /* Wakes the handler if it sleeps in poll (pool lock held). While it is awake it
  * looks at everything before sleeping again, so one wake per sleep is enough. */
+void mp__pool_wake_if_asleep(mp_pool *p)
+{
+    if (atomic_exchange(&p->asleep, 0) == 1)
+        wake_handler(p);
+}
+
 void mp__pool_kick(mp_pool *p)
 {
     p->kicked = true;
-    if (p->sleeping && !on_handler(p)) {
-        p->sleeping = false;
-        wake_handler(p);
-    }
+    if (!on_handler(p))
+        mp__pool_wake_if_asleep(p);
+}
+
+/* Pool lock held. Submitters read the state under inbox_mu only. */
+void mp__pool_set_state(mp_pool *p, enum mp__pstate st)
+{
+    pthread_mutex_lock(&p->inbox_mu);
+    p->state = st;
+    pthread_mutex_unlock(&p->inbox_mu);
 }
 
 /* ---- the region: a first-fit allocator over parent-private extents ---- */
@@ -505,6 +517,7 @@ static void free_pool(mp_pool *p)
     free(p->w);
     mp__close_fd(p->efd);
     pthread_mutex_destroy(&p->mu);
+    pthread_mutex_destroy(&p->inbox_mu);
     free(p);
 }
 
@@ -522,6 +535,7 @@ int mp_pool_new(mp_pool **out, const mp_pool_options *opt)
     if (p == NULL)
         return MP_ENOMEM;
     pthread_mutex_init(&p->mu, NULL);
+    pthread_mutex_init(&p->inbox_mu, NULL);
     p->owner = self_pid();
     p->n = o.processes ? o.processes : mp_cpu_count();
     p->threads = o.threads;
@@ -606,7 +620,7 @@ int mp_pool_close(mp_pool *pool)
         return rc;
     mp__pool_lock(pool);
     if (pool->state == MP__RUN)
-        pool->state = MP__CLOSE;
+        mp__pool_set_state(pool, MP__CLOSE);
     mp__pool_kick(pool);
     mp__pool_unlock(pool);
     return 0;
@@ -634,7 +648,7 @@ int mp_pool_terminate(mp_pool *pool)
     if (rc != 0)
         return rc;
     mp__pool_lock(pool);
-    pool->state = MP__TERMINATE;
+    mp__pool_set_state(pool, MP__TERMINATE);
     mp__pool_kick(pool);
     mp__pool_unlock(pool);
     if (on_handler(pool)) /* from a callback: the handler finishes after it returns */

@@ -412,14 +412,34 @@ void *mp__pool_handler_main(void *arg)
             waiting |= !p->w[i].up && p->w[i].respawn_at != 0;
         int timeout = p->kicked ? 0 : waiting ? 100 : -1;
         p->kicked = false;
-        p->sleeping = timeout != 0;
+        if (timeout != 0) {
+            /* Announce the sleep, then look at the inbox: a submitter either sees
+             * asleep == 1 (and wakes us) or pushed before we looked. */
+            atomic_store(&p->asleep, 1);
+            pthread_mutex_lock(&p->inbox_mu);
+            bool inbox = p->inbox != NULL;
+            pthread_mutex_unlock(&p->inbox_mu);
+            if (inbox) {
+                atomic_store(&p->asleep, 0);
+                timeout = 0;
+            }
+        }
         mp__pool_unlock(p);
         if (poll(pfd, (nfds_t)nfd, timeout) < 0) {
             for (int i = 0; i < nfd; i++)
                 pfd[i].revents = 0;
         }
         mp__pool_lock(p);
-        p->sleeping = false;
+        atomic_store(&p->asleep, 0);
+        pthread_mutex_lock(&p->inbox_mu);
+        struct mp__unit *in = p->inbox;
+        p->inbox = p->inbox_tail = NULL;
+        pthread_mutex_unlock(&p->inbox_mu);
+        while (in != NULL) {
+            struct mp__unit *next = in->next;
+            mp__pool_pend_push(p, in);
+            in = next;
+        }
         if (pfd[0].revents & POLLIN) {
             uint64_t v;
             while (read(p->efd, &v, sizeof v) < 0 && errno == EINTR)

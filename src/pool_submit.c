@@ -60,21 +60,27 @@ static void free_units(mp_pool *p, struct mp__unit *list)
 }
 
 /* Queues a list of units (in order) for result r; MP_ECLOSED frees them. */
+/* Hands a list of units (in order) to the handler through the inbox: a short lock
+ * that the handler holds only to take the whole list, so submitters do not wait for
+ * the handler's work. MP_ECLOSED frees them. */
 static int submit(mp_pool *p, struct mp__unit *list)
 {
-    mp__pool_lock(p);
+    struct mp__unit *last = list;
+    while (last->next != NULL)
+        last = last->next;
+    pthread_mutex_lock(&p->inbox_mu);
     if (p->state != MP__RUN) {
-        mp__pool_unlock(p);
+        pthread_mutex_unlock(&p->inbox_mu);
         free_units(p, list);
         return MP_ECLOSED;
     }
-    while (list) {
-        struct mp__unit *next = list->next;
-        mp__pool_pend_push(p, list);
-        list = next;
-    }
-    mp__pool_dispatch(p);
-    mp__pool_unlock(p);
+    if (p->inbox_tail)
+        p->inbox_tail->next = list;
+    else
+        p->inbox = list;
+    p->inbox_tail = last;
+    pthread_mutex_unlock(&p->inbox_mu);
+    mp__pool_wake_if_asleep(p);
     return 0;
 }
 

@@ -128,7 +128,7 @@ struct mp_pool {
     int efd;
     pthread_t handler;
     sigset_t child_mask;
-    enum mp__pstate state;             /* under mu */
+    enum mp__pstate state;             /* read under mu or inbox_mu; written under both */
     struct mp__unit *pend, *pend_tail; /* under mu */
     size_t n_pending;
     uint64_t next_id;
@@ -144,8 +144,10 @@ struct mp_pool {
     _Atomic uint32_t finished;     /* futex word: the handler has ended */
     bool joined;
     bool spawn_failed;
-    bool sleeping; /* the handler is in (or about to enter) poll; under mu */
     bool kicked;   /* something happened since the handler last looked; under mu */
+    _Atomic uint32_t asleep;       /* 1: the handler is in (or about to enter) poll */
+    pthread_mutex_t inbox_mu;      /* guards inbox; held (after mu) to change state */
+    struct mp__unit *inbox, *inbox_tail; /* submitted, not yet seen by the handler */
 };
 
 /* Shared by the pool's files, defined in pool.c (handler_main in pool_handler.c,
@@ -173,5 +175,7 @@ MP__HIDDEN void mp__pool_pend_push(mp_pool *p, struct mp__unit *u);
 MP__HIDDEN int mp__pool_check_pool(const mp_pool *p);
 MP__HIDDEN int mp__pool_job_send(mp_pool *p, mp_async_result *r, int i);
 MP__HIDDEN void *mp__pool_handler_main(void *arg);
+MP__HIDDEN void mp__pool_wake_if_asleep(mp_pool *p);
+MP__HIDDEN void mp__pool_set_state(mp_pool *p, enum mp__pstate s);
 
 #endif /* MPROC_INTERNAL_POOL_PARENT_H */
