@@ -1,25 +1,38 @@
-/* pool.c — mp_pool: workers, dispatch and the result handler thread.
+/* pool.c — mp_pool: the pool's state, its shared region, task bookkeeping and
+ * dispatch, and its lifecycle. pool_submit.c turns calls into tasks,
+ * pool_handler.c runs the handler thread, pool_worker.c the workers.
  *
  * Protocol. Each worker has a private stream socket to the pool's process. The
  * parent sends task frames (struct mp__task_hdr + payload, internal/pool.h) and
- * the worker answers each with one result frame, in order, written before it reads
- * the next task (pool_worker.c). A task's payload travels inline, or, when large,
- * in the pool's shared region: MAP_SHARED memory mapped before any worker was
- * forked, so its addresses are valid in every worker. Only the parent allocates
- * from the region (under pool->mu); a block is freed once its task completed.
+ * the worker answers each with one result frame, in the order of the tasks. A
+ * task's payload travels inline, or, when large, in the pool's shared region:
+ * MAP_SHARED memory mapped before any worker was forked, so its addresses are
+ * valid in every worker (and in replacements, forked from the same parent). Only
+ * the parent allocates from the region (under pool->mu); a block is freed once its
+ * task completed.
  *
- * The parent keeps, per worker, the list of tasks sent and not yet answered
+ * Shared words, per worker (struct mp__wslot in the region): `running`, written
+ * only by the worker: the id of the task it is running, 0 between tasks,
+ * MP__RUNNING_INIT during the initializer. The parent reads it only after the
+ * worker has ended (waitpid orders the two), so it needs no lock.
+ *
+ * Submitting threads append tasks to pool->inbox under inbox_mu (a few
+ * instructions) and wake the handler only if it announced a sleep (`asleep`,
+ * set before it last checked the inbox, so no wake-up is lost). The handler moves
+ * them to pool->pend and from there to workers: a worker takes a task when it has
+ * none outstanding, or up to MP__POOL_MAX_OUT when the backlog is long, and the
+ * handler writes many frames with one sendmsg.
+ *
+ * The parent keeps, per worker, the tasks sent and not yet answered
  * ("outstanding", in send order; wcur marks the first one not completely written).
- * Pending tasks wait in pool->pend until a worker has room: a worker takes a task
- * when it has none outstanding, or up to MP__POOL_MAX_OUT when the backlog is long.
- *
- * The handler thread (the only one that forks, reaps or reads sockets) polls an
- * eventfd, every worker's socket and every worker's pidfd. When a worker ends,
- * the handler first reads what is left in its socket; then the first outstanding
- * task (if it was completely sent) is the one the worker was running, since every
- * earlier one was answered: it fails with MP_EWORKERDIED and a message naming the
- * signal or exit status. The others go back to the front of the pending queue. The
- * worker is replaced. So no result is lost and no call waits for a dead worker.
+ * Workers batch small results and write them before they would block, so results
+ * of finished tasks may sit in a worker's memory for the duration of its next
+ * task. When a worker ends, the handler reads what is left in its socket; the task
+ * named by `running` (if any) is the one it was running and fails with
+ * MP_EWORKERDIED and a message naming the signal or exit status; every other
+ * outstanding task (not started, or finished but unreported: those run again) goes
+ * back to the front of the pending queue. The worker is replaced. So every task
+ * gets exactly one result and no call waits for a dead worker.
  *
  * Zero-copy maps (MP__UNIT_JOB): the job lives in the region; the parent sends a
  * JOB frame to every worker ("participants"). Workers claim chunks with an atomic
@@ -27,10 +40,10 @@
  * chunk_state, then bump finished_chunks; the one that finishes the last chunk of a
  * job without callbacks or failures sets job->state and wakes the waiter directly
  * (fast path). A participant answers its JOB frame when no chunk is left. A
- * participant that dies leaves current[slot] naming the chunk it ran: that chunk
- * fails. Replacements join jobs that still have chunks. Once every participant is
- * out (or every chunk finished), the handler completes the job: any chunk still
- * open was claimed by a worker that died between fetch_add and current[slot].
+ * participant that dies leaves its chunk open: that chunk fails. Replacements join
+ * jobs that still have chunks. Once every participant is out (or every chunk
+ * finished), the handler completes the job: a chunk still open was claimed by a
+ * worker that died (possibly between fetch_add and current[slot]).
  *
  * Callbacks run on the handler thread, after the result's fields are final and
  * before it is marked ready, so get() returns only after the callback ran.
@@ -315,13 +328,10 @@ void mp__pool_job_finish(mp_pool *p, mp_async_result *r, int forced_status, cons
 void mp__pool_job_leave(mp_async_result *r, int slot, const char *death)
 {
     struct mp__job *j = r->job;
-    if (death != NULL) {
-        int64_t c = atomic_load(&j->current[slot]);
-        if (c >= 0) {
-            atomic_store(&j->current[slot], -1);
-            if (r->death_msg == NULL)
-                r->death_msg = strdup(death);
-        }
+    if (death != NULL) { /* its chunk (if it had claimed one) stays open: it failed */
+        atomic_store(&j->current[slot], -1); /* the slot's replacement starts clean */
+        if (r->death_msg == NULL)
+            r->death_msg = strdup(death);
     }
     r->parts--;
 }

@@ -34,6 +34,11 @@
  * or _exit from the task) makes exactly that task (or map chunk) fail with
  * MP_EWORKERDIED, with a message naming the signal or the exit status; the worker is
  * replaced and every other task still runs. No call hangs because a worker died.
+ * Workers report small results in batches: a task that the dying worker had
+ * finished but not yet reported runs again on another worker (each task still
+ * gets exactly one result), so side effects of tasks should be idempotent where
+ * workers may die. A worker that dies in the initializer fails the first task
+ * given to it.
  *
  * Callbacks (callback, error_callback) run in the pool's process, on its result
  * handler thread, one at a time, in completion order. A callback must return
