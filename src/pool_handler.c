@@ -348,9 +348,11 @@ static void do_terminate(mp_pool *p)
     }
     p->pend_tail = NULL;
     p->n_pending = 0;
-    for (mp_async_result *r = p->jobs; r != NULL; r = r->job_next)
+    for (mp_async_result *r = p->jobs; r != NULL; r = r->job_next) {
+        atomic_store(&r->job->cancel, 1);
         if (!r->completed)
             mp__pool_job_finish(p, r, MP_ETERMINATED, "the pool was terminated");
+    }
 }
 
 /* Runs callbacks, then marks each result ready. Handler thread, no lock held. */

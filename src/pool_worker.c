@@ -326,7 +326,7 @@ static int run_job(struct wout *fd, const struct mp__task_hdr *h, int slot)
     if (wout_flush(fd) != 0) /* a job is long: nothing waits behind it */
         return -1;
     mp_kernel_fn kernel = (mp_kernel_fn)(uintptr_t)j->kernel;
-    for (;;) {
+    while (!atomic_load(&j->cancel)) {
         uint64_t c = atomic_fetch_add(&j->next_chunk, 1);
         if (c >= j->n_chunks)
             break;

@@ -1107,3 +1107,160 @@ TEST(pool_result_outlives_destroyed_pool)
     mp_async_result_destroy(slow);
     mp_async_result_destroy(fast);
 }
+
+TEST(pool_imap_reports_failed_chunk_items_and_continues)
+{
+    mp_pool *p = new_pool(2);
+    int in[9] = {0, 1, 2, 3, -4, 5, 6, 7, 8};
+    mp_async_result *r;
+    CHECK_OK(mp_pool_imap(p, &r, fail_on_negative, in, sizeof in[0], 9, sizeof(int),
+                          &(mp_async_options){.chunksize = 3}));
+    for (size_t i = 0; i < 9; i++) {
+        size_t idx;
+        const void *d;
+        int rc = mp_imap_next(r, &idx, &d, NULL, 10000);
+        CHECK_EQ(i, idx);
+        if (i >= 3 && i < 6) {
+            CHECK_RC(MP_ETASKFAILED, rc);
+            CHECK(d == NULL);
+        } else {
+            CHECK_OK(rc);
+            CHECK_EQ(in[i], *(const int *)d);
+        }
+    }
+    CHECK_RC(MP_EEOF, mp_imap_next(r, NULL, NULL, NULL, 0));
+    CHECK_RC(MP_ETASKFAILED, mp_async_result_get(r, 0, NULL, NULL));
+    CHECK_STR("negative input -4", mp_async_result_message(r));
+    mp_async_result_destroy(r);
+    finish(p);
+}
+
+TEST(pool_idle_worker_killed_is_replaced_without_failures)
+{
+    mp_pool *p = new_pool(2);
+    int pids[2];
+    CHECK_EQ(2, mp_pool_worker_pids(p, pids, 2));
+    kill(pids[0], SIGKILL);
+    for (int tries = 0; tries < 500; tries++) { /* wait for the replacement */
+        int now[2];
+        int n = mp_pool_worker_pids(p, now, 2);
+        if (n == 2 && now[0] != pids[0] && now[1] != pids[0])
+            break;
+        th_sleep_ms(10);
+    }
+    int after[2];
+    CHECK_EQ(2, mp_pool_worker_pids(p, after, 2));
+    CHECK(after[0] != pids[0] && after[1] != pids[0]);
+    int in[50], out[50];
+    for (int i = 0; i < 50; i++)
+        in[i] = i;
+    CHECK_OK(mp_pool_map(p, square, in, sizeof in[0], 50, out, sizeof out[0], NULL));
+    CHECK_EQ(49 * 49, out[49]);
+    finish(p);
+}
+
+TEST(pool_large_argument_when_shared_memory_is_full_goes_inline)
+{
+    mp_pool *p;
+    CHECK_OK(mp_pool_new(&p, &(mp_pool_options){.processes = 1, .shared_size = 256 << 10}));
+    void *hog = mp_pool_shared_alloc(p, 200 << 10); /* leaves no room for the argument */
+    CHECK(hog != NULL);
+    size_t n = 3 << 20;
+    unsigned char *big = malloc(n);
+    memset(big, 2, n);
+    void *res;
+    CHECK_OK(mp_pool_apply(p, sum_bytes, big, n, &res, NULL));
+    CHECK_EQ(n + 2 * (n / 4096), *(uint64_t *)res);
+    free(res);
+    free(big);
+    mp_pool_shared_free(p, hog);
+    finish(p);
+}
+
+static int count_kernel(const void *in, void *out, size_t n, void *ctx)
+{
+    (void)in;
+    _Atomic long *total = ctx; /* thread pool: shared by every worker */
+    long *o = out;
+    for (size_t i = 0; i < n; i++)
+        o[i] = 1;
+    atomic_fetch_add(total, (long)n);
+    return 0;
+}
+
+TEST(thread_pool_map_shared_without_input_and_uneven_chunks)
+{
+    mp_pool *p = new_thread_pool(3);
+    long out[1001];
+    _Atomic long total = 0;
+    CHECK_OK(mp_pool_map_shared(p, count_kernel, NULL, 0, out, sizeof out[0], 1001, &total,
+                                &(mp_async_options){.chunksize = 100}));
+    CHECK_EQ(1001, total);
+    for (int i = 0; i < 1001; i++)
+        CHECK_EQ(1, out[i]);
+    finish(p);
+}
+
+TEST(thread_pool_imap_unordered)
+{
+    mp_pool *p = new_thread_pool(4);
+    int in[10], seen[10] = {0};
+    for (int i = 0; i < 10; i++)
+        in[i] = i;
+    mp_async_result *r;
+    CHECK_OK(mp_pool_imap_unordered(p, &r, slow_reverse, in, sizeof in[0], 10, sizeof(int),
+                                    &(mp_async_options){.chunksize = 1}));
+    size_t idx;
+    for (int i = 0; i < 10; i++) {
+        CHECK_OK(mp_imap_next(r, &idx, NULL, NULL, 10000));
+        seen[idx]++;
+    }
+    for (int i = 0; i < 10; i++)
+        CHECK_EQ(1, seen[i]);
+    mp_async_result_destroy(r);
+    finish(p);
+}
+
+TEST(pool_terminate_twice_and_close_after_terminate)
+{
+    mp_pool *p = new_pool(1);
+    CHECK_OK(mp_pool_terminate(p));
+    CHECK_OK(mp_pool_terminate(p));
+    CHECK_OK(mp_pool_close(p));
+    CHECK_OK(mp_pool_join(p, 1000));
+    int x = 1;
+    CHECK_RC(MP_ECLOSED, mp_pool_apply(p, square, &x, sizeof x, NULL, NULL));
+    mp_pool_destroy(p);
+}
+
+TEST(pool_maxtasksperchild_with_map_chunks)
+{
+    mp_pool *p;
+    CHECK_OK(mp_pool_new(&p, &(mp_pool_options){.processes = 2, .maxtasksperchild = 1}));
+    int in[40], out[40];
+    for (int i = 0; i < 40; i++)
+        in[i] = i;
+    CHECK_OK(mp_pool_map(p, getpid_task, in, sizeof in[0], 40, out, sizeof out[0],
+                         &(mp_async_options){.chunksize = 4}));
+    for (int c = 0; c < 10; c++) /* one worker per chunk */
+        for (int k = 0; k < 10; k++)
+            if (k != c)
+                CHECK(out[4 * c] != out[4 * k]);
+    finish(p);
+}
+
+TEST(thread_pool_terminate_stops_a_zero_copy_map)
+{
+    mp_pool *p = new_thread_pool(2);
+    static int a[100000];
+    mp_async_result *r;
+    CHECK_OK(mp_pool_map_shared_async(p, &r, slow_kernel, a, sizeof(int), a, sizeof(int), 100000, NULL,
+                                      &(mp_async_options){.chunksize = 10}));
+    th_sleep_ms(100);
+    uint64_t t0 = th_now_ms();
+    CHECK_OK(mp_pool_terminate(p)); /* 10000 chunks of 20 ms: only the running ones finish */
+    CHECK(th_now_ms() - t0 < 20000);
+    CHECK_RC(MP_ETERMINATED, mp_async_result_get(r, 0, NULL, NULL));
+    mp_async_result_destroy(r);
+    mp_pool_destroy(p);
+}

@@ -60,6 +60,7 @@ struct mp__job {
     _Atomic uint64_t finished_chunks; /* chunks done or failed by the kernel */
     _Atomic uint64_t done_items;      /* progress */
     _Atomic uint32_t failed;          /* 1 once a kernel failed */
+    _Atomic uint32_t cancel;          /* 1: terminated, claim no more chunks; by the parent */
     _Atomic uint32_t fast;            /* 1: the worker finishing the last chunk completes */
     _Atomic uint32_t state;           /* futex word: 0 running, 1 complete */
     _Atomic int64_t *current;         /* per worker slot: chunk being run, -1 none */
