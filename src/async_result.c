@@ -39,7 +39,7 @@ void mp__result_release(mp_async_result *r)
 /* A callback of r's own completion may read it without waiting for itself. */
 static bool in_own_callback(const mp_async_result *r)
 {
-    return r->completed && pthread_equal(pthread_self(), r->handler) && atomic_load(r->ready_word) != 1;
+    return pthread_equal(pthread_self(), r->handler) && r->completed && atomic_load(r->ready_word) != 1;
 }
 
 int mp_async_result_wait(mp_async_result *r, int timeout_ms)

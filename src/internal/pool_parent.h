@@ -27,7 +27,7 @@ struct mp_async_result {
     _Atomic uint32_t *ready_word;  /* &ready, or &job->state for a zero-copy map */
     _Atomic uint32_t seq;          /* futex word: bumped each time a chunk is done */
     _Atomic int refs;              /* the caller's handle + the pool's until ready */
-    bool completed;                /* fields final; set under the pool lock before callbacks */
+    _Atomic bool completed;        /* fields final; set under the pool lock before callbacks */
     pthread_t handler;             /* the pool's handler thread (get from a callback) */
     enum mp__rkind kind;
     int status, task_code;
