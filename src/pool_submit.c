@@ -209,7 +209,7 @@ static int check_items(const void *in, size_t in_size, const mp_args *tuples, si
 
 static int map_common(mp_pool *pool, mp_async_result **out, uint64_t fn, const void *in, size_t in_size,
                       const mp_args *tuples, size_t n, void *out_array, size_t out_size,
-                      const mp_async_options *opt, bool unordered)
+                      const mp_async_options *opt, bool iter, bool unordered)
 {
     if (out != NULL)
         *out = NULL;
@@ -229,7 +229,8 @@ static int map_common(mp_pool *pool, mp_async_result **out, uint64_t fn, const v
     if (opt != NULL)
         r->cb = *opt;
     r->n = n;
-    r->chunksize = opt && opt->chunksize ? opt->chunksize : default_chunksize(pool, n);
+    /* Python's defaults: map and starmap ceil(n / (4 * workers)), imap 1. */
+    r->chunksize = opt && opt->chunksize ? opt->chunksize : iter ? 1 : default_chunksize(pool, n);
     r->n_chunks = n == 0 ? 0 : (n - 1) / r->chunksize + 1;
     r->chunks_left = r->n_chunks;
     r->out_size = out_size;
@@ -302,19 +303,19 @@ out_release:
 int mp_pool_map_async(mp_pool *pool, mp_async_result **out, mp_task_fn fn, const void *in, size_t in_size,
                       size_t n, size_t out_size, const mp_async_options *opt)
 {
-    return map_common(pool, out, (uint64_t)(uintptr_t)fn, in, in_size, NULL, n, NULL, out_size, opt, false);
+    return map_common(pool, out, (uint64_t)(uintptr_t)fn, in, in_size, NULL, n, NULL, out_size, opt, false, false);
 }
 
 int mp_pool_imap(mp_pool *pool, mp_async_result **out, mp_task_fn fn, const void *in, size_t in_size,
                  size_t n, size_t out_size, const mp_async_options *opt)
 {
-    return map_common(pool, out, (uint64_t)(uintptr_t)fn, in, in_size, NULL, n, NULL, out_size, opt, false);
+    return map_common(pool, out, (uint64_t)(uintptr_t)fn, in, in_size, NULL, n, NULL, out_size, opt, true, false);
 }
 
 int mp_pool_imap_unordered(mp_pool *pool, mp_async_result **out, mp_task_fn fn, const void *in,
                            size_t in_size, size_t n, size_t out_size, const mp_async_options *opt)
 {
-    return map_common(pool, out, (uint64_t)(uintptr_t)fn, in, in_size, NULL, n, NULL, out_size, opt, true);
+    return map_common(pool, out, (uint64_t)(uintptr_t)fn, in, in_size, NULL, n, NULL, out_size, opt, true, true);
 }
 
 int mp_pool_starmap_async(mp_pool *pool, mp_async_result **out, mp_star_fn fn, const mp_args *tuples,
@@ -323,7 +324,7 @@ int mp_pool_starmap_async(mp_pool *pool, mp_async_result **out, mp_star_fn fn, c
     if (tuples == NULL && n > 0)
         return MP_EINVAL;
     return map_common(pool, out, (uint64_t)(uintptr_t)fn, NULL, 0, tuples ? tuples : (const mp_args *)"",
-                      n, NULL, out_size, opt, false);
+                      n, NULL, out_size, opt, false, false);
 }
 
 static int sync_map(mp_pool *pool, uint64_t fn, const void *in, size_t in_size, const mp_args *tuples,
@@ -332,7 +333,7 @@ static int sync_map(mp_pool *pool, uint64_t fn, const void *in, size_t in_size, 
     if (out_size == 0 || (out == NULL && n > 0))
         return MP_EINVAL;
     mp_async_result *r;
-    int rc = map_common(pool, &r, fn, in, in_size, tuples, n, out, out_size, opt, false);
+    int rc = map_common(pool, &r, fn, in, in_size, tuples, n, out, out_size, opt, false, false);
     if (rc != 0)
         return rc;
     rc = mp_async_result_get(r, -1, NULL, NULL);
@@ -389,7 +390,7 @@ int mp_pool_map_shared_async(mp_pool *pool, mp_async_result **out, mp_kernel_fn 
         return MP_EINVAL;
     if ((in_size && n > SIZE_MAX / in_size) || (out_size && n > SIZE_MAX / out_size))
         return MP_EOVERFLOW;
-    if (!pool->threads && n > 0 && ((in_size && !mp__pool_in_region(pool, in, n * in_size)) ||
+    if (!pool->threads && !(opt && opt->any_shared_memory) && n > 0 && ((in_size && !mp__pool_in_region(pool, in, n * in_size)) ||
                                     (out_size && !mp__pool_in_region(pool, out_array, n * out_size))))
         return MP_EINVAL;
     mp_async_result *r = mp__result_new(MP__R_JOB, 3); /* caller, ready, jobs list */

@@ -1264,3 +1264,32 @@ TEST(thread_pool_terminate_stops_a_zero_copy_map)
     mp_async_result_destroy(r);
     mp_pool_destroy(p);
 }
+
+TEST(pool_map_shared_over_memory_shared_before_the_pool)
+{
+    size_t n = 10000;
+    int *a = mmap(NULL, n * sizeof(int), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    CHECK(a != MAP_FAILED);
+    for (size_t i = 0; i < n; i++)
+        a[i] = (int)(i % 100);
+    mp_pool *p = new_pool(2);
+    CHECK_RC(MP_EINVAL, mp_pool_map_shared(p, square_kernel, a, sizeof(int), a, sizeof(int), n, NULL, NULL));
+    CHECK_OK(mp_pool_map_shared(p, square_kernel, a, sizeof(int), a, sizeof(int), n, NULL,
+                                &(mp_async_options){.any_shared_memory = true}));
+    for (size_t i = 0; i < n; i++)
+        CHECK_EQ((int)(i % 100) * (int)(i % 100), a[i]);
+    finish(p);
+    munmap(a, n * sizeof(int));
+}
+
+TEST(pool_imap_default_chunksize_is_one)
+{
+    mp_pool *p = new_pool(2);
+    int in[6] = {1, 2, 3, -4, 5, 6};
+    mp_async_result *r;
+    CHECK_OK(mp_pool_imap(p, &r, fail_on_negative, in, sizeof in[0], 6, sizeof(int), NULL));
+    for (int i = 0; i < 6; i++) /* only item 3 fails: chunks of one */
+        CHECK_RC(i == 3 ? MP_ETASKFAILED : 0, mp_imap_next(r, NULL, NULL, NULL, 10000));
+    mp_async_result_destroy(r);
+    finish(p);
+}

@@ -131,8 +131,14 @@ typedef struct mp_async_options {
     mp_result_callback callback;       /* run on success */
     mp_result_callback error_callback; /* run on failure (task error, worker death, terminate) */
     void *cb_arg;
-    /* Items per task for the map forms; 0: ceil(n / (4 * workers)). */
+    /* Items per task for the map forms; 0: Python's defaults, ceil(n / (4 * workers))
+     * for map, starmap and map_shared, 1 for imap and imap_unordered. */
     size_t chunksize;
+    /* map_shared on a process pool: in and out are MAP_SHARED memory that every
+     * worker maps at the same address, though not from mp_pool_shared_alloc (e.g. an
+     * mp_array, or an mmap, created before mp_pool_new). The pool cannot check it:
+     * with private memory the workers write into their own copies. */
+    bool any_shared_memory;
 } mp_async_options;
 
 /* Creates a pool and starts its workers (all forked, or started, before return).
@@ -221,7 +227,8 @@ MP_EXTERN void mp_pool_shared_free(mp_pool *pool, void *p);
 /* Zero-copy map: workers take chunks of items on their own (an atomic counter in
  * shared memory) and run kernel(in + i*in_size, out + i*out_size, count, ctx) on
  * them, writing results in place. in and out must be memory from
- * mp_pool_shared_alloc of this pool (any memory for a thread pool); in_size may be
+ * mp_pool_shared_alloc of this pool (any memory for a thread pool; see also
+ * mp_async_options.any_shared_memory); in_size may be
  * 0 (no input), out_size may be 0 (no output). Returns 0 or the error of the first
  * failing chunk (MP_ETASKFAILED with the kernel's code as task code,
  * MP_EWORKERDIED, MP_ETERMINATED). Errors also: MP_EINVAL (memory outside the
