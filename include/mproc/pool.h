@@ -105,7 +105,9 @@ MP_EXTERN int mp_task_return(mp_task *t, const void *data, size_t len);
 MP_EXTERN void *mp_task_result_buffer(mp_task *t, size_t len);
 
 /* Inside a task: records a printf-style message for the failure and returns code,
- * for `return mp_task_fail(t, -1, "bad input %d", x);`. code should be non-zero. */
+ * for `return mp_task_fail(t, -1, "bad input %d", x);`. code should be non-zero:
+ * the task's caller then gets MP_ETASKFAILED, with code as task code and the
+ * message as message. */
 MP_EXTERN int mp_task_fail(mp_task *t, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -245,18 +247,21 @@ MP_EXTERN int mp_pool_map_shared_async(mp_pool *pool, mp_async_result **out, mp_
  * Calling it again returns 0. Errors: MP_EINVAL, MP_ECHILD. */
 MP_EXTERN int mp_pool_close(mp_pool *pool);
 
-/* Stops the workers at once (SIGKILL; a thread pool waits for running tasks).
- * Every task not yet completed fails with MP_ETERMINATED (error callbacks run).
- * Errors: MP_EINVAL, MP_ECHILD. */
+/* Stops the workers at once (SIGKILL; a thread pool lets running tasks return) and
+ * waits until they have ended (from a callback it returns at once). Every task not
+ * yet completed fails with MP_ETERMINATED (error callbacks run). Calling it again
+ * returns 0. Errors: MP_EINVAL, MP_ECHILD. */
 MP_EXTERN int mp_pool_terminate(mp_pool *pool);
 
 /* Waits up to timeout_ms for the workers of a closed or terminated pool to exit
  * (after a close: for every task to complete). Errors: MP_EBUSY (the pool is still
- * running: close or terminate first, as Python's ValueError), MP_ETIMEDOUT,
- * MP_EINVAL, MP_ECHILD. */
+ * running: close or terminate first, as Python's ValueError; or called from a
+ * callback), MP_ETIMEDOUT, MP_EINVAL, MP_ECHILD. */
 MP_EXTERN int mp_pool_join(mp_pool *pool, int timeout_ms);
 
-/* Terminates the pool if it is still running, joins it and frees it. Results
+/* Terminates the pool (as leaving Python's `with Pool()` block does: tasks not yet
+ * completed fail with MP_ETERMINATED; close and join first to let them finish),
+ * joins it and frees it, with its shared memory. Not from a callback. Results
  * still held by the caller stay valid (completed, MP_ETERMINATED if they never
  * ran) until destroyed. NULL is accepted. No other call on the pool may run. */
 MP_EXTERN void mp_pool_destroy(mp_pool *pool);
