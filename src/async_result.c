@@ -12,6 +12,7 @@ mp_async_result *mp__result_new(enum mp__rkind kind, int refs)
     if (r == NULL)
         return NULL;
     r->kind = kind;
+    r->owner = mp__pool_self_pid();
     r->ready_word = &r->ready;
     atomic_store(&r->refs, refs);
     return r;
@@ -49,6 +50,8 @@ int mp_async_result_wait(mp_async_result *r, int timeout_ms)
     mp__deadline d;
     if (mp__deadline_init(&d, timeout_ms) != 0)
         return MP_EINVAL;
+    if (r->owner != mp__pool_self_pid())
+        return MP_ECHILD; /* a copy inherited through fork: nobody would complete it */
     if (in_own_callback(r))
         return 0;
     /* The word goes 0 (running) -> 2 (running, someone sleeps) -> 1 (ready); the
@@ -192,6 +195,8 @@ int mp_imap_next(mp_async_result *r, size_t *index, const void **data, size_t *l
     mp__deadline dl;
     if (mp__deadline_init(&dl, timeout_ms) != 0)
         return MP_EINVAL;
+    if (r->owner != mp__pool_self_pid())
+        return MP_ECHILD;
     if (r->emitted == r->n)
         return MP_EEOF;
     size_t item;

@@ -494,7 +494,7 @@ static void init_pid(void)
     pthread_atfork(NULL, NULL, refresh_pid);
 }
 
-static pid_t self_pid(void)
+pid_t mp__pool_self_pid(void)
 {
     pthread_once(&pid_once, init_pid);
     return my_pid;
@@ -504,7 +504,7 @@ int mp__pool_check_pool(const mp_pool *p)
 {
     if (p == NULL)
         return MP_EINVAL;
-    return p->owner == self_pid() ? 0 : MP_ECHILD;
+    return p->owner == mp__pool_self_pid() ? 0 : MP_ECHILD;
 }
 
 
@@ -546,7 +546,7 @@ int mp_pool_new(mp_pool **out, const mp_pool_options *opt)
         return MP_ENOMEM;
     pthread_mutex_init(&p->mu, NULL);
     pthread_mutex_init(&p->inbox_mu, NULL);
-    p->owner = self_pid();
+    p->owner = mp__pool_self_pid();
     p->n = o.processes ? o.processes : mp_cpu_count();
     p->threads = o.threads;
     p->maxtasks = o.maxtasksperchild;

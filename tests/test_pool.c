@@ -1293,3 +1293,20 @@ TEST(pool_imap_default_chunksize_is_one)
     mp_async_result_destroy(r);
     finish(p);
 }
+
+static int wait_in_child(void *arg)
+{
+    _exit(mp_async_result_get(arg, -1, NULL, NULL) == MP_ECHILD ? 0 : 1);
+}
+
+TEST(pool_result_copy_in_forked_child_refuses_to_wait)
+{
+    mp_pool *p = new_pool(1);
+    unsigned ms = 500;
+    mp_async_result *r;
+    CHECK_OK(mp_pool_apply_async(p, &r, sleep_ms_task, &ms, sizeof ms, NULL));
+    CHECK_EQ(0, th_wait(th_fork(wait_in_child, r)));
+    CHECK_OK(mp_async_result_get(r, -1, NULL, NULL));
+    mp_async_result_destroy(r);
+    finish(p);
+}

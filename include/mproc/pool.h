@@ -112,7 +112,7 @@ MP_EXTERN int mp_task_fail(mp_task *t, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 typedef struct mp_pool_options {
-    /* Number of workers; 0: mp_cpu_count(). Negative: MP_EINVAL. */
+    /* Number of workers; 0: mp_cpu_count(). Negative or above 4096: MP_EINVAL. */
     int processes;
     /* Called once in each worker (each replacement too) before its first task. */
     void (*initializer)(void *initarg);
@@ -275,7 +275,8 @@ MP_EXTERN void mp_pool_destroy(mp_pool *pool);
  * bytes of results; NULL / 0 for maps with variable-size results (use
  * mp_async_result_item). Errors: MP_ETIMEDOUT (not ready; call again),
  * MP_ETASKFAILED (see task_code and message), MP_EWORKERDIED, MP_ETERMINATED,
- * MP_EINVAL. */
+ * MP_EINVAL, MP_ECHILD (a copy of the handle in a forked child: it never completes
+ * there; wait and mp_imap_next refuse the same way). */
 MP_EXTERN int mp_async_result_get(mp_async_result *r, int timeout_ms, const void **data, size_t *len);
 
 /* Waits up to timeout_ms; 0 once ready, MP_ETIMEDOUT, MP_EINVAL. */

@@ -29,6 +29,7 @@ struct mp_async_result {
     _Atomic int refs;              /* the caller's handle + the pool's until ready */
     _Atomic bool completed;        /* fields final; set under the pool lock before callbacks */
     pthread_t handler;             /* the pool's handler thread (get from a callback) */
+    pid_t owner;                   /* the pool's process: results do not cross fork */
     enum mp__rkind kind;
     int status, task_code;
     char *msg;                     /* malloc'd; NULL means "" */
@@ -57,6 +58,9 @@ struct mp_async_result {
     mp_async_options cb;
     struct mp_async_result *cb_next; /* pool->cbq list */
 };
+
+/* getpid(), cached (refreshed in children by a fork handler). */
+MP__HIDDEN pid_t mp__pool_self_pid(void);
 
 /* Drops one reference; frees r at zero. */
 MP__HIDDEN void mp__result_release(mp_async_result *r);
