@@ -22,8 +22,10 @@
  * the kernel releases it when the last process that maps it unmaps it or exits.
  *
  * If a process dies holding chunk->lock, the next locker gets EOWNERDEAD. Every
- * update below writes the tags so that the tiling stays walkable at each step, so
- * the survivor marks the mutex consistent and goes on; at worst one block leaks.
+ * update below keeps the forward walk (by `units`, from the first tag) whole at
+ * each step: a split writes the new tail before shrinking its block, a merge only
+ * grows a block over its neighbour. The survivor rebuilds everything else from
+ * that walk (chunk_repair) and goes on; at worst the block being allocated leaks.
  */
 #include <pthread.h>
 #include <stdint.h>
@@ -80,12 +82,40 @@ static struct tag *tag_of(void *payload) { return (struct tag *)((char *)payload
 static void *payload_of(struct tag *t) { return (char *)t + TAG_SIZE; }
 static struct tag *next_tag(struct tag *t) { return (struct tag *)((char *)t + (size_t)t->units * UNIT); }
 static struct tag *prev_tag(struct tag *t) { return (struct tag *)((char *)t - (size_t)t->prev_units * UNIT); }
-static bool is_last(struct chunk *c, struct tag *t) { return (char *)next_tag(t) >= (char *)c + CHUNK_SIZE; }
+/* The blocks end CHUNK_UNITS whole UNITs after the first tag, a few bytes short
+ * of the chunk's end (the header is not a whole number of UNITs). */
+static char *blocks_end(struct chunk *c) { return (char *)first_tag(c) + (size_t)CHUNK_UNITS * UNIT; }
+static bool is_last(struct chunk *c, struct tag *t) { return (char *)next_tag(t) >= blocks_end(c); }
+
+_Static_assert(FIRST_TAG_OFFSET >= sizeof(struct chunk), "the first tag must follow the header");
+_Static_assert((FIRST_TAG_OFFSET + TAG_SIZE) % UNIT == 0, "payloads must be UNIT-aligned");
+_Static_assert(FIRST_TAG_OFFSET + (size_t)CHUNK_UNITS * UNIT <= CHUNK_SIZE, "blocks must fit the chunk");
+
+/* After a process died holding c->lock: the walk by `units` from the first tag is
+ * always whole (see the file comment), but a prev_units, a merge of two free
+ * neighbours or `used` may have been left half done. Rebuild them from the walk. */
+static void chunk_repair(struct chunk *c)
+{
+    uint32_t prev = 0;
+    c->used = 0;
+    for (struct tag *t = first_tag(c);; t = next_tag(t)) {
+        while (t->state == TAG_FREE && !is_last(c, t) && next_tag(t)->state == TAG_FREE)
+            t->units += next_tag(t)->units;
+        t->prev_units = prev;
+        prev = t->units;
+        if (t->state == TAG_USED)
+            c->used += (size_t)t->units * UNIT;
+        if (is_last(c, t))
+            break;
+    }
+}
 
 static void chunk_lock(struct chunk *c)
 {
-    if (pthread_mutex_lock(&c->lock) == EOWNERDEAD)
+    if (pthread_mutex_lock(&c->lock) == EOWNERDEAD) {
+        chunk_repair(c);
         pthread_mutex_consistent(&c->lock);
+    }
 }
 
 static void chunk_unlock(struct chunk *c) { pthread_mutex_unlock(&c->lock); }

@@ -172,3 +172,58 @@ TEST(arena_usable_after_a_process_dies_mid_allocation)
     }
     mp__shm_free(warm);
 }
+
+TEST(arena_full_chunk_moves_on_to_a_new_one)
+{
+    /* Five of these fill a chunk; the sixth must come from a second chunk. */
+    void *b[12];
+    for (int i = 0; i < 12; i++) {
+        b[i] = mp__shm_alloc(200000);
+        CHECK(b[i] != NULL);
+        memset(b[i], i, 200000);
+    }
+    for (int i = 0; i < 12; i++) {
+        CHECK(((unsigned char *)b[i])[199999] == i);
+        mp__shm_free(b[i]);
+    }
+    /* And many small blocks, well past one chunk. */
+    enum { N = 40000 };
+    void **small = malloc(N * sizeof *small);
+    for (int i = 0; i < N; i++)
+        CHECK((small[i] = mp__shm_alloc(40)) != NULL);
+    for (int i = 0; i < N; i++)
+        mp__shm_free(small[i]);
+    free(small);
+}
+
+static int churn_until_killed(void *arg)
+{
+    unsigned seed = 7;
+    void *held[64] = {0};
+    while (arg == NULL) {
+        int k = (int)(rand_r(&seed) % 64);
+        mp__shm_free(held[k]);
+        held[k] = mp__shm_alloc(1 + rand_r(&seed) % 2000);
+    }
+    return 0;
+}
+
+TEST(arena_invariants_hold_after_a_process_dies_mid_free)
+{
+    void *warm = mp__shm_alloc(8);
+    for (int round = 0; round < 10; round++) {
+        int pid = th_fork(churn_until_killed, NULL);
+        th_sleep_ms(10 + (unsigned)round * 3);
+        kill(pid, SIGKILL);
+        CHECK_EQ(-SIGKILL, th_wait(pid));
+        /* The survivor's accounting is whole: what it allocates and frees balances. */
+        size_t base = mp__shm_bytes_in_use();
+        void *p[100];
+        for (int i = 0; i < 100; i++)
+            CHECK((p[i] = mp__shm_alloc(100 + (size_t)i * 10)) != NULL);
+        for (int i = 0; i < 100; i++)
+            mp__shm_free(p[i]);
+        CHECK_EQ(base, mp__shm_bytes_in_use());
+    }
+    mp__shm_free(warm);
+}
