@@ -17,7 +17,13 @@
  * a pipe with no writer: readable at once, as the child has ended.
  *
  * fork() copies the registry into the child; the child empties its copy (those
- * are its siblings, not its children) and makes a fresh identity for itself.
+ * are its siblings, not its children: a fork handler does it, for plain fork()s
+ * too) and, when started by mp_process_start, makes a fresh identity for itself.
+ *
+ * Known limit: a join without timeout waits in waitid() on the pid, outside the
+ * lock. If, in that window, another thread reaped the child and this process
+ * started a new child that was given the same pid, the join would wait for that
+ * one instead. Making it impossible would cost a pidfd per child.
  */
 #include <fcntl.h>
 #include <poll.h>
@@ -48,6 +54,8 @@ struct mp_process {
     int exitcode;     /* valid once reaped */
     bool starting;    /* start claimed, fork in progress; under registry_lock */
     bool reaped;      /* under registry_lock */
+    bool linked;      /* in the registry; under registry_lock */
+    int pollers;      /* joins polling the sentinel now: close waits; under registry_lock */
     bool closed;      /* under registry_lock */
     bool destroyed;   /* handle released while the child ran: free once reaped */
     struct mp_process *prev, *next; /* registry links; under registry_lock */
@@ -68,15 +76,23 @@ static void unlock(void) { pthread_mutex_unlock(&registry_lock); }
 
 static void at_exit(void);
 
+/* In the child of any fork(): the registry lists the parent's children. */
+static void after_fork_in_child(void)
+{
+    registry = NULL;
+    unlock();
+}
+
 static void init(void)
 {
-    /* Holding registry_lock across any fork() keeps the registry whole in the child. */
-    pthread_atfork(lock, unlock, unlock);
+    /* Holding registry_lock across any fork() keeps the registry whole. */
+    pthread_atfork(lock, unlock, after_fork_in_child);
     atexit(at_exit);
 }
 
 static void registry_insert(mp_process *p)
 {
+    p->linked = true;
     p->prev = NULL;
     p->next = registry;
     if (registry != NULL)
@@ -93,6 +109,7 @@ static void registry_remove(mp_process *p)
     if (p->next != NULL)
         p->next->prev = p->prev;
     p->prev = p->next = NULL;
+    p->linked = false;
 }
 
 static int decode_status(int status)
@@ -112,7 +129,8 @@ static bool try_reap(mp_process *p)
     while (r < 0 && errno == EINTR);
     if (r == 0)
         return false;
-    /* r < 0 (ECHILD): someone else's waitpid(-1) took the child and its status. */
+    /* r < 0 (ECHILD): someone else's waitpid(-1) took the child and its status,
+     * or SIGCHLD is ignored. The exit code is then unknown: 255, as documented. */
     p->exitcode = r == p->pid ? decode_status(status) : 255;
     p->reaped = true;
     return true;
@@ -124,6 +142,20 @@ static void free_process(mp_process *p)
     free(p->name);
     free(p->identity);
     free(p);
+}
+
+/* Frees the handles destroyed while their child ran, once it has ended (CPython's
+ * _cleanup), so fire-and-forget children do not pile up as zombies. Caller holds
+ * registry_lock. */
+static void reap_destroyed(void)
+{
+    for (mp_process *p = registry, *next; p != NULL; p = next) {
+        next = p->next;
+        if (p->destroyed && try_reap(p)) {
+            registry_remove(p);
+            free_process(p);
+        }
+    }
 }
 
 static int check_child(const mp_process *p)
@@ -181,7 +213,6 @@ static void (*const exit_now)(int) = exit;
 static _Noreturn void run_child(mp_process *p, pid_t parent_pid, int pipe_write_end)
 {
     (void)pipe_write_end; /* held open until exit: the parent's sentinel */
-    registry = NULL;
     child_counter = 0;
     parent = (mp_process){.kind = KIND_PARENT, .name = current.name, .identity = current.identity,
                           .daemon = current.daemon, .pid = parent_pid, .sentinel = -1};
@@ -210,6 +241,7 @@ int mp_process_start(mp_process *p)
     if (current.daemon)
         return MP_EDAEMON;
     lock();
+    reap_destroyed();
     int rc = p->closed ? MP_ECLOSED : (p->pid != 0 || p->starting) ? MP_EALREADY : 0;
     if (rc == 0)
         p->starting = true;
@@ -295,6 +327,15 @@ static int join_parent(int timeout_ms)
     unlock();
     if (fd == MP_ESRCH)
         return 0;
+    if (fd == MP_ENOSYS) { /* no pidfds: a dead parent shows as a new parent pid */
+        while (getppid() == parent.pid) {
+            if (mp__deadline_passed(&d))
+                return MP_ETIMEDOUT;
+            struct timespec tick = {0, 10 * 1000000L};
+            nanosleep(&tick, NULL);
+        }
+        return 0;
+    }
     if (fd < 0)
         return fd;
     int rc = mp__poll_one(fd, POLLIN, &d, NULL);
@@ -308,6 +349,10 @@ static void wait_ended(pid_t pid)
     while (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT) != 0 && errno == EINTR)
         ;
 }
+
+/* Without pidfds the sentinel is a pipe that another child forked meanwhile may
+ * also hold, so it may never hang up: poll it in slices and reap in between. */
+#define PIPE_POLL_SLICE_MS 50
 
 int mp_process_join(mp_process *p, int timeout_ms)
 {
@@ -323,20 +368,32 @@ int mp_process_join(mp_process *p, int timeout_ms)
         int rc = check_child(p);
         bool done = rc == 0 && try_reap(p);
         int fd = -1;
-        if (rc == 0 && !done && (!d.forever || p->sentinel >= 0))
+        if (rc == 0 && !done && !d.forever) {
             rc = fd = child_sentinel(p);
+            p->pollers += fd >= 0; /* keeps fd open: close refuses while we poll */
+        }
         pid_t pid = p->pid;
         unlock();
         if (rc < 0)
             return rc;
         if (done)
             return 0;
-        if (fd < 0) { /* forever, and no sentinel to poll: the cheapest wait */
+        if (d.forever) { /* the cheapest wait, and it cannot be fooled by a shared pipe */
             wait_ended(pid);
             continue;
         }
-        /* The sentinel stays open while we poll: close refuses a running child. */
-        rc = mp__poll_one(fd, POLLIN, &d, NULL);
+        mp__deadline slice;
+        mp__deadline_init(&slice, PIPE_POLL_SLICE_MS);
+        bool sliced = !mp__have_pidfd() && mp__deadline_poll_ms(&d) > PIPE_POLL_SLICE_MS;
+        rc = mp__poll_one(fd, POLLIN, sliced ? &slice : &d, NULL);
+        lock();
+        p->pollers--;
+        done = try_reap(p);
+        unlock();
+        if (done)
+            return 0;
+        if (rc == MP_ETIMEDOUT && sliced)
+            continue;
         if (rc < 0)
             return rc;
     }
@@ -360,7 +417,12 @@ pid_t mp_process_pid(const mp_process *p)
 {
     if (p == NULL)
         return 0;
-    return p->kind == KIND_CURRENT ? getpid() : p->pid;
+    if (p->kind == KIND_CURRENT)
+        return getpid();
+    lock(); /* start writes pid under the lock */
+    pid_t pid = p->pid;
+    unlock();
+    return pid;
 }
 
 const char *mp_process_name(const mp_process *p) { return p != NULL ? p->name : NULL; }
@@ -420,10 +482,10 @@ int mp_process_close(mp_process *p)
     lock();
     int rc = 0;
     if (!p->closed) {
-        if (p->pid != 0 && !try_reap(p)) {
+        if (p->starting || (p->pid != 0 && !try_reap(p)) || p->pollers > 0) {
             rc = MP_EBUSY;
         } else {
-            if (p->pid != 0)
+            if (p->linked)
                 registry_remove(p);
             mp__close_fd(p->sentinel);
             p->sentinel = -1;
@@ -444,10 +506,10 @@ void mp_process_destroy(mp_process *p)
         return;
     }
     lock();
-    bool running = p->pid != 0 && !p->closed && !try_reap(p);
+    bool running = p->starting || (p->linked && !try_reap(p));
     if (running)
         p->destroyed = true; /* freed by whoever reaps it */
-    else if (p->pid != 0 && !p->closed)
+    else if (p->linked)
         registry_remove(p);
     unlock();
     if (!running)
@@ -462,20 +524,11 @@ int mp_active_children(mp_process ***children)
 {
     if (children != NULL)
         *children = NULL;
-    pid_t me = getpid();
     lock();
+    reap_destroyed();
     size_t n = 0;
-    for (mp_process *p = registry, *next; p != NULL; p = next) {
-        next = p->next;
-        if (p->owner != me) /* a parent's registry, copied by a plain fork() */
-            continue;
-        if (!try_reap(p)) {
-            n += !p->destroyed;
-        } else if (p->destroyed) {
-            registry_remove(p);
-            free_process(p);
-        }
-    }
+    for (mp_process *p = registry; p != NULL; p = p->next)
+        n += !try_reap(p) && !p->destroyed;
     int rc = (int)n;
     if (children != NULL && n > 0) {
         mp_process **list = malloc(n * sizeof *list);
@@ -484,9 +537,8 @@ int mp_active_children(mp_process ***children)
         } else {
             size_t i = 0;
             for (mp_process *p = registry; p != NULL; p = p->next)
-                if (p->owner == me && !p->reaped && !p->destroyed)
+                if (!p->reaped && !p->destroyed)
                     list[i++] = p;
-            rc = (int)i;
             *children = list;
         }
     }
@@ -494,22 +546,19 @@ int mp_active_children(mp_process ***children)
     return rc;
 }
 
-/* CPython's exit function: terminate daemon children, then join every child.
- * Entries owned by another process are a parent's registry copied by a plain
- * fork(): those children are not ours to signal or wait for. */
+/* CPython's exit function: terminate daemon children, then join every child. */
 static void at_exit(void)
 {
-    pid_t me = getpid();
     lock();
     for (mp_process *p = registry; p != NULL; p = p->next)
-        if (p->owner == me && p->daemon && !try_reap(p))
+        if (p->daemon && !try_reap(p))
             kill(p->pid, SIGTERM);
     unlock();
     for (;;) {
         mp_process *waiting = NULL;
         lock();
         for (mp_process *p = registry; p != NULL && waiting == NULL; p = p->next)
-            if (p->owner == me && !try_reap(p))
+            if (!try_reap(p))
                 waiting = p;
         unlock();
         if (waiting == NULL)

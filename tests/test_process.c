@@ -1,4 +1,5 @@
 /* mp_process: CPython's Process in C. */
+// TEST_VARIANT nopidfd MPROC_NO_PIDFD=1
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
@@ -194,6 +195,8 @@ TEST(process_misuse_returns_clear_codes)
     CHECK_RC(MP_EINVAL, mp_process_terminate(NULL));
     CHECK_RC(MP_ECHILD, mp_process_start(mp_current_process()));
     CHECK_RC(MP_ECHILD, mp_process_kill(mp_current_process()));
+    CHECK_RC(MP_EINVAL, mp_process_close(NULL));
+    CHECK_RC(MP_EINVAL, mp_process_close(mp_current_process()));
     mp_process_destroy(p);
     mp_process_destroy(NULL);
 }
@@ -405,8 +408,17 @@ static mp_process *sibling;
 static int use_sibling(void *arg)
 {
     (void)arg;
-    int rc = mp_process_join(sibling, 0);
-    return rc == MP_ECHILD ? 0 : 1;
+    CHECK_RC(MP_ECHILD, mp_process_join(sibling, 0));
+    CHECK_RC(MP_ECHILD, mp_process_start(sibling));
+    CHECK_RC(MP_ECHILD, mp_process_terminate(sibling));
+    CHECK_RC(MP_ECHILD, mp_process_kill(sibling));
+    CHECK_RC(MP_ECHILD, mp_process_sentinel(sibling));
+    CHECK_RC(MP_ECHILD, mp_process_close(sibling));
+    int code;
+    CHECK_RC(MP_ECHILD, mp_process_exitcode(sibling, &code));
+    CHECK(!mp_process_is_alive(sibling));
+    CHECK_EQ(0, mp_active_children(NULL)); /* siblings are not our children */
+    return 0;
 }
 
 TEST(process_handle_of_another_process_is_refused)
@@ -439,23 +451,6 @@ TEST(process_join_from_several_threads)
     int code;
     CHECK_OK(mp_process_exitcode(p, &code));
     CHECK_EQ(0, code);
-    mp_process_destroy(p);
-}
-
-static int wait_for_parent(void *arg)
-{
-    (void)arg;
-    mp_process *parent = mp_parent_process();
-    int s = mp_process_sentinel(parent);
-    CHECK(s >= 0);
-    CHECK_RC(MP_ETIMEDOUT, mp_process_join(parent, 50));
-    return 0;
-}
-
-TEST(process_child_can_watch_its_parent)
-{
-    mp_process *p = started(wait_for_parent, NULL, NULL);
-    CHECK_EQ(0, joined_exitcode(p));
     mp_process_destroy(p);
 }
 
@@ -523,4 +518,187 @@ TEST(process_works_without_pidfds)
     p = started(return_arg, (void *)(intptr_t)5, NULL);
     CHECK_EQ(5, joined_exitcode(p));
     mp_process_destroy(p);
+}
+
+/* Children of ours that have ended and wait to be reaped. */
+static int count_zombies(void)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/task/%d/children", (int)gettid());
+    FILE *f = fopen(path, "r");
+    CHECK(f != NULL);
+    int n = 0, kid;
+    while (fscanf(f, "%d", &kid) == 1) {
+        char stat[64], state = 0;
+        snprintf(stat, sizeof stat, "/proc/%d/stat", kid);
+        FILE *sf = fopen(stat, "r");
+        if (sf != NULL && fscanf(sf, "%*d %*s %c", &state) == 1 && state == 'Z')
+            n++;
+        if (sf != NULL)
+            fclose(sf);
+    }
+    fclose(f);
+    return n;
+}
+
+TEST(process_destroyed_children_do_not_pile_up_as_zombies)
+{
+    for (int i = 0; i < 20; i++) {
+        mp_process *p = started(return_arg, NULL, NULL);
+        mp_process_destroy(p); /* fire and forget */
+    }
+    th_sleep_ms(200);
+    CHECK(count_zombies() >= 1);
+    mp_process *last = started(return_arg, NULL, NULL); /* start reaps the ended ones */
+    CHECK_EQ(0, count_zombies());
+    CHECK_EQ(0, joined_exitcode(last));
+    mp_process_destroy(last);
+    th_sleep_ms(100);
+    CHECK_EQ(0, mp_active_children(NULL));
+}
+
+static int report_when_parent_dies(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    CHECK_OK(mp_process_join(mp_parent_process(), -1));
+    CHECK(!mp_process_is_alive(mp_parent_process()));
+    CHECK(write(fd, "ok", 2) == 2);
+    return 0;
+}
+
+static int start_watcher_then_die(void *arg)
+{
+    mp_process *c = started(report_when_parent_dies, arg, NULL);
+    (void)c;
+    raise(SIGKILL);
+    return 1;
+}
+
+TEST(process_join_on_the_parent_returns_when_it_dies)
+{
+    CHECK(prctl(PR_SET_CHILD_SUBREAPER, 1) == 0);
+    int fds[2];
+    CHECK(pipe(fds) == 0);
+    CHECK_EQ(-SIGKILL, th_wait(th_fork(start_watcher_then_die, (void *)(intptr_t)fds[1])));
+    close(fds[1]);
+    char buf[4] = {0};
+    CHECK_EQ(2, read(fds[0], buf, sizeof buf - 1));
+    CHECK_STR("ok", buf);
+    close(fds[0]);
+    /* The watcher was orphaned to us: reap it. */
+    int status;
+    pid_t w;
+    while ((w = wait(&status)) < 0 && errno == EINTR)
+        ;
+    CHECK(w > 0);
+}
+
+static int check_parent_sentinel(void *arg)
+{
+    (void)arg;
+    int s = mp_process_sentinel(mp_parent_process());
+    CHECK(s >= 0 || s == MP_ENOSYS); /* MP_ENOSYS only without pidfds, as documented */
+    if (s >= 0)
+        CHECK_EQ(0, poll(&(struct pollfd){.fd = s, .events = POLLIN}, 1, 0));
+    CHECK_RC(MP_ETIMEDOUT, mp_process_join(mp_parent_process(), 50));
+    return 0;
+}
+
+TEST(process_child_watches_a_living_parent)
+{
+    mp_process *p = started(check_parent_sentinel, NULL, NULL);
+    CHECK_EQ(0, joined_exitcode(p));
+    mp_process_destroy(p);
+}
+
+/* close() from another thread while start() is between claim and fork. */
+static mp_process *racing;
+static int close_during_start_rc = 1;
+
+static void *close_racing(void *arg)
+{
+    (void)arg;
+    close_during_start_rc = mp_process_close(racing);
+    return NULL;
+}
+
+static void close_from_another_thread_at_fork(void)
+{
+    if (racing == NULL)
+        return;
+    pthread_t t;
+    pthread_create(&t, NULL, close_racing, NULL);
+    pthread_join(t, NULL);
+}
+
+TEST(process_close_during_start_is_refused)
+{
+    CHECK_OK(mp_process_new(&racing, sleep_ms, (void *)(intptr_t)50, NULL));
+    pthread_atfork(close_from_another_thread_at_fork, NULL, NULL);
+    CHECK_OK(mp_process_start(racing));
+    mp_process *p = racing;
+    racing = NULL;
+    CHECK_RC(MP_EBUSY, close_during_start_rc);
+    CHECK_OK(mp_process_join(p, -1));
+    CHECK_OK(mp_process_close(p));
+    mp_process_destroy(p);
+    CHECK_EQ(0, mp_active_children(NULL));
+}
+
+/* Without pidfds, a sibling forked between pipe2() and the parent's close of the
+ * write end holds p's sentinel pipe open: join must not depend on its hang-up. */
+static mp_process *sibling_p, *sibling_q;
+
+static void *start_q(void *arg)
+{
+    (void)arg;
+    CHECK_OK(mp_process_start(sibling_q));
+    return NULL;
+}
+
+static void start_sibling_at_fork(void)
+{
+    static bool once; /* q's own fork runs this handler too */
+    if (sibling_q == NULL || once)
+        return;
+    once = true;
+    pthread_t t;
+    pthread_create(&t, NULL, start_q, NULL);
+    pthread_join(t, NULL);
+}
+
+TEST(process_timed_join_does_not_trust_a_shared_sentinel_pipe)
+{
+    setenv("MPROC_NO_PIDFD", "1", 1);
+    CHECK_OK(mp_process_new(&sibling_p, sleep_ms, (void *)(intptr_t)100, NULL));
+    CHECK_OK(mp_process_new(&sibling_q, sleep_forever, NULL, NULL));
+    pthread_atfork(start_sibling_at_fork, NULL, NULL);
+    CHECK_OK(mp_process_start(sibling_p));
+    CHECK(mp_process_pid(sibling_q) != 0);
+    CHECK_OK(mp_process_join(sibling_p, 10000));
+    CHECK_OK(mp_process_kill(sibling_q));
+    CHECK_OK(mp_process_join(sibling_q, -1));
+    mp_process *q = sibling_q;
+    sibling_q = NULL;
+    mp_process_destroy(q);
+    mp_process_destroy(sibling_p);
+}
+
+static mp_process *inherited;
+
+static int destroy_inherited_copy(void *arg)
+{
+    (void)arg;
+    mp_process_destroy(inherited); /* our copy; the registry must not still list it */
+    return 0;                      /* exit(): at_exit walks the registry */
+}
+
+TEST(process_plain_fork_child_may_destroy_inherited_handles)
+{
+    inherited = started(sleep_forever, NULL, NULL);
+    CHECK_EQ(0, th_wait(th_fork(destroy_inherited_copy, NULL)));
+    CHECK(mp_process_is_alive(inherited));
+    CHECK_OK(mp_process_kill(inherited));
+    CHECK_OK(mp_process_join(inherited, -1));
+    mp_process_destroy(inherited);
 }

@@ -9,9 +9,12 @@
  *     mp_process_destroy(p);
  *
  * The start method is fork: the child is a copy of the caller, it runs
- * target(arg), and the target's return value becomes its exit code. Objects from
- * mproc's shared arena (locks, queues, values) created before start are shared
- * with the child.
+ * target(arg), and the target's return value becomes its exit code: the child
+ * calls exit() with it, so stdio is flushed and atexit handlers run, including
+ * those the parent registered before start (a handler that must run only in the
+ * parent should compare getpid() with the pid it recorded, or the target may end
+ * with _exit() after fflush). Objects from mproc's shared arena (locks, queues,
+ * values) created before start are shared with the child.
  *
  * Handles are private to the process that created them: only that process may
  * start, join, signal or close a child (others get MP_ECHILD). A handle may be used
@@ -19,7 +22,11 @@
  *
  * When a process exits normally (return from main or exit()), mproc terminates
  * its daemon children with SIGTERM and then joins every child it started, as
- * CPython does, so no zombie is left behind.
+ * CPython does, so no zombie is left behind. mp_process_start also reaps, first,
+ * the children whose handles were destroyed and that have ended.
+ *
+ * If something else reaps a child (a waitpid(-1) of the program's own, or SIGCHLD
+ * set to SIG_IGN), mproc cannot learn its status and reports exit code 255.
  */
 #ifndef MPROC_PROCESS_H
 #define MPROC_PROCESS_H
@@ -64,9 +71,11 @@ MP_EXTERN int mp_process_new(mp_process **out, mp_target target, void *arg,
 MP_EXTERN int mp_process_start(mp_process *p);
 
 /* Waits up to timeout_ms (-1: forever, 0: just check) for the child to end and
- * reaps it. Joining an ended child again returns 0 at once.
+ * reaps it. Joining an ended child again returns 0 at once. On
+ * mp_parent_process(), waits for the parent to end (returns 0 once it has).
  * Errors: MP_ETIMEDOUT (still running), MP_ENOTSTARTED, MP_ECLOSED, MP_ECHILD,
- * MP_EINVAL (timeout below -1, or the current process joining itself). */
+ * MP_EINVAL (timeout below -1, or the current process joining itself),
+ * MP_EMFILE (a timed join needs a descriptor and none is left). */
 MP_EXTERN int mp_process_join(mp_process *p, int timeout_ms);
 
 /* True from start until the child has ended; false before start, after close,
@@ -84,7 +93,8 @@ MP_EXTERN bool mp_process_daemon(const mp_process *p);
 
 /* Stores the exit code in *exitcode once the child has ended: the target's return
  * value or exit() status, or -N when it was killed by signal N. Does not block.
- * Errors: MP_ENOTREADY (still running), MP_ENOTSTARTED, MP_ECLOSED, MP_EINVAL. */
+ * Errors: MP_ENOTREADY (still running, or p is not a child), MP_ENOTSTARTED,
+ * MP_ECLOSED, MP_ECHILD (a handle of another process), MP_EINVAL. */
 MP_EXTERN int mp_process_exitcode(mp_process *p, int *exitcode);
 
 /* Sends SIGTERM (terminate) or SIGKILL (kill). Safe against pid reuse; a no-op
@@ -95,13 +105,17 @@ MP_EXTERN int mp_process_kill(mp_process *p);
 
 /* A descriptor that becomes readable when the child ends (a pidfd where the kernel
  * has one), to poll() together with other descriptors; owned by p and valid until
- * close or destroy. Works for mp_parent_process() too.
- * Errors: MP_ENOTSTARTED, MP_ECLOSED, MP_ECHILD, MP_EMFILE. */
+ * close or destroy. Works for mp_parent_process() too, where the kernel has
+ * pidfds (Linux >= 5.3; MP_ENOSYS before), and returns MP_ESRCH once the parent
+ * has ended.
+ * Errors: MP_ENOTSTARTED, MP_ECLOSED, MP_ECHILD, MP_EMFILE, MP_EINVAL. */
 MP_EXTERN int mp_process_sentinel(mp_process *p);
 
 /* Releases the process's resources (its sentinel); afterwards only destroy is
- * allowed and other calls return MP_ECLOSED. A child that is still running
- * refuses with MP_EBUSY, as in Python. Closing twice returns 0. */
+ * allowed and other calls return MP_ECLOSED. A child that is still running (or
+ * being started, or waited for by a timed join in another thread) refuses with
+ * MP_EBUSY, as in Python. Closing twice returns 0.
+ * Errors: MP_EBUSY, MP_ECHILD (a handle of another process), MP_EINVAL. */
 MP_EXTERN int mp_process_close(mp_process *p);
 
 /* Frees the handle. NULL is accepted. A child still running is not killed: it is
