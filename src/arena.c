@@ -11,6 +11,7 @@
  *   tag.units          size of this block in UNITs; under chunk->lock
  *   tag.prev_units     size of the block before (0 for the first); under chunk->lock
  *   tag.state          TAG_FREE or TAG_USED; under chunk->lock
+ *   chunk->used, chunk->free_units   totals of used bytes and free UNITs; under chunk->lock
  * Invariants, true whenever chunk->lock is free: the blocks tile the chunk; no two
  * free blocks are neighbours; each tag's prev_units equals its predecessor's units.
  *
@@ -28,6 +29,7 @@
  * that walk (chunk_repair) and goes on; at worst the block being allocated leaks.
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -54,8 +56,10 @@ struct large_head {
 };
 
 struct chunk {
-    pthread_mutex_t lock; /* robust, process-shared; guards every tag */
-    size_t used;          /* bytes in used blocks; under lock */
+    pthread_mutex_t lock;           /* robust, process-shared; guards every tag */
+    size_t used;                    /* bytes in used blocks; under lock */
+    _Atomic uint32_t free_units;    /* UNITs in free blocks; written under lock, read
+                                       without it as a hint to skip full chunks */
 };
 
 /* The first tag sits TAG_SIZE bytes before the first UNIT boundary after the header. */
@@ -96,7 +100,7 @@ _Static_assert(FIRST_TAG_OFFSET + (size_t)CHUNK_UNITS * UNIT <= CHUNK_SIZE, "blo
  * neighbours or `used` may have been left half done. Rebuild them from the walk. */
 static void chunk_repair(struct chunk *c)
 {
-    uint32_t prev = 0;
+    uint32_t prev = 0, free_units = 0;
     c->used = 0;
     for (struct tag *t = first_tag(c);; t = next_tag(t)) {
         while (t->state == TAG_FREE && !is_last(c, t) && next_tag(t)->state == TAG_FREE)
@@ -105,9 +109,12 @@ static void chunk_repair(struct chunk *c)
         prev = t->units;
         if (t->state == TAG_USED)
             c->used += (size_t)t->units * UNIT;
+        else
+            free_units += t->units;
         if (is_last(c, t))
             break;
     }
+    c->free_units = free_units;
 }
 
 static void chunk_lock(struct chunk *c)
@@ -149,12 +156,15 @@ static struct chunk *chunk_new(void)
     pthread_mutexattr_destroy(&attr);
     struct tag *t = first_tag(c);
     *t = (struct tag){.units = CHUNK_UNITS, .prev_units = 0, .state = TAG_FREE};
+    c->free_units = CHUNK_UNITS;
     return c;
 }
 
 /* First fit within one chunk; NULL when no free block is large enough. */
 static void *chunk_alloc(struct chunk *c, uint32_t units)
 {
+    if (atomic_load_explicit(&c->free_units, memory_order_relaxed) < units)
+        return NULL; /* a stale hint only costs a walk or a fresh chunk */
     void *result = NULL;
     chunk_lock(c);
     for (struct tag *t = first_tag(c);; t = next_tag(t)) {
@@ -169,6 +179,7 @@ static void *chunk_alloc(struct chunk *c, uint32_t units)
             }
             t->state = TAG_USED;
             c->used += (size_t)t->units * UNIT;
+            c->free_units -= t->units;
             result = payload_of(t);
             break;
         }
@@ -187,6 +198,7 @@ static void chunk_free(struct chunk *c, struct tag *t)
         return;
     }
     c->used -= (size_t)t->units * UNIT;
+    c->free_units += t->units;
     t->state = TAG_FREE;
     if (!is_last(c, t) && next_tag(t)->state == TAG_FREE) {
         struct tag *n = next_tag(t);

@@ -227,3 +227,23 @@ TEST(arena_invariants_hold_after_a_process_dies_mid_free)
     }
     mp__shm_free(warm);
 }
+
+TEST(arena_exhaustion_returns_null_not_a_crash)
+{
+    /* Small blocks come from at most MAX_CHUNKS chunks (4096 of 1 MiB); blocks of
+     * 200000 bytes fill a chunk five at a time. Past that: NULL and ENOMEM. */
+    enum { MAX = 5 * 4096 + 100 };
+    void **b = malloc(MAX * sizeof *b);
+    int n = 0;
+    while (n < MAX && (b[n] = mp__shm_alloc(200000)) != NULL)
+        n++;
+    CHECK(n < MAX);
+    CHECK(n >= 5 * 4000);
+    CHECK_EQ(ENOMEM, errno);
+    for (int i = 0; i < n; i++)
+        mp__shm_free(b[i]);
+    void *again = mp__shm_alloc(200000); /* freed space is usable again */
+    CHECK(again != NULL);
+    mp__shm_free(again);
+    free(b);
+}
