@@ -26,6 +26,29 @@ void th_register(const char *name, th_test_fn fn)
     tests[n_tests++] = (struct test){name, fn};
 }
 
+/* SIGKILLs the children of every thread of this process: a failed test must not
+ * leave a child behind holding CTest's output pipe (CTest would wait for it). */
+static void kill_children(void)
+{
+    DIR *tasks = opendir("/proc/self/task");
+    if (tasks == NULL)
+        return;
+    struct dirent *e;
+    while ((e = readdir(tasks)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[300];
+        snprintf(path, sizeof path, "/proc/self/task/%.255s/children", e->d_name);
+        FILE *f = fopen(path, "r");
+        int kid;
+        while (f != NULL && fscanf(f, "%d", &kid) == 1)
+            kill(kid, SIGKILL);
+        if (f != NULL)
+            fclose(f);
+    }
+    closedir(tasks);
+}
+
 void th_fail(const char *file, int line, const char *fmt, ...)
 {
     va_list ap;
@@ -35,6 +58,7 @@ void th_fail(const char *file, int line, const char *fmt, ...)
     fputc('\n', stderr);
     va_end(ap);
     fflush(NULL);
+    kill_children();
     _exit(1);
 }
 
