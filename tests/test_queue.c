@@ -1146,3 +1146,165 @@ TEST(joinable_and_simple_queue_bad_arguments_change_nothing)
     CHECK(mp_simple_queue_empty(s));
     mp_simple_queue_destroy(s);
 }
+
+/* ---- deaths between a commit and the wake-up it owes ---- */
+
+static int put_and_die_before_waking(void *arg)
+{
+    th_sleep_ms(300); /* the consumer sleeps by now (if not, it sees the message itself) */
+    arm_death(MP__QF_PUT_AFTER_COMMIT, 1);
+    put_pattern(arg, 0, 100);
+    return 0; /* not reached */
+}
+
+TEST(queue_sleeping_consumer_gets_a_message_whose_producer_died_before_waking_it)
+{
+    mp_queue *q;
+    CHECK_OK(mp_queue_new(&q, 0, NULL));
+    int pid = th_fork(put_and_die_before_waking, q);
+    uint64_t t0 = th_now_ms();
+    void *m = NULL;
+    size_t len = 0;
+    int rc = mp_queue_get(q, &m, &len, 40000);
+    uint64_t waited = th_now_ms() - t0;
+    CHECK_EQ(-SIGKILL, th_wait(pid));
+    CHECK_OK(rc);
+    CHECK_EQ(100, len);
+    CHECK(pattern_ok(m, len, 0, 0));
+    free(m);
+    CHECK(waited < 20000); /* not the whole timeout: the committed message is seen */
+    mp_queue_destroy(q);
+}
+
+static int get_and_die_before_waking(void *arg)
+{
+    th_sleep_ms(300); /* the producer sleeps by now */
+    arm_death(MP__QF_GET_AFTER_COMMIT, 1);
+    void *m;
+    size_t len;
+    mp_queue_get(arg, &m, &len, -1);
+    return 0; /* not reached */
+}
+
+TEST(queue_sleeping_producer_sees_room_freed_by_a_consumer_that_died_before_waking_it)
+{
+    mp_queue *q;
+    CHECK_OK(mp_queue_new(&q, 1, NULL));
+    CHECK_OK(mp_queue_put(q, "first", 5, 0));
+    int pid = th_fork(get_and_die_before_waking, q);
+    uint64_t t0 = th_now_ms();
+    int rc = mp_queue_put(q, "second", 6, 40000);
+    uint64_t waited = th_now_ms() - t0;
+    CHECK_EQ(-SIGKILL, th_wait(pid));
+    CHECK_OK(rc);
+    CHECK(waited < 20000);
+    get_str(q, "second", 0);
+    CHECK(mp_queue_empty(q));
+    mp_queue_destroy(q);
+}
+
+static int get_stream_and_die_holding_both(void *arg)
+{
+    arm_death(MP__QF_GET_HOLDS_BOTH, 1);
+    void *m;
+    size_t len;
+    mp_queue_get(arg, &m, &len, -1);
+    return 0; /* not reached */
+}
+
+static void *put_big(void *arg)
+{
+    put_pattern(arg, 9, 3 * RING + 5);
+    return NULL;
+}
+
+TEST(queue_consumer_killed_holding_both_sides_leaves_the_queue_usable)
+{
+    mp_queue *q = ring_queue(0, RING);
+    void *big = make_msg(0, 0, 5 * RING);
+    /* The start and a ring of pieces, then the producer gives up: put_lock is free. */
+    CHECK_RC(MP_EFULL, mp_queue_put(q, big, 5 * RING, 100));
+    free(big);
+    /* The consumer drains the pieces, then takes put_lock to see the stream is dead. */
+    CHECK_EQ(-SIGKILL, th_wait(th_fork(get_stream_and_die_holding_both, q)));
+    put_pattern(q, 1, 100);
+    get_pattern(q, 1, 100, 0);
+    CHECK(mp_queue_empty(q));
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, put_big, q) == 0);
+    get_pattern(q, 9, 3 * RING + 5, 20000);
+    pthread_join(th, NULL);
+    CHECK(mp_queue_empty(q));
+    mp_queue_destroy(q);
+}
+
+static int jget_and_die(void *arg)
+{
+    void *m;
+    size_t len;
+    CHECK_OK(mp_joinable_queue_get(arg, &m, &len, -1));
+    raise(SIGKILL); /* before task_done */
+    return 0;
+}
+
+TEST(joinable_queue_task_of_a_consumer_killed_before_task_done_stays_unfinished)
+{
+    mp_joinable_queue *q;
+    CHECK_OK(mp_joinable_queue_new(&q, 0, NULL));
+    CHECK_OK(mp_joinable_queue_put(q, "a", 1, 0));
+    CHECK_OK(mp_joinable_queue_put(q, "b", 1, 0));
+    CHECK_EQ(-SIGKILL, th_wait(th_fork(jget_and_die, q)));
+    CHECK_EQ(1, mp_joinable_queue_qsize(q));
+    void *m;
+    size_t len;
+    CHECK_OK(mp_joinable_queue_get(q, &m, &len, 0));
+    CHECK(len == 1 && memcmp(m, "b", 1) == 0);
+    free(m);
+    CHECK_OK(mp_joinable_queue_task_done(q));
+    CHECK_RC(MP_ETIMEDOUT, mp_joinable_queue_join(q, 50)); /* "a" was never done */
+    CHECK_OK(mp_joinable_queue_task_done(q)); /* someone does it for the dead one */
+    CHECK_OK(mp_joinable_queue_join(q, 0));
+    CHECK_RC(MP_ERANGE, mp_joinable_queue_task_done(q));
+    mp_joinable_queue_destroy(q);
+}
+
+TEST(queue_put_refuses_a_length_no_record_can_hold)
+{
+    mp_queue *q = ring_queue(0, RING);
+    static const char small[8] = "abcdefg";
+    /* A length above 2^56 - 1 cannot be a real buffer: refused before reading it. */
+    CHECK_RC(MP_EINVAL, mp_queue_put(q, small, (size_t)1 << 56, 0));
+    CHECK_RC(MP_EINVAL, mp_queue_put(q, small, SIZE_MAX, -1));
+    CHECK_EQ(0, mp_queue_qsize(q));
+    CHECK(mp_queue_empty(q));
+    CHECK_OK(mp_queue_put(q, small, 7, 0));
+    get_str(q, "abcdefg", 0);
+    mp_queue_destroy(q);
+}
+
+static int task_done_and_die_before_waking(void *arg)
+{
+    th_sleep_ms(300); /* the joiner sleeps by now */
+    arm_death(MP__QF_DONE_BEFORE_WAKE, 1);
+    mp_joinable_queue_task_done(arg);
+    return 0; /* not reached */
+}
+
+TEST(joinable_queue_sleeping_join_returns_when_the_last_task_done_died_before_waking_it)
+{
+    mp_joinable_queue *q;
+    CHECK_OK(mp_joinable_queue_new(&q, 0, NULL));
+    CHECK_OK(mp_joinable_queue_put(q, "a", 1, 0));
+    void *m;
+    size_t len;
+    CHECK_OK(mp_joinable_queue_get(q, &m, &len, 0));
+    free(m);
+    int pid = th_fork(task_done_and_die_before_waking, q);
+    uint64_t t0 = th_now_ms();
+    int rc = mp_joinable_queue_join(q, 40000);
+    uint64_t waited = th_now_ms() - t0;
+    CHECK_EQ(-SIGKILL, th_wait(pid));
+    CHECK_OK(rc);
+    CHECK(waited < 20000);
+    mp_joinable_queue_destroy(q);
+}
