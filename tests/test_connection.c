@@ -833,3 +833,60 @@ TEST(conn_wait_counts_duplicates_and_refuses_closed_or_send_only_connections)
     mp_conn_destroy(r);
     mp_conn_destroy(s);
 }
+
+/* ---- signals in the middle of a send and of mp_wait ---- */
+
+static int recv_big_slowly(void *arg)
+{
+    mp_conn *c = arg;
+    th_sleep_ms(200); /* let the sender block on a full socket buffer first */
+    void *msg;
+    size_t len;
+    CHECK_OK(mp_conn_recv_bytes(c, &msg, &len, 0));
+    CHECK_EQ(8 << 20, len);
+    CHECK(has_pattern(msg, len, 11));
+    free(msg);
+    return 0;
+}
+
+TEST(conn_send_and_wait_resume_after_signals)
+{
+    struct sigaction sa = {.sa_handler = on_alarm}; /* no SA_RESTART */
+    sigaction(SIGALRM, &sa, NULL);
+    mp_conn *a, *b;
+    CHECK_OK(mp_pipe(&a, &b, true));
+    int pid = th_fork(recv_big_slowly, b);
+    size_t n = 8 << 20;
+    unsigned char *big = malloc(n);
+    CHECK(big != NULL);
+    pattern(big, n, 11);
+    ualarm(20000, 20000); /* a signal every 20 ms while the send blocks */
+    CHECK_OK(mp_conn_send_bytes(a, big, n));
+    CHECK_EQ(0, th_wait(pid));
+    mp_wait_object w = {.conn = a};
+    uint64_t t0 = th_now_ms();
+    CHECK_EQ(0, mp_wait(&w, 1, 300));
+    CHECK(th_now_ms() - t0 >= 300);
+    ualarm(0, 0);
+    free(big);
+    mp_conn_destroy(a);
+    mp_conn_destroy(b);
+}
+
+TEST(conn_empty_message_into_a_null_buffer_and_from_a_null_range)
+{
+    mp_conn *a, *b;
+    CHECK_OK(mp_pipe(&a, &b, true));
+    CHECK_OK(mp_conn_send_bytes_range(a, NULL, 0, 0, MP_CONN_REST));
+    CHECK_OK(mp_conn_send_bytes(a, NULL, 0));
+    size_t len = 99;
+    CHECK_OK(mp_conn_recv_bytes_into(b, NULL, 0, 0, &len));
+    CHECK_EQ(0, len);
+    void *msg = NULL;
+    CHECK_OK(mp_conn_recv_bytes(b, &msg, &len, 0));
+    CHECK(msg != NULL);
+    CHECK_EQ(0, len);
+    free(msg);
+    mp_conn_destroy(a);
+    mp_conn_destroy(b);
+}
