@@ -67,6 +67,7 @@
  * sleeper, so every sleep (join's too) lasts at most SLEEP_SLICE_MS before the
  * sleeper re-checks the ring; a death costs a sleeper that much, never a hang.
  */
+#include <assert.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdalign.h>
@@ -687,6 +688,16 @@ static int queue_close(mp_queue *q)
         return MP_EINVAL;
     atomic_store(&q->closed, true);
     return 0;
+}
+
+void mp__queue_skew(mp_queue *q, uint32_t cnt, uint32_t pos)
+{
+    struct shared *s = q->s;
+    assert(pos % 8 == 0 && atomic_load(&s->head) == atomic_load(&s->tail));
+    atomic_store(&s->head, word(cnt, pos));
+    atomic_store(&s->tail, word(cnt, pos));
+    s->head_seen = s->tail_seen = word(cnt, pos);
+    atomic_store(&s->ndone, cnt);
 }
 
 /* ---- Queue ---- */

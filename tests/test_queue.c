@@ -1308,3 +1308,50 @@ TEST(joinable_queue_sleeping_join_returns_when_the_last_task_done_died_before_wa
     CHECK(waited < 20000);
     mp_joinable_queue_destroy(q);
 }
+
+/* ---- the 2^32 wrap-around of positions and counts ---- */
+
+static void *put_sizes(void *arg)
+{
+    mp_queue *q = arg;
+    for (uint32_t i = 0; i < 64; i++)
+        put_pattern(q, i, (i * 977u) % (3 * RING));
+    return NULL;
+}
+
+TEST(queue_indices_wrap_around_2_to_the_32)
+{
+    mp_joinable_queue *jq;
+    CHECK_OK(mp_joinable_queue_new(&jq, 5, &(mp_queue_options){.ring_bytes = RING}));
+    mp_queue *q = (mp_queue *)jq; /* the same operations, for the helpers */
+    mp__queue_skew(q, UINT32_MAX - 2, UINT32_MAX - 7 - 2 * 8);
+    CHECK_EQ(0, mp_queue_qsize(q));
+    CHECK(mp_queue_empty(q));
+    CHECK_OK(mp_joinable_queue_join(jq, 0));
+    CHECK_RC(MP_ERANGE, mp_joinable_queue_task_done(jq));
+    for (uint32_t i = 0; i < 5; i++) /* counts and positions cross 2^32 */
+        put_pattern(q, i, 40);
+    CHECK_EQ(5, mp_queue_qsize(q));
+    CHECK(mp_queue_full(q)); /* maxsize */
+    CHECK_RC(MP_EFULL, mp_queue_put_nowait(q, "x", 1));
+    CHECK_RC(MP_ETIMEDOUT, mp_joinable_queue_join(jq, 0));
+    for (uint32_t i = 0; i < 5; i++) {
+        get_pattern(q, i, 40, 0);
+        CHECK_OK(mp_joinable_queue_task_done(jq));
+    }
+    CHECK_OK(mp_joinable_queue_join(jq, 0));
+    CHECK(mp_queue_empty(q));
+    /* Records that wrap the ring, and streamed ones, across the boundary. */
+    mp__queue_skew(q, UINT32_MAX - 1, UINT32_MAX - 7 - 1000);
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, put_sizes, q) == 0);
+    for (uint32_t i = 0; i < 64; i++) {
+        get_pattern(q, i, (i * 977u) % (3 * RING), 20000);
+        CHECK_OK(mp_joinable_queue_task_done(jq));
+    }
+    pthread_join(th, NULL);
+    CHECK(mp_queue_empty(q));
+    CHECK_EQ(0, mp_queue_qsize(q));
+    CHECK_OK(mp_joinable_queue_join(jq, 0));
+    mp_joinable_queue_destroy(jq);
+}

@@ -20,4 +20,11 @@ enum mp__queue_fault {
 /* When not NULL, called at each point above with the point's number. */
 MP__HIDDEN extern void (*mp__queue_fault_hook)(int point);
 
+struct mp_queue;
+
+/* Moves an empty, unused queue's indices (and its task_done count) to message
+ * count cnt and byte position pos, so tests reach the 2^32 wrap-around quickly.
+ * pos must be a multiple of 8. */
+MP__HIDDEN void mp__queue_skew(struct mp_queue *q, uint32_t cnt, uint32_t pos);
+
 #endif /* MPROC_INTERNAL_QUEUE_H */
