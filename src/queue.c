@@ -656,14 +656,33 @@ static int queue_get_into(mp_queue *q, void *buf, size_t cap, size_t *len, int t
     return rc;
 }
 
+/* head and tail as they were at one instant: tail read between two equal reads of
+ * head. Reading head once, then tail, can pair an old head with a tail many puts
+ * later (qsize above maxsize); after a few tries under heavy traffic it settles for
+ * that, still never below zero since head is read before tail. */
+static void snapshot(struct shared *s, uint64_t *head, uint64_t *tail)
+{
+    uint64_t h = atomic_load(&s->head);
+    uint64_t t = atomic_load(&s->tail);
+    for (int i = 0; i < 64; i++) {
+        uint64_t again = atomic_load(&s->head);
+        if (again == h)
+            break;
+        h = again;
+        t = atomic_load(&s->tail);
+    }
+    *head = h;
+    *tail = t;
+}
+
 static int queue_qsize(mp_queue *q)
 {
     if (q == NULL)
         return MP_EINVAL;
     if (atomic_load(&q->closed))
         return MP_ECLOSED;
-    uint64_t head = atomic_load(&q->s->head); /* head first: tail is never behind it */
-    uint64_t tail = atomic_load(&q->s->tail);
+    uint64_t head, tail;
+    snapshot(q->s, &head, &tail);
     uint32_t n = cnt_of(tail) - cnt_of(head);
     return n > INT32_MAX ? INT32_MAX : (int)n;
 }
@@ -675,8 +694,8 @@ static bool queue_full(mp_queue *q)
     if (q == NULL)
         return false;
     struct shared *s = q->s;
-    uint64_t head = atomic_load(&s->head);
-    uint64_t tail = atomic_load(&s->tail);
+    uint64_t head, tail;
+    snapshot(s, &head, &tail);
     if (s->cap - (pos_of(tail) - pos_of(head)) < HDR)
         return true;
     return s->maxsize != 0 && cnt_of(tail) - cnt_of(head) >= s->maxsize;

@@ -1,6 +1,7 @@
 /* mp_queue, mp_simple_queue, mp_joinable_queue: CPython's queues in shared memory. */
 // TEST_TIMEOUT 120
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
@@ -1354,4 +1355,53 @@ TEST(queue_indices_wrap_around_2_to_the_32)
     CHECK_EQ(0, mp_queue_qsize(q));
     CHECK_OK(mp_joinable_queue_join(jq, 0));
     mp_joinable_queue_destroy(jq);
+}
+
+/* ---- qsize, empty and full under traffic ---- */
+
+struct churn { mp_queue *q; _Atomic bool stop; };
+
+static void *churn_put(void *arg)
+{
+    struct churn *c = arg;
+    while (!atomic_load(&c->stop))
+        mp_queue_put(c->q, "x", 1, 10);
+    return NULL;
+}
+
+static void *churn_get(void *arg)
+{
+    struct churn *c = arg;
+    while (!atomic_load(&c->stop)) {
+        void *m;
+        size_t len;
+        if (mp_queue_get(c->q, &m, &len, 10) == 0)
+            free(m);
+    }
+    return NULL;
+}
+
+TEST(queue_qsize_stays_between_zero_and_maxsize_under_traffic)
+{
+    struct churn c = {.q = ring_queue(3, RING)};
+    enum { T = 6 }; /* more threads than cores: the reader is preempted between reads */
+    pthread_t th[T];
+    for (int i = 0; i < T; i++)
+        CHECK(pthread_create(&th[i], NULL, i % 2 ? churn_get : churn_put, &c) == 0);
+    int worst = 0;
+    uint64_t t0 = th_now_ms();
+    for (long i = 0; th_now_ms() - t0 < 2000; i++) {
+        int n = mp_queue_qsize(c.q);
+        if (n < 0 || n > 3)
+            worst = n;
+        if (n > 3 || n < 0)
+            break;
+        if (i % 64 == 0)
+            sched_yield();
+    }
+    atomic_store(&c.stop, true);
+    for (int i = 0; i < T; i++)
+        pthread_join(th[i], NULL);
+    CHECK_EQ(0, worst);
+    mp_queue_destroy(c.q);
 }

@@ -100,8 +100,9 @@ MP_EXTERN int mp_queue_get_into(mp_queue *q, void *buf, size_t cap, size_t *len,
 /* mp_queue_get(q, out, len, 0). */
 MP_EXTERN int mp_queue_get_nowait(mp_queue *q, void **out, size_t *len);
 
-/* The number of messages in the queue, approximate while others put and get (as
- * in Python); a streamed message counts from its start until a consumer takes its
+/* The number of messages in the queue at one recent instant, so between 0 and
+ * maxsize, but possibly out of date once returned while others put and get (as in
+ * Python); a streamed message counts from its start until a consumer takes its
  * start. Errors: MP_EINVAL, MP_ECLOSED. */
 MP_EXTERN int mp_queue_qsize(mp_queue *q);
 
