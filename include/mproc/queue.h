@@ -78,8 +78,8 @@ MP_EXTERN int mp_queue_new(mp_queue **out, size_t maxsize, const mp_queue_option
  * Safe from any thread of any process forked after q was created.
  * Errors: MP_EFULL (no room in time; nothing of the message will be delivered),
  * MP_ECLOSED (closed in this process), MP_EINVAL (q NULL, buf NULL with len > 0,
- * len above 2^56 - 1, timeout below -1), MP_ENOTRECOVERABLE (the shared state was damaged beyond
- * repair: a process died while repairing it). */
+ * len above 2^56 - 1, timeout below -1), MP_ENOTRECOVERABLE (the shared state was
+ * damaged beyond repair: a process died while repairing it). */
 MP_EXTERN int mp_queue_put(mp_queue *q, const void *buf, size_t len, int timeout_ms);
 
 /* mp_queue_put(q, buf, len, 0). */
