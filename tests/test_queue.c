@@ -1273,9 +1273,11 @@ TEST(queue_put_refuses_a_length_no_record_can_hold)
 {
     mp_queue *q = ring_queue(0, RING);
     static const char small[8] = "abcdefg";
+#if SIZE_MAX > UINT32_MAX
     /* A length above 2^56 - 1 cannot be a real buffer: refused before reading it. */
     CHECK_RC(MP_EINVAL, mp_queue_put(q, small, (size_t)1 << 56, 0));
     CHECK_RC(MP_EINVAL, mp_queue_put(q, small, SIZE_MAX, -1));
+#endif
     CHECK_EQ(0, mp_queue_qsize(q));
     CHECK(mp_queue_empty(q));
     CHECK_OK(mp_queue_put(q, small, 7, 0));
