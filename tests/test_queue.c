@@ -1407,3 +1407,162 @@ TEST(queue_qsize_stays_between_zero_and_maxsize_under_traffic)
     CHECK_EQ(0, worst);
     mp_queue_destroy(c.q);
 }
+
+/* ---- a death at every fault point, on either side, around a streamed message ---- */
+
+#include <sys/wait.h>
+
+static const size_t seq_lens[4] = {100, 3 * RING + 5, 200, 40};
+
+struct fault_case {
+    mp_queue *q;
+    int point, nth;
+    _Atomic uint32_t taken;  /* bit i: message i reached the dying consumer whole */
+    _Atomic int corrupt;
+    _Atomic bool produced;   /* the producer thread has put everything */
+};
+
+/* Which of the seq_lens messages m is, or -1. */
+static int which(const void *m, size_t len)
+{
+    for (int i = 0; i < 4; i++)
+        if (len == seq_lens[i] && pattern_ok(m, len, 0, (uint32_t)i))
+            return i;
+    return -1;
+}
+
+/* Takes messages until none comes within timeout_ms; each must be whole, new, and
+ * after the previous one. Adds them to *seen. */
+static void drain_checked(mp_queue *q, uint32_t *seen, int timeout_ms)
+{
+    for (;;) {
+        void *m;
+        size_t len;
+        int rc = mp_queue_get(q, &m, &len, timeout_ms);
+        if (rc == MP_EEMPTY)
+            return;
+        CHECK_OK(rc);
+        int i = which(m, len);
+        free(m);
+        CHECK(i >= 0);
+        CHECK((*seen >> i) == 0); /* in order, never twice */
+        *seen |= 1u << i;
+    }
+}
+
+/* waitpid without blocking: the status as th_wait reports it, or 1 while running. */
+static int exited(int pid)
+{
+    int status;
+    if (waitpid(pid, &status, WNOHANG) != pid)
+        return 1;
+    return WIFSIGNALED(status) ? -WTERMSIG(status) : WEXITSTATUS(status);
+}
+
+static int produce_armed(void *arg)
+{
+    struct fault_case *f = arg;
+    arm_death(f->point, f->nth);
+    for (uint32_t i = 0; i < 3; i++)
+        put_pattern(f->q, i, seq_lens[i]);
+    return 0;
+}
+
+TEST(queue_producer_killed_at_each_fault_point_leaves_whole_messages_in_order)
+{
+    static const int cases[][2] = {
+        {MP__QF_PUT_BEFORE_COMMIT, 1}, {MP__QF_PUT_BEFORE_COMMIT, 2}, {MP__QF_PUT_BEFORE_COMMIT, 3},
+        {MP__QF_STREAM_CHUNK, 1},      {MP__QF_STREAM_CHUNK, 2},      {MP__QF_STREAM_CHUNK, 4},
+        {MP__QF_PUT_AFTER_COMMIT, 1},  {MP__QF_PUT_AFTER_COMMIT, 2},  {MP__QF_PUT_AFTER_COMMIT, 3},
+        {MP__QF_PUT_AFTER_COMMIT, 7},
+    };
+    struct fault_case *f = shared_area(sizeof *f);
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        f->q = ring_queue(0, RING);
+        f->point = cases[k][0];
+        f->nth = cases[k][1];
+        int pid = th_fork(produce_armed, f);
+        uint32_t seen = 0;
+        int st;
+        while ((st = exited(pid)) == 1) /* the streamed message needs a consumer */
+            drain_checked(f->q, &seen, 100);
+        CHECK_EQ(-SIGKILL, st);
+        drain_checked(f->q, &seen, 100);
+        /* Whatever was cut is gone; what came before the death arrived. */
+        if (f->point == MP__QF_PUT_BEFORE_COMMIT)
+            CHECK_EQ((1u << (f->nth - 1)) - 1, seen);
+        CHECK_EQ(0, mp_queue_qsize(f->q));
+        put_pattern(f->q, 3, seq_lens[3]);
+        get_pattern(f->q, 3, seq_lens[3], 0);
+        mp_queue_destroy(f->q);
+    }
+    munmap(f, sizeof *f);
+}
+
+static int consume_armed(void *arg)
+{
+    struct fault_case *f = arg;
+    arm_death(f->point, f->nth);
+    for (;;) {
+        void *m;
+        size_t len;
+        int rc = mp_queue_get(f->q, &m, &len, 300);
+        if (rc == MP_EEMPTY)
+            return 0;
+        int i = rc == 0 ? which(m, len) : -1;
+        if (rc == 0)
+            free(m);
+        if (i < 0 || (atomic_load(&f->taken) >> i) != 0)
+            atomic_fetch_add(&f->corrupt, 1);
+        else
+            atomic_fetch_or(&f->taken, 1u << i);
+    }
+}
+
+static void *produce_four(void *arg)
+{
+    struct fault_case *f = arg;
+    for (uint32_t i = 0; i < 4; i++)
+        put_pattern(f->q, i, seq_lens[i]);
+    atomic_store(&f->produced, true);
+    return NULL;
+}
+
+TEST(queue_consumer_killed_at_each_fault_point_loses_at_most_the_message_it_took)
+{
+    static const int cases[][2] = {
+        {MP__QF_GET_BEFORE_COMMIT, 1}, {MP__QF_GET_BEFORE_COMMIT, 2}, {MP__QF_GET_BEFORE_COMMIT, 3},
+        {MP__QF_GET_STREAM_CHUNK, 1},  {MP__QF_GET_STREAM_CHUNK, 3},
+        {MP__QF_GET_AFTER_COMMIT, 1},  {MP__QF_GET_AFTER_COMMIT, 2},  {MP__QF_GET_AFTER_COMMIT, 3},
+        {MP__QF_GET_AFTER_COMMIT, 5},
+    };
+    struct fault_case *f = shared_area(sizeof *f);
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        f->q = ring_queue(0, RING);
+        f->point = cases[k][0];
+        f->nth = cases[k][1];
+        atomic_store(&f->taken, 0);
+        atomic_store(&f->corrupt, 0);
+        atomic_store(&f->produced, false);
+        pthread_t th;
+        CHECK(pthread_create(&th, NULL, produce_four, f) == 0);
+        int pid = th_fork(consume_armed, f);
+        int st = th_wait(pid);
+        CHECK(st == -SIGKILL || st == 0);
+        uint32_t seen = 0;
+        while (!atomic_load(&f->produced)) /* a streamed put may wait for us */
+            drain_checked(f->q, &seen, 100);
+        pthread_join(th, NULL);
+        drain_checked(f->q, &seen, 0);
+        uint32_t taken = atomic_load(&f->taken);
+        CHECK_EQ(0, atomic_load(&f->corrupt));
+        CHECK_EQ(0, taken & seen); /* never delivered twice */
+        uint32_t lost = 0xf & ~(taken | seen);
+        CHECK(lost == 0 || (st == -SIGKILL && (lost & (lost - 1)) == 0)); /* at most one */
+        if (f->point == MP__QF_GET_BEFORE_COMMIT)
+            CHECK_EQ(0, lost); /* not committed: it stays */
+        CHECK_EQ(0, mp_queue_qsize(f->q));
+        mp_queue_destroy(f->q);
+    }
+    munmap(f, sizeof *f);
+}
