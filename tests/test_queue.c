@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -1409,8 +1410,6 @@ TEST(queue_qsize_stays_between_zero_and_maxsize_under_traffic)
 }
 
 /* ---- a death at every fault point, on either side, around a streamed message ---- */
-
-#include <sys/wait.h>
 
 static const size_t seq_lens[4] = {100, 3 * RING + 5, 200, 40};
 
