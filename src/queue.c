@@ -62,8 +62,12 @@
  * the sequence value it read (setting the flag again on every round); the other
  * side commits, then reads the flag and, if set, clears it, bumps the sequence and
  * wakes. Either the waiter sees the commit or the committer sees the flag, and a
- * bumped sequence makes a wait that starts late return at once.
+ * bumped sequence makes a wait that starts late return at once. The committer's
+ * wake-up is not part of its commit: one killed between the two never wakes the
+ * sleeper, so every sleep (join's too) lasts at most SLEEP_SLICE_MS before the
+ * sleeper re-checks the ring; a death costs a sleeper that much, never a hang.
  */
+#include <assert.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdalign.h>
@@ -83,6 +87,8 @@
 #define SPIN 200
 #define YIELDS 20
 #define STREAM_POLL_MS 50
+#define SLEEP_SLICE_MS 1000
+#define MAX_MSG (((uint64_t)1 << 56) - 1) /* the length field of a record header */
 #define NONBLOCK_GRACE_NS 200000000u
 
 enum { KIND_WHOLE = 1, KIND_BEGIN = 2, KIND_CONT = 3 };
@@ -159,6 +165,23 @@ static int deadline_for(mp__deadline *d, int timeout_ms)
 static bool is_now(const mp__deadline *d)
 {
     return !d->forever && d->at.tv_sec == 0 && d->at.tv_nsec == 0;
+}
+
+static bool before(const struct timespec *a, const struct timespec *b)
+{
+    return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
+}
+
+/* mp__futex_wait for at most SLEEP_SLICE_MS (see Sleeping above): the end of a
+ * slice is reported as a wake-up (0), the end of d as MP_ETIMEDOUT. */
+static int sleep_on(_Atomic uint32_t *word, uint32_t expected, const mp__deadline *d)
+{
+    mp__deadline slice;
+    mp__deadline_init(&slice, SLEEP_SLICE_MS);
+    if (!d->forever && !before(&slice.at, &d->at))
+        return mp__futex_wait(word, expected, d);
+    int rc = mp__futex_wait(word, expected, &slice);
+    return rc == MP_ETIMEDOUT ? 0 : rc;
 }
 
 /* ---- creation ---- */
@@ -314,7 +337,7 @@ static int wait_room(struct shared *s, uint64_t tail, uint32_t need, bool counts
         uint32_t seq = atomic_load(&s->space_seq);
         if (has_room(s, tail, need, counts))
             break;
-        int rc = mp__futex_wait(&s->space_seq, seq, d);
+        int rc = sleep_on(&s->space_seq, seq, d);
         if (rc == MP_ETIMEDOUT && !has_room(s, tail, need, counts)) {
             atomic_store(&s->put_waiting, 0);
             return MP_ETIMEDOUT;
@@ -327,6 +350,7 @@ static int wait_room(struct shared *s, uint64_t tail, uint32_t need, bool counts
 static void commit_tail(struct shared *s, uint64_t tail)
 {
     atomic_store(&s->tail, tail);
+    fault(MP__QF_PUT_AFTER_COMMIT);
     if (atomic_load(&s->get_waiting) && atomic_exchange(&s->get_waiting, 0)) {
         atomic_fetch_add(&s->data_seq, 1);
         mp__futex_wake(&s->data_seq, INT32_MAX);
@@ -356,7 +380,7 @@ static uint64_t put_record(struct shared *s, uint64_t tail, int kind, uint64_t l
 
 static int queue_put(mp_queue *q, const void *buf, size_t len, int timeout_ms)
 {
-    if (q == NULL || (buf == NULL && len > 0))
+    if (q == NULL || (buf == NULL && len > 0) || (uint64_t)len > MAX_MSG)
         return MP_EINVAL;
     mp__deadline d;
     int rc = deadline_for(&d, timeout_ms);
@@ -369,6 +393,7 @@ static int queue_put(mp_queue *q, const void *buf, size_t len, int timeout_ms)
     if (rc != 0)
         return rc == MP_ETIMEDOUT ? MP_EFULL : rc;
     uint64_t tail = atomic_load_explicit(&s->tail, memory_order_relaxed);
+    bool cut = false;
     if (len <= s->cap - HDR && HDR + round8(len) <= s->cap) {
         uint32_t need = HDR + (uint32_t)round8(len);
         rc = wait_room(s, tail, need, true, &d);
@@ -395,10 +420,11 @@ static int queue_put(mp_queue *q, const void *buf, size_t len, int timeout_ms)
             fault(MP__QF_STREAM_CHUNK);
             off += n;
         }
-        if (rc != 0 && begun)
-            wake_consumers(s); /* a consumer inside the stream: see it end */
+        cut = rc != 0 && begun;
     }
     pthread_mutex_unlock(&s->put_lock);
+    if (cut) /* a consumer inside the stream sees it end once put_lock is free */
+        wake_consumers(s);
     return rc == MP_ETIMEDOUT ? MP_EFULL : rc;
 }
 
@@ -412,6 +438,7 @@ static int done_one(struct shared *s)
         if (cnt_of(atomic_load(&s->tail)) == d)
             return MP_ERANGE;
     } while (!atomic_compare_exchange_weak(&s->ndone, &d, d + 1));
+    fault(MP__QF_DONE_BEFORE_WAKE);
     if (cnt_of(atomic_load(&s->tail)) == d + 1 && atomic_load(&s->join_waiters) > 0)
         mp__futex_wake(&s->ndone, INT32_MAX);
     return 0;
@@ -420,6 +447,7 @@ static int done_one(struct shared *s)
 static void commit_head(struct shared *s, uint64_t head)
 {
     atomic_store(&s->head, head);
+    fault(MP__QF_GET_AFTER_COMMIT);
     if (atomic_load(&s->put_waiting) && atomic_exchange(&s->put_waiting, 0)) {
         atomic_fetch_add(&s->space_seq, 1);
         mp__futex_wake(&s->space_seq, INT32_MAX);
@@ -437,6 +465,7 @@ static bool stream_is_dead(struct shared *s, uint64_t head)
         atomic_store(&s->put_waiting, 0);
         pthread_mutex_consistent(&s->put_lock);
     }
+    fault(MP__QF_GET_HOLDS_BOTH);
     bool dead = pos_of(atomic_load(&s->tail)) == pos_of(head);
     pthread_mutex_unlock(&s->put_lock);
     return dead;
@@ -483,7 +512,7 @@ static int wait_data(struct shared *s, uint64_t head, const mp__deadline *d, boo
             mp__futex_wait(&s->data_seq, seq, &poll);
             continue;
         }
-        rc = mp__futex_wait(&s->data_seq, seq, d);
+        rc = sleep_on(&s->data_seq, seq, d);
         if (rc == MP_ETIMEDOUT) {
             if (has_data(s, head))
                 rc = 0;
@@ -627,14 +656,33 @@ static int queue_get_into(mp_queue *q, void *buf, size_t cap, size_t *len, int t
     return rc;
 }
 
+/* head and tail as they were at one instant: tail read between two equal reads of
+ * head. Reading head once, then tail, can pair an old head with a tail many puts
+ * later (qsize above maxsize); after a few tries under heavy traffic it settles for
+ * that, still never below zero since head is read before tail. */
+static void snapshot(struct shared *s, uint64_t *head, uint64_t *tail)
+{
+    uint64_t h = atomic_load(&s->head);
+    uint64_t t = atomic_load(&s->tail);
+    for (int i = 0; i < 64; i++) {
+        uint64_t again = atomic_load(&s->head);
+        if (again == h)
+            break;
+        h = again;
+        t = atomic_load(&s->tail);
+    }
+    *head = h;
+    *tail = t;
+}
+
 static int queue_qsize(mp_queue *q)
 {
     if (q == NULL)
         return MP_EINVAL;
     if (atomic_load(&q->closed))
         return MP_ECLOSED;
-    uint64_t head = atomic_load(&q->s->head); /* head first: tail is never behind it */
-    uint64_t tail = atomic_load(&q->s->tail);
+    uint64_t head, tail;
+    snapshot(q->s, &head, &tail);
     uint32_t n = cnt_of(tail) - cnt_of(head);
     return n > INT32_MAX ? INT32_MAX : (int)n;
 }
@@ -646,8 +694,8 @@ static bool queue_full(mp_queue *q)
     if (q == NULL)
         return false;
     struct shared *s = q->s;
-    uint64_t head = atomic_load(&s->head);
-    uint64_t tail = atomic_load(&s->tail);
+    uint64_t head, tail;
+    snapshot(s, &head, &tail);
     if (s->cap - (pos_of(tail) - pos_of(head)) < HDR)
         return true;
     return s->maxsize != 0 && cnt_of(tail) - cnt_of(head) >= s->maxsize;
@@ -659,6 +707,16 @@ static int queue_close(mp_queue *q)
         return MP_EINVAL;
     atomic_store(&q->closed, true);
     return 0;
+}
+
+void mp__queue_skew(mp_queue *q, uint32_t cnt, uint32_t pos)
+{
+    struct shared *s = q->s;
+    assert(pos % 8 == 0 && atomic_load(&s->head) == atomic_load(&s->tail));
+    atomic_store(&s->head, word(cnt, pos));
+    atomic_store(&s->tail, word(cnt, pos));
+    s->head_seen = s->tail_seen = word(cnt, pos);
+    atomic_store(&s->ndone, cnt);
 }
 
 /* ---- Queue ---- */
@@ -792,7 +850,7 @@ int mp_joinable_queue_join(mp_joinable_queue *q, int timeout_ms)
             rc = 0;
             break;
         }
-        rc = mp__futex_wait(&s->ndone, done, &d);
+        rc = sleep_on(&s->ndone, done, &d);
         if (rc == MP_ETIMEDOUT) {
             if (cnt_of(atomic_load(&s->tail)) == atomic_load(&s->ndone))
                 rc = 0;

@@ -616,3 +616,277 @@ TEST(conn_decoder_survives_random_streams)
         mp_conn_destroy(c);
     }
 }
+
+/* ---- hostile lengths ---- */
+
+TEST(conn_64bit_length_claiming_terabytes_is_refused_by_maxlength_and_kept)
+{
+    int sv[2];
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+    mp_conn *c;
+    CHECK_OK(mp_conn_from_fd(&c, sv[0], true, true));
+    write_raw(sv[1], "\xff\xff\xff\xff\0\0\x01\0\0\0\0\0", 12); /* 2^40 bytes */
+    void *msg = NULL;
+    size_t len = 0;
+    CHECK_RC(MP_EMSGSIZE, mp_conn_recv_bytes(c, &msg, &len, 1 << 20));
+    CHECK_EQ((uint64_t)1 << 40, len);
+    CHECK(msg == NULL);
+    CHECK_RC(MP_EMSGSIZE, mp_conn_recv_bytes(c, &msg, &len, 1 << 20)); /* still there */
+    char buf[16];
+    CHECK_RC(MP_ETOOSHORT, mp_conn_recv_bytes_into(c, buf, sizeof buf, 0, &len));
+    CHECK_EQ((uint64_t)1 << 40, len);
+    /* A length beyond what a size_t can hold is refused even without a limit. */
+    int sv2[2];
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv2) == 0);
+    mp_conn *c2;
+    CHECK_OK(mp_conn_from_fd(&c2, sv2[0], true, true));
+    write_raw(sv2[1], "\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff", 12);
+    CHECK_RC(MP_EMSGSIZE, mp_conn_recv_bytes(c2, &msg, &len, 0));
+    CHECK_EQ(SIZE_MAX, len);
+    close(sv[1]);
+    close(sv2[1]);
+    mp_conn_destroy(c);
+    mp_conn_destroy(c2);
+}
+
+/* Under AddressSanitizer, a malloc that cannot succeed stops the process unless
+ * allocator_may_return_null is set, which only the environment can do: run the
+ * test again in a child with it set (glibc's malloc returns NULL by itself). */
+static bool rerun_with_malloc_returning_null(const char *test)
+{
+#ifdef __SANITIZE_ADDRESS__
+    const char *opts = getenv("ASAN_OPTIONS");
+    if (opts != NULL && strstr(opts, "allocator_may_return_null=1") != NULL)
+        return false;
+    int pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        char env[1024];
+        snprintf(env, sizeof env, "%s%sallocator_may_return_null=1", opts ? opts : "", opts ? ":" : "");
+        setenv("ASAN_OPTIONS", env, 1);
+        execl(th_argv0, th_argv0, test, (char *)NULL);
+        _exit(127);
+    }
+    CHECK_EQ(0, th_wait(pid));
+    return true;
+#else
+    (void)test;
+    return false;
+#endif
+}
+
+TEST(conn_64bit_length_beyond_memory_is_enomem_and_kept)
+{
+    if (rerun_with_malloc_returning_null("conn_64bit_length_beyond_memory_is_enomem_and_kept"))
+        return;
+    int sv[2];
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+    mp_conn *c;
+    CHECK_OK(mp_conn_from_fd(&c, sv[0], true, true));
+    write_raw(sv[1], "\xff\xff\xff\xff\x40\0\0\0\0\0\0\0", 12); /* 2^62 bytes */
+    void *msg = NULL;
+    size_t len = 0;
+    CHECK_RC(MP_ENOMEM, mp_conn_recv_bytes(c, &msg, &len, 0));
+    CHECK(msg == NULL);
+    CHECK_RC(MP_EMSGSIZE, mp_conn_recv_bytes(c, &msg, &len, 100)); /* the message is kept */
+    CHECK_EQ((uint64_t)1 << 62, len);
+    close(sv[1]);
+    mp_conn_destroy(c);
+}
+
+/* ---- non-blocking descriptors ---- */
+
+struct nb { int fd; size_t n; };
+
+static int send_raw_slowly(void *arg)
+{
+    struct nb *a = arg;
+    unsigned char *m = malloc(a->n);
+    CHECK(m != NULL);
+    pattern(m, a->n, 3);
+    unsigned char h[MP__FRAME_HEADER_MAX];
+    size_t hl = mp__frame_header(a->n, h);
+    for (size_t i = 0; i < hl; i++) { /* a header that arrives a byte at a time */
+        write_raw(a->fd, h + i, 1);
+        th_sleep_ms(5);
+    }
+    for (size_t off = 0; off < a->n; off += 100000) {
+        size_t k = a->n - off < 100000 ? a->n - off : 100000;
+        write_raw(a->fd, m + off, k);
+        th_sleep_ms(2);
+    }
+    free(m);
+    return 0;
+}
+
+static int recv_raw_slowly(void *arg)
+{
+    struct nb *a = arg;
+    unsigned char *m = malloc(a->n + 4);
+    CHECK(m != NULL);
+    size_t got = 0;
+    while (got < a->n + 4) {
+        th_sleep_ms(2);
+        ssize_t r = read(a->fd, m + got, a->n + 4 - got < 65536 ? a->n + 4 - got : 65536);
+        CHECK(r > 0);
+        got += (size_t)r;
+    }
+    CHECK(has_pattern(m + 4, a->n, 5));
+    free(m);
+    return 0;
+}
+
+TEST(conn_from_a_nonblocking_descriptor_waits_out_eagain)
+{
+    enum { N = 3 << 20 };
+    int sv[2];
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+    CHECK(fcntl(sv[0], F_SETFL, O_NONBLOCK) == 0);
+    mp_conn *c;
+    CHECK_OK(mp_conn_from_fd(&c, sv[0], true, true));
+    struct nb a = {sv[1], N};
+    int pid = th_fork(send_raw_slowly, &a);
+    void *msg;
+    size_t len;
+    CHECK_OK(mp_conn_recv_bytes(c, &msg, &len, 0));
+    CHECK_EQ(N, len);
+    CHECK(has_pattern(msg, len, 3));
+    free(msg);
+    CHECK_EQ(0, th_wait(pid));
+
+    unsigned char *big = malloc(N);
+    CHECK(big != NULL);
+    pattern(big, N, 5);
+    pid = th_fork(recv_raw_slowly, &a);
+    CHECK_OK(mp_conn_send_bytes(c, big, N));
+    CHECK_EQ(0, th_wait(pid));
+    free(big);
+
+    /* A non-blocking pipe, simplex. */
+    int fds[2];
+    CHECK(pipe2(fds, O_CLOEXEC | O_NONBLOCK) == 0);
+    mp_conn *r, *w;
+    CHECK_OK(mp_conn_from_fd(&r, fds[0], true, false));
+    CHECK_OK(mp_conn_from_fd(&w, fds[1], false, true));
+    CHECK_EQ(0, mp_conn_poll(r, 0));
+    CHECK_OK(mp_conn_send_bytes(w, "nb", 2));
+    recv_expect(r, "nb");
+    mp_conn_destroy(w);
+    CHECK_RC(MP_EEOF, mp_conn_recv_bytes(r, &msg, &len, 0));
+    mp_conn_destroy(r);
+    close(sv[1]);
+    mp_conn_destroy(c);
+}
+
+/* ---- recv_bytes_into and mp_wait corner cases ---- */
+
+static int send_payload_later(void *arg)
+{
+    int fd = *(int *)arg;
+    th_sleep_ms(100);
+    write_raw(fd, "abcdefghij", 10);
+    return 0;
+}
+
+TEST(conn_recv_into_refuses_before_the_payload_arrives_and_keeps_it)
+{
+    int sv[2];
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+    mp_conn *c;
+    CHECK_OK(mp_conn_from_fd(&c, sv[0], true, true));
+    write_raw(sv[1], "\0\0\0\x0a", 4); /* the header alone */
+    char buf[10];
+    size_t len = 0;
+    CHECK_RC(MP_ETOOSHORT, mp_conn_recv_bytes_into(c, buf, sizeof buf, 1, &len));
+    CHECK_EQ(10, len);
+    int pid = th_fork(send_payload_later, &sv[1]);
+    CHECK_OK(mp_conn_recv_bytes_into(c, buf, sizeof buf, 0, &len));
+    CHECK_EQ(10, len);
+    CHECK(memcmp(buf, "abcdefghij", 10) == 0);
+    CHECK_EQ(0, th_wait(pid));
+    close(sv[1]);
+    mp_conn_destroy(c);
+}
+
+TEST(conn_wait_counts_duplicates_and_refuses_closed_or_send_only_connections)
+{
+    mp_conn *a, *b;
+    CHECK_OK(mp_pipe(&a, &b, true));
+    CHECK_OK(mp_conn_send_bytes(a, "x", 1));
+    mp_wait_object w[3] = {{.conn = b}, {.conn = b}, {.conn = a}};
+    CHECK_EQ(2, mp_wait(w, 3, 1000));
+    CHECK(w[0].ready && w[1].ready && !w[2].ready);
+    mp_conn *r, *s;
+    CHECK_OK(mp_pipe(&r, &s, false));
+    mp_wait_object so[2] = {{.conn = b}, {.conn = s}};
+    CHECK_RC(MP_EBADF, mp_wait(so, 2, 0));
+    mp_conn_close(a);
+    mp_wait_object cl[2] = {{.conn = b}, {.conn = a}};
+    CHECK_RC(MP_ECLOSED, mp_wait(cl, 2, 0));
+    mp_wait_object both = {.conn = b, .fd = 0};
+    CHECK_EQ(1, mp_wait(&both, 1, 0)); /* fd is ignored when conn is set */
+    CHECK_RC(MP_EINVAL, mp_wait(w, 1, -2));
+    recv_expect(b, "x");
+    CHECK_RC(MP_EEOF, mp_conn_recv_bytes(b, &(void *){NULL}, &(size_t){0}, 0));
+    mp_conn_destroy(a);
+    mp_conn_destroy(b);
+    mp_conn_destroy(r);
+    mp_conn_destroy(s);
+}
+
+/* ---- signals in the middle of a send and of mp_wait ---- */
+
+static int recv_big_slowly(void *arg)
+{
+    mp_conn *c = arg;
+    th_sleep_ms(200); /* let the sender block on a full socket buffer first */
+    void *msg;
+    size_t len;
+    CHECK_OK(mp_conn_recv_bytes(c, &msg, &len, 0));
+    CHECK_EQ(8 << 20, len);
+    CHECK(has_pattern(msg, len, 11));
+    free(msg);
+    return 0;
+}
+
+TEST(conn_send_and_wait_resume_after_signals)
+{
+    struct sigaction sa = {.sa_handler = on_alarm}; /* no SA_RESTART */
+    sigaction(SIGALRM, &sa, NULL);
+    mp_conn *a, *b;
+    CHECK_OK(mp_pipe(&a, &b, true));
+    int pid = th_fork(recv_big_slowly, b);
+    size_t n = 8 << 20;
+    unsigned char *big = malloc(n);
+    CHECK(big != NULL);
+    pattern(big, n, 11);
+    ualarm(20000, 20000); /* a signal every 20 ms while the send blocks */
+    CHECK_OK(mp_conn_send_bytes(a, big, n));
+    CHECK_EQ(0, th_wait(pid));
+    mp_wait_object w = {.conn = a};
+    uint64_t t0 = th_now_ms();
+    CHECK_EQ(0, mp_wait(&w, 1, 300));
+    CHECK(th_now_ms() - t0 >= 300);
+    ualarm(0, 0);
+    free(big);
+    mp_conn_destroy(a);
+    mp_conn_destroy(b);
+}
+
+TEST(conn_empty_message_into_a_null_buffer_and_from_a_null_range)
+{
+    mp_conn *a, *b;
+    CHECK_OK(mp_pipe(&a, &b, true));
+    CHECK_OK(mp_conn_send_bytes_range(a, NULL, 0, 0, MP_CONN_REST));
+    CHECK_OK(mp_conn_send_bytes(a, NULL, 0));
+    size_t len = 99;
+    CHECK_OK(mp_conn_recv_bytes_into(b, NULL, 0, 0, &len));
+    CHECK_EQ(0, len);
+    void *msg = NULL;
+    CHECK_OK(mp_conn_recv_bytes(b, &msg, &len, 0));
+    CHECK(msg != NULL);
+    CHECK_EQ(0, len);
+    free(msg);
+    mp_conn_destroy(a);
+    mp_conn_destroy(b);
+}

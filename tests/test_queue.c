@@ -1,9 +1,11 @@
 /* mp_queue, mp_simple_queue, mp_joinable_queue: CPython's queues in shared memory. */
 // TEST_TIMEOUT 120
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -1145,4 +1147,421 @@ TEST(joinable_and_simple_queue_bad_arguments_change_nothing)
     CHECK_RC(MP_EINVAL, mp_simple_queue_close(NULL));
     CHECK(mp_simple_queue_empty(s));
     mp_simple_queue_destroy(s);
+}
+
+/* ---- deaths between a commit and the wake-up it owes ---- */
+
+static int put_and_die_before_waking(void *arg)
+{
+    th_sleep_ms(300); /* the consumer sleeps by now (if not, it sees the message itself) */
+    arm_death(MP__QF_PUT_AFTER_COMMIT, 1);
+    put_pattern(arg, 0, 100);
+    return 0; /* not reached */
+}
+
+TEST(queue_sleeping_consumer_gets_a_message_whose_producer_died_before_waking_it)
+{
+    mp_queue *q;
+    CHECK_OK(mp_queue_new(&q, 0, NULL));
+    int pid = th_fork(put_and_die_before_waking, q);
+    uint64_t t0 = th_now_ms();
+    void *m = NULL;
+    size_t len = 0;
+    int rc = mp_queue_get(q, &m, &len, 40000);
+    uint64_t waited = th_now_ms() - t0;
+    CHECK_EQ(-SIGKILL, th_wait(pid));
+    CHECK_OK(rc);
+    CHECK_EQ(100, len);
+    CHECK(pattern_ok(m, len, 0, 0));
+    free(m);
+    CHECK(waited < 20000); /* not the whole timeout: the committed message is seen */
+    mp_queue_destroy(q);
+}
+
+static int get_and_die_before_waking(void *arg)
+{
+    th_sleep_ms(300); /* the producer sleeps by now */
+    arm_death(MP__QF_GET_AFTER_COMMIT, 1);
+    void *m;
+    size_t len;
+    mp_queue_get(arg, &m, &len, -1);
+    return 0; /* not reached */
+}
+
+TEST(queue_sleeping_producer_sees_room_freed_by_a_consumer_that_died_before_waking_it)
+{
+    mp_queue *q;
+    CHECK_OK(mp_queue_new(&q, 1, NULL));
+    CHECK_OK(mp_queue_put(q, "first", 5, 0));
+    int pid = th_fork(get_and_die_before_waking, q);
+    uint64_t t0 = th_now_ms();
+    int rc = mp_queue_put(q, "second", 6, 40000);
+    uint64_t waited = th_now_ms() - t0;
+    CHECK_EQ(-SIGKILL, th_wait(pid));
+    CHECK_OK(rc);
+    CHECK(waited < 20000);
+    get_str(q, "second", 0);
+    CHECK(mp_queue_empty(q));
+    mp_queue_destroy(q);
+}
+
+static int get_stream_and_die_holding_both(void *arg)
+{
+    arm_death(MP__QF_GET_HOLDS_BOTH, 1);
+    void *m;
+    size_t len;
+    mp_queue_get(arg, &m, &len, -1);
+    return 0; /* not reached */
+}
+
+static void *put_big(void *arg)
+{
+    put_pattern(arg, 9, 3 * RING + 5);
+    return NULL;
+}
+
+TEST(queue_consumer_killed_holding_both_sides_leaves_the_queue_usable)
+{
+    mp_queue *q = ring_queue(0, RING);
+    void *big = make_msg(0, 0, 5 * RING);
+    /* The start and a ring of pieces, then the producer gives up: put_lock is free. */
+    CHECK_RC(MP_EFULL, mp_queue_put(q, big, 5 * RING, 100));
+    free(big);
+    /* The consumer drains the pieces, then takes put_lock to see the stream is dead. */
+    CHECK_EQ(-SIGKILL, th_wait(th_fork(get_stream_and_die_holding_both, q)));
+    put_pattern(q, 1, 100);
+    get_pattern(q, 1, 100, 0);
+    CHECK(mp_queue_empty(q));
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, put_big, q) == 0);
+    get_pattern(q, 9, 3 * RING + 5, 20000);
+    pthread_join(th, NULL);
+    CHECK(mp_queue_empty(q));
+    mp_queue_destroy(q);
+}
+
+static int jget_and_die(void *arg)
+{
+    void *m;
+    size_t len;
+    CHECK_OK(mp_joinable_queue_get(arg, &m, &len, -1));
+    raise(SIGKILL); /* before task_done */
+    return 0;
+}
+
+TEST(joinable_queue_task_of_a_consumer_killed_before_task_done_stays_unfinished)
+{
+    mp_joinable_queue *q;
+    CHECK_OK(mp_joinable_queue_new(&q, 0, NULL));
+    CHECK_OK(mp_joinable_queue_put(q, "a", 1, 0));
+    CHECK_OK(mp_joinable_queue_put(q, "b", 1, 0));
+    CHECK_EQ(-SIGKILL, th_wait(th_fork(jget_and_die, q)));
+    CHECK_EQ(1, mp_joinable_queue_qsize(q));
+    void *m;
+    size_t len;
+    CHECK_OK(mp_joinable_queue_get(q, &m, &len, 0));
+    CHECK(len == 1 && memcmp(m, "b", 1) == 0);
+    free(m);
+    CHECK_OK(mp_joinable_queue_task_done(q));
+    CHECK_RC(MP_ETIMEDOUT, mp_joinable_queue_join(q, 50)); /* "a" was never done */
+    CHECK_OK(mp_joinable_queue_task_done(q)); /* someone does it for the dead one */
+    CHECK_OK(mp_joinable_queue_join(q, 0));
+    CHECK_RC(MP_ERANGE, mp_joinable_queue_task_done(q));
+    mp_joinable_queue_destroy(q);
+}
+
+TEST(queue_put_refuses_a_length_no_record_can_hold)
+{
+    mp_queue *q = ring_queue(0, RING);
+    static const char small[8] = "abcdefg";
+#if SIZE_MAX > UINT32_MAX
+    /* A length above 2^56 - 1 cannot be a real buffer: refused before reading it. */
+    CHECK_RC(MP_EINVAL, mp_queue_put(q, small, (size_t)1 << 56, 0));
+    CHECK_RC(MP_EINVAL, mp_queue_put(q, small, SIZE_MAX, -1));
+#endif
+    CHECK_EQ(0, mp_queue_qsize(q));
+    CHECK(mp_queue_empty(q));
+    CHECK_OK(mp_queue_put(q, small, 7, 0));
+    get_str(q, "abcdefg", 0);
+    mp_queue_destroy(q);
+}
+
+static int task_done_and_die_before_waking(void *arg)
+{
+    th_sleep_ms(300); /* the joiner sleeps by now */
+    arm_death(MP__QF_DONE_BEFORE_WAKE, 1);
+    mp_joinable_queue_task_done(arg);
+    return 0; /* not reached */
+}
+
+TEST(joinable_queue_sleeping_join_returns_when_the_last_task_done_died_before_waking_it)
+{
+    mp_joinable_queue *q;
+    CHECK_OK(mp_joinable_queue_new(&q, 0, NULL));
+    CHECK_OK(mp_joinable_queue_put(q, "a", 1, 0));
+    void *m;
+    size_t len;
+    CHECK_OK(mp_joinable_queue_get(q, &m, &len, 0));
+    free(m);
+    int pid = th_fork(task_done_and_die_before_waking, q);
+    uint64_t t0 = th_now_ms();
+    int rc = mp_joinable_queue_join(q, 40000);
+    uint64_t waited = th_now_ms() - t0;
+    CHECK_EQ(-SIGKILL, th_wait(pid));
+    CHECK_OK(rc);
+    CHECK(waited < 20000);
+    mp_joinable_queue_destroy(q);
+}
+
+/* ---- the 2^32 wrap-around of positions and counts ---- */
+
+static void *put_sizes(void *arg)
+{
+    mp_queue *q = arg;
+    for (uint32_t i = 0; i < 64; i++)
+        put_pattern(q, i, (i * 977u) % (3 * RING));
+    return NULL;
+}
+
+TEST(queue_indices_wrap_around_2_to_the_32)
+{
+    mp_joinable_queue *jq;
+    CHECK_OK(mp_joinable_queue_new(&jq, 5, &(mp_queue_options){.ring_bytes = RING}));
+    mp_queue *q = (mp_queue *)jq; /* the same operations, for the helpers */
+    mp__queue_skew(q, UINT32_MAX - 2, UINT32_MAX - 7 - 2 * 8);
+    CHECK_EQ(0, mp_queue_qsize(q));
+    CHECK(mp_queue_empty(q));
+    CHECK_OK(mp_joinable_queue_join(jq, 0));
+    CHECK_RC(MP_ERANGE, mp_joinable_queue_task_done(jq));
+    for (uint32_t i = 0; i < 5; i++) /* counts and positions cross 2^32 */
+        put_pattern(q, i, 40);
+    CHECK_EQ(5, mp_queue_qsize(q));
+    CHECK(mp_queue_full(q)); /* maxsize */
+    CHECK_RC(MP_EFULL, mp_queue_put_nowait(q, "x", 1));
+    CHECK_RC(MP_ETIMEDOUT, mp_joinable_queue_join(jq, 0));
+    for (uint32_t i = 0; i < 5; i++) {
+        get_pattern(q, i, 40, 0);
+        CHECK_OK(mp_joinable_queue_task_done(jq));
+    }
+    CHECK_OK(mp_joinable_queue_join(jq, 0));
+    CHECK(mp_queue_empty(q));
+    /* Records that wrap the ring, and streamed ones, across the boundary. */
+    mp__queue_skew(q, UINT32_MAX - 1, UINT32_MAX - 7 - 1000);
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, put_sizes, q) == 0);
+    for (uint32_t i = 0; i < 64; i++) {
+        get_pattern(q, i, (i * 977u) % (3 * RING), 20000);
+        CHECK_OK(mp_joinable_queue_task_done(jq));
+    }
+    pthread_join(th, NULL);
+    CHECK(mp_queue_empty(q));
+    CHECK_EQ(0, mp_queue_qsize(q));
+    CHECK_OK(mp_joinable_queue_join(jq, 0));
+    mp_joinable_queue_destroy(jq);
+}
+
+/* ---- qsize, empty and full under traffic ---- */
+
+struct churn { mp_queue *q; _Atomic bool stop; };
+
+static void *churn_put(void *arg)
+{
+    struct churn *c = arg;
+    while (!atomic_load(&c->stop))
+        mp_queue_put(c->q, "x", 1, 10);
+    return NULL;
+}
+
+static void *churn_get(void *arg)
+{
+    struct churn *c = arg;
+    while (!atomic_load(&c->stop)) {
+        void *m;
+        size_t len;
+        if (mp_queue_get(c->q, &m, &len, 10) == 0)
+            free(m);
+    }
+    return NULL;
+}
+
+TEST(queue_qsize_stays_between_zero_and_maxsize_under_traffic)
+{
+    struct churn c = {.q = ring_queue(3, RING)};
+    enum { T = 6 }; /* more threads than cores: the reader is preempted between reads */
+    pthread_t th[T];
+    for (int i = 0; i < T; i++)
+        CHECK(pthread_create(&th[i], NULL, i % 2 ? churn_get : churn_put, &c) == 0);
+    int worst = 0;
+    uint64_t t0 = th_now_ms();
+    for (long i = 0; th_now_ms() - t0 < 2000; i++) {
+        int n = mp_queue_qsize(c.q);
+        if (n < 0 || n > 3)
+            worst = n;
+        if (n > 3 || n < 0)
+            break;
+        if (i % 64 == 0)
+            sched_yield();
+    }
+    atomic_store(&c.stop, true);
+    for (int i = 0; i < T; i++)
+        pthread_join(th[i], NULL);
+    CHECK_EQ(0, worst);
+    mp_queue_destroy(c.q);
+}
+
+/* ---- a death at every fault point, on either side, around a streamed message ---- */
+
+static const size_t seq_lens[4] = {100, 3 * RING + 5, 200, 40};
+
+struct fault_case {
+    mp_queue *q;
+    int point, nth;
+    _Atomic uint32_t taken;  /* bit i: message i reached the dying consumer whole */
+    _Atomic int corrupt;
+    _Atomic bool produced;   /* the producer thread has put everything */
+};
+
+/* Which of the seq_lens messages m is, or -1. */
+static int which(const void *m, size_t len)
+{
+    for (int i = 0; i < 4; i++)
+        if (len == seq_lens[i] && pattern_ok(m, len, 0, (uint32_t)i))
+            return i;
+    return -1;
+}
+
+/* Takes messages until none comes within timeout_ms; each must be whole, new, and
+ * after the previous one. Adds them to *seen. */
+static void drain_checked(mp_queue *q, uint32_t *seen, int timeout_ms)
+{
+    for (;;) {
+        void *m;
+        size_t len;
+        int rc = mp_queue_get(q, &m, &len, timeout_ms);
+        if (rc == MP_EEMPTY)
+            return;
+        CHECK_OK(rc);
+        int i = which(m, len);
+        free(m);
+        CHECK(i >= 0);
+        CHECK((*seen >> i) == 0); /* in order, never twice */
+        *seen |= 1u << i;
+    }
+}
+
+/* waitpid without blocking: the status as th_wait reports it, or 1 while running. */
+static int exited(int pid)
+{
+    int status;
+    if (waitpid(pid, &status, WNOHANG) != pid)
+        return 1;
+    return WIFSIGNALED(status) ? -WTERMSIG(status) : WEXITSTATUS(status);
+}
+
+static int produce_armed(void *arg)
+{
+    struct fault_case *f = arg;
+    arm_death(f->point, f->nth);
+    for (uint32_t i = 0; i < 3; i++)
+        put_pattern(f->q, i, seq_lens[i]);
+    return 0;
+}
+
+TEST(queue_producer_killed_at_each_fault_point_leaves_whole_messages_in_order)
+{
+    static const int cases[][2] = {
+        {MP__QF_PUT_BEFORE_COMMIT, 1}, {MP__QF_PUT_BEFORE_COMMIT, 2}, {MP__QF_PUT_BEFORE_COMMIT, 3},
+        {MP__QF_STREAM_CHUNK, 1},      {MP__QF_STREAM_CHUNK, 2},      {MP__QF_STREAM_CHUNK, 4},
+        {MP__QF_PUT_AFTER_COMMIT, 1},  {MP__QF_PUT_AFTER_COMMIT, 2},  {MP__QF_PUT_AFTER_COMMIT, 3},
+        {MP__QF_PUT_AFTER_COMMIT, 7},
+    };
+    struct fault_case *f = shared_area(sizeof *f);
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        f->q = ring_queue(0, RING);
+        f->point = cases[k][0];
+        f->nth = cases[k][1];
+        int pid = th_fork(produce_armed, f);
+        uint32_t seen = 0;
+        int st;
+        while ((st = exited(pid)) == 1) /* the streamed message needs a consumer */
+            drain_checked(f->q, &seen, 100);
+        CHECK_EQ(-SIGKILL, st);
+        drain_checked(f->q, &seen, 100);
+        /* Whatever was cut is gone; what came before the death arrived. */
+        if (f->point == MP__QF_PUT_BEFORE_COMMIT)
+            CHECK_EQ((1u << (f->nth - 1)) - 1, seen);
+        CHECK_EQ(0, mp_queue_qsize(f->q));
+        put_pattern(f->q, 3, seq_lens[3]);
+        get_pattern(f->q, 3, seq_lens[3], 0);
+        mp_queue_destroy(f->q);
+    }
+    munmap(f, sizeof *f);
+}
+
+static int consume_armed(void *arg)
+{
+    struct fault_case *f = arg;
+    arm_death(f->point, f->nth);
+    for (;;) {
+        void *m;
+        size_t len;
+        int rc = mp_queue_get(f->q, &m, &len, 300);
+        if (rc == MP_EEMPTY)
+            return 0;
+        int i = rc == 0 ? which(m, len) : -1;
+        if (rc == 0)
+            free(m);
+        if (i < 0 || (atomic_load(&f->taken) >> i) != 0)
+            atomic_fetch_add(&f->corrupt, 1);
+        else
+            atomic_fetch_or(&f->taken, 1u << i);
+    }
+}
+
+static void *produce_four(void *arg)
+{
+    struct fault_case *f = arg;
+    for (uint32_t i = 0; i < 4; i++)
+        put_pattern(f->q, i, seq_lens[i]);
+    atomic_store(&f->produced, true);
+    return NULL;
+}
+
+TEST(queue_consumer_killed_at_each_fault_point_loses_at_most_the_message_it_took)
+{
+    static const int cases[][2] = {
+        {MP__QF_GET_BEFORE_COMMIT, 1}, {MP__QF_GET_BEFORE_COMMIT, 2}, {MP__QF_GET_BEFORE_COMMIT, 3},
+        {MP__QF_GET_STREAM_CHUNK, 1},  {MP__QF_GET_STREAM_CHUNK, 3},
+        {MP__QF_GET_AFTER_COMMIT, 1},  {MP__QF_GET_AFTER_COMMIT, 2},  {MP__QF_GET_AFTER_COMMIT, 3},
+        {MP__QF_GET_AFTER_COMMIT, 5},
+    };
+    struct fault_case *f = shared_area(sizeof *f);
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        f->q = ring_queue(0, RING);
+        f->point = cases[k][0];
+        f->nth = cases[k][1];
+        atomic_store(&f->taken, 0);
+        atomic_store(&f->corrupt, 0);
+        atomic_store(&f->produced, false);
+        pthread_t th;
+        CHECK(pthread_create(&th, NULL, produce_four, f) == 0);
+        int pid = th_fork(consume_armed, f);
+        int st = th_wait(pid);
+        CHECK(st == -SIGKILL || st == 0);
+        uint32_t seen = 0;
+        while (!atomic_load(&f->produced)) /* a streamed put may wait for us */
+            drain_checked(f->q, &seen, 100);
+        pthread_join(th, NULL);
+        drain_checked(f->q, &seen, 0);
+        uint32_t taken = atomic_load(&f->taken);
+        CHECK_EQ(0, atomic_load(&f->corrupt));
+        CHECK_EQ(0, taken & seen); /* never delivered twice */
+        uint32_t lost = 0xf & ~(taken | seen);
+        CHECK(lost == 0 || (st == -SIGKILL && (lost & (lost - 1)) == 0)); /* at most one */
+        if (f->point == MP__QF_GET_BEFORE_COMMIT)
+            CHECK_EQ(0, lost); /* not committed: it stays */
+        CHECK_EQ(0, mp_queue_qsize(f->q));
+        mp_queue_destroy(f->q);
+    }
+    munmap(f, sizeof *f);
 }

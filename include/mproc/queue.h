@@ -78,8 +78,8 @@ MP_EXTERN int mp_queue_new(mp_queue **out, size_t maxsize, const mp_queue_option
  * Safe from any thread of any process forked after q was created.
  * Errors: MP_EFULL (no room in time; nothing of the message will be delivered),
  * MP_ECLOSED (closed in this process), MP_EINVAL (q NULL, buf NULL with len > 0,
- * timeout below -1), MP_ENOTRECOVERABLE (the shared state was damaged beyond
- * repair: a process died while repairing it). */
+ * len above 2^56 - 1, timeout below -1), MP_ENOTRECOVERABLE (the shared state was
+ * damaged beyond repair: a process died while repairing it). */
 MP_EXTERN int mp_queue_put(mp_queue *q, const void *buf, size_t len, int timeout_ms);
 
 /* mp_queue_put(q, buf, len, 0). */
@@ -100,8 +100,9 @@ MP_EXTERN int mp_queue_get_into(mp_queue *q, void *buf, size_t cap, size_t *len,
 /* mp_queue_get(q, out, len, 0). */
 MP_EXTERN int mp_queue_get_nowait(mp_queue *q, void **out, size_t *len);
 
-/* The number of messages in the queue, approximate while others put and get (as
- * in Python); a streamed message counts from its start until a consumer takes its
+/* The number of messages in the queue at one recent instant, so between 0 and
+ * maxsize, but possibly out of date once returned while others put and get (as in
+ * Python); a streamed message counts from its start until a consumer takes its
  * start. Errors: MP_EINVAL, MP_ECLOSED. */
 MP_EXTERN int mp_queue_qsize(mp_queue *q);
 
@@ -166,7 +167,8 @@ MP_EXTERN void mp_joinable_queue_destroy(mp_joinable_queue *q);
 MP_EXTERN int mp_joinable_queue_task_done(mp_joinable_queue *q);
 
 /* Waits up to timeout_ms until every message put so far has been marked done.
- * A consumer that dies before task_done leaves its task unfinished, as in Python.
+ * A consumer that dies before task_done leaves its task unfinished, as in Python;
+ * another process may call task_done for it.
  * Errors: MP_ETIMEDOUT, MP_ECLOSED, MP_EINVAL. */
 MP_EXTERN int mp_joinable_queue_join(mp_joinable_queue *q, int timeout_ms);
 
