@@ -1,6 +1,7 @@
 /* test_subprocess.c — mp_popen, mp_run, mp_call, mp_check_call, mp_check_output.
  * The child program is tests/helpers/subprocess_helper (see its roles there). */
 // TEST_TIMEOUT 120
+// TEST_VARIANT nopidfd MPROC_NO_PIDFD=1
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -1121,4 +1122,67 @@ TEST(communicate_and_wait_resume_after_signals)
     mp_popen_destroy(p);
     setitimer(ITIMER_REAL, &off, NULL);
     sigaction(SIGALRM, &old, NULL);
+}
+
+/* ---- one handle, several threads: wait, poll and signals ------------------- */
+
+struct waiter {
+    mp_popen *p;
+    int rc, code;
+};
+
+static void *wait_forever(void *arg)
+{
+    struct waiter *w = arg;
+    w->code = 1000;
+    w->rc = mp_popen_wait(w->p, -1, &w->code);
+    return NULL;
+}
+
+TEST(concurrent_waits_all_get_the_real_returncode)
+{
+    /* Two threads wait on one child; the one that does not reap it must still
+     * report the child's status, not the 255 of a lost status. */
+    const char *argv[] = {helper(), "cat", NULL};
+    mp_popen *p;
+    CHECK_OK(mp_popen_new(&p, argv, &(mp_popen_options){.stdin_mode = MP_PIPE, .stdout_mode = MP_DEVNULL}));
+    struct waiter w[3] = {{.p = p}, {.p = p}, {.p = p}};
+    pthread_t t[3];
+    for (int i = 0; i < 3; i++)
+        CHECK(pthread_create(&t[i], NULL, wait_forever, &w[i]) == 0);
+    th_sleep_ms(200); /* let them block in their waits */
+    CHECK_OK(mp_popen_close_stdin(p)); /* cat sees end-of-file and exits 0 */
+    for (int i = 0; i < 3; i++) {
+        CHECK(pthread_join(t[i], NULL) == 0);
+        CHECK_OK(w[i].rc);
+        CHECK_EQ(0, w[i].code);
+    }
+    int code = 1000;
+    CHECK_OK(mp_popen_returncode(p, &code));
+    CHECK_EQ(0, code);
+    mp_popen_destroy(p);
+}
+
+TEST(kill_from_another_thread_ends_a_wait)
+{
+    for (int round = 0; round < 20; round++) {
+        const char *argv[] = {helper(), "sleep", "20000", NULL};
+        mp_popen *p;
+        CHECK_OK(mp_popen_new(&p, argv, NULL));
+        struct waiter w = {.p = p};
+        pthread_t t;
+        CHECK(pthread_create(&t, NULL, wait_forever, &w) == 0);
+        if (round % 2)
+            th_sleep_ms(20);
+        CHECK_OK(mp_popen_kill(p));
+        CHECK_OK(mp_popen_kill(p)); /* a second kill races with the reaping: a no-op */
+        CHECK(pthread_join(t, NULL) == 0);
+        CHECK_OK(w.rc);
+        CHECK_EQ(-SIGKILL, w.code);
+        int code = 0;
+        CHECK_OK(mp_popen_poll(p, &code));
+        CHECK_EQ(-SIGKILL, code);
+        CHECK_OK(mp_popen_kill(p));
+        mp_popen_destroy(p);
+    }
 }
