@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -1185,4 +1186,41 @@ TEST(kill_from_another_thread_ends_a_wait)
         CHECK_OK(mp_popen_kill(p));
         mp_popen_destroy(p);
     }
+}
+
+/* ---- the child's own descriptor moves can fail ------------------------------ */
+
+/* In a forked child: 0, 1, 2 closed and no room above 2 (RLIMIT_NOFILE of 3), so
+ * the error pipe lands on 0 and 1 and the child cannot move it out of the way.
+ * The spawn must fail with the child's errno, not look like a started program. */
+static int no_room_for_the_error_pipe_child(void *arg)
+{
+    const char *h = arg;
+    close(0);
+    close(1);
+    close(2);
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return 10;
+    rl.rlim_cur = 3;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return 11;
+    const char *argv[] = {h, "exit", "0", NULL};
+    mp_popen *p = NULL;
+    int rc = mp_popen_new(&p, argv, NULL);
+    int code = -1000;
+    if (rc == 0) {
+        mp_popen_wait(p, -1, &code);
+        mp_popen_destroy(p);
+        return code == 127 ? 12 : 13; /* 12: the failure looked like a start */
+    }
+    bool ok = rc == MP_EINVAL && p != NULL && mp_popen_pid(p) == 0 &&
+              strstr(mp_popen_message(p), "dup2") != NULL;
+    mp_popen_destroy(p);
+    return ok ? 0 : 14;
+}
+
+TEST(child_that_cannot_move_the_error_pipe_reports_it)
+{
+    CHECK_EQ(0, th_wait(th_fork(no_room_for_the_error_pipe_child, (void *)helper())));
 }

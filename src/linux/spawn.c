@@ -207,8 +207,13 @@ static _Noreturn void child_main(struct child_args *a)
 
     /* Nothing we still need may sit on 0, 1 or 2 while those are being replaced
      * (the parent's own stdio may have been closed, so pipes can land there). */
-    if (errfd < 3 && (errfd = fcntl(errfd, F_DUPFD_CLOEXEC, 3)) < 0)
-        _exit(127);
+    if (errfd < 3) {
+        /* On failure the pipe is still where it was: report through it. */
+        int moved = fcntl(errfd, F_DUPFD_CLOEXEC, 3);
+        if (moved < 0)
+            child_fail(errfd, MP__STEP_DUP, errno);
+        errfd = moved;
+    }
     int src[3];
     for (int i = 0; i < 3; i++) {
         src[i] = p->stdio[i];
