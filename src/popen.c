@@ -40,10 +40,33 @@ static pthread_mutex_t orphans_lock = PTHREAD_MUTEX_INITIALIZER;
 static pid_t *orphans;        /* under orphans_lock */
 static size_t n_orphans, cap_orphans;
 static pid_t orphans_owner;   /* the process whose children these are */
+static pthread_once_t orphans_once = PTHREAD_ONCE_INIT;
+
+/* fork() while another thread holds orphans_lock would leave the lock held for
+ * good in the child: fork takes it first, and the child starts with an empty list
+ * (the parent's children are not its own). */
+static void orphans_prefork(void) { pthread_mutex_lock(&orphans_lock); }
+static void orphans_postfork_parent(void) { pthread_mutex_unlock(&orphans_lock); }
+static void orphans_postfork_child(void)
+{
+    n_orphans = 0;
+    orphans_owner = getpid();
+    pthread_mutex_unlock(&orphans_lock);
+}
+static void orphans_init(void)
+{
+    pthread_atfork(orphans_prefork, orphans_postfork_parent, orphans_postfork_child);
+}
+
+static void lock_orphans(void)
+{
+    pthread_once(&orphans_once, orphans_init);
+    pthread_mutex_lock(&orphans_lock);
+}
 
 static void reap_orphans(void)
 {
-    pthread_mutex_lock(&orphans_lock);
+    lock_orphans();
     if (orphans_owner != getpid())
         n_orphans = 0; /* inherited across fork: the parent's children, not ours */
     for (size_t i = 0; i < n_orphans;) {
@@ -61,7 +84,7 @@ static void reap_orphans(void)
 
 static void add_orphan(pid_t pid)
 {
-    pthread_mutex_lock(&orphans_lock);
+    lock_orphans();
     if (orphans_owner != getpid()) {
         orphans_owner = getpid();
         n_orphans = 0;

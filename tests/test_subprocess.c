@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -1223,4 +1224,64 @@ static int no_room_for_the_error_pipe_child(void *arg)
 TEST(child_that_cannot_move_the_error_pipe_reports_it)
 {
     CHECK_EQ(0, th_wait(th_fork(no_room_for_the_error_pipe_child, (void *)helper())));
+}
+
+/* ---- fork while another thread reaps orphans -------------------------------- */
+
+static atomic_bool churn_stop;
+
+/* Each failed spawn walks the list of orphans twice under its lock. */
+static void *churn_orphans(void *arg)
+{
+    (void)arg;
+    const char *argv[] = {"/nonexistent-mproc-test/prog", NULL};
+    while (!atomic_load(&churn_stop)) {
+        mp_popen *p = NULL;
+        mp_popen_new(&p, argv, NULL);
+        mp_popen_destroy(p);
+    }
+    return NULL;
+}
+
+static int spawn_in_forked_child(void *arg)
+{
+    (void)arg;
+    alarm(10); /* a child that inherited a held lock hangs: end it */
+    const char *argv[] = {"/nonexistent-mproc-test/prog", NULL};
+    mp_popen *p = NULL;
+    int rc = mp_popen_new(&p, argv, NULL);
+    mp_popen_destroy(p);
+    return rc == MP_ENOENT ? 0 : 1;
+}
+
+TEST(fork_while_another_thread_reaps_orphans_leaves_the_child_usable)
+{
+    enum { N_ORPHANS = 48, N_FORKS = 1500 };
+    pid_t pids[N_ORPHANS];
+    for (int i = 0; i < N_ORPHANS; i++) {
+        const char *argv[] = {helper(), "sleep", "60000", NULL};
+        mp_popen *p;
+        CHECK_OK(mp_popen_new(&p, argv, &(mp_popen_options){.stdout_mode = MP_DEVNULL}));
+        pids[i] = mp_popen_pid(p);
+        mp_popen_destroy(p); /* running: now an orphan on mproc's list */
+    }
+    atomic_store(&churn_stop, false);
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, churn_orphans, NULL) == 0);
+    /* The window is narrow: many forks, stopping at the first stuck child. */
+    int bad = 0;
+    for (int i = 0; i < N_FORKS && bad == 0; i++)
+        bad += th_wait(th_fork(spawn_in_forked_child, NULL)) != 0;
+    atomic_store(&churn_stop, true);
+    CHECK(pthread_join(t, NULL) == 0);
+    for (int i = 0; i < N_ORPHANS; i++)
+        kill(pids[i], SIGKILL);
+    const char *t_argv[] = {"true", NULL};
+    uint64_t t0 = th_now_ms();
+    while (!no_children_left() && th_now_ms() - t0 < 30000) {
+        th_sleep_ms(20);
+        CHECK_OK(mp_call(t_argv, NULL, -1, NULL)); /* reaps the killed orphans */
+    }
+    CHECK(no_children_left());
+    CHECK_EQ(0, bad);
 }
