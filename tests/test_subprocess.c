@@ -1285,3 +1285,30 @@ TEST(fork_while_another_thread_reaps_orphans_leaves_the_child_usable)
     CHECK(no_children_left());
     CHECK_EQ(0, bad);
 }
+
+TEST(resumed_communicate_refuses_input_other_than_the_first)
+{
+    /* Python: "Cannot send input after starting communication". Input silently
+     * dropped (stdin already closed) or cut short would lose data unnoticed. */
+    const char *argv[] = {helper(), "sleep", "20000", NULL};
+    mp_popen *p;
+    CHECK_OK(mp_popen_new(&p, argv, &(mp_popen_options){.stdin_mode = MP_PIPE, .stdout_mode = MP_PIPE}));
+    CHECK_RC(MP_ETIMEDOUT, mp_popen_communicate(p, NULL, 0, 50, NULL, NULL, NULL, NULL));
+    CHECK_RC(MP_EINVAL, mp_popen_communicate(p, "late", 4, 0, NULL, NULL, NULL, NULL));
+    CHECK_RC(MP_ETIMEDOUT, mp_popen_communicate(p, NULL, 0, 0, NULL, NULL, NULL, NULL));
+    CHECK_OK(mp_popen_kill(p));
+    CHECK_OK(mp_popen_wait(p, -1, NULL));
+    mp_popen_destroy(p);
+
+    /* A longer input than the interrupted call's is refused too. */
+    const char *cat[] = {"sleep 0.3; cat", NULL};
+    CHECK_OK(mp_popen_new(&p, cat, &(mp_popen_options){.shell = true, .stdin_mode = MP_PIPE,
+                                                       .stdout_mode = MP_PIPE}));
+    CHECK_RC(MP_ETIMEDOUT, mp_popen_communicate(p, "abc", 3, 0, NULL, NULL, NULL, NULL));
+    CHECK_RC(MP_EINVAL, mp_popen_communicate(p, "abcdef", 6, -1, NULL, NULL, NULL, NULL));
+    char *out;
+    CHECK_OK(mp_popen_communicate(p, "abc", 3, -1, &out, NULL, NULL, NULL));
+    CHECK_STR("abc", out);
+    free(out);
+    mp_popen_destroy(p);
+}

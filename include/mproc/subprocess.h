@@ -170,7 +170,9 @@ MP_EXTERN int mp_popen_kill(mp_popen *p);
  * skipped); the final call returns everything. The caller keeps input; it must stay
  * valid across resumed calls. The returncode is then available from
  * mp_popen_returncode. Errors: MP_ETIMEDOUT, MP_EINVAL (input without a stdin pipe,
- * timeout below -1), MP_ECHILD, MP_ENOMEM, MP_EIO. */
+ * timeout below -1, a resumed call with an input_len other than the first call's,
+ * as Python's "Cannot send input after starting communication"), MP_ECHILD,
+ * MP_ENOMEM, MP_EIO. */
 MP_EXTERN int mp_popen_communicate(mp_popen *p, const void *input, size_t input_len,
                                    int timeout_ms, char **out, size_t *out_len, char **err,
                                    size_t *err_len);

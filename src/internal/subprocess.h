@@ -34,6 +34,7 @@ struct mp_popen {
     char message[512];
     /* communicate: state kept across a timeout */
     bool comm_started;
+    size_t in_len;     /* input_len of the first call; resumed calls pass the same */
     size_t in_off;     /* bytes of the input already written */
     mp__buf out, err;  /* output read so far */
 };
