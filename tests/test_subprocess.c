@@ -2,6 +2,7 @@
  * The child program is tests/helpers/subprocess_helper (see its roles there). */
 // TEST_TIMEOUT 120
 // TEST_VARIANT nopidfd MPROC_NO_PIDFD=1
+#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -1311,4 +1312,33 @@ TEST(resumed_communicate_refuses_input_other_than_the_first)
     CHECK_STR("abc", out);
     free(out);
     mp_popen_destroy(p);
+}
+
+TEST(path_entry_too_long_or_looping_does_not_stop_the_search)
+{
+    /* As CPython: every PATH entry is tried, and the first error other than
+     * ENOENT/ENOTDIR is reported only when no entry runs. */
+    char loop[64];
+    snprintf(loop, sizeof loop, "/tmp/mptest-%d-loop", (int)getpid());
+    unlink(loop);
+    CHECK(symlink(loop, loop) == 0); /* loop/subprocess_helper: ELOOP */
+    size_t long_len = 5000;
+    char *path = malloc(long_len + 4300);
+    strcpy(path, "PATH=/");
+    memset(path + 6, 'x', long_len); /* longer than PATH_MAX: ENAMETOOLONG */
+    snprintf(path + 6 + long_len, 4300, ":%s:%s", loop, getenv("MPROC_TEST_HELPERS"));
+    const char *env[] = {path, NULL};
+    const char *argv[] = {"subprocess_helper", "exit", "7", NULL};
+    int code = -1;
+    int rc = mp_call(argv, &(mp_popen_options){.env = env}, -1, &code);
+    unlink(loop);
+    CHECK_OK(rc);
+    CHECK_EQ(7, code);
+
+    /* Nothing runs: the first interesting error is the one reported. */
+    snprintf(path + 6 + long_len, 4300, ":/nonexistent");
+    mp_popen *p = NULL;
+    CHECK_RC(-ENAMETOOLONG, mp_popen_new(&p, argv, &(mp_popen_options){.env = env}));
+    mp_popen_destroy(p);
+    free(path);
 }

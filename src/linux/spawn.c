@@ -254,20 +254,18 @@ static _Noreturn void child_main(struct child_args *a)
             child_fail(errfd, MP__STEP_FDS, errno);
     }
 
-    /* execvp's order: EACCES is remembered and reported only if nothing better
-     * turns up; a missing entry moves on; anything else stops the search. */
-    int err = ENOENT;
-    bool saw_eacces = false;
+    /* CPython's order: every candidate is tried (a PATH entry that is too long,
+     * loops or is not permitted must not hide a later one), and the first error
+     * other than "not there" is the one reported when none runs. */
+    int err = ENOENT, first = 0;
     for (char *const *c = p->candidates; *c != NULL; c++) {
         execve(*c, p->argv, p->envp);
         err = errno;
-        if (err == EACCES)
-            saw_eacces = true;
-        else if (err != ENOENT && err != ENOTDIR && err != ESTALE && err != ENODEV && err != ETIMEDOUT)
-            break;
+        if (first == 0 && err != ENOENT && err != ENOTDIR)
+            first = err;
     }
-    if (saw_eacces && (err == ENOENT || err == ENOTDIR || err == ESTALE || err == ENODEV || err == ETIMEDOUT))
-        err = EACCES;
+    if (first != 0)
+        err = first;
     child_fail(errfd, MP__STEP_EXEC, err);
 }
 
