@@ -1342,3 +1342,18 @@ TEST(path_entry_too_long_or_looping_does_not_stop_the_search)
     mp_popen_destroy(p);
     free(path);
 }
+
+TEST(empty_path_entry_is_the_current_directory)
+{
+    const char *dir = getenv("MPROC_TEST_HELPERS");
+    const char *argv[] = {"subprocess_helper", "exit", "9", NULL};
+    const char *paths[] = {"PATH=", "PATH=/nonexistent:", "PATH=:/nonexistent", "PATH=/nonexistent::/x"};
+    for (size_t i = 0; i < sizeof paths / sizeof *paths; i++) {
+        const char *env[] = {paths[i], NULL};
+        int code = -1;
+        CHECK_OK(mp_call(argv, &(mp_popen_options){.env = env, .cwd = dir}, -1, &code));
+        CHECK_EQ(9, code);
+        /* Elsewhere the same search finds nothing. */
+        CHECK_RC(MP_ENOENT, mp_call(argv, &(mp_popen_options){.env = env, .cwd = "/"}, -1, &code));
+    }
+}
