@@ -1357,3 +1357,45 @@ TEST(empty_path_entry_is_the_current_directory)
         CHECK_RC(MP_ENOENT, mp_call(argv, &(mp_popen_options){.env = env, .cwd = "/"}, -1, &code));
     }
 }
+
+TEST(communicate_after_the_streams_were_read_or_closed)
+{
+    const char *argv[] = {helper(), "echo-both", NULL};
+    mp_popen *p;
+    CHECK_OK(mp_popen_new(&p, argv, &(mp_popen_options){.stdin_mode = MP_PIPE, .stdout_mode = MP_PIPE,
+                                                        .stderr_mode = MP_PIPE}));
+    /* Read stdout directly to its end, close stderr unread. */
+    CHECK(write(mp_popen_stdin(p), "xy\n", 3) == 3);
+    CHECK_OK(mp_popen_close_stdin(p));
+    CHECK_OK(mp_popen_close_stdin(p)); /* again: a no-op */
+    char buf[64];
+    size_t got = 0;
+    ssize_t n;
+    while ((n = read(mp_popen_stdout(p), buf + got, sizeof buf - 1 - got)) > 0)
+        got += (size_t)n;
+    buf[got] = '\0';
+    CHECK_STR("xy\n", buf);
+    CHECK_OK(mp_popen_close_stderr(p));
+    CHECK_EQ(-1, mp_popen_stderr(p));
+    /* Input now has no pipe to go to. */
+    CHECK_RC(MP_EINVAL, mp_popen_communicate(p, "z", 1, -1, NULL, NULL, NULL, NULL));
+    char *out = NULL, *err = NULL;
+    size_t out_len = 99, err_len = 99;
+    CHECK_OK(mp_popen_communicate(p, NULL, 0, -1, &out, &out_len, &err, &err_len));
+    CHECK_STR("", out); /* pipes, so strings, empty: nothing was left to read */
+    CHECK_STR("", err);
+    CHECK_EQ(0, out_len);
+    CHECK_EQ(0, err_len);
+    free(out);
+    free(err);
+    /* Once more after the end: the same, at once. */
+    CHECK_OK(mp_popen_communicate(p, NULL, 0, 0, &out, NULL, &err, NULL));
+    CHECK_STR("", out);
+    CHECK_STR("", err);
+    free(out);
+    free(err);
+    int code = -1;
+    CHECK_OK(mp_popen_returncode(p, &code));
+    CHECK_EQ(0, code);
+    mp_popen_destroy(p);
+}
