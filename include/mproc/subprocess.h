@@ -28,8 +28,9 @@
  * pipes) and is used by one thread at a time, except that wait, poll, returncode
  * and send_signal / terminate / kill may be called from several threads at once
  * (a timer thread killing a child another thread waits for; every waiter gets the
- * real returncode). Different handles may be used from different threads. Every descriptor mproc creates is close-on-exec, so
- * concurrent spawns from other threads do not inherit each other's pipes. Without
+ * real returncode). Different handles may be used from different threads. Every
+ * descriptor mproc creates is close-on-exec, so concurrent spawns from other
+ * threads do not inherit each other's pipes. Without
  * env / env_extra the child gets the caller's environ as it is at the spawn, as
  * with posix_spawn: do not call setenv from another thread meanwhile.
  */
