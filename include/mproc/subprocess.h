@@ -30,9 +30,9 @@
  * (a timer thread killing a child another thread waits for; every waiter gets the
  * real returncode). Different handles may be used from different threads. Every
  * descriptor mproc creates is close-on-exec, so concurrent spawns from other
- * threads do not inherit each other's pipes. Without
- * env / env_extra the child gets the caller's environ as it is at the spawn, as
- * with posix_spawn: do not call setenv from another thread meanwhile.
+ * threads do not inherit each other's pipes. Without env / env_extra the child
+ * gets the caller's environ as it is at the spawn, as with posix_spawn: do not
+ * call setenv from another thread meanwhile.
  */
 #ifndef MPROC_SUBPROCESS_H
 #define MPROC_SUBPROCESS_H
