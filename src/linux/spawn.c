@@ -302,7 +302,8 @@ int mp__spawn(const mp__spawn_plan *plan, pid_t *pid, int *step, int *child_errn
     sigset_t all;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &a.oldmask);
-    pid_t child = plan->preexec != NULL || !USE_CLONE_VM ? start_fork(&a) : start_clone(&a);
+    bool fast = plan->preexec == NULL && USE_CLONE_VM;
+    pid_t child = fast ? start_clone(&a) : start_fork(&a);
     int saved = errno;
     pthread_sigmask(SIG_SETMASK, &a.oldmask, NULL);
     mp__close_fd(pfd[1]);
@@ -311,8 +312,13 @@ int mp__spawn(const mp__spawn_plan *plan, pid_t *pid, int *step, int *child_errn
         return -saved;
     }
 
-    /* On the fast path the child has already exec'd or exited; on the fork path
-     * this read waits for one of the two. */
+    /* On the fast path the child has already exec'd or exited, so its message is
+     * there or will never come: the read must not wait for end-of-file, which a
+     * process forked meanwhile by another thread (holding a copy of pfd[1] until
+     * it execs or exits) could delay without bound. On the fork path this read
+     * waits for exec or the message, with that same hazard (as in CPython). */
+    if (fast)
+        fcntl(pfd[0], F_SETFL, O_NONBLOCK);
     struct child_msg m;
     ssize_t n;
     do
