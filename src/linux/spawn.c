@@ -281,6 +281,64 @@ static __attribute__((noinline)) pid_t start_clone(struct child_args *a)
     return clone(clone_entry, stack + sizeof stack, CLONE_VM | CLONE_VFORK | SIGCHLD, a);
 }
 
+/* Error pipes of fork-path spawns in flight. A process that another thread forks
+ * meanwhile (fork without exec) gets a copy of the write end, and our read of the
+ * pipe would wait for that process to end: the atfork child handler closes those
+ * copies there, all but the forking thread's own (that child is ours and needs
+ * it). The clone path needs no entry: its read does not wait for end-of-file. */
+struct inflight {
+    int wfd;
+    pthread_t owner;
+    struct inflight *next;
+};
+static pthread_mutex_t inflight_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct inflight *inflight; /* under inflight_lock; nodes live in mp__spawn frames */
+static pthread_once_t inflight_once = PTHREAD_ONCE_INIT;
+
+static void inflight_prefork(void) { pthread_mutex_lock(&inflight_lock); }
+static void inflight_postfork_parent(void) { pthread_mutex_unlock(&inflight_lock); }
+static void inflight_postfork_child(void)
+{
+    for (struct inflight *e = inflight; e != NULL; e = e->next)
+        if (!pthread_equal(e->owner, pthread_self()))
+            close(e->wfd);
+    inflight = NULL; /* the other threads, and their frames, are not in this process */
+    pthread_mutex_unlock(&inflight_lock);
+}
+static void inflight_init(void)
+{
+    pthread_atfork(inflight_prefork, inflight_postfork_parent, inflight_postfork_child);
+}
+
+/* Creates the error pipe and, for the fork path, lists it in one step: no fork
+ * can come between (the prefork handler takes the same lock). */
+static int make_error_pipe(int pfd[2], struct inflight *e)
+{
+    if (e == NULL)
+        return pipe2(pfd, O_CLOEXEC) != 0 ? -errno : 0;
+    pthread_once(&inflight_once, inflight_init);
+    pthread_mutex_lock(&inflight_lock);
+    int rc = pipe2(pfd, O_CLOEXEC) != 0 ? -errno : 0;
+    if (rc == 0) {
+        e->wfd = pfd[1];
+        e->next = inflight;
+        inflight = e;
+    }
+    pthread_mutex_unlock(&inflight_lock);
+    return rc;
+}
+
+static void inflight_remove(struct inflight *e)
+{
+    pthread_mutex_lock(&inflight_lock);
+    struct inflight **at = &inflight;
+    while (*at != NULL && *at != e)
+        at = &(*at)->next;
+    if (*at != NULL)
+        *at = e->next;
+    pthread_mutex_unlock(&inflight_lock);
+}
+
 static pid_t start_fork(struct child_args *a)
 {
     pid_t pid = fork();
@@ -294,17 +352,21 @@ int mp__spawn(const mp__spawn_plan *plan, pid_t *pid, int *step, int *child_errn
     *step = MP__STEP_NONE;
     *child_errno = 0;
     pthread_once(&probe_once, probe);
+    bool fast = plan->preexec == NULL && USE_CLONE_VM;
+    struct inflight self = {.wfd = -1, .owner = pthread_self()};
     int pfd[2];
-    if (pipe2(pfd, O_CLOEXEC) != 0)
-        return -errno;
+    int rc = make_error_pipe(pfd, fast ? NULL : &self);
+    if (rc != 0)
+        return rc;
 
     struct child_args a = {.plan = plan, .errfd = pfd[1], .have_close_range = have_close_range};
     sigset_t all;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &a.oldmask);
-    bool fast = plan->preexec == NULL && USE_CLONE_VM;
     pid_t child = fast ? start_clone(&a) : start_fork(&a);
     int saved = errno;
+    if (!fast)
+        inflight_remove(&self); /* before the close: the number may be reused */
     pthread_sigmask(SIG_SETMASK, &a.oldmask, NULL);
     mp__close_fd(pfd[1]);
     if (child < 0) {
@@ -316,7 +378,8 @@ int mp__spawn(const mp__spawn_plan *plan, pid_t *pid, int *step, int *child_errn
      * there or will never come: the read must not wait for end-of-file, which a
      * process forked meanwhile by another thread (holding a copy of pfd[1] until
      * it execs or exits) could delay without bound. On the fork path this read
-     * waits for exec or the message, with that same hazard (as in CPython). */
+     * waits for exec or the message; copies of pfd[1] in processes forked by
+     * other threads are closed there by inflight_postfork_child. */
     if (fast)
         fcntl(pfd[0], F_SETFL, O_NONBLOCK);
     struct child_msg m;
