@@ -61,6 +61,7 @@ int mp__popen_pump(mp_popen *p, const void *input, size_t input_len, const mp__d
 {
     if (!p->comm_started) {
         p->comm_started = true;
+        p->in_len = input_len;
         if (p->fd_in >= 0 && input_len == 0)
             close_ref(&p->fd_in);
         if (p->fd_in >= 0) {
@@ -180,8 +181,10 @@ int mp_popen_communicate(mp_popen *p, const void *input, size_t input_len, int t
         return MP_ECHILD;
     if (!p->comm_started && input_len > 0 && p->fd_in < 0)
         return MP_EINVAL;
-    if (input_len < p->in_off)
-        return MP_EINVAL; /* not the input of the interrupted call */
+    /* A resumed call passes the input of the first (or none once stdin is closed):
+     * other input would be dropped or cut short without a word. */
+    if (p->comm_started && input_len != p->in_len && (input_len > 0 || p->fd_in >= 0))
+        return MP_EINVAL;
     mp__deadline d;
     int rc = mp__deadline_init(&d, timeout_ms);
     if (rc != 0)

@@ -5,10 +5,13 @@
  * candidates, the pipes) and hands it to mp__spawn (src/linux/spawn.c), the only
  * code that runs in the child before exec.
  *
- * Reaping: a handle reaps only its own pid, with waitpid(pid), never -1, so other
- * children of the program keep their statuses. Until mproc reaps the child its pid
- * cannot be reused, so kill(pid) before that point reaches the right process, and
- * after it the handle knows the child is gone and signals become no-ops. A handle
+ * Reaping: a handle reaps only its own pid, with waitpid(pid, WNOHANG) under the
+ * handle's lock, never -1, so other children of the program keep their statuses.
+ * Until mproc reaps the child its pid cannot be reused, so a signal sent under the
+ * lock while the child is not reaped reaches the right process, and after it the
+ * handle knows the child is gone and signals become no-ops. Blocking waits wait for
+ * the exit without reaping (a pidfd poll, or waitid WNOWAIT) and then reap under the
+ * lock, so several threads may wait, poll and signal one handle at once. A handle
  * destroyed while its child runs leaves the pid on a small list that later calls
  * reap (Python's _active list).
  */
@@ -37,10 +40,33 @@ static pthread_mutex_t orphans_lock = PTHREAD_MUTEX_INITIALIZER;
 static pid_t *orphans;        /* under orphans_lock */
 static size_t n_orphans, cap_orphans;
 static pid_t orphans_owner;   /* the process whose children these are */
+static pthread_once_t orphans_once = PTHREAD_ONCE_INIT;
+
+/* fork() while another thread holds orphans_lock would leave the lock held for
+ * good in the child: fork takes it first, and the child starts with an empty list
+ * (the parent's children are not its own). */
+static void orphans_prefork(void) { pthread_mutex_lock(&orphans_lock); }
+static void orphans_postfork_parent(void) { pthread_mutex_unlock(&orphans_lock); }
+static void orphans_postfork_child(void)
+{
+    n_orphans = 0;
+    orphans_owner = getpid();
+    pthread_mutex_unlock(&orphans_lock);
+}
+static void orphans_init(void)
+{
+    pthread_atfork(orphans_prefork, orphans_postfork_parent, orphans_postfork_child);
+}
+
+static void lock_orphans(void)
+{
+    pthread_once(&orphans_once, orphans_init);
+    pthread_mutex_lock(&orphans_lock);
+}
 
 static void reap_orphans(void)
 {
-    pthread_mutex_lock(&orphans_lock);
+    lock_orphans();
     if (orphans_owner != getpid())
         n_orphans = 0; /* inherited across fork: the parent's children, not ours */
     for (size_t i = 0; i < n_orphans;) {
@@ -58,7 +84,7 @@ static void reap_orphans(void)
 
 static void add_orphan(pid_t pid)
 {
-    pthread_mutex_lock(&orphans_lock);
+    lock_orphans();
     if (orphans_owner != getpid()) {
         orphans_owner = getpid();
         n_orphans = 0;
@@ -257,6 +283,7 @@ int mp_popen_new(mp_popen **out, const char *const *argv, const mp_popen_options
         return MP_ENOMEM;
     p->owner = getpid();
     p->pidfd = p->fd_in = p->fd_out = p->fd_err = -1;
+    pthread_mutex_init(&p->lock, NULL);
     int child_fds[3] = {-1, -1, -1}, devnull = -1;
     char **exec_argv = NULL, **envp = NULL, **candidates = NULL;
     int *pass = NULL;
@@ -370,6 +397,7 @@ out_fail:
         mp__close_fd(p->fd_err);
         p->fd_in = p->fd_out = p->fd_err = -1;
         if (!p->failed) {
+            pthread_mutex_destroy(&p->lock);
             free(p->args);
             free(p);
             return rc;
@@ -416,40 +444,55 @@ static int check_running_handle(const mp_popen *p)
     return 0;
 }
 
-/* Reaps the child if it has ended (blocking when block). True once reaped. */
-static bool try_reap(mp_popen *p, bool block)
+/* Reaps the child if it has ended, never blocking; the caller holds p->lock.
+ * True once reaped (by this call or an earlier one). */
+static bool reap_locked(mp_popen *p)
 {
     if (p->reaped)
         return true;
     int status;
     pid_t r;
     do
-        r = waitpid(p->pid, &status, block ? 0 : WNOHANG);
+        r = waitpid(p->pid, &status, WNOHANG);
     while (r < 0 && errno == EINTR);
     if (r == 0)
         return false;
     /* r < 0 (ECHILD): someone else's waitpid(-1) took the child and its status. */
     p->returncode = r != p->pid ? 255 : WIFSIGNALED(status) ? -WTERMSIG(status) : WEXITSTATUS(status);
     p->reaped = true;
-    mp__close_fd(p->pidfd);
-    p->pidfd = -1;
     return true;
 }
 
+static bool try_reap(mp_popen *p)
+{
+    pthread_mutex_lock(&p->lock);
+    bool done = reap_locked(p);
+    pthread_mutex_unlock(&p->lock);
+    return done;
+}
+
+/* Several threads may wait at once (and another may signal): each waits for the
+ * exit without reaping, then reaps under the lock, and the losers find reaped. */
 int mp__popen_wait_deadline(mp_popen *p, const mp__deadline *d)
 {
     unsigned sleep_us = 100;
-    while (!try_reap(p, false)) {
-        if (d->forever) {
-            try_reap(p, true);
-            break;
-        }
+    while (!try_reap(p)) {
         if (p->pidfd >= 0) {
             int r = mp__poll_one(p->pidfd, POLLIN, d, NULL);
             if (r < 0 && r != MP_ETIMEDOUT)
                 return r;
-            if (r == MP_ETIMEDOUT && !try_reap(p, false))
+            if (r == MP_ETIMEDOUT && !try_reap(p))
                 return MP_ETIMEDOUT;
+            continue;
+        }
+        if (d->forever) {
+            siginfo_t si;
+            int r;
+            do
+                r = waitid(P_PID, (id_t)p->pid, &si, WEXITED | WNOWAIT);
+            while (r != 0 && errno == EINTR);
+            if (r != 0 && errno != ECHILD) /* ECHILD: reaped meanwhile; try_reap knows */
+                return -errno;
             continue;
         }
         /* No pidfd: poll the status with growing sleeps, as CPython does. */
@@ -471,7 +514,7 @@ int mp_popen_poll(mp_popen *p, int *returncode)
     int rc = check_running_handle(p);
     if (rc != 0)
         return rc;
-    if (!try_reap(p, false))
+    if (!try_reap(p))
         return MP_ENOTREADY;
     if (returncode != NULL)
         *returncode = p->returncode;
@@ -497,11 +540,17 @@ int mp_popen_returncode(const mp_popen *p, int *returncode)
 {
     if (p == NULL || p->failed)
         return MP_EINVAL;
-    if (!p->reaped)
-        return MP_ENOTREADY;
-    if (returncode != NULL)
+    /* In a forked child the lock may have been copied held; nothing changes there. */
+    bool mine = p->owner == getpid();
+    pthread_mutex_t *lock = (pthread_mutex_t *)&p->lock; /* p is logically const */
+    if (mine)
+        pthread_mutex_lock(lock);
+    int rc = p->reaped ? 0 : MP_ENOTREADY;
+    if (rc == 0 && returncode != NULL)
         *returncode = p->returncode;
-    return 0;
+    if (mine)
+        pthread_mutex_unlock(lock);
+    return rc;
 }
 
 int mp_popen_send_signal(mp_popen *p, int sig)
@@ -511,10 +560,12 @@ int mp_popen_send_signal(mp_popen *p, int sig)
         return rc;
     if (sig < 0 || sig >= NSIG)
         return MP_EINVAL;
-    if (try_reap(p, false))
-        return 0;
-    /* Not reaped: the pid is still ours. */
-    rc = p->pidfd >= 0 ? mp__pidfd_signal(p->pidfd, sig) : kill(p->pid, sig) == 0 ? 0 : -errno;
+    /* Under the lock and not reaped: the pid is still ours, no thread can reap it
+     * before the signal is sent. */
+    pthread_mutex_lock(&p->lock);
+    if (!reap_locked(p))
+        rc = p->pidfd >= 0 ? mp__pidfd_signal(p->pidfd, sig) : kill(p->pid, sig) == 0 ? 0 : -errno;
+    pthread_mutex_unlock(&p->lock);
     return rc == MP_ESRCH ? 0 : rc;
 }
 
@@ -529,11 +580,9 @@ void mp_popen_destroy(mp_popen *p)
     mp__close_fd(p->fd_out);
     mp__close_fd(p->fd_err);
     mp__close_fd(p->pidfd);
-    if (!p->failed && p->owner == getpid() && !p->reaped) {
-        p->pidfd = -1;
-        if (!try_reap(p, false))
-            add_orphan(p->pid);
-    }
+    if (!p->failed && p->owner == getpid() && !try_reap(p))
+        add_orphan(p->pid);
+    pthread_mutex_destroy(&p->lock);
     free(p->out.data);
     free(p->err.data);
     free(p->args);

@@ -508,3 +508,52 @@ TEST(split_matches_a_live_python3)
             free(want);
         }
 }
+
+TEST(split_corner_cases_match_python)
+{
+    char **argv;
+    /* In double quotes a backslash escapes only \ and " (not $, ` or a newline as
+     * a shell would): Python keeps the backslash before the others. */
+    CHECK_EQ(1, mp_shlex_split("\"a\\$b\\`c\\\nd\\\\e\\\"f\"", 0, &argv, NULL));
+    CHECK_STR("a\\$b\\`c\\\nd\\e\"f", argv[0]);
+    free(argv);
+    /* No punctuation splitting: operators stay inside words. */
+    CHECK_EQ(1, mp_shlex_split("a;b|c&&(d)>e", 0, &argv, NULL));
+    CHECK_STR("a;b|c&&(d)>e", argv[0]);
+    free(argv);
+    /* A comment right after a word ends the word and the line. */
+    CHECK_EQ(1, mp_shlex_split("a#b c", MP_SHLEX_COMMENTS, &argv, NULL));
+    CHECK_STR("a", argv[0]);
+    free(argv);
+    CHECK_EQ(2, mp_shlex_split("a#b c\nd", MP_SHLEX_COMMENTS, &argv, NULL));
+    CHECK_STR("a", argv[0]);
+    CHECK_STR("d", argv[1]);
+    free(argv);
+    CHECK_EQ(1, mp_shlex_split("\"x\"#y z", MP_SHLEX_COMMENTS, &argv, NULL));
+    CHECK_STR("x", argv[0]);
+    free(argv);
+    /* Empty quoted words survive a comment between them. */
+    CHECK_EQ(2, mp_shlex_split("''#c\n''", MP_SHLEX_COMMENTS, &argv, NULL));
+    CHECK_STR("", argv[0]);
+    CHECK_STR("", argv[1]);
+    CHECK(argv[2] == NULL);
+    free(argv);
+}
+
+TEST(quote_of_empty_safe_and_unsafe_strings)
+{
+    const char *cases[][2] = {
+        {"", "''"},
+        {"abc-_@%+=:,./", "abc-_@%+=:,./"},
+        {"a b", "'a b'"},
+        {"'", "''\"'\"''"},
+        {"a!", "'a!'"},
+        {"\xc3\xa9", "'\xc3\xa9'"}, /* non-ASCII is not safe (re.ASCII) */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *q = NULL;
+        CHECK_OK(mp_shlex_quote(cases[i][0], &q));
+        CHECK_STR(cases[i][1], q);
+        free(q);
+    }
+}

@@ -1,10 +1,14 @@
 /* test_subprocess.c — mp_popen, mp_run, mp_call, mp_check_call, mp_check_output.
  * The child program is tests/helpers/subprocess_helper (see its roles there). */
 // TEST_TIMEOUT 120
+// TEST_VARIANT nopidfd MPROC_NO_PIDFD=1
+#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -1121,4 +1125,356 @@ TEST(communicate_and_wait_resume_after_signals)
     mp_popen_destroy(p);
     setitimer(ITIMER_REAL, &off, NULL);
     sigaction(SIGALRM, &old, NULL);
+}
+
+/* ---- one handle, several threads: wait, poll and signals ------------------- */
+
+struct waiter {
+    mp_popen *p;
+    int rc, code;
+};
+
+static void *wait_forever(void *arg)
+{
+    struct waiter *w = arg;
+    w->code = 1000;
+    w->rc = mp_popen_wait(w->p, -1, &w->code);
+    return NULL;
+}
+
+TEST(concurrent_waits_all_get_the_real_returncode)
+{
+    /* Two threads wait on one child; the one that does not reap it must still
+     * report the child's status, not the 255 of a lost status. */
+    const char *argv[] = {helper(), "cat", NULL};
+    mp_popen *p;
+    CHECK_OK(mp_popen_new(&p, argv, &(mp_popen_options){.stdin_mode = MP_PIPE, .stdout_mode = MP_DEVNULL}));
+    struct waiter w[3] = {{.p = p}, {.p = p}, {.p = p}};
+    pthread_t t[3];
+    for (int i = 0; i < 3; i++)
+        CHECK(pthread_create(&t[i], NULL, wait_forever, &w[i]) == 0);
+    th_sleep_ms(200); /* let them block in their waits */
+    CHECK_OK(mp_popen_close_stdin(p)); /* cat sees end-of-file and exits 0 */
+    for (int i = 0; i < 3; i++) {
+        CHECK(pthread_join(t[i], NULL) == 0);
+        CHECK_OK(w[i].rc);
+        CHECK_EQ(0, w[i].code);
+    }
+    int code = 1000;
+    CHECK_OK(mp_popen_returncode(p, &code));
+    CHECK_EQ(0, code);
+    mp_popen_destroy(p);
+}
+
+TEST(kill_from_another_thread_ends_a_wait)
+{
+    for (int round = 0; round < 20; round++) {
+        const char *argv[] = {helper(), "sleep", "20000", NULL};
+        mp_popen *p;
+        CHECK_OK(mp_popen_new(&p, argv, NULL));
+        struct waiter w = {.p = p};
+        pthread_t t;
+        CHECK(pthread_create(&t, NULL, wait_forever, &w) == 0);
+        if (round % 2)
+            th_sleep_ms(20);
+        CHECK_OK(mp_popen_kill(p));
+        CHECK_OK(mp_popen_kill(p)); /* a second kill races with the reaping: a no-op */
+        CHECK(pthread_join(t, NULL) == 0);
+        CHECK_OK(w.rc);
+        CHECK_EQ(-SIGKILL, w.code);
+        int code = 0;
+        CHECK_OK(mp_popen_poll(p, &code));
+        CHECK_EQ(-SIGKILL, code);
+        CHECK_OK(mp_popen_kill(p));
+        mp_popen_destroy(p);
+    }
+}
+
+/* ---- the child's own descriptor moves can fail ------------------------------ */
+
+/* In a forked child: 0, 1, 2 closed and no room above 2 (RLIMIT_NOFILE of 3), so
+ * the error pipe lands on 0 and 1 and the child cannot move it out of the way.
+ * The spawn must fail with the child's errno, not look like a started program. */
+static int no_room_for_the_error_pipe_child(void *arg)
+{
+    const char *h = arg;
+    close(0);
+    close(1);
+    close(2);
+    struct rlimit rl, old;
+    if (getrlimit(RLIMIT_NOFILE, &old) != 0)
+        return 10;
+    rl = old;
+    rl.rlim_cur = 3;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return 11;
+    const char *argv[] = {h, "exit", "0", NULL};
+    mp_popen *p = NULL;
+    int rc = mp_popen_new(&p, argv, NULL);
+    setrlimit(RLIMIT_NOFILE, &old); /* LeakSanitizer needs descriptors at exit */
+    int code = -1000;
+    if (rc == 0) {
+        mp_popen_wait(p, -1, &code);
+        mp_popen_destroy(p);
+        return code == 127 ? 12 : 13; /* 12: the failure looked like a start */
+    }
+    bool ok = rc == MP_EINVAL && p != NULL && mp_popen_pid(p) == 0 &&
+              strstr(mp_popen_message(p), "dup2") != NULL;
+    mp_popen_destroy(p);
+    return ok ? 0 : 14;
+}
+
+TEST(child_that_cannot_move_the_error_pipe_reports_it)
+{
+    CHECK_EQ(0, th_wait(th_fork(no_room_for_the_error_pipe_child, (void *)helper())));
+}
+
+/* ---- fork while another thread reaps orphans -------------------------------- */
+
+static atomic_bool churn_stop;
+
+/* Each failed spawn walks the list of orphans twice under its lock. */
+static void *churn_orphans(void *arg)
+{
+    (void)arg;
+    const char *argv[] = {"/nonexistent-mproc-test/prog", NULL};
+    while (!atomic_load(&churn_stop)) {
+        mp_popen *p = NULL;
+        mp_popen_new(&p, argv, NULL);
+        mp_popen_destroy(p);
+    }
+    return NULL;
+}
+
+static int spawn_in_forked_child(void *arg)
+{
+    (void)arg;
+    alarm(10); /* a child that inherited a held lock hangs: end it */
+    const char *argv[] = {"/nonexistent-mproc-test/prog", NULL};
+    mp_popen *p = NULL;
+    int rc = mp_popen_new(&p, argv, NULL);
+    mp_popen_destroy(p);
+    /* _exit: the churning thread's blocks in flight were copied here without the
+     * thread, and a leak check at exit() would count them. */
+    _exit(rc == MP_ENOENT ? 0 : 1);
+}
+
+TEST(fork_while_another_thread_reaps_orphans_leaves_the_child_usable)
+{
+    enum { N_ORPHANS = 48, N_FORKS = 1000 };
+    pid_t pids[N_ORPHANS];
+    for (int i = 0; i < N_ORPHANS; i++) {
+        const char *argv[] = {helper(), "sleep", "60000", NULL};
+        mp_popen *p;
+        CHECK_OK(mp_popen_new(&p, argv, &(mp_popen_options){.stdout_mode = MP_DEVNULL}));
+        pids[i] = mp_popen_pid(p);
+        mp_popen_destroy(p); /* running: now an orphan on mproc's list */
+    }
+    atomic_store(&churn_stop, false);
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, churn_orphans, NULL) == 0);
+    /* The window is narrow: many forks, stopping at the first stuck child. */
+    int bad = 0;
+    for (int i = 0; i < N_FORKS && bad == 0; i++)
+        bad += th_wait(th_fork(spawn_in_forked_child, NULL)) != 0;
+    atomic_store(&churn_stop, true);
+    CHECK(pthread_join(t, NULL) == 0);
+    for (int i = 0; i < N_ORPHANS; i++)
+        kill(pids[i], SIGKILL);
+    const char *t_argv[] = {"true", NULL};
+    uint64_t t0 = th_now_ms();
+    while (!no_children_left() && th_now_ms() - t0 < 30000) {
+        th_sleep_ms(20);
+        CHECK_OK(mp_call(t_argv, NULL, -1, NULL)); /* reaps the killed orphans */
+    }
+    CHECK(no_children_left());
+    CHECK_EQ(0, bad);
+}
+
+TEST(resumed_communicate_refuses_input_other_than_the_first)
+{
+    /* Python: "Cannot send input after starting communication". Input silently
+     * dropped (stdin already closed) or cut short would lose data unnoticed. */
+    const char *argv[] = {helper(), "sleep", "20000", NULL};
+    mp_popen *p;
+    CHECK_OK(mp_popen_new(&p, argv, &(mp_popen_options){.stdin_mode = MP_PIPE, .stdout_mode = MP_PIPE}));
+    CHECK_RC(MP_ETIMEDOUT, mp_popen_communicate(p, NULL, 0, 50, NULL, NULL, NULL, NULL));
+    CHECK_RC(MP_EINVAL, mp_popen_communicate(p, "late", 4, 0, NULL, NULL, NULL, NULL));
+    CHECK_RC(MP_ETIMEDOUT, mp_popen_communicate(p, NULL, 0, 0, NULL, NULL, NULL, NULL));
+    CHECK_OK(mp_popen_kill(p));
+    CHECK_OK(mp_popen_wait(p, -1, NULL));
+    mp_popen_destroy(p);
+
+    /* A longer input than the interrupted call's is refused too. */
+    const char *cat[] = {"sleep 0.3; cat", NULL};
+    CHECK_OK(mp_popen_new(&p, cat, &(mp_popen_options){.shell = true, .stdin_mode = MP_PIPE,
+                                                       .stdout_mode = MP_PIPE}));
+    CHECK_RC(MP_ETIMEDOUT, mp_popen_communicate(p, "abc", 3, 0, NULL, NULL, NULL, NULL));
+    CHECK_RC(MP_EINVAL, mp_popen_communicate(p, "abcdef", 6, -1, NULL, NULL, NULL, NULL));
+    char *out;
+    CHECK_OK(mp_popen_communicate(p, "abc", 3, -1, &out, NULL, NULL, NULL));
+    CHECK_STR("abc", out);
+    free(out);
+    mp_popen_destroy(p);
+}
+
+TEST(path_entry_too_long_or_looping_does_not_stop_the_search)
+{
+    /* As CPython: every PATH entry is tried, and the first error other than
+     * ENOENT/ENOTDIR is reported only when no entry runs. */
+    char loop[64];
+    snprintf(loop, sizeof loop, "/tmp/mptest-%d-loop", (int)getpid());
+    unlink(loop);
+    CHECK(symlink(loop, loop) == 0); /* loop/subprocess_helper: ELOOP */
+    size_t long_len = 5000;
+    char *path = malloc(long_len + 4300);
+    strcpy(path, "PATH=/");
+    memset(path + 6, 'x', long_len); /* longer than PATH_MAX: ENAMETOOLONG */
+    snprintf(path + 6 + long_len, 4300, ":%s:%s", loop, getenv("MPROC_TEST_HELPERS"));
+    const char *env[] = {path, NULL};
+    const char *argv[] = {"subprocess_helper", "exit", "7", NULL};
+    int code = -1;
+    int rc = mp_call(argv, &(mp_popen_options){.env = env}, -1, &code);
+    unlink(loop);
+    CHECK_OK(rc);
+    CHECK_EQ(7, code);
+
+    /* Nothing runs: the first interesting error is the one reported. */
+    snprintf(path + 6 + long_len, 4300, ":/nonexistent");
+    mp_popen *p = NULL;
+    CHECK_RC(-ENAMETOOLONG, mp_popen_new(&p, argv, &(mp_popen_options){.env = env}));
+    mp_popen_destroy(p);
+    free(path);
+}
+
+TEST(empty_path_entry_is_the_current_directory)
+{
+    const char *dir = getenv("MPROC_TEST_HELPERS");
+    const char *argv[] = {"subprocess_helper", "exit", "9", NULL};
+    const char *paths[] = {"PATH=", "PATH=/nonexistent:", "PATH=:/nonexistent", "PATH=/nonexistent::/x"};
+    for (size_t i = 0; i < sizeof paths / sizeof *paths; i++) {
+        const char *env[] = {paths[i], NULL};
+        int code = -1;
+        CHECK_OK(mp_call(argv, &(mp_popen_options){.env = env, .cwd = dir}, -1, &code));
+        CHECK_EQ(9, code);
+        /* Elsewhere the same search finds nothing. */
+        CHECK_RC(MP_ENOENT, mp_call(argv, &(mp_popen_options){.env = env, .cwd = "/"}, -1, &code));
+    }
+}
+
+TEST(communicate_after_the_streams_were_read_or_closed)
+{
+    const char *argv[] = {helper(), "echo-both", NULL};
+    mp_popen *p;
+    CHECK_OK(mp_popen_new(&p, argv, &(mp_popen_options){.stdin_mode = MP_PIPE, .stdout_mode = MP_PIPE,
+                                                        .stderr_mode = MP_PIPE}));
+    /* Read stdout directly to its end, close stderr unread. */
+    CHECK(write(mp_popen_stdin(p), "xy\n", 3) == 3);
+    CHECK_OK(mp_popen_close_stdin(p));
+    CHECK_OK(mp_popen_close_stdin(p)); /* again: a no-op */
+    char buf[64];
+    size_t got = 0;
+    ssize_t n;
+    while ((n = read(mp_popen_stdout(p), buf + got, sizeof buf - 1 - got)) > 0)
+        got += (size_t)n;
+    buf[got] = '\0';
+    CHECK_STR("xy\n", buf);
+    CHECK_OK(mp_popen_close_stderr(p));
+    CHECK_EQ(-1, mp_popen_stderr(p));
+    /* Input now has no pipe to go to. */
+    CHECK_RC(MP_EINVAL, mp_popen_communicate(p, "z", 1, -1, NULL, NULL, NULL, NULL));
+    char *out = NULL, *err = NULL;
+    size_t out_len = 99, err_len = 99;
+    CHECK_OK(mp_popen_communicate(p, NULL, 0, -1, &out, &out_len, &err, &err_len));
+    CHECK_STR("", out); /* pipes, so strings, empty: nothing was left to read */
+    CHECK_STR("", err);
+    CHECK_EQ(0, out_len);
+    CHECK_EQ(0, err_len);
+    free(out);
+    free(err);
+    /* Once more after the end: the same, at once. */
+    CHECK_OK(mp_popen_communicate(p, NULL, 0, 0, &out, NULL, &err, NULL));
+    CHECK_STR("", out);
+    CHECK_STR("", err);
+    free(out);
+    free(err);
+    int code = -1;
+    CHECK_OK(mp_popen_returncode(p, &code));
+    CHECK_EQ(0, code);
+    mp_popen_destroy(p);
+}
+
+/* ---- another thread forks while we spawn ------------------------------------ */
+
+static int preexec_ok(void *arg)
+{
+    (void)arg;
+    return 0;
+}
+
+static int holders_pipe[2] = {-1, -1};
+static atomic_bool spawner_done, holders_forked;
+static atomic_bool holders_rescued;
+
+/* Forks 64 children that keep every descriptor they inherited (no exec) until
+ * holders_pipe's write end is closed; any error pipe of a spawn in flight is among
+ * them. Then waits for the spawning thread, 20 s at most: a spawn that is still
+ * stuck then waited for one of these children. */
+static void *fork_holders(void *arg)
+{
+    (void)arg;
+    pid_t kids[64];
+    int n = 0;
+    for (; n < 64; n++) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            close(holders_pipe[1]);
+            char c;
+            while (read(holders_pipe[0], &c, 1) < 0 && errno == EINTR)
+                ;
+            _exit(0);
+        }
+        if (pid < 0)
+            break;
+        kids[n] = pid;
+        th_sleep_ms(3);
+    }
+    atomic_store(&holders_forked, true);
+    uint64_t t0 = th_now_ms();
+    while (!atomic_load(&spawner_done) && th_now_ms() - t0 < 20000)
+        th_sleep_ms(10);
+    atomic_store(&holders_rescued, !atomic_load(&spawner_done));
+    close(holders_pipe[1]);
+    for (int i = 0; i < n; i++)
+        th_wait(kids[i]);
+    return NULL;
+}
+
+TEST(spawn_does_not_wait_for_children_forked_meanwhile_by_other_threads)
+{
+    /* The fast path knows the child has exec'd or failed when clone returns; it
+     * must not wait for the error pipe's end-of-file, which a process forked by
+     * another thread in the meantime may delay for as long as it lives. The fork
+     * path (a preexec callback; every spawn under AddressSanitizer) has the
+     * pipe's copies closed in such processes. Odd spawns take the fork path. */
+    CHECK(pipe2(holders_pipe, O_CLOEXEC) == 0);
+    atomic_store(&spawner_done, false);
+    atomic_store(&holders_forked, false);
+    atomic_store(&holders_rescued, false);
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, fork_holders, NULL) == 0);
+    const char *argv[] = {"true", NULL};
+    int spawns = 0;
+    while (!atomic_load(&holders_forked)) {
+        mp_popen *p;
+        CHECK_OK(mp_popen_new(&p, argv, &(mp_popen_options){.preexec = spawns % 2 ? preexec_ok : NULL}));
+        CHECK_OK(mp_popen_wait(p, -1, NULL));
+        mp_popen_destroy(p);
+        spawns++;
+    }
+    atomic_store(&spawner_done, true);
+    CHECK(pthread_join(t, NULL) == 0);
+    close(holders_pipe[0]);
+    CHECK(spawns > 0);
+    CHECK(!atomic_load(&holders_rescued));
 }

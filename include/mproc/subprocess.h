@@ -25,11 +25,14 @@
  *
  * A mp_popen handle belongs to the process that created it (in a forked child,
  * wait, poll, communicate and signals return MP_ECHILD; destroy only closes the
- * pipes) and is used by one thread at a time. Different handles may be used from
- * different threads. Every descriptor mproc creates is close-on-exec, so
- * concurrent spawns from other threads do not inherit each other's pipes. Without
- * env / env_extra the child gets the caller's environ as it is at the spawn, as
- * with posix_spawn: do not call setenv from another thread meanwhile.
+ * pipes) and is used by one thread at a time, except that wait, poll, returncode
+ * and send_signal / terminate / kill may be called from several threads at once
+ * (a timer thread killing a child another thread waits for; every waiter gets the
+ * real returncode). Different handles may be used from different threads. Every
+ * descriptor mproc creates is close-on-exec, so concurrent spawns from other
+ * threads do not inherit each other's pipes. Without env / env_extra the child
+ * gets the caller's environ as it is at the spawn, as with posix_spawn: do not
+ * call setenv from another thread meanwhile.
  */
 #ifndef MPROC_SUBPROCESS_H
 #define MPROC_SUBPROCESS_H
@@ -168,7 +171,9 @@ MP_EXTERN int mp_popen_kill(mp_popen *p);
  * skipped); the final call returns everything. The caller keeps input; it must stay
  * valid across resumed calls. The returncode is then available from
  * mp_popen_returncode. Errors: MP_ETIMEDOUT, MP_EINVAL (input without a stdin pipe,
- * timeout below -1), MP_ECHILD, MP_ENOMEM, MP_EIO. */
+ * timeout below -1, a resumed call with an input_len other than the first call's,
+ * as Python's "Cannot send input after starting communication"), MP_ECHILD,
+ * MP_ENOMEM, MP_EIO. */
 MP_EXTERN int mp_popen_communicate(mp_popen *p, const void *input, size_t input_len,
                                    int timeout_ms, char **out, size_t *out_len, char **err,
                                    size_t *err_len);

@@ -207,8 +207,13 @@ static _Noreturn void child_main(struct child_args *a)
 
     /* Nothing we still need may sit on 0, 1 or 2 while those are being replaced
      * (the parent's own stdio may have been closed, so pipes can land there). */
-    if (errfd < 3 && (errfd = fcntl(errfd, F_DUPFD_CLOEXEC, 3)) < 0)
-        _exit(127);
+    if (errfd < 3) {
+        /* On failure the pipe is still where it was: report through it. */
+        int moved = fcntl(errfd, F_DUPFD_CLOEXEC, 3);
+        if (moved < 0)
+            child_fail(errfd, MP__STEP_DUP, errno);
+        errfd = moved;
+    }
     int src[3];
     for (int i = 0; i < 3; i++) {
         src[i] = p->stdio[i];
@@ -249,20 +254,18 @@ static _Noreturn void child_main(struct child_args *a)
             child_fail(errfd, MP__STEP_FDS, errno);
     }
 
-    /* execvp's order: EACCES is remembered and reported only if nothing better
-     * turns up; a missing entry moves on; anything else stops the search. */
-    int err = ENOENT;
-    bool saw_eacces = false;
+    /* CPython's order: every candidate is tried (a PATH entry that is too long,
+     * loops or is not permitted must not hide a later one), and the first error
+     * other than "not there" is the one reported when none runs. */
+    int err = ENOENT, first = 0;
     for (char *const *c = p->candidates; *c != NULL; c++) {
         execve(*c, p->argv, p->envp);
         err = errno;
-        if (err == EACCES)
-            saw_eacces = true;
-        else if (err != ENOENT && err != ENOTDIR && err != ESTALE && err != ENODEV && err != ETIMEDOUT)
-            break;
+        if (first == 0 && err != ENOENT && err != ENOTDIR)
+            first = err;
     }
-    if (saw_eacces && (err == ENOENT || err == ENOTDIR || err == ESTALE || err == ENODEV || err == ETIMEDOUT))
-        err = EACCES;
+    if (first != 0)
+        err = first;
     child_fail(errfd, MP__STEP_EXEC, err);
 }
 
@@ -278,6 +281,64 @@ static __attribute__((noinline)) pid_t start_clone(struct child_args *a)
     return clone(clone_entry, stack + sizeof stack, CLONE_VM | CLONE_VFORK | SIGCHLD, a);
 }
 
+/* Error pipes of fork-path spawns in flight. A process that another thread forks
+ * meanwhile (fork without exec) gets a copy of the write end, and our read of the
+ * pipe would wait for that process to end: the atfork child handler closes those
+ * copies there, all but the forking thread's own (that child is ours and needs
+ * it). The clone path needs no entry: its read does not wait for end-of-file. */
+struct inflight {
+    int wfd;
+    pthread_t owner;
+    struct inflight *next;
+};
+static pthread_mutex_t inflight_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct inflight *inflight; /* under inflight_lock; nodes live in mp__spawn frames */
+static pthread_once_t inflight_once = PTHREAD_ONCE_INIT;
+
+static void inflight_prefork(void) { pthread_mutex_lock(&inflight_lock); }
+static void inflight_postfork_parent(void) { pthread_mutex_unlock(&inflight_lock); }
+static void inflight_postfork_child(void)
+{
+    for (struct inflight *e = inflight; e != NULL; e = e->next)
+        if (!pthread_equal(e->owner, pthread_self()))
+            close(e->wfd);
+    inflight = NULL; /* the other threads, and their frames, are not in this process */
+    pthread_mutex_unlock(&inflight_lock);
+}
+static void inflight_init(void)
+{
+    pthread_atfork(inflight_prefork, inflight_postfork_parent, inflight_postfork_child);
+}
+
+/* Creates the error pipe and, for the fork path, lists it in one step: no fork
+ * can come between (the prefork handler takes the same lock). */
+static int make_error_pipe(int pfd[2], struct inflight *e)
+{
+    if (e == NULL)
+        return pipe2(pfd, O_CLOEXEC) != 0 ? -errno : 0;
+    pthread_once(&inflight_once, inflight_init);
+    pthread_mutex_lock(&inflight_lock);
+    int rc = pipe2(pfd, O_CLOEXEC) != 0 ? -errno : 0;
+    if (rc == 0) {
+        e->wfd = pfd[1];
+        e->next = inflight;
+        inflight = e;
+    }
+    pthread_mutex_unlock(&inflight_lock);
+    return rc;
+}
+
+static void inflight_remove(struct inflight *e)
+{
+    pthread_mutex_lock(&inflight_lock);
+    struct inflight **at = &inflight;
+    while (*at != NULL && *at != e)
+        at = &(*at)->next;
+    if (*at != NULL)
+        *at = e->next;
+    pthread_mutex_unlock(&inflight_lock);
+}
+
 static pid_t start_fork(struct child_args *a)
 {
     pid_t pid = fork();
@@ -291,16 +352,21 @@ int mp__spawn(const mp__spawn_plan *plan, pid_t *pid, int *step, int *child_errn
     *step = MP__STEP_NONE;
     *child_errno = 0;
     pthread_once(&probe_once, probe);
+    bool fast = plan->preexec == NULL && USE_CLONE_VM;
+    struct inflight self = {.wfd = -1, .owner = pthread_self()};
     int pfd[2];
-    if (pipe2(pfd, O_CLOEXEC) != 0)
-        return -errno;
+    int rc = make_error_pipe(pfd, fast ? NULL : &self);
+    if (rc != 0)
+        return rc;
 
     struct child_args a = {.plan = plan, .errfd = pfd[1], .have_close_range = have_close_range};
     sigset_t all;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &a.oldmask);
-    pid_t child = plan->preexec != NULL || !USE_CLONE_VM ? start_fork(&a) : start_clone(&a);
+    pid_t child = fast ? start_clone(&a) : start_fork(&a);
     int saved = errno;
+    if (!fast)
+        inflight_remove(&self); /* before the close: the number may be reused */
     pthread_sigmask(SIG_SETMASK, &a.oldmask, NULL);
     mp__close_fd(pfd[1]);
     if (child < 0) {
@@ -308,8 +374,14 @@ int mp__spawn(const mp__spawn_plan *plan, pid_t *pid, int *step, int *child_errn
         return -saved;
     }
 
-    /* On the fast path the child has already exec'd or exited; on the fork path
-     * this read waits for one of the two. */
+    /* On the fast path the child has already exec'd or exited, so its message is
+     * there or will never come: the read must not wait for end-of-file, which a
+     * process forked meanwhile by another thread (holding a copy of pfd[1] until
+     * it execs or exits) could delay without bound. On the fork path this read
+     * waits for exec or the message; copies of pfd[1] in processes forked by
+     * other threads are closed there by inflight_postfork_child. */
+    if (fast)
+        fcntl(pfd[0], F_SETFL, O_NONBLOCK);
     struct child_msg m;
     ssize_t n;
     do
