@@ -41,9 +41,11 @@
  * job without callbacks or failures sets job->state and wakes the waiter directly
  * (fast path). A participant answers its JOB frame when no chunk is left. A
  * participant that dies leaves its chunk open: that chunk fails. Replacements join
- * jobs that still have chunks. Once every participant is out (or every chunk
- * finished), the handler completes the job: a chunk still open was claimed by a
- * worker that died (possibly between fetch_add and current[slot]).
+ * jobs that still have chunks. Once every participant is out and no chunk is left
+ * to claim (or a participant died, or every chunk finished), the handler completes
+ * the job: a chunk still open was claimed by a worker that died (possibly between
+ * fetch_add and current[slot]). A job that no worker could join (each had been
+ * given its last task under maxtasksperchild) waits for the replacements.
  *
  * Callbacks run on the handler thread, after the result's fields are final and
  * before it is marked ready, so get() returns only after the callback ran.
@@ -330,17 +332,41 @@ void mp__pool_job_leave(mp_async_result *r, int slot, const char *death)
     struct mp__job *j = r->job;
     if (death != NULL) { /* its chunk (if it had claimed one) stays open: it failed */
         atomic_store(&j->current[slot], -1); /* the slot's replacement starts clean */
+        r->died = true;
         if (r->death_msg == NULL)
             r->death_msg = strdup(death);
     }
     r->parts--;
 }
 
+static bool job_open_to(const mp_pool *p, const struct mp__worker *w)
+{
+    return w->up && !w->shut && !w->eof && !(p->maxtasks && w->sent >= p->maxtasks);
+}
+
+/* Sends job r to every worker that can still take it (pool lock held): at
+ * submission, and when r has chunks nobody claimed and no participant left. */
+void mp__pool_job_offer(mp_pool *p, mp_async_result *r)
+{
+    for (int i = 0; i < p->n; i++)
+        if (job_open_to(p, &p->w[i]))
+            mp__pool_job_send(p, r, i); /* out of memory: fewer participants */
+}
+
+/* A job is over once every chunk finished, or once no participant is left and
+ * either no chunk is left to claim (an open one was claimed by a worker that died)
+ * or a participant died (the job fails: it need not wait for a replacement). With
+ * chunks unclaimed and no participant only because no worker could take the job
+ * (each had its last task under maxtasksperchild, or was ending), it waits for the
+ * replacements, which join it when they start. */
 void mp__pool_check_jobs(mp_pool *p)
 {
     for (mp_async_result **pp = &p->jobs, *r; (r = *pp) != NULL;) {
         struct mp__job *j = r->job;
-        if (!r->completed && (r->parts == 0 || atomic_load(&j->finished_chunks) == j->n_chunks))
+        if (!r->completed && r->parts == 0 && !r->died && atomic_load(&j->next_chunk) < j->n_chunks)
+            mp__pool_job_offer(p, r);
+        if (!r->completed && (atomic_load(&j->finished_chunks) == j->n_chunks ||
+                              (r->parts == 0 && (atomic_load(&j->next_chunk) >= j->n_chunks || r->died))))
             mp__pool_job_finish(p, r, 0, NULL);
         if (r->orphan && r->parts == 0 && atomic_load(&r->ready) == 1) {
             *pp = r->job_next;
@@ -612,7 +638,10 @@ int mp_pool_processes(const mp_pool *pool) { return pool ? pool->n : 0; }
 
 int mp_pool_worker_pids(mp_pool *pool, int *pids, int max)
 {
-    if (mp__pool_check_pool(pool) != 0 || (pids == NULL && max > 0))
+    int rc = mp__pool_check_pool(pool);
+    if (rc != 0)
+        return rc;
+    if (pids == NULL && max > 0)
         return MP_EINVAL;
     int k = 0;
     mp__pool_lock(pool);

@@ -267,12 +267,12 @@ static void worker_down(mp_pool *p, int i)
     uint64_t running = atomic_load(&p->slots[i].running);
     uint64_t respawn_at = 0;
     if (running == MP__RUNNING_INIT) {
-        /* The initializer killed it: the first task given to it fails in its place
-         * (so a broken initializer fails tasks rather than hanging them), and the
-         * slot waits a little before the next attempt. */
+        /* The initializer killed it: the first task (or zero-copy job) given to it
+         * fails in its place (so a broken initializer fails tasks rather than
+         * hanging them), and the slot waits a little before the next attempt. */
         strncat(msg, " in the initializer", sizeof msg - strlen(msg) - 1);
         for (struct mp__unit *u = w->head; u != NULL; u = u->next) {
-            if (u->kind != MP__UNIT_JOB && u->r != NULL) {
+            if (u->r != NULL) {
                 running = u->id;
                 break;
             }
@@ -485,6 +485,9 @@ void *mp__pool_handler_main(void *arg)
             }
             p->pend_tail = NULL;
             p->n_pending = 0;
+            for (mp_async_result *r = p->jobs; r != NULL; r = r->job_next)
+                if (!r->completed && r->parts == 0)
+                    mp__pool_job_finish(p, r, MP_EAGAIN, "no worker could be started");
         }
         mp__pool_dispatch(p);
         mp__pool_check_jobs(p);

@@ -53,6 +53,7 @@ struct mp_async_result {
     int parts;                     /* workers sent the job and not yet out of it; pool lock */
     bool orphan;                   /* the caller destroyed it; free the job once parts == 0 */
     char *death_msg;               /* first worker death during the job */
+    bool died;                     /* a participant died in the job; pool lock */
     struct mp_async_result *job_next; /* pool->jobs list */
     /* callbacks */
     mp_async_options cb;
@@ -171,6 +172,7 @@ MP__HIDDEN void mp__pool_fail_unit(mp_pool *p, struct mp__unit *u, int status, c
 MP__HIDDEN void mp__pool_job_finish(mp_pool *p, mp_async_result *r, int forced_status, const char *forced_msg);
 MP__HIDDEN void mp__pool_job_leave(mp_async_result *r, int slot, const char *death);
 MP__HIDDEN void mp__pool_check_jobs(mp_pool *p);
+MP__HIDDEN void mp__pool_job_offer(mp_pool *p, mp_async_result *r);
 MP__HIDDEN void mp__pool_out_push(struct mp__worker *w, struct mp__unit *u);
 MP__HIDDEN void mp__pool_write_units(struct mp__worker *w);
 MP__HIDDEN void mp__pool_dispatch(mp_pool *p);

@@ -1,0 +1,293 @@
+/* mp_pool: behaviour at the edges found in review — zero-copy maps with no worker
+ * free to join, waits from callbacks, handles copied into forked children, sizes
+ * that overflow. */
+// TEST_TIMEOUT 120
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+static int sleep_ms_task(const void *arg, size_t len, mp_task *t)
+{
+    (void)len;
+    (void)t;
+    th_sleep_ms(*(const unsigned *)arg);
+    return 0;
+}
+
+static int square(const void *arg, size_t len, mp_task *t)
+{
+    (void)len;
+    int x = *(const int *)arg, y = x * x;
+    return mp_task_return(t, &y, sizeof y);
+}
+
+static int square_kernel(const void *in, void *out, size_t n, void *ctx)
+{
+    const int *a = in;
+    int *b = out;
+    (void)ctx;
+    for (size_t i = 0; i < n; i++)
+        b[i] = a[i] * a[i];
+    return 0;
+}
+
+static int nop_kernel(const void *in, void *out, size_t n, void *ctx)
+{
+    (void)in;
+    (void)out;
+    (void)n;
+    (void)ctx;
+    return 0;
+}
+
+/* Sets the shared flag at arg, then waits until it reads 2. */
+static int flag_task(const void *arg, size_t len, mp_task *t)
+{
+    (void)len;
+    (void)t;
+    _Atomic int *flag = *(_Atomic int *const *)arg;
+    atomic_store(flag, 1);
+    while (atomic_load(flag) != 2)
+        th_sleep_ms(1);
+    return 0;
+}
+
+static void wait_flag(_Atomic int *flag, int v)
+{
+    uint64_t t0 = th_now_ms();
+    while (atomic_load(flag) != v) {
+        CHECK(th_now_ms() - t0 < 60000);
+        th_sleep_ms(1);
+    }
+}
+
+/* The only worker has been given its last task (maxtasksperchild) when the
+ * zero-copy map starts: nobody can join the job at once, yet no worker died. The
+ * job waits for the replacement instead of failing with MP_EWORKERDIED. */
+TEST(pool_map_shared_waits_for_a_replacement_when_no_worker_can_join)
+{
+    mp_pool *p;
+    CHECK_OK(mp_pool_new(&p, &(mp_pool_options){.processes = 1, .maxtasksperchild = 1}));
+    _Atomic int *flag = mp_pool_shared_alloc(p, sizeof *flag);
+    size_t n = 100;
+    int *a = mp_pool_shared_alloc(p, n * sizeof(int));
+    for (size_t i = 0; i < n; i++)
+        a[i] = (int)i;
+    mp_async_result *busy, *job;
+    CHECK_OK(mp_pool_apply_async(p, &busy, flag_task, &flag, sizeof flag, NULL));
+    wait_flag(flag, 1); /* the worker runs its one task */
+    CHECK_OK(mp_pool_map_shared_async(p, &job, square_kernel, a, sizeof(int), a, sizeof(int), n, NULL,
+                                      &(mp_async_options){.chunksize = 10}));
+    th_sleep_ms(100);
+    atomic_store(flag, 2);
+    CHECK_OK(mp_async_result_get(busy, 60000, NULL, NULL));
+    int rc = mp_async_result_get(job, 60000, NULL, NULL);
+    if (rc != 0)
+        th_fail(__FILE__, __LINE__, "map_shared: %s: %s", mp_err_name(rc), mp_async_result_message(job));
+    for (size_t i = 0; i < n; i++)
+        CHECK_EQ((int)(i * i), a[i]);
+    mp_async_result_destroy(busy);
+    mp_async_result_destroy(job);
+    CHECK_OK(mp_pool_close(p));
+    CHECK_OK(mp_pool_join(p, -1));
+    mp_pool_destroy(p);
+}
+
+static void crash_init(void *arg)
+{
+    (void)arg;
+    raise(SIGKILL);
+}
+
+/* A worker that dies in its initializer with only a zero-copy job given to it fails
+ * that job (as it fails the first task given to it) instead of hanging. */
+TEST(pool_initializer_crash_fails_a_zero_copy_map_instead_of_hanging)
+{
+    mp_pool *p;
+    CHECK_OK(mp_pool_new(&p, &(mp_pool_options){.processes = 2, .initializer = crash_init}));
+    int *a = mp_pool_shared_alloc(p, 100 * sizeof(int));
+    mp_async_result *job;
+    CHECK_OK(mp_pool_map_shared_async(p, &job, square_kernel, a, sizeof(int), a, sizeof(int), 100, NULL, NULL));
+    CHECK_RC(MP_EWORKERDIED, mp_async_result_get(job, 60000, NULL, NULL));
+    if (strstr(mp_async_result_message(job), "initializer") == NULL)
+        th_fail(__FILE__, __LINE__, "unexpected message \"%s\"", mp_async_result_message(job));
+    mp_async_result_destroy(job);
+    mp_pool_destroy(p);
+}
+
+struct cb_wait {
+    mp_pool *pool;
+    mp_async_result *other;
+    int get_rc, get0_rc, apply_rc, next_rc;
+    mp_async_result *iter;
+};
+
+static void wait_other(mp_async_result *r, void *arg)
+{
+    struct cb_wait *w = arg;
+    (void)r;
+    int x = 3;
+    w->get_rc = mp_async_result_get(w->other, -1, NULL, NULL);
+    w->get0_rc = mp_async_result_get(w->other, 0, NULL, NULL);
+    w->apply_rc = mp_pool_apply(w->pool, square, &x, sizeof x, NULL, NULL);
+    w->next_rc = mp_imap_next(w->iter, NULL, NULL, NULL, 60000);
+}
+
+/* A callback that waits for another result of its pool would wait for its own
+ * thread: the wait is refused with MP_EBUSY (MP_ETIMEDOUT with timeout 0). */
+TEST(pool_wait_from_a_callback_for_a_pending_result_is_ebusy)
+{
+    mp_pool *p;
+    CHECK_OK(mp_pool_new(&p, &(mp_pool_options){.processes = 3}));
+    _Atomic int *gate1 = mp_pool_shared_alloc(p, sizeof *gate1);
+    _Atomic int *gate2 = mp_pool_shared_alloc(p, sizeof *gate2);
+    struct cb_wait w = {.pool = p};
+    CHECK_OK(mp_pool_apply_async(p, &w.other, flag_task, &gate1, sizeof gate1, NULL));
+    CHECK_OK(mp_pool_imap(p, &w.iter, flag_task, &gate2, sizeof gate2, 1, 0, NULL));
+    wait_flag(gate1, 1);
+    wait_flag(gate2, 1); /* both run, held until the callback returned */
+    mp_async_result *r;
+    unsigned zero = 0;
+    CHECK_OK(mp_pool_apply_async(p, &r, sleep_ms_task, &zero, sizeof zero,
+                                 &(mp_async_options){.callback = wait_other, .cb_arg = &w}));
+    CHECK_OK(mp_async_result_get(r, 60000, NULL, NULL));
+    CHECK_RC(MP_EBUSY, w.get_rc);
+    CHECK_RC(MP_ETIMEDOUT, w.get0_rc);
+    CHECK_RC(MP_EBUSY, w.apply_rc);
+    CHECK_RC(MP_EBUSY, w.next_rc);
+    atomic_store(gate1, 2);
+    atomic_store(gate2, 2);
+    CHECK_OK(mp_async_result_get(w.other, 60000, NULL, NULL));
+    CHECK_OK(mp_imap_next(w.iter, NULL, NULL, NULL, 60000));
+    mp_async_result_destroy(w.other);
+    mp_async_result_destroy(w.iter);
+    mp_async_result_destroy(r);
+    CHECK_OK(mp_pool_close(p));
+    CHECK_OK(mp_pool_join(p, -1));
+    mp_pool_destroy(p);
+}
+
+/* A completed result's callback may read any completed result, including one whose
+ * own callback has not run yet. */
+static void read_sibling(mp_async_result *r, void *arg)
+{
+    (void)r;
+    struct cb_wait *w = arg;
+    w->get_rc = mp_async_result_get(w->other, -1, NULL, NULL);
+}
+
+TEST(pool_callback_may_get_a_result_already_complete)
+{
+    mp_pool *p;
+    CHECK_OK(mp_pool_new(&p, &(mp_pool_options){.processes = 1}));
+    struct cb_wait w = {.pool = p, .get_rc = 1};
+    int x = 5;
+    CHECK_OK(mp_pool_apply_async(p, &w.other, square, &x, sizeof x, NULL));
+    CHECK_OK(mp_async_result_wait(w.other, 60000));
+    mp_async_result *r;
+    CHECK_OK(mp_pool_apply_async(p, &r, square, &x, sizeof x,
+                                 &(mp_async_options){.callback = read_sibling, .cb_arg = &w}));
+    CHECK_OK(mp_async_result_get(r, 60000, NULL, NULL));
+    CHECK_OK(w.get_rc);
+    mp_async_result_destroy(w.other);
+    mp_async_result_destroy(r);
+    CHECK_OK(mp_pool_close(p));
+    CHECK_OK(mp_pool_join(p, -1));
+    mp_pool_destroy(p);
+}
+
+/* n chunks whose bookkeeping does not fit in size_t: refused, never a short job. */
+TEST(pool_map_shared_with_a_count_too_large_is_refused)
+{
+    mp_pool *p;
+    CHECK_OK(mp_pool_new(&p, &(mp_pool_options){.processes = 1}));
+    mp_async_result *r = (mp_async_result *)1;
+    int rc = mp_pool_map_shared_async(p, &r, nop_kernel, NULL, 0, NULL, 0, SIZE_MAX, NULL,
+                                      &(mp_async_options){.chunksize = 1});
+    if (rc == 0) {
+        mp_pool_terminate(p);
+        mp_async_result_destroy(r);
+    }
+    CHECK_RC(MP_ENOMEM, rc);
+    CHECK(r == NULL);
+    mp_pool_destroy(p);
+}
+
+static atomic_bool stop_locker;
+
+/* Takes and releases the pool's lock as fast as it can (worker_pids locks it). */
+static void *locker(void *arg)
+{
+    int pids[4];
+    while (!atomic_load(&stop_locker))
+        mp_pool_worker_pids(arg, pids, 4);
+    return NULL;
+}
+
+static int destroy_in_child(void *arg)
+{
+    mp_async_result_destroy(arg); /* the copy: must not touch the parent's pool */
+    _exit(0);
+}
+
+/* A child forked while another thread held the pool's lock gets the lock locked:
+ * destroying its copy of a zero-copy result must not take it. */
+TEST(pool_job_result_copy_destroyed_in_forked_child_does_not_hang)
+{
+    mp_pool *p;
+    CHECK_OK(mp_pool_new(&p, &(mp_pool_options){.processes = 1}));
+    _Atomic int *flag = mp_pool_shared_alloc(p, sizeof *flag);
+    mp_async_result *busy, *job;
+    CHECK_OK(mp_pool_apply_async(p, &busy, flag_task, &flag, sizeof flag, NULL));
+    wait_flag(flag, 1); /* the job stays attached while the worker is busy */
+    CHECK_OK(mp_pool_map_shared_async(p, &job, nop_kernel, NULL, 0, NULL, 0, 10, NULL, NULL));
+    pthread_t th;
+    atomic_store(&stop_locker, false);
+    pthread_create(&th, NULL, locker, p);
+    for (int i = 0; i < 100; i++) {
+        int pid = th_fork(destroy_in_child, job);
+        uint64_t t0 = th_now_ms();
+        int st = 0;
+        while (waitpid(pid, &st, WNOHANG) == 0) {
+            if (th_now_ms() - t0 > 20000) {
+                kill(pid, SIGKILL);
+                waitpid(pid, &st, 0);
+                atomic_store(&stop_locker, true);
+                pthread_join(th, NULL);
+                th_fail(__FILE__, __LINE__, "the child hung destroying its copy (fork %d)", i);
+            }
+            th_sleep_ms(1);
+        }
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    }
+    atomic_store(&stop_locker, true);
+    pthread_join(th, NULL);
+    atomic_store(flag, 2);
+    CHECK_OK(mp_async_result_get(busy, 60000, NULL, NULL));
+    CHECK_OK(mp_async_result_get(job, 60000, NULL, NULL));
+    mp_async_result_destroy(busy);
+    mp_async_result_destroy(job);
+    CHECK_OK(mp_pool_close(p));
+    CHECK_OK(mp_pool_join(p, -1));
+    mp_pool_destroy(p);
+}
+
+static int pids_in_child(void *arg)
+{
+    int pid;
+    _exit(mp_pool_worker_pids(arg, &pid, 1) == MP_ECHILD ? 0 : 1);
+}
+
+TEST(pool_worker_pids_in_forked_child_is_echild)
+{
+    mp_pool *p;
+    CHECK_OK(mp_pool_new(&p, &(mp_pool_options){.processes = 1}));
+    CHECK_EQ(0, th_wait(th_fork(pids_in_child, p)));
+    CHECK_OK(mp_pool_close(p));
+    CHECK_OK(mp_pool_join(p, -1));
+    mp_pool_destroy(p);
+}
