@@ -21,6 +21,10 @@ static void *thread_main(void *arg)
 {
     struct mp__worker_ctx *c = arg;
     mp__pool_worker_main(c);
+    /* The parent learns of our end from EOF on its end. A child forked without exec
+     * holds a copy of our descriptor, so closing it is not enough: shutdown ends
+     * the connection itself. */
+    shutdown(c->fd, SHUT_RDWR);
     mp__close_fd(c->fd);
     return NULL;
 }

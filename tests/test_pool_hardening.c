@@ -291,3 +291,58 @@ TEST(pool_worker_pids_in_forked_child_is_echild)
     CHECK_OK(mp_pool_join(p, -1));
     mp_pool_destroy(p);
 }
+
+static int block_on_pipe(void *arg)
+{
+    char c;
+    int *fds = arg;
+    close(fds[1]);
+    (void)!read(fds[0], &c, 1); /* until the parent closes its end */
+    _exit(0);
+}
+
+/* A thread pool's workers end by closing their socket ends; a child forked without
+ * exec holds copies of those ends. The pool must see its threads end anyway. */
+TEST(thread_pool_join_is_not_held_up_by_a_forked_child)
+{
+    mp_pool *p;
+    CHECK_OK(mp_pool_new(&p, &(mp_pool_options){.processes = 2, .threads = true}));
+    int fds[2];
+    CHECK(pipe(fds) == 0);
+    int pid = th_fork(block_on_pipe, fds);
+    close(fds[0]);
+    int x = 6;
+    void *res;
+    size_t len;
+    CHECK_OK(mp_pool_apply(p, square, &x, sizeof x, &res, &len));
+    CHECK_EQ(36, *(int *)res);
+    free(res);
+    CHECK_OK(mp_pool_close(p));
+    int rc = mp_pool_join(p, 20000);
+    close(fds[1]);
+    CHECK_EQ(0, th_wait(pid));
+    CHECK_OK(rc);
+    mp_pool_destroy(p);
+}
+
+/* The same with maxtasksperchild: every worker thread ends after one task and the
+ * replacements must come while the forked child lives. */
+TEST(thread_pool_maxtasks_replacements_not_held_up_by_a_forked_child)
+{
+    mp_pool *p;
+    CHECK_OK(mp_pool_new(&p, &(mp_pool_options){.processes = 2, .threads = true, .maxtasksperchild = 1}));
+    int fds[2];
+    CHECK(pipe(fds) == 0);
+    int pid = th_fork(block_on_pipe, fds);
+    close(fds[0]);
+    int in[8] = {1, 2, 3, 4, 5, 6, 7, 8}, out[8];
+    mp_async_result *r;
+    CHECK_OK(mp_pool_map_async(p, &r, square, in, sizeof in[0], 8, sizeof out[0],
+                               &(mp_async_options){.chunksize = 1}));
+    int rc = mp_async_result_get(r, 20000, NULL, NULL);
+    close(fds[1]);
+    CHECK_EQ(0, th_wait(pid));
+    CHECK_OK(rc);
+    mp_async_result_destroy(r);
+    mp_pool_destroy(p);
+}
