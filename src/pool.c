@@ -479,6 +479,8 @@ void mp__pool_dispatch(mp_pool *p)
 struct mp__unit *mp__pool_make_unit(uint32_t kind, uint32_t flags, uint64_t fn, size_t count, size_t in_size,
                               size_t out_size, size_t payload_len)
 {
+    if (payload_len > SIZE_MAX - sizeof(struct mp__task_hdr))
+        return NULL;
     struct mp__unit *u = calloc(1, sizeof *u);
     if (u == NULL)
         return NULL;
