@@ -26,13 +26,19 @@
  * The parent keeps, per worker, the tasks sent and not yet answered
  * ("outstanding", in send order; wcur marks the first one not completely written).
  * Workers batch small results and write them before they would block, so results
- * of finished tasks may sit in a worker's memory for the duration of its next
- * task. When a worker ends, the handler reads what is left in its socket; the task
- * named by `running` (if any) is the one it was running and fails with
- * MP_EWORKERDIED and a message naming the signal or exit status; every other
- * outstanding task (not started, or finished but unreported: those run again) goes
- * back to the front of the pending queue. The worker is replaced. So every task
- * gets exactly one result and no call waits for a dead worker.
+ * of finished tasks may wait in the batch for the duration of the worker's next
+ * task. A process worker's batch lives in the region (pool->batches, one
+ * MP__BATCH_CAP slice per slot) and the worker publishes its length in
+ * slots[i].batch_len after each whole frame, clearing it once the batch is in the
+ * socket. When a worker ends, the handler reads what is left in its socket, then
+ * delivers the outstanding results found whole in the batch (skipping those the
+ * socket already brought: the batch is in task order); the task named by
+ * `running` (if any) is the one it was running and fails with MP_EWORKERDIED and a
+ * message naming the signal or exit status; every other outstanding task (not
+ * started; or finished with its result neither read nor in a shared batch: a
+ * thread pool, or a region too small to hold the batches) goes back to the front
+ * of the pending queue and runs again. The worker is replaced. So every task gets
+ * exactly one result and no call waits for a dead worker.
  *
  * Zero-copy maps (MP__UNIT_JOB): the job lives in the region; the parent sends a
  * JOB frame to every worker ("participants"). Workers claim chunks with an atomic
@@ -605,6 +611,10 @@ int mp_pool_new(mp_pool **out, const mp_pool_options *opt)
         rc = MP_ENOMEM;
         goto out_free;
     }
+    /* Result batches in shared memory survive their worker; a small region keeps
+     * its room for the caller and the workers batch in private memory. */
+    if (!p->threads && (size_t)p->n * MP__BATCH_CAP <= p->region_size / 8)
+        p->batches = mp__pool_region_alloc(p, (size_t)p->n * MP__BATCH_CAP);
     for (int i = 0; i < p->n; i++)
         p->w[i] = (struct mp__worker){.sock = -1, .pidfd = -1};
     fflush(NULL);

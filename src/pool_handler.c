@@ -48,7 +48,9 @@ static _Noreturn void child_main(mp_pool *p, int i, int fd, int parent_end, pid_
         }
     }
     struct mp__worker_ctx c = {.fd = fd, .slot = i, .running = &p->slots[i].running, .maxtasks = p->maxtasks,
-                               .initializer = p->initializer, .initarg = p->initarg};
+                               .initializer = p->initializer, .initarg = p->initarg,
+                               .batch = p->batches ? p->batches + (size_t)i * MP__BATCH_CAP : NULL,
+                               .batch_len = &p->slots[i].batch_len};
     mp__pool_worker_main(&c);
     fflush(stdout);
     fflush(stderr);
@@ -70,6 +72,7 @@ static int spawn(mp_pool *p, int i)
     }
     struct mp__worker nw = {.up = true, .sock = sv[0], .pidfd = -1, .st = st};
     atomic_store(&p->slots[i].running, 0);
+    atomic_store(&p->slots[i].batch_len, 0);
     if (p->threads) {
         nw.tctx = malloc(sizeof *nw.tctx);
         if (nw.tctx == NULL) {
@@ -241,6 +244,34 @@ broken: /* a worker that breaks the protocol is not trusted further */
     kill_worker(p, w);
 }
 
+/* Worker i has ended: delivers the results it had finished and batched but not
+ * written whole to its socket, from its batch in the region. The batch holds whole
+ * frames in task order; those already delivered from the socket come first. */
+static void recover_batch(mp_pool *p, int i)
+{
+    struct mp__worker *w = &p->w[i];
+    const size_t hs = sizeof(struct mp__result_hdr);
+    size_t len = atomic_load_explicit(&p->slots[i].batch_len, memory_order_acquire);
+    char *b = p->batches + (size_t)i * MP__BATCH_CAP;
+    if (len > MP__BATCH_CAP)
+        return; /* not a length the worker wrote */
+    bool matched = false;
+    for (size_t off = 0; len - off >= hs;) {
+        struct mp__result_hdr h;
+        memcpy(&h, b + off, hs);
+        size_t left = len - off - hs;
+        if (h.msg_len > left || h.payload_len > left - h.msg_len)
+            return;
+        if (w->head != NULL && w->head != w->wcur && w->head->id == h.id) {
+            deliver(p, i, &h, b + off + hs, false);
+            matched = true;
+        } else if (matched) {
+            return;
+        }
+        off += hs + h.msg_len + h.payload_len;
+    }
+}
+
 static void describe_end(char *buf, size_t size, pid_t pid, int status)
 {
     if (WIFSIGNALED(status))
@@ -265,9 +296,12 @@ static void worker_down(mp_pool *p, int i)
         while (waitpid(w->pid, &status, 0) < 0 && errno == EINTR)
             ;
         describe_end(msg, sizeof msg, w->pid, status);
+        if (p->batches != NULL)
+            recover_batch(p, i);
     }
     /* The task the worker was running fails; the others it had (not started, or
-     * finished with their results unsent) run again elsewhere. */
+     * finished with their results neither written nor in its batch) run again
+     * elsewhere. */
     uint64_t running = atomic_load(&p->slots[i].running);
     uint64_t respawn_at = 0;
     if (running == MP__RUNNING_INIT) {

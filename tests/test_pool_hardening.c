@@ -346,3 +346,63 @@ TEST(thread_pool_maxtasks_replacements_not_held_up_by_a_forked_child)
     mp_async_result_destroy(r);
     mp_pool_destroy(p);
 }
+
+/* Adds one to the shared counter at arg and returns the new count. */
+static int count_task(const void *arg, size_t len, mp_task *t)
+{
+    (void)len;
+    _Atomic int *counter = *(_Atomic int *const *)arg;
+    int v = atomic_fetch_add(counter, 1) + 1;
+    return mp_task_return(t, &v, sizeof v);
+}
+
+static int kill_self(const void *arg, size_t len, mp_task *t)
+{
+    (void)arg;
+    (void)len;
+    (void)t;
+    raise(SIGKILL);
+    return 0;
+}
+
+/* The worker finishes count_task and, before reporting it (its result waits in
+ * the batch while the next task is already read), runs a task that kills it. The
+ * finished task keeps its result and is not run again. */
+TEST(pool_result_finished_before_the_worker_died_is_not_run_again)
+{
+    mp_pool *p;
+    CHECK_OK(mp_pool_new(&p, &(mp_pool_options){.processes = 1}));
+    _Atomic int *gate = mp_pool_shared_alloc(p, sizeof *gate);
+    _Atomic int *counter = mp_pool_shared_alloc(p, sizeof *counter);
+    for (int round = 0; round < 3; round++) {
+        atomic_store(gate, 0);
+        atomic_store(counter, 0);
+        mp_async_result *g, *a[4], *k;
+        CHECK_OK(mp_pool_apply_async(p, &g, flag_task, &gate, sizeof gate, NULL));
+        wait_flag(gate, 1); /* the worker is busy: what follows reaches it in one write */
+        for (int i = 0; i < 4; i++)
+            CHECK_OK(mp_pool_apply_async(p, &a[i], count_task, &counter, sizeof counter, NULL));
+        CHECK_OK(mp_pool_apply_async(p, &k, kill_self, NULL, 0, NULL));
+        unsigned zero = 0; /* a backlog behind k, so that k is sent before the worker is idle */
+        for (int i = 0; i < 3; i++)
+            CHECK_OK(mp_pool_apply_async(p, NULL, sleep_ms_task, &zero, sizeof zero, NULL));
+        th_sleep_ms(200);
+        atomic_store(gate, 2);
+        CHECK_OK(mp_async_result_get(g, 60000, NULL, NULL));
+        CHECK_RC(MP_EWORKERDIED, mp_async_result_get(k, 60000, NULL, NULL));
+        for (int i = 0; i < 4; i++) {
+            const void *d;
+            size_t len;
+            CHECK_OK(mp_async_result_get(a[i], 60000, &d, &len));
+            CHECK_EQ(sizeof(int), len);
+            CHECK_EQ(i + 1, *(const int *)d);
+            mp_async_result_destroy(a[i]);
+        }
+        CHECK_EQ(4, atomic_load(counter)); /* each ran once */
+        mp_async_result_destroy(g);
+        mp_async_result_destroy(k);
+    }
+    CHECK_OK(mp_pool_close(p));
+    CHECK_OK(mp_pool_join(p, -1));
+    mp_pool_destroy(p);
+}

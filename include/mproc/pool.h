@@ -34,11 +34,12 @@
  * or _exit from the task) makes exactly that task (or map chunk) fail with
  * MP_EWORKERDIED, with a message naming the signal or the exit status; the worker is
  * replaced and every other task still runs. No call hangs because a worker died.
- * Workers report small results in batches: a task that the dying worker had
- * finished but not yet reported runs again on another worker (each task still
- * gets exactly one result), so side effects of tasks should be idempotent where
- * workers may die. A worker that dies in the initializer fails the first task
- * given to it.
+ * Workers report small results in batches, kept in the pool's shared memory: a
+ * task that the dying worker had finished keeps its result and does not run again.
+ * Only when the batches do not fit (shared_size below 8 * processes * 96 KiB) is a
+ * task the dying worker had finished but not yet reported run again on another
+ * worker (each task still gets exactly one result). A worker that dies in the
+ * initializer fails the first task (or map_shared) given to it.
  *
  * Callbacks (callback, error_callback) run in the pool's process, on its result
  * handler thread, one at a time, in completion order. A callback must return
@@ -126,8 +127,9 @@ typedef struct mp_pool_options {
     /* Workers are threads of this process (multiprocessing.pool.ThreadPool). */
     bool threads;
     /* Bytes of shared memory the pool reserves (address space only, pages are
-     * used as touched) for mp_pool_shared_alloc and for large task arguments.
-     * 0: 1 GiB. */
+     * used as touched) for mp_pool_shared_alloc, for large task arguments and for
+     * the workers' result batches (96 KiB per worker, when that is at most an
+     * eighth of it). 0: 1 GiB. */
     size_t shared_size;
 } mp_pool_options;
 

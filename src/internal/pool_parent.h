@@ -142,6 +142,7 @@ struct mp_pool {
     char *region;
     size_t region_size;
     struct mp__wslot *slots;       /* n, in the region */
+    char *batches;                 /* n * MP__BATCH_CAP in the region (process pools), or NULL */
     struct mp__extent *free_ext;       /* free extents of the region, by offset; under mu */
     size_t n_free, cap_free;
     _Atomic uint32_t started;      /* futex word: the handler started the workers */
