@@ -406,3 +406,77 @@ TEST(pool_result_finished_before_the_worker_died_is_not_run_again)
     CHECK_OK(mp_pool_join(p, -1));
     mp_pool_destroy(p);
 }
+
+/* The same for map chunks: finished chunks keep their results. */
+TEST(pool_map_chunks_finished_before_the_worker_died_are_not_run_again)
+{
+    mp_pool *p;
+    CHECK_OK(mp_pool_new(&p, &(mp_pool_options){.processes = 1}));
+    _Atomic int *gate = mp_pool_shared_alloc(p, sizeof *gate);
+    _Atomic int *counter = mp_pool_shared_alloc(p, sizeof *counter);
+    mp_async_result *g, *m, *k;
+    CHECK_OK(mp_pool_apply_async(p, &g, flag_task, &gate, sizeof gate, NULL));
+    wait_flag(gate, 1);
+    _Atomic int *in[6] = {counter, counter, counter, counter, counter, counter};
+    CHECK_OK(mp_pool_map_async(p, &m, count_task, in, sizeof in[0], 6, sizeof(int),
+                               &(mp_async_options){.chunksize = 2}));
+    CHECK_OK(mp_pool_apply_async(p, &k, kill_self, NULL, 0, NULL));
+    unsigned zero = 0;
+    for (int i = 0; i < 3; i++)
+        CHECK_OK(mp_pool_apply_async(p, NULL, sleep_ms_task, &zero, sizeof zero, NULL));
+    th_sleep_ms(200);
+    atomic_store(gate, 2);
+    CHECK_OK(mp_async_result_get(g, 60000, NULL, NULL));
+    CHECK_RC(MP_EWORKERDIED, mp_async_result_get(k, 60000, NULL, NULL));
+    const void *d;
+    size_t len;
+    CHECK_OK(mp_async_result_get(m, 60000, &d, &len));
+    CHECK_EQ(6 * sizeof(int), len);
+    for (int i = 0; i < 6; i++)
+        CHECK_EQ(i + 1, ((const int *)d)[i]);
+    CHECK_EQ(6, atomic_load(counter));
+    mp_async_result_destroy(g);
+    mp_async_result_destroy(m);
+    mp_async_result_destroy(k);
+    CHECK_OK(mp_pool_close(p));
+    CHECK_OK(mp_pool_join(p, -1));
+    mp_pool_destroy(p);
+}
+
+/* With a region too small for the batches, a finished but unreported task runs
+ * again: still exactly one result each. */
+TEST(pool_small_region_reruns_unreported_tasks_with_one_result_each)
+{
+    mp_pool *p;
+    CHECK_OK(mp_pool_new(&p, &(mp_pool_options){.processes = 1, .shared_size = 64 << 10}));
+    _Atomic int *gate = mp_pool_shared_alloc(p, sizeof *gate);
+    _Atomic int *counter = mp_pool_shared_alloc(p, sizeof *counter);
+    mp_async_result *g, *a[4], *k;
+    CHECK_OK(mp_pool_apply_async(p, &g, flag_task, &gate, sizeof gate, NULL));
+    wait_flag(gate, 1);
+    for (int i = 0; i < 4; i++)
+        CHECK_OK(mp_pool_apply_async(p, &a[i], count_task, &counter, sizeof counter, NULL));
+    CHECK_OK(mp_pool_apply_async(p, &k, kill_self, NULL, 0, NULL));
+    unsigned zero = 0;
+    for (int i = 0; i < 3; i++)
+        CHECK_OK(mp_pool_apply_async(p, NULL, sleep_ms_task, &zero, sizeof zero, NULL));
+    th_sleep_ms(200);
+    atomic_store(gate, 2);
+    CHECK_OK(mp_async_result_get(g, 60000, NULL, NULL));
+    CHECK_RC(MP_EWORKERDIED, mp_async_result_get(k, 60000, NULL, NULL));
+    int seen = 0;
+    for (int i = 0; i < 4; i++) {
+        const void *d;
+        CHECK_OK(mp_async_result_get(a[i], 60000, &d, NULL));
+        int v = *(const int *)d;
+        CHECK(v >= 1 && v <= 8 && !(seen & (1 << v)));
+        seen |= 1 << v;
+        mp_async_result_destroy(a[i]);
+    }
+    CHECK(atomic_load(counter) >= 4 && atomic_load(counter) <= 8);
+    mp_async_result_destroy(g);
+    mp_async_result_destroy(k);
+    CHECK_OK(mp_pool_close(p));
+    CHECK_OK(mp_pool_join(p, -1));
+    mp_pool_destroy(p);
+}
