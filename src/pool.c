@@ -544,7 +544,7 @@ int mp__pool_check_pool(const mp_pool *p)
 
 /* ---- the pool's lifecycle ---- */
 
-static void free_pool(mp_pool *p)
+void mp__pool_free(mp_pool *p)
 {
     while (p->jobs != NULL) { /* detach: results outlive the region */
         mp_async_result *r = p->jobs;
@@ -642,7 +642,7 @@ int mp_pool_new(mp_pool **out, const mp_pool_options *opt)
     return 0;
 
 out_free:
-    free_pool(p);
+    mp__pool_free(p);
     return rc;
 }
 
@@ -731,9 +731,16 @@ void mp_pool_destroy(mp_pool *pool)
 {
     if (pool == NULL || pool->owner != getpid())
         return;
+    if (on_handler(pool)) { /* from a callback: the handler frees the pool as it ends */
+        mp__pool_lock(pool);
+        pool->free_at_end = true;
+        mp__pool_unlock(pool);
+        mp_pool_terminate(pool);
+        return;
+    }
     mp_pool_terminate(pool);
     mp__deadline d;
     mp__deadline_init(&d, -1);
     wait_finished(pool, &d);
-    free_pool(pool);
+    mp__pool_free(pool);
 }

@@ -553,6 +553,14 @@ void *mp__pool_handler_main(void *arg)
         }
     }
     free(pfd);
+    mp__pool_lock(p);
+    bool free_at_end = p->free_at_end;
+    mp__pool_unlock(p);
+    if (free_at_end) { /* nobody joins us: destroy ran in a callback and returned */
+        pthread_detach(pthread_self());
+        mp__pool_free(p);
+        return NULL;
+    }
     atomic_store(&p->finished, 1);
     mp__futex_wake(&p->finished, INT32_MAX);
     return NULL;

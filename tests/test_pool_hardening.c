@@ -480,3 +480,47 @@ TEST(pool_small_region_reruns_unreported_tasks_with_one_result_each)
     CHECK_OK(mp_pool_join(p, -1));
     mp_pool_destroy(p);
 }
+
+static int thread_count(void)
+{
+    int n = 0;
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    while (f != NULL && fgets(line, sizeof line, f) != NULL)
+        if (sscanf(line, "Threads: %d", &n) == 1)
+            break;
+    if (f != NULL)
+        fclose(f);
+    return n;
+}
+
+static void destroy_pool_cb(mp_async_result *r, void *arg)
+{
+    (void)r;
+    mp_pool_destroy(arg);
+}
+
+/* destroy from a callback terminates the pool at once and the pool is freed when
+ * its handler ends: no self-join, no use after free, nothing left behind. */
+TEST(pool_destroy_from_a_callback_frees_the_pool_when_its_handler_ends)
+{
+    mp_pool *p;
+    CHECK_OK(mp_pool_new(&p, &(mp_pool_options){.processes = 2}));
+    unsigned ms = 60000;
+    mp_async_result *slow, *r;
+    CHECK_OK(mp_pool_apply_async(p, &slow, sleep_ms_task, &ms, sizeof ms, NULL));
+    int x = 3;
+    CHECK_OK(mp_pool_apply_async(p, &r, square, &x, sizeof x,
+                                 &(mp_async_options){.callback = destroy_pool_cb, .cb_arg = p}));
+    const void *d;
+    CHECK_OK(mp_async_result_get(r, 60000, &d, NULL));
+    CHECK_EQ(9, *(const int *)d);
+    CHECK_RC(MP_ETERMINATED, mp_async_result_get(slow, 60000, NULL, NULL));
+    uint64_t t0 = th_now_ms();
+    while (thread_count() > 1) { /* the handler ends, freeing the pool */
+        CHECK(th_now_ms() - t0 < 60000);
+        th_sleep_ms(5);
+    }
+    mp_async_result_destroy(slow);
+    mp_async_result_destroy(r);
+}

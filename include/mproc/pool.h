@@ -269,7 +269,9 @@ MP_EXTERN int mp_pool_join(mp_pool *pool, int timeout_ms);
 
 /* Terminates the pool (as leaving Python's `with Pool()` block does: tasks not yet
  * completed fail with MP_ETERMINATED; close and join first to let them finish),
- * joins it and frees it, with its shared memory. Not from a callback. Results
+ * joins it and frees it, with its shared memory. From a callback it terminates the
+ * pool and returns; the pool is freed once its handler thread ends (the callback
+ * must not touch the pool, or its shared memory, after the call). Results
  * still held by the caller stay valid (completed, MP_ETERMINATED if they never
  * ran) until destroyed. NULL is accepted. No other call on the pool may run. */
 MP_EXTERN void mp_pool_destroy(mp_pool *pool);

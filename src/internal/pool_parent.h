@@ -149,6 +149,7 @@ struct mp_pool {
     int start_rc;
     _Atomic uint32_t finished;     /* futex word: the handler has ended */
     bool joined;
+    bool free_at_end; /* destroyed from a callback: the handler frees the pool; under mu */
     bool spawn_failed;
     bool kicked;   /* something happened since the handler last looked; under mu */
     _Atomic uint32_t asleep;       /* 1: the handler is in (or about to enter) poll */
@@ -184,5 +185,6 @@ MP__HIDDEN int mp__pool_job_send(mp_pool *p, mp_async_result *r, int i);
 MP__HIDDEN void *mp__pool_handler_main(void *arg);
 MP__HIDDEN void mp__pool_wake_if_asleep(mp_pool *p);
 MP__HIDDEN void mp__pool_set_state(mp_pool *p, enum mp__pstate s);
+MP__HIDDEN void mp__pool_free(mp_pool *p);
 
 #endif /* MPROC_INTERNAL_POOL_PARENT_H */
