@@ -258,10 +258,12 @@ void mp__pool_chunk_done(mp_pool *p, mp_async_result *r, size_t c, int status, i
         } else {
             memcpy(ch->buf, payload, payload_len);
             size_t off = 8 * count;
-            for (size_t k = 0; k < count; k++) {
+            for (size_t k = 0; k < count && status == 0; k++) {
                 uint64_t l;
                 memcpy(&l, ch->buf + 8 * k, 8);
                 ch->offs[k] = off;
+                if (l > payload_len - off) /* lengths past the payload: not from our worker */
+                    status = MP_EPROTO;
                 off += l;
             }
         }

@@ -524,3 +524,43 @@ TEST(pool_destroy_from_a_callback_frees_the_pool_when_its_handler_ends)
     mp_async_result_destroy(slow);
     mp_async_result_destroy(r);
 }
+
+static int pool_in_child(void *arg)
+{
+    mp_pool *parent_pool = arg;
+    int x = 4;
+    if (mp_pool_apply_async(parent_pool, NULL, square, &x, sizeof x, NULL) != MP_ECHILD)
+        return 2;
+    mp_pool_destroy(parent_pool); /* the copy: ignored */
+    mp_pool *p;
+    if (mp_pool_new(&p, &(mp_pool_options){.processes = 2}) != 0)
+        return 3;
+    int in[50], out[50];
+    for (int i = 0; i < 50; i++)
+        in[i] = i;
+    if (mp_pool_map(p, square, in, sizeof in[0], 50, out, sizeof out[0], NULL) != 0)
+        return 4;
+    for (int i = 0; i < 50; i++)
+        if (out[i] != i * i)
+            return 5;
+    mp_pool_close(p);
+    mp_pool_join(p, -1);
+    mp_pool_destroy(p);
+    return 0;
+}
+
+/* A child forked from a process with a running pool creates and uses its own. */
+TEST(pool_created_in_a_forked_child_works)
+{
+    mp_pool *p;
+    CHECK_OK(mp_pool_new(&p, &(mp_pool_options){.processes = 2}));
+    CHECK_EQ(0, th_wait(th_fork(pool_in_child, p)));
+    int x = 5;
+    void *res;
+    CHECK_OK(mp_pool_apply(p, square, &x, sizeof x, &res, NULL));
+    CHECK_EQ(25, *(int *)res);
+    free(res);
+    CHECK_OK(mp_pool_close(p));
+    CHECK_OK(mp_pool_join(p, -1));
+    mp_pool_destroy(p);
+}
