@@ -54,6 +54,9 @@ int mp_async_result_wait(mp_async_result *r, int timeout_ms)
         return MP_ECHILD; /* a copy inherited through fork: nobody would complete it */
     if (in_own_callback(r))
         return 0;
+    if (pthread_equal(pthread_self(), r->handler) && !atomic_load(&r->completed) &&
+        atomic_load_explicit(r->ready_word, memory_order_acquire) != 1)
+        return timeout_ms == 0 ? MP_ETIMEDOUT : MP_EBUSY; /* a callback would wait for itself */
     /* The word goes 0 (running) -> 2 (running, someone sleeps) -> 1 (ready); the
      * completer wakes sleepers only when it replaces a 2. */
     for (;;) {
@@ -215,6 +218,8 @@ int mp_imap_next(mp_async_result *r, size_t *index, const void **data, size_t *l
             }
             break;
         }
+        if (pthread_equal(pthread_self(), r->handler)) /* from a callback: chunks wait for it */
+            return timeout_ms == 0 ? MP_ETIMEDOUT : MP_EBUSY;
         if (mp__futex_wait(&r->seq, seq, &dl) == MP_ETIMEDOUT && atomic_load(&r->seq) == seq)
             return MP_ETIMEDOUT;
     }
@@ -233,7 +238,9 @@ void mp_async_result_destroy(mp_async_result *r)
 {
     if (r == NULL)
         return;
-    if (r->job != NULL)
+    /* A copy in a forked child leaves the pool alone: its lock may have been held
+     * by a thread that the child does not have. */
+    if (r->job != NULL && r->owner == mp__pool_self_pid())
         mp__pool_job_orphan(r);
     mp__result_release(r);
 }

@@ -26,13 +26,19 @@
  * The parent keeps, per worker, the tasks sent and not yet answered
  * ("outstanding", in send order; wcur marks the first one not completely written).
  * Workers batch small results and write them before they would block, so results
- * of finished tasks may sit in a worker's memory for the duration of its next
- * task. When a worker ends, the handler reads what is left in its socket; the task
- * named by `running` (if any) is the one it was running and fails with
- * MP_EWORKERDIED and a message naming the signal or exit status; every other
- * outstanding task (not started, or finished but unreported: those run again) goes
- * back to the front of the pending queue. The worker is replaced. So every task
- * gets exactly one result and no call waits for a dead worker.
+ * of finished tasks may wait in the batch for the duration of the worker's next
+ * task. A process worker's batch lives in the region (pool->batches, one
+ * MP__BATCH_CAP slice per slot) and the worker publishes its length in
+ * slots[i].batch_len after each whole frame, clearing it once the batch is in the
+ * socket. When a worker ends, the handler reads what is left in its socket, then
+ * delivers the outstanding results found whole in the batch (skipping those the
+ * socket already brought: the batch is in task order); the task named by
+ * `running` (if any) is the one it was running and fails with MP_EWORKERDIED and a
+ * message naming the signal or exit status; every other outstanding task (not
+ * started; or finished with its result neither read nor in a shared batch: a
+ * thread pool, or a region too small to hold the batches) goes back to the front
+ * of the pending queue and runs again. The worker is replaced. So every task gets
+ * exactly one result and no call waits for a dead worker.
  *
  * Zero-copy maps (MP__UNIT_JOB): the job lives in the region; the parent sends a
  * JOB frame to every worker ("participants"). Workers claim chunks with an atomic
@@ -41,9 +47,11 @@
  * job without callbacks or failures sets job->state and wakes the waiter directly
  * (fast path). A participant answers its JOB frame when no chunk is left. A
  * participant that dies leaves its chunk open: that chunk fails. Replacements join
- * jobs that still have chunks. Once every participant is out (or every chunk
- * finished), the handler completes the job: a chunk still open was claimed by a
- * worker that died (possibly between fetch_add and current[slot]).
+ * jobs that still have chunks. Once every participant is out and no chunk is left
+ * to claim (or a participant died, or every chunk finished), the handler completes
+ * the job: a chunk still open was claimed by a worker that died (possibly between
+ * fetch_add and current[slot]). A job that no worker could join (each had been
+ * given its last task under maxtasksperchild) waits for the replacements.
  *
  * Callbacks run on the handler thread, after the result's fields are final and
  * before it is marked ready, so get() returns only after the callback ran.
@@ -250,10 +258,12 @@ void mp__pool_chunk_done(mp_pool *p, mp_async_result *r, size_t c, int status, i
         } else {
             memcpy(ch->buf, payload, payload_len);
             size_t off = 8 * count;
-            for (size_t k = 0; k < count; k++) {
+            for (size_t k = 0; k < count && status == 0; k++) {
                 uint64_t l;
                 memcpy(&l, ch->buf + 8 * k, 8);
                 ch->offs[k] = off;
+                if (l > payload_len - off) /* lengths past the payload: not from our worker */
+                    status = MP_EPROTO;
                 off += l;
             }
         }
@@ -330,17 +340,41 @@ void mp__pool_job_leave(mp_async_result *r, int slot, const char *death)
     struct mp__job *j = r->job;
     if (death != NULL) { /* its chunk (if it had claimed one) stays open: it failed */
         atomic_store(&j->current[slot], -1); /* the slot's replacement starts clean */
+        r->died = true;
         if (r->death_msg == NULL)
             r->death_msg = strdup(death);
     }
     r->parts--;
 }
 
+static bool job_open_to(const mp_pool *p, const struct mp__worker *w)
+{
+    return w->up && !w->shut && !w->eof && !(p->maxtasks && w->sent >= p->maxtasks);
+}
+
+/* Sends job r to every worker that can still take it (pool lock held): at
+ * submission, and when r has chunks nobody claimed and no participant left. */
+void mp__pool_job_offer(mp_pool *p, mp_async_result *r)
+{
+    for (int i = 0; i < p->n; i++)
+        if (job_open_to(p, &p->w[i]))
+            mp__pool_job_send(p, r, i); /* out of memory: fewer participants */
+}
+
+/* A job is over once every chunk finished, or once no participant is left and
+ * either no chunk is left to claim (an open one was claimed by a worker that died)
+ * or a participant died (the job fails: it need not wait for a replacement). With
+ * chunks unclaimed and no participant only because no worker could take the job
+ * (each had its last task under maxtasksperchild, or was ending), it waits for the
+ * replacements, which join it when they start. */
 void mp__pool_check_jobs(mp_pool *p)
 {
     for (mp_async_result **pp = &p->jobs, *r; (r = *pp) != NULL;) {
         struct mp__job *j = r->job;
-        if (!r->completed && (r->parts == 0 || atomic_load(&j->finished_chunks) == j->n_chunks))
+        if (!r->completed && r->parts == 0 && !r->died && atomic_load(&j->next_chunk) < j->n_chunks)
+            mp__pool_job_offer(p, r);
+        if (!r->completed && (atomic_load(&j->finished_chunks) == j->n_chunks ||
+                              (r->parts == 0 && (atomic_load(&j->next_chunk) >= j->n_chunks || r->died))))
             mp__pool_job_finish(p, r, 0, NULL);
         if (r->orphan && r->parts == 0 && atomic_load(&r->ready) == 1) {
             *pp = r->job_next;
@@ -453,6 +487,8 @@ void mp__pool_dispatch(mp_pool *p)
 struct mp__unit *mp__pool_make_unit(uint32_t kind, uint32_t flags, uint64_t fn, size_t count, size_t in_size,
                               size_t out_size, size_t payload_len)
 {
+    if (payload_len > SIZE_MAX - sizeof(struct mp__task_hdr))
+        return NULL;
     struct mp__unit *u = calloc(1, sizeof *u);
     if (u == NULL)
         return NULL;
@@ -510,7 +546,7 @@ int mp__pool_check_pool(const mp_pool *p)
 
 /* ---- the pool's lifecycle ---- */
 
-static void free_pool(mp_pool *p)
+void mp__pool_free(mp_pool *p)
 {
     while (p->jobs != NULL) { /* detach: results outlive the region */
         mp_async_result *r = p->jobs;
@@ -577,6 +613,10 @@ int mp_pool_new(mp_pool **out, const mp_pool_options *opt)
         rc = MP_ENOMEM;
         goto out_free;
     }
+    /* Result batches in shared memory survive their worker; a small region keeps
+     * its room for the caller and the workers batch in private memory. */
+    if (!p->threads && (size_t)p->n * MP__BATCH_CAP <= p->region_size / 8)
+        p->batches = mp__pool_region_alloc(p, (size_t)p->n * MP__BATCH_CAP);
     for (int i = 0; i < p->n; i++)
         p->w[i] = (struct mp__worker){.sock = -1, .pidfd = -1};
     fflush(NULL);
@@ -604,7 +644,7 @@ int mp_pool_new(mp_pool **out, const mp_pool_options *opt)
     return 0;
 
 out_free:
-    free_pool(p);
+    mp__pool_free(p);
     return rc;
 }
 
@@ -612,7 +652,10 @@ int mp_pool_processes(const mp_pool *pool) { return pool ? pool->n : 0; }
 
 int mp_pool_worker_pids(mp_pool *pool, int *pids, int max)
 {
-    if (mp__pool_check_pool(pool) != 0 || (pids == NULL && max > 0))
+    int rc = mp__pool_check_pool(pool);
+    if (rc != 0)
+        return rc;
+    if (pids == NULL && max > 0)
         return MP_EINVAL;
     int k = 0;
     mp__pool_lock(pool);
@@ -690,9 +733,16 @@ void mp_pool_destroy(mp_pool *pool)
 {
     if (pool == NULL || pool->owner != getpid())
         return;
+    if (on_handler(pool)) { /* from a callback: the handler frees the pool as it ends */
+        mp__pool_lock(pool);
+        pool->free_at_end = true;
+        mp__pool_unlock(pool);
+        mp_pool_terminate(pool);
+        return;
+    }
     mp_pool_terminate(pool);
     mp__deadline d;
     mp__deadline_init(&d, -1);
     wait_finished(pool, &d);
-    free_pool(pool);
+    mp__pool_free(pool);
 }

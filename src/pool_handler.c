@@ -21,6 +21,10 @@ static void *thread_main(void *arg)
 {
     struct mp__worker_ctx *c = arg;
     mp__pool_worker_main(c);
+    /* The parent learns of our end from EOF on its end. A child forked without exec
+     * holds a copy of our descriptor, so closing it is not enough: shutdown ends
+     * the connection itself. */
+    shutdown(c->fd, SHUT_RDWR);
     mp__close_fd(c->fd);
     return NULL;
 }
@@ -44,7 +48,9 @@ static _Noreturn void child_main(mp_pool *p, int i, int fd, int parent_end, pid_
         }
     }
     struct mp__worker_ctx c = {.fd = fd, .slot = i, .running = &p->slots[i].running, .maxtasks = p->maxtasks,
-                               .initializer = p->initializer, .initarg = p->initarg};
+                               .initializer = p->initializer, .initarg = p->initarg,
+                               .batch = p->batches ? p->batches + (size_t)i * MP__BATCH_CAP : NULL,
+                               .batch_len = &p->slots[i].batch_len};
     mp__pool_worker_main(&c);
     fflush(stdout);
     fflush(stderr);
@@ -66,6 +72,7 @@ static int spawn(mp_pool *p, int i)
     }
     struct mp__worker nw = {.up = true, .sock = sv[0], .pidfd = -1, .st = st};
     atomic_store(&p->slots[i].running, 0);
+    atomic_store(&p->slots[i].batch_len, 0);
     if (p->threads) {
         nw.tctx = malloc(sizeof *nw.tctx);
         if (nw.tctx == NULL) {
@@ -237,6 +244,34 @@ broken: /* a worker that breaks the protocol is not trusted further */
     kill_worker(p, w);
 }
 
+/* Worker i has ended: delivers the results it had finished and batched but not
+ * written whole to its socket, from its batch in the region. The batch holds whole
+ * frames in task order; those already delivered from the socket come first. */
+static void recover_batch(mp_pool *p, int i)
+{
+    struct mp__worker *w = &p->w[i];
+    const size_t hs = sizeof(struct mp__result_hdr);
+    size_t len = atomic_load_explicit(&p->slots[i].batch_len, memory_order_acquire);
+    char *b = p->batches + (size_t)i * MP__BATCH_CAP;
+    if (len > MP__BATCH_CAP)
+        return; /* not a length the worker wrote */
+    bool matched = false;
+    for (size_t off = 0; len - off >= hs;) {
+        struct mp__result_hdr h;
+        memcpy(&h, b + off, hs);
+        size_t left = len - off - hs;
+        if (h.msg_len > left || h.payload_len > left - h.msg_len)
+            return;
+        if (w->head != NULL && w->head != w->wcur && w->head->id == h.id) {
+            deliver(p, i, &h, b + off + hs, false);
+            matched = true;
+        } else if (matched) {
+            return;
+        }
+        off += hs + h.msg_len + h.payload_len;
+    }
+}
+
 static void describe_end(char *buf, size_t size, pid_t pid, int status)
 {
     if (WIFSIGNALED(status))
@@ -261,18 +296,21 @@ static void worker_down(mp_pool *p, int i)
         while (waitpid(w->pid, &status, 0) < 0 && errno == EINTR)
             ;
         describe_end(msg, sizeof msg, w->pid, status);
+        if (p->batches != NULL)
+            recover_batch(p, i);
     }
     /* The task the worker was running fails; the others it had (not started, or
-     * finished with their results unsent) run again elsewhere. */
+     * finished with their results neither written nor in its batch) run again
+     * elsewhere. */
     uint64_t running = atomic_load(&p->slots[i].running);
     uint64_t respawn_at = 0;
     if (running == MP__RUNNING_INIT) {
-        /* The initializer killed it: the first task given to it fails in its place
-         * (so a broken initializer fails tasks rather than hanging them), and the
-         * slot waits a little before the next attempt. */
+        /* The initializer killed it: the first task (or zero-copy job) given to it
+         * fails in its place (so a broken initializer fails tasks rather than
+         * hanging them), and the slot waits a little before the next attempt. */
         strncat(msg, " in the initializer", sizeof msg - strlen(msg) - 1);
         for (struct mp__unit *u = w->head; u != NULL; u = u->next) {
-            if (u->kind != MP__UNIT_JOB && u->r != NULL) {
+            if (u->r != NULL) {
                 running = u->id;
                 break;
             }
@@ -485,6 +523,9 @@ void *mp__pool_handler_main(void *arg)
             }
             p->pend_tail = NULL;
             p->n_pending = 0;
+            for (mp_async_result *r = p->jobs; r != NULL; r = r->job_next)
+                if (!r->completed && r->parts == 0)
+                    mp__pool_job_finish(p, r, MP_EAGAIN, "no worker could be started");
         }
         mp__pool_dispatch(p);
         mp__pool_check_jobs(p);
@@ -512,6 +553,14 @@ void *mp__pool_handler_main(void *arg)
         }
     }
     free(pfd);
+    mp__pool_lock(p);
+    bool free_at_end = p->free_at_end;
+    mp__pool_unlock(p);
+    if (free_at_end) { /* nobody joins us: destroy ran in a callback and returned */
+        pthread_detach(pthread_self());
+        mp__pool_free(p);
+        return NULL;
+    }
     atomic_store(&p->finished, 1);
     mp__futex_wake(&p->finished, INT32_MAX);
     return NULL;

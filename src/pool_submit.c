@@ -372,11 +372,6 @@ int mp__pool_job_send(mp_pool *p, mp_async_result *r, int i)
     return 0;
 }
 
-static bool job_open_to(const mp_pool *p, const struct mp__worker *w)
-{
-    return w->up && !w->shut && !w->eof && !(p->maxtasks && w->sent >= p->maxtasks);
-}
-
 int mp_pool_map_shared_async(mp_pool *pool, mp_async_result **out, mp_kernel_fn kernel, const void *in,
                              size_t in_size, void *out_array, size_t out_size, size_t n, void *ctx,
                              const mp_async_options *opt)
@@ -403,7 +398,12 @@ int mp_pool_map_shared_async(mp_pool *pool, mp_async_result **out, mp_kernel_fn 
     r->chunksize = opt && opt->chunksize ? opt->chunksize : default_chunksize(pool, n);
     r->n_chunks = n == 0 ? 0 : (n - 1) / r->chunksize + 1;
     size_t slots = (size_t)pool->n;
-    size_t size = sizeof(struct mp__job) + slots * sizeof(int64_t) + r->n_chunks * (sizeof(int32_t) + 1);
+    size_t fixed = sizeof(struct mp__job) + slots * sizeof(int64_t);
+    if (r->n_chunks > (SIZE_MAX - fixed) / (sizeof(int32_t) + 1)) { /* no region holds it */
+        rc = MP_ENOMEM;
+        goto out_release;
+    }
+    size_t size = fixed + r->n_chunks * (sizeof(int32_t) + 1);
     mp__pool_lock(pool);
     if (pool->state != MP__RUN) {
         mp__pool_unlock(pool);
@@ -438,9 +438,8 @@ int mp_pool_map_shared_async(mp_pool *pool, mp_async_result **out, mp_kernel_fn 
     r->ready_word = &j->state;
     r->job_next = pool->jobs;
     pool->jobs = r;
-    for (int i = 0; i < pool->n && n > 0; i++)
-        if (job_open_to(pool, &pool->w[i]))
-            mp__pool_job_send(pool, r, i); /* out of memory: fewer participants */
+    if (n > 0)
+        mp__pool_job_offer(pool, r);
     mp__pool_kick(pool); /* it writes the job frames, or completes a job nobody could join */
     mp__pool_unlock(pool);
     *out = r;

@@ -1,10 +1,11 @@
 /* pool_worker.c — the loop a pool worker runs, as a forked process or as a thread.
  *
  * A worker reads task frames (internal/pool.h) from its socket, one at a time, runs
- * each and writes its result frame before it reads the next task. That order is
- * what lets the parent attribute a death exactly: every result of a finished task
- * is in the socket before the next task starts, so after a death the first task
- * whose result never arrived is the one that was running.
+ * each and answers it with one result frame, in task order; small frames wait in a
+ * batch (see struct wout) while the next task is already read. The parent
+ * attributes a death with `running` (the id of the task being run, set before the
+ * task starts and cleared once its result is in the batch or the socket), not with
+ * the order of the results.
  *
  * In a process, this code runs in a child forked from a multi-threaded parent: it
  * touches no lock of the parent (only its own socket, malloc and stdio, which the C
@@ -169,14 +170,17 @@ static int grow(struct growbuf *b, size_t extra)
 }
 
 /* Results not yet written: small result frames are batched and written when the
- * worker would otherwise block, so one write carries many. A result waiting here
- * is never lost to a death of its task's successor: the parent learns from
- * `running` which task was running, and re-runs the finished ones it did not hear
- * of (see pool.c). */
+ * worker would otherwise block, so one write carries many. A process worker's
+ * batch is in the pool's shared region (c->batch): after each whole frame it
+ * publishes the batch's length (batch_len, release), and sets it to 0 only once the
+ * batch is in the socket, so the parent finds the finished results of a worker
+ * that dies before writing them. Without a shared batch (a thread, or a small
+ * region) the parent re-runs the finished tasks it did not hear of (see pool.c). */
 struct wout {
     int fd;
     struct growbuf b;
     unsigned n;
+    _Atomic uint64_t *published; /* the slot's batch_len when b is the shared batch */
 };
 
 static int wout_flush(struct wout *o)
@@ -184,9 +188,12 @@ static int wout_flush(struct wout *o)
     if (o->b.len == 0)
         return 0;
     struct iovec iov = {o->b.p, o->b.len};
+    int rc = write_all(o->fd, &iov, 1);
     o->b.len = 0;
     o->n = 0;
-    return write_all(o->fd, &iov, 1);
+    if (rc == 0 && o->published != NULL)
+        atomic_store_explicit(o->published, 0, memory_order_release);
+    return rc;
 }
 
 static int send_result(struct wout *o, uint64_t id, int status, int task_code, const char *msg,
@@ -195,7 +202,8 @@ static int send_result(struct wout *o, uint64_t id, int status, int task_code, c
     struct mp__result_hdr h = {.id = id, .status = status, .task_code = task_code,
                                .msg_len = msg ? strlen(msg) : 0, .payload_len = payload_len};
     size_t total = sizeof h + h.msg_len + payload_len;
-    if (total <= (32u << 10) && grow(&o->b, total) == 0) {
+    if (total <= (32u << 10) &&
+        (o->published != NULL ? o->b.len + total <= o->b.cap : grow(&o->b, total) == 0)) {
         char *d = o->b.p + o->b.len;
         memcpy(d, &h, sizeof h);
         if (h.msg_len)
@@ -203,6 +211,8 @@ static int send_result(struct wout *o, uint64_t id, int status, int task_code, c
         if (payload_len)
             memcpy(d + sizeof h + h.msg_len, payload, payload_len);
         o->b.len += total;
+        if (o->published != NULL)
+            atomic_store_explicit(o->published, o->b.len, memory_order_release);
         return ++o->n >= 64 || o->b.len >= (64u << 10) ? wout_flush(o) : 0;
     }
     if (wout_flush(o) != 0)
@@ -371,6 +381,8 @@ void mp__pool_worker_main(const struct mp__worker_ctx *c)
     }
     struct growbuf in = {0}, out = {0};
     struct wout wo = {.fd = c->fd};
+    if (c->batch != NULL)
+        wo = (struct wout){.fd = c->fd, .b = {.p = c->batch, .cap = MP__BATCH_CAP}, .published = c->batch_len};
     struct rbuf rb = {.cap = 64 << 10};
     rb.p = malloc(rb.cap);
     unsigned done = 0;
@@ -404,7 +416,8 @@ void mp__pool_worker_main(const struct mp__worker_ctx *c)
             break;
     }
     wout_flush(&wo);
-    free(wo.b.p);
+    if (wo.published == NULL)
+        free(wo.b.p);
     free(rb.p);
     free(in.p);
     free(out.p);

@@ -34,16 +34,20 @@
  * or _exit from the task) makes exactly that task (or map chunk) fail with
  * MP_EWORKERDIED, with a message naming the signal or the exit status; the worker is
  * replaced and every other task still runs. No call hangs because a worker died.
- * Workers report small results in batches: a task that the dying worker had
- * finished but not yet reported runs again on another worker (each task still
- * gets exactly one result), so side effects of tasks should be idempotent where
- * workers may die. A worker that dies in the initializer fails the first task
- * given to it.
+ * Workers report small results in batches, kept in the pool's shared memory: a
+ * task that the dying worker had finished keeps its result and does not run again.
+ * Only when the batches do not fit (shared_size below 8 * processes * 96 KiB) is a
+ * task the dying worker had finished but not yet reported run again on another
+ * worker (each task still gets exactly one result). A worker that dies in the
+ * initializer fails the first task (or map_shared) given to it.
  *
  * Callbacks (callback, error_callback) run in the pool's process, on its result
  * handler thread, one at a time, in completion order. A callback must return
  * promptly and must not wait for another result of the same pool (that result is
- * delivered by the thread running the callback); it may submit new tasks.
+ * delivered by the thread running the callback: such a wait, and the synchronous
+ * calls apply, map, starmap and map_shared, return MP_EBUSY at once, or
+ * MP_ETIMEDOUT for a timeout of 0; a result already complete may be read); it may
+ * submit new tasks.
  *
  * Thread pools (mp_pool_options.threads): the same API with worker threads in the
  * calling process. There is no isolation: a task that crashes crashes the whole
@@ -123,8 +127,9 @@ typedef struct mp_pool_options {
     /* Workers are threads of this process (multiprocessing.pool.ThreadPool). */
     bool threads;
     /* Bytes of shared memory the pool reserves (address space only, pages are
-     * used as touched) for mp_pool_shared_alloc and for large task arguments.
-     * 0: 1 GiB. */
+     * used as touched) for mp_pool_shared_alloc, for large task arguments and for
+     * the workers' result batches (96 KiB per worker, when that is at most an
+     * eighth of it). 0: 1 GiB. */
     size_t shared_size;
 } mp_pool_options;
 
@@ -152,7 +157,7 @@ MP_EXTERN int mp_pool_new(mp_pool **out, const mp_pool_options *opt);
 MP_EXTERN int mp_pool_processes(const mp_pool *pool);
 
 /* The pids of the current workers, up to max of them, into pids; returns how many
- * (0 for a thread pool). For tests and diagnostics. */
+ * (0 for a thread pool). For tests and diagnostics. Errors: MP_EINVAL, MP_ECHILD. */
 MP_EXTERN int mp_pool_worker_pids(mp_pool *pool, int *pids, int max);
 
 /* Submits fn(arg) and returns at once. The len bytes of arg are copied; the caller
@@ -234,7 +239,10 @@ MP_EXTERN void mp_pool_shared_free(mp_pool *pool, void *p);
  * 0 (no input), out_size may be 0 (no output). Returns 0 or the error of the first
  * failing chunk (MP_ETASKFAILED with the kernel's code as task code,
  * MP_EWORKERDIED, MP_ETERMINATED). Errors also: MP_EINVAL (memory outside the
- * pool's shared memory, fn NULL), MP_ECLOSED, MP_ENOMEM. */
+ * pool's shared memory, fn NULL), MP_ECLOSED, MP_ENOMEM (also: n / chunksize
+ * chunks too many to track). A worker that cannot take the map when it starts
+ * (it has its last task under maxtasksperchild) is replaced, and the replacement
+ * joins it. */
 MP_EXTERN int mp_pool_map_shared(mp_pool *pool, mp_kernel_fn kernel, const void *in, size_t in_size,
                                  void *out, size_t out_size, size_t n, void *ctx,
                                  const mp_async_options *opt);
@@ -261,7 +269,9 @@ MP_EXTERN int mp_pool_join(mp_pool *pool, int timeout_ms);
 
 /* Terminates the pool (as leaving Python's `with Pool()` block does: tasks not yet
  * completed fail with MP_ETERMINATED; close and join first to let them finish),
- * joins it and frees it, with its shared memory. Not from a callback. Results
+ * joins it and frees it, with its shared memory. From a callback it terminates the
+ * pool and returns; the pool is freed once its handler thread ends (the callback
+ * must not touch the pool, or its shared memory, after the call). Results
  * still held by the caller stay valid (completed, MP_ETERMINATED if they never
  * ran) until destroyed. NULL is accepted. No other call on the pool may run. */
 MP_EXTERN void mp_pool_destroy(mp_pool *pool);
@@ -276,10 +286,13 @@ MP_EXTERN void mp_pool_destroy(mp_pool *pool);
  * mp_async_result_item). Errors: MP_ETIMEDOUT (not ready; call again),
  * MP_ETASKFAILED (see task_code and message), MP_EWORKERDIED, MP_ETERMINATED,
  * MP_EINVAL, MP_ECHILD (a copy of the handle in a forked child: it never completes
- * there; wait and mp_imap_next refuse the same way). */
+ * there; wait and mp_imap_next refuse the same way), MP_EBUSY (from a callback of
+ * the same pool, r not complete: it would wait for its own thread; wait and
+ * mp_imap_next refuse the same way). */
 MP_EXTERN int mp_async_result_get(mp_async_result *r, int timeout_ms, const void **data, size_t *len);
 
-/* Waits up to timeout_ms; 0 once ready, MP_ETIMEDOUT, MP_EINVAL. */
+/* Waits up to timeout_ms; 0 once ready, MP_ETIMEDOUT, MP_EINVAL, MP_ECHILD, MP_EBUSY
+ * (see get). */
 MP_EXTERN int mp_async_result_wait(mp_async_result *r, int timeout_ms);
 
 /* True once the result is complete (and its callback has run). */
@@ -309,12 +322,14 @@ MP_EXTERN int mp_async_result_progress(mp_async_result *r, size_t *done, size_t 
  * timeout_ms for it: *index (may be NULL) is the item's position in the input,
  * *data / *len its bytes (owned by r). Returns 0, the item's error (the error of
  * its chunk: each item of a failed chunk reports it), MP_EEOF once every item was
- * returned, MP_ETIMEDOUT, MP_EINVAL. One iterating thread at a time. */
+ * returned, MP_ETIMEDOUT, MP_EINVAL, MP_ECHILD, MP_EBUSY (see get). One iterating
+ * thread at a time. */
 MP_EXTERN int mp_imap_next(mp_async_result *r, size_t *index, const void **data, size_t *len,
                            int timeout_ms);
 
 /* Releases the handle and its buffers. A task still running completes in the
- * pool (its callbacks still run). NULL is accepted. */
+ * pool (its callbacks still run). NULL is accepted. In a forked child, releases the
+ * child's copy only. */
 MP_EXTERN void mp_async_result_destroy(mp_async_result *r);
 
 #ifdef __cplusplus

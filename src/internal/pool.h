@@ -70,10 +70,17 @@ struct mp__job {
 
 #define MP__RUNNING_INIT UINT64_MAX /* `running` while the initializer runs */
 
+/* Bytes of a process worker's result batch in the shared region: the worker
+ * flushes before the batch reaches 64 KiB and batches frames of at most 32 KiB. */
+#define MP__BATCH_CAP (96u << 10)
+
 /* Per worker, in the pool's shared region, one cache line each. */
 struct mp__wslot {
     _Atomic uint64_t running; /* id of the task the worker runs, 0 between tasks; by the worker */
-    char pad[56];
+    _Atomic uint64_t batch_len; /* bytes of whole result frames in its batch, not yet known
+                                 * written to the socket; by the worker (release after the
+                                 * frame's bytes); the parent reads it after the worker ended */
+    char pad[48];
 };
 
 /* What a worker (process or thread) needs; the loop never touches the parent's
@@ -82,6 +89,8 @@ struct mp__worker_ctx {
     int fd;   /* the worker's end of its socket */
     int slot; /* index of the worker in the pool, for job->current */
     _Atomic uint64_t *running; /* shared: id of the task being run, 0 between tasks */
+    char *batch;               /* shared: MP__BATCH_CAP bytes for batched results, or NULL */
+    _Atomic uint64_t *batch_len; /* shared: see struct mp__wslot */
     unsigned maxtasks;
     void (*initializer)(void *);
     void *initarg;

@@ -53,6 +53,7 @@ struct mp_async_result {
     int parts;                     /* workers sent the job and not yet out of it; pool lock */
     bool orphan;                   /* the caller destroyed it; free the job once parts == 0 */
     char *death_msg;               /* first worker death during the job */
+    bool died;                     /* a participant died in the job; pool lock */
     struct mp_async_result *job_next; /* pool->jobs list */
     /* callbacks */
     mp_async_options cb;
@@ -141,12 +142,14 @@ struct mp_pool {
     char *region;
     size_t region_size;
     struct mp__wslot *slots;       /* n, in the region */
+    char *batches;                 /* n * MP__BATCH_CAP in the region (process pools), or NULL */
     struct mp__extent *free_ext;       /* free extents of the region, by offset; under mu */
     size_t n_free, cap_free;
     _Atomic uint32_t started;      /* futex word: the handler started the workers */
     int start_rc;
     _Atomic uint32_t finished;     /* futex word: the handler has ended */
     bool joined;
+    bool free_at_end; /* destroyed from a callback: the handler frees the pool; under mu */
     bool spawn_failed;
     bool kicked;   /* something happened since the handler last looked; under mu */
     _Atomic uint32_t asleep;       /* 1: the handler is in (or about to enter) poll */
@@ -171,6 +174,7 @@ MP__HIDDEN void mp__pool_fail_unit(mp_pool *p, struct mp__unit *u, int status, c
 MP__HIDDEN void mp__pool_job_finish(mp_pool *p, mp_async_result *r, int forced_status, const char *forced_msg);
 MP__HIDDEN void mp__pool_job_leave(mp_async_result *r, int slot, const char *death);
 MP__HIDDEN void mp__pool_check_jobs(mp_pool *p);
+MP__HIDDEN void mp__pool_job_offer(mp_pool *p, mp_async_result *r);
 MP__HIDDEN void mp__pool_out_push(struct mp__worker *w, struct mp__unit *u);
 MP__HIDDEN void mp__pool_write_units(struct mp__worker *w);
 MP__HIDDEN void mp__pool_dispatch(mp_pool *p);
@@ -181,5 +185,6 @@ MP__HIDDEN int mp__pool_job_send(mp_pool *p, mp_async_result *r, int i);
 MP__HIDDEN void *mp__pool_handler_main(void *arg);
 MP__HIDDEN void mp__pool_wake_if_asleep(mp_pool *p);
 MP__HIDDEN void mp__pool_set_state(mp_pool *p, enum mp__pstate s);
+MP__HIDDEN void mp__pool_free(mp_pool *p);
 
 #endif /* MPROC_INTERNAL_POOL_PARENT_H */
