@@ -62,7 +62,7 @@ int mp_condition_new(mp_condition **out, const mp_condition_options *opt)
 static bool holds_lock(mp_condition *c)
 {
     if (c->lock != NULL)
-        return mp__lockword_holder(mp__lock_word(c->lock)) == mp__self_pid();
+        return mp__lockword_held_by_self(mp__lock_word(c->lock));
     return mp_rlock_is_mine(c->rlock);
 }
 

@@ -35,7 +35,9 @@
  * up) it asks whether the holder in the word is still alive (mp__id_alive). If
  * that process has ended, it takes the word over with CAS v -> id|WAITERS (v the
  * value it saw, naming the dead holder): exactly one waiter wins, the others see
- * a new value and go on waiting. The winner returns MP_EOWNERDEAD. A holder that
+ * a new value and go on waiting. The winner returns MP_EOWNERDEAD. A holder
+ * with the waiter's own pid is alive only if its start time is the waiter's too
+ * (else it is an earlier process that had the pid and died). A holder that
  * died inside release after clearing the word but before waking is covered too:
  * sleepers wake at the end of their slice, see 0 and take the lock.
  *
@@ -81,7 +83,11 @@ static void forget_ids(void)
 static void install_atfork(void) { pthread_atfork(NULL, NULL, forget_ids); }
 
 /* Field 22 of /proc/<pid>/stat, the start time in clock ticks since boot, cut to
- * 32 bits: 0 when unknown. *gone is set when there is no such process. */
+ * 32 bits: 0 when unknown. *gone is set when there is no such process, or when
+ * it has ended and not been reaped: its main thread is a zombie (state Z or X,
+ * field 3) and no other thread is left (num_threads, field 20). A zombie main
+ * thread whose process has other threads running (it called pthread_exit) is
+ * a live process. */
 static uint32_t start_tag(pid_t pid, bool *gone)
 {
     char path[64], buf[1024];
@@ -102,10 +108,14 @@ static uint32_t start_tag(pid_t pid, bool *gone)
     const char *p = strrchr(buf, ')'); /* the command name may hold anything */
     if (p == NULL)
         return 0;
-    if (p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X'))
-        *gone = true; /* ended, not yet reaped */
-    for (int field = 2; field < 22 && p != NULL; field++)
-        p = strchr(p + 1, ' ');
+    bool zombie = p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
+    long threads = 0;
+    for (int field = 2; field < 22 && p != NULL; field++) {
+        p = strchr(p + 1, ' '); /* now before field + 1 */
+        if (field + 1 == 20 && p != NULL)
+            threads = strtol(p + 1, NULL, 10);
+    }
+    *gone = zombie && threads <= 1;
     return p != NULL ? (uint32_t)strtoull(p + 1, NULL, 10) : 0;
 }
 
@@ -186,12 +196,12 @@ int mp__futex_wait_slice(_Atomic uint32_t *w, uint32_t expected, const mp__deadl
     }
 }
 
-/* If the holder recorded in v has ended, takes the word over (true). */
+/* If the holder recorded in v has ended, takes the word over (true). A holder
+ * with our pid but another start time is an earlier process, dead. */
 static bool take_from_dead(mp__lockword *w, uint64_t v, uint64_t me)
 {
     uint64_t holder = v & ~(uint64_t)MP__LOCK_WAITERS;
-    if ((v & MP__LOCK_PID_MASK) == 0 || (holder & MP__LOCK_PID_MASK) == (me & MP__LOCK_PID_MASK) ||
-        mp__id_alive(holder))
+    if ((v & MP__LOCK_PID_MASK) == 0 || holder == me || mp__id_alive(holder))
         return false;
     return atomic_compare_exchange_strong(w, &v, me | MP__LOCK_WAITERS);
 }

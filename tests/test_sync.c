@@ -1,6 +1,7 @@
 /* Lock, RLock, Semaphore, BoundedSemaphore, Condition, Event and Barrier:
  * behaviour across threads and processes, timeouts, misuse and peer death. */
 // TEST_TIMEOUT 120
+// TEST_VARIANT nopidfd MPROC_NO_PIDFD=1
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <pthread.h>
@@ -307,6 +308,84 @@ TEST(lock_holder_whose_pid_was_reused_is_taken_over)
     shared_free(s);
 }
 
+/* A process that had our pid before us (another start time) died holding it. */
+static uint64_t earlier_incarnation_of_us(void)
+{
+    uint64_t me = mp__self_id();
+    CHECK(me >> 32 != 0); /* /proc gave a start time */
+    return me ^ ((uint64_t)1 << 40);
+}
+
+TEST(lock_held_by_an_earlier_process_with_our_pid_is_taken_over)
+{
+    mp_lock *l;
+    CHECK_OK(mp_lock_new(&l, NULL));
+    mp_condition *c;
+    CHECK_OK(mp_condition_new(&c, &(mp_condition_options){.lock = l}));
+    atomic_store(mp__lock_word(l), earlier_incarnation_of_us());
+    CHECK_RC(MP_EPERM, mp_condition_notify(c, 1)); /* not held by this process */
+    CHECK_RC(MP_EOWNERDEAD, mp_lock_acquire(l, 0));
+    CHECK_OK(mp_lock_release(l));
+    atomic_store(mp__lock_word(l), earlier_incarnation_of_us() | MP__LOCK_WAITERS);
+    uint64_t t0 = th_now_ms();
+    CHECK_RC(MP_EOWNERDEAD, mp_lock_acquire(l, 20000));
+    CHECK(th_now_ms() - t0 < 10000);
+    CHECK_OK(mp_lock_release(l));
+    CHECK(!mp_lock_locked(l));
+    mp_condition_destroy(c);
+    mp_lock_destroy(l);
+}
+
+static void *hold_lock_in_thread(void *arg)
+{
+    struct shared *s = arg;
+    CHECK_OK(mp_lock_acquire(s->lock, -1));
+    mp_event_set(s->ready);
+    for (;;)
+        pause();
+    return NULL;
+}
+
+/* The main thread leaves with pthread_exit; another thread holds the lock. */
+static int hold_lock_after_main_thread_exits(void *arg)
+{
+    pthread_t t;
+    run_thread(hold_lock_in_thread, arg, &t);
+    pthread_exit(NULL);
+}
+
+static char proc_state(int pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return '?';
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')');
+    return p != NULL && p[1] == ' ' ? p[2] : '?';
+}
+
+TEST(lock_holder_whose_main_thread_exited_is_still_alive)
+{
+    struct shared *s = shared_new();
+    CHECK_OK(mp_lock_new(&s->lock, NULL));
+    int pid = th_fork(hold_lock_after_main_thread_exits, s);
+    CHECK_OK(mp_event_wait(s->ready, 10000));
+    /* The main thread is a zombie now; the process lives on in its thread. */
+    for (int i = 0; i < 1000 && proc_state(pid) != 'Z'; i++)
+        th_sleep_ms(10);
+    CHECK_EQ('Z', proc_state(pid));
+    CHECK_RC(MP_ETIMEDOUT, mp_lock_acquire(s->lock, 0));
+    CHECK_RC(MP_ETIMEDOUT, mp_lock_acquire(s->lock, 300));
+    kill_and_reap(pid);
+    CHECK_RC(MP_EOWNERDEAD, mp_lock_acquire(s->lock, 10000));
+    CHECK_OK(mp_lock_release(s->lock));
+    shared_free(s);
+}
+
 TEST(lock_destroy_frees_only_in_the_creator)
 {
     size_t before = mp__shm_bytes_in_use();
@@ -484,6 +563,31 @@ TEST(rlock_holder_killed_is_taken_over_with_eownerdead)
     CHECK_OK(mp_rlock_release(s->rlock));
     CHECK_RC(MP_EPERM, mp_rlock_release(s->rlock));
     shared_free(s);
+}
+
+TEST(rlock_held_by_an_earlier_process_with_our_pid_is_not_ours)
+{
+    mp_rlock *r;
+    CHECK_OK(mp_rlock_new(&r, NULL));
+    /* The dead process's thread had our tid too (its main thread, say). */
+    atomic_store(&r->word, earlier_incarnation_of_us());
+    atomic_store(&r->owner_tid, mp__self_tid());
+    r->count = 7;
+    CHECK(!mp_rlock_is_mine(r));
+    CHECK_EQ(0, mp_rlock_count(r));
+    CHECK_RC(MP_EPERM, mp_rlock_release(r));
+    CHECK_RC(MP_EOWNERDEAD, mp_rlock_acquire(r, 0));
+    CHECK_EQ(1, mp_rlock_count(r));
+    CHECK_OK(mp_rlock_release(r));
+    CHECK_EQ(0, atomic_load(&r->word));
+    atomic_store(&r->word, earlier_incarnation_of_us() | MP__LOCK_WAITERS);
+    atomic_store(&r->owner_tid, mp__self_tid());
+    r->count = 7;
+    CHECK_RC(MP_EOWNERDEAD, mp_rlock_acquire(r, 20000));
+    CHECK_EQ(1, mp_rlock_count(r));
+    CHECK_OK(mp_rlock_release(r));
+    CHECK_EQ(0, atomic_load(&r->word));
+    mp_rlock_destroy(r);
 }
 
 TEST(rlock_rejects_bad_arguments)

@@ -90,10 +90,12 @@ MP__HIDDEN int mp__lockword_acquire(mp__lockword *w, const mp__deadline *d);
  * MP_EPERM when it was not locked. */
 MP__HIDDEN int mp__lockword_release(mp__lockword *w);
 
-/* The pid that holds the lock word, 0 when unlocked. */
-static inline pid_t mp__lockword_holder(mp__lockword *w)
+/* Whether the calling process holds the lock word: its pid and its start time
+ * are both ours. The pid alone is not enough: a process that had our pid
+ * before us may have died holding the word, and then nobody holds it. */
+static inline bool mp__lockword_held_by_self(mp__lockword *w)
 {
-    return (pid_t)(atomic_load_explicit(w, memory_order_relaxed) & MP__LOCK_PID_MASK);
+    return (atomic_load_explicit(w, memory_order_relaxed) & ~(uint64_t)MP__LOCK_WAITERS) == mp__self_id();
 }
 
 /* Sleeps while *w == expected, at most slice_ms and at most until d.
