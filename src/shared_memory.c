@@ -9,7 +9,9 @@
  * created it. An atexit handler, installed with the first creation, unlinks the
  * entries whose creator is the exiting process; a child forked later inherits
  * the list and the handler but skips entries it did not create, so a child that
- * exits never removes its parent's segments.
+ * exits never removes its parent's segments. Fork handlers (installed with the
+ * atexit handler, before the lock is first taken) hold created_lock across every
+ * fork(), so the child's copy of the list is whole and its lock free.
  */
 #include <fcntl.h>
 #include <pthread.h>
@@ -61,7 +63,16 @@ static void unlink_created_at_exit(void)
     pthread_mutex_unlock(&created_lock);
 }
 
-static void install_atexit(void) { atexit(unlink_created_at_exit); }
+static void lock_created(void) { pthread_mutex_lock(&created_lock); }
+static void unlock_created(void) { pthread_mutex_unlock(&created_lock); }
+
+/* fork() holds created_lock across the fork: a child forked while another
+ * thread held it would otherwise hang in its exit handler. */
+static void install_atexit(void)
+{
+    pthread_atfork(lock_created, unlock_created, unlock_created);
+    atexit(unlink_created_at_exit);
+}
 
 static int remember_created(const char *path)
 {
@@ -99,7 +110,8 @@ static int make_path(char *path, const char *name)
     if (name[0] == '/')
         name++;
     size_t len = strlen(name);
-    if (len == 0 || len > NAME_MAX_LEN || strchr(name, '/') != NULL)
+    if (len == 0 || len > NAME_MAX_LEN || strchr(name, '/') != NULL || strcmp(name, ".") == 0 ||
+        strcmp(name, "..") == 0) /* /dev/shm itself, or its parent */
         return MP_EINVAL;
     path[0] = '/';
     memcpy(path + 1, name, len + 1);

@@ -1,6 +1,7 @@
 /* Value, Array and SharedMemory: typecodes, locks, atomics, sharing across
  * processes, named segments and their lifetime. */
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
@@ -543,4 +544,107 @@ TEST(shm_unlinked_segment_is_forgotten_by_the_exit_cleanup)
     char path[80];
     snprintf(path, sizeof path, "/%s", name);
     shm_unlink(path);
+}
+
+TEST(shm_dot_names_are_einval)
+{
+    mp_shared_memory *s;
+    const char *names[] = {".", "..", "/.", "/.."};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        CHECK_RC(MP_EINVAL, mp_shared_memory_new(&s, names[i], &(mp_shared_memory_options){.create = true, .size = 8}));
+        CHECK_RC(MP_EINVAL, mp_shared_memory_new(&s, names[i], NULL));
+    }
+}
+
+TEST(shm_name_of_250_bytes_is_the_longest)
+{
+    char name[260];
+    int n = snprintf(name, sizeof name, "mptest-%d-", (int)getpid());
+    memset(name + n, 'n', sizeof name - (size_t)n);
+    name[250] = '\0';
+    mp_shared_memory *s, *a;
+    CHECK_OK(mp_shared_memory_new(&s, name, &(mp_shared_memory_options){.create = true, .size = 8}));
+    CHECK_STR(name, mp_shared_memory_name(s));
+    CHECK_OK(mp_shared_memory_new(&a, name, NULL));
+    mp_shared_memory_destroy(a);
+    name[250] = 'n';
+    name[251] = '\0';
+    CHECK_RC(MP_EINVAL, mp_shared_memory_new(&a, name, NULL));
+    CHECK_RC(MP_EINVAL, mp_shared_memory_new(&a, name, &(mp_shared_memory_options){.create = true, .size = 8}));
+    CHECK_OK(mp_shared_memory_unlink(s));
+    mp_shared_memory_destroy(s);
+}
+
+TEST(shm_attach_ignores_the_size_asked_for)
+{
+    char name[64];
+    test_name(name, sizeof name, "size");
+    mp_shared_memory *c, *a;
+    CHECK_OK(mp_shared_memory_new(&c, name, &(mp_shared_memory_options){.create = true, .size = 5000}));
+    CHECK_OK(mp_shared_memory_new(&a, name, &(mp_shared_memory_options){.size = 100}));
+    CHECK_EQ(5000, mp_shared_memory_size(a));
+    mp_shared_memory_destroy(a);
+    CHECK_OK(mp_shared_memory_new(&a, name, &(mp_shared_memory_options){.size = 1 << 20}));
+    CHECK_EQ(5000, mp_shared_memory_size(a));
+    mp_shared_memory_destroy(a);
+    CHECK_OK(mp_shared_memory_unlink(c));
+    CHECK_RC(MP_ENOENT, mp_shared_memory_unlink(c));
+    mp_shared_memory_destroy(c);
+}
+
+struct unlinker {
+    mp_shared_memory *shm;
+    _Atomic bool stop;
+};
+
+/* Walks the exit-cleanup list under its lock again and again. */
+static void *unlink_again_and_again(void *arg)
+{
+    struct unlinker *u = arg;
+    while (!atomic_load(&u->stop))
+        mp_shared_memory_unlink(u->shm);
+    return NULL;
+}
+
+/* A child forked while another thread held the exit-cleanup list's lock must
+ * still be able to exit (its atexit handler takes that lock). */
+TEST(shm_child_forked_during_a_list_update_can_exit)
+{
+    enum { SEGMENTS = 64, FORKS = 300 };
+    char name[64];
+    mp_shared_memory *segs[SEGMENTS];
+    for (int i = 0; i < SEGMENTS; i++) { /* a long list: a long walk under the lock */
+        char tag[16];
+        snprintf(tag, sizeof tag, "fork%d", i);
+        test_name(name, sizeof name, tag);
+        CHECK_OK(mp_shared_memory_new(&segs[i], name, &(mp_shared_memory_options){.create = true, .size = 8}));
+    }
+    struct unlinker u = {.shm = segs[0]};
+    CHECK_OK(mp_shared_memory_unlink(segs[0]));
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, unlink_again_and_again, &u) == 0);
+    int hung = 0;
+    for (int i = 0; i < FORKS && hung == 0; i++) {
+        int pid = th_fork(just_exit, NULL);
+        int status;
+        uint64_t t0 = th_now_ms();
+        while (waitpid(pid, &status, WNOHANG) == 0) {
+            if (th_now_ms() - t0 > 10000) {
+                hung = pid;
+                kill(pid, SIGKILL);
+                waitpid(pid, &status, 0);
+                break;
+            }
+            th_sleep_ms(1);
+        }
+        CHECK(hung != 0 || (WIFEXITED(status) && WEXITSTATUS(status) == 0));
+    }
+    atomic_store(&u.stop, true);
+    CHECK(pthread_join(t, NULL) == 0);
+    for (int i = 0; i < SEGMENTS; i++) {
+        if (i > 0)
+            CHECK_OK(mp_shared_memory_unlink(segs[i]));
+        mp_shared_memory_destroy(segs[i]);
+    }
+    CHECK_EQ(0, hung);
 }

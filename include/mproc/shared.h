@@ -156,7 +156,7 @@ typedef struct mp_shared_memory_options {
 } mp_shared_memory_options;
 
 /* Creates or attaches to the segment name (with or without the leading '/';
- * at most 250 bytes, no other '/'). name NULL when creating: a fresh random
+ * 1 to 250 bytes after it, no other '/', not "." or ".."). name NULL when creating: a fresh random
  * name "psm_<hex>". The mapping is read-write, shared, zero-filled on creation.
  * Errors: MP_EEXIST (create, the name exists), MP_ENOENT (attach, no such
  * segment), MP_EINVAL (bad name, size 0 on create, NULL name on attach, an empty
