@@ -126,8 +126,11 @@ void mp__fill_ids(void)
     if (id == 0) {
         pid_t pid = getpid();
         bool gone;
-        id = (uint64_t)start_tag(pid, &gone) << 32 | (uint32_t)pid;
-        atomic_store(&process_id, id);
+        uint64_t mine = (uint64_t)start_tag(pid, &gone) << 32 | (uint32_t)pid;
+        /* Threads racing here may read different tags (one /proc read may fail):
+         * the first stored wins, so that every thread has the same id. */
+        if (atomic_compare_exchange_strong(&process_id, &id, mine))
+            id = mine;
     }
     mp__tls_id = id;
     mp__tls_tid = (pid_t)syscall(SYS_gettid);

@@ -15,6 +15,7 @@
  */
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,6 +141,8 @@ static int map_fd(int fd, size_t size, void **buf)
 static int create_segment(mp_shared_memory *shm, const char *name, size_t size)
 {
     int fd = -1, rc;
+    if (size > (size_t)PTRDIFF_MAX) /* more than any mapping (and past off_t) */
+        return MP_ENOMEM;
     for (int tries = 0;; tries++) {
         rc = name != NULL ? make_path(shm->path, name) : random_path(shm->path);
         if (rc != 0)

@@ -575,6 +575,16 @@ TEST(shm_name_of_250_bytes_is_the_longest)
     mp_shared_memory_destroy(s);
 }
 
+TEST(shm_create_too_large_is_enomem)
+{
+    char name[64];
+    test_name(name, sizeof name, "huge");
+    mp_shared_memory *s;
+    CHECK_RC(MP_ENOMEM, mp_shared_memory_new(&s, name, &(mp_shared_memory_options){.create = true, .size = SIZE_MAX}));
+    CHECK_RC(MP_ENOMEM, mp_shared_memory_new(&s, name, &(mp_shared_memory_options){.create = true, .size = SIZE_MAX / 2 + 1}));
+    CHECK_RC(MP_ENOENT, mp_shared_memory_new(&s, name, NULL)); /* nothing left behind */
+}
+
 TEST(shm_attach_ignores_the_size_asked_for)
 {
     char name[64];

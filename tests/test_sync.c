@@ -590,6 +590,25 @@ TEST(rlock_held_by_an_earlier_process_with_our_pid_is_not_ours)
     mp_rlock_destroy(r);
 }
 
+TEST(rlock_recursion_stops_at_its_limit_with_eoverflow)
+{
+    mp_rlock *r;
+    CHECK_OK(mp_rlock_new(&r, NULL));
+    CHECK_OK(mp_rlock_acquire(r, -1));
+    r->count = UINT32_MAX - 1; /* as if acquired that many times */
+    CHECK_OK(mp_rlock_acquire(r, -1));
+    CHECK_EQ(UINT32_MAX, mp_rlock_count(r));
+    CHECK_RC(MP_EOVERFLOW, mp_rlock_acquire(r, -1));
+    CHECK_RC(MP_EOVERFLOW, mp_rlock_acquire(r, 0));
+    CHECK_EQ(UINT32_MAX, mp_rlock_count(r));
+    CHECK_OK(mp_rlock_release(r));
+    r->count = 1;
+    CHECK_OK(mp_rlock_release(r));
+    CHECK(!mp_rlock_is_mine(r));
+    CHECK_EQ(0, atomic_load(&r->word));
+    mp_rlock_destroy(r);
+}
+
 TEST(rlock_rejects_bad_arguments)
 {
     mp_rlock *r;
