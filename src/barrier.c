@@ -24,7 +24,10 @@
  * Deaths. Waiters sleep in slices of MP__DEATH_SLICE_MS; after each slice they
  * look whether the process of every occupied slot is alive. A dead one's slot is
  * freed (it will never leave by itself) and, while FILLING, the barrier breaks:
- * the dead party can never be released, so the others must not wait for it. A
+ * the dead party can never be released, so the others must not wait for it. The
+ * last party to arrive looks too before it releases the round (a party that died
+ * waiting with nobody asleep beside it would otherwise pass, and the survivors
+ * would wait for it in the next round). A
  * process that died holding lock (MP_EOWNERDEAD to the next taker) may have left
  * the state half-changed: the barrier breaks too, and reset makes it usable.
  * A party that dies before arriving cannot be told from a slow one: only a
@@ -151,6 +154,8 @@ int mp_barrier_wait(mp_barrier *b, int timeout_ms)
             return MP_ETIMEDOUT;
         }
     }
+    if (b->state != BROKEN && count(b) + 1 == b->parties)
+        reap_dead(b); /* the last to arrive: a dead party must not pass */
     if (b->state == BROKEN) {
         unlock_barrier(b);
         return MP_EBROKEN;

@@ -1203,6 +1203,25 @@ TEST(barrier_party_killed_while_waiting_breaks_it)
     shared_free(s);
 }
 
+/* Nobody sleeps beside the dead party to notice: the last arrival must. */
+TEST(barrier_party_killed_while_alone_breaks_it_for_the_last_arrival)
+{
+    struct shared *s = shared_new();
+    CHECK_OK(mp_barrier_new(&s->barrier, 2, NULL));
+    int victim = th_fork(wait_at_barrier_forever, s);
+    wait_for_n_waiting(s->barrier, 1);
+    kill_and_reap(victim);
+    CHECK_RC(MP_EBROKEN, mp_barrier_wait(s->barrier, 10000));
+    CHECK(mp_barrier_broken(s->barrier));
+    CHECK_OK(mp_barrier_reset(s->barrier));
+    CHECK_EQ(0, mp_barrier_n_waiting(s->barrier));
+    victim = th_fork(wait_at_barrier_forever, s); /* the barrier works again */
+    wait_for_n_waiting(s->barrier, 1);
+    CHECK_EQ(1, mp_barrier_wait(s->barrier, 10000));
+    CHECK_EQ(0, th_wait(victim));
+    shared_free(s);
+}
+
 TEST(barrier_rejects_bad_arguments)
 {
     mp_barrier *b;
