@@ -908,6 +908,107 @@ static int kill_after_go(void *arg)
     return th_wait(pid) == -SIGKILL ? 0 : 1;
 }
 
+/* A waiter that goes on only with a ticket (s->plain, under the condition's lock). */
+static bool ticket_available(void *arg) { return ((struct shared *)arg)->plain > 0; }
+
+static int take_ticket(void *arg)
+{
+    struct shared *s = arg;
+    CHECK_OK(mp_condition_acquire(s->cond, -1));
+    atomic_fetch_add(&s->counter, 1); /* registered: we hold the lock until we wait */
+    int rc = mp_condition_wait_for(s->cond, ticket_available, s, 60000);
+    if (rc == 0) {
+        s->plain--;
+        atomic_fetch_add(&s->inside, 1);
+    }
+    CHECK_OK(mp_condition_release(s->cond));
+    return rc == 0 ? 0 : 1;
+}
+
+static void wait_for_value(_Atomic int *v, int n)
+{
+    uint64_t t0 = th_now_ms();
+    while (atomic_load(v) < n) {
+        CHECK(th_now_ms() - t0 < 30000);
+        th_sleep_ms(5);
+    }
+}
+
+/* Hand out tickets while every waiter sleeps: no notify may be lost. */
+TEST(condition_notify_n_wakes_that_many_waiters)
+{
+    enum { WAITERS = 3 };
+    struct shared *s = shared_new();
+    CHECK_OK(mp_condition_new(&s->cond, NULL));
+    int pids[WAITERS];
+    for (int i = 0; i < WAITERS; i++)
+        pids[i] = th_fork(take_ticket, s);
+    wait_for_value(&s->counter, WAITERS);
+    CHECK_OK(mp_condition_acquire(s->cond, -1)); /* every waiter is in its wait now */
+    CHECK_OK(mp_condition_notify(s->cond, 0)); /* wakes nobody */
+    s->plain += 2;
+    CHECK_OK(mp_condition_notify(s->cond, 2));
+    CHECK_OK(mp_condition_release(s->cond));
+    wait_for_value(&s->inside, 2);
+    th_sleep_ms(50);
+    CHECK_EQ(2, atomic_load(&s->inside)); /* the third has no ticket */
+    CHECK_OK(mp_condition_acquire(s->cond, -1));
+    s->plain += 1;
+    CHECK_OK(mp_condition_notify(s->cond, 1));
+    CHECK_OK(mp_condition_release(s->cond));
+    for (int i = 0; i < WAITERS; i++)
+        CHECK_EQ(0, th_wait(pids[i]));
+    CHECK_EQ(0, s->plain);
+    shared_free(s);
+}
+
+/* The killed waiter stays counted in nwaiters: notify(1) must still reach the
+ * live one. */
+TEST(condition_notify_after_a_killed_waiter_wakes_a_live_one)
+{
+    struct shared *s = shared_new();
+    CHECK_OK(mp_condition_new(&s->cond, NULL));
+    int victim = th_fork(wait_in_condition, s);
+    CHECK_OK(mp_event_wait(s->ready, 10000));
+    CHECK_OK(mp_condition_acquire(s->cond, 10000)); /* the victim is in its wait */
+    CHECK_OK(mp_condition_release(s->cond));
+    kill_and_reap(victim);
+    int pid = th_fork(take_ticket, s);
+    wait_for_value(&s->counter, 1);
+    CHECK_OK(mp_condition_acquire(s->cond, -1));
+    s->plain = 1;
+    CHECK_OK(mp_condition_notify(s->cond, 1));
+    CHECK_OK(mp_condition_release(s->cond));
+    CHECK_EQ(0, th_wait(pid));
+    CHECK_EQ(1, atomic_load(&s->inside));
+    shared_free(s);
+}
+
+TEST(condition_over_a_given_rlock_leaves_it_alive)
+{
+    size_t before = mp__shm_bytes_in_use();
+    mp_rlock *r;
+    CHECK_OK(mp_rlock_new(&r, NULL));
+    size_t with_rlock = mp__shm_bytes_in_use();
+    mp_condition *c;
+    CHECK_OK(mp_condition_new(&c, &(mp_condition_options){.rlock = r}));
+    CHECK_OK(mp_condition_acquire(c, -1));
+    CHECK_OK(mp_rlock_acquire(r, -1));
+    CHECK_EQ(2, mp_rlock_count(r));
+    CHECK_RC(MP_ETIMEDOUT, mp_condition_wait(c, 10));
+    CHECK_EQ(2, mp_rlock_count(r));
+    CHECK_OK(mp_condition_notify(c, 1));
+    CHECK_OK(mp_rlock_release(r));
+    CHECK_OK(mp_condition_release(c));
+    CHECK_RC(MP_EPERM, mp_condition_notify(c, 1));
+    mp_condition_destroy(c);
+    CHECK_EQ(with_rlock, mp__shm_bytes_in_use());
+    CHECK_OK(mp_rlock_acquire(r, 0));
+    CHECK_OK(mp_rlock_release(r));
+    mp_rlock_destroy(r);
+    CHECK_EQ(before, mp__shm_bytes_in_use());
+}
+
 TEST(condition_wait_takes_lock_back_from_a_dead_holder)
 {
     struct shared *s = shared_new();
