@@ -83,21 +83,20 @@ static void forget_ids(void)
 static void install_atfork(void) { pthread_atfork(NULL, NULL, forget_ids); }
 
 /* Field 22 of /proc/<pid>/stat, the start time in clock ticks since boot, cut to
- * 32 bits: 0 when unknown. *gone is set when there is no such process, or when
- * it has ended and not been reaped: its main thread is a zombie (state Z or X,
- * field 3) and no other thread is left (num_threads, field 20). A zombie main
- * thread whose process has other threads running (it called pthread_exit) is
- * a live process. */
+ * 32 bits: 0 when unknown. *gone is set when the process has ended and not been
+ * reaped: its main thread is a zombie (state Z or X, field 3) and no other
+ * thread is left (num_threads, field 20). A zombie main thread whose process has
+ * other threads running (it called pthread_exit) is a live process. A file that
+ * cannot be read tells nothing (/proc may be missing): the callers have asked
+ * the kernel whether pid exists, and ask again at the next slice. */
 static uint32_t start_tag(pid_t pid, bool *gone)
 {
     char path[64], buf[1024];
     snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
     *gone = false;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        *gone = errno == ENOENT || errno == ESRCH;
+    if (fd < 0)
         return 0;
-    }
     ssize_t n;
     while ((n = read(fd, buf, sizeof buf - 1)) < 0 && errno == EINTR)
         ;

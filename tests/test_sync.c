@@ -5,9 +5,11 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stddef.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -384,6 +386,34 @@ TEST(lock_holder_whose_main_thread_exited_is_still_alive)
     CHECK_RC(MP_EOWNERDEAD, mp_lock_acquire(s->lock, 10000));
     CHECK_OK(mp_lock_release(s->lock));
     shared_free(s);
+}
+
+/* In a child whose /proc is hidden (a mount namespace with an empty tmpfs over
+ * it), and without pidfds: a live holder can then only be asked with kill(). */
+static int live_holder_without_proc(void *arg)
+{
+    (void)arg;
+    setenv("MPROC_NO_PIDFD", "1", 1); /* before this process's first look */
+    if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+        mount("none", "/proc", "tmpfs", 0, NULL) != 0)
+        return 0; /* not allowed here: nothing to test */
+    CHECK(access("/proc/self/stat", F_OK) != 0);
+    struct shared *s = shared_new();
+    CHECK_OK(mp_lock_new(&s->lock, NULL));
+    int pid = th_fork(hold_lock_forever, s);
+    CHECK_OK(mp_event_wait(s->ready, 10000));
+    CHECK_RC(MP_ETIMEDOUT, mp_lock_acquire(s->lock, 0));
+    CHECK_RC(MP_ETIMEDOUT, mp_lock_acquire(s->lock, 200));
+    kill_and_reap(pid);
+    CHECK_RC(MP_EOWNERDEAD, mp_lock_acquire(s->lock, 10000));
+    CHECK_OK(mp_lock_release(s->lock));
+    shared_free(s);
+    return 0;
+}
+
+TEST(lock_holder_is_alive_when_proc_cannot_be_read)
+{
+    CHECK_EQ(0, th_wait(th_fork(live_holder_without_proc, NULL)));
 }
 
 TEST(lock_destroy_frees_only_in_the_creator)

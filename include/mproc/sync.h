@@ -43,7 +43,9 @@
  * death. A Barrier one of whose waiting parties dies breaks (MP_EBROKEN for the
  * others). Condition and Event waits are not told of deaths: give them a
  * timeout when the peer that would notify or set might die. A death is noticed
- * once the process has ended (also as an unreaped zombie). A process is known
+ * once the process has ended (also as an unreaped zombie, except on a kernel
+ * without pidfds and with /proc unreadable). A process whose main thread
+ * called pthread_exit lives on while its other threads run. A process is known
  * by its pid and its start time (from /proc), so a holder whose pid the system
  * has since given to a new process is still seen as dead. A thread that ends
  * while holding a lock, in a process that lives on, keeps the lock held (as in
