@@ -370,6 +370,39 @@ static char proc_state(int pid)
     return p != NULL && p[1] == ' ' ? p[2] : '?';
 }
 
+static void *sleep_forever(void *arg)
+{
+    (void)arg;
+    for (;;)
+        pause();
+    return NULL;
+}
+
+static int hold_lock_among_threads(void *arg)
+{
+    pthread_t t;
+    for (int i = 0; i < 3; i++)
+        run_thread(sleep_forever, NULL, &t);
+    run_thread(hold_lock_in_thread, arg, &t);
+    for (;;)
+        pause();
+    return 0;
+}
+
+TEST(lock_holder_killed_with_its_threads_is_dead_while_unreaped)
+{
+    struct shared *s = shared_new();
+    CHECK_OK(mp_lock_new(&s->lock, NULL));
+    int pid = th_fork(hold_lock_among_threads, s);
+    CHECK_OK(mp_event_wait(s->ready, 10000));
+    CHECK_RC(MP_ETIMEDOUT, mp_lock_acquire(s->lock, 100));
+    kill(pid, SIGKILL); /* a zombie until th_wait */
+    CHECK_RC(MP_EOWNERDEAD, mp_lock_acquire(s->lock, 10000));
+    CHECK_OK(mp_lock_release(s->lock));
+    CHECK_EQ(-SIGKILL, th_wait(pid));
+    shared_free(s);
+}
+
 TEST(lock_holder_whose_main_thread_exited_is_still_alive)
 {
     struct shared *s = shared_new();
