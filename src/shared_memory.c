@@ -122,8 +122,11 @@ static int make_path(char *path, const char *name)
 static int random_path(char *path)
 {
     unsigned char bytes[4];
-    if (getrandom(bytes, sizeof bytes, 0) != (ssize_t)sizeof bytes)
-        return -errno;
+    ssize_t n;
+    while ((n = getrandom(bytes, sizeof bytes, 0)) < 0 && errno == EINTR)
+        ;
+    if (n != (ssize_t)sizeof bytes)
+        return n < 0 ? -errno : MP_EIO;
     snprintf(path, NAME_MAX_LEN + 2, "/psm_%02x%02x%02x%02x", bytes[0], bytes[1], bytes[2], bytes[3]);
     return 0;
 }

@@ -1386,6 +1386,78 @@ TEST(barrier_party_killed_while_alone_breaks_it_for_the_last_arrival)
     shared_free(s);
 }
 
+struct barrier_race {
+    mp_barrier *b;
+    _Atomic bool stop;
+    _Atomic int waiters_done;
+    _Atomic int bad, passed;
+    unsigned seed;
+};
+
+static void *race_waits(void *arg)
+{
+    struct barrier_race *r = arg;
+    unsigned seed = (unsigned)__atomic_add_fetch(&r->seed, 7919, __ATOMIC_RELAXED);
+    while (!atomic_load(&r->stop)) {
+        int timeout = rand_r(&seed) % 4 == 0 ? (int)(rand_r(&seed) % 3) : 2000;
+        int rc = mp_barrier_wait(r->b, timeout);
+        if (rc >= 0 && rc < 3)
+            atomic_fetch_add(&r->passed, 1);
+        else if (rc != MP_EBROKEN && rc != MP_ETIMEDOUT)
+            atomic_fetch_add(&r->bad, 1);
+    }
+    atomic_fetch_add(&r->waiters_done, 1);
+    return NULL;
+}
+
+/* 300 resets and aborts, then aborts until every waiter has left. */
+static void *race_resets_and_aborts(void *arg)
+{
+    struct barrier_race *r = arg;
+    unsigned seed = 12345;
+    for (int i = 0; i < 300; i++) {
+        th_sleep_ms(1 + (unsigned)(rand_r(&seed) % 3));
+        if ((rand_r(&seed) % 3 == 0 ? mp_barrier_abort(r->b) : mp_barrier_reset(r->b)) != 0)
+            atomic_fetch_add(&r->bad, 1);
+    }
+    atomic_store(&r->stop, true);
+    while (atomic_load(&r->waiters_done) < 4) {
+        mp_barrier_abort(r->b);
+        th_sleep_ms(1);
+    }
+    return NULL;
+}
+
+static void *race_one_wait(void *arg) { return (void *)(intptr_t)mp_barrier_wait(arg, 20000); }
+
+/* Waits with and without timeouts, resets and aborts, all at once: every call
+ * returns a code it may return, nothing hangs, and a reset barrier works. */
+TEST(barrier_survives_racing_waits_timeouts_resets_and_aborts)
+{
+    struct barrier_race r = {.seed = 1};
+    CHECK_OK(mp_barrier_new(&r.b, 3, NULL));
+    pthread_t t[5];
+    for (int i = 0; i < 4; i++)
+        run_thread(race_waits, &r, &t[i]);
+    run_thread(race_resets_and_aborts, &r, &t[4]);
+    for (int i = 0; i < 5; i++)
+        join_thread(t[i]);
+    CHECK_EQ(0, atomic_load(&r.bad));
+    CHECK_OK(mp_barrier_reset(r.b));
+    CHECK(!mp_barrier_broken(r.b));
+    CHECK_EQ(0, mp_barrier_n_waiting(r.b));
+    int seen = 0;
+    for (int i = 0; i < 3; i++)
+        run_thread(race_one_wait, r.b, &t[i]);
+    for (int i = 0; i < 3; i++) {
+        intptr_t rc = join_thread(t[i]);
+        CHECK(rc >= 0 && rc < 3);
+        seen |= 1 << rc;
+    }
+    CHECK_EQ(7, seen);
+    mp_barrier_destroy(r.b);
+}
+
 TEST(barrier_rejects_bad_arguments)
 {
     mp_barrier *b;
