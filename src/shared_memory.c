@@ -5,8 +5,10 @@
  * memory), so a handle holds no descriptor.
  *
  * Cleanup at exit: every segment created here and not yet unlinked is on the
- * list `created` (private memory, guarded by created_lock), with the pid that
- * created it. An atexit handler, installed with the first creation, unlinks the
+ * list `created` (private memory, guarded by created_lock), with the id of the
+ * process that created it (pid and start time: a process that is given the pid
+ * of a creator that died, forked from one of its children, is not the
+ * creator). An atexit handler, installed with the first creation, unlinks the
  * entries whose creator is the exiting process; a child forked later inherits
  * the list and the handler but skips entries it did not create, so a child that
  * exits never removes its parent's segments. Fork handlers (installed with the
@@ -24,6 +26,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "internal/sync.h"
 #include "internal/util.h"
 #include "mproc/shared.h"
 
@@ -38,7 +41,7 @@ struct mp_shared_memory {
 
 struct created {
     struct created *next;
-    pid_t creator;
+    uint64_t creator; /* mp__self_id: pid and start time, as a pid is reused */
     char path[NAME_MAX_LEN + 2];
 };
 
@@ -48,7 +51,7 @@ static pthread_once_t atexit_once = PTHREAD_ONCE_INIT;
 
 static void unlink_created_at_exit(void)
 {
-    pid_t self = getpid();
+    uint64_t self = mp__self_id();
     pthread_mutex_lock(&created_lock);
     struct created **link = &created;
     while (*link != NULL) {
@@ -80,7 +83,7 @@ static int remember_created(const char *path)
     struct created *c = malloc(sizeof *c);
     if (c == NULL)
         return MP_ENOMEM;
-    c->creator = getpid();
+    c->creator = mp__self_id();
     snprintf(c->path, sizeof c->path, "%s", path);
     pthread_once(&atexit_once, install_atexit);
     pthread_mutex_lock(&created_lock);
@@ -92,7 +95,7 @@ static int remember_created(const char *path)
 
 static void forget_created(const char *path)
 {
-    pid_t self = getpid();
+    uint64_t self = mp__self_id();
     pthread_mutex_lock(&created_lock);
     for (struct created **link = &created; *link != NULL; link = &(*link)->next) {
         struct created *c = *link;

@@ -2,9 +2,11 @@
  * processes, named segments and their lifetime. */
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -657,4 +659,66 @@ TEST(shm_child_forked_during_a_list_update_can_exit)
         mp_shared_memory_destroy(segs[i]);
     }
     CHECK_EQ(0, hung);
+}
+
+/* Pid reuse, staged in a pid namespace of our own (as root): the creator C (pid
+ * 2 there) vanishes without its exit cleanup, and E, forked later from C's
+ * child D, is given pid 2 again. E inherited D's copy of the cleanup list: its
+ * exit must not unlink C's segment. Where namespaces are not allowed there is
+ * nothing to test (0). */
+static int reuse_d(void *name)
+{
+    while (kill(2, 0) == 0 || errno != ESRCH) /* until C has been reaped */
+        th_sleep_ms(1);
+    FILE *f = fopen("/proc/sys/kernel/ns_last_pid", "w");
+    if (f == NULL)
+        return 0;
+    fprintf(f, "1");
+    if (fclose(f) != 0)
+        return 0;
+    int e = th_fork(just_exit, NULL); /* exit(): runs the cleanup */
+    CHECK_EQ(0, th_wait(e));
+    if (e != 2)
+        return 0; /* someone else took pid 2: not staged */
+    return shm_exists(name) ? 0 : 1;
+}
+
+static int reuse_c(void *name)
+{
+    mp_shared_memory *s;
+    CHECK_OK(mp_shared_memory_new(&s, name, &(mp_shared_memory_options){.create = true, .size = 64}));
+    th_fork(reuse_d, name); /* reaped by init once orphaned */
+    _exit(0); /* as if killed: no exit cleanup */
+}
+
+static int reuse_init(void *name)
+{
+    if (getpid() != 1 || mount("proc", "/proc", "proc", 0, NULL) != 0)
+        return 0;
+    int c = th_fork(reuse_c, name);
+    CHECK_EQ(0, th_wait(c));
+    int status, rc = 0;
+    pid_t pid;
+    while ((pid = wait(&status)) > 0) /* D, adopted */
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+            rc = 1;
+    return rc;
+}
+
+static int reuse_outer(void *name)
+{
+    if (unshare(CLONE_NEWPID | CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
+        return 0;
+    return th_wait(th_fork(reuse_init, name));
+}
+
+TEST(shm_exit_of_a_process_given_the_creators_pid_leaves_the_segment)
+{
+    char name[64];
+    test_name(name, sizeof name, "reuse");
+    int rc = th_wait(th_fork(reuse_outer, name));
+    char path[80];
+    snprintf(path, sizeof path, "/%s", name);
+    shm_unlink(path);
+    CHECK_EQ(0, rc);
 }
