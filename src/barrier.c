@@ -48,7 +48,7 @@ struct mp_barrier {
     int32_t state;             /* FILLING, DRAINING, RESETTING or BROKEN; under lock */
     uint32_t parties;          /* set once */
     int default_timeout_ms;    /* for waits given -1; -1 forever; set once */
-    pid_t creator;             /* the process that may free it; set once */
+    uint64_t creator;          /* mp__self_id of the process that may free it; set once */
     mp_barrier_action action;  /* set once; run in the last arriving party's process */
     void *action_arg;
     uint64_t slots[];          /* [parties]: mp__self_id of each party inside wait; under lock */
@@ -65,7 +65,7 @@ int mp_barrier_new(mp_barrier **out, int parties, const mp_barrier_options *opt)
     b->default_timeout_ms = opt != NULL && opt->timeout_ms > 0 ? opt->timeout_ms : -1;
     b->action = opt != NULL ? opt->action : NULL;
     b->action_arg = opt != NULL ? opt->action_arg : NULL;
-    b->creator = mp__self_pid();
+    b->creator = mp__self_id();
     *out = b;
     return 0;
 }
@@ -241,6 +241,6 @@ bool mp_barrier_broken(mp_barrier *b)
 
 void mp_barrier_destroy(mp_barrier *b)
 {
-    if (b != NULL && b->creator == mp__self_pid())
+    if (b != NULL && b->creator == mp__self_id())
         mp__shm_free(b);
 }

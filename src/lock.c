@@ -62,7 +62,7 @@
 
 struct mp_lock {
     mp__lockword word; /* the lock word: see above */
-    pid_t creator;     /* the process that may free it; set once at creation */
+    uint64_t creator;  /* mp__self_id of the process that may free it; set once */
 };
 
 /* ---- who am I, who is alive ------------------------------------------------ */
@@ -256,7 +256,7 @@ int mp_lock_new(mp_lock **out, const mp_lock_options *opt)
     mp_lock *lock = mp__shm_alloc(sizeof *lock);
     if (lock == NULL)
         return MP_ENOMEM;
-    lock->creator = mp__self_pid();
+    lock->creator = mp__self_id();
     *out = lock;
     return 0;
 }
@@ -289,7 +289,7 @@ bool mp_lock_locked(mp_lock *lock)
 
 void mp_lock_destroy(mp_lock *lock)
 {
-    if (lock != NULL && lock->creator == mp__self_pid())
+    if (lock != NULL && lock->creator == mp__self_id())
         mp__shm_free(lock);
 }
 

@@ -18,7 +18,8 @@
  * owner_tid and count to its own.
  *
  * The struct is in internal/sync.h so that Value and Array can embed their
- * default lock next to their data (creator <= 0: not freed by mp_rlock_destroy).
+ * default lock next to their data (creator with MP__EMBEDDED: not freed by
+ * mp_rlock_destroy).
  */
 #include "internal/arena.h"
 #include "internal/sync.h"
@@ -31,7 +32,7 @@ int mp_rlock_new(mp_rlock **out, const mp_rlock_options *opt)
     mp_rlock *rl = mp__shm_alloc(sizeof *rl);
     if (rl == NULL)
         return MP_ENOMEM;
-    rl->creator = mp__self_pid();
+    rl->creator = mp__self_id();
     *out = rl;
     return 0;
 }
@@ -97,7 +98,7 @@ bool mp_rlock_is_mine(mp_rlock *rl) { return rl != NULL && is_mine(rl); }
 
 void mp_rlock_destroy(mp_rlock *rl)
 {
-    if (rl != NULL && rl->creator == mp__self_pid())
+    if (rl != NULL && rl->creator == mp__self_id())
         mp__shm_free(rl);
 }
 

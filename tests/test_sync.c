@@ -12,6 +12,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -468,6 +469,90 @@ TEST(lock_destroy_frees_only_in_the_creator)
     CHECK_OK(mp_lock_release(s->lock));
     shared_free(s);
     CHECK_EQ(before, mp__shm_bytes_in_use());
+}
+
+/* Pid reuse, staged in a pid namespace of our own (as root): the creator C (pid
+ * 2 there) vanishes, and E, forked later from C's child D, is given pid 2
+ * again. Every destroy in E must be a no-op. Where namespaces are not allowed
+ * there is nothing to test (0). */
+struct reused {
+    mp_lock *lock;
+    mp_rlock *rlock;
+    mp_semaphore *sem;
+    mp_condition *cond;
+    mp_event *event;
+    mp_barrier *barrier;
+    mp_value *value;
+};
+
+static int destroy_all_in_e(void *arg)
+{
+    struct reused *r = arg;
+    size_t before = mp__shm_bytes_in_use();
+    mp_lock_destroy(r->lock);
+    mp_rlock_destroy(r->rlock);
+    mp_semaphore_destroy(r->sem);
+    mp_condition_destroy(r->cond);
+    mp_event_destroy(r->event);
+    mp_barrier_destroy(r->barrier);
+    mp_value_destroy(r->value);
+    return mp__shm_bytes_in_use() == before ? 0 : 1;
+}
+
+static int reuse_d(void *arg)
+{
+    while (kill(2, 0) == 0 || errno != ESRCH) /* until C has been reaped */
+        th_sleep_ms(1);
+    th_sleep_ms(50); /* E must start some clock ticks after C (start times differ) */
+    FILE *f = fopen("/proc/sys/kernel/ns_last_pid", "w");
+    if (f == NULL)
+        return 0;
+    fprintf(f, "1");
+    if (fclose(f) != 0)
+        return 0;
+    int e = th_fork(destroy_all_in_e, arg);
+    int rc = th_wait(e);
+    return e == 2 ? rc : 0; /* else someone else took pid 2: not staged */
+}
+
+static int reuse_c(void *arg)
+{
+    struct reused *r = mp__shm_alloc(sizeof *r); /* shared with D and E, never freed */
+    CHECK(r != NULL);
+    (void)arg;
+    CHECK_OK(mp_lock_new(&r->lock, NULL));
+    CHECK_OK(mp_rlock_new(&r->rlock, NULL));
+    CHECK_OK(mp_semaphore_new(&r->sem, 1, NULL));
+    CHECK_OK(mp_condition_new(&r->cond, NULL));
+    CHECK_OK(mp_event_new(&r->event, NULL));
+    CHECK_OK(mp_barrier_new(&r->barrier, 2, NULL));
+    CHECK_OK(mp_value_new(&r->value, 'i', NULL, NULL));
+    th_fork(reuse_d, r); /* reaped by init once orphaned */
+    _exit(0);
+}
+
+static int reuse_init(void *arg)
+{
+    if (getpid() != 1 || mount("proc", "/proc", "proc", 0, NULL) != 0)
+        return 0;
+    CHECK_EQ(0, th_wait(th_fork(reuse_c, arg)));
+    int status, rc = 0;
+    while (wait(&status) > 0) /* D, adopted */
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+            rc = 1;
+    return rc;
+}
+
+static int reuse_outer(void *arg)
+{
+    if (unshare(CLONE_NEWPID | CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
+        return 0;
+    return th_wait(th_fork(reuse_init, arg));
+}
+
+TEST(destroy_in_a_process_given_the_creators_pid_is_a_no_op)
+{
+    CHECK_EQ(0, th_wait(th_fork(reuse_outer, NULL)));
 }
 
 static void on_signal(int sig) { (void)sig; }

@@ -15,7 +15,9 @@
  * share these objects (use a SharedMemory segment and your own protocol).
  *
  * Who frees. The process that created an object frees it with mp_x_destroy; in
- * any other process mp_x_destroy is a no-op, so a child may call it freely. The
+ * any other process mp_x_destroy is a no-op, so a child may call it freely (a
+ * descendant given the pid of a creator that died is not the creator: processes
+ * are known by pid and start time). The
  * creator must destroy an object only when no other process uses it any more
  * (after joining the children that do).
  *

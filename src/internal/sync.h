@@ -106,14 +106,20 @@ MP__HIDDEN int mp__futex_wait_slice(_Atomic uint32_t *w, uint32_t expected, cons
 
 struct mp_lock;
 
-/* An RLock (rlock.c). A zeroed one is a free RLock. creator <= 0 marks one
- * embedded in another object, which mp_rlock_destroy leaves alone (that
- * object may keep its own creator there, negated). */
+/* Bit 31 of a creator field: the object is embedded in another one, which
+ * frees it (the bit is never set in a process id, see MP__LOCK_PID_MASK). */
+#define MP__EMBEDDED ((uint64_t)MP__LOCK_WAITERS)
+
+/* An RLock (rlock.c). A zeroed one is a free RLock. A creator with
+ * MP__EMBEDDED (or 0) marks one embedded in another object, which
+ * mp_rlock_destroy leaves alone (that object may keep its own creator there,
+ * with MP__EMBEDDED set). */
 struct mp_rlock {
     mp__lockword word;          /* lock word (lock.c): the owning process */
     _Atomic pid_t owner_tid;    /* owning thread, 0 while free; written by the owner */
     uint32_t count;             /* recursion levels; owner only */
-    pid_t creator;              /* the process that may free it; <= 0 embedded; set once */
+    uint64_t creator;           /* mp__self_id of the process that may free it
+                                   (pid and start time); MP__EMBEDDED; set once */
 };
 
 /* The lock word inside a Lock (for Condition). */
