@@ -11,8 +11,9 @@
  * those of a new process given the pid of an owner that died: their start time
  * differs), and among them only the owner can read its own tid in owner_tid: a
  * thread that owned the lock before wrote 0 there (in its own program order)
- * before releasing, so it can never read its tid back once it has released. The uncontended path is the Lock's compare-
- * and-swap plus two plain stores, with no system call.
+ * before releasing, so it can never read its tid back once it has released.
+ * The uncontended path is the Lock's compare-and-swap plus two plain stores,
+ * with no system call.
  *
  * Holder death is detected on word exactly as for a Lock; the taker resets
  * owner_tid and count to its own.

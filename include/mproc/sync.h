@@ -17,9 +17,8 @@
  * Who frees. The process that created an object frees it with mp_x_destroy; in
  * any other process mp_x_destroy is a no-op, so a child may call it freely (a
  * descendant given the pid of a creator that died is not the creator: processes
- * are known by pid and start time). The
- * creator must destroy an object only when no other process uses it any more
- * (after joining the children that do).
+ * are known by pid and start time). The creator must destroy an object only
+ * when no other process uses it any more (after joining the children that do).
  *
  * Speed. All objects are futexes in the shared memory: acquiring a free lock,
  * releasing a lock nobody waits for, taking a positive semaphore, setting an
