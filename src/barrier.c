@@ -24,7 +24,10 @@
  * Deaths. Waiters sleep in slices of MP__DEATH_SLICE_MS; after each slice they
  * look whether the process of every occupied slot is alive. A dead one's slot is
  * freed (it will never leave by itself) and, while FILLING, the barrier breaks:
- * the dead party can never be released, so the others must not wait for it. A
+ * the dead party can never be released, so the others must not wait for it. The
+ * last party to arrive looks too before it releases the round (a party that died
+ * waiting with nobody asleep beside it would otherwise pass, and the survivors
+ * would wait for it in the next round). A
  * process that died holding lock (MP_EOWNERDEAD to the next taker) may have left
  * the state half-changed: the barrier breaks too, and reset makes it usable.
  * A party that dies before arriving cannot be told from a slow one: only a
@@ -45,7 +48,7 @@ struct mp_barrier {
     int32_t state;             /* FILLING, DRAINING, RESETTING or BROKEN; under lock */
     uint32_t parties;          /* set once */
     int default_timeout_ms;    /* for waits given -1; -1 forever; set once */
-    pid_t creator;             /* the process that may free it; set once */
+    uint64_t creator;          /* mp__self_id of the process that may free it; set once */
     mp_barrier_action action;  /* set once; run in the last arriving party's process */
     void *action_arg;
     uint64_t slots[];          /* [parties]: mp__self_id of each party inside wait; under lock */
@@ -62,7 +65,7 @@ int mp_barrier_new(mp_barrier **out, int parties, const mp_barrier_options *opt)
     b->default_timeout_ms = opt != NULL && opt->timeout_ms > 0 ? opt->timeout_ms : -1;
     b->action = opt != NULL ? opt->action : NULL;
     b->action_arg = opt != NULL ? opt->action_arg : NULL;
-    b->creator = mp__self_pid();
+    b->creator = mp__self_id();
     *out = b;
     return 0;
 }
@@ -151,6 +154,8 @@ int mp_barrier_wait(mp_barrier *b, int timeout_ms)
             return MP_ETIMEDOUT;
         }
     }
+    if (b->state != BROKEN && count(b) + 1 == b->parties)
+        reap_dead(b); /* the last to arrive: a dead party must not pass */
     if (b->state == BROKEN) {
         unlock_barrier(b);
         return MP_EBROKEN;
@@ -236,6 +241,6 @@ bool mp_barrier_broken(mp_barrier *b)
 
 void mp_barrier_destroy(mp_barrier *b)
 {
-    if (b != NULL && b->creator == mp__self_pid())
+    if (b != NULL && b->creator == mp__self_id())
         mp__shm_free(b);
 }

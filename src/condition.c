@@ -34,7 +34,7 @@ struct mp_condition {
     mp_lock *lock;             /* exactly one of lock and rlock; set once */
     mp_rlock *rlock;
     bool own_rlock;            /* rlock was created by the condition; set once */
-    pid_t creator;             /* the process that may free it; set once */
+    uint64_t creator;          /* mp__self_id of the process that may free it; set once */
 };
 
 int mp_condition_new(mp_condition **out, const mp_condition_options *opt)
@@ -54,7 +54,7 @@ int mp_condition_new(mp_condition **out, const mp_condition_options *opt)
         }
         c->own_rlock = true;
     }
-    c->creator = mp__self_pid();
+    c->creator = mp__self_id();
     *out = c;
     return 0;
 }
@@ -62,7 +62,7 @@ int mp_condition_new(mp_condition **out, const mp_condition_options *opt)
 static bool holds_lock(mp_condition *c)
 {
     if (c->lock != NULL)
-        return mp__lockword_holder(mp__lock_word(c->lock)) == mp__self_pid();
+        return mp__lockword_held_by_self(mp__lock_word(c->lock));
     return mp_rlock_is_mine(c->rlock);
 }
 
@@ -151,7 +151,7 @@ int mp_condition_notify_all(mp_condition *c) { return mp_condition_notify(c, INT
 
 void mp_condition_destroy(mp_condition *c)
 {
-    if (c == NULL || c->creator != mp__self_pid())
+    if (c == NULL || c->creator != mp__self_id())
         return;
     if (c->own_rlock)
         mp_rlock_destroy(c->rlock);

@@ -26,7 +26,7 @@
 struct mp_event {
     _Atomic uint32_t flag;     /* 0 or 1; futex word */
     _Atomic uint32_t nwaiters; /* waiters, see above */
-    pid_t creator;             /* the process that may free it; set once */
+    uint64_t creator;          /* mp__self_id of the process that may free it; set once */
 };
 
 int mp_event_new(mp_event **out, const mp_event_options *opt)
@@ -36,7 +36,7 @@ int mp_event_new(mp_event **out, const mp_event_options *opt)
     mp_event *ev = mp__shm_alloc(sizeof *ev);
     if (ev == NULL)
         return MP_ENOMEM;
-    ev->creator = mp__self_pid();
+    ev->creator = mp__self_id();
     *out = ev;
     return 0;
 }
@@ -90,6 +90,6 @@ int mp_event_wait(mp_event *ev, int timeout_ms)
 
 void mp_event_destroy(mp_event *ev)
 {
-    if (ev != NULL && ev->creator == mp__self_pid())
+    if (ev != NULL && ev->creator == mp__self_id())
         mp__shm_free(ev);
 }

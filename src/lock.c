@@ -35,7 +35,9 @@
  * up) it asks whether the holder in the word is still alive (mp__id_alive). If
  * that process has ended, it takes the word over with CAS v -> id|WAITERS (v the
  * value it saw, naming the dead holder): exactly one waiter wins, the others see
- * a new value and go on waiting. The winner returns MP_EOWNERDEAD. A holder that
+ * a new value and go on waiting. The winner returns MP_EOWNERDEAD. A holder
+ * with the waiter's own pid is alive only if its start time is the waiter's too
+ * (else it is an earlier process that had the pid and died). A holder that
  * died inside release after clearing the word but before waking is covered too:
  * sleepers wake at the end of their slice, see 0 and take the lock.
  *
@@ -60,7 +62,7 @@
 
 struct mp_lock {
     mp__lockword word; /* the lock word: see above */
-    pid_t creator;     /* the process that may free it; set once at creation */
+    uint64_t creator;  /* mp__self_id of the process that may free it; set once */
 };
 
 /* ---- who am I, who is alive ------------------------------------------------ */
@@ -81,17 +83,20 @@ static void forget_ids(void)
 static void install_atfork(void) { pthread_atfork(NULL, NULL, forget_ids); }
 
 /* Field 22 of /proc/<pid>/stat, the start time in clock ticks since boot, cut to
- * 32 bits: 0 when unknown. *gone is set when there is no such process. */
+ * 32 bits: 0 when unknown. *gone is set when the process has ended and not been
+ * reaped: its main thread is a zombie (state Z or X, field 3) and no other
+ * thread is left (num_threads, field 20). A zombie main thread whose process has
+ * other threads running (it called pthread_exit) is a live process. A file that
+ * cannot be read tells nothing (/proc may be missing): the callers have asked
+ * the kernel whether pid exists, and ask again at the next slice. */
 static uint32_t start_tag(pid_t pid, bool *gone)
 {
     char path[64], buf[1024];
     snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
     *gone = false;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        *gone = errno == ENOENT || errno == ESRCH;
+    if (fd < 0)
         return 0;
-    }
     ssize_t n;
     while ((n = read(fd, buf, sizeof buf - 1)) < 0 && errno == EINTR)
         ;
@@ -102,10 +107,14 @@ static uint32_t start_tag(pid_t pid, bool *gone)
     const char *p = strrchr(buf, ')'); /* the command name may hold anything */
     if (p == NULL)
         return 0;
-    if (p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X'))
-        *gone = true; /* ended, not yet reaped */
-    for (int field = 2; field < 22 && p != NULL; field++)
-        p = strchr(p + 1, ' ');
+    bool zombie = p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
+    long threads = 0;
+    for (int field = 2; field < 22 && p != NULL; field++) {
+        p = strchr(p + 1, ' '); /* now before field + 1 */
+        if (field + 1 == 20 && p != NULL)
+            threads = strtol(p + 1, NULL, 10);
+    }
+    *gone = zombie && threads <= 1;
     return p != NULL ? (uint32_t)strtoull(p + 1, NULL, 10) : 0;
 }
 
@@ -116,8 +125,11 @@ void mp__fill_ids(void)
     if (id == 0) {
         pid_t pid = getpid();
         bool gone;
-        id = (uint64_t)start_tag(pid, &gone) << 32 | (uint32_t)pid;
-        atomic_store(&process_id, id);
+        uint64_t mine = (uint64_t)start_tag(pid, &gone) << 32 | (uint32_t)pid;
+        /* Threads racing here may read different tags (one /proc read may fail):
+         * the first stored wins, so that every thread has the same id. */
+        if (atomic_compare_exchange_strong(&process_id, &id, mine))
+            id = mine;
     }
     mp__tls_id = id;
     mp__tls_tid = (pid_t)syscall(SYS_gettid);
@@ -186,12 +198,12 @@ int mp__futex_wait_slice(_Atomic uint32_t *w, uint32_t expected, const mp__deadl
     }
 }
 
-/* If the holder recorded in v has ended, takes the word over (true). */
+/* If the holder recorded in v has ended, takes the word over (true). A holder
+ * with our pid but another start time is an earlier process, dead. */
 static bool take_from_dead(mp__lockword *w, uint64_t v, uint64_t me)
 {
     uint64_t holder = v & ~(uint64_t)MP__LOCK_WAITERS;
-    if ((v & MP__LOCK_PID_MASK) == 0 || (holder & MP__LOCK_PID_MASK) == (me & MP__LOCK_PID_MASK) ||
-        mp__id_alive(holder))
+    if ((v & MP__LOCK_PID_MASK) == 0 || holder == me || mp__id_alive(holder))
         return false;
     return atomic_compare_exchange_strong(w, &v, me | MP__LOCK_WAITERS);
 }
@@ -244,7 +256,7 @@ int mp_lock_new(mp_lock **out, const mp_lock_options *opt)
     mp_lock *lock = mp__shm_alloc(sizeof *lock);
     if (lock == NULL)
         return MP_ENOMEM;
-    lock->creator = mp__self_pid();
+    lock->creator = mp__self_id();
     *out = lock;
     return 0;
 }
@@ -277,7 +289,7 @@ bool mp_lock_locked(mp_lock *lock)
 
 void mp_lock_destroy(mp_lock *lock)
 {
-    if (lock != NULL && lock->creator == mp__self_pid())
+    if (lock != NULL && lock->creator == mp__self_id())
         mp__shm_free(lock);
 }
 

@@ -6,18 +6,21 @@
  *              after taking word and before releasing it
  *   count      recursion levels; read and written only by the owner
  *
- * Ownership test: word's pid is ours and owner_tid is our tid. Only threads of
- * the owning process can pass the first half, and among them only the owner
- * can read its own tid in owner_tid: a thread that owned the lock before wrote 0
- * there (in its own program order) before releasing, so it can never read its
- * tid back once it has released. The uncontended path is the Lock's compare-
- * and-swap plus two plain stores, with no system call.
+ * Ownership test: word names our process (pid and start time) and owner_tid is
+ * our tid. Only threads of the owning process can pass the first half (not
+ * those of a new process given the pid of an owner that died: their start time
+ * differs), and among them only the owner can read its own tid in owner_tid: a
+ * thread that owned the lock before wrote 0 there (in its own program order)
+ * before releasing, so it can never read its tid back once it has released.
+ * The uncontended path is the Lock's compare-and-swap plus two plain stores,
+ * with no system call.
  *
  * Holder death is detected on word exactly as for a Lock; the taker resets
  * owner_tid and count to its own.
  *
  * The struct is in internal/sync.h so that Value and Array can embed their
- * default lock next to their data (creator <= 0: not freed by mp_rlock_destroy).
+ * default lock next to their data (creator with MP__EMBEDDED: not freed by
+ * mp_rlock_destroy).
  */
 #include "internal/arena.h"
 #include "internal/sync.h"
@@ -30,14 +33,14 @@ int mp_rlock_new(mp_rlock **out, const mp_rlock_options *opt)
     mp_rlock *rl = mp__shm_alloc(sizeof *rl);
     if (rl == NULL)
         return MP_ENOMEM;
-    rl->creator = mp__self_pid();
+    rl->creator = mp__self_id();
     *out = rl;
     return 0;
 }
 
 static bool is_mine(mp_rlock *rl)
 {
-    return mp__lockword_holder(&rl->word) == mp__self_pid() &&
+    return mp__lockword_held_by_self(&rl->word) &&
            atomic_load_explicit(&rl->owner_tid, memory_order_relaxed) == mp__self_tid();
 }
 
@@ -96,7 +99,7 @@ bool mp_rlock_is_mine(mp_rlock *rl) { return rl != NULL && is_mine(rl); }
 
 void mp_rlock_destroy(mp_rlock *rl)
 {
-    if (rl != NULL && rl->creator == mp__self_pid())
+    if (rl != NULL && rl->creator == mp__self_id())
         mp__shm_free(rl);
 }
 

@@ -32,7 +32,7 @@ struct mp_semaphore {
     _Atomic uint32_t nwaiters; /* sleepers on value, see above */
     uint32_t max;              /* the initial value if bounded, else INT32_MAX; set once */
     bool bounded;              /* BoundedSemaphore; set once */
-    pid_t creator;             /* the process that may free it; set once */
+    uint64_t creator;          /* mp__self_id of the process that may free it; set once */
 };
 
 int mp_semaphore_new(mp_semaphore **out, int value, const mp_semaphore_options *opt)
@@ -45,7 +45,7 @@ int mp_semaphore_new(mp_semaphore **out, int value, const mp_semaphore_options *
     atomic_init(&s->value, (uint32_t)value);
     s->bounded = opt != NULL && opt->bounded;
     s->max = s->bounded ? (uint32_t)value : (uint32_t)INT32_MAX;
-    s->creator = mp__self_pid();
+    s->creator = mp__self_id();
     *out = s;
     return 0;
 }
@@ -111,6 +111,6 @@ int mp_semaphore_get_value(mp_semaphore *s)
 
 void mp_semaphore_destroy(mp_semaphore *s)
 {
-    if (s != NULL && s->creator == mp__self_pid())
+    if (s != NULL && s->creator == mp__self_id())
         mp__shm_free(s);
 }

@@ -5,14 +5,19 @@
  * memory), so a handle holds no descriptor.
  *
  * Cleanup at exit: every segment created here and not yet unlinked is on the
- * list `created` (private memory, guarded by created_lock), with the pid that
- * created it. An atexit handler, installed with the first creation, unlinks the
+ * list `created` (private memory, guarded by created_lock), with the id of the
+ * process that created it (pid and start time: a process that is given the pid
+ * of a creator that died, forked from one of its children, is not the
+ * creator). An atexit handler, installed with the first creation, unlinks the
  * entries whose creator is the exiting process; a child forked later inherits
  * the list and the handler but skips entries it did not create, so a child that
- * exits never removes its parent's segments.
+ * exits never removes its parent's segments. Fork handlers (installed with the
+ * atexit handler, before the lock is first taken) hold created_lock across every
+ * fork(), so the child's copy of the list is whole and its lock free.
  */
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +26,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "internal/sync.h"
 #include "internal/util.h"
 #include "mproc/shared.h"
 
@@ -35,7 +41,7 @@ struct mp_shared_memory {
 
 struct created {
     struct created *next;
-    pid_t creator;
+    uint64_t creator; /* mp__self_id: pid and start time, as a pid is reused */
     char path[NAME_MAX_LEN + 2];
 };
 
@@ -45,7 +51,7 @@ static pthread_once_t atexit_once = PTHREAD_ONCE_INIT;
 
 static void unlink_created_at_exit(void)
 {
-    pid_t self = getpid();
+    uint64_t self = mp__self_id();
     pthread_mutex_lock(&created_lock);
     struct created **link = &created;
     while (*link != NULL) {
@@ -61,14 +67,23 @@ static void unlink_created_at_exit(void)
     pthread_mutex_unlock(&created_lock);
 }
 
-static void install_atexit(void) { atexit(unlink_created_at_exit); }
+static void lock_created(void) { pthread_mutex_lock(&created_lock); }
+static void unlock_created(void) { pthread_mutex_unlock(&created_lock); }
+
+/* fork() holds created_lock across the fork: a child forked while another
+ * thread held it would otherwise hang in its exit handler. */
+static void install_atexit(void)
+{
+    pthread_atfork(lock_created, unlock_created, unlock_created);
+    atexit(unlink_created_at_exit);
+}
 
 static int remember_created(const char *path)
 {
     struct created *c = malloc(sizeof *c);
     if (c == NULL)
         return MP_ENOMEM;
-    c->creator = getpid();
+    c->creator = mp__self_id();
     snprintf(c->path, sizeof c->path, "%s", path);
     pthread_once(&atexit_once, install_atexit);
     pthread_mutex_lock(&created_lock);
@@ -80,7 +95,7 @@ static int remember_created(const char *path)
 
 static void forget_created(const char *path)
 {
-    pid_t self = getpid();
+    uint64_t self = mp__self_id();
     pthread_mutex_lock(&created_lock);
     for (struct created **link = &created; *link != NULL; link = &(*link)->next) {
         struct created *c = *link;
@@ -99,7 +114,8 @@ static int make_path(char *path, const char *name)
     if (name[0] == '/')
         name++;
     size_t len = strlen(name);
-    if (len == 0 || len > NAME_MAX_LEN || strchr(name, '/') != NULL)
+    if (len == 0 || len > NAME_MAX_LEN || strchr(name, '/') != NULL || strcmp(name, ".") == 0 ||
+        strcmp(name, "..") == 0) /* /dev/shm itself, or its parent */
         return MP_EINVAL;
     path[0] = '/';
     memcpy(path + 1, name, len + 1);
@@ -109,8 +125,11 @@ static int make_path(char *path, const char *name)
 static int random_path(char *path)
 {
     unsigned char bytes[4];
-    if (getrandom(bytes, sizeof bytes, 0) != (ssize_t)sizeof bytes)
-        return -errno;
+    ssize_t n;
+    while ((n = getrandom(bytes, sizeof bytes, 0)) < 0 && errno == EINTR)
+        ;
+    if (n != (ssize_t)sizeof bytes)
+        return n < 0 ? -errno : MP_EIO;
     snprintf(path, NAME_MAX_LEN + 2, "/psm_%02x%02x%02x%02x", bytes[0], bytes[1], bytes[2], bytes[3]);
     return 0;
 }
@@ -128,6 +147,8 @@ static int map_fd(int fd, size_t size, void **buf)
 static int create_segment(mp_shared_memory *shm, const char *name, size_t size)
 {
     int fd = -1, rc;
+    if (size > (size_t)PTRDIFF_MAX) /* more than any mapping (and past off_t) */
+        return MP_ENOMEM;
     for (int tries = 0;; tries++) {
         rc = name != NULL ? make_path(shm->path, name) : random_path(shm->path);
         if (rc != 0)

@@ -20,7 +20,8 @@ enum kind { KIND_BYTES, KIND_SIGNED, KIND_UNSIGNED, KIND_FLOAT };
 struct block {
     struct mp_rlock own_lock; /* the default lock, embedded: with the header in 48
                                  bytes, a small value shares its cache line. Its
-                                 creator field holds the block's creator, negated */
+                                 creator field holds the block's creator, with
+                                 MP__EMBEDDED set */
     uint32_t item_size;       /* at most MAX_ITEM_SIZE */
     char typecode;            /* 0 when made by size */
     unsigned char kind;       /* enum kind: how the atomic helpers read the items */
@@ -28,7 +29,7 @@ struct block {
     mp_rlock *lock;           /* &own_lock, a given RLock, or NULL (lock=False) */
 };
 
-static pid_t creator_of(const struct block *b) { return -b->own_lock.creator; }
+static uint64_t creator_of(const struct block *b) { return b->own_lock.creator & ~MP__EMBEDDED; }
 
 struct mp_value { struct block b; };
 struct mp_array { struct block b; };
@@ -71,7 +72,7 @@ static struct block *block_new(int *rc, char tc, enum kind kind, size_t item_siz
     struct block *b = mp__shm_alloc(HEADER_SIZE + item_size * length);
     if (b == NULL)
         return NULL;
-    *b = (struct block){.own_lock.creator = -mp__self_pid(), .typecode = tc, .kind = (unsigned char)kind,
+    *b = (struct block){.own_lock.creator = mp__self_id() | MP__EMBEDDED, .typecode = tc, .kind = (unsigned char)kind,
                         .item_size = (uint32_t)item_size, .length = length};
     if (opt == NULL || !opt->no_lock)
         b->lock = opt != NULL && opt->lock != NULL ? opt->lock : &b->own_lock;
@@ -83,7 +84,7 @@ static struct block *block_new(int *rc, char tc, enum kind kind, size_t item_siz
 
 static void block_destroy(struct block *b)
 {
-    if (b != NULL && creator_of(b) == mp__self_pid())
+    if (b != NULL && creator_of(b) == mp__self_id())
         mp__shm_free(b);
 }
 

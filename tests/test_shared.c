@@ -1,9 +1,12 @@
 /* Value, Array and SharedMemory: typecodes, locks, atomics, sharing across
  * processes, named segments and their lifetime. */
 #include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -543,4 +546,185 @@ TEST(shm_unlinked_segment_is_forgotten_by_the_exit_cleanup)
     char path[80];
     snprintf(path, sizeof path, "/%s", name);
     shm_unlink(path);
+}
+
+TEST(shm_dot_names_are_einval)
+{
+    mp_shared_memory *s;
+    const char *names[] = {".", "..", "/.", "/.."};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        CHECK_RC(MP_EINVAL, mp_shared_memory_new(&s, names[i], &(mp_shared_memory_options){.create = true, .size = 8}));
+        CHECK_RC(MP_EINVAL, mp_shared_memory_new(&s, names[i], NULL));
+    }
+}
+
+TEST(shm_name_of_250_bytes_is_the_longest)
+{
+    char name[260];
+    int n = snprintf(name, sizeof name, "mptest-%d-", (int)getpid());
+    memset(name + n, 'n', sizeof name - (size_t)n);
+    name[250] = '\0';
+    mp_shared_memory *s, *a;
+    CHECK_OK(mp_shared_memory_new(&s, name, &(mp_shared_memory_options){.create = true, .size = 8}));
+    CHECK_STR(name, mp_shared_memory_name(s));
+    CHECK_OK(mp_shared_memory_new(&a, name, NULL));
+    mp_shared_memory_destroy(a);
+    name[250] = 'n';
+    name[251] = '\0';
+    CHECK_RC(MP_EINVAL, mp_shared_memory_new(&a, name, NULL));
+    CHECK_RC(MP_EINVAL, mp_shared_memory_new(&a, name, &(mp_shared_memory_options){.create = true, .size = 8}));
+    CHECK_OK(mp_shared_memory_unlink(s));
+    mp_shared_memory_destroy(s);
+}
+
+TEST(shm_create_too_large_is_enomem)
+{
+    char name[64];
+    test_name(name, sizeof name, "huge");
+    mp_shared_memory *s;
+    CHECK_RC(MP_ENOMEM, mp_shared_memory_new(&s, name, &(mp_shared_memory_options){.create = true, .size = SIZE_MAX}));
+    CHECK_RC(MP_ENOMEM, mp_shared_memory_new(&s, name, &(mp_shared_memory_options){.create = true, .size = SIZE_MAX / 2 + 1}));
+    CHECK_RC(MP_ENOENT, mp_shared_memory_new(&s, name, NULL)); /* nothing left behind */
+}
+
+TEST(shm_attach_ignores_the_size_asked_for)
+{
+    char name[64];
+    test_name(name, sizeof name, "size");
+    mp_shared_memory *c, *a;
+    CHECK_OK(mp_shared_memory_new(&c, name, &(mp_shared_memory_options){.create = true, .size = 5000}));
+    CHECK_OK(mp_shared_memory_new(&a, name, &(mp_shared_memory_options){.size = 100}));
+    CHECK_EQ(5000, mp_shared_memory_size(a));
+    mp_shared_memory_destroy(a);
+    CHECK_OK(mp_shared_memory_new(&a, name, &(mp_shared_memory_options){.size = 1 << 20}));
+    CHECK_EQ(5000, mp_shared_memory_size(a));
+    mp_shared_memory_destroy(a);
+    CHECK_OK(mp_shared_memory_unlink(c));
+    CHECK_RC(MP_ENOENT, mp_shared_memory_unlink(c));
+    mp_shared_memory_destroy(c);
+}
+
+struct unlinker {
+    mp_shared_memory *shm;
+    _Atomic bool stop;
+};
+
+/* Walks the exit-cleanup list under its lock again and again. */
+static void *unlink_again_and_again(void *arg)
+{
+    struct unlinker *u = arg;
+    while (!atomic_load(&u->stop))
+        mp_shared_memory_unlink(u->shm);
+    return NULL;
+}
+
+/* A child forked while another thread held the exit-cleanup list's lock must
+ * still be able to exit (its atexit handler takes that lock). */
+TEST(shm_child_forked_during_a_list_update_can_exit)
+{
+    enum { SEGMENTS = 64, FORKS = 300 };
+    char name[64];
+    mp_shared_memory *segs[SEGMENTS];
+    for (int i = 0; i < SEGMENTS; i++) { /* a long list: a long walk under the lock */
+        char tag[16];
+        snprintf(tag, sizeof tag, "fork%d", i);
+        test_name(name, sizeof name, tag);
+        CHECK_OK(mp_shared_memory_new(&segs[i], name, &(mp_shared_memory_options){.create = true, .size = 8}));
+    }
+    struct unlinker u = {.shm = segs[0]};
+    CHECK_OK(mp_shared_memory_unlink(segs[0]));
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, unlink_again_and_again, &u) == 0);
+    int hung = 0;
+    for (int i = 0; i < FORKS && hung == 0; i++) {
+        int pid = th_fork(just_exit, NULL);
+        int status;
+        uint64_t t0 = th_now_ms();
+        while (waitpid(pid, &status, WNOHANG) == 0) {
+            if (th_now_ms() - t0 > 10000) {
+                hung = pid;
+                kill(pid, SIGKILL);
+                waitpid(pid, &status, 0);
+                break;
+            }
+            th_sleep_ms(1);
+        }
+        CHECK(hung != 0 || (WIFEXITED(status) && WEXITSTATUS(status) == 0));
+    }
+    atomic_store(&u.stop, true);
+    CHECK(pthread_join(t, NULL) == 0);
+    for (int i = 0; i < SEGMENTS; i++) {
+        if (i > 0)
+            CHECK_OK(mp_shared_memory_unlink(segs[i]));
+        mp_shared_memory_destroy(segs[i]);
+    }
+    CHECK_EQ(0, hung);
+}
+
+/* Pid reuse, staged in a pid namespace of our own (as root): the creator C (pid
+ * 2 there) vanishes without its exit cleanup, and E, forked later from C's
+ * child D, is given pid 2 again. E inherited D's copy of the cleanup list: its
+ * exit must not unlink C's segment. Where namespaces are not allowed there is
+ * nothing to test (0). */
+static int reuse_d(void *name)
+{
+    while (kill(2, 0) == 0 || errno != ESRCH) /* until C has been reaped */
+        th_sleep_ms(1);
+    th_sleep_ms(50); /* E must start some clock ticks after C (start times differ) */
+    FILE *f = fopen("/proc/sys/kernel/ns_last_pid", "w");
+    if (f == NULL)
+        return 0;
+    fprintf(f, "1");
+    if (fclose(f) != 0)
+        return 0;
+    int e = th_fork(just_exit, NULL); /* exit(): runs the cleanup */
+    CHECK_EQ(0, th_wait(e));
+    if (e != 2)
+        return 0; /* someone else took pid 2: not staged */
+    return shm_exists(name) ? 0 : 1;
+}
+
+static int reuse_c(void *name)
+{
+    mp_shared_memory *s;
+    CHECK_OK(mp_shared_memory_new(&s, name, &(mp_shared_memory_options){.create = true, .size = 64}));
+    th_fork(reuse_d, name); /* reaped by init once orphaned */
+    _exit(0); /* as if killed: no exit cleanup */
+}
+
+static int reuse_init(void *name)
+{
+    /* A mount namespace of our own for our /proc: the outer process keeps its
+     * own (LeakSanitizer reads it at exit). */
+    if (getpid() != 1 || unshare(CLONE_NEWNS) != 0 || mount("proc", "/proc", "proc", 0, NULL) != 0)
+        return 0;
+    int c = th_fork(reuse_c, name);
+    CHECK_EQ(0, th_wait(c));
+    int status, rc = 0;
+    pid_t pid;
+    while ((pid = wait(&status)) > 0) /* D, adopted */
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+            rc = 1;
+    return rc;
+}
+
+static int reuse_outer(void *name)
+{
+    if (unshare(CLONE_NEWPID | CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
+        return 0;
+    int rc = th_wait(th_fork(reuse_init, name));
+    /* Once the namespace's init has ended this process can make no child, and
+     * LeakSanitizer needs one at exit: leave without exit handlers. */
+    _exit(rc == 0 ? 0 : 1);
+}
+
+TEST(shm_exit_of_a_process_given_the_creators_pid_leaves_the_segment)
+{
+    char name[64];
+    test_name(name, sizeof name, "reuse");
+    int rc = th_wait(th_fork(reuse_outer, name));
+    char path[80];
+    snprintf(path, sizeof path, "/%s", name);
+    shm_unlink(path);
+    CHECK_EQ(0, rc);
 }

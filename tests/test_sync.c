@@ -1,14 +1,18 @@
 /* Lock, RLock, Semaphore, BoundedSemaphore, Condition, Event and Barrier:
  * behaviour across threads and processes, timeouts, misuse and peer death. */
 // TEST_TIMEOUT 120
+// TEST_VARIANT nopidfd MPROC_NO_PIDFD=1
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stddef.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -307,6 +311,146 @@ TEST(lock_holder_whose_pid_was_reused_is_taken_over)
     shared_free(s);
 }
 
+/* A process that had our pid before us (another start time) died holding it. */
+static uint64_t earlier_incarnation_of_us(void)
+{
+    uint64_t me = mp__self_id();
+    CHECK(me >> 32 != 0); /* /proc gave a start time */
+    return me ^ ((uint64_t)1 << 40);
+}
+
+TEST(lock_held_by_an_earlier_process_with_our_pid_is_taken_over)
+{
+    mp_lock *l;
+    CHECK_OK(mp_lock_new(&l, NULL));
+    mp_condition *c;
+    CHECK_OK(mp_condition_new(&c, &(mp_condition_options){.lock = l}));
+    atomic_store(mp__lock_word(l), earlier_incarnation_of_us());
+    CHECK_RC(MP_EPERM, mp_condition_notify(c, 1)); /* not held by this process */
+    CHECK_RC(MP_EOWNERDEAD, mp_lock_acquire(l, 0));
+    CHECK_OK(mp_lock_release(l));
+    atomic_store(mp__lock_word(l), earlier_incarnation_of_us() | MP__LOCK_WAITERS);
+    uint64_t t0 = th_now_ms();
+    CHECK_RC(MP_EOWNERDEAD, mp_lock_acquire(l, 20000));
+    CHECK(th_now_ms() - t0 < 10000);
+    CHECK_OK(mp_lock_release(l));
+    CHECK(!mp_lock_locked(l));
+    mp_condition_destroy(c);
+    mp_lock_destroy(l);
+}
+
+static void *hold_lock_in_thread(void *arg)
+{
+    struct shared *s = arg;
+    CHECK_OK(mp_lock_acquire(s->lock, -1));
+    mp_event_set(s->ready);
+    for (;;)
+        pause();
+    return NULL;
+}
+
+/* The main thread leaves with pthread_exit; another thread holds the lock. */
+static int hold_lock_after_main_thread_exits(void *arg)
+{
+    pthread_t t;
+    run_thread(hold_lock_in_thread, arg, &t);
+    pthread_exit(NULL);
+}
+
+static char proc_state(int pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return '?';
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')');
+    return p != NULL && p[1] == ' ' ? p[2] : '?';
+}
+
+static void *sleep_forever(void *arg)
+{
+    (void)arg;
+    for (;;)
+        pause();
+    return NULL;
+}
+
+static int hold_lock_among_threads(void *arg)
+{
+    pthread_t t;
+    for (int i = 0; i < 3; i++)
+        run_thread(sleep_forever, NULL, &t);
+    run_thread(hold_lock_in_thread, arg, &t);
+    for (;;)
+        pause();
+    return 0;
+}
+
+TEST(lock_holder_killed_with_its_threads_is_dead_while_unreaped)
+{
+    struct shared *s = shared_new();
+    CHECK_OK(mp_lock_new(&s->lock, NULL));
+    int pid = th_fork(hold_lock_among_threads, s);
+    CHECK_OK(mp_event_wait(s->ready, 10000));
+    CHECK_RC(MP_ETIMEDOUT, mp_lock_acquire(s->lock, 100));
+    kill(pid, SIGKILL); /* a zombie until th_wait */
+    CHECK_RC(MP_EOWNERDEAD, mp_lock_acquire(s->lock, 10000));
+    CHECK_OK(mp_lock_release(s->lock));
+    CHECK_EQ(-SIGKILL, th_wait(pid));
+    shared_free(s);
+}
+
+TEST(lock_holder_whose_main_thread_exited_is_still_alive)
+{
+    struct shared *s = shared_new();
+    CHECK_OK(mp_lock_new(&s->lock, NULL));
+    int pid = th_fork(hold_lock_after_main_thread_exits, s);
+    CHECK_OK(mp_event_wait(s->ready, 10000));
+    /* The main thread is a zombie now; the process lives on in its thread. */
+    for (int i = 0; i < 1000 && proc_state(pid) != 'Z'; i++)
+        th_sleep_ms(10);
+    CHECK_EQ('Z', proc_state(pid));
+    CHECK_RC(MP_ETIMEDOUT, mp_lock_acquire(s->lock, 0));
+    CHECK_RC(MP_ETIMEDOUT, mp_lock_acquire(s->lock, 300));
+    kill_and_reap(pid);
+    CHECK_RC(MP_EOWNERDEAD, mp_lock_acquire(s->lock, 10000));
+    CHECK_OK(mp_lock_release(s->lock));
+    shared_free(s);
+}
+
+/* In a child whose /proc is hidden (a mount namespace with an empty tmpfs over
+ * it), and without pidfds: a live holder can then only be asked with kill(). */
+static int live_holder_without_proc(void *arg)
+{
+    (void)arg;
+    setenv("MPROC_NO_PIDFD", "1", 1); /* before this process's first look */
+    if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+        mount("none", "/proc", "tmpfs", 0, NULL) != 0)
+        return 0; /* not allowed here: nothing to test */
+    CHECK(access("/proc/self/stat", F_OK) != 0);
+    struct shared *s = shared_new();
+    CHECK_OK(mp_lock_new(&s->lock, NULL));
+    int pid = th_fork(hold_lock_forever, s);
+    CHECK_OK(mp_event_wait(s->ready, 10000));
+    CHECK_RC(MP_ETIMEDOUT, mp_lock_acquire(s->lock, 0));
+    CHECK_RC(MP_ETIMEDOUT, mp_lock_acquire(s->lock, 200));
+    kill_and_reap(pid);
+    CHECK_RC(MP_EOWNERDEAD, mp_lock_acquire(s->lock, 10000));
+    CHECK_OK(mp_lock_release(s->lock));
+    shared_free(s);
+    CHECK(umount2("/proc", MNT_DETACH) == 0); /* LeakSanitizer reads it at exit */
+    return 0;
+}
+
+TEST(lock_holder_is_alive_when_proc_cannot_be_read)
+{
+    CHECK_EQ(0, th_wait(th_fork(live_holder_without_proc, NULL)));
+}
+
 TEST(lock_destroy_frees_only_in_the_creator)
 {
     size_t before = mp__shm_bytes_in_use();
@@ -325,6 +469,95 @@ TEST(lock_destroy_frees_only_in_the_creator)
     CHECK_OK(mp_lock_release(s->lock));
     shared_free(s);
     CHECK_EQ(before, mp__shm_bytes_in_use());
+}
+
+/* Pid reuse, staged in a pid namespace of our own (as root): the creator C (pid
+ * 2 there) vanishes, and E, forked later from C's child D, is given pid 2
+ * again. Every destroy in E must be a no-op. Where namespaces are not allowed
+ * there is nothing to test (0). */
+struct reused {
+    mp_lock *lock;
+    mp_rlock *rlock;
+    mp_semaphore *sem;
+    mp_condition *cond;
+    mp_event *event;
+    mp_barrier *barrier;
+    mp_value *value;
+};
+
+static int destroy_all_in_e(void *arg)
+{
+    struct reused *r = arg;
+    size_t before = mp__shm_bytes_in_use();
+    mp_lock_destroy(r->lock);
+    mp_rlock_destroy(r->rlock);
+    mp_semaphore_destroy(r->sem);
+    mp_condition_destroy(r->cond);
+    mp_event_destroy(r->event);
+    mp_barrier_destroy(r->barrier);
+    mp_value_destroy(r->value);
+    return mp__shm_bytes_in_use() == before ? 0 : 1;
+}
+
+static int reuse_d(void *arg)
+{
+    while (kill(2, 0) == 0 || errno != ESRCH) /* until C has been reaped */
+        th_sleep_ms(1);
+    th_sleep_ms(50); /* E must start some clock ticks after C (start times differ) */
+    FILE *f = fopen("/proc/sys/kernel/ns_last_pid", "w");
+    if (f == NULL)
+        return 0;
+    fprintf(f, "1");
+    if (fclose(f) != 0)
+        return 0;
+    int e = th_fork(destroy_all_in_e, arg);
+    int rc = th_wait(e);
+    return e == 2 ? rc : 0; /* else someone else took pid 2: not staged */
+}
+
+static int reuse_c(void *arg)
+{
+    struct reused *r = mp__shm_alloc(sizeof *r); /* shared with D and E, never freed */
+    CHECK(r != NULL);
+    (void)arg;
+    CHECK_OK(mp_lock_new(&r->lock, NULL));
+    CHECK_OK(mp_rlock_new(&r->rlock, NULL));
+    CHECK_OK(mp_semaphore_new(&r->sem, 1, NULL));
+    CHECK_OK(mp_condition_new(&r->cond, NULL));
+    CHECK_OK(mp_event_new(&r->event, NULL));
+    CHECK_OK(mp_barrier_new(&r->barrier, 2, NULL));
+    CHECK_OK(mp_value_new(&r->value, 'i', NULL, NULL));
+    th_fork(reuse_d, r); /* reaped by init once orphaned */
+    _exit(0);
+}
+
+static int reuse_init(void *arg)
+{
+    /* A mount namespace of our own for our /proc: the outer process keeps its
+     * own (LeakSanitizer reads it at exit). */
+    if (getpid() != 1 || unshare(CLONE_NEWNS) != 0 || mount("proc", "/proc", "proc", 0, NULL) != 0)
+        return 0;
+    CHECK_EQ(0, th_wait(th_fork(reuse_c, arg)));
+    int status, rc = 0;
+    while (wait(&status) > 0) /* D, adopted */
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+            rc = 1;
+    return rc;
+}
+
+static int reuse_outer(void *arg)
+{
+    if (unshare(CLONE_NEWPID | CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
+        return 0;
+    int rc = th_wait(th_fork(reuse_init, arg));
+    /* Once the namespace's init has ended this process can make no child, and
+     * LeakSanitizer needs one at exit: leave without exit handlers. */
+    _exit(rc == 0 ? 0 : 1);
+}
+
+TEST(destroy_in_a_process_given_the_creators_pid_is_a_no_op)
+{
+    CHECK_EQ(0, th_wait(th_fork(reuse_outer, NULL)));
 }
 
 static void on_signal(int sig) { (void)sig; }
@@ -484,6 +717,50 @@ TEST(rlock_holder_killed_is_taken_over_with_eownerdead)
     CHECK_OK(mp_rlock_release(s->rlock));
     CHECK_RC(MP_EPERM, mp_rlock_release(s->rlock));
     shared_free(s);
+}
+
+TEST(rlock_held_by_an_earlier_process_with_our_pid_is_not_ours)
+{
+    mp_rlock *r;
+    CHECK_OK(mp_rlock_new(&r, NULL));
+    /* The dead process's thread had our tid too (its main thread, say). */
+    atomic_store(&r->word, earlier_incarnation_of_us());
+    atomic_store(&r->owner_tid, mp__self_tid());
+    r->count = 7;
+    CHECK(!mp_rlock_is_mine(r));
+    CHECK_EQ(0, mp_rlock_count(r));
+    CHECK_RC(MP_EPERM, mp_rlock_release(r));
+    CHECK_RC(MP_EOWNERDEAD, mp_rlock_acquire(r, 0));
+    CHECK_EQ(1, mp_rlock_count(r));
+    CHECK_OK(mp_rlock_release(r));
+    CHECK_EQ(0, atomic_load(&r->word));
+    atomic_store(&r->word, earlier_incarnation_of_us() | MP__LOCK_WAITERS);
+    atomic_store(&r->owner_tid, mp__self_tid());
+    r->count = 7;
+    CHECK_RC(MP_EOWNERDEAD, mp_rlock_acquire(r, 20000));
+    CHECK_EQ(1, mp_rlock_count(r));
+    CHECK_OK(mp_rlock_release(r));
+    CHECK_EQ(0, atomic_load(&r->word));
+    mp_rlock_destroy(r);
+}
+
+TEST(rlock_recursion_stops_at_its_limit_with_eoverflow)
+{
+    mp_rlock *r;
+    CHECK_OK(mp_rlock_new(&r, NULL));
+    CHECK_OK(mp_rlock_acquire(r, -1));
+    r->count = UINT32_MAX - 1; /* as if acquired that many times */
+    CHECK_OK(mp_rlock_acquire(r, -1));
+    CHECK_EQ(UINT32_MAX, mp_rlock_count(r));
+    CHECK_RC(MP_EOVERFLOW, mp_rlock_acquire(r, -1));
+    CHECK_RC(MP_EOVERFLOW, mp_rlock_acquire(r, 0));
+    CHECK_EQ(UINT32_MAX, mp_rlock_count(r));
+    CHECK_OK(mp_rlock_release(r));
+    r->count = 1;
+    CHECK_OK(mp_rlock_release(r));
+    CHECK(!mp_rlock_is_mine(r));
+    CHECK_EQ(0, atomic_load(&r->word));
+    mp_rlock_destroy(r);
 }
 
 TEST(rlock_rejects_bad_arguments)
@@ -785,6 +1062,107 @@ static int kill_after_go(void *arg)
     return th_wait(pid) == -SIGKILL ? 0 : 1;
 }
 
+/* A waiter that goes on only with a ticket (s->plain, under the condition's lock). */
+static bool ticket_available(void *arg) { return ((struct shared *)arg)->plain > 0; }
+
+static int take_ticket(void *arg)
+{
+    struct shared *s = arg;
+    CHECK_OK(mp_condition_acquire(s->cond, -1));
+    atomic_fetch_add(&s->counter, 1); /* registered: we hold the lock until we wait */
+    int rc = mp_condition_wait_for(s->cond, ticket_available, s, 60000);
+    if (rc == 0) {
+        s->plain--;
+        atomic_fetch_add(&s->inside, 1);
+    }
+    CHECK_OK(mp_condition_release(s->cond));
+    return rc == 0 ? 0 : 1;
+}
+
+static void wait_for_value(_Atomic int *v, int n)
+{
+    uint64_t t0 = th_now_ms();
+    while (atomic_load(v) < n) {
+        CHECK(th_now_ms() - t0 < 30000);
+        th_sleep_ms(5);
+    }
+}
+
+/* Hand out tickets while every waiter sleeps: no notify may be lost. */
+TEST(condition_notify_n_wakes_that_many_waiters)
+{
+    enum { WAITERS = 3 };
+    struct shared *s = shared_new();
+    CHECK_OK(mp_condition_new(&s->cond, NULL));
+    int pids[WAITERS];
+    for (int i = 0; i < WAITERS; i++)
+        pids[i] = th_fork(take_ticket, s);
+    wait_for_value(&s->counter, WAITERS);
+    CHECK_OK(mp_condition_acquire(s->cond, -1)); /* every waiter is in its wait now */
+    CHECK_OK(mp_condition_notify(s->cond, 0)); /* wakes nobody */
+    s->plain += 2;
+    CHECK_OK(mp_condition_notify(s->cond, 2));
+    CHECK_OK(mp_condition_release(s->cond));
+    wait_for_value(&s->inside, 2);
+    th_sleep_ms(50);
+    CHECK_EQ(2, atomic_load(&s->inside)); /* the third has no ticket */
+    CHECK_OK(mp_condition_acquire(s->cond, -1));
+    s->plain += 1;
+    CHECK_OK(mp_condition_notify(s->cond, 1));
+    CHECK_OK(mp_condition_release(s->cond));
+    for (int i = 0; i < WAITERS; i++)
+        CHECK_EQ(0, th_wait(pids[i]));
+    CHECK_EQ(0, s->plain);
+    shared_free(s);
+}
+
+/* The killed waiter stays counted in nwaiters: notify(1) must still reach the
+ * live one. */
+TEST(condition_notify_after_a_killed_waiter_wakes_a_live_one)
+{
+    struct shared *s = shared_new();
+    CHECK_OK(mp_condition_new(&s->cond, NULL));
+    int victim = th_fork(wait_in_condition, s);
+    CHECK_OK(mp_event_wait(s->ready, 10000));
+    CHECK_OK(mp_condition_acquire(s->cond, 10000)); /* the victim is in its wait */
+    CHECK_OK(mp_condition_release(s->cond));
+    kill_and_reap(victim);
+    int pid = th_fork(take_ticket, s);
+    wait_for_value(&s->counter, 1);
+    CHECK_OK(mp_condition_acquire(s->cond, -1));
+    s->plain = 1;
+    CHECK_OK(mp_condition_notify(s->cond, 1));
+    CHECK_OK(mp_condition_release(s->cond));
+    CHECK_EQ(0, th_wait(pid));
+    CHECK_EQ(1, atomic_load(&s->inside));
+    shared_free(s);
+}
+
+TEST(condition_over_a_given_rlock_leaves_it_alive)
+{
+    size_t before = mp__shm_bytes_in_use();
+    mp_rlock *r;
+    CHECK_OK(mp_rlock_new(&r, NULL));
+    size_t with_rlock = mp__shm_bytes_in_use();
+    mp_condition *c;
+    CHECK_OK(mp_condition_new(&c, &(mp_condition_options){.rlock = r}));
+    CHECK_OK(mp_condition_acquire(c, -1));
+    CHECK_OK(mp_rlock_acquire(r, -1));
+    CHECK_EQ(2, mp_rlock_count(r));
+    CHECK_RC(MP_ETIMEDOUT, mp_condition_wait(c, 10));
+    CHECK_EQ(2, mp_rlock_count(r));
+    CHECK_OK(mp_condition_notify(c, 1));
+    CHECK_OK(mp_rlock_release(r));
+    CHECK_OK(mp_condition_release(c));
+    CHECK_RC(MP_EPERM, mp_condition_notify(c, 1));
+    mp_condition_destroy(c);
+    CHECK_EQ(with_rlock, mp__shm_bytes_in_use());
+    CHECK_OK(mp_rlock_acquire(r, 0));
+    CHECK_OK(mp_rlock_release(r));
+    mp_rlock_destroy(r);
+    CHECK_EQ(before, mp__shm_bytes_in_use());
+}
+
 TEST(condition_wait_takes_lock_back_from_a_dead_holder)
 {
     struct shared *s = shared_new();
@@ -1078,6 +1456,97 @@ TEST(barrier_party_killed_while_waiting_breaks_it)
     CHECK_OK(mp_barrier_reset(s->barrier));
     CHECK(!mp_barrier_broken(s->barrier));
     shared_free(s);
+}
+
+/* Nobody sleeps beside the dead party to notice: the last arrival must. */
+TEST(barrier_party_killed_while_alone_breaks_it_for_the_last_arrival)
+{
+    struct shared *s = shared_new();
+    CHECK_OK(mp_barrier_new(&s->barrier, 2, NULL));
+    int victim = th_fork(wait_at_barrier_forever, s);
+    wait_for_n_waiting(s->barrier, 1);
+    kill_and_reap(victim);
+    CHECK_RC(MP_EBROKEN, mp_barrier_wait(s->barrier, 10000));
+    CHECK(mp_barrier_broken(s->barrier));
+    CHECK_OK(mp_barrier_reset(s->barrier));
+    CHECK_EQ(0, mp_barrier_n_waiting(s->barrier));
+    victim = th_fork(wait_at_barrier_forever, s); /* the barrier works again */
+    wait_for_n_waiting(s->barrier, 1);
+    CHECK_EQ(1, mp_barrier_wait(s->barrier, 10000));
+    CHECK_EQ(0, th_wait(victim));
+    shared_free(s);
+}
+
+struct barrier_race {
+    mp_barrier *b;
+    _Atomic bool stop;
+    _Atomic int waiters_done;
+    _Atomic int bad, passed;
+    unsigned seed;
+};
+
+static void *race_waits(void *arg)
+{
+    struct barrier_race *r = arg;
+    unsigned seed = (unsigned)__atomic_add_fetch(&r->seed, 7919, __ATOMIC_RELAXED);
+    while (!atomic_load(&r->stop)) {
+        int timeout = rand_r(&seed) % 4 == 0 ? (int)(rand_r(&seed) % 3) : 2000;
+        int rc = mp_barrier_wait(r->b, timeout);
+        if (rc >= 0 && rc < 3)
+            atomic_fetch_add(&r->passed, 1);
+        else if (rc != MP_EBROKEN && rc != MP_ETIMEDOUT)
+            atomic_fetch_add(&r->bad, 1);
+    }
+    atomic_fetch_add(&r->waiters_done, 1);
+    return NULL;
+}
+
+/* 300 resets and aborts, then aborts until every waiter has left. */
+static void *race_resets_and_aborts(void *arg)
+{
+    struct barrier_race *r = arg;
+    unsigned seed = 12345;
+    for (int i = 0; i < 300; i++) {
+        th_sleep_ms(1 + (unsigned)(rand_r(&seed) % 3));
+        if ((rand_r(&seed) % 3 == 0 ? mp_barrier_abort(r->b) : mp_barrier_reset(r->b)) != 0)
+            atomic_fetch_add(&r->bad, 1);
+    }
+    atomic_store(&r->stop, true);
+    while (atomic_load(&r->waiters_done) < 4) {
+        mp_barrier_abort(r->b);
+        th_sleep_ms(1);
+    }
+    return NULL;
+}
+
+static void *race_one_wait(void *arg) { return (void *)(intptr_t)mp_barrier_wait(arg, 20000); }
+
+/* Waits with and without timeouts, resets and aborts, all at once: every call
+ * returns a code it may return, nothing hangs, and a reset barrier works. */
+TEST(barrier_survives_racing_waits_timeouts_resets_and_aborts)
+{
+    struct barrier_race r = {.seed = 1};
+    CHECK_OK(mp_barrier_new(&r.b, 3, NULL));
+    pthread_t t[5];
+    for (int i = 0; i < 4; i++)
+        run_thread(race_waits, &r, &t[i]);
+    run_thread(race_resets_and_aborts, &r, &t[4]);
+    for (int i = 0; i < 5; i++)
+        join_thread(t[i]);
+    CHECK_EQ(0, atomic_load(&r.bad));
+    CHECK_OK(mp_barrier_reset(r.b));
+    CHECK(!mp_barrier_broken(r.b));
+    CHECK_EQ(0, mp_barrier_n_waiting(r.b));
+    int seen = 0;
+    for (int i = 0; i < 3; i++)
+        run_thread(race_one_wait, r.b, &t[i]);
+    for (int i = 0; i < 3; i++) {
+        intptr_t rc = join_thread(t[i]);
+        CHECK(rc >= 0 && rc < 3);
+        seen |= 1 << rc;
+    }
+    CHECK_EQ(7, seen);
+    mp_barrier_destroy(r.b);
 }
 
 TEST(barrier_rejects_bad_arguments)

@@ -156,11 +156,12 @@ typedef struct mp_shared_memory_options {
 } mp_shared_memory_options;
 
 /* Creates or attaches to the segment name (with or without the leading '/';
- * at most 250 bytes, no other '/'). name NULL when creating: a fresh random
- * name "psm_<hex>". The mapping is read-write, shared, zero-filled on creation.
+ * 1 to 250 bytes after it, no other '/', not "." or ".."). name NULL when
+ * creating: a fresh random name "psm_<hex>". The mapping is read-write, shared,
+ * zero-filled on creation.
  * Errors: MP_EEXIST (create, the name exists), MP_ENOENT (attach, no such
  * segment), MP_EINVAL (bad name, size 0 on create, NULL name on attach, an empty
- * segment), MP_EACCES, MP_EMFILE, MP_ENOMEM. */
+ * segment), MP_EACCES, MP_EMFILE, MP_ENOMEM (also a size too large to map). */
 MP_EXTERN int mp_shared_memory_new(mp_shared_memory **out, const char *name,
                                    const mp_shared_memory_options *opt);
 

@@ -15,9 +15,10 @@
  * share these objects (use a SharedMemory segment and your own protocol).
  *
  * Who frees. The process that created an object frees it with mp_x_destroy; in
- * any other process mp_x_destroy is a no-op, so a child may call it freely. The
- * creator must destroy an object only when no other process uses it any more
- * (after joining the children that do).
+ * any other process mp_x_destroy is a no-op, so a child may call it freely (a
+ * descendant given the pid of a creator that died is not the creator: processes
+ * are known by pid and start time). The creator must destroy an object only
+ * when no other process uses it any more (after joining the children that do).
  *
  * Speed. All objects are futexes in the shared memory: acquiring a free lock,
  * releasing a lock nobody waits for, taking a positive semaphore, setting an
@@ -43,7 +44,9 @@
  * death. A Barrier one of whose waiting parties dies breaks (MP_EBROKEN for the
  * others). Condition and Event waits are not told of deaths: give them a
  * timeout when the peer that would notify or set might die. A death is noticed
- * once the process has ended (also as an unreaped zombie). A process is known
+ * once the process has ended (also as an unreaped zombie, except on a kernel
+ * without pidfds and with /proc unreadable). A process whose main thread
+ * called pthread_exit lives on while its other threads run. A process is known
  * by its pid and its start time (from /proc), so a holder whose pid the system
  * has since given to a new process is still seen as dead. A thread that ends
  * while holding a lock, in a process that lives on, keeps the lock held (as in

@@ -90,10 +90,12 @@ MP__HIDDEN int mp__lockword_acquire(mp__lockword *w, const mp__deadline *d);
  * MP_EPERM when it was not locked. */
 MP__HIDDEN int mp__lockword_release(mp__lockword *w);
 
-/* The pid that holds the lock word, 0 when unlocked. */
-static inline pid_t mp__lockword_holder(mp__lockword *w)
+/* Whether the calling process holds the lock word: its pid and its start time
+ * are both ours. The pid alone is not enough: a process that had our pid
+ * before us may have died holding the word, and then nobody holds it. */
+static inline bool mp__lockword_held_by_self(mp__lockword *w)
 {
-    return (pid_t)(atomic_load_explicit(w, memory_order_relaxed) & MP__LOCK_PID_MASK);
+    return (atomic_load_explicit(w, memory_order_relaxed) & ~(uint64_t)MP__LOCK_WAITERS) == mp__self_id();
 }
 
 /* Sleeps while *w == expected, at most slice_ms and at most until d.
@@ -104,14 +106,20 @@ MP__HIDDEN int mp__futex_wait_slice(_Atomic uint32_t *w, uint32_t expected, cons
 
 struct mp_lock;
 
-/* An RLock (rlock.c). A zeroed one is a free RLock. creator <= 0 marks one
- * embedded in another object, which mp_rlock_destroy leaves alone (that
- * object may keep its own creator there, negated). */
+/* Bit 31 of a creator field: the object is embedded in another one, which
+ * frees it (the bit is never set in a process id, see MP__LOCK_PID_MASK). */
+#define MP__EMBEDDED ((uint64_t)MP__LOCK_WAITERS)
+
+/* An RLock (rlock.c). A zeroed one is a free RLock. A creator with
+ * MP__EMBEDDED (or 0) marks one embedded in another object, which
+ * mp_rlock_destroy leaves alone (that object may keep its own creator there,
+ * with MP__EMBEDDED set). */
 struct mp_rlock {
     mp__lockword word;          /* lock word (lock.c): the owning process */
     _Atomic pid_t owner_tid;    /* owning thread, 0 while free; written by the owner */
     uint32_t count;             /* recursion levels; owner only */
-    pid_t creator;              /* the process that may free it; <= 0 embedded; set once */
+    uint64_t creator;           /* mp__self_id of the process that may free it
+                                   (pid and start time); MP__EMBEDDED; set once */
 };
 
 /* The lock word inside a Lock (for Condition). */
