@@ -328,7 +328,9 @@ static int make_error_pipe(int pfd[2], struct inflight *e)
     return rc;
 }
 
-static void inflight_remove(struct inflight *e)
+/* Unlists e and closes its write end in one step: a fork between the two would
+ * give the new process a copy that no handler closes. */
+static void inflight_remove_and_close(struct inflight *e)
 {
     pthread_mutex_lock(&inflight_lock);
     struct inflight **at = &inflight;
@@ -336,6 +338,7 @@ static void inflight_remove(struct inflight *e)
         at = &(*at)->next;
     if (*at != NULL)
         *at = e->next;
+    mp__close_fd(e->wfd);
     pthread_mutex_unlock(&inflight_lock);
 }
 
@@ -365,10 +368,11 @@ int mp__spawn(const mp__spawn_plan *plan, pid_t *pid, int *step, int *child_errn
     pthread_sigmask(SIG_SETMASK, &all, &a.oldmask);
     pid_t child = fast ? start_clone(&a) : start_fork(&a);
     int saved = errno;
-    if (!fast)
-        inflight_remove(&self); /* before the close: the number may be reused */
+    if (fast)
+        mp__close_fd(pfd[1]);
+    else
+        inflight_remove_and_close(&self);
     pthread_sigmask(SIG_SETMASK, &a.oldmask, NULL);
-    mp__close_fd(pfd[1]);
     if (child < 0) {
         mp__close_fd(pfd[0]);
         return -saved;
