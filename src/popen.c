@@ -448,19 +448,9 @@ static int check_running_handle(const mp_popen *p)
  * True once reaped (by this call or an earlier one). */
 static bool reap_locked(mp_popen *p)
 {
-    if (p->reaped)
-        return true;
-    int status;
-    pid_t r;
-    do
-        r = waitpid(p->pid, &status, WNOHANG);
-    while (r < 0 && errno == EINTR);
-    if (r == 0)
-        return false;
-    /* r < 0 (ECHILD): someone else's waitpid(-1) took the child and its status. */
-    p->returncode = r != p->pid ? 255 : WIFSIGNALED(status) ? -WTERMSIG(status) : WEXITSTATUS(status);
-    p->reaped = true;
-    return true;
+    if (!p->reaped)
+        p->reaped = mp__reap_nohang(p->pid, &p->returncode);
+    return p->reaped;
 }
 
 static bool try_reap(mp_popen *p)

@@ -112,28 +112,12 @@ static void registry_remove(mp_process *p)
     p->linked = false;
 }
 
-static int decode_status(int status)
-{
-    return WIFSIGNALED(status) ? -WTERMSIG(status) : WEXITSTATUS(status);
-}
-
 /* Reaps p if it has ended; true once reaped. Caller holds registry_lock. */
 static bool try_reap(mp_process *p)
 {
-    if (p->reaped)
-        return true;
-    int status;
-    pid_t r;
-    do
-        r = waitpid(p->pid, &status, WNOHANG);
-    while (r < 0 && errno == EINTR);
-    if (r == 0)
-        return false;
-    /* r < 0 (ECHILD): someone else's waitpid(-1) took the child and its status,
-     * or SIGCHLD is ignored. The exit code is then unknown: 255, as documented. */
-    p->exitcode = r == p->pid ? decode_status(status) : 255;
-    p->reaped = true;
-    return true;
+    if (!p->reaped)
+        p->reaped = mp__reap_nohang(p->pid, &p->exitcode);
+    return p->reaped;
 }
 
 static void free_process(mp_process *p)

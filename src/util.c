@@ -1,5 +1,6 @@
 /* util.c — deadlines and descriptor helpers shared by every module. */
 #include <poll.h>
+#include <sys/wait.h>
 
 #include "internal/util.h"
 
@@ -57,6 +58,19 @@ int mp__deadline_poll_ms(const mp__deadline *d)
         return -1;
     int64_t ms = (int64_t)left.tv_sec * 1000 + (left.tv_nsec + 999999) / 1000000;
     return ms > 0x7fffffff ? 0x7fffffff : (int)ms;
+}
+
+bool mp__reap_nohang(pid_t pid, int *code)
+{
+    int status;
+    pid_t r;
+    do
+        r = waitpid(pid, &status, WNOHANG);
+    while (r < 0 && errno == EINTR);
+    if (r == 0)
+        return false;
+    *code = r != pid ? 255 : WIFSIGNALED(status) ? -WTERMSIG(status) : WEXITSTATUS(status);
+    return true;
 }
 
 void mp__close_fd(int fd)

@@ -45,4 +45,10 @@ MP__HIDDEN void mp__close_fd(int fd);
  * 1: ready (revents in *revents), MP_ETIMEDOUT, or a negative errno. */
 MP__HIDDEN int mp__poll_one(int fd, short events, const mp__deadline *d, short *revents);
 
+/* Reaps child pid if it has ended, never blocking (EINTR retried). True once
+ * reaped, with *code set as Python reports it: the exit status, or -N after
+ * signal N; 255 when the status was lost because something else reaped the child
+ * (a waitpid(-1) of the program's own, or SIGCHLD ignored). False while it runs. */
+MP__HIDDEN bool mp__reap_nohang(pid_t pid, int *code);
+
 #endif /* MPROC_INTERNAL_UTIL_H */
