@@ -78,6 +78,7 @@
 #include "internal/arena.h"
 #include "internal/futex.h"
 #include "internal/queue.h"
+#include "internal/sync.h"
 #include "mproc/queue.h"
 
 #define DEFAULT_RING ((size_t)1 << 20)
@@ -119,7 +120,8 @@ struct shared {
 
 struct mp_queue {
     struct shared *s;
-    pid_t creator;       /* the process whose destroy frees s */
+    uint64_t creator;    /* the process whose destroy frees s: pid and start time, so a
+                            later process given the same pid is not taken for it */
     int kind;            /* Q_QUEUE, Q_SIMPLE or Q_JOINABLE */
     _Atomic bool closed; /* close() was called in this process */
 };
@@ -216,7 +218,7 @@ static int queue_create(mp_queue **out, int kind, size_t maxsize, const mp_queue
     s->cap = (uint32_t)cap;
     s->maxsize = maxsize > INT32_MAX ? 0 : (uint32_t)maxsize;
     q->s = s;
-    q->creator = getpid();
+    q->creator = mp__self_id();
     q->kind = kind;
     *out = q;
     return 0;
@@ -226,7 +228,7 @@ static void queue_destroy(mp_queue *q)
 {
     if (q == NULL)
         return;
-    if (q->creator == getpid()) {
+    if (q->creator == mp__self_id()) {
         pthread_mutex_destroy(&q->s->put_lock);
         pthread_mutex_destroy(&q->s->get_lock);
         mp__shm_free(q->s);

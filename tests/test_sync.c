@@ -483,6 +483,7 @@ struct reused {
     mp_event *event;
     mp_barrier *barrier;
     mp_value *value;
+    mp_queue *queue;
 };
 
 static int destroy_all_in_e(void *arg)
@@ -496,6 +497,7 @@ static int destroy_all_in_e(void *arg)
     mp_event_destroy(r->event);
     mp_barrier_destroy(r->barrier);
     mp_value_destroy(r->value);
+    mp_queue_destroy(r->queue);
     return mp__shm_bytes_in_use() == before ? 0 : 1;
 }
 
@@ -527,6 +529,7 @@ static int reuse_c(void *arg)
     CHECK_OK(mp_event_new(&r->event, NULL));
     CHECK_OK(mp_barrier_new(&r->barrier, 2, NULL));
     CHECK_OK(mp_value_new(&r->value, 'i', NULL, NULL));
+    CHECK_OK(mp_queue_new(&r->queue, 0, &(mp_queue_options){.ring_bytes = 4096}));
     th_fork(reuse_d, r); /* reaped by init once orphaned */
     _exit(0);
 }
