@@ -6,6 +6,7 @@
  * character belongs to a word), and '#' as the comment character only with
  * MP_SHLEX_COMMENTS. A word made only of quotes ("") is an empty word, not nothing.
  */
+#include <limits.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,6 +144,8 @@ int mp_shlex_split(const char *s, int flags, char ***out, const char **why)
     if (s == NULL || out == NULL || (flags & ~(MP_SHLEX_COMMENTS | MP_SHLEX_NON_POSIX)) != 0)
         return MP_EINVAL;
     size_t len = strlen(s), used = 0;
+    if (len > INT_MAX) /* then the word count could exceed the int we return */
+        return MP_E2BIG;
     char *buf = malloc(len * 2 + 1);
     if (buf == NULL)
         return MP_ENOMEM;

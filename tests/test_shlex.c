@@ -3,6 +3,8 @@
  * (shlex.split(s, comments=..., posix=...), shlex.quote, shlex.join), byte for
  * byte; and,
  * where python3 is on the machine, against a live run of it as well. */
+#include <limits.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -556,4 +558,16 @@ TEST(quote_of_empty_safe_and_unsafe_strings)
         CHECK_STR(cases[i][1], q);
         free(q);
     }
+}
+
+TEST(split_refuses_input_longer_than_int_max)
+{
+    size_t len = (size_t)INT_MAX + 1;
+    char *s = mmap(NULL, len + 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    CHECK(s != MAP_FAILED);
+    memset(s, 'a', len); /* one word, but the count must fit the int returned */
+    char **out = (char **)1;
+    CHECK_RC(MP_E2BIG, mp_shlex_split(s, 0, &out, NULL));
+    CHECK(out == NULL);
+    munmap(s, len + 1);
 }

@@ -33,7 +33,7 @@ extern "C" {
  * Errors: MP_EINVAL for NULL arguments or unknown flags, and for the two syntax
  * errors Python raises ValueError for; then *why (if not NULL) is set to Python's
  * message, "No closing quotation" or "No escaped character" (static strings), and
- * *out to NULL. MP_ENOMEM. */
+ * *out to NULL. MP_E2BIG for an input longer than INT_MAX bytes. MP_ENOMEM. */
 MP_EXTERN int mp_shlex_split(const char *s, int flags, char ***out, const char **why);
 
 /* shlex.quote(s): s itself when it is non-empty and made only of
