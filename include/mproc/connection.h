@@ -93,8 +93,10 @@ MP_EXTERN int mp_conn_recv_bytes(mp_conn *c, void **out, size_t *len, size_t max
 MP_EXTERN int mp_conn_recv_bytes_into(mp_conn *c, void *buf, size_t buflen, size_t offset,
                                       size_t *len);
 
-/* Whether a receive would not block: 1 when a message (or end-of-file) can be
- * read, 0 when none came within timeout_ms (-1: wait forever, 0: just check).
+/* Python's poll: 1 when data (or end-of-file) is there to receive, 0 when none
+ * came within timeout_ms (-1: wait forever, 0: just check). As in Python, "data"
+ * may be only the start of a message: a receive after 1 can still wait for the
+ * rest of it, for as long as the sender takes to send it.
  * Errors: MP_EINVAL (timeout below -1), MP_ECLOSED, MP_EBADF (send-only end). */
 MP_EXTERN int mp_conn_poll(mp_conn *c, int timeout_ms);
 
@@ -116,7 +118,7 @@ MP_EXTERN void mp_conn_destroy(mp_conn *c);
 /* One object for mp_wait: set exactly one of conn, process, or (when both are
  * NULL) fd. ready is an output. */
 typedef struct mp_wait_object {
-    mp_conn *conn;       /* ready when a message or end-of-file can be received */
+    mp_conn *conn;       /* ready when data or end-of-file is there (as mp_conn_poll) */
     mp_process *process; /* ready once the process has ended (its sentinel) */
     int fd;              /* used when conn and process are NULL: ready when readable */
     bool ready;          /* set by mp_wait */
