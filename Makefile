@@ -5,6 +5,7 @@
 #   make bench      side-by-side benchmarks: mproc, CPython, raw syscalls (CASES="a b" for some)
 #   make sanitize   the tests under AddressSanitizer + UndefinedBehaviorSanitizer (build-sanitize/)
 #   make install    PREFIX=/usr/local by default
+#   make fuzz       libFuzzer on the decoders of what peers send (FUZZ_SECONDS=60 each; clang)
 BUILD    ?= build
 SAN      ?= build-sanitize
 PREFIX   ?= /usr/local
@@ -13,7 +14,7 @@ WERROR   ?= OFF
 CASES    ?=
 CMAKE_FLAGS ?=
 
-.PHONY: all build check demo bench sanitize install clean configure
+.PHONY: all build check demo bench sanitize install clean configure fuzz
 
 all: build
 
@@ -39,8 +40,11 @@ sanitize:
 	cd $(SAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=0 \
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS)
 
+fuzz:
+	sh tests/fuzz/run.sh
+
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)
 
 clean:
-	rm -rf $(BUILD) $(SAN)
+	rm -rf $(BUILD) $(SAN) build-fuzz
