@@ -517,6 +517,8 @@ static int reuse_d(void *arg)
     return e == 2 ? rc : 0; /* else someone else took pid 2: not staged */
 }
 
+static mp_queue *queue_handle;
+
 static int reuse_c(void *arg)
 {
     struct reused *r = mp__shm_alloc(sizeof *r); /* shared with D and E, never freed */
@@ -530,6 +532,7 @@ static int reuse_c(void *arg)
     CHECK_OK(mp_barrier_new(&r->barrier, 2, NULL));
     CHECK_OK(mp_value_new(&r->value, 'i', NULL, NULL));
     CHECK_OK(mp_queue_new(&r->queue, 0, &(mp_queue_options){.ring_bytes = 4096}));
+    queue_handle = r->queue; /* the handle is private memory: keep it reachable for LeakSanitizer */
     th_fork(reuse_d, r); /* reaped by init once orphaned */
     _exit(0);
 }
