@@ -1,8 +1,10 @@
 /* tests/harness.c — the runner behind TEST(): one test per process, with the
  * leak checks described in harness.h. */
 #include <dirent.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <sys/mount.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -94,6 +96,82 @@ int th_wait(int pid)
         if (errno != EINTR)
             th_fail(__FILE__, __LINE__, "waitpid(%d) failed: %s", pid, strerror(errno));
     return WIFSIGNALED(status) ? -WTERMSIG(status) : WEXITSTATUS(status);
+}
+
+/* th_with_reused_pid's stage; the processes inherit these through fork. */
+static struct {
+    void *(*create)(void *);
+    int (*reuse)(void *);
+    int (*after)(void *);
+    void *arg, *state;
+} stage;
+
+static int reuse_in_e(void *unused)
+{
+    (void)unused;
+    return stage.reuse(stage.state);
+}
+
+static int reuse_d(void *unused)
+{
+    (void)unused;
+    while (kill(2, 0) == 0 || errno != ESRCH) /* until C has been reaped */
+        th_sleep_ms(1);
+    th_sleep_ms(50); /* E must start some clock ticks after C: start times differ */
+    FILE *f = fopen("/proc/sys/kernel/ns_last_pid", "w");
+    if (f == NULL)
+        return 0;
+    fprintf(f, "1");
+    if (fclose(f) != 0)
+        return 0;
+    int e = th_fork(reuse_in_e, NULL);
+    int rc = th_wait(e);
+    if (e != 2)
+        return 0; /* someone else took pid 2: not staged */
+    return rc != 0 ? rc : stage.after != NULL ? stage.after(stage.state) : 0;
+}
+
+static int reuse_c(void *unused)
+{
+    (void)unused;
+    stage.state = stage.create(stage.arg);
+    th_fork(reuse_d, NULL); /* reaped by the namespace's init once orphaned */
+    _exit(0);               /* as if killed: no exit handlers */
+}
+
+static int reuse_init(void *unused)
+{
+    (void)unused;
+    /* A mount namespace of our own for our /proc: the outer process keeps its
+     * own (LeakSanitizer reads it at exit). */
+    if (getpid() != 1 || unshare(CLONE_NEWNS) != 0 || mount("proc", "/proc", "proc", 0, NULL) != 0)
+        return 0;
+    CHECK_EQ(0, th_wait(th_fork(reuse_c, NULL)));
+    int status, rc = 0;
+    while (wait(&status) > 0) /* D, adopted */
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+            rc = 1;
+    return rc;
+}
+
+static int reuse_outer(void *unused)
+{
+    (void)unused;
+    if (unshare(CLONE_NEWPID | CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
+        return 0;
+    int rc = th_wait(th_fork(reuse_init, NULL));
+    /* Once the namespace's init has ended this process can make no child, and
+     * LeakSanitizer needs one at exit: leave without exit handlers. */
+    _exit(rc == 0 ? 0 : 1);
+}
+
+int th_with_reused_pid(void *(*create)(void *), int (*reuse)(void *), int (*after)(void *), void *arg)
+{
+    stage.create = create;
+    stage.reuse = reuse;
+    stage.after = after;
+    stage.arg = arg;
+    return th_wait(th_fork(reuse_outer, NULL));
 }
 
 /* Names in a directory, sorted; returns the count. */

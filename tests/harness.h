@@ -84,4 +84,14 @@ int th_fork(int (*fn)(void *), void *arg);
  * (exit code, or -signal). */
 int th_wait(int pid);
 
+/* Stages pid reuse in a pid namespace of our own (needs root): a creator process
+ * C is given pid 2 there and runs create(arg), whose result is the state; C then
+ * vanishes without exit handlers (as if killed). A later process E, forked from
+ * C's child D, is given pid 2 again, runs reuse(state) and exit()s with its value.
+ * Then D runs after(state) (when not NULL). Returns 0 when E and after both
+ * returned 0, and also when the stage cannot be set up here (nothing tested);
+ * non-zero otherwise. */
+int th_with_reused_pid(void *(*create)(void *arg), int (*reuse)(void *state),
+                       int (*after)(void *state), void *arg);
+
 #endif /* MPROC_TESTS_HARNESS_H */

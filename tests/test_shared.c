@@ -2,11 +2,9 @@
  * processes, named segments and their lifetime. */
 #include <fcntl.h>
 #include <pthread.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
-#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -666,63 +664,20 @@ TEST(shm_child_forked_during_a_list_update_can_exit)
  * child D, is given pid 2 again. E inherited D's copy of the cleanup list: its
  * exit must not unlink C's segment. Where namespaces are not allowed there is
  * nothing to test (0). */
-static int reuse_d(void *name)
-{
-    while (kill(2, 0) == 0 || errno != ESRCH) /* until C has been reaped */
-        th_sleep_ms(1);
-    th_sleep_ms(50); /* E must start some clock ticks after C (start times differ) */
-    FILE *f = fopen("/proc/sys/kernel/ns_last_pid", "w");
-    if (f == NULL)
-        return 0;
-    fprintf(f, "1");
-    if (fclose(f) != 0)
-        return 0;
-    int e = th_fork(just_exit, NULL); /* exit(): runs the cleanup */
-    CHECK_EQ(0, th_wait(e));
-    if (e != 2)
-        return 0; /* someone else took pid 2: not staged */
-    return shm_exists(name) ? 0 : 1;
-}
-
-static int reuse_c(void *name)
+static void *create_segment_in_c(void *name)
 {
     mp_shared_memory *s;
     CHECK_OK(mp_shared_memory_new(&s, name, &(mp_shared_memory_options){.create = true, .size = 64}));
-    th_fork(reuse_d, name); /* reaped by init once orphaned */
-    _exit(0); /* as if killed: no exit cleanup */
+    return name;
 }
 
-static int reuse_init(void *name)
-{
-    /* A mount namespace of our own for our /proc: the outer process keeps its
-     * own (LeakSanitizer reads it at exit). */
-    if (getpid() != 1 || unshare(CLONE_NEWNS) != 0 || mount("proc", "/proc", "proc", 0, NULL) != 0)
-        return 0;
-    int c = th_fork(reuse_c, name);
-    CHECK_EQ(0, th_wait(c));
-    int status, rc = 0;
-    pid_t pid;
-    while ((pid = wait(&status)) > 0) /* D, adopted */
-        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-            rc = 1;
-    return rc;
-}
-
-static int reuse_outer(void *name)
-{
-    if (unshare(CLONE_NEWPID | CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
-        return 0;
-    int rc = th_wait(th_fork(reuse_init, name));
-    /* Once the namespace's init has ended this process can make no child, and
-     * LeakSanitizer needs one at exit: leave without exit handlers. */
-    _exit(rc == 0 ? 0 : 1);
-}
+static int segment_still_there(void *name) { return shm_exists(name) ? 0 : 1; }
 
 TEST(shm_exit_of_a_process_given_the_creators_pid_leaves_the_segment)
 {
     char name[64];
     test_name(name, sizeof name, "reuse");
-    int rc = th_wait(th_fork(reuse_outer, name));
+    int rc = th_with_reused_pid(create_segment_in_c, just_exit, segment_still_there, name);
     char path[80];
     snprintf(path, sizeof path, "/%s", name);
     shm_unlink(path);

@@ -501,29 +501,13 @@ static int destroy_all_in_e(void *arg)
     return mp__shm_bytes_in_use() == before ? 0 : 1;
 }
 
-static int reuse_d(void *arg)
-{
-    while (kill(2, 0) == 0 || errno != ESRCH) /* until C has been reaped */
-        th_sleep_ms(1);
-    th_sleep_ms(50); /* E must start some clock ticks after C (start times differ) */
-    FILE *f = fopen("/proc/sys/kernel/ns_last_pid", "w");
-    if (f == NULL)
-        return 0;
-    fprintf(f, "1");
-    if (fclose(f) != 0)
-        return 0;
-    int e = th_fork(destroy_all_in_e, arg);
-    int rc = th_wait(e);
-    return e == 2 ? rc : 0; /* else someone else took pid 2: not staged */
-}
-
 static mp_queue *queue_handle;
 
-static int reuse_c(void *arg)
+static void *create_all_in_c(void *arg)
 {
+    (void)arg;
     struct reused *r = mp__shm_alloc(sizeof *r); /* shared with D and E, never freed */
     CHECK(r != NULL);
-    (void)arg;
     CHECK_OK(mp_lock_new(&r->lock, NULL));
     CHECK_OK(mp_rlock_new(&r->rlock, NULL));
     CHECK_OK(mp_semaphore_new(&r->sem, 1, NULL));
@@ -533,37 +517,12 @@ static int reuse_c(void *arg)
     CHECK_OK(mp_value_new(&r->value, 'i', NULL, NULL));
     CHECK_OK(mp_queue_new(&r->queue, 0, &(mp_queue_options){.ring_bytes = 4096}));
     queue_handle = r->queue; /* the handle is private memory: keep it reachable for LeakSanitizer */
-    th_fork(reuse_d, r); /* reaped by init once orphaned */
-    _exit(0);
-}
-
-static int reuse_init(void *arg)
-{
-    /* A mount namespace of our own for our /proc: the outer process keeps its
-     * own (LeakSanitizer reads it at exit). */
-    if (getpid() != 1 || unshare(CLONE_NEWNS) != 0 || mount("proc", "/proc", "proc", 0, NULL) != 0)
-        return 0;
-    CHECK_EQ(0, th_wait(th_fork(reuse_c, arg)));
-    int status, rc = 0;
-    while (wait(&status) > 0) /* D, adopted */
-        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-            rc = 1;
-    return rc;
-}
-
-static int reuse_outer(void *arg)
-{
-    if (unshare(CLONE_NEWPID | CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
-        return 0;
-    int rc = th_wait(th_fork(reuse_init, arg));
-    /* Once the namespace's init has ended this process can make no child, and
-     * LeakSanitizer needs one at exit: leave without exit handlers. */
-    _exit(rc == 0 ? 0 : 1);
+    return r;
 }
 
 TEST(destroy_in_a_process_given_the_creators_pid_is_a_no_op)
 {
-    CHECK_EQ(0, th_wait(th_fork(reuse_outer, NULL)));
+    CHECK_EQ(0, th_with_reused_pid(create_all_in_c, destroy_all_in_e, NULL, NULL));
 }
 
 static void on_signal(int sig) { (void)sig; }
