@@ -1,37 +1,10 @@
 # queue_64B_2p2c, CPython side: multiprocessing.Queue, 64-byte bytes objects from
-# two producer processes to two consumer processes; time per message.
-import multiprocessing as mp
+# two producer processes to two consumer processes; time per message (bench/queue_stream.py).
+import os
 import sys
-import time
 
-N = 100000
-PRODUCERS = 2
-CONSUMERS = 2
-
-
-def produce(q, n):
-    msg = b"m" * 64
-    for _ in range(n):
-        q.put(msg)
-
-
-def consume(q, n):
-    for _ in range(n):
-        if len(q.get()) != 64:
-            sys.exit(1)
-
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import queue_stream  # noqa: E402
 
 if __name__ == "__main__":
-    ctx = mp.get_context("fork")
-    q = ctx.Queue()
-    procs = [ctx.Process(target=produce, args=(q, N // PRODUCERS)) for _ in range(PRODUCERS)]
-    procs += [ctx.Process(target=consume, args=(q, N // CONSUMERS)) for _ in range(CONSUMERS)]
-    t0 = time.perf_counter()
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join()
-    t = time.perf_counter() - t0
-    if any(p.exitcode != 0 for p in procs):
-        sys.exit(1)
-    print(f"{t / N * 1e6:.6g} us")
+    queue_stream.main(2, 2)
