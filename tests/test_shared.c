@@ -668,10 +668,13 @@ static void *create_segment_in_c(void *name)
 {
     mp_shared_memory *s;
     CHECK_OK(mp_shared_memory_new(&s, name, &(mp_shared_memory_options){.create = true, .size = 64}));
-    return name;
+    return s; /* the state: kept reachable (LeakSanitizer) by the harness */
 }
 
-static int segment_still_there(void *name) { return shm_exists(name) ? 0 : 1; }
+static int segment_still_there(void *s)
+{
+    return shm_exists(mp_shared_memory_name(s)) ? 0 : 1;
+}
 
 TEST(shm_exit_of_a_process_given_the_creators_pid_leaves_the_segment)
 {
