@@ -5,7 +5,7 @@
 #include <stdint.h>
 
 #include "harness.h"
-#include "internal/arena.h"
+#include "core/arena.h"
 
 TEST(arena_blocks_are_zeroed_and_aligned)
 {

@@ -5,7 +5,7 @@
 #include <unistd.h>
 
 #include "harness.h"
-#include "internal/conn.h"
+#include "queue/conn.h"
 
 static void pattern(unsigned char *buf, size_t n, unsigned seed)
 {

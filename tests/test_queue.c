@@ -9,8 +9,8 @@
 #include <unistd.h>
 
 #include "harness.h"
-#include "internal/arena.h"
-#include "internal/queue.h"
+#include "core/arena.h"
+#include "queue/queue.h"
 
 #define RING 4096 /* the smallest ring: messages of a few KiB are streamed */
 

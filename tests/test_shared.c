@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "harness.h"
-#include "internal/arena.h"
+#include "core/arena.h"
 
 /* ---- Value --------------------------------------------------------------- */
 

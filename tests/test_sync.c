@@ -16,8 +16,8 @@
 #include <unistd.h>
 
 #include "harness.h"
-#include "internal/arena.h"
-#include "internal/sync.h"
+#include "core/arena.h"
+#include "sync/sync.h"
 
 /* Memory every process of a test shares (allocated before the forks). */
 struct shared {

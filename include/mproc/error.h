@@ -68,7 +68,9 @@ extern "C" {
 #define MP_ETERMINATED  (-10013) /* the pool was terminated before the task ran */
 #define MP_EAUTH        (-10014) /* authentication with the peer failed */
 #define MP_ESPAWN       (-10015) /* the child failed before exec; see the object's message */
-#define MP_ELIBRARY_LAST (-10015)
+#define MP_ETYPE        (-10016) /* a value was not of the expected kind (object model, pickle) */
+#define MP_EREMOTE      (-10017) /* the remote side raised an exception; see the call's message */
+#define MP_ELIBRARY_LAST (-10017)
 
 /* A short English description of code; never NULL. Unknown codes give
  * "unknown error". Thread-safe; the string is static. */

@@ -4,7 +4,7 @@
 #include <linux/futex.h>
 #include <sys/syscall.h>
 
-#include "internal/futex.h"
+#include "linux/futex.h"
 
 int mp__futex_wait(_Atomic uint32_t *word, uint32_t expected, const mp__deadline *d)
 {

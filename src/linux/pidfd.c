@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <sys/syscall.h>
 
-#include "internal/pidfd.h"
+#include "linux/pidfd.h"
 
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434

@@ -35,7 +35,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "internal/spawn.h"
+#include "linux/spawn.h"
 
 #ifndef SYS_close_range
 #define SYS_close_range 436

@@ -1,0 +1,100 @@
+/* util.c — deadlines and descriptor helpers shared by every module. */
+#include <poll.h>
+#include <sys/wait.h>
+
+#include "core/util.h"
+
+uint64_t mp__now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+int mp__deadline_init(mp__deadline *d, int timeout_ms)
+{
+    if (timeout_ms < -1)
+        return MP_EINVAL;
+    d->forever = timeout_ms == -1;
+    clock_gettime(CLOCK_MONOTONIC, &d->at);
+    if (!d->forever) {
+        d->at.tv_sec += timeout_ms / 1000;
+        d->at.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+        if (d->at.tv_nsec >= 1000000000L) {
+            d->at.tv_sec++;
+            d->at.tv_nsec -= 1000000000L;
+        }
+    }
+    return 0;
+}
+
+bool mp__deadline_left(const mp__deadline *d, struct timespec *left)
+{
+    if (d->forever)
+        return false;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    left->tv_sec = d->at.tv_sec - now.tv_sec;
+    left->tv_nsec = d->at.tv_nsec - now.tv_nsec;
+    if (left->tv_nsec < 0) {
+        left->tv_sec--;
+        left->tv_nsec += 1000000000L;
+    }
+    if (left->tv_sec < 0)
+        left->tv_sec = left->tv_nsec = 0;
+    return true;
+}
+
+bool mp__deadline_passed(const mp__deadline *d)
+{
+    struct timespec left;
+    return mp__deadline_left(d, &left) && left.tv_sec == 0 && left.tv_nsec == 0;
+}
+
+int mp__deadline_poll_ms(const mp__deadline *d)
+{
+    struct timespec left;
+    if (!mp__deadline_left(d, &left))
+        return -1;
+    int64_t ms = (int64_t)left.tv_sec * 1000 + (left.tv_nsec + 999999) / 1000000;
+    return ms > 0x7fffffff ? 0x7fffffff : (int)ms;
+}
+
+bool mp__reap_nohang(pid_t pid, int *code)
+{
+    int status;
+    pid_t r;
+    do
+        r = waitpid(pid, &status, WNOHANG);
+    while (r < 0 && errno == EINTR);
+    if (r == 0)
+        return false;
+    *code = r != pid ? 255 : WIFSIGNALED(status) ? -WTERMSIG(status) : WEXITSTATUS(status);
+    return true;
+}
+
+void mp__close_fd(int fd)
+{
+    if (fd < 0)
+        return;
+    int saved = errno;
+    close(fd);
+    errno = saved;
+}
+
+int mp__poll_one(int fd, short events, const mp__deadline *d, short *revents)
+{
+    struct pollfd pfd = {.fd = fd, .events = events};
+    for (;;) {
+        int n = poll(&pfd, 1, mp__deadline_poll_ms(d));
+        if (n > 0) {
+            if (revents != NULL)
+                *revents = pfd.revents;
+            return 1;
+        }
+        if (n == 0)
+            return MP_ETIMEDOUT;
+        if (errno != EINTR)
+            return -errno;
+    }
+}

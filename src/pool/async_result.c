@@ -1,0 +1,246 @@
+/* async_result.c — mp_async_result: waiting for, reading and iterating the
+ * results of a pool (see pool.c for who fills them and when). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "linux/futex.h"
+#include "pool/pool_parent.h"
+
+mp_async_result *mp__result_new(enum mp__rkind kind, int refs)
+{
+    mp_async_result *r = calloc(1, sizeof *r);
+    if (r == NULL)
+        return NULL;
+    r->kind = kind;
+    r->owner = mp__pool_self_pid();
+    r->ready_word = &r->ready;
+    atomic_store(&r->refs, refs);
+    return r;
+}
+
+void mp__result_release(mp_async_result *r)
+{
+    if (r == NULL || atomic_fetch_sub(&r->refs, 1) != 1)
+        return;
+    free(r->msg);
+    free(r->data);
+    free(r->death_msg);
+    for (size_t c = 0; r->chunks != NULL && c < r->n_chunks; c++) {
+        free(r->chunks[c].msg);
+        free(r->chunks[c].buf);
+        free(r->chunks[c].offs);
+    }
+    free(r->chunks);
+    free(r->order);
+    if (r->out_owned)
+        free(r->out);
+    free(r);
+}
+
+/* A callback of r's own completion may read it without waiting for itself. */
+static bool in_own_callback(const mp_async_result *r)
+{
+    return pthread_equal(pthread_self(), r->handler) && r->completed && atomic_load(r->ready_word) != 1;
+}
+
+int mp_async_result_wait(mp_async_result *r, int timeout_ms)
+{
+    if (r == NULL)
+        return MP_EINVAL;
+    mp__deadline d;
+    if (mp__deadline_init(&d, timeout_ms) != 0)
+        return MP_EINVAL;
+    if (r->owner != mp__pool_self_pid())
+        return MP_ECHILD; /* a copy inherited through fork: nobody would complete it */
+    if (in_own_callback(r))
+        return 0;
+    if (pthread_equal(pthread_self(), r->handler) && !atomic_load(&r->completed) &&
+        atomic_load_explicit(r->ready_word, memory_order_acquire) != 1)
+        return timeout_ms == 0 ? MP_ETIMEDOUT : MP_EBUSY; /* a callback would wait for itself */
+    /* The word goes 0 (running) -> 2 (running, someone sleeps) -> 1 (ready); the
+     * completer wakes sleepers only when it replaces a 2. */
+    for (;;) {
+        _Atomic uint32_t *w = r->ready_word;
+        uint32_t v = atomic_load_explicit(w, memory_order_acquire);
+        if (v == 1)
+            return 0;
+        if (v == 0 && !atomic_compare_exchange_strong(w, &v, 2))
+            continue;
+        if (mp__futex_wait(w, 2, &d) == MP_ETIMEDOUT)
+            return atomic_load_explicit(w, memory_order_acquire) == 1 ? 0 : MP_ETIMEDOUT;
+    }
+}
+
+bool mp_async_result_ready(mp_async_result *r)
+{
+    return r != NULL && (atomic_load_explicit(r->ready_word, memory_order_acquire) == 1 || in_own_callback(r));
+}
+
+int mp_async_result_get(mp_async_result *r, int timeout_ms, const void **data, size_t *len)
+{
+    if (data)
+        *data = NULL;
+    if (len)
+        *len = 0;
+    int rc = mp_async_result_wait(r, timeout_ms);
+    if (rc != 0)
+        return rc;
+    if (r->status != 0)
+        return r->status;
+    if (r->kind == MP__R_APPLY) {
+        if (data)
+            *data = r->data;
+        if (len)
+            *len = r->len;
+    } else if (r->kind == MP__R_MAP && !r->var) {
+        if (data)
+            *data = r->out;
+        if (len)
+            *len = r->n * r->out_size;
+    }
+    return 0;
+}
+
+int mp_async_result_successful(mp_async_result *r)
+{
+    if (r == NULL)
+        return MP_EINVAL;
+    if (!mp_async_result_ready(r))
+        return MP_ENOTREADY;
+    return r->status == 0;
+}
+
+int mp_async_result_task_code(mp_async_result *r)
+{
+    return r != NULL && mp_async_result_ready(r) ? r->task_code : 0;
+}
+
+const char *mp_async_result_message(mp_async_result *r)
+{
+    return r != NULL && mp_async_result_ready(r) && r->msg != NULL ? r->msg : "";
+}
+
+static size_t chunk_count(const mp_async_result *r, size_t c)
+{
+    size_t first = c * r->chunksize;
+    return r->n - first < r->chunksize ? r->n - first : r->chunksize;
+}
+
+/* Item i of a map whose chunk is done. */
+static int item_of(mp_async_result *r, size_t i, const void **data, size_t *len)
+{
+    struct mp__chunk_res *ch = &r->chunks[i / r->chunksize];
+    if (ch->status != 0)
+        return ch->status;
+    if (!r->var) {
+        *data = r->out + i * r->out_size;
+        *len = r->out_size;
+    } else {
+        size_t k = i % r->chunksize;
+        uint64_t l;
+        memcpy(&l, ch->buf + 8 * k, 8);
+        *data = ch->buf + ch->offs[k];
+        *len = l;
+    }
+    return 0;
+}
+
+int mp_async_result_item(mp_async_result *r, size_t i, const void **data, size_t *len)
+{
+    const void *d = NULL;
+    size_t l = 0;
+    if (data)
+        *data = NULL;
+    if (len)
+        *len = 0;
+    if (r == NULL || r->kind != MP__R_MAP)
+        return MP_EINVAL;
+    if (i >= r->n)
+        return MP_ERANGE;
+    if (!atomic_load_explicit(&r->chunks[i / r->chunksize].done, memory_order_acquire))
+        return MP_ENOTREADY;
+    int rc = item_of(r, i, &d, &l);
+    if (data)
+        *data = d;
+    if (len)
+        *len = l;
+    return rc;
+}
+
+int mp_async_result_progress(mp_async_result *r, size_t *done, size_t *total)
+{
+    if (r == NULL)
+        return MP_EINVAL;
+    size_t d;
+    if (r->kind == MP__R_APPLY)
+        d = mp_async_result_ready(r) ? 1 : 0;
+    else if (r->job != NULL)
+        d = atomic_load(&r->job->done_items);
+    else
+        d = atomic_load(&r->items_done);
+    if (done)
+        *done = d;
+    if (total)
+        *total = r->n;
+    return 0;
+}
+
+int mp_imap_next(mp_async_result *r, size_t *index, const void **data, size_t *len, int timeout_ms)
+{
+    const void *d = NULL;
+    size_t l = 0;
+    if (data)
+        *data = NULL;
+    if (len)
+        *len = 0;
+    if (r == NULL || r->kind != MP__R_MAP)
+        return MP_EINVAL;
+    mp__deadline dl;
+    if (mp__deadline_init(&dl, timeout_ms) != 0)
+        return MP_EINVAL;
+    if (r->owner != mp__pool_self_pid())
+        return MP_ECHILD;
+    if (r->emitted == r->n)
+        return MP_EEOF;
+    size_t item;
+    for (;;) {
+        uint32_t seq = atomic_load(&r->seq);
+        if (!r->unordered) {
+            item = r->emitted;
+            if (atomic_load_explicit(&r->chunks[item / r->chunksize].done, memory_order_acquire))
+                break;
+        } else if (r->cur < atomic_load_explicit(&r->n_order, memory_order_acquire)) {
+            size_t c = r->order[r->cur];
+            item = c * r->chunksize + r->cur_k;
+            if (++r->cur_k == chunk_count(r, c)) {
+                r->cur++;
+                r->cur_k = 0;
+            }
+            break;
+        }
+        if (pthread_equal(pthread_self(), r->handler)) /* from a callback: chunks wait for it */
+            return timeout_ms == 0 ? MP_ETIMEDOUT : MP_EBUSY;
+        if (mp__futex_wait(&r->seq, seq, &dl) == MP_ETIMEDOUT && atomic_load(&r->seq) == seq)
+            return MP_ETIMEDOUT;
+    }
+    r->emitted++;
+    if (index)
+        *index = item;
+    int rc = item_of(r, item, &d, &l);
+    if (data)
+        *data = d;
+    if (len)
+        *len = l;
+    return rc;
+}
+
+void mp_async_result_destroy(mp_async_result *r)
+{
+    if (r == NULL)
+        return;
+    /* A copy in a forked child leaves the pool alone: its lock may have been held
+     * by a thread that the child does not have. */
+    if (r->job != NULL && r->owner == mp__pool_self_pid())
+        mp__pool_job_orphan(r);
+    mp__result_release(r);
+}

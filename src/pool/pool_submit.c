@@ -1,0 +1,465 @@
+/* pool_submit.c — turning apply/map/starmap/map_shared calls into tasks for the
+ * pool (pool.c describes the protocol). Arguments are copied here, outside the pool
+ * lock: inline into the task's frame, or into a block of the shared region. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "linux/futex.h"
+#include "pool/pool_parent.h"
+
+static _Thread_local char last_message[512];
+
+const char *mp_pool_last_message(void) { return last_message; }
+
+static void set_last_message(const char *m)
+{
+    snprintf(last_message, sizeof last_message, "%s", m ? m : "");
+}
+
+/* A unit whose payload_len bytes go to *dst: a region block when large and the
+ * region has room, else inline in the frame. Takes the pool lock briefly. */
+static struct mp__unit *new_unit(mp_pool *p, uint32_t kind, uint32_t flags, uint64_t fn, size_t count,
+                             size_t in_size, size_t out_size, size_t payload_len, char **dst)
+{
+    void *block = NULL;
+    if (payload_len >= MP__POOL_REGION_MIN) {
+        mp__pool_lock(p);
+        block = mp__pool_region_alloc(p, payload_len);
+        mp__pool_unlock(p);
+    }
+    struct mp__unit *u = mp__pool_make_unit(kind, flags | (block ? MP__UNIT_REGION : 0), fn, count, in_size, out_size,
+                               block ? 0 : payload_len);
+    if (u == NULL) {
+        if (block) {
+            mp__pool_lock(p);
+            mp__pool_region_free(p, block);
+            mp__pool_unlock(p);
+        }
+        return NULL;
+    }
+    struct mp__task_hdr *h = (struct mp__task_hdr *)u->frame;
+    h->payload_len = payload_len;
+    if (block) {
+        u->region = block;
+        h->region_off = (uint64_t)(uintptr_t)block;
+    }
+    *dst = block ? block : u->frame + sizeof *h;
+    return u;
+}
+
+static void free_units(mp_pool *p, struct mp__unit *list)
+{
+    mp__pool_lock(p);
+    while (list) {
+        struct mp__unit *next = list->next;
+        mp__pool_free_unit(p, list);
+        list = next;
+    }
+    mp__pool_unlock(p);
+}
+
+/* Queues a list of units (in order) for result r; MP_ECLOSED frees them. */
+/* Hands a list of units (in order) to the handler through the inbox: a short lock
+ * that the handler holds only to take the whole list, so submitters do not wait for
+ * the handler's work. MP_ECLOSED frees them. */
+static int submit(mp_pool *p, struct mp__unit *list)
+{
+    struct mp__unit *last = list;
+    while (last->next != NULL)
+        last = last->next;
+    pthread_mutex_lock(&p->inbox_mu);
+    if (p->state != MP__RUN) {
+        pthread_mutex_unlock(&p->inbox_mu);
+        free_units(p, list);
+        return MP_ECLOSED;
+    }
+    if (p->inbox_tail)
+        p->inbox_tail->next = list;
+    else
+        p->inbox = list;
+    p->inbox_tail = last;
+    pthread_mutex_unlock(&p->inbox_mu);
+    mp__pool_wake_if_asleep(p);
+    return 0;
+}
+
+int mp_pool_apply_async(mp_pool *pool, mp_async_result **out, mp_task_fn fn, const void *arg,
+                        size_t len, const mp_async_options *opt)
+{
+    if (out != NULL)
+        *out = NULL;
+    int rc = mp__pool_check_pool(pool);
+    if (rc != 0)
+        return rc;
+    if (fn == NULL || (arg == NULL && len > 0))
+        return MP_EINVAL;
+    mp_async_result *r = mp__result_new(MP__R_APPLY, out != NULL ? 2 : 1);
+    if (r == NULL)
+        return MP_ENOMEM;
+    char *dst;
+    struct mp__unit *u = new_unit(pool, MP__UNIT_APPLY, 0, (uint64_t)(uintptr_t)fn, 1, 0, 0, len, &dst);
+    if (u == NULL) {
+        mp__result_release(r);
+        if (out)
+            mp__result_release(r);
+        return MP_ENOMEM;
+    }
+    if (len > 0)
+        memcpy(dst, arg, len);
+    r->handler = pool->handler;
+    r->n = 1;
+    if (opt != NULL)
+        r->cb = *opt;
+    u->r = r;
+    rc = submit(pool, u);
+    if (rc != 0) {
+        mp__result_release(r);
+        if (out)
+            mp__result_release(r);
+        return rc;
+    }
+    if (out != NULL)
+        *out = r;
+    return 0;
+}
+
+int mp_pool_apply(mp_pool *pool, mp_task_fn fn, const void *arg, size_t len, void **result,
+                  size_t *result_len)
+{
+    if (result)
+        *result = NULL;
+    if (result_len)
+        *result_len = 0;
+    mp_async_result *r;
+    int rc = mp_pool_apply_async(pool, &r, fn, arg, len, NULL);
+    if (rc != 0)
+        return rc;
+    rc = mp_async_result_get(r, -1, NULL, NULL);
+    set_last_message(r->msg);
+    if (rc == 0) {
+        if (result_len)
+            *result_len = r->len;
+        if (result) {
+            *result = r->data;
+            r->data = NULL;
+        }
+    }
+    mp_async_result_destroy(r);
+    return rc;
+}
+
+/* Size of item i's payload for the map forms. */
+static size_t item_len(const void *in, size_t in_size, const mp_args *tuples, size_t i)
+{
+    if (tuples != NULL) {
+        size_t l = 8 + 8 * tuples[i].argc;
+        for (size_t a = 0; a < tuples[i].argc; a++)
+            l += tuples[i].argv[a].len;
+        return l;
+    }
+    return in_size ? in_size : ((const mp_buf *)in)[i].len;
+}
+
+static void write_item(char *dst, const void *in, size_t in_size, const mp_args *tuples, size_t i)
+{
+    if (tuples != NULL) {
+        uint64_t argc = tuples[i].argc;
+        memcpy(dst, &argc, 8);
+        char *data = dst + 8 + 8 * argc;
+        for (size_t a = 0; a < argc; a++) {
+            uint64_t l = tuples[i].argv[a].len;
+            memcpy(dst + 8 + 8 * a, &l, 8);
+            if (l)
+                memcpy(data, tuples[i].argv[a].data, l);
+            data += l;
+        }
+    } else if (in_size) {
+        memcpy(dst, (const char *)in + i * in_size, in_size);
+    } else if (((const mp_buf *)in)[i].len) {
+        memcpy(dst, ((const mp_buf *)in)[i].data, ((const mp_buf *)in)[i].len);
+    }
+}
+
+static size_t default_chunksize(const mp_pool *p, size_t n)
+{
+    size_t d = 4 * (size_t)p->n;
+    return n == 0 ? 1 : (n + d - 1) / d;
+}
+
+static int check_items(const void *in, size_t in_size, const mp_args *tuples, size_t n)
+{
+    if (n > 0 && in == NULL && tuples == NULL)
+        return MP_EINVAL;
+    if (in_size && n > SIZE_MAX / in_size)
+        return MP_EOVERFLOW;
+    for (size_t i = 0; i < n && !in_size; i++) {
+        if (tuples) {
+            if (tuples[i].argc > 0 && tuples[i].argv == NULL)
+                return MP_EINVAL;
+            for (size_t a = 0; a < tuples[i].argc; a++)
+                if (tuples[i].argv[a].data == NULL && tuples[i].argv[a].len > 0)
+                    return MP_EINVAL;
+        } else if (((const mp_buf *)in)[i].data == NULL && ((const mp_buf *)in)[i].len > 0) {
+            return MP_EINVAL;
+        }
+    }
+    return 0;
+}
+
+static int map_common(mp_pool *pool, mp_async_result **out, uint64_t fn, const void *in, size_t in_size,
+                      const mp_args *tuples, size_t n, void *out_array, size_t out_size,
+                      const mp_async_options *opt, bool iter, bool unordered)
+{
+    if (out != NULL)
+        *out = NULL;
+    int rc = mp__pool_check_pool(pool);
+    if (rc != 0)
+        return rc;
+    if (out == NULL || fn == 0)
+        return MP_EINVAL;
+    if ((rc = check_items(in, in_size, tuples, n)) != 0)
+        return rc;
+    if (out_size && n > SIZE_MAX / out_size)
+        return MP_EOVERFLOW;
+    mp_async_result *r = mp__result_new(MP__R_MAP, 2);
+    if (r == NULL)
+        return MP_ENOMEM;
+    r->handler = pool->handler;
+    if (opt != NULL)
+        r->cb = *opt;
+    r->n = n;
+    /* Python's defaults: map and starmap ceil(n / (4 * workers)), imap 1. */
+    r->chunksize = opt && opt->chunksize ? opt->chunksize : iter ? 1 : default_chunksize(pool, n);
+    r->n_chunks = n == 0 ? 0 : (n - 1) / r->chunksize + 1;
+    r->chunks_left = r->n_chunks;
+    r->out_size = out_size;
+    r->var = out_size == 0;
+    r->unordered = unordered;
+    r->out = out_array;
+    if (!r->var && r->out == NULL && n > 0) {
+        r->out = malloc(n * out_size);
+        r->out_owned = true;
+    }
+    r->chunks = calloc(r->n_chunks ? r->n_chunks : 1, sizeof *r->chunks);
+    r->order = malloc((r->n_chunks ? r->n_chunks : 1) * sizeof *r->order);
+    if ((!r->var && n > 0 && r->out == NULL) || r->chunks == NULL || r->order == NULL) {
+        rc = MP_ENOMEM;
+        goto out_release;
+    }
+    uint32_t kind = in_size && !tuples ? MP__UNIT_MAP_FIXED : MP__UNIT_MAP_VAR;
+    uint32_t flags = tuples ? MP__UNIT_STAR : 0;
+    struct mp__unit *list = NULL, **tail = &list;
+    for (size_t c = 0; c < r->n_chunks; c++) {
+        size_t first = c * r->chunksize;
+        size_t count = n - first < r->chunksize ? n - first : r->chunksize;
+        size_t payload = kind == MP__UNIT_MAP_VAR ? 8 * count : 0;
+        for (size_t i = first; i < first + count; i++)
+            payload += item_len(in, in_size, tuples, i);
+        char *dst;
+        struct mp__unit *u = new_unit(pool, kind, flags, fn, count, kind == MP__UNIT_MAP_FIXED ? in_size : 0,
+                                  out_size, payload, &dst);
+        if (u == NULL) {
+            free_units(pool, list);
+            rc = MP_ENOMEM;
+            goto out_release;
+        }
+        if (kind == MP__UNIT_MAP_VAR) {
+            char *data = dst + 8 * count;
+            for (size_t i = first; i < first + count; i++) {
+                uint64_t l = item_len(in, in_size, tuples, i);
+                memcpy(dst + 8 * (i - first), &l, 8);
+                write_item(data, in, in_size, tuples, i);
+                data += l;
+            }
+        } else if (count > 0) {
+            memcpy(dst, (const char *)in + first * in_size, count * in_size);
+        }
+        u->r = r;
+        u->chunk = c;
+        *tail = u;
+        tail = &u->next;
+    }
+    if (n == 0) {
+        mp__pool_lock(pool);
+        rc = pool->state == MP__RUN ? 0 : MP_ECLOSED;
+        if (rc == 0)
+            mp__pool_map_finish(pool, r);
+        mp__pool_unlock(pool);
+    } else {
+        rc = submit(pool, list);
+    }
+    if (rc != 0)
+        goto out_release;
+    *out = r;
+    return 0;
+
+out_release:
+    mp__result_release(r);
+    mp__result_release(r);
+    return rc;
+}
+
+int mp_pool_map_async(mp_pool *pool, mp_async_result **out, mp_task_fn fn, const void *in, size_t in_size,
+                      size_t n, size_t out_size, const mp_async_options *opt)
+{
+    return map_common(pool, out, (uint64_t)(uintptr_t)fn, in, in_size, NULL, n, NULL, out_size, opt, false, false);
+}
+
+int mp_pool_imap(mp_pool *pool, mp_async_result **out, mp_task_fn fn, const void *in, size_t in_size,
+                 size_t n, size_t out_size, const mp_async_options *opt)
+{
+    return map_common(pool, out, (uint64_t)(uintptr_t)fn, in, in_size, NULL, n, NULL, out_size, opt, true, false);
+}
+
+int mp_pool_imap_unordered(mp_pool *pool, mp_async_result **out, mp_task_fn fn, const void *in,
+                           size_t in_size, size_t n, size_t out_size, const mp_async_options *opt)
+{
+    return map_common(pool, out, (uint64_t)(uintptr_t)fn, in, in_size, NULL, n, NULL, out_size, opt, true, true);
+}
+
+int mp_pool_starmap_async(mp_pool *pool, mp_async_result **out, mp_star_fn fn, const mp_args *tuples,
+                          size_t n, size_t out_size, const mp_async_options *opt)
+{
+    if (tuples == NULL && n > 0)
+        return MP_EINVAL;
+    return map_common(pool, out, (uint64_t)(uintptr_t)fn, NULL, 0, tuples ? tuples : (const mp_args *)"",
+                      n, NULL, out_size, opt, false, false);
+}
+
+static int sync_map(mp_pool *pool, uint64_t fn, const void *in, size_t in_size, const mp_args *tuples,
+                    size_t n, void *out, size_t out_size, const mp_async_options *opt)
+{
+    if (out_size == 0 || (out == NULL && n > 0))
+        return MP_EINVAL;
+    mp_async_result *r;
+    int rc = map_common(pool, &r, fn, in, in_size, tuples, n, out, out_size, opt, false, false);
+    if (rc != 0)
+        return rc;
+    rc = mp_async_result_get(r, -1, NULL, NULL);
+    set_last_message(r->msg);
+    mp_async_result_destroy(r);
+    return rc;
+}
+
+int mp_pool_map(mp_pool *pool, mp_task_fn fn, const void *in, size_t in_size, size_t n, void *out,
+                size_t out_size, const mp_async_options *opt)
+{
+    return sync_map(pool, (uint64_t)(uintptr_t)fn, in, in_size, NULL, n, out, out_size, opt);
+}
+
+int mp_pool_starmap(mp_pool *pool, mp_star_fn fn, const mp_args *tuples, size_t n, void *out,
+                    size_t out_size, const mp_async_options *opt)
+{
+    if (tuples == NULL && n > 0)
+        return MP_EINVAL;
+    return sync_map(pool, (uint64_t)(uintptr_t)fn, NULL, 0, tuples ? tuples : (const mp_args *)"", n, out,
+                    out_size, opt);
+}
+
+/* Sends job r to worker i (pool lock held). */
+int mp__pool_job_send(mp_pool *p, mp_async_result *r, int i)
+{
+    struct mp__unit *u = mp__pool_make_unit(MP__UNIT_JOB, 0, 0, 0, 0, 0, 0);
+    if (u == NULL)
+        return MP_ENOMEM;
+    struct mp__task_hdr *h = (struct mp__task_hdr *)u->frame;
+    h->id = u->id = ++p->next_id;
+    h->region_off = (uint64_t)(uintptr_t)r->job;
+    u->r = r;
+    mp__pool_out_push(&p->w[i], u);
+    r->parts++;
+    return 0;
+}
+
+int mp_pool_map_shared_async(mp_pool *pool, mp_async_result **out, mp_kernel_fn kernel, const void *in,
+                             size_t in_size, void *out_array, size_t out_size, size_t n, void *ctx,
+                             const mp_async_options *opt)
+{
+    if (out != NULL)
+        *out = NULL;
+    int rc = mp__pool_check_pool(pool);
+    if (rc != 0)
+        return rc;
+    if (out == NULL || kernel == NULL || (in_size && in == NULL) || (out_size && out_array == NULL))
+        return MP_EINVAL;
+    if ((in_size && n > SIZE_MAX / in_size) || (out_size && n > SIZE_MAX / out_size))
+        return MP_EOVERFLOW;
+    if (!pool->threads && !(opt && opt->any_shared_memory) && n > 0 && ((in_size && !mp__pool_in_region(pool, in, n * in_size)) ||
+                                    (out_size && !mp__pool_in_region(pool, out_array, n * out_size))))
+        return MP_EINVAL;
+    mp_async_result *r = mp__result_new(MP__R_JOB, 3); /* caller, ready, jobs list */
+    if (r == NULL)
+        return MP_ENOMEM;
+    r->handler = pool->handler;
+    if (opt != NULL)
+        r->cb = *opt;
+    r->n = n;
+    r->chunksize = opt && opt->chunksize ? opt->chunksize : default_chunksize(pool, n);
+    r->n_chunks = n == 0 ? 0 : (n - 1) / r->chunksize + 1;
+    size_t slots = (size_t)pool->n;
+    size_t fixed = sizeof(struct mp__job) + slots * sizeof(int64_t);
+    if (r->n_chunks > (SIZE_MAX - fixed) / (sizeof(int32_t) + 1)) { /* no region holds it */
+        rc = MP_ENOMEM;
+        goto out_release;
+    }
+    size_t size = fixed + r->n_chunks * (sizeof(int32_t) + 1);
+    mp__pool_lock(pool);
+    if (pool->state != MP__RUN) {
+        mp__pool_unlock(pool);
+        rc = MP_ECLOSED;
+        goto out_release;
+    }
+    struct mp__job *j = mp__pool_region_alloc(pool, size);
+    if (j == NULL) {
+        mp__pool_unlock(pool);
+        rc = MP_ENOMEM;
+        goto out_release;
+    }
+    memset(j, 0, size);
+    j->kernel = (uint64_t)(uintptr_t)kernel;
+    j->ctx = ctx;
+    j->in = in_size ? in : NULL;
+    j->out = out_size ? out_array : NULL;
+    j->in_size = in_size;
+    j->out_size = out_size;
+    j->n = n;
+    j->chunksize = r->chunksize;
+    j->n_chunks = r->n_chunks;
+    j->n_slots = pool->n;
+    j->current = (_Atomic int64_t *)(j + 1);
+    j->chunk_code = (int32_t *)(j->current + slots);
+    j->chunk_state = (_Atomic uint8_t *)(j->chunk_code + r->n_chunks);
+    for (size_t i = 0; i < slots; i++)
+        atomic_store(&j->current[i], -1);
+    atomic_store(&j->fast, r->cb.callback == NULL && r->cb.error_callback == NULL);
+    r->job = j;
+    r->pool = pool;
+    r->ready_word = &j->state;
+    r->job_next = pool->jobs;
+    pool->jobs = r;
+    if (n > 0)
+        mp__pool_job_offer(pool, r);
+    mp__pool_kick(pool); /* it writes the job frames, or completes a job nobody could join */
+    mp__pool_unlock(pool);
+    *out = r;
+    return 0;
+
+out_release:
+    for (int k = 0; k < 3; k++)
+        mp__result_release(r);
+    return rc;
+}
+
+int mp_pool_map_shared(mp_pool *pool, mp_kernel_fn kernel, const void *in, size_t in_size, void *out,
+                       size_t out_size, size_t n, void *ctx, const mp_async_options *opt)
+{
+    mp_async_result *r;
+    int rc = mp_pool_map_shared_async(pool, &r, kernel, in, in_size, out, out_size, n, ctx, opt);
+    if (rc != 0)
+        return rc;
+    rc = mp_async_result_get(r, -1, NULL, NULL);
+    set_last_message(r->msg);
+    mp_async_result_destroy(r);
+    return rc;
+}

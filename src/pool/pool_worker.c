@@ -1,0 +1,424 @@
+/* pool_worker.c — the loop a pool worker runs, as a forked process or as a thread.
+ *
+ * A worker reads task frames (pool/pool.h) from its socket, one at a time, runs
+ * each and answers it with one result frame, in task order; small frames wait in a
+ * batch (see struct wout) while the next task is already read. The parent
+ * attributes a death with `running` (the id of the task being run, set before the
+ * task starts and cleared once its result is in the batch or the socket), not with
+ * the order of the results.
+ *
+ * In a process, this code runs in a child forked from a multi-threaded parent: it
+ * touches no lock of the parent (only its own socket, malloc and stdio, which the C
+ * library keeps usable across fork) and never returns into the parent's code: the
+ * caller _exits.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include "linux/futex.h"
+#include "pool/pool.h"
+
+struct mp_task {
+    char *data; /* malloc'd result, or NULL */
+    size_t len;
+    char *fixed; /* fixed-size map: the item's slot in the output */
+    size_t fixed_size;
+    bool fixed_set; /* the task wrote into fixed through mp_task_result_buffer */
+    char *msg;      /* malloc'd failure message */
+};
+
+int mp_task_return(mp_task *t, const void *data, size_t len)
+{
+    if (t == NULL || (data == NULL && len > 0))
+        return MP_EINVAL;
+    if (t->fixed != NULL && len == t->fixed_size) {
+        memcpy(t->fixed, data, len);
+        t->fixed_set = true;
+        return 0;
+    }
+    void *p = mp_task_result_buffer(t, len);
+    if (p == NULL && len > 0)
+        return MP_ENOMEM;
+    if (len > 0)
+        memcpy(p, data, len);
+    t->len = len;
+    return 0;
+}
+
+void *mp_task_result_buffer(mp_task *t, size_t len)
+{
+    if (t == NULL || len == 0)
+        return NULL;
+    if (t->fixed != NULL && len == t->fixed_size) {
+        t->fixed_set = true;
+        return t->fixed;
+    }
+    t->fixed_set = false;
+    char *p = realloc(t->data, len);
+    if (p == NULL)
+        return NULL;
+    t->data = p;
+    t->len = len;
+    return p;
+}
+
+int mp_task_fail(mp_task *t, int code, const char *fmt, ...)
+{
+    if (t != NULL && fmt != NULL) {
+        free(t->msg);
+        va_list ap;
+        va_start(ap, fmt);
+        if (vasprintf(&t->msg, fmt, ap) < 0)
+            t->msg = NULL;
+        va_end(ap);
+    }
+    return code;
+}
+
+static void task_reset(mp_task *t)
+{
+    free(t->data);
+    free(t->msg);
+    *t = (mp_task){0};
+}
+
+/* Buffered reads: one read() usually brings several small task frames. */
+struct rbuf {
+    char *p;
+    size_t pos, len, cap;
+};
+
+/* 0, or -1 at EOF or on error (the parent is gone or closed our socket). */
+static int read_full(int fd, struct rbuf *b, void *buf, size_t n)
+{
+    char *dst = buf;
+    for (;;) {
+        size_t take = b->len - b->pos < n ? b->len - b->pos : n;
+        memcpy(dst, b->p + b->pos, take);
+        b->pos += take;
+        dst += take;
+        n -= take;
+        if (n == 0)
+            return 0;
+        ssize_t r;
+        if (n >= b->cap) { /* large payloads go straight to their place */
+            r = read(fd, dst, n);
+            if (r > 0) {
+                dst += r;
+                n -= (size_t)r;
+                if (n == 0)
+                    return 0;
+            }
+        } else {
+            r = read(fd, b->p, b->cap);
+            if (r > 0) {
+                b->pos = 0;
+                b->len = (size_t)r;
+            }
+        }
+        if (r == 0 || (r < 0 && errno != EINTR))
+            return -1;
+    }
+}
+
+/* MSG_NOSIGNAL: a parent that went away must not kill a thread pool's process. */
+static int write_all(int fd, struct iovec *iov, int cnt)
+{
+    while (cnt > 0) {
+        struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)cnt};
+        ssize_t w = sendmsg(fd, &m, MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        while (cnt > 0 && (size_t)w >= iov->iov_len) {
+            w -= (ssize_t)iov->iov_len;
+            iov++;
+            cnt--;
+        }
+        if (cnt > 0) {
+            iov->iov_base = (char *)iov->iov_base + w;
+            iov->iov_len -= (size_t)w;
+        }
+    }
+    return 0;
+}
+
+struct growbuf {
+    char *p;
+    size_t len, cap;
+};
+
+static int grow(struct growbuf *b, size_t extra)
+{
+    if (b->len + extra <= b->cap)
+        return 0;
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap < b->len + extra)
+        cap *= 2;
+    char *p = realloc(b->p, cap);
+    if (p == NULL)
+        return -1;
+    b->p = p;
+    b->cap = cap;
+    return 0;
+}
+
+/* Results not yet written: small result frames are batched and written when the
+ * worker would otherwise block, so one write carries many. A process worker's
+ * batch is in the pool's shared region (c->batch): after each whole frame it
+ * publishes the batch's length (batch_len, release), and sets it to 0 only once the
+ * batch is in the socket, so the parent finds the finished results of a worker
+ * that dies before writing them. Without a shared batch (a thread, or a small
+ * region) the parent re-runs the finished tasks it did not hear of (see pool.c). */
+struct wout {
+    int fd;
+    struct growbuf b;
+    unsigned n;
+    _Atomic uint64_t *published; /* the slot's batch_len when b is the shared batch */
+};
+
+static int wout_flush(struct wout *o)
+{
+    if (o->b.len == 0)
+        return 0;
+    struct iovec iov = {o->b.p, o->b.len};
+    int rc = write_all(o->fd, &iov, 1);
+    o->b.len = 0;
+    o->n = 0;
+    if (rc == 0 && o->published != NULL)
+        atomic_store_explicit(o->published, 0, memory_order_release);
+    return rc;
+}
+
+static int send_result(struct wout *o, uint64_t id, int status, int task_code, const char *msg,
+                       const void *payload, size_t payload_len)
+{
+    struct mp__result_hdr h = {.id = id, .status = status, .task_code = task_code,
+                               .msg_len = msg ? strlen(msg) : 0, .payload_len = payload_len};
+    size_t total = sizeof h + h.msg_len + payload_len;
+    if (total <= (32u << 10) &&
+        (o->published != NULL ? o->b.len + total <= o->b.cap : grow(&o->b, total) == 0)) {
+        char *d = o->b.p + o->b.len;
+        memcpy(d, &h, sizeof h);
+        if (h.msg_len)
+            memcpy(d + sizeof h, msg, h.msg_len);
+        if (payload_len)
+            memcpy(d + sizeof h + h.msg_len, payload, payload_len);
+        o->b.len += total;
+        if (o->published != NULL)
+            atomic_store_explicit(o->published, o->b.len, memory_order_release);
+        return ++o->n >= 64 || o->b.len >= (64u << 10) ? wout_flush(o) : 0;
+    }
+    if (wout_flush(o) != 0)
+        return -1;
+    struct iovec iov[3] = {{&h, sizeof h}, {(void *)msg, h.msg_len}, {(void *)payload, payload_len}};
+    return write_all(o->fd, iov, 3);
+}
+
+/* The message for a failure without one of its own. */
+static char *default_msg(int rc)
+{
+    char *m = NULL;
+    if (asprintf(&m, "task returned %d (%s)", rc, rc < 0 ? mp_err_name(rc) : "non-zero") < 0)
+        m = NULL;
+    return m;
+}
+
+static void flush_stdio(void)
+{
+    fflush(stdout);
+    fflush(stderr);
+}
+
+/* Calls the task for one item (a packed tuple when star). */
+static int call_item(const struct mp__task_hdr *h, const char *item, size_t len, mp_task *t)
+{
+    if (!(h->flags & MP__UNIT_STAR))
+        return ((mp_task_fn)(uintptr_t)h->fn)(item, len, t);
+    uint64_t argc;
+    memcpy(&argc, item, sizeof argc);
+    mp_buf small[8], *argv = argc <= 8 ? small : malloc(argc * sizeof *argv);
+    if (argv == NULL)
+        return mp_task_fail(t, MP_ENOMEM, "out of memory unpacking %llu arguments",
+                            (unsigned long long)argc);
+    const char *lens = item + 8, *data = lens + 8 * argc;
+    for (uint64_t i = 0; i < argc; i++) {
+        uint64_t l;
+        memcpy(&l, lens + 8 * i, 8);
+        argv[i] = (mp_buf){data, l};
+        data += l;
+    }
+    int rc = ((mp_star_fn)(uintptr_t)h->fn)(argc, argv, t);
+    if (argv != small)
+        free(argv);
+    return rc;
+}
+
+static int run_apply(struct wout *fd, const struct mp__task_hdr *h, const char *arg)
+{
+    mp_task t = {0};
+    int rc = ((mp_task_fn)(uintptr_t)h->fn)(arg, h->payload_len, &t);
+    flush_stdio();
+    int w;
+    if (rc != 0) {
+        if (t.msg == NULL)
+            t.msg = default_msg(rc);
+        w = send_result(fd, h->id, MP_ETASKFAILED, rc, t.msg, NULL, 0);
+    } else {
+        w = send_result(fd, h->id, 0, 0, NULL, t.data, t.len);
+    }
+    task_reset(&t);
+    return w;
+}
+
+/* A map chunk. out collects the results; on the first failing item the chunk fails. */
+static int run_chunk(struct wout *fd, const struct mp__task_hdr *h, const char *payload, struct growbuf *out)
+{
+    bool fixed_in = h->kind == MP__UNIT_MAP_FIXED, fixed_out = h->out_size > 0;
+    size_t count = h->count;
+    const char *data = fixed_in ? payload : payload + 8 * count;
+    out->len = 0;
+    if (grow(out, fixed_out ? count * h->out_size : 8 * count) != 0)
+        return send_result(fd, h->id, MP_ENOMEM, 0, "worker out of memory", NULL, 0);
+    out->len = fixed_out ? count * h->out_size : 8 * count;
+    int status = 0, code = 0;
+    char *msg = NULL;
+    for (size_t i = 0; i < count && status == 0; i++) {
+        size_t len = h->in_size;
+        if (!fixed_in)
+            memcpy(&len, payload + 8 * i, 8);
+        mp_task t = {0};
+        if (fixed_out)
+            t = (mp_task){.fixed = out->p + i * h->out_size, .fixed_size = h->out_size};
+        int rc = call_item(h, data, len, &t);
+        data += len;
+        if (rc != 0) {
+            status = MP_ETASKFAILED;
+            code = rc;
+            msg = t.msg ? t.msg : default_msg(rc);
+            t.msg = NULL;
+        } else if (fixed_out && !t.fixed_set) {
+            status = MP_EMSGSIZE;
+            if (asprintf(&msg, "item %zu of the chunk returned %zu bytes, expected %llu", i,
+                         t.data ? t.len : 0, (unsigned long long)h->out_size) < 0)
+                msg = NULL;
+        } else if (!fixed_out) {
+            uint64_t l = t.data ? t.len : 0;
+            if (grow(out, l) != 0) {
+                status = MP_ENOMEM;
+            } else {
+                memcpy(out->p + 8 * i, &l, 8);
+                if (l > 0)
+                    memcpy(out->p + out->len, t.data, l);
+                out->len += l;
+            }
+        }
+        task_reset(&t);
+    }
+    flush_stdio();
+    int w = status == 0 ? send_result(fd, h->id, 0, 0, NULL, out->p, out->len)
+                        : send_result(fd, h->id, status, code, msg, NULL, 0);
+    free(msg);
+    return w;
+}
+
+/* Zero-copy job: claim chunks until none is left. The order of the shared writes
+ * (current, then chunk_state, then finished_chunks) is what pool.c relies on. */
+static int run_job(struct wout *fd, const struct mp__task_hdr *h, int slot)
+{
+    struct mp__job *j = (struct mp__job *)(uintptr_t)h->region_off;
+    if (wout_flush(fd) != 0) /* a job is long: nothing waits behind it */
+        return -1;
+    mp_kernel_fn kernel = (mp_kernel_fn)(uintptr_t)j->kernel;
+    while (!atomic_load(&j->cancel)) {
+        uint64_t c = atomic_fetch_add(&j->next_chunk, 1);
+        if (c >= j->n_chunks)
+            break;
+        atomic_store(&j->current[slot], (int64_t)c);
+        size_t first = c * j->chunksize;
+        size_t count = j->n - first < j->chunksize ? j->n - first : j->chunksize;
+        int rc = kernel(j->in ? j->in + first * j->in_size : NULL,
+                        j->out ? j->out + first * j->out_size : NULL, count, j->ctx);
+        if (rc != 0) {
+            j->chunk_code[c] = rc;
+            atomic_store(&j->failed, 1);
+        }
+        atomic_store(&j->chunk_state[c], rc ? MP__CHUNK_FAILED : MP__CHUNK_DONE);
+        atomic_store(&j->current[slot], -1);
+        atomic_fetch_add(&j->done_items, count);
+        uint64_t f = atomic_fetch_add(&j->finished_chunks, 1) + 1;
+        if (f == j->n_chunks && atomic_load(&j->fast) && !atomic_load(&j->failed) &&
+            atomic_exchange(&j->state, 1) == 2) /* 2: someone sleeps on it */
+            mp__futex_wake(&j->state, INT32_MAX);
+    }
+    flush_stdio();
+    return send_result(fd, h->id, 0, 0, NULL, NULL, 0);
+}
+
+/* True when a whole task frame is already buffered (the next read won't block). */
+static bool frame_buffered(const struct rbuf *b)
+{
+    struct mp__task_hdr h;
+    if (b->len - b->pos < sizeof h)
+        return false;
+    memcpy(&h, b->p + b->pos, sizeof h);
+    return (h.flags & MP__UNIT_REGION) || b->len - b->pos - sizeof h >= h.payload_len;
+}
+
+void mp__pool_worker_main(const struct mp__worker_ctx *c)
+{
+    if (c->initializer != NULL) {
+        atomic_store(c->running, MP__RUNNING_INIT);
+        c->initializer(c->initarg);
+        flush_stdio();
+        atomic_store(c->running, 0);
+    }
+    struct growbuf in = {0}, out = {0};
+    struct wout wo = {.fd = c->fd};
+    if (c->batch != NULL)
+        wo = (struct wout){.fd = c->fd, .b = {.p = c->batch, .cap = MP__BATCH_CAP}, .published = c->batch_len};
+    struct rbuf rb = {.cap = 64 << 10};
+    rb.p = malloc(rb.cap);
+    unsigned done = 0;
+    while (rb.p != NULL) {
+        struct mp__task_hdr h;
+        if (!frame_buffered(&rb) && wout_flush(&wo) != 0)
+            break;
+        if (read_full(c->fd, &rb, &h, sizeof h) != 0)
+            break;
+        const char *payload;
+        if (h.flags & MP__UNIT_REGION) {
+            payload = (const char *)(uintptr_t)h.region_off;
+        } else {
+            in.len = 0;
+            if (grow(&in, h.payload_len + 1) != 0 || read_full(c->fd, &rb, in.p, h.payload_len) != 0)
+                break;
+            payload = in.p;
+        }
+        atomic_store(c->running, h.id);
+        int w;
+        if (h.kind == MP__UNIT_JOB)
+            w = run_job(&wo, &h, c->slot);
+        else if (h.kind == MP__UNIT_APPLY)
+            w = run_apply(&wo, &h, payload);
+        else
+            w = run_chunk(&wo, &h, payload, &out);
+        atomic_store(c->running, 0);
+        if (w != 0)
+            break;
+        if (h.kind != MP__UNIT_JOB && c->maxtasks != 0 && ++done >= c->maxtasks)
+            break;
+    }
+    wout_flush(&wo);
+    if (wo.published == NULL)
+        free(wo.b.p);
+    free(rb.p);
+    free(in.p);
+    free(out.p);
+}

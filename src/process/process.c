@@ -1,0 +1,558 @@
+/* process.c — mp_process: fork-started children, as CPython's Process.
+ *
+ * Each process keeps a registry of the children it started and has not yet
+ * released (a list guarded by registry_lock). Reaping happens only under
+ * registry_lock, so exactly one thread turns a child's wait status into its exit
+ * code, whichever of join, is_alive, exitcode or mp_active_children gets there
+ * first. Blocking waits happen outside the lock (waitid with WNOWAIT, which
+ * leaves the child unreaped, or poll on the sentinel), then reap under it.
+ * Because only the registry reaps, a child in the registry that is not marked
+ * reaped still owns its pid: kill() on it cannot reach another process.
+ *
+ * A child's sentinel is a pidfd where the kernel has them, opened only when
+ * someone needs one (mp_process_sentinel, a timed join): most children are
+ * started and joined without it. Without pidfds it is the read end of a pipe
+ * whose write end only the child holds, made before fork; the pipe reports
+ * hang-up when the child ends. A sentinel asked for after the child was reaped is
+ * a pipe with no writer: readable at once, as the child has ended.
+ *
+ * fork() copies the registry into the child; the child empties its copy (those
+ * are its siblings, not its children: a fork handler does it, for plain fork()s
+ * too) and, when started by mp_process_start, makes a fresh identity for itself.
+ *
+ * Known limit: a join without timeout waits in waitid() on the pid, outside the
+ * lock. If, in that window, another thread reaped the child and this process
+ * started a new child that was given the same pid, the join would wait for that
+ * one instead. Making it impossible would cost a pidfd per child.
+ */
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+
+#include "linux/pidfd.h"
+#include "mproc/error.h"
+#include "mproc/process.h"
+
+enum kind { KIND_CHILD, KIND_CURRENT, KIND_PARENT };
+
+struct mp_process {
+    enum kind kind;
+    mp_target target;
+    void *arg;
+    char *name;       /* malloc'd; never changes */
+    char *identity;   /* "1", "1:2": the path of counters that named this process */
+    bool daemon;
+    pid_t owner;      /* the process that created this handle */
+    pid_t pid;        /* 0 until started; under registry_lock */
+    int sentinel;     /* pidfd or pipe read end, -1 until needed; under registry_lock */
+    int exitcode;     /* valid once reaped */
+    bool starting;    /* start claimed, fork in progress; under registry_lock */
+    bool reaped;      /* under registry_lock */
+    bool linked;      /* in the registry; under registry_lock */
+    int pollers;      /* joins polling the sentinel now: close waits; under registry_lock */
+    bool closed;      /* under registry_lock */
+    bool destroyed;   /* handle released while the child ran: free once reaped */
+    struct mp_process *prev, *next; /* registry links; under registry_lock */
+};
+
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static mp_process *registry;  /* started children not yet closed or destroyed */
+static unsigned child_counter; /* children created by this process; under registry_lock */
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+
+static mp_process current = {.kind = KIND_CURRENT, .name = "MainProcess", .identity = "", .sentinel = -1};
+static mp_process parent = {.kind = KIND_PARENT, .sentinel = -1};
+static bool have_parent;
+static mp_process *self; /* in a child: the handle it was started from, never freed */
+
+static void lock(void) { pthread_mutex_lock(&registry_lock); }
+static void unlock(void) { pthread_mutex_unlock(&registry_lock); }
+
+static void at_exit(void);
+
+/* In the child of any fork(): the registry lists the parent's children. */
+static void after_fork_in_child(void)
+{
+    registry = NULL;
+    unlock();
+}
+
+static void init(void)
+{
+    /* Holding registry_lock across any fork() keeps the registry whole. */
+    pthread_atfork(lock, unlock, after_fork_in_child);
+    atexit(at_exit);
+}
+
+static void registry_insert(mp_process *p)
+{
+    p->linked = true;
+    p->prev = NULL;
+    p->next = registry;
+    if (registry != NULL)
+        registry->prev = p;
+    registry = p;
+}
+
+static void registry_remove(mp_process *p)
+{
+    if (p->prev != NULL)
+        p->prev->next = p->next;
+    else if (registry == p)
+        registry = p->next;
+    if (p->next != NULL)
+        p->next->prev = p->prev;
+    p->prev = p->next = NULL;
+    p->linked = false;
+}
+
+/* Reaps p if it has ended; true once reaped. Caller holds registry_lock. */
+static bool try_reap(mp_process *p)
+{
+    if (!p->reaped)
+        p->reaped = mp__reap_nohang(p->pid, &p->exitcode);
+    return p->reaped;
+}
+
+static void free_process(mp_process *p)
+{
+    mp__close_fd(p->sentinel);
+    free(p->name);
+    free(p->identity);
+    free(p);
+}
+
+/* Frees the handles destroyed while their child ran, once it has ended (CPython's
+ * _cleanup), so fire-and-forget children do not pile up as zombies. Caller holds
+ * registry_lock. */
+static void reap_destroyed(void)
+{
+    for (mp_process *p = registry, *next; p != NULL; p = next) {
+        next = p->next;
+        if (p->destroyed && try_reap(p)) {
+            registry_remove(p);
+            free_process(p);
+        }
+    }
+}
+
+static int check_child(const mp_process *p)
+{
+    if (p->kind != KIND_CHILD || p->owner != getpid())
+        return MP_ECHILD;
+    if (p->closed)
+        return MP_ECLOSED;
+    if (p->pid == 0)
+        return MP_ENOTSTARTED;
+    return 0;
+}
+
+int mp_process_new(mp_process **out, mp_target target, void *arg, const mp_process_options *opt)
+{
+    if (out == NULL || target == NULL)
+        return MP_EINVAL;
+    *out = NULL;
+    pthread_once(&init_once, init);
+    mp_process *p = calloc(1, sizeof *p);
+    if (p == NULL)
+        return MP_ENOMEM;
+    lock();
+    unsigned n = ++child_counter;
+    unlock();
+    char id[256];
+    snprintf(id, sizeof id, "%s%s%u", current.identity, current.identity[0] ? ":" : "", n);
+    p->identity = strdup(id);
+    if (opt != NULL && opt->name != NULL) {
+        p->name = strdup(opt->name);
+    } else if (asprintf(&p->name, "Process-%s", id) < 0) {
+        p->name = NULL;
+    }
+    if (p->identity == NULL || p->name == NULL) {
+        free_process(p);
+        return MP_ENOMEM;
+    }
+    p->kind = KIND_CHILD;
+    p->target = target;
+    p->arg = arg;
+    p->daemon = opt != NULL && opt->daemon;
+    p->owner = getpid();
+    p->sentinel = -1;
+    *out = p;
+    return 0;
+}
+
+/* exit(), called through a pointer: the pointer was resolved when the library was
+ * loaded, while a first call through the PLT would make every child resolve the
+ * symbol lazily again (and dirty its copy of the GOT). */
+static void (*const exit_now)(int) = exit;
+
+/* In the child, just after fork: become p. Never returns. Writes as few pages as
+ * it can: each page written is a copy-on-write fault. */
+static _Noreturn void run_child(mp_process *p, pid_t parent_pid, int pipe_write_end)
+{
+    (void)pipe_write_end; /* held open until exit: the parent's sentinel */
+    child_counter = 0;
+    parent = (mp_process){.kind = KIND_PARENT, .name = current.name, .identity = current.identity,
+                          .daemon = current.daemon, .pid = parent_pid, .sentinel = -1};
+    have_parent = true;
+    /* Shares p's strings: mp_process_destroy in the child does not free the handle
+     * the child is running as (see self). */
+    current = (mp_process){.kind = KIND_CURRENT, .name = p->name, .identity = p->identity,
+                           .daemon = p->daemon, .pid = getpid(), .sentinel = -1};
+    self = p;
+    if (p->daemon) {
+        /* If the parent died before prctl, the signal would never come: check. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent_pid)
+            raise(SIGKILL);
+    }
+    exit_now(p->target(p->arg));
+    abort(); /* not reached */
+}
+
+int mp_process_start(mp_process *p)
+{
+    if (p == NULL)
+        return MP_EINVAL;
+    if (p->kind != KIND_CHILD || p->owner != getpid())
+        return MP_ECHILD;
+    if (current.daemon)
+        return MP_EDAEMON;
+    lock();
+    reap_destroyed();
+    int rc = p->closed ? MP_ECLOSED : (p->pid != 0 || p->starting) ? MP_EALREADY : 0;
+    if (rc == 0)
+        p->starting = true;
+    unlock();
+    if (rc != 0)
+        return rc;
+
+    int pipe_fds[2] = {-1, -1};
+    if (!mp__have_pidfd() && pipe2(pipe_fds, O_CLOEXEC) != 0) {
+        rc = -errno;
+        goto out_unclaim;
+    }
+    fflush(NULL);
+    pid_t parent_pid = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+        rc = -errno;
+        goto out_close_pipe;
+    }
+    if (pid == 0) {
+        mp__close_fd(pipe_fds[0]);
+        run_child(p, parent_pid, pipe_fds[1]);
+    }
+    mp__close_fd(pipe_fds[1]);
+    lock();
+    p->pid = pid;
+    p->sentinel = pipe_fds[0];
+    p->starting = false;
+    registry_insert(p);
+    unlock();
+    return 0;
+
+out_close_pipe:
+    mp__close_fd(pipe_fds[0]);
+    mp__close_fd(pipe_fds[1]);
+out_unclaim:
+    lock();
+    p->starting = false;
+    unlock();
+    return rc;
+}
+
+/* p's sentinel, opened now if need be. Caller holds registry_lock; p is started. */
+static int child_sentinel(mp_process *p)
+{
+    if (p->sentinel >= 0)
+        return p->sentinel;
+    if (!try_reap(p)) {
+        int fd = mp__pidfd_open(p->pid); /* unreaped: the pid is still p's */
+        if (fd >= 0)
+            p->sentinel = fd;
+        return fd;
+    }
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0)
+        return -errno;
+    mp__close_fd(fds[1]);
+    return p->sentinel = fds[0];
+}
+
+static int parent_sentinel(void)
+{
+    if (parent.sentinel < 0) {
+        int fd = mp__pidfd_open(parent.pid);
+        if (fd < 0)
+            return fd;
+        if (getppid() != parent.pid) { /* the parent died; the pid may be another's */
+            mp__close_fd(fd);
+            return MP_ESRCH;
+        }
+        parent.sentinel = fd;
+    }
+    return parent.sentinel;
+}
+
+static int join_parent(int timeout_ms)
+{
+    mp__deadline d;
+    if (mp__deadline_init(&d, timeout_ms) != 0)
+        return MP_EINVAL;
+    lock();
+    int fd = parent_sentinel();
+    unlock();
+    if (fd == MP_ESRCH)
+        return 0;
+    if (fd == MP_ENOSYS) { /* no pidfds: a dead parent shows as a new parent pid */
+        while (getppid() == parent.pid) {
+            if (mp__deadline_passed(&d))
+                return MP_ETIMEDOUT;
+            struct timespec tick = {0, 10 * 1000000L};
+            nanosleep(&tick, NULL);
+        }
+        return 0;
+    }
+    if (fd < 0)
+        return fd;
+    int rc = mp__poll_one(fd, POLLIN, &d, NULL);
+    return rc < 0 ? rc : 0;
+}
+
+/* Blocks until pid has ended, without reaping it. */
+static void wait_ended(pid_t pid)
+{
+    siginfo_t si;
+    while (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT) != 0 && errno == EINTR)
+        ;
+}
+
+/* Without pidfds the sentinel is a pipe that another child forked meanwhile may
+ * also hold, so it may never hang up: poll it in slices and reap in between. */
+#define PIPE_POLL_SLICE_MS 50
+
+int mp_process_join(mp_process *p, int timeout_ms)
+{
+    if (p == NULL || p->kind == KIND_CURRENT)
+        return MP_EINVAL;
+    if (p->kind == KIND_PARENT)
+        return join_parent(timeout_ms);
+    mp__deadline d;
+    if (mp__deadline_init(&d, timeout_ms) != 0)
+        return MP_EINVAL;
+    for (;;) {
+        lock();
+        int rc = check_child(p);
+        bool done = rc == 0 && try_reap(p);
+        int fd = -1;
+        if (rc == 0 && !done && !d.forever) {
+            rc = fd = child_sentinel(p);
+            p->pollers += fd >= 0; /* keeps fd open: close refuses while we poll */
+        }
+        pid_t pid = p->pid;
+        unlock();
+        if (rc < 0)
+            return rc;
+        if (done)
+            return 0;
+        if (d.forever) { /* the cheapest wait, and it cannot be fooled by a shared pipe */
+            wait_ended(pid);
+            continue;
+        }
+        mp__deadline slice;
+        mp__deadline_init(&slice, PIPE_POLL_SLICE_MS);
+        bool sliced = !mp__have_pidfd() && mp__deadline_poll_ms(&d) > PIPE_POLL_SLICE_MS;
+        rc = mp__poll_one(fd, POLLIN, sliced ? &slice : &d, NULL);
+        lock();
+        p->pollers--;
+        done = try_reap(p);
+        unlock();
+        if (done)
+            return 0;
+        if (rc == MP_ETIMEDOUT && sliced)
+            continue;
+        if (rc < 0)
+            return rc;
+    }
+}
+
+bool mp_process_is_alive(mp_process *p)
+{
+    if (p == NULL)
+        return false;
+    if (p->kind == KIND_CURRENT)
+        return true;
+    if (p->kind == KIND_PARENT)
+        return getppid() == p->pid;
+    lock();
+    bool alive = check_child(p) == 0 && !try_reap(p);
+    unlock();
+    return alive;
+}
+
+pid_t mp_process_pid(const mp_process *p)
+{
+    if (p == NULL)
+        return 0;
+    if (p->kind == KIND_CURRENT)
+        return getpid();
+    lock(); /* start writes pid under the lock */
+    pid_t pid = p->pid;
+    unlock();
+    return pid;
+}
+
+const char *mp_process_name(const mp_process *p) { return p != NULL ? p->name : NULL; }
+
+bool mp_process_daemon(const mp_process *p) { return p != NULL && p->daemon; }
+
+int mp_process_exitcode(mp_process *p, int *exitcode)
+{
+    if (p == NULL || exitcode == NULL)
+        return MP_EINVAL;
+    if (p->kind != KIND_CHILD)
+        return MP_ENOTREADY;
+    lock();
+    int rc = check_child(p);
+    if (rc == 0)
+        rc = try_reap(p) ? 0 : MP_ENOTREADY;
+    if (rc == 0)
+        *exitcode = p->exitcode;
+    unlock();
+    return rc;
+}
+
+static int send_signal(mp_process *p, int sig)
+{
+    if (p == NULL)
+        return MP_EINVAL;
+    lock();
+    int rc = check_child(p);
+    if (rc == 0 && !try_reap(p))
+        rc = kill(p->pid, sig) == 0 ? 0 : -errno; /* unreaped: the pid is still p's */
+    unlock();
+    return rc;
+}
+
+int mp_process_terminate(mp_process *p) { return send_signal(p, SIGTERM); }
+
+int mp_process_kill(mp_process *p) { return send_signal(p, SIGKILL); }
+
+int mp_process_sentinel(mp_process *p)
+{
+    if (p == NULL || p->kind == KIND_CURRENT)
+        return MP_EINVAL;
+    lock();
+    int rc = p->kind == KIND_PARENT ? parent_sentinel() : check_child(p);
+    if (rc == 0 && p->kind == KIND_CHILD)
+        rc = child_sentinel(p);
+    unlock();
+    return rc;
+}
+
+int mp_process_close(mp_process *p)
+{
+    if (p == NULL || p->kind != KIND_CHILD)
+        return MP_EINVAL;
+    if (p->owner != getpid())
+        return MP_ECHILD;
+    lock();
+    int rc = 0;
+    if (!p->closed) {
+        if (p->starting || (p->pid != 0 && !try_reap(p)) || p->pollers > 0) {
+            rc = MP_EBUSY;
+        } else {
+            if (p->linked)
+                registry_remove(p);
+            mp__close_fd(p->sentinel);
+            p->sentinel = -1;
+            p->closed = true;
+        }
+    }
+    unlock();
+    return rc;
+}
+
+void mp_process_destroy(mp_process *p)
+{
+    if (p == NULL || p->kind != KIND_CHILD)
+        return;
+    if (p->owner != getpid()) { /* a copy inherited through fork: not ours to reap */
+        if (p != self)
+            free_process(p);
+        return;
+    }
+    lock();
+    bool running = p->starting || (p->linked && !try_reap(p));
+    if (running)
+        p->destroyed = true; /* freed by whoever reaps it */
+    else if (p->linked)
+        registry_remove(p);
+    unlock();
+    if (!running)
+        free_process(p);
+}
+
+mp_process *mp_current_process(void) { return &current; }
+
+mp_process *mp_parent_process(void) { return have_parent ? &parent : NULL; }
+
+int mp_active_children(mp_process ***children)
+{
+    if (children != NULL)
+        *children = NULL;
+    lock();
+    reap_destroyed();
+    size_t n = 0;
+    for (mp_process *p = registry; p != NULL; p = p->next)
+        n += !try_reap(p) && !p->destroyed;
+    int rc = (int)n;
+    if (children != NULL && n > 0) {
+        mp_process **list = malloc(n * sizeof *list);
+        if (list == NULL) {
+            rc = MP_ENOMEM;
+        } else {
+            size_t i = 0;
+            for (mp_process *p = registry; p != NULL; p = p->next)
+                if (!p->reaped && !p->destroyed)
+                    list[i++] = p;
+            *children = list;
+        }
+    }
+    unlock();
+    return rc;
+}
+
+/* CPython's exit function: terminate daemon children, then join every child. */
+static void at_exit(void)
+{
+    lock();
+    for (mp_process *p = registry; p != NULL; p = p->next)
+        if (p->daemon && !try_reap(p))
+            kill(p->pid, SIGTERM);
+    unlock();
+    for (;;) {
+        mp_process *waiting = NULL;
+        lock();
+        for (mp_process *p = registry; p != NULL && waiting == NULL; p = p->next)
+            if (!try_reap(p))
+                waiting = p;
+        unlock();
+        if (waiting == NULL)
+            return;
+        mp_process_join(waiting, -1);
+    }
+}
+
+int mp_cpu_count(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}

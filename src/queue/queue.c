@@ -1,0 +1,864 @@
+/* queue.c — Queue, SimpleQueue and JoinableQueue in shared memory.
+ *
+ * Layout. One block of arena memory per queue: a struct shared followed by a ring
+ * of `cap` bytes (a power of two). Messages are records at 8-byte aligned ring
+ * positions: an 8-byte header (kind << 56 | length) and the payload, padded to 8.
+ *   WHOLE  a message that fits in the ring: header + payload.
+ *   BEGIN  the start of a message longer than the ring: header only, length = the
+ *          message's total length. Its bytes follow as CONT records.
+ *   CONT   a piece of the streamed message that the last BEGIN started.
+ *
+ * Two sides, each serialized by a robust process-shared mutex, so the ring is a
+ * single-producer single-consumer ring between the two current lock holders:
+ *   put_lock  held by one producer for a whole put, including its waits for room
+ *             and every piece of a streamed message (pieces are never interleaved).
+ *   get_lock  held by one consumer for a whole get, likewise.
+ *
+ * Shared words and who changes them:
+ *   tail   (nput << 32 | tpos): written only by the put_lock holder.
+ *   head   (nget << 32 | hpos): written only by the get_lock holder.
+ *          tpos/hpos are byte positions modulo 2^32 (cap divides 2^32, so
+ *          pos & (cap - 1) is the ring offset); nput/nget count WHOLE and BEGIN
+ *          records modulo 2^32. Bytes in use = tpos - hpos, messages = nput - nget.
+ *   head_seen  a past value of head kept by the put_lock holder, and tail_seen a
+ *          past value of tail kept by the get_lock holder: each side reads the
+ *          other's index only when its old copy says "full" / "empty". Indices
+ *          only move forward, so an old copy only ever understates room or data.
+ *   data_seq, get_waiting   futex word a consumer sleeps on when the ring is empty,
+ *          and a flag saying it sleeps. Only the get_lock holder sleeps on
+ *          data_seq and sets the flag; it clears it when done waiting, and a
+ *          producer that sees it set clears it (atomic exchange) before waking, so
+ *          one wake-up costs one system call however many messages follow.
+ *   space_seq, put_waiting  the same for the put_lock holder waiting for room.
+ *   ndone  task_done count modulo 2^32 (JoinableQueue); unfinished = nput - ndone.
+ *          Changed by task_done with a compare-and-swap that refuses to pass nput,
+ *          and by a consumer that drops a streamed message nobody will finish.
+ *   join_waiters  how many join() callers sleep on ndone.
+ *
+ * Commit rule (why a death never half-delivers): a producer writes a record's
+ * bytes beyond tpos, where no consumer looks, and publishes it with one atomic
+ * store of tail as its last step (release order: the bytes are visible before the
+ * new tail). A consumer copies a record out and frees it with one atomic store of
+ * head, its last step. Each side's state is that single word, so a process killed
+ * anywhere inside put or get leaves either the old word (the operation never
+ * happened) or the new one (it happened). The next locker gets EOWNERDEAD, finds
+ * the committed word valid as it is, marks the mutex consistent and goes on. It
+ * also clears the side's sleeping flag, which only a lock holder ever sets.
+ *
+ * Streamed messages. BEGIN is committed first, then each CONT as room appears. The
+ * consumer that takes the BEGIN holds get_lock until it has all the pieces, so the
+ * pieces reach one consumer in order. A stream ends early when its producer times
+ * out (it unlocks put_lock and wakes consumers) or dies. The consumer notices in two
+ * ways: the next record is not a CONT (another producer got put_lock and put a new
+ * message), or, with the ring empty, it can itself take put_lock (every 50 ms it
+ * tries): holding put_lock with the ring drained, no piece can still come. Either
+ * way it drops the partial message (and counts it done for join). A consumer that
+ * is not inside a stream skips CONT records: they belong to a stream whose consumer
+ * died after taking its BEGIN. So a streamed message reaches a consumer whole or
+ * not at all. Lock order is get_lock then put_lock; producers never take get_lock.
+ *
+ * Sleeping (Dekker style, all seq_cst): a waiter spins briefly, then sets its
+ * flag, reads the sequence word, re-checks the ring and only then futex-waits on
+ * the sequence value it read (setting the flag again on every round); the other
+ * side commits, then reads the flag and, if set, clears it, bumps the sequence and
+ * wakes. Either the waiter sees the commit or the committer sees the flag, and a
+ * bumped sequence makes a wait that starts late return at once. The committer's
+ * wake-up is not part of its commit: one killed between the two never wakes the
+ * sleeper, so every sleep (join's too) lasts at most SLEEP_SLICE_MS before the
+ * sleeper re-checks the ring; a death costs a sleeper that much, never a hang.
+ */
+#include <assert.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/arena.h"
+#include "linux/futex.h"
+#include "queue/queue.h"
+#include "sync/sync.h"
+#include "mproc/queue.h"
+
+#define DEFAULT_RING ((size_t)1 << 20)
+#define MIN_RING ((size_t)4096)
+#define MAX_RING ((size_t)1 << 30)
+#define HDR 8u
+#define SPIN 200
+#define YIELDS 20
+#define STREAM_POLL_MS 50
+#define SLEEP_SLICE_MS 1000
+#define MAX_MSG (((uint64_t)1 << 56) - 1) /* the length field of a record header */
+#define NONBLOCK_GRACE_NS 200000000u
+
+enum { KIND_WHOLE = 1, KIND_BEGIN = 2, KIND_CONT = 3 };
+enum { Q_QUEUE, Q_SIMPLE, Q_JOINABLE };
+
+/* Each group on its own cache line: a line written by one side and read by the
+ * other moves between cores, so the words each side writes per message (its lock,
+ * its index) are kept apart from the words it only reads. */
+struct shared {
+    uint32_t cap;                        /* ring bytes, power of two; constant */
+    uint32_t maxsize;                    /* message limit, 0: none; constant */
+    alignas(64) pthread_mutex_t put_lock; /* robust, process-shared: the producer side */
+    uint64_t head_seen;                  /* a past value of head (room is at least as
+                                            it says); under put_lock */
+    alignas(64) pthread_mutex_t get_lock; /* robust, process-shared: the consumer side */
+    uint64_t tail_seen;                  /* a past value of tail; under get_lock */
+    alignas(64) _Atomic uint64_t tail;   /* nput << 32 | tpos; under put_lock */
+    alignas(64) _Atomic uint64_t head;   /* nget << 32 | hpos; under get_lock */
+    alignas(64) _Atomic uint32_t data_seq; /* futex; bumped by the producer that clears get_waiting */
+    _Atomic uint32_t get_waiting;        /* set by the get_lock holder before it sleeps;
+                                            cleared by it or by the producer that wakes it */
+    alignas(64) _Atomic uint32_t space_seq; /* futex; bumped by the consumer that clears put_waiting */
+    _Atomic uint32_t put_waiting;        /* likewise for the put_lock holder */
+    alignas(64) _Atomic uint32_t ndone;  /* task_done count; CAS, never past nput */
+    _Atomic uint32_t join_waiters;       /* join callers sleeping on ndone; atomic add */
+    alignas(64) unsigned char ring[];    /* cap bytes of records */
+};
+
+struct mp_queue {
+    struct shared *s;
+    uint64_t creator;    /* the process whose destroy frees s: pid and start time, so a
+                            later process given the same pid is not taken for it */
+    int kind;            /* Q_QUEUE, Q_SIMPLE or Q_JOINABLE */
+    _Atomic bool closed; /* close() was called in this process */
+};
+
+struct mp_simple_queue { mp_queue q; };
+struct mp_joinable_queue { mp_queue q; };
+
+void (*mp__queue_fault_hook)(int point);
+
+static inline void fault(int point)
+{
+    if (mp__queue_fault_hook != NULL)
+        mp__queue_fault_hook(point);
+}
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#else
+    atomic_signal_fence(memory_order_seq_cst);
+#endif
+}
+
+static inline uint32_t pos_of(uint64_t w) { return (uint32_t)w; }
+static inline uint32_t cnt_of(uint64_t w) { return (uint32_t)(w >> 32); }
+static inline uint64_t word(uint32_t cnt, uint32_t pos) { return (uint64_t)cnt << 32 | pos; }
+static inline uint64_t round8(uint64_t n) { return (n + 7) & ~(uint64_t)7; }
+
+/* mp__deadline_init without reading the clock for -1 and 0, the common cases of
+ * a hot path (a zero deadline at time 0 has always passed). */
+static int deadline_for(mp__deadline *d, int timeout_ms)
+{
+    if (timeout_ms == -1 || timeout_ms == 0) {
+        d->forever = timeout_ms == -1;
+        d->at = (struct timespec){0, 0};
+        return 0;
+    }
+    return mp__deadline_init(d, timeout_ms);
+}
+
+/* The deadline of timeout 0: check once, never spin or sleep. */
+static bool is_now(const mp__deadline *d)
+{
+    return !d->forever && d->at.tv_sec == 0 && d->at.tv_nsec == 0;
+}
+
+static bool before(const struct timespec *a, const struct timespec *b)
+{
+    return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
+}
+
+/* mp__futex_wait for at most SLEEP_SLICE_MS (see Sleeping above): the end of a
+ * slice is reported as a wake-up (0), the end of d as MP_ETIMEDOUT. */
+static int sleep_on(_Atomic uint32_t *word, uint32_t expected, const mp__deadline *d)
+{
+    mp__deadline slice;
+    mp__deadline_init(&slice, SLEEP_SLICE_MS);
+    if (!d->forever && !before(&slice.at, &d->at))
+        return mp__futex_wait(word, expected, d);
+    int rc = mp__futex_wait(word, expected, &slice);
+    return rc == MP_ETIMEDOUT ? 0 : rc;
+}
+
+/* ---- creation ---- */
+
+static int queue_create(mp_queue **out, int kind, size_t maxsize, const mp_queue_options *opt)
+{
+    if (out == NULL)
+        return MP_EINVAL;
+    size_t want = opt != NULL && opt->ring_bytes != 0 ? opt->ring_bytes : DEFAULT_RING;
+    if (want > MAX_RING)
+        return MP_EINVAL;
+    size_t cap = MIN_RING;
+    while (cap < want)
+        cap <<= 1;
+    mp_queue *q = calloc(1, kind == Q_QUEUE ? sizeof(mp_queue)
+                                : kind == Q_SIMPLE ? sizeof(mp_simple_queue)
+                                                   : sizeof(mp_joinable_queue));
+    if (q == NULL)
+        return MP_ENOMEM;
+    struct shared *s = mp__shm_alloc(sizeof *s + cap);
+    if (s == NULL) {
+        free(q);
+        return MP_ENOMEM;
+    }
+    pthread_mutexattr_t attr;
+    pthread_mutexattr_init(&attr);
+    pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
+    pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
+    pthread_mutex_init(&s->put_lock, &attr);
+    pthread_mutex_init(&s->get_lock, &attr);
+    pthread_mutexattr_destroy(&attr);
+    s->cap = (uint32_t)cap;
+    s->maxsize = maxsize > INT32_MAX ? 0 : (uint32_t)maxsize;
+    q->s = s;
+    q->creator = mp__self_id();
+    q->kind = kind;
+    *out = q;
+    return 0;
+}
+
+static void queue_destroy(mp_queue *q)
+{
+    if (q == NULL)
+        return;
+    if (q->creator == mp__self_id()) {
+        pthread_mutex_destroy(&q->s->put_lock);
+        pthread_mutex_destroy(&q->s->get_lock);
+        mp__shm_free(q->s);
+    }
+    free(q);
+}
+
+/* ---- the two side locks ---- */
+
+/* Takes a side lock. A previous holder that died left its side committed (see the
+ * top of the file): clear its sleeping flag and mark the mutex consistent.
+ * nonblocking: fail with MP_ETIMEDOUT instead of waiting, unless the holder is
+ * only busy copying (its waiting flag is clear), which ends in a moment. */
+static int side_lock(pthread_mutex_t *m, _Atomic uint32_t *waiting, const mp__deadline *d,
+                     bool nonblocking)
+{
+    int r = EBUSY;
+    for (int i = 0; i < SPIN && r == EBUSY; i++) {
+        r = pthread_mutex_trylock(m);
+        if (r == EBUSY)
+            cpu_relax();
+    }
+    /* A holder that is only copying finishes in a moment; one that sleeps waits
+     * for the same thing we would. Bounded, for a holder that is stopped. */
+    uint64_t give_up = nonblocking ? mp__now_ns() + NONBLOCK_GRACE_NS : 0;
+    while (r == EBUSY && nonblocking) {
+        if (atomic_load(waiting) || mp__now_ns() > give_up)
+            return MP_ETIMEDOUT;
+        sched_yield();
+        r = pthread_mutex_trylock(m);
+    }
+    if (r == EBUSY)
+        r = d->forever ? pthread_mutex_lock(m) : pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &d->at);
+    if (r == EOWNERDEAD) {
+        atomic_store(waiting, 0);
+        pthread_mutex_consistent(m);
+        r = 0;
+    }
+    return -r;
+}
+
+/* ---- ring copies ---- */
+
+static void ring_write(struct shared *s, uint32_t pos, const void *src, size_t n)
+{
+    uint32_t off = pos & (s->cap - 1);
+    size_t first = s->cap - off < n ? s->cap - off : n;
+    if (first > 0)
+        memcpy(s->ring + off, src, first);
+    if (n > first)
+        memcpy(s->ring, (const char *)src + first, n - first);
+}
+
+static void ring_read(const struct shared *s, uint32_t pos, void *dst, size_t n)
+{
+    uint32_t off = pos & (s->cap - 1);
+    size_t first = s->cap - off < n ? s->cap - off : n;
+    if (first > 0)
+        memcpy(dst, s->ring + off, first);
+    if (n > first)
+        memcpy((char *)dst + first, s->ring, n - first);
+}
+
+static uint64_t ring_header(const struct shared *s, uint32_t pos)
+{
+    uint64_t h;
+    memcpy(&h, s->ring + (pos & (s->cap - 1)), sizeof h);
+    return h;
+}
+
+/* ---- producer side ---- */
+
+static bool room_against(const struct shared *s, uint64_t tail, uint64_t head, uint32_t need, bool counts)
+{
+    if (s->cap - (pos_of(tail) - pos_of(head)) < need)
+        return false;
+    return !counts || s->maxsize == 0 || cnt_of(tail) - cnt_of(head) < s->maxsize;
+}
+
+/* Checks against head_seen first, and reads the shared head only when that is not
+ * enough: head only moves forward, so an old value never overstates the room. */
+static bool has_room(struct shared *s, uint64_t tail, uint32_t need, bool counts)
+{
+    if (room_against(s, tail, s->head_seen, need, counts))
+        return true;
+    s->head_seen = atomic_load(&s->head);
+    return room_against(s, tail, s->head_seen, need, counts);
+}
+
+/* Waits (holding put_lock) until `need` ring bytes are free and, when counts, fewer
+ * than maxsize messages are queued. */
+static int wait_room(struct shared *s, uint64_t tail, uint32_t need, bool counts, const mp__deadline *d)
+{
+    if (is_now(d))
+        return has_room(s, tail, need, counts) ? 0 : MP_ETIMEDOUT;
+    for (int i = 0; i < SPIN; i++) {
+        if (has_room(s, tail, need, counts))
+            return 0;
+        cpu_relax();
+    }
+    for (int i = 0; i < YIELDS; i++) {
+        if (has_room(s, tail, need, counts))
+            return 0;
+        sched_yield();
+    }
+    for (;;) {
+        atomic_store(&s->put_waiting, 1);
+        uint32_t seq = atomic_load(&s->space_seq);
+        if (has_room(s, tail, need, counts))
+            break;
+        int rc = sleep_on(&s->space_seq, seq, d);
+        if (rc == MP_ETIMEDOUT && !has_room(s, tail, need, counts)) {
+            atomic_store(&s->put_waiting, 0);
+            return MP_ETIMEDOUT;
+        }
+    }
+    atomic_store(&s->put_waiting, 0);
+    return 0;
+}
+
+static void commit_tail(struct shared *s, uint64_t tail)
+{
+    atomic_store(&s->tail, tail);
+    fault(MP__QF_PUT_AFTER_COMMIT);
+    if (atomic_load(&s->get_waiting) && atomic_exchange(&s->get_waiting, 0)) {
+        atomic_fetch_add(&s->data_seq, 1);
+        mp__futex_wake(&s->data_seq, INT32_MAX);
+    }
+}
+
+static void wake_consumers(struct shared *s)
+{
+    atomic_fetch_add(&s->data_seq, 1);
+    mp__futex_wake(&s->data_seq, INT32_MAX);
+}
+
+/* Appends one record at tail (room already checked) and commits it. */
+static uint64_t put_record(struct shared *s, uint64_t tail, int kind, uint64_t len, const void *buf,
+                           size_t n, int point)
+{
+    uint64_t h = (uint64_t)kind << 56 | len;
+    ring_write(s, pos_of(tail), &h, HDR);
+    ring_write(s, pos_of(tail) + HDR, buf, n);
+    if (point != 0)
+        fault(point);
+    uint32_t cnt = cnt_of(tail) + (kind != KIND_CONT);
+    tail = word(cnt, pos_of(tail) + HDR + (uint32_t)round8(n));
+    commit_tail(s, tail);
+    return tail;
+}
+
+static int queue_put(mp_queue *q, const void *buf, size_t len, int timeout_ms)
+{
+    if (q == NULL || (buf == NULL && len > 0) || (uint64_t)len > MAX_MSG)
+        return MP_EINVAL;
+    mp__deadline d;
+    int rc = deadline_for(&d, timeout_ms);
+    if (rc != 0)
+        return rc;
+    if (atomic_load(&q->closed))
+        return MP_ECLOSED;
+    struct shared *s = q->s;
+    rc = side_lock(&s->put_lock, &s->put_waiting, &d, timeout_ms == 0);
+    if (rc != 0)
+        return rc == MP_ETIMEDOUT ? MP_EFULL : rc;
+    uint64_t tail = atomic_load_explicit(&s->tail, memory_order_relaxed);
+    bool cut = false;
+    if (len <= s->cap - HDR && HDR + round8(len) <= s->cap) {
+        uint32_t need = HDR + (uint32_t)round8(len);
+        rc = wait_room(s, tail, need, true, &d);
+        if (rc == 0)
+            put_record(s, tail, KIND_WHOLE, len, buf, len, MP__QF_PUT_BEFORE_COMMIT);
+    } else {
+        rc = wait_room(s, tail, HDR, true, &d);
+        bool begun = rc == 0;
+        if (begun)
+            tail = put_record(s, tail, KIND_BEGIN, len, NULL, 0, MP__QF_PUT_BEFORE_COMMIT);
+        size_t off = 0;
+        uint32_t piece_min = s->cap / 4;
+        while (rc == 0 && off < len) {
+            size_t left = len - off;
+            uint32_t want = HDR + (uint32_t)(left < piece_min ? round8(left) : piece_min);
+            rc = wait_room(s, tail, want, false, &d);
+            if (rc != 0)
+                break;
+            uint32_t room = s->cap - (pos_of(tail) - pos_of(s->head_seen));
+            size_t n = (room - HDR) & ~(size_t)7;
+            if (n > left)
+                n = left;
+            tail = put_record(s, tail, KIND_CONT, n, (const char *)buf + off, n, 0);
+            fault(MP__QF_STREAM_CHUNK);
+            off += n;
+        }
+        cut = rc != 0 && begun;
+    }
+    pthread_mutex_unlock(&s->put_lock);
+    if (cut) /* a consumer inside the stream sees it end once put_lock is free */
+        wake_consumers(s);
+    return rc == MP_ETIMEDOUT ? MP_EFULL : rc;
+}
+
+/* ---- consumer side ---- */
+
+/* Marks one task done unless none is unfinished; wakes joiners at zero. */
+static int done_one(struct shared *s)
+{
+    uint32_t d = atomic_load(&s->ndone);
+    do {
+        if (cnt_of(atomic_load(&s->tail)) == d)
+            return MP_ERANGE;
+    } while (!atomic_compare_exchange_weak(&s->ndone, &d, d + 1));
+    fault(MP__QF_DONE_BEFORE_WAKE);
+    if (cnt_of(atomic_load(&s->tail)) == d + 1 && atomic_load(&s->join_waiters) > 0)
+        mp__futex_wake(&s->ndone, INT32_MAX);
+    return 0;
+}
+
+static void commit_head(struct shared *s, uint64_t head)
+{
+    atomic_store(&s->head, head);
+    fault(MP__QF_GET_AFTER_COMMIT);
+    if (atomic_load(&s->put_waiting) && atomic_exchange(&s->put_waiting, 0)) {
+        atomic_fetch_add(&s->space_seq, 1);
+        mp__futex_wake(&s->space_seq, INT32_MAX);
+    }
+}
+
+/* Inside a stream with the ring drained: true when no piece can come any more,
+ * because put_lock is free (or its holder died). */
+static bool stream_is_dead(struct shared *s, uint64_t head)
+{
+    int r = pthread_mutex_trylock(&s->put_lock);
+    if (r == EBUSY)
+        return false;
+    if (r == EOWNERDEAD) {
+        atomic_store(&s->put_waiting, 0);
+        pthread_mutex_consistent(&s->put_lock);
+    }
+    fault(MP__QF_GET_HOLDS_BOTH);
+    bool dead = pos_of(atomic_load(&s->tail)) == pos_of(head);
+    pthread_mutex_unlock(&s->put_lock);
+    return dead;
+}
+
+/* Waits (holding get_lock) for a record at head. Inside a stream the caller's
+ * deadline does not apply; instead every STREAM_POLL_MS the stream is checked for
+ * a producer that went away: MP_ECONNRESET then. */
+static bool has_data(struct shared *s, uint64_t head)
+{
+    if (pos_of(s->tail_seen) != pos_of(head))
+        return true;
+    s->tail_seen = atomic_load(&s->tail);
+    return pos_of(s->tail_seen) != pos_of(head);
+}
+
+static int wait_data(struct shared *s, uint64_t head, const mp__deadline *d, bool in_stream)
+{
+    if (is_now(d) && !in_stream)
+        return has_data(s, head) ? 0 : MP_ETIMEDOUT;
+    for (int i = 0; i < SPIN; i++) {
+        if (has_data(s, head))
+            return 0;
+        cpu_relax();
+    }
+    for (int i = 0; i < YIELDS; i++) {
+        if (has_data(s, head))
+            return 0;
+        sched_yield();
+    }
+    int rc = 0;
+    for (;;) {
+        atomic_store(&s->get_waiting, 1);
+        uint32_t seq = atomic_load(&s->data_seq);
+        if (has_data(s, head))
+            break;
+        if (in_stream) {
+            if (stream_is_dead(s, head)) {
+                rc = MP_ECONNRESET;
+                break;
+            }
+            mp__deadline poll;
+            mp__deadline_init(&poll, STREAM_POLL_MS);
+            mp__futex_wait(&s->data_seq, seq, &poll);
+            continue;
+        }
+        rc = sleep_on(&s->data_seq, seq, d);
+        if (rc == MP_ETIMEDOUT) {
+            if (has_data(s, head))
+                rc = 0;
+            break;
+        }
+        rc = 0;
+    }
+    atomic_store(&s->get_waiting, 0);
+    return rc;
+}
+
+struct dest {
+    void *buf;   /* caller's buffer (into) or NULL (allocate) */
+    size_t cap;  /* caller's buffer size */
+    void *out;   /* allocated result */
+    size_t len;  /* message length */
+};
+
+/* Where a message of n bytes goes; MP_ETOOSHORT / MP_ENOMEM leave it in the queue. */
+static int dest_prepare(struct dest *dst, uint64_t n)
+{
+    dst->len = n > SIZE_MAX ? SIZE_MAX : (size_t)n;
+    if (dst->buf != NULL || dst->cap > 0)
+        return n > dst->cap ? MP_ETOOSHORT : 0;
+    if (n > SIZE_MAX - 1)
+        return MP_ENOMEM;
+    dst->out = malloc(n > 0 ? (size_t)n : 1);
+    return dst->out == NULL ? MP_ENOMEM : 0;
+}
+
+static char *dest_bytes(struct dest *dst) { return dst->out != NULL ? dst->out : dst->buf; }
+
+static void dest_drop(struct dest *dst)
+{
+    free(dst->out);
+    dst->out = NULL;
+}
+
+static int queue_get(mp_queue *q, struct dest *dst, int timeout_ms)
+{
+    mp__deadline d;
+    int rc = deadline_for(&d, timeout_ms);
+    if (rc != 0)
+        return rc;
+    if (atomic_load(&q->closed))
+        return MP_ECLOSED;
+    struct shared *s = q->s;
+    rc = side_lock(&s->get_lock, &s->get_waiting, &d, timeout_ms == 0);
+    if (rc != 0)
+        return rc == MP_ETIMEDOUT ? MP_EEMPTY : rc;
+    uint64_t head = atomic_load_explicit(&s->head, memory_order_relaxed);
+    bool in_stream = false;
+    uint64_t total = 0, got = 0;
+    for (;;) {
+        rc = wait_data(s, head, &d, in_stream);
+        if (rc == MP_ECONNRESET) { /* the stream's producer went away */
+            dest_drop(dst);
+            done_one(s);
+            in_stream = false;
+            continue;
+        }
+        if (rc != 0)
+            break;
+        uint64_t h = ring_header(s, pos_of(head));
+        int kind = (int)(h >> 56);
+        uint64_t len = h & (((uint64_t)1 << 56) - 1);
+        if (kind != KIND_CONT && in_stream) { /* a new message: the stream was cut */
+            dest_drop(dst);
+            done_one(s);
+            in_stream = false;
+        }
+        if (kind == KIND_WHOLE) {
+            rc = dest_prepare(dst, len);
+            if (rc != 0)
+                break;
+            ring_read(s, pos_of(head) + HDR, dest_bytes(dst), (size_t)len);
+            fault(MP__QF_GET_BEFORE_COMMIT);
+            commit_head(s, word(cnt_of(head) + 1, pos_of(head) + HDR + (uint32_t)round8(len)));
+            break;
+        }
+        if (kind == KIND_BEGIN) {
+            rc = dest_prepare(dst, len);
+            if (rc != 0)
+                break;
+            head = word(cnt_of(head) + 1, pos_of(head) + HDR);
+            commit_head(s, head);
+            in_stream = true;
+            total = len;
+            got = 0;
+            continue;
+        }
+        /* CONT: a piece of our stream, or of one whose consumer died: skip it. */
+        uint32_t step = HDR + (uint32_t)round8(len);
+        if (in_stream && got + len > total) { /* cannot happen with our producers */
+            dest_drop(dst);
+            done_one(s);
+            in_stream = false;
+        }
+        if (in_stream)
+            ring_read(s, pos_of(head) + HDR, dest_bytes(dst) + got, (size_t)len);
+        head = word(cnt_of(head), pos_of(head) + step);
+        commit_head(s, head);
+        if (!in_stream)
+            continue;
+        fault(MP__QF_GET_STREAM_CHUNK);
+        got += len;
+        if (got >= total)
+            break;
+    }
+    pthread_mutex_unlock(&s->get_lock);
+    if (rc == MP_ETIMEDOUT)
+        rc = MP_EEMPTY;
+    if (rc != 0 && rc != MP_ETOOSHORT)
+        dest_drop(dst);
+    return rc;
+}
+
+static int queue_get_alloc(mp_queue *q, void **out, size_t *len, int timeout_ms)
+{
+    if (q == NULL || out == NULL || len == NULL)
+        return MP_EINVAL;
+    struct dest dst = {0};
+    int rc = queue_get(q, &dst, timeout_ms);
+    if (rc == 0) {
+        *out = dst.out;
+        *len = dst.len;
+    }
+    return rc;
+}
+
+static int queue_get_into(mp_queue *q, void *buf, size_t cap, size_t *len, int timeout_ms)
+{
+    if (q == NULL || len == NULL || (buf == NULL && cap > 0))
+        return MP_EINVAL;
+    /* A zero-sized buffer still means "into": mark it with cap and a dummy. */
+    char dummy;
+    struct dest dst = {.buf = buf != NULL ? buf : &dummy, .cap = cap};
+    int rc = queue_get(q, &dst, timeout_ms);
+    if (rc == 0 || rc == MP_ETOOSHORT)
+        *len = dst.len;
+    return rc;
+}
+
+/* head and tail as they were at one instant: tail read between two equal reads of
+ * head. Reading head once, then tail, can pair an old head with a tail many puts
+ * later (qsize above maxsize); after a few tries under heavy traffic it settles for
+ * that, still never below zero since head is read before tail. */
+static void snapshot(struct shared *s, uint64_t *head, uint64_t *tail)
+{
+    uint64_t h = atomic_load(&s->head);
+    uint64_t t = atomic_load(&s->tail);
+    for (int i = 0; i < 64; i++) {
+        uint64_t again = atomic_load(&s->head);
+        if (again == h)
+            break;
+        h = again;
+        t = atomic_load(&s->tail);
+    }
+    *head = h;
+    *tail = t;
+}
+
+static int queue_qsize(mp_queue *q)
+{
+    if (q == NULL)
+        return MP_EINVAL;
+    if (atomic_load(&q->closed))
+        return MP_ECLOSED;
+    uint64_t head, tail;
+    snapshot(q->s, &head, &tail);
+    uint32_t n = cnt_of(tail) - cnt_of(head);
+    return n > INT32_MAX ? INT32_MAX : (int)n;
+}
+
+static bool queue_empty(mp_queue *q) { return q != NULL && queue_qsize(q) == 0; }
+
+static bool queue_full(mp_queue *q)
+{
+    if (q == NULL)
+        return false;
+    struct shared *s = q->s;
+    uint64_t head, tail;
+    snapshot(s, &head, &tail);
+    if (s->cap - (pos_of(tail) - pos_of(head)) < HDR)
+        return true;
+    return s->maxsize != 0 && cnt_of(tail) - cnt_of(head) >= s->maxsize;
+}
+
+static int queue_close(mp_queue *q)
+{
+    if (q == NULL)
+        return MP_EINVAL;
+    atomic_store(&q->closed, true);
+    return 0;
+}
+
+void mp__queue_skew(mp_queue *q, uint32_t cnt, uint32_t pos)
+{
+    struct shared *s = q->s;
+    assert(pos % 8 == 0 && atomic_load(&s->head) == atomic_load(&s->tail));
+    atomic_store(&s->head, word(cnt, pos));
+    atomic_store(&s->tail, word(cnt, pos));
+    s->head_seen = s->tail_seen = word(cnt, pos);
+    atomic_store(&s->ndone, cnt);
+}
+
+/* ---- Queue ---- */
+
+int mp_queue_new(mp_queue **out, size_t maxsize, const mp_queue_options *opt)
+{
+    return queue_create(out, Q_QUEUE, maxsize, opt);
+}
+
+int mp_queue_put(mp_queue *q, const void *buf, size_t len, int timeout_ms)
+{
+    return queue_put(q, buf, len, timeout_ms);
+}
+
+int mp_queue_put_nowait(mp_queue *q, const void *buf, size_t len) { return queue_put(q, buf, len, 0); }
+
+int mp_queue_get(mp_queue *q, void **out, size_t *len, int timeout_ms)
+{
+    return queue_get_alloc(q, out, len, timeout_ms);
+}
+
+int mp_queue_get_into(mp_queue *q, void *buf, size_t cap, size_t *len, int timeout_ms)
+{
+    return queue_get_into(q, buf, cap, len, timeout_ms);
+}
+
+int mp_queue_get_nowait(mp_queue *q, void **out, size_t *len) { return queue_get_alloc(q, out, len, 0); }
+int mp_queue_qsize(mp_queue *q) { return queue_qsize(q); }
+bool mp_queue_empty(mp_queue *q) { return queue_empty(q); }
+bool mp_queue_full(mp_queue *q) { return queue_full(q); }
+int mp_queue_close(mp_queue *q) { return queue_close(q); }
+void mp_queue_destroy(mp_queue *q) { queue_destroy(q); }
+
+/* ---- SimpleQueue ---- */
+
+int mp_simple_queue_new(mp_simple_queue **out, const mp_queue_options *opt)
+{
+    if (out == NULL)
+        return MP_EINVAL;
+    mp_queue *q;
+    int rc = queue_create(&q, Q_SIMPLE, 0, opt);
+    if (rc == 0)
+        *out = (mp_simple_queue *)q;
+    return rc;
+}
+
+int mp_simple_queue_put(mp_simple_queue *q, const void *buf, size_t len)
+{
+    return queue_put(q != NULL ? &q->q : NULL, buf, len, -1);
+}
+
+int mp_simple_queue_get(mp_simple_queue *q, void **out, size_t *len)
+{
+    return queue_get_alloc(q != NULL ? &q->q : NULL, out, len, -1);
+}
+
+bool mp_simple_queue_empty(mp_simple_queue *q) { return q != NULL && queue_empty(&q->q); }
+int mp_simple_queue_close(mp_simple_queue *q) { return queue_close(q != NULL ? &q->q : NULL); }
+void mp_simple_queue_destroy(mp_simple_queue *q) { queue_destroy(q != NULL ? &q->q : NULL); }
+
+/* ---- JoinableQueue ---- */
+
+#define JQ(q) ((q) != NULL ? &(q)->q : NULL)
+
+int mp_joinable_queue_new(mp_joinable_queue **out, size_t maxsize, const mp_queue_options *opt)
+{
+    if (out == NULL)
+        return MP_EINVAL;
+    mp_queue *q;
+    int rc = queue_create(&q, Q_JOINABLE, maxsize, opt);
+    if (rc == 0)
+        *out = (mp_joinable_queue *)q;
+    return rc;
+}
+
+int mp_joinable_queue_put(mp_joinable_queue *q, const void *buf, size_t len, int timeout_ms)
+{
+    return queue_put(JQ(q), buf, len, timeout_ms);
+}
+
+int mp_joinable_queue_put_nowait(mp_joinable_queue *q, const void *buf, size_t len)
+{
+    return queue_put(JQ(q), buf, len, 0);
+}
+
+int mp_joinable_queue_get(mp_joinable_queue *q, void **out, size_t *len, int timeout_ms)
+{
+    return queue_get_alloc(JQ(q), out, len, timeout_ms);
+}
+
+int mp_joinable_queue_get_into(mp_joinable_queue *q, void *buf, size_t cap, size_t *len, int timeout_ms)
+{
+    return queue_get_into(JQ(q), buf, cap, len, timeout_ms);
+}
+
+int mp_joinable_queue_get_nowait(mp_joinable_queue *q, void **out, size_t *len)
+{
+    return queue_get_alloc(JQ(q), out, len, 0);
+}
+
+int mp_joinable_queue_qsize(mp_joinable_queue *q) { return queue_qsize(JQ(q)); }
+bool mp_joinable_queue_empty(mp_joinable_queue *q) { return queue_empty(JQ(q)); }
+bool mp_joinable_queue_full(mp_joinable_queue *q) { return queue_full(JQ(q)); }
+int mp_joinable_queue_close(mp_joinable_queue *q) { return queue_close(JQ(q)); }
+void mp_joinable_queue_destroy(mp_joinable_queue *q) { queue_destroy(JQ(q)); }
+
+int mp_joinable_queue_task_done(mp_joinable_queue *q)
+{
+    if (q == NULL)
+        return MP_EINVAL;
+    if (atomic_load(&q->q.closed))
+        return MP_ECLOSED;
+    return done_one(q->q.s);
+}
+
+int mp_joinable_queue_join(mp_joinable_queue *q, int timeout_ms)
+{
+    if (q == NULL)
+        return MP_EINVAL;
+    mp__deadline d;
+    int rc = deadline_for(&d, timeout_ms);
+    if (rc != 0)
+        return rc;
+    if (atomic_load(&q->q.closed))
+        return MP_ECLOSED;
+    struct shared *s = q->q.s;
+    atomic_fetch_add(&s->join_waiters, 1);
+    for (;;) {
+        uint32_t done = atomic_load(&s->ndone);
+        if (cnt_of(atomic_load(&s->tail)) == done) {
+            rc = 0;
+            break;
+        }
+        rc = sleep_on(&s->ndone, done, &d);
+        if (rc == MP_ETIMEDOUT) {
+            if (cnt_of(atomic_load(&s->tail)) == atomic_load(&s->ndone))
+                rc = 0;
+            break;
+        }
+    }
+    atomic_fetch_sub(&s->join_waiters, 1);
+    return rc;
+}
