@@ -6,8 +6,8 @@
  *
  * The binary is run as `bench_<case> mproc` or `bench_<case> raw` and prints one
  * line, "<value> <unit>": the time per operation of one repetition (lower is
- * better), or "none <unit>" for a side given as NULL. bench/run.py repeats it, takes medians and compares with the CPython
- * side, bench/cases/<case>.py, which prints the same kind of line.
+ * better), or "none <unit>" for a side given as NULL. bench/run.py repeats it, takes medians and
+ * compares with the CPython side, bench/cases/<case>.py, which prints the same kind of line.
  */
 #ifndef MPROC_BENCH_H
 #define MPROC_BENCH_H
@@ -24,27 +24,27 @@ static inline double bench_now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-#define BENCH_MAIN(unit, mproc_fn, raw_fn)                                          \
-    int main(int argc, char **argv)                                                 \
-    {                                                                               \
-        double (*fn)(void) = NULL;                                                  \
-        if (argc == 2 && strcmp(argv[1], "mproc") == 0)                             \
-            fn = mproc_fn;                                                          \
-        else if (argc == 2 && strcmp(argv[1], "raw") == 0)                          \
-            fn = raw_fn;                                                            \
-        else {                                                                      \
-            fprintf(stderr, "usage: %s mproc|raw\n", argv[0]);                      \
-            return 2;                                                               \
-        }                                                                           \
-        if (fn == NULL) { /* this side has no equivalent: bench/run.py records null */ \
-            printf("none %s\n", unit);                                              \
-            return 0;                                                               \
-        }                                                                           \
-        double v = fn();                                                            \
-        if (v < 0)                                                                  \
-            return 1;                                                               \
-        printf("%.6g %s\n", v, unit);                                               \
-        return 0;                                                                   \
+#define BENCH_MAIN(unit, mproc_fn, raw_fn)                                                         \
+    int main(int argc, char **argv)                                                                \
+    {                                                                                              \
+        double (*fn)(void) = NULL;                                                                 \
+        if (argc == 2 && strcmp(argv[1], "mproc") == 0)                                            \
+            fn = mproc_fn;                                                                         \
+        else if (argc == 2 && strcmp(argv[1], "raw") == 0)                                         \
+            fn = raw_fn;                                                                           \
+        else {                                                                                     \
+            fprintf(stderr, "usage: %s mproc|raw\n", argv[0]);                                     \
+            return 2;                                                                              \
+        }                                                                                          \
+        if (fn == NULL) { /* this side has no equivalent: bench/run.py records null */             \
+            printf("none %s\n", unit);                                                             \
+            return 0;                                                                              \
+        }                                                                                          \
+        double v = fn();                                                                           \
+        if (v < 0)                                                                                 \
+            return 1;                                                                              \
+        printf("%.6g %s\n", v, unit);                                                              \
+        return 0;                                                                                  \
     }
 
 #endif /* MPROC_BENCH_H */

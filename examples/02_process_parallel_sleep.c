@@ -1,4 +1,5 @@
-/* 02_process_parallel_sleep.c — three children sleep one second each, started together: about one second in all */
+/* 02_process_parallel_sleep.c — three children sleep one second each, started together: about one
+ * second in all */
 #include <stdio.h>
 #include <time.h>
 #include <unistd.h>

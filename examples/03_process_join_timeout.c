@@ -1,4 +1,5 @@
-/* 03_process_join_timeout.c — join with a timeout on a long child, then terminate it and read its exit code */
+/* 03_process_join_timeout.c — join with a timeout on a long child, then terminate it and read its
+ * exit code */
 #include <signal.h>
 #include <stdio.h>
 #include <unistd.h>

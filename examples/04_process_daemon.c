@@ -1,4 +1,5 @@
-/* 04_process_daemon.c — a daemon child dies with its parent, even when the parent is killed abruptly */
+/* 04_process_daemon.c — a daemon child dies with its parent, even when the parent is killed
+ * abruptly */
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>

@@ -3,7 +3,10 @@
 
 #include "mproc.h"
 
-struct job { mp_lock *lock; int i; };
+struct job {
+    mp_lock *lock;
+    int i;
+};
 
 static int say_hello(void *arg)
 {
@@ -24,7 +27,8 @@ int main(void)
     mp_process *procs[5];
     for (int i = 0; i < 5; i++) {
         jobs[i] = (struct job){lock, i};
-        if (mp_process_new(&procs[i], say_hello, &jobs[i], NULL) != 0 || mp_process_start(procs[i]) != 0)
+        if (mp_process_new(&procs[i], say_hello, &jobs[i], NULL) != 0 ||
+            mp_process_start(procs[i]) != 0)
             return 1;
     }
     for (int i = 0; i < 5; i++) {

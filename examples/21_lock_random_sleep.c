@@ -1,4 +1,5 @@
-/* 21_lock_random_sleep.c — three processes each hold the Lock across a random sleep: the holds never overlap */
+/* 21_lock_random_sleep.c — three processes each hold the Lock across a random sleep: the holds
+ * never overlap */
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -6,7 +7,10 @@
 
 #include "mproc.h"
 
-struct job { mp_lock *lock; int i; };
+struct job {
+    mp_lock *lock;
+    int i;
+};
 
 static double now_s(void)
 {

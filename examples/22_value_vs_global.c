@@ -14,8 +14,8 @@ static int increment(void *arg)
     mp_rlock_acquire(lock, -1);
     int *n = mp_value_ptr(shared_counter);
     *n += 1;
-    printf("child %d: plain global = %d, shared value = %d\n", (int)mp_process_pid(mp_current_process()),
-           plain_global, *n);
+    printf("child %d: plain global = %d, shared value = %d\n",
+           (int)mp_process_pid(mp_current_process()), plain_global, *n);
     fflush(stdout);
     mp_rlock_release(lock);
     return 0;
@@ -34,7 +34,8 @@ int main(void)
     }
     int final;
     mp_value_get(shared_counter, &final);
-    printf("parent: plain global = %d (never changed here), shared value = %d\n", plain_global, final);
+    printf("parent: plain global = %d (never changed here), shared value = %d\n", plain_global,
+           final);
     mp_value_destroy(shared_counter);
     return final == 3 ? 0 : 1;
 }

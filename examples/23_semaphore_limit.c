@@ -4,7 +4,11 @@
 
 #include "mproc.h"
 
-struct ctx { mp_semaphore *slots; mp_value *busy; int id; };
+struct ctx {
+    mp_semaphore *slots;
+    mp_value *busy;
+    int id;
+};
 
 static int worker(void *arg)
 {
@@ -33,14 +37,16 @@ int main(void)
     mp_process *procs[6];
     for (int i = 0; i < 6; i++) {
         ctx[i] = (struct ctx){slots, busy, i};
-        if (mp_process_new(&procs[i], worker, &ctx[i], NULL) != 0 || mp_process_start(procs[i]) != 0)
+        if (mp_process_new(&procs[i], worker, &ctx[i], NULL) != 0 ||
+            mp_process_start(procs[i]) != 0)
             return 1;
     }
     for (int i = 0; i < 6; i++) {
         mp_process_join(procs[i], -1);
         mp_process_destroy(procs[i]);
     }
-    printf("never more than 2 at once; semaphore value back to %d\n", mp_semaphore_get_value(slots));
+    printf("never more than 2 at once; semaphore value back to %d\n",
+           mp_semaphore_get_value(slots));
     mp_semaphore_destroy(slots);
     mp_value_destroy(busy);
     return 0;

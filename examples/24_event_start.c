@@ -5,7 +5,10 @@
 
 #include "mproc.h"
 
-struct ctx { mp_event *start; int id; };
+struct ctx {
+    mp_event *start;
+    int id;
+};
 
 static double t0; /* set before the fork: the children inherit it */
 
@@ -38,7 +41,8 @@ int main(void)
     mp_process *procs[4];
     for (int i = 0; i < 4; i++) {
         ctx[i] = (struct ctx){start, i};
-        if (mp_process_new(&procs[i], worker, &ctx[i], NULL) != 0 || mp_process_start(procs[i]) != 0)
+        if (mp_process_new(&procs[i], worker, &ctx[i], NULL) != 0 ||
+            mp_process_start(procs[i]) != 0)
             return 1;
     }
     usleep(300000);

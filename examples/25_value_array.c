@@ -1,9 +1,13 @@
-/* 25_value_array.c — Python's docs example: a child changes a shared Value('d') and negates an Array('i') */
+/* 25_value_array.c — Python's docs example: a child changes a shared Value('d') and negates an
+ * Array('i') */
 #include <stdio.h>
 
 #include "mproc.h"
 
-struct shared { mp_value *num; mp_array *arr; };
+struct shared {
+    mp_value *num;
+    mp_array *arr;
+};
 
 static int f(void *arg)
 {
@@ -24,7 +28,8 @@ int main(void)
     int init[10];
     for (int i = 0; i < 10; i++)
         init[i] = i;
-    if (mp_value_new(&s.num, 'd', &(double){0.0}, NULL) != 0 || mp_array_new(&s.arr, 'i', 10, init, NULL) != 0)
+    if (mp_value_new(&s.num, 'd', &(double){0.0}, NULL) != 0 ||
+        mp_array_new(&s.arr, 'i', 10, init, NULL) != 0)
         return 1;
     mp_process *p;
     if (mp_process_new(&p, f, &s, NULL) != 0 || mp_process_start(p) != 0)

@@ -1,4 +1,5 @@
-/* 26_barrier.c — three processes meet at a Barrier each round; the last to arrive runs the action */
+/* 26_barrier.c — three processes meet at a Barrier each round; the last to arrive runs the action
+ */
 #include <stdio.h>
 #include <unistd.h>
 
@@ -36,7 +37,8 @@ int main(void)
         return 1;
     mp_process *procs[2];
     for (int i = 0; i < 2; i++)
-        if (mp_process_new(&procs[i], party, (void *)(intptr_t)(i + 1), NULL) != 0 || mp_process_start(procs[i]) != 0)
+        if (mp_process_new(&procs[i], party, (void *)(intptr_t)(i + 1), NULL) != 0 ||
+            mp_process_start(procs[i]) != 0)
             return 1;
     int failed = party((void *)(intptr_t)0);
     for (int i = 0; i < 2; i++) {

@@ -1,4 +1,5 @@
-/* 27_shared_memory.c — a named SharedMemory block: one process creates it, another attaches by name */
+/* 27_shared_memory.c — a named SharedMemory block: one process creates it, another attaches by name
+ */
 #include <stdio.h>
 #include <string.h>
 
@@ -21,12 +22,14 @@ static int reader(void *arg)
 int main(void)
 {
     mp_shared_memory *shm;
-    if (mp_shared_memory_new(&shm, NULL, &(mp_shared_memory_options){.create = true, .size = 10}) != 0)
+    if (mp_shared_memory_new(&shm, NULL, &(mp_shared_memory_options){.create = true, .size = 10}) !=
+        0)
         return 1;
     memcpy(mp_shared_memory_buf(shm), (unsigned char[]){1, 2, 3, 4, 5}, 5);
     printf("created %s\n", mp_shared_memory_name(shm));
     mp_process *p;
-    if (mp_process_new(&p, reader, (void *)mp_shared_memory_name(shm), NULL) != 0 || mp_process_start(p) != 0)
+    if (mp_process_new(&p, reader, (void *)mp_shared_memory_name(shm), NULL) != 0 ||
+        mp_process_start(p) != 0)
         return 1;
     mp_process_join(p, -1);
     mp_process_destroy(p);

@@ -1,4 +1,5 @@
-/* 28_lock_owner_died.c — beyond Python: a process killed while holding a Lock does not take the lock with it */
+/* 28_lock_owner_died.c — beyond Python: a process killed while holding a Lock does not take the
+ * lock with it */
 #include <signal.h>
 #include <stdio.h>
 

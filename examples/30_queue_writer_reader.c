@@ -1,10 +1,13 @@
-/* 30_queue_writer_reader.c — a writer puts A, B, C on a Queue; a reader process prints them and is terminated at the end */
+/* 30_queue_writer_reader.c — a writer puts A, B, C on a Queue; a reader process prints them and is
+ * terminated at the end */
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "mproc.h"
 
-struct queues { mp_queue *work, *acks; };
+struct queues {
+    mp_queue *work, *acks;
+};
 
 static int reader(void *arg)
 {

@@ -1,4 +1,5 @@
-/* 31_queue_producers_consumers.c — a Queue(3) shared by three producer and three consumer processes */
+/* 31_queue_producers_consumers.c — a Queue(3) shared by three producer and three consumer processes
+ */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,7 +8,10 @@
 
 #define ITEMS 4 /* per producer */
 
-struct role { mp_queue *q; int id; };
+struct role {
+    mp_queue *q;
+    int id;
+};
 
 static int producer(void *arg)
 {

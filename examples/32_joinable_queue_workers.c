@@ -1,4 +1,5 @@
-/* 32_joinable_queue_workers.c — three producers put tasks on a JoinableQueue and join it while two daemon consumers mark each task done */
+/* 32_joinable_queue_workers.c — three producers put tasks on a JoinableQueue and join it while two
+ * daemon consumers mark each task done */
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,7 +9,10 @@
 
 #define TASKS 5 /* per producer */
 
-struct role { mp_joinable_queue *q; int id; };
+struct role {
+    mp_joinable_queue *q;
+    int id;
+};
 
 static int consumer(void *arg)
 {

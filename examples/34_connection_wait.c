@@ -1,4 +1,5 @@
-/* 34_connection_wait.c — mp_wait on the read ends of several pipes, as multiprocessing.connection.wait */
+/* 34_connection_wait.c — mp_wait on the read ends of several pipes, as
+ * multiprocessing.connection.wait */
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>

@@ -1,4 +1,5 @@
-/* 40_subprocess_run.c — run "echo Hello" and "pwd" with the parent's stdout, as subprocess.run(["echo", "Hello"]) */
+/* 40_subprocess_run.c — run "echo Hello" and "pwd" with the parent's stdout, as
+ * subprocess.run(["echo", "Hello"]) */
 #include <stdio.h>
 
 #include "mproc.h"

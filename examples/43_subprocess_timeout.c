@@ -1,4 +1,5 @@
-/* 43_subprocess_timeout.c — feed "Hello World" to cat with a timeout; kill a child when the timeout expires */
+/* 43_subprocess_timeout.c — feed "Hello World" to cat with a timeout; kill a child when the timeout
+ * expires */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,7 +10,8 @@ static int feed(const char *const *argv, int timeout_ms)
 {
     const char *in = "Hello World\n";
     mp_popen *p;
-    int rc = mp_popen_new(&p, argv, &(mp_popen_options){.stdin_mode = MP_PIPE, .stdout_mode = MP_PIPE});
+    int rc =
+        mp_popen_new(&p, argv, &(mp_popen_options){.stdin_mode = MP_PIPE, .stdout_mode = MP_PIPE});
     if (rc != 0)
         return rc;
     char *out = NULL;
@@ -21,7 +23,8 @@ static int feed(const char *const *argv, int timeout_ms)
     }
     int code = 0;
     mp_popen_returncode(p, &code);
-    printf("  output: \"%.*s\", returncode %d\n", out ? (int)strcspn(out, "\n") : 0, out ? out : "", code);
+    printf("  output: \"%.*s\", returncode %d\n", out ? (int)strcspn(out, "\n") : 0, out ? out : "",
+           code);
     free(out);
     mp_popen_destroy(p);
     return rc;

@@ -1,4 +1,5 @@
-/* 44_subprocess_env.c — the environment extended with one variable (os.environ.copy() + update), shown by env */
+/* 44_subprocess_env.c — the environment extended with one variable (os.environ.copy() + update),
+ * shown by env */
 #include <stdio.h>
 #include <string.h>
 

@@ -1,4 +1,5 @@
-/* 45_subprocess_communicate.c — several lines fed to an interactive program (bc, then sort) through communicate */
+/* 45_subprocess_communicate.c — several lines fed to an interactive program (bc, then sort) through
+ * communicate */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,8 +9,9 @@
 static int talk(const char *const *argv, const char *input)
 {
     mp_popen *p;
-    int rc = mp_popen_new(&p, argv, &(mp_popen_options){.stdin_mode = MP_PIPE, .stdout_mode = MP_PIPE,
-                                                        .stderr_mode = MP_PIPE});
+    int rc = mp_popen_new(
+        &p, argv,
+        &(mp_popen_options){.stdin_mode = MP_PIPE, .stdout_mode = MP_PIPE, .stderr_mode = MP_PIPE});
     if (rc != 0) {
         printf("%s: %s\n", argv[0], p ? mp_popen_message(p) : mp_strerror(rc));
         mp_popen_destroy(p);

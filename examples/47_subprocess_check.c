@@ -9,8 +9,8 @@ int main(void)
     mp_completed_process r;
     int rc = mp_run(&r, cmd, &(mp_run_options){.check = true, .popen.shell = true});
     if (rc == MP_ENONZERO)
-        printf("CalledProcessError: Command '%s' returned non-zero exit status %d. (%s)\n", r.args[0],
-               r.returncode, mp_err_name(rc));
+        printf("CalledProcessError: Command '%s' returned non-zero exit status %d. (%s)\n",
+               r.args[0], r.returncode, mp_err_name(rc));
     mp_completed_process_free(&r);
 
     const char *missing[] = {"nosuchcmd", NULL};

@@ -1,4 +1,5 @@
-/* 48_shlex.c — shlex.split('echo "Hello World"'), quote and join, then the words run as a command */
+/* 48_shlex.c — shlex.split('echo "Hello World"'), quote and join, then the words run as a command
+ */
 #include <stdio.h>
 #include <stdlib.h>
 

@@ -1,4 +1,5 @@
-/* 49_subprocess_pipeline.c — replacing a shell pipeline: p1's stdout feeds p2's stdin (Popen(..., stdin=p1.stdout)) */
+/* 49_subprocess_pipeline.c — replacing a shell pipeline: p1's stdout feeds p2's stdin (Popen(...,
+ * stdin=p1.stdout)) */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -12,8 +13,10 @@ int main(void)
     mp_popen *p1, *p2;
     if (mp_popen_new(&p1, producer, &(mp_popen_options){.stdout_mode = MP_PIPE}) != 0)
         return 1;
-    if (mp_popen_new(&p2, filter, &(mp_popen_options){.stdin_mode = MP_FD, .stdin_fd = mp_popen_stdout(p1),
-                                                      .stdout_mode = MP_PIPE}) != 0)
+    if (mp_popen_new(&p2, filter,
+                     &(mp_popen_options){.stdin_mode = MP_FD,
+                                         .stdin_fd = mp_popen_stdout(p1),
+                                         .stdout_mode = MP_PIPE}) != 0)
         return 1;
     /* Like p1.stdout.close(): p2 now holds the only read end, so p1 would get
      * SIGPIPE if p2 exited early. */

@@ -27,7 +27,8 @@ int main(void)
     printf("]\n");
 
     mp_async_result *it;
-    mp_pool_imap(pool, &it, square, in, sizeof in[0], 10, sizeof(int), &(mp_async_options){.chunksize = 1});
+    mp_pool_imap(pool, &it, square, in, sizeof in[0], 10, sizeof(int),
+                 &(mp_async_options){.chunksize = 1});
     printf("imap:           ");
     const void *d;
     while (mp_imap_next(it, NULL, &d, NULL, -1) == 0)

@@ -1,4 +1,5 @@
-/* 53_pool_crawler.c — apply_async "fetches" pages; a callback in the parent extracts each <title> */
+/* 53_pool_crawler.c — apply_async "fetches" pages; a callback in the parent extracts each <title>
+ */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,7 +63,8 @@ int main(void)
         snprintf(urls[i], sizeof urls[i], "%s/%s.html", dir, names[i]);
         pages[i].url = urls[i];
         mp_pool_apply_async(pool, NULL, fetch, urls[i], strlen(urls[i]),
-                            &(mp_async_options){.callback = on_page, .error_callback = on_error,
+                            &(mp_async_options){.callback = on_page,
+                                                .error_callback = on_error,
                                                 .cb_arg = &pages[i]});
     }
     mp_pool_close(pool);

@@ -39,7 +39,8 @@ int main(void)
         printf("  progress: %5.1f%%\n", 100.0 * (double)done / (double)total);
     }
     int rc = mp_async_result_get(r, -1, NULL, NULL);
-    printf("done (%s): sqrt(%d) = %.1f, sqrt(%d) = %.1f\n", mp_err_name(rc), 144, out[144], N - 1, out[N - 1]);
+    printf("done (%s): sqrt(%d) = %.1f, sqrt(%d) = %.1f\n", mp_err_name(rc), 144, out[144], N - 1,
+           out[N - 1]);
     mp_async_result_destroy(r);
     mp_pool_close(pool);
     mp_pool_join(pool, -1);

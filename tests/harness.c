@@ -14,7 +14,10 @@
 #define MAX_TESTS 512
 #define MAX_ENTRIES 1024
 
-struct test { const char *name; th_test_fn fn; };
+struct test {
+    const char *name;
+    th_test_fn fn;
+};
 static struct test tests[MAX_TESTS];
 static int n_tests;
 const char *th_argv0;
@@ -157,7 +160,8 @@ static int reuse_init(void *unused)
 static int reuse_outer(void *unused)
 {
     (void)unused;
-    if (unshare(CLONE_NEWPID | CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
+    if (unshare(CLONE_NEWPID | CLONE_NEWNS) != 0 ||
+        mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
         return 0;
     int rc = th_wait(th_fork(reuse_init, NULL));
     /* Once the namespace's init has ended this process can make no child, and
@@ -165,7 +169,8 @@ static int reuse_outer(void *unused)
     _exit(rc == 0 ? 0 : 1);
 }
 
-int th_with_reused_pid(void *(*create)(void *), int (*reuse)(void *), int (*after)(void *), void *arg)
+int th_with_reused_pid(void *(*create)(void *), int (*reuse)(void *), int (*after)(void *),
+                       void *arg)
 {
     stage.create = create;
     stage.reuse = reuse;
@@ -235,7 +240,8 @@ static int run_one(const struct test *t)
         /* Only entries named for this process: tests run in parallel. */
         char mine[64];
         snprintf(mine, sizeof mine, "mptest-%d-", (int)getpid());
-        if (strncmp(shm_after[i], mine, strlen(mine)) == 0 && !contains(shm_before, n_shm, shm_after[i])) {
+        if (strncmp(shm_after[i], mine, strlen(mine)) == 0 &&
+            !contains(shm_before, n_shm, shm_after[i])) {
             fprintf(stderr, "%s: left /dev/shm/%s behind\n", t->name, shm_after[i]);
             failures++;
         }

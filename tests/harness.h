@@ -29,45 +29,44 @@ _Noreturn void th_fail(const char *file, int line, const char *fmt, ...)
 /* The test binary's own path, for tests that run it again as a helper. */
 extern const char *th_argv0;
 
-#define TEST(name)                                                                  \
-    static void test_##name(void);                                                  \
-    __attribute__((constructor)) static void register_##name(void)                  \
-    {                                                                               \
-        th_register(#name, test_##name);                                            \
-    }                                                                               \
+#define TEST(name)                                                                                 \
+    static void test_##name(void);                                                                 \
+    __attribute__((constructor)) static void register_##name(void)                                 \
+    {                                                                                              \
+        th_register(#name, test_##name);                                                           \
+    }                                                                                              \
     static void test_##name(void)
 
-#define CHECK(cond)                                                                 \
-    do {                                                                            \
-        if (!(cond))                                                                \
-            th_fail(__FILE__, __LINE__, "CHECK(%s) failed", #cond);                 \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            th_fail(__FILE__, __LINE__, "CHECK(%s) failed", #cond);                                \
     } while (0)
 
 /* expr returns an mproc code; it must equal expected exactly. */
-#define CHECK_RC(expected, expr)                                                    \
-    do {                                                                            \
-        int th_e_ = (expected), th_g_ = (expr);                                     \
-        if (th_e_ != th_g_)                                                         \
-            th_fail(__FILE__, __LINE__, "%s: expected %s (%d), got %s (%d): %s", #expr, \
-                    mp_err_name(th_e_), th_e_, mp_err_name(th_g_), th_g_,           \
-                    mp_strerror(th_g_));                                            \
+#define CHECK_RC(expected, expr)                                                                   \
+    do {                                                                                           \
+        int th_e_ = (expected), th_g_ = (expr);                                                    \
+        if (th_e_ != th_g_)                                                                        \
+            th_fail(__FILE__, __LINE__, "%s: expected %s (%d), got %s (%d): %s", #expr,            \
+                    mp_err_name(th_e_), th_e_, mp_err_name(th_g_), th_g_, mp_strerror(th_g_));     \
     } while (0)
 
 #define CHECK_OK(expr) CHECK_RC(0, expr)
 
-#define CHECK_EQ(expected, actual)                                                  \
-    do {                                                                            \
-        long long th_e_ = (long long)(expected), th_g_ = (long long)(actual);       \
-        if (th_e_ != th_g_)                                                         \
-            th_fail(__FILE__, __LINE__, "%s: expected %lld, got %lld", #actual, th_e_, th_g_); \
+#define CHECK_EQ(expected, actual)                                                                 \
+    do {                                                                                           \
+        long long th_e_ = (long long)(expected), th_g_ = (long long)(actual);                      \
+        if (th_e_ != th_g_)                                                                        \
+            th_fail(__FILE__, __LINE__, "%s: expected %lld, got %lld", #actual, th_e_, th_g_);     \
     } while (0)
 
-#define CHECK_STR(expected, actual)                                                 \
-    do {                                                                            \
-        const char *th_e_ = (expected), *th_g_ = (actual);                          \
-        if (th_g_ == NULL || strcmp(th_e_, th_g_) != 0)                             \
-            th_fail(__FILE__, __LINE__, "%s: expected \"%s\", got \"%s\"", #actual, th_e_, \
-                    th_g_ ? th_g_ : "(null)");                                      \
+#define CHECK_STR(expected, actual)                                                                \
+    do {                                                                                           \
+        const char *th_e_ = (expected), *th_g_ = (actual);                                         \
+        if (th_g_ == NULL || strcmp(th_e_, th_g_) != 0)                                            \
+            th_fail(__FILE__, __LINE__, "%s: expected \"%s\", got \"%s\"", #actual, th_e_,         \
+                    th_g_ ? th_g_ : "(null)");                                                     \
     } while (0)
 
 /* Milliseconds of CLOCK_MONOTONIC, for tests that check that something waited. */

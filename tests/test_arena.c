@@ -1,11 +1,11 @@
 /* The shared arena: process-shared memory behind every shared object. */
 #include <pthread.h>
 #include <signal.h>
-#include <unistd.h>
 #include <stdint.h>
+#include <unistd.h>
 
-#include "harness.h"
 #include "core/arena.h"
+#include "harness.h"
 
 TEST(arena_blocks_are_zeroed_and_aligned)
 {

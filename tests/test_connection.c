@@ -109,7 +109,11 @@ TEST(conn_messages_keep_their_boundaries)
     mp_conn_destroy(b);
 }
 
-struct big { mp_conn *c; size_t n; int count; };
+struct big {
+    mp_conn *c;
+    size_t n;
+    int count;
+};
 
 static int send_big(void *arg)
 {
@@ -173,7 +177,10 @@ TEST(conn_peer_close_mid_message_is_truncation)
     CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
     mp_conn *c;
     CHECK_OK(mp_conn_from_fd(&c, sv[0], true, true));
-    write_raw(sv[1], "\0\0\0\x64" "only ten..", 14);
+    write_raw(sv[1],
+              "\0\0\0\x64"
+              "only ten..",
+              14);
     close(sv[1]);
     void *msg;
     size_t len;
@@ -382,7 +389,9 @@ TEST(conn_bad_arguments_change_nothing)
     mp_conn_destroy(b);
 }
 
-struct py { int fd; };
+struct py {
+    int fd;
+};
 
 static int exec_python(void *arg)
 {
@@ -507,7 +516,10 @@ TEST(conn_wait_sees_a_message_already_read_ahead)
     mp_conn_destroy(b);
 }
 
-static void on_alarm(int sig) { (void)sig; }
+static void on_alarm(int sig)
+{
+    (void)sig;
+}
 
 TEST(conn_recv_resumes_after_a_signal)
 {
@@ -527,7 +539,9 @@ TEST(conn_recv_resumes_after_a_signal)
     mp_conn_destroy(b);
 }
 
-struct docs { mp_conn *c; };
+struct docs {
+    mp_conn *c;
+};
 
 static int send_docs_example(void *arg)
 {
@@ -662,7 +676,8 @@ static bool rerun_with_malloc_returning_null(const char *test)
     CHECK(pid >= 0);
     if (pid == 0) {
         char env[1024];
-        snprintf(env, sizeof env, "%s%sallocator_may_return_null=1", opts ? opts : "", opts ? ":" : "");
+        snprintf(env, sizeof env, "%s%sallocator_may_return_null=1", opts ? opts : "",
+                 opts ? ":" : "");
         setenv("ASAN_OPTIONS", env, 1);
         execl(th_argv0, th_argv0, test, (char *)NULL);
         _exit(127);
@@ -696,7 +711,10 @@ TEST(conn_64bit_length_beyond_memory_is_enomem_and_kept)
 
 /* ---- non-blocking descriptors ---- */
 
-struct nb { int fd; size_t n; };
+struct nb {
+    int fd;
+    size_t n;
+};
 
 static int send_raw_slowly(void *arg)
 {

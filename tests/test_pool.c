@@ -149,8 +149,8 @@ TEST(pool_apply_async_get_and_callback)
 
 struct cb_state {
     pthread_t main_thread;
-    _Atomic int running;  /* callbacks inside at once */
-    _Atomic int overlap;  /* set if two ever ran together */
+    _Atomic int running; /* callbacks inside at once */
+    _Atomic int overlap; /* set if two ever ran together */
     _Atomic int ok, err, on_main, sum;
     _Atomic int last_code;
 };
@@ -294,9 +294,18 @@ static void map_with_chunksize(size_t chunksize)
     finish(p);
 }
 
-TEST(pool_map_chunksize_one) { map_with_chunksize(1); }
-TEST(pool_map_chunksize_default) { map_with_chunksize(0); }
-TEST(pool_map_chunksize_larger_than_n) { map_with_chunksize(1000); }
+TEST(pool_map_chunksize_one)
+{
+    map_with_chunksize(1);
+}
+TEST(pool_map_chunksize_default)
+{
+    map_with_chunksize(0);
+}
+TEST(pool_map_chunksize_larger_than_n)
+{
+    map_with_chunksize(1000);
+}
 
 TEST(pool_map_error_fails_its_chunk_others_complete)
 {
@@ -305,8 +314,8 @@ TEST(pool_map_error_fails_its_chunk_others_complete)
     for (int i = 0; i < 20; i++)
         in[i] = i == 13 ? -1 : i;
     memset(out, 0xff, sizeof out);
-    CHECK_RC(MP_ETASKFAILED, mp_pool_map(p, fail_on_negative, in, sizeof in[0], 20, out, sizeof out[0],
-                                         &(mp_async_options){.chunksize = 5}));
+    CHECK_RC(MP_ETASKFAILED, mp_pool_map(p, fail_on_negative, in, sizeof in[0], 20, out,
+                                         sizeof out[0], &(mp_async_options){.chunksize = 5}));
     CHECK_STR("negative input -1", mp_pool_last_message());
     for (int i = 0; i < 10; i++)
         CHECK_EQ(i, out[i]); /* chunks 0 and 1 */
@@ -332,7 +341,8 @@ TEST(pool_imap_streams_in_order)
     for (int i = 0; i < N; i++)
         in[i] = i;
     mp_async_result *r;
-    CHECK_OK(mp_pool_imap(p, &r, square, in, sizeof in[0], N, sizeof(int), &(mp_async_options){.chunksize = 7}));
+    CHECK_OK(mp_pool_imap(p, &r, square, in, sizeof in[0], N, sizeof(int),
+                          &(mp_async_options){.chunksize = 7}));
     for (int i = 0; i < N; i++) {
         size_t idx;
         const void *d;
@@ -411,7 +421,8 @@ TEST(pool_map_variable_size_items_and_results)
     for (int i = 0; i < 5; i++)
         in[i] = (mp_buf){words[i], strlen(words[i])};
     mp_async_result *r;
-    CHECK_OK(mp_pool_map_async(p, &r, concat_len, in, 0, 5, 0, &(mp_async_options){.chunksize = 2}));
+    CHECK_OK(
+        mp_pool_map_async(p, &r, concat_len, in, 0, 5, 0, &(mp_async_options){.chunksize = 2}));
     const void *d = (void *)1;
     size_t len = 1;
     CHECK_OK(mp_async_result_get(r, -1, &d, &len));
@@ -488,10 +499,22 @@ static void check_worker_death(mp_task_fn fn, int arg, const char *expect_in_msg
     finish(p);
 }
 
-TEST(pool_worker_sigkill_mid_task_fails_only_that_task) { check_worker_death(die_by_signal, SIGKILL, "signal 9"); }
-TEST(pool_worker_segfault_fails_only_that_task) { check_worker_death(segfault_task, 0, "signal 11"); }
-TEST(pool_worker_exit_in_task_fails_only_that_task) { check_worker_death(exit_with, 3, "exited with status 3"); }
-TEST(pool_worker_exit_zero_in_task_is_still_a_death) { check_worker_death(exit_with, 0, "exited with status 0"); }
+TEST(pool_worker_sigkill_mid_task_fails_only_that_task)
+{
+    check_worker_death(die_by_signal, SIGKILL, "signal 9");
+}
+TEST(pool_worker_segfault_fails_only_that_task)
+{
+    check_worker_death(segfault_task, 0, "signal 11");
+}
+TEST(pool_worker_exit_in_task_fails_only_that_task)
+{
+    check_worker_death(exit_with, 3, "exited with status 3");
+}
+TEST(pool_worker_exit_zero_in_task_is_still_a_death)
+{
+    check_worker_death(exit_with, 0, "exited with status 0");
+}
 
 TEST(pool_worker_killed_from_outside_mid_task)
 {
@@ -707,7 +730,8 @@ TEST(pool_initializer_runs_once_in_each_worker)
     init_calls_fd = fds[1];
     int tag = 77;
     mp_pool *p;
-    CHECK_OK(mp_pool_new(&p, &(mp_pool_options){.processes = 3, .initializer = initializer, .initarg = &tag}));
+    CHECK_OK(mp_pool_new(
+        &p, &(mp_pool_options){.processes = 3, .initializer = initializer, .initarg = &tag}));
     finish(p);
     close(fds[1]);
     int v, n = 0;
@@ -780,7 +804,8 @@ TEST(pool_map_shared_squares_in_place)
         for (size_t i = 0; i < n; i++)
             CHECK_EQ((int)(i % 1000) * (int)(i % 1000), out[i]);
     }
-    CHECK_OK(mp_pool_map_shared(p, square_kernel, in, sizeof(int), out, sizeof(int), 0, NULL, NULL));
+    CHECK_OK(
+        mp_pool_map_shared(p, square_kernel, in, sizeof(int), out, sizeof(int), 0, NULL, NULL));
     mp_pool_shared_free(p, in);
     mp_pool_shared_free(p, out);
     finish(p);
@@ -854,9 +879,9 @@ TEST(pool_map_shared_kernel_error_and_callback)
     a[555] = -1;
     struct cb_state s = {.main_thread = pthread_self()};
     mp_async_result *r;
-    CHECK_OK(mp_pool_map_shared_async(p, &r, failing_kernel, a, sizeof(int), b, sizeof(int), n, NULL,
-                                      &(mp_async_options){.chunksize = 100, .error_callback = on_err,
-                                                          .cb_arg = &s}));
+    CHECK_OK(mp_pool_map_shared_async(
+        p, &r, failing_kernel, a, sizeof(int), b, sizeof(int), n, NULL,
+        &(mp_async_options){.chunksize = 100, .error_callback = on_err, .cb_arg = &s}));
     CHECK_RC(MP_ETASKFAILED, mp_async_result_get(r, 30000, NULL, NULL));
     CHECK_EQ(17, mp_async_result_task_code(r));
     CHECK(strstr(mp_async_result_message(r), "[500, 600)") != NULL);
@@ -884,8 +909,8 @@ TEST(pool_map_shared_worker_death_fails_its_chunk)
     for (size_t i = 0; i < n; i++)
         a[i] = 2;
     a[250] = -1;
-    CHECK_RC(MP_EWORKERDIED, mp_pool_map_shared(p, kill_kernel, a, sizeof(int), b, sizeof(int), n, NULL,
-                                                &(mp_async_options){.chunksize = 50}));
+    CHECK_RC(MP_EWORKERDIED, mp_pool_map_shared(p, kill_kernel, a, sizeof(int), b, sizeof(int), n,
+                                                NULL, &(mp_async_options){.chunksize = 50}));
     const char *m = mp_pool_last_message();
     if (strstr(m, "signal 9") == NULL || strstr(m, "[250, 300)") == NULL)
         th_fail(__FILE__, __LINE__, "unexpected message \"%s\"", m);
@@ -966,7 +991,8 @@ TEST(thread_pool_map_shared_accepts_any_memory)
     int in[1000], out[1000];
     for (int i = 0; i < 1000; i++)
         in[i] = i;
-    CHECK_OK(mp_pool_map_shared(p, square_kernel, in, sizeof(int), out, sizeof(int), 1000, NULL, NULL));
+    CHECK_OK(
+        mp_pool_map_shared(p, square_kernel, in, sizeof(int), out, sizeof(int), 1000, NULL, NULL));
     for (int i = 0; i < 1000; i++)
         CHECK_EQ(i * i, out[i]);
     finish(p);
@@ -975,7 +1001,8 @@ TEST(thread_pool_map_shared_accepts_any_memory)
 TEST(thread_pool_errors_callbacks_and_maxtasks)
 {
     mp_pool *p;
-    CHECK_OK(mp_pool_new(&p, &(mp_pool_options){.processes = 2, .threads = true, .maxtasksperchild = 3}));
+    CHECK_OK(mp_pool_new(
+        &p, &(mp_pool_options){.processes = 2, .threads = true, .maxtasksperchild = 3}));
     struct cb_state s = {.main_thread = pthread_self()};
     mp_async_options o = {.callback = on_ok, .error_callback = on_err, .cb_arg = &s};
     for (int i = -5; i < 20; i++)
@@ -1011,7 +1038,8 @@ static void crashing_initializer(void *arg)
 TEST(pool_initializer_crash_fails_tasks_instead_of_hanging)
 {
     mp_pool *p;
-    CHECK_OK(mp_pool_new(&p, &(mp_pool_options){.processes = 1, .initializer = crashing_initializer}));
+    CHECK_OK(
+        mp_pool_new(&p, &(mp_pool_options){.processes = 1, .initializer = crashing_initializer}));
     int x = 2;
     CHECK_RC(MP_EWORKERDIED, mp_pool_apply(p, square, &x, sizeof x, NULL, NULL));
     if (strstr(mp_pool_last_message(), "initializer") == NULL)
@@ -1295,8 +1323,8 @@ TEST(thread_pool_terminate_stops_a_zero_copy_map)
     mp_pool *p = new_thread_pool(2);
     static int a[100000];
     mp_async_result *r;
-    CHECK_OK(mp_pool_map_shared_async(p, &r, slow_kernel, a, sizeof(int), a, sizeof(int), 100000, NULL,
-                                      &(mp_async_options){.chunksize = 10}));
+    CHECK_OK(mp_pool_map_shared_async(p, &r, slow_kernel, a, sizeof(int), a, sizeof(int), 100000,
+                                      NULL, &(mp_async_options){.chunksize = 10}));
     th_sleep_ms(100);
     uint64_t t0 = th_now_ms();
     CHECK_OK(mp_pool_terminate(p)); /* 10000 chunks of 20 ms: only the running ones finish */
@@ -1314,7 +1342,8 @@ TEST(pool_map_shared_over_memory_shared_before_the_pool)
     for (size_t i = 0; i < n; i++)
         a[i] = (int)(i % 100);
     mp_pool *p = new_pool(2);
-    CHECK_RC(MP_EINVAL, mp_pool_map_shared(p, square_kernel, a, sizeof(int), a, sizeof(int), n, NULL, NULL));
+    CHECK_RC(MP_EINVAL,
+             mp_pool_map_shared(p, square_kernel, a, sizeof(int), a, sizeof(int), n, NULL, NULL));
     CHECK_OK(mp_pool_map_shared(p, square_kernel, a, sizeof(int), a, sizeof(int), n, NULL,
                                 &(mp_async_options){.any_shared_memory = true}));
     for (size_t i = 0; i < n; i++)

@@ -80,14 +80,15 @@ TEST(pool_map_shared_waits_for_a_replacement_when_no_worker_can_join)
     mp_async_result *busy, *job;
     CHECK_OK(mp_pool_apply_async(p, &busy, flag_task, &flag, sizeof flag, NULL));
     wait_flag(flag, 1); /* the worker runs its one task */
-    CHECK_OK(mp_pool_map_shared_async(p, &job, square_kernel, a, sizeof(int), a, sizeof(int), n, NULL,
-                                      &(mp_async_options){.chunksize = 10}));
+    CHECK_OK(mp_pool_map_shared_async(p, &job, square_kernel, a, sizeof(int), a, sizeof(int), n,
+                                      NULL, &(mp_async_options){.chunksize = 10}));
     th_sleep_ms(100);
     atomic_store(flag, 2);
     CHECK_OK(mp_async_result_get(busy, 60000, NULL, NULL));
     int rc = mp_async_result_get(job, 60000, NULL, NULL);
     if (rc != 0)
-        th_fail(__FILE__, __LINE__, "map_shared: %s: %s", mp_err_name(rc), mp_async_result_message(job));
+        th_fail(__FILE__, __LINE__, "map_shared: %s: %s", mp_err_name(rc),
+                mp_async_result_message(job));
     for (size_t i = 0; i < n; i++)
         CHECK_EQ((int)(i * i), a[i]);
     mp_async_result_destroy(busy);
@@ -111,7 +112,8 @@ TEST(pool_initializer_crash_fails_a_zero_copy_map_instead_of_hanging)
     CHECK_OK(mp_pool_new(&p, &(mp_pool_options){.processes = 2, .initializer = crash_init}));
     int *a = mp_pool_shared_alloc(p, 100 * sizeof(int));
     mp_async_result *job;
-    CHECK_OK(mp_pool_map_shared_async(p, &job, square_kernel, a, sizeof(int), a, sizeof(int), 100, NULL, NULL));
+    CHECK_OK(mp_pool_map_shared_async(p, &job, square_kernel, a, sizeof(int), a, sizeof(int), 100,
+                                      NULL, NULL));
     CHECK_RC(MP_EWORKERDIED, mp_async_result_get(job, 60000, NULL, NULL));
     if (strstr(mp_async_result_message(job), "initializer") == NULL)
         th_fail(__FILE__, __LINE__, "unexpected message \"%s\"", mp_async_result_message(job));
@@ -330,7 +332,8 @@ TEST(thread_pool_join_is_not_held_up_by_a_forked_child)
 TEST(thread_pool_maxtasks_replacements_not_held_up_by_a_forked_child)
 {
     mp_pool *p;
-    CHECK_OK(mp_pool_new(&p, &(mp_pool_options){.processes = 2, .threads = true, .maxtasksperchild = 1}));
+    CHECK_OK(mp_pool_new(
+        &p, &(mp_pool_options){.processes = 2, .threads = true, .maxtasksperchild = 1}));
     int fds[2];
     CHECK(pipe(fds) == 0);
     int pid = th_fork(block_on_pipe, fds);
@@ -529,7 +532,10 @@ static int pool_in_child_body(mp_pool *parent_pool);
 
 /* _exit: the handler thread of the parent's pool is not in the child, so what only
  * it referenced would read as leaked at exit. */
-static int pool_in_child(void *arg) { _exit(pool_in_child_body(arg)); }
+static int pool_in_child(void *arg)
+{
+    _exit(pool_in_child_body(arg));
+}
 
 static int pool_in_child_body(mp_pool *parent_pool)
 {

@@ -10,7 +10,10 @@
 
 #include "harness.h"
 
-static int return_arg(void *arg) { return (int)(intptr_t)arg; }
+static int return_arg(void *arg)
+{
+    return (int)(intptr_t)arg;
+}
 
 static int sleep_ms(void *arg)
 {
@@ -157,7 +160,10 @@ TEST(process_join_times_out_on_long_child)
     mp_process_destroy(p);
 }
 
-static void on_alarm(int sig) { (void)sig; }
+static void on_alarm(int sig)
+{
+    (void)sig;
+}
 
 TEST(process_join_resumes_after_a_signal)
 {
@@ -306,7 +312,11 @@ TEST(process_daemon_may_not_create_children)
     mp_process_destroy(p);
 }
 
-struct family { int report_fd; bool die_abruptly; bool daemon; };
+struct family {
+    int report_fd;
+    bool die_abruptly;
+    bool daemon;
+};
 
 /* The middle generation: starts a child that reports its pid, then exits. */
 static int parent_of_a_sleeper(void *arg)

@@ -8,15 +8,17 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "harness.h"
 #include "core/arena.h"
+#include "harness.h"
 #include "queue/queue.h"
 
 #define RING 4096 /* the smallest ring: messages of a few KiB are streamed */
 
 /* ---- message contents that can be checked ---- */
 
-struct tag { uint32_t producer, seq, len, check; };
+struct tag {
+    uint32_t producer, seq, len, check;
+};
 
 static unsigned char byte_at(uint32_t producer, uint32_t seq, size_t i)
 {
@@ -181,7 +183,8 @@ TEST(queue_is_fifo_across_processes)
     mp_queue_destroy(q);
 }
 
-static const size_t ring_sizes[] = {RING - 9, RING - 8, RING - 7, RING - 1, RING, RING + 1, 3 * RING + 5, 0, 1};
+static const size_t ring_sizes[] = {RING - 9, RING - 8,     RING - 7, RING - 1, RING,
+                                    RING + 1, 3 * RING + 5, 0,        1};
 #define N_RING_SIZES (sizeof ring_sizes / sizeof ring_sizes[0])
 
 static int produce_ring_sizes(void *arg)
@@ -335,7 +338,8 @@ TEST(queue_bad_arguments_change_nothing)
     size_t len;
     char buf[4];
     CHECK_RC(MP_EINVAL, mp_queue_new(NULL, 0, NULL));
-    CHECK_RC(MP_EINVAL, mp_queue_new(&q, 0, &(mp_queue_options){.ring_bytes = ((size_t)1 << 30) + 1}));
+    CHECK_RC(MP_EINVAL,
+             mp_queue_new(&q, 0, &(mp_queue_options){.ring_bytes = ((size_t)1 << 30) + 1}));
     CHECK_OK(mp_queue_new(&q, 0, NULL));
     CHECK_RC(MP_EINVAL, mp_queue_put(NULL, "x", 1, 0));
     CHECK_RC(MP_EINVAL, mp_queue_put(q, NULL, 1, 0));
@@ -396,7 +400,10 @@ TEST(queue_blocked_put_wakes_when_room_appears)
     mp_queue_destroy(q);
 }
 
-static void on_alarm(int sig) { (void)sig; }
+static void on_alarm(int sig)
+{
+    (void)sig;
+}
 
 TEST(queue_timed_get_keeps_its_deadline_across_signals)
 {
@@ -459,9 +466,16 @@ struct results {
     _Atomic int duplicates, corrupt, disorder, received;
 };
 
-struct mpmc { mp_queue *q; struct results *r; int id; };
+struct mpmc {
+    mp_queue *q;
+    struct results *r;
+    int id;
+};
 
-static size_t mpmc_len(uint32_t seq) { return seq % 97 == 0 ? 3 * RING + 11 : 16 + (seq * 13) % 300; }
+static size_t mpmc_len(uint32_t seq)
+{
+    return seq % 97 == 0 ? 3 * RING + 11 : 16 + (seq * 13) % 300;
+}
 
 static int mpmc_produce(void *arg)
 {
@@ -538,8 +552,14 @@ TEST(queue_many_producers_and_consumers_deliver_each_message_once_in_order)
     mp_queue_destroy(q);
 }
 
-static void *thread_produce(void *arg) { return (void *)(intptr_t)mpmc_produce(arg); }
-static void *thread_consume(void *arg) { return (void *)(intptr_t)mpmc_consume(arg); }
+static void *thread_produce(void *arg)
+{
+    return (void *)(intptr_t)mpmc_produce(arg);
+}
+static void *thread_consume(void *arg)
+{
+    return (void *)(intptr_t)mpmc_consume(arg);
+}
 
 TEST(queue_threads_of_one_process_share_a_handle)
 {
@@ -549,7 +569,8 @@ TEST(queue_threads_of_one_process_share_a_handle)
     pthread_t th[MP_PRODUCERS + MP_CONSUMERS];
     for (int i = 0; i < MP_PRODUCERS + MP_CONSUMERS; i++) {
         args[i] = (struct mpmc){q, r, i < MP_PRODUCERS ? i : i - MP_PRODUCERS};
-        CHECK(pthread_create(&th[i], NULL, i < MP_PRODUCERS ? thread_produce : thread_consume, &args[i]) == 0);
+        CHECK(pthread_create(&th[i], NULL, i < MP_PRODUCERS ? thread_produce : thread_consume,
+                             &args[i]) == 0);
     }
     for (int i = 0; i < MP_PRODUCERS; i++)
         pthread_join(th[i], NULL);
@@ -621,7 +642,10 @@ static int stream_and_die(void *arg)
     return 0; /* not reached */
 }
 
-struct after_death { mp_queue *q; int pid; };
+struct after_death {
+    mp_queue *q;
+    int pid;
+};
 
 static void *put_after_death(void *arg)
 {
@@ -708,7 +732,10 @@ TEST(queue_put_timing_out_mid_stream_drops_the_message)
 
 /* Producers and consumers SIGKILLed at random while the survivors go on. */
 
-struct chaos { mp_queue *q; _Atomic int corrupt, received; };
+struct chaos {
+    mp_queue *q;
+    _Atomic int corrupt, received;
+};
 
 static int chaos_produce(void *arg)
 {
@@ -895,7 +922,10 @@ TEST(joinable_queue_join_times_out_while_tasks_are_unfinished)
     mp_joinable_queue_destroy(q);
 }
 
-struct worker { mp_joinable_queue *q; _Atomic int *done; };
+struct worker {
+    mp_joinable_queue *q;
+    _Atomic int *done;
+};
 
 static int joinable_worker(void *arg)
 {
@@ -1058,7 +1088,6 @@ TEST(joinable_queue_join_waits_in_several_processes)
     CHECK_EQ(0, th_wait(j2));
     mp_joinable_queue_destroy(q);
 }
-
 
 static void *blocked_get(void *arg)
 {
@@ -1264,7 +1293,7 @@ TEST(joinable_queue_task_of_a_consumer_killed_before_task_done_stays_unfinished)
     free(m);
     CHECK_OK(mp_joinable_queue_task_done(q));
     CHECK_RC(MP_ETIMEDOUT, mp_joinable_queue_join(q, 50)); /* "a" was never done */
-    CHECK_OK(mp_joinable_queue_task_done(q)); /* someone does it for the dead one */
+    CHECK_OK(mp_joinable_queue_task_done(q));              /* someone does it for the dead one */
     CHECK_OK(mp_joinable_queue_join(q, 0));
     CHECK_RC(MP_ERANGE, mp_joinable_queue_task_done(q));
     mp_joinable_queue_destroy(q);
@@ -1362,7 +1391,10 @@ TEST(queue_indices_wrap_around_2_to_the_32)
 
 /* ---- qsize, empty and full under traffic ---- */
 
-struct churn { mp_queue *q; _Atomic bool stop; };
+struct churn {
+    mp_queue *q;
+    _Atomic bool stop;
+};
 
 static void *churn_put(void *arg)
 {
@@ -1416,9 +1448,9 @@ static const size_t seq_lens[4] = {100, 3 * RING + 5, 200, 40};
 struct fault_case {
     mp_queue *q;
     int point, nth;
-    _Atomic uint32_t taken;  /* bit i: message i reached the dying consumer whole */
+    _Atomic uint32_t taken; /* bit i: message i reached the dying consumer whole */
     _Atomic int corrupt;
-    _Atomic bool produced;   /* the producer thread has put everything */
+    _Atomic bool produced; /* the producer thread has put everything */
 };
 
 /* Which of the seq_lens messages m is, or -1. */
@@ -1531,9 +1563,8 @@ TEST(queue_consumer_killed_at_each_fault_point_loses_at_most_the_message_it_took
 {
     static const int cases[][2] = {
         {MP__QF_GET_BEFORE_COMMIT, 1}, {MP__QF_GET_BEFORE_COMMIT, 2}, {MP__QF_GET_BEFORE_COMMIT, 3},
-        {MP__QF_GET_STREAM_CHUNK, 1},  {MP__QF_GET_STREAM_CHUNK, 3},
-        {MP__QF_GET_AFTER_COMMIT, 1},  {MP__QF_GET_AFTER_COMMIT, 2},  {MP__QF_GET_AFTER_COMMIT, 3},
-        {MP__QF_GET_AFTER_COMMIT, 5},
+        {MP__QF_GET_STREAM_CHUNK, 1},  {MP__QF_GET_STREAM_CHUNK, 3},  {MP__QF_GET_AFTER_COMMIT, 1},
+        {MP__QF_GET_AFTER_COMMIT, 2},  {MP__QF_GET_AFTER_COMMIT, 3},  {MP__QF_GET_AFTER_COMMIT, 5},
     };
     struct fault_case *f = shared_area(sizeof *f);
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {

@@ -9,18 +9,29 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "harness.h"
 #include "core/arena.h"
+#include "harness.h"
 
 /* ---- Value --------------------------------------------------------------- */
 
 TEST(value_typecodes_have_c_sizes_and_start_at_zero)
 {
-    struct { char tc; size_t size; } codes[] = {
-        {'c', sizeof(char)}, {'b', sizeof(signed char)}, {'B', sizeof(unsigned char)},
-        {'h', sizeof(short)}, {'H', sizeof(unsigned short)}, {'i', sizeof(int)},
-        {'I', sizeof(unsigned)}, {'l', sizeof(long)}, {'L', sizeof(unsigned long)},
-        {'q', sizeof(long long)}, {'Q', sizeof(unsigned long long)}, {'f', sizeof(float)},
+    struct {
+        char tc;
+        size_t size;
+    } codes[] = {
+        {'c', sizeof(char)},
+        {'b', sizeof(signed char)},
+        {'B', sizeof(unsigned char)},
+        {'h', sizeof(short)},
+        {'H', sizeof(unsigned short)},
+        {'i', sizeof(int)},
+        {'I', sizeof(unsigned)},
+        {'l', sizeof(long)},
+        {'L', sizeof(unsigned long)},
+        {'q', sizeof(long long)},
+        {'Q', sizeof(unsigned long long)},
+        {'f', sizeof(float)},
         {'d', sizeof(double)},
     };
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
@@ -203,7 +214,10 @@ TEST(value_compare_exchange_swaps_only_on_match)
     mp_value_destroy(v);
 }
 
-struct point { double x, y; int tag; };
+struct point {
+    double x, y;
+    int tag;
+};
 
 static int move_point(void *arg)
 {
@@ -351,7 +365,8 @@ TEST(shm_create_and_attach_share_bytes)
     char name[64];
     test_name(name, sizeof name, "a");
     mp_shared_memory *c, *a;
-    CHECK_OK(mp_shared_memory_new(&c, name, &(mp_shared_memory_options){.create = true, .size = 10000}));
+    CHECK_OK(
+        mp_shared_memory_new(&c, name, &(mp_shared_memory_options){.create = true, .size = 10000}));
     CHECK_STR(name, mp_shared_memory_name(c));
     CHECK_EQ(10000, mp_shared_memory_size(c));
     unsigned char *buf = mp_shared_memory_buf(c);
@@ -382,8 +397,10 @@ TEST(shm_create_existing_is_eexist_and_attach_missing_is_enoent)
     test_name(name, sizeof name, "dup");
     mp_shared_memory *c, *d;
     CHECK_RC(MP_ENOENT, mp_shared_memory_new(&d, name, NULL));
-    CHECK_OK(mp_shared_memory_new(&c, name, &(mp_shared_memory_options){.create = true, .size = 64}));
-    CHECK_RC(MP_EEXIST, mp_shared_memory_new(&d, name, &(mp_shared_memory_options){.create = true, .size = 64}));
+    CHECK_OK(
+        mp_shared_memory_new(&c, name, &(mp_shared_memory_options){.create = true, .size = 64}));
+    CHECK_RC(MP_EEXIST, mp_shared_memory_new(
+                            &d, name, &(mp_shared_memory_options){.create = true, .size = 64}));
     CHECK_OK(mp_shared_memory_unlink(c));
     mp_shared_memory_destroy(c);
     CHECK_RC(MP_ENOENT, mp_shared_memory_new(&d, name, NULL));
@@ -394,11 +411,14 @@ TEST(shm_rejects_bad_arguments)
     mp_shared_memory *s;
     char name[64];
     test_name(name, sizeof name, "bad");
-    CHECK_RC(MP_EINVAL, mp_shared_memory_new(&s, name, &(mp_shared_memory_options){.create = true}));
+    CHECK_RC(MP_EINVAL,
+             mp_shared_memory_new(&s, name, &(mp_shared_memory_options){.create = true}));
     CHECK_RC(MP_EINVAL, mp_shared_memory_new(&s, NULL, NULL));
     CHECK_RC(MP_EINVAL, mp_shared_memory_new(NULL, name, NULL));
-    CHECK_RC(MP_EINVAL, mp_shared_memory_new(&s, "a/b", &(mp_shared_memory_options){.create = true, .size = 1}));
-    CHECK_RC(MP_EINVAL, mp_shared_memory_new(&s, "", &(mp_shared_memory_options){.create = true, .size = 1}));
+    CHECK_RC(MP_EINVAL, mp_shared_memory_new(
+                            &s, "a/b", &(mp_shared_memory_options){.create = true, .size = 1}));
+    CHECK_RC(MP_EINVAL,
+             mp_shared_memory_new(&s, "", &(mp_shared_memory_options){.create = true, .size = 1}));
     CHECK_RC(MP_EINVAL, mp_shared_memory_new(&s, "/", NULL));
     char longname[300];
     memset(longname, 'x', sizeof longname - 1);
@@ -427,8 +447,10 @@ TEST(shm_attach_to_an_empty_segment_is_einval)
 TEST(shm_without_name_gets_a_fresh_one)
 {
     mp_shared_memory *a, *b;
-    CHECK_OK(mp_shared_memory_new(&a, NULL, &(mp_shared_memory_options){.create = true, .size = 100}));
-    CHECK_OK(mp_shared_memory_new(&b, NULL, &(mp_shared_memory_options){.create = true, .size = 100}));
+    CHECK_OK(
+        mp_shared_memory_new(&a, NULL, &(mp_shared_memory_options){.create = true, .size = 100}));
+    CHECK_OK(
+        mp_shared_memory_new(&b, NULL, &(mp_shared_memory_options){.create = true, .size = 100}));
     CHECK(strncmp(mp_shared_memory_name(a), "psm_", 4) == 0);
     CHECK(strcmp(mp_shared_memory_name(a), mp_shared_memory_name(b)) != 0);
     CHECK(shm_exists(mp_shared_memory_name(a)));
@@ -449,7 +471,8 @@ TEST(shm_unrelated_process_attaches_by_name)
         snprintf(helper, sizeof helper, "%.*s/shared_attach", slash ? (int)(slash - th_argv0) : 1,
                  slash ? th_argv0 : ".");
     mp_shared_memory *s;
-    CHECK_OK(mp_shared_memory_new(&s, name, &(mp_shared_memory_options){.create = true, .size = 4096}));
+    CHECK_OK(
+        mp_shared_memory_new(&s, name, &(mp_shared_memory_options){.create = true, .size = 4096}));
     strcpy(mp_shared_memory_buf(s), "ping");
     fflush(NULL);
     int pid = fork();
@@ -467,7 +490,8 @@ static int create_and_exit(void *arg)
 {
     const char *name = arg;
     mp_shared_memory *s;
-    CHECK_OK(mp_shared_memory_new(&s, name, &(mp_shared_memory_options){.create = true, .size = 128}));
+    CHECK_OK(
+        mp_shared_memory_new(&s, name, &(mp_shared_memory_options){.create = true, .size = 128}));
     CHECK(shm_exists(name));
     mp_shared_memory_destroy(s); /* destroy alone does not unlink: exit does */
     CHECK(shm_exists(name));
@@ -485,7 +509,8 @@ TEST(shm_creator_exit_unlinks_its_segments)
 static int create_kept_and_exit(void *arg)
 {
     mp_shared_memory *s;
-    CHECK_OK(mp_shared_memory_new(&s, arg, &(mp_shared_memory_options){.create = true, .size = 128, .keep = true}));
+    CHECK_OK(mp_shared_memory_new(
+        &s, arg, &(mp_shared_memory_options){.create = true, .size = 128, .keep = true}));
     strcpy(mp_shared_memory_buf(s), "kept");
     mp_shared_memory_destroy(s);
     return 0;
@@ -514,7 +539,8 @@ TEST(shm_child_exit_leaves_the_parents_segment)
     char name[64];
     test_name(name, sizeof name, "parent");
     mp_shared_memory *s;
-    CHECK_OK(mp_shared_memory_new(&s, name, &(mp_shared_memory_options){.create = true, .size = 128}));
+    CHECK_OK(
+        mp_shared_memory_new(&s, name, &(mp_shared_memory_options){.create = true, .size = 128}));
     CHECK_EQ(0, th_wait(th_fork(just_exit, NULL))); /* the child runs exit() and its atexit list */
     CHECK(shm_exists(name));
     CHECK_OK(mp_shared_memory_unlink(s));
@@ -525,7 +551,8 @@ static int create_and_unlink(void *arg)
 {
     const char *name = arg;
     mp_shared_memory *s;
-    CHECK_OK(mp_shared_memory_new(&s, name, &(mp_shared_memory_options){.create = true, .size = 128}));
+    CHECK_OK(
+        mp_shared_memory_new(&s, name, &(mp_shared_memory_options){.create = true, .size = 128}));
     CHECK_OK(mp_shared_memory_unlink(s));
     mp_shared_memory_destroy(s);
     /* Someone else creates the name again; our exit must not remove it. */
@@ -551,7 +578,9 @@ TEST(shm_dot_names_are_einval)
     mp_shared_memory *s;
     const char *names[] = {".", "..", "/.", "/.."};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        CHECK_RC(MP_EINVAL, mp_shared_memory_new(&s, names[i], &(mp_shared_memory_options){.create = true, .size = 8}));
+        CHECK_RC(MP_EINVAL,
+                 mp_shared_memory_new(&s, names[i],
+                                      &(mp_shared_memory_options){.create = true, .size = 8}));
         CHECK_RC(MP_EINVAL, mp_shared_memory_new(&s, names[i], NULL));
     }
 }
@@ -563,14 +592,16 @@ TEST(shm_name_of_250_bytes_is_the_longest)
     memset(name + n, 'n', sizeof name - (size_t)n);
     name[250] = '\0';
     mp_shared_memory *s, *a;
-    CHECK_OK(mp_shared_memory_new(&s, name, &(mp_shared_memory_options){.create = true, .size = 8}));
+    CHECK_OK(
+        mp_shared_memory_new(&s, name, &(mp_shared_memory_options){.create = true, .size = 8}));
     CHECK_STR(name, mp_shared_memory_name(s));
     CHECK_OK(mp_shared_memory_new(&a, name, NULL));
     mp_shared_memory_destroy(a);
     name[250] = 'n';
     name[251] = '\0';
     CHECK_RC(MP_EINVAL, mp_shared_memory_new(&a, name, NULL));
-    CHECK_RC(MP_EINVAL, mp_shared_memory_new(&a, name, &(mp_shared_memory_options){.create = true, .size = 8}));
+    CHECK_RC(MP_EINVAL, mp_shared_memory_new(
+                            &a, name, &(mp_shared_memory_options){.create = true, .size = 8}));
     CHECK_OK(mp_shared_memory_unlink(s));
     mp_shared_memory_destroy(s);
 }
@@ -580,8 +611,12 @@ TEST(shm_create_too_large_is_enomem)
     char name[64];
     test_name(name, sizeof name, "huge");
     mp_shared_memory *s;
-    CHECK_RC(MP_ENOMEM, mp_shared_memory_new(&s, name, &(mp_shared_memory_options){.create = true, .size = SIZE_MAX}));
-    CHECK_RC(MP_ENOMEM, mp_shared_memory_new(&s, name, &(mp_shared_memory_options){.create = true, .size = SIZE_MAX / 2 + 1}));
+    CHECK_RC(MP_ENOMEM,
+             mp_shared_memory_new(&s, name,
+                                  &(mp_shared_memory_options){.create = true, .size = SIZE_MAX}));
+    CHECK_RC(MP_ENOMEM,
+             mp_shared_memory_new(
+                 &s, name, &(mp_shared_memory_options){.create = true, .size = SIZE_MAX / 2 + 1}));
     CHECK_RC(MP_ENOENT, mp_shared_memory_new(&s, name, NULL)); /* nothing left behind */
 }
 
@@ -590,7 +625,8 @@ TEST(shm_attach_ignores_the_size_asked_for)
     char name[64];
     test_name(name, sizeof name, "size");
     mp_shared_memory *c, *a;
-    CHECK_OK(mp_shared_memory_new(&c, name, &(mp_shared_memory_options){.create = true, .size = 5000}));
+    CHECK_OK(
+        mp_shared_memory_new(&c, name, &(mp_shared_memory_options){.create = true, .size = 5000}));
     CHECK_OK(mp_shared_memory_new(&a, name, &(mp_shared_memory_options){.size = 100}));
     CHECK_EQ(5000, mp_shared_memory_size(a));
     mp_shared_memory_destroy(a);
@@ -627,7 +663,8 @@ TEST(shm_child_forked_during_a_list_update_can_exit)
         char tag[16];
         snprintf(tag, sizeof tag, "fork%d", i);
         test_name(name, sizeof name, tag);
-        CHECK_OK(mp_shared_memory_new(&segs[i], name, &(mp_shared_memory_options){.create = true, .size = 8}));
+        CHECK_OK(mp_shared_memory_new(&segs[i], name,
+                                      &(mp_shared_memory_options){.create = true, .size = 8}));
     }
     struct unlinker u = {.shm = segs[0]};
     CHECK_OK(mp_shared_memory_unlink(segs[0]));
@@ -667,7 +704,8 @@ TEST(shm_child_forked_during_a_list_update_can_exit)
 static void *create_segment_in_c(void *name)
 {
     mp_shared_memory *s;
-    CHECK_OK(mp_shared_memory_new(&s, name, &(mp_shared_memory_options){.create = true, .size = 64}));
+    CHECK_OK(
+        mp_shared_memory_new(&s, name, &(mp_shared_memory_options){.create = true, .size = 64}));
     return s; /* the state: kept reachable (LeakSanitizer) by the harness */
 }
 

@@ -179,18 +179,66 @@ static const struct split_case split_cases[] = {
     {"h\303\251llo w\303\266rld", 1, {"h\303\251llo", "w\303\266rld"}, 2, NULL},
     {"h\303\251llo w\303\266rld", 2, {"h\303\251llo", "w\303\266rld"}, 2, NULL},
     {"h\303\251llo w\303\266rld", 3, {"h\303\251llo", "w\303\266rld"}, 2, NULL},
-    {"'\346\227\245\346\234\254\350\252\236' \343\203\206\343\202\271\343\203\210", 0, {"\346\227\245\346\234\254\350\252\236", "\343\203\206\343\202\271\343\203\210"}, 2, NULL},
-    {"'\346\227\245\346\234\254\350\252\236' \343\203\206\343\202\271\343\203\210", 1, {"\346\227\245\346\234\254\350\252\236", "\343\203\206\343\202\271\343\203\210"}, 2, NULL},
-    {"'\346\227\245\346\234\254\350\252\236' \343\203\206\343\202\271\343\203\210", 2, {"'\346\227\245\346\234\254\350\252\236'", "\343\203\206\343\202\271\343\203\210"}, 2, NULL},
-    {"'\346\227\245\346\234\254\350\252\236' \343\203\206\343\202\271\343\203\210", 3, {"'\346\227\245\346\234\254\350\252\236'", "\343\203\206\343\202\271\343\203\210"}, 2, NULL},
-    {"\"\303\274n\303\257\\\"c\303\266d\303\251\"", 0, {"\303\274n\303\257\"c\303\266d\303\251"}, 1, NULL},
-    {"\"\303\274n\303\257\\\"c\303\266d\303\251\"", 1, {"\303\274n\303\257\"c\303\266d\303\251"}, 1, NULL},
-    {"\"\303\274n\303\257\\\"c\303\266d\303\251\"", 2, {"\"\303\274n\303\257\\\"", "c\303\266d\303\251\""}, 2, NULL},
-    {"\"\303\274n\303\257\\\"c\303\266d\303\251\"", 3, {"\"\303\274n\303\257\\\"", "c\303\266d\303\251\""}, 2, NULL},
-    {"emoji \360\237\230\200 \"\360\237\230\200 \360\237\230\200\"", 0, {"emoji", "\360\237\230\200", "\360\237\230\200 \360\237\230\200"}, 3, NULL},
-    {"emoji \360\237\230\200 \"\360\237\230\200 \360\237\230\200\"", 1, {"emoji", "\360\237\230\200", "\360\237\230\200 \360\237\230\200"}, 3, NULL},
-    {"emoji \360\237\230\200 \"\360\237\230\200 \360\237\230\200\"", 2, {"emoji", "\360\237\230\200", "\"\360\237\230\200 \360\237\230\200\""}, 3, NULL},
-    {"emoji \360\237\230\200 \"\360\237\230\200 \360\237\230\200\"", 3, {"emoji", "\360\237\230\200", "\"\360\237\230\200 \360\237\230\200\""}, 3, NULL},
+    {"'\346\227\245\346\234\254\350\252\236' \343\203\206\343\202\271\343\203\210",
+     0,
+     {"\346\227\245\346\234\254\350\252\236", "\343\203\206\343\202\271\343\203\210"},
+     2,
+     NULL},
+    {"'\346\227\245\346\234\254\350\252\236' \343\203\206\343\202\271\343\203\210",
+     1,
+     {"\346\227\245\346\234\254\350\252\236", "\343\203\206\343\202\271\343\203\210"},
+     2,
+     NULL},
+    {"'\346\227\245\346\234\254\350\252\236' \343\203\206\343\202\271\343\203\210",
+     2,
+     {"'\346\227\245\346\234\254\350\252\236'", "\343\203\206\343\202\271\343\203\210"},
+     2,
+     NULL},
+    {"'\346\227\245\346\234\254\350\252\236' \343\203\206\343\202\271\343\203\210",
+     3,
+     {"'\346\227\245\346\234\254\350\252\236'", "\343\203\206\343\202\271\343\203\210"},
+     2,
+     NULL},
+    {"\"\303\274n\303\257\\\"c\303\266d\303\251\"",
+     0,
+     {"\303\274n\303\257\"c\303\266d\303\251"},
+     1,
+     NULL},
+    {"\"\303\274n\303\257\\\"c\303\266d\303\251\"",
+     1,
+     {"\303\274n\303\257\"c\303\266d\303\251"},
+     1,
+     NULL},
+    {"\"\303\274n\303\257\\\"c\303\266d\303\251\"",
+     2,
+     {"\"\303\274n\303\257\\\"", "c\303\266d\303\251\""},
+     2,
+     NULL},
+    {"\"\303\274n\303\257\\\"c\303\266d\303\251\"",
+     3,
+     {"\"\303\274n\303\257\\\"", "c\303\266d\303\251\""},
+     2,
+     NULL},
+    {"emoji \360\237\230\200 \"\360\237\230\200 \360\237\230\200\"",
+     0,
+     {"emoji", "\360\237\230\200", "\360\237\230\200 \360\237\230\200"},
+     3,
+     NULL},
+    {"emoji \360\237\230\200 \"\360\237\230\200 \360\237\230\200\"",
+     1,
+     {"emoji", "\360\237\230\200", "\360\237\230\200 \360\237\230\200"},
+     3,
+     NULL},
+    {"emoji \360\237\230\200 \"\360\237\230\200 \360\237\230\200\"",
+     2,
+     {"emoji", "\360\237\230\200", "\"\360\237\230\200 \360\237\230\200\""},
+     3,
+     NULL},
+    {"emoji \360\237\230\200 \"\360\237\230\200 \360\237\230\200\"",
+     3,
+     {"emoji", "\360\237\230\200", "\"\360\237\230\200 \360\237\230\200\""},
+     3,
+     NULL},
     {"$VAR ${x} `cmd` $(sub)", 0, {"$VAR", "${x}", "`cmd`", "$(sub)"}, 4, NULL},
     {"$VAR ${x} `cmd` $(sub)", 1, {"$VAR", "${x}", "`cmd`", "$(sub)"}, 4, NULL},
     {"$VAR ${x} `cmd` $(sub)", 2, {"$VAR", "${x}", "`cmd`", "$(sub)"}, 4, NULL},
@@ -347,8 +395,9 @@ static void check_split(const struct split_case *c)
     int n = mp_shlex_split(c->input, c->flags, &argv, &why);
     if (c->n < 0) {
         if (n != MP_EINVAL || argv != NULL || why == NULL || strcmp(why, c->error) != 0)
-            th_fail(__FILE__, __LINE__, "split(\"%s\", flags=%d): expected ValueError(%s), got %d (%s)",
-                    c->input, c->flags, c->error, n, why ? why : "(null)");
+            th_fail(__FILE__, __LINE__,
+                    "split(\"%s\", flags=%d): expected ValueError(%s), got %d (%s)", c->input,
+                    c->flags, c->error, n, why ? why : "(null)");
         return;
     }
     if (n != c->n)
@@ -357,8 +406,9 @@ static void check_split(const struct split_case *c)
     CHECK(why == NULL);
     for (int i = 0; i < n; i++)
         if (strcmp(argv[i], c->words[i]) != 0)
-            th_fail(__FILE__, __LINE__, "split(\"%s\", flags=%d): word %d: expected \"%s\", got \"%s\"",
-                    c->input, c->flags, i, c->words[i], argv[i]);
+            th_fail(__FILE__, __LINE__,
+                    "split(\"%s\", flags=%d): word %d: expected \"%s\", got \"%s\"", c->input,
+                    c->flags, i, c->words[i], argv[i]);
     CHECK(argv[n] == NULL);
     free(argv);
 }
@@ -452,7 +502,8 @@ TEST(join_matches_python)
 
 TEST(quote_then_split_round_trips)
 {
-    const char *words[] = {"", "a b", "it's", "\"dq\"", "back\\slash", "tab\there", "new\nline", "ünï", "$(x)", NULL};
+    const char *words[] = {"",          "a b",       "it's", "\"dq\"", "back\\slash",
+                           "tab\there", "new\nline", "ünï",  "$(x)",   NULL};
     char *line;
     CHECK_OK(mp_shlex_join(words, &line));
     char **argv;
@@ -474,7 +525,8 @@ static char *python_split(const char *s, int comments)
                        "except ValueError as e:\n sys.stdout.buffer.write(b'E:'+str(e).encode())\n";
     const char *argv[] = {"python3", "-c", code, comments ? "1" : "0", NULL};
     mp_completed_process r;
-    int rc = mp_run(&r, argv, &(mp_run_options){.input = s, .input_len = strlen(s), .capture_output = true});
+    int rc = mp_run(&r, argv,
+                    &(mp_run_options){.input = s, .input_len = strlen(s), .capture_output = true});
     char *res = rc == 0 && r.returncode == 0 ? r.stdout_data : NULL;
     if (res != NULL)
         r.stdout_data = NULL;
@@ -484,8 +536,9 @@ static char *python_split(const char *s, int comments)
 
 TEST(split_matches_a_live_python3)
 {
-    const char *inputs[] = {"a 'b c' \"d\\\"e\" f\\ g", "x#y # z\nw", "''\"\"'' \"a\\\\b\"", "tail\\", "q'",
-                            "ünï \"cödé 😀\"", NULL};
+    const char *inputs[] = {
+        "a 'b c' \"d\\\"e\" f\\ g", "x#y # z\nw", "''\"\"'' \"a\\\\b\"", "tail\\", "q'",
+        "ünï \"cödé 😀\"",           NULL};
     for (int i = 0; inputs[i] != NULL; i++)
         for (int comments = 0; comments < 2; comments++) {
             char *want = python_split(inputs[i], comments);
@@ -545,12 +598,8 @@ TEST(split_corner_cases_match_python)
 TEST(quote_of_empty_safe_and_unsafe_strings)
 {
     const char *cases[][2] = {
-        {"", "''"},
-        {"abc-_@%+=:,./", "abc-_@%+=:,./"},
-        {"a b", "'a b'"},
-        {"'", "''\"'\"''"},
-        {"a!", "'a!'"},
-        {"\xc3\xa9", "'\xc3\xa9'"}, /* non-ASCII is not safe (re.ASCII) */
+        {"", "''"},     {"abc-_@%+=:,./", "abc-_@%+=:,./"}, {"a b", "'a b'"}, {"'", "''\"'\"''"},
+        {"a!", "'a!'"}, {"\xc3\xa9", "'\xc3\xa9'"}, /* non-ASCII is not safe (re.ASCII) */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *q = NULL;
@@ -563,7 +612,8 @@ TEST(quote_of_empty_safe_and_unsafe_strings)
 TEST(split_refuses_input_longer_than_int_max)
 {
     size_t len = (size_t)INT_MAX + 1;
-    char *s = mmap(NULL, len + 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    char *s = mmap(NULL, len + 1, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     CHECK(s != MAP_FAILED);
     memset(s, 'a', len); /* one word, but the count must fit the int returned */
     char **out = (char **)1;

@@ -91,7 +91,8 @@ TEST(stdout_goes_to_given_descriptor)
     CHECK(pipe2(fd, O_CLOEXEC) == 0);
     const char *argv[] = {"echo", "via fd", NULL};
     int code = -1;
-    CHECK_OK(mp_call(argv, &(mp_popen_options){.stdout_mode = MP_FD, .stdout_fd = fd[1]}, -1, &code));
+    CHECK_OK(
+        mp_call(argv, &(mp_popen_options){.stdout_mode = MP_FD, .stdout_fd = fd[1]}, -1, &code));
     CHECK_EQ(0, code);
     close(fd[1]);
     char buf[64] = {0};
@@ -106,8 +107,8 @@ TEST(stdin_from_given_descriptor)
     CHECK(pipe2(fd, O_CLOEXEC) == 0);
     CHECK_EQ(4, write(fd[1], "abc\n", 4));
     close(fd[1]);
-    mp_completed_process r = run_helper("cat", NULL, NULL,
-                                        &(mp_run_options){.popen.stdin_mode = MP_FD, .popen.stdin_fd = fd[0]});
+    mp_completed_process r = run_helper(
+        "cat", NULL, NULL, &(mp_run_options){.popen.stdin_mode = MP_FD, .popen.stdin_fd = fd[0]});
     CHECK_STR("abc\n", r.stdout_data);
     mp_completed_process_free(&r);
     close(fd[0]);
@@ -115,7 +116,8 @@ TEST(stdin_from_given_descriptor)
 
 TEST(devnull_stdin_reads_end_of_file)
 {
-    mp_completed_process r = run_helper("cat", NULL, NULL, &(mp_run_options){.popen.stdin_mode = MP_DEVNULL});
+    mp_completed_process r =
+        run_helper("cat", NULL, NULL, &(mp_run_options){.popen.stdin_mode = MP_DEVNULL});
     CHECK_STR("", r.stdout_data);
     mp_completed_process_free(&r);
 }
@@ -124,7 +126,9 @@ TEST(devnull_stdout_discards_output)
 {
     const char *argv[] = {helper(), "both", "100000", NULL};
     mp_completed_process r;
-    CHECK_OK(mp_run(&r, argv, &(mp_run_options){.popen.stdout_mode = MP_DEVNULL, .popen.stderr_mode = MP_PIPE}));
+    CHECK_OK(
+        mp_run(&r, argv,
+               &(mp_run_options){.popen.stdout_mode = MP_DEVNULL, .popen.stderr_mode = MP_PIPE}));
     CHECK_EQ(0, r.returncode);
     CHECK(r.stdout_data == NULL);
     CHECK_EQ(100000, r.stderr_len);
@@ -135,8 +139,10 @@ TEST(stderr_into_stdout_merges_both)
 {
     const char *argv[] = {"echo hello; echo world >&2", NULL};
     mp_completed_process r;
-    CHECK_OK(mp_run(&r, argv, &(mp_run_options){.popen = {.shell = true, .stdout_mode = MP_PIPE,
-                                                           .stderr_mode = MP_STDOUT}}));
+    CHECK_OK(
+        mp_run(&r, argv,
+               &(mp_run_options){
+                   .popen = {.shell = true, .stdout_mode = MP_PIPE, .stderr_mode = MP_STDOUT}}));
     CHECK_STR("hello\nworld\n", r.stdout_data);
     CHECK(r.stderr_data == NULL);
     mp_completed_process_free(&r);
@@ -156,7 +162,8 @@ TEST(popen_pipes_can_be_streamed_directly)
 {
     const char *argv[] = {helper(), "cat", NULL};
     mp_popen *p;
-    CHECK_OK(mp_popen_new(&p, argv, &(mp_popen_options){.stdin_mode = MP_PIPE, .stdout_mode = MP_PIPE}));
+    CHECK_OK(
+        mp_popen_new(&p, argv, &(mp_popen_options){.stdin_mode = MP_PIPE, .stdout_mode = MP_PIPE}));
     CHECK(mp_popen_stdin(p) >= 0);
     CHECK(mp_popen_stdout(p) >= 0);
     CHECK_EQ(-1, mp_popen_stderr(p));
@@ -179,8 +186,10 @@ TEST(pipeline_feeds_one_child_from_another)
     const char *consumer[] = {"wc", "-c", NULL};
     mp_popen *p1, *p2;
     CHECK_OK(mp_popen_new(&p1, producer, &(mp_popen_options){.stdout_mode = MP_PIPE}));
-    CHECK_OK(mp_popen_new(&p2, consumer, &(mp_popen_options){.stdin_mode = MP_FD, .stdin_fd = mp_popen_stdout(p1),
-                                                             .stdout_mode = MP_PIPE}));
+    CHECK_OK(mp_popen_new(&p2, consumer,
+                          &(mp_popen_options){.stdin_mode = MP_FD,
+                                              .stdin_fd = mp_popen_stdout(p1),
+                                              .stdout_mode = MP_PIPE}));
     CHECK_OK(mp_popen_close_stdout(p1));
     CHECK_EQ(-1, mp_popen_stdout(p1));
     CHECK_OK(mp_popen_close_stdout(p1));
@@ -206,8 +215,10 @@ TEST(communicate_moves_megabytes_both_ways_without_deadlock)
         in[i] = (char)(i * 131 + (i >> 12));
     const char *argv[] = {helper(), "echo-both", NULL};
     mp_popen *p;
-    CHECK_OK(mp_popen_new(&p, argv, &(mp_popen_options){.stdin_mode = MP_PIPE, .stdout_mode = MP_PIPE,
-                                                        .stderr_mode = MP_PIPE}));
+    CHECK_OK(mp_popen_new(&p, argv,
+                          &(mp_popen_options){.stdin_mode = MP_PIPE,
+                                              .stdout_mode = MP_PIPE,
+                                              .stderr_mode = MP_PIPE}));
     char *out, *err;
     size_t out_len, err_len;
     CHECK_OK(mp_popen_communicate(p, in, n, -1, &out, &out_len, &err, &err_len));
@@ -253,8 +264,9 @@ TEST(communicate_resumes_input_after_timeout)
         in[i] = (char)('A' + i % 23);
     const char *argv[] = {"sleep 0.5; cat", NULL};
     mp_popen *p;
-    CHECK_OK(mp_popen_new(&p, argv, &(mp_popen_options){.shell = true, .stdin_mode = MP_PIPE,
-                                                        .stdout_mode = MP_PIPE}));
+    CHECK_OK(mp_popen_new(
+        &p, argv,
+        &(mp_popen_options){.shell = true, .stdin_mode = MP_PIPE, .stdout_mode = MP_PIPE}));
     CHECK_RC(MP_ETIMEDOUT, mp_popen_communicate(p, in, n, 100, NULL, NULL, NULL, NULL));
     char *out;
     size_t len;
@@ -290,7 +302,8 @@ TEST(communicate_with_child_that_closes_stdin_early)
     char *in = calloc(1, n);
     const char *argv[] = {helper(), "closein", "100", NULL};
     mp_popen *p;
-    CHECK_OK(mp_popen_new(&p, argv, &(mp_popen_options){.stdin_mode = MP_PIPE, .stdout_mode = MP_PIPE}));
+    CHECK_OK(
+        mp_popen_new(&p, argv, &(mp_popen_options){.stdin_mode = MP_PIPE, .stdout_mode = MP_PIPE}));
     char *out;
     CHECK_OK(mp_popen_communicate(p, in, n, -1, &out, NULL, NULL, NULL));
     CHECK_STR("closed\n", out);
@@ -305,8 +318,9 @@ TEST(communicate_survives_child_killed_mid_transfer)
     char *in = calloc(1, n);
     const char *argv[] = {"head -c 1000; kill -9 $$", NULL};
     mp_popen *p;
-    CHECK_OK(mp_popen_new(&p, argv, &(mp_popen_options){.shell = true, .stdin_mode = MP_PIPE,
-                                                        .stdout_mode = MP_PIPE}));
+    CHECK_OK(mp_popen_new(
+        &p, argv,
+        &(mp_popen_options){.shell = true, .stdin_mode = MP_PIPE, .stdout_mode = MP_PIPE}));
     char *out;
     size_t len;
     CHECK_OK(mp_popen_communicate(p, in, n, -1, &out, &len, NULL, NULL));
@@ -432,7 +446,8 @@ TEST(missing_cwd_is_enoent_with_the_directory)
 {
     const char *argv[] = {helper(), "pwd", NULL};
     mp_popen *p;
-    CHECK_RC(MP_ENOENT, mp_popen_new(&p, argv, &(mp_popen_options){.cwd = "/nonexistent-mproc-dir"}));
+    CHECK_RC(MP_ENOENT,
+             mp_popen_new(&p, argv, &(mp_popen_options){.cwd = "/nonexistent-mproc-dir"}));
     CHECK_STR("No such file or directory: '/nonexistent-mproc-dir'", mp_popen_message(p));
     mp_popen_destroy(p);
     CHECK(no_children_left());
@@ -443,9 +458,10 @@ TEST(a_thousand_failed_spawns_leave_nothing_behind)
     const char *argv[] = {"nosuchcmd-mproc", NULL};
     for (int i = 0; i < 1000; i++) {
         mp_popen *p;
-        CHECK_RC(MP_ENOENT, mp_popen_new(&p, argv, &(mp_popen_options){.stdin_mode = MP_PIPE,
-                                                                       .stdout_mode = MP_PIPE,
-                                                                       .stderr_mode = MP_DEVNULL}));
+        CHECK_RC(MP_ENOENT, mp_popen_new(&p, argv,
+                                         &(mp_popen_options){.stdin_mode = MP_PIPE,
+                                                             .stdout_mode = MP_PIPE,
+                                                             .stderr_mode = MP_DEVNULL}));
         mp_popen_destroy(p);
     }
     CHECK(no_children_left()); /* the harness also checks descriptors */
@@ -459,9 +475,11 @@ TEST(closed_pass_fd_is_ebadf_before_any_spawn)
     close(fd[1]);
     const char *argv[] = {helper(), "fds", NULL};
     mp_popen *p;
-    CHECK_RC(MP_EBADF, mp_popen_new(&p, argv, &(mp_popen_options){.pass_fds = &fd[1], .n_pass_fds = 1}));
+    CHECK_RC(MP_EBADF,
+             mp_popen_new(&p, argv, &(mp_popen_options){.pass_fds = &fd[1], .n_pass_fds = 1}));
     CHECK(p == NULL);
-    CHECK_RC(MP_EBADF, mp_popen_new(&p, argv, &(mp_popen_options){.stdout_mode = MP_FD, .stdout_fd = fd[0]}));
+    CHECK_RC(MP_EBADF,
+             mp_popen_new(&p, argv, &(mp_popen_options){.stdout_mode = MP_FD, .stdout_fd = fd[0]}));
     CHECK(p == NULL);
     CHECK(no_children_left());
 }
@@ -481,8 +499,9 @@ static int umask_preexec(void *arg)
 TEST(preexec_runs_in_the_child_before_exec)
 {
     mode_t m = 0027;
-    mp_completed_process r = run_helper("umask", NULL, NULL,
-                                        &(mp_run_options){.popen = {.preexec = umask_preexec, .preexec_arg = &m}});
+    mp_completed_process r =
+        run_helper("umask", NULL, NULL,
+                   &(mp_run_options){.popen = {.preexec = umask_preexec, .preexec_arg = &m}});
     CHECK_STR("027\n", r.stdout_data);
     mp_completed_process_free(&r);
 }
@@ -507,16 +526,20 @@ TEST(bad_arguments_are_einval)
     CHECK(p == NULL);
     CHECK_RC(MP_EINVAL, mp_popen_new(&p, empty, NULL));
     CHECK_RC(MP_EINVAL, mp_popen_new(&p, argv, &(mp_popen_options){.stdout_mode = MP_STDOUT}));
-    CHECK_RC(MP_EINVAL, mp_popen_new(&p, argv, &(mp_popen_options){.stdin_mode = MP_FD, .stdin_fd = -1}));
+    CHECK_RC(MP_EINVAL,
+             mp_popen_new(&p, argv, &(mp_popen_options){.stdin_mode = MP_FD, .stdin_fd = -1}));
     CHECK_RC(MP_EINVAL, mp_popen_new(&p, argv, &(mp_popen_options){.stderr_mode = (mp_stdio)42}));
     int bad = -3;
-    CHECK_RC(MP_EINVAL, mp_popen_new(&p, argv, &(mp_popen_options){.pass_fds = &bad, .n_pass_fds = 1}));
+    CHECK_RC(MP_EINVAL,
+             mp_popen_new(&p, argv, &(mp_popen_options){.pass_fds = &bad, .n_pass_fds = 1}));
     mp_completed_process r;
-    CHECK_RC(MP_EINVAL, mp_run(&r, argv, &(mp_run_options){.capture_output = true,
-                                                           .popen.stdout_mode = MP_DEVNULL}));
+    CHECK_RC(MP_EINVAL,
+             mp_run(&r, argv,
+                    &(mp_run_options){.capture_output = true, .popen.stdout_mode = MP_DEVNULL}));
     mp_completed_process_free(&r);
-    CHECK_RC(MP_EINVAL, mp_run(&r, argv, &(mp_run_options){.input = "x", .input_len = 1,
-                                                           .popen.stdin_mode = MP_DEVNULL}));
+    CHECK_RC(MP_EINVAL, mp_run(&r, argv,
+                               &(mp_run_options){
+                                   .input = "x", .input_len = 1, .popen.stdin_mode = MP_DEVNULL}));
     mp_completed_process_free(&r);
     CHECK_RC(MP_EINVAL, mp_run(NULL, argv, NULL));
     CHECK_RC(MP_EINVAL, mp_popen_wait(NULL, -1, NULL));
@@ -531,7 +554,8 @@ TEST(bad_arguments_are_einval)
 TEST(empty_env_gives_the_child_no_variables)
 {
     const char *empty[] = {NULL};
-    mp_completed_process r = run_helper("envcount", NULL, NULL, &(mp_run_options){.popen.env = empty});
+    mp_completed_process r =
+        run_helper("envcount", NULL, NULL, &(mp_run_options){.popen.env = empty});
     CHECK_STR("0\n", r.stdout_data);
     mp_completed_process_free(&r);
 }
@@ -540,7 +564,8 @@ TEST(env_extra_adds_to_the_parent_environment)
 {
     setenv("MPROC_TEST_KEEP", "kept", 1);
     const char *extra[] = {"MPROC_TEST_NEW=added", NULL};
-    mp_completed_process r = run_helper("env", "MPROC_TEST_NEW", NULL, &(mp_run_options){.popen.env_extra = extra});
+    mp_completed_process r =
+        run_helper("env", "MPROC_TEST_NEW", NULL, &(mp_run_options){.popen.env_extra = extra});
     CHECK_STR("added\n", r.stdout_data);
     mp_completed_process_free(&r);
     r = run_helper("env", "MPROC_TEST_KEEP", NULL, &(mp_run_options){.popen.env_extra = extra});
@@ -552,10 +577,12 @@ TEST(env_extra_overrides_a_variable_of_env)
 {
     const char *env[] = {"A=1", "B=2", NULL};
     const char *extra[] = {"B=3", NULL};
-    mp_completed_process r = run_helper("env", "B", NULL, &(mp_run_options){.popen = {.env = env, .env_extra = extra}});
+    mp_completed_process r =
+        run_helper("env", "B", NULL, &(mp_run_options){.popen = {.env = env, .env_extra = extra}});
     CHECK_STR("3\n", r.stdout_data);
     mp_completed_process_free(&r);
-    r = run_helper("envcount", NULL, NULL, &(mp_run_options){.popen = {.env = env, .env_extra = extra}});
+    r = run_helper("envcount", NULL, NULL,
+                   &(mp_run_options){.popen = {.env = env, .env_extra = extra}});
     CHECK_STR("2\n", r.stdout_data);
     mp_completed_process_free(&r);
 }
@@ -564,7 +591,8 @@ TEST(env_extra_name_without_value_removes_the_variable)
 {
     setenv("MPROC_TEST_GONE", "here", 1);
     const char *extra[] = {"MPROC_TEST_GONE", NULL};
-    mp_completed_process r = run_helper("env", "MPROC_TEST_GONE", NULL, &(mp_run_options){.popen.env_extra = extra});
+    mp_completed_process r =
+        run_helper("env", "MPROC_TEST_GONE", NULL, &(mp_run_options){.popen.env_extra = extra});
     CHECK_STR("(unset)\n", r.stdout_data);
     mp_completed_process_free(&r);
 }
@@ -603,7 +631,8 @@ TEST(executable_replaces_the_program_but_not_argv0)
 {
     const char *argv[] = {"myname", "argv", NULL};
     mp_completed_process r;
-    CHECK_OK(mp_run(&r, argv, &(mp_run_options){.capture_output = true, .popen.executable = helper()}));
+    CHECK_OK(
+        mp_run(&r, argv, &(mp_run_options){.capture_output = true, .popen.executable = helper()}));
     CHECK_STR("myname\nargv\n", r.stdout_data);
     mp_completed_process_free(&r);
 }
@@ -631,7 +660,8 @@ TEST(close_fds_default_closes_inheritable_descriptors)
     CHECK(fd >= 10);
     mp_completed_process r = run_helper("fds", NULL, NULL, NULL);
     CHECK(!fd_list_has(r.stdout_data, fd));
-    CHECK(fd_list_has(r.stdout_data, 0) && fd_list_has(r.stdout_data, 1) && fd_list_has(r.stdout_data, 2));
+    CHECK(fd_list_has(r.stdout_data, 0) && fd_list_has(r.stdout_data, 1) &&
+          fd_list_has(r.stdout_data, 2));
     mp_completed_process_free(&r);
     r = run_helper("fds", NULL, NULL, &(mp_run_options){.popen.keep_fds = true});
     CHECK(fd_list_has(r.stdout_data, fd));
@@ -644,7 +674,8 @@ TEST(pass_fds_keeps_descriptors_open_in_the_child)
     int a[2], b[2];
     CHECK(pipe2(a, O_CLOEXEC) == 0 && pipe2(b, O_CLOEXEC) == 0);
     int pass[] = {b[1], a[0]};
-    mp_completed_process r = run_helper("fds", NULL, NULL, &(mp_run_options){.popen = {.pass_fds = pass, .n_pass_fds = 2}});
+    mp_completed_process r = run_helper(
+        "fds", NULL, NULL, &(mp_run_options){.popen = {.pass_fds = pass, .n_pass_fds = 2}});
     CHECK(fd_list_has(r.stdout_data, a[0]));
     CHECK(fd_list_has(r.stdout_data, b[1]));
     CHECK(!fd_list_has(r.stdout_data, a[1]));
@@ -673,8 +704,9 @@ static int closed_stdio_child(void *arg)
     close(2);
     const char *argv[] = {h, "cat", NULL};
     mp_popen *p;
-    if (mp_popen_new(&p, argv, &(mp_popen_options){.stdin_mode = MP_PIPE, .stdout_mode = MP_PIPE,
-                                                    .stderr_mode = MP_PIPE}))
+    if (mp_popen_new(&p, argv,
+                     &(mp_popen_options){
+                         .stdin_mode = MP_PIPE, .stdout_mode = MP_PIPE, .stderr_mode = MP_PIPE}))
         return 10;
     char *out = NULL, *err = NULL;
     if (mp_popen_communicate(p, "through\n", 8, 20000, &out, NULL, &err, NULL))
@@ -705,8 +737,9 @@ static int swapped_stdio_child(void *arg)
     close(out[1]);
     const char *argv[] = {h, "cat", NULL};
     mp_popen *p;
-    if (mp_popen_new(&p, argv, &(mp_popen_options){.stdin_mode = MP_FD, .stdin_fd = 1,
-                                                    .stdout_mode = MP_FD, .stdout_fd = 0}))
+    if (mp_popen_new(&p, argv,
+                     &(mp_popen_options){
+                         .stdin_mode = MP_FD, .stdin_fd = 1, .stdout_mode = MP_FD, .stdout_fd = 0}))
         return 12;
     close(0);
     close(1);
@@ -730,7 +763,8 @@ TEST(works_when_the_parent_stdio_is_swapped)
 
 TEST(start_new_session_gives_a_new_session_id)
 {
-    mp_completed_process r = run_helper("sid", NULL, NULL, &(mp_run_options){.popen.start_new_session = true});
+    mp_completed_process r =
+        run_helper("sid", NULL, NULL, &(mp_run_options){.popen.start_new_session = true});
     int sid, pgid, pid;
     CHECK_EQ(3, sscanf(r.stdout_data, "%d %d %d", &sid, &pgid, &pid));
     CHECK_EQ(pid, sid);
@@ -744,7 +778,8 @@ TEST(start_new_session_gives_a_new_session_id)
 
 TEST(process_group_zero_makes_the_child_a_group_leader)
 {
-    mp_completed_process r = run_helper("sid", NULL, NULL, &(mp_run_options){.popen.set_process_group = true});
+    mp_completed_process r =
+        run_helper("sid", NULL, NULL, &(mp_run_options){.popen.set_process_group = true});
     int sid, pgid, pid;
     CHECK_EQ(3, sscanf(r.stdout_data, "%d %d %d", &sid, &pgid, &pid));
     CHECK_EQ(pid, pgid);
@@ -754,7 +789,8 @@ TEST(process_group_zero_makes_the_child_a_group_leader)
 
 TEST(umask_is_set_in_the_child)
 {
-    mp_completed_process r = run_helper("umask", NULL, NULL, &(mp_run_options){.popen = {.set_umask = true, .umask = 0077}});
+    mp_completed_process r = run_helper(
+        "umask", NULL, NULL, &(mp_run_options){.popen = {.set_umask = true, .umask = 0077}});
     CHECK_STR("077\n", r.stdout_data);
     mp_completed_process_free(&r);
 }
@@ -910,7 +946,8 @@ TEST(run_feeds_input_to_the_child)
     const char *argv[] = {"sort", NULL};
     mp_completed_process r;
     const char *in = "pear\napple\nfig\n";
-    CHECK_OK(mp_run(&r, argv, &(mp_run_options){.input = in, .input_len = strlen(in), .capture_output = true}));
+    CHECK_OK(mp_run(
+        &r, argv, &(mp_run_options){.input = in, .input_len = strlen(in), .capture_output = true}));
     CHECK_STR("apple\nfig\npear\n", r.stdout_data);
     mp_completed_process_free(&r);
 }
@@ -919,12 +956,14 @@ TEST(run_check_reports_nonzero_exit_with_the_result)
 {
     const char *argv[] = {"echo partial; exit 3", NULL};
     mp_completed_process r;
-    CHECK_RC(MP_ENONZERO, mp_run(&r, argv, &(mp_run_options){.check = true, .capture_output = true,
-                                                             .popen.shell = true}));
+    CHECK_RC(MP_ENONZERO,
+             mp_run(&r, argv,
+                    &(mp_run_options){.check = true, .capture_output = true, .popen.shell = true}));
     CHECK_EQ(3, r.returncode);
     CHECK_STR("partial\n", r.stdout_data);
     mp_completed_process_free(&r);
-    CHECK_OK(mp_run(&r, argv, &(mp_run_options){.popen.shell = true, .popen.stdout_mode = MP_DEVNULL}));
+    CHECK_OK(
+        mp_run(&r, argv, &(mp_run_options){.popen.shell = true, .popen.stdout_mode = MP_DEVNULL}));
     CHECK_EQ(3, r.returncode);
     mp_completed_process_free(&r);
 }
@@ -935,7 +974,8 @@ TEST(run_timeout_kills_the_child_and_keeps_partial_output)
     mp_completed_process r;
     uint64_t t0 = th_now_ms();
     /* Long enough for the child to print part1 even on a loaded machine. */
-    CHECK_RC(MP_ETIMEDOUT, mp_run(&r, argv, &(mp_run_options){.capture_output = true, .timeout_ms = 1500}));
+    CHECK_RC(MP_ETIMEDOUT,
+             mp_run(&r, argv, &(mp_run_options){.capture_output = true, .timeout_ms = 1500}));
     CHECK(th_now_ms() - t0 >= 1490);
     CHECK(th_now_ms() - t0 < 15000);
     CHECK_STR("part1\n", r.stdout_data);
@@ -983,10 +1023,12 @@ TEST(check_output_returns_stdout)
     CHECK_EQ(4, len);
     free(out);
     const char *fail[] = {"echo gone; exit 2", NULL};
-    CHECK_RC(MP_ENONZERO, mp_check_output(fail, &(mp_run_options){.popen.shell = true}, &out, NULL));
+    CHECK_RC(MP_ENONZERO,
+             mp_check_output(fail, &(mp_run_options){.popen.shell = true}, &out, NULL));
     CHECK_STR("gone\n", out);
     free(out);
-    CHECK_RC(MP_EINVAL, mp_check_output(argv, &(mp_run_options){.popen.stdout_mode = MP_PIPE}, &out, NULL));
+    CHECK_RC(MP_EINVAL,
+             mp_check_output(argv, &(mp_run_options){.popen.stdout_mode = MP_PIPE}, &out, NULL));
     CHECK(out == NULL);
 }
 
@@ -1066,7 +1108,8 @@ TEST(concurrent_spawns_from_threads_keep_their_pipes_apart)
 static int permuted_stdio_child(void *arg)
 {
     (void)arg;
-    static const int perms[6][3] = {{0, 1, 2}, {0, 2, 1}, {1, 0, 2}, {1, 2, 0}, {2, 0, 1}, {2, 1, 0}};
+    static const int perms[6][3] = {{0, 1, 2}, {0, 2, 1}, {1, 0, 2},
+                                    {1, 2, 0}, {2, 0, 1}, {2, 1, 0}};
     const char *argv[] = {"cat; echo err >&2", NULL};
     for (int k = 0; k < 6; k++) {
         const int *pm = perms[k];
@@ -1079,15 +1122,21 @@ static int permuted_stdio_child(void *arg)
         if (pwrite(pm[0], "in-data\n", 8, 0) != 8)
             return 11;
         mp_popen *p;
-        if (mp_popen_new(&p, argv, &(mp_popen_options){.shell = true, .stdin_mode = MP_FD, .stdin_fd = pm[0],
-                                                        .stdout_mode = MP_FD, .stdout_fd = pm[1],
-                                                        .stderr_mode = MP_FD, .stderr_fd = pm[2]}))
+        if (mp_popen_new(&p, argv,
+                         &(mp_popen_options){.shell = true,
+                                             .stdin_mode = MP_FD,
+                                             .stdin_fd = pm[0],
+                                             .stdout_mode = MP_FD,
+                                             .stdout_fd = pm[1],
+                                             .stderr_mode = MP_FD,
+                                             .stderr_fd = pm[2]}))
             return 12;
         int code = -1;
         mp_popen_wait(p, -1, &code);
         mp_popen_destroy(p);
         char out[32] = {0}, err[32] = {0};
-        if (code != 0 || pread(pm[1], out, sizeof out - 1, 0) < 0 || pread(pm[2], err, sizeof err - 1, 0) < 0)
+        if (code != 0 || pread(pm[1], out, sizeof out - 1, 0) < 0 ||
+            pread(pm[2], err, sizeof err - 1, 0) < 0)
             return 13;
         if (strcmp(out, "in-data\n") != 0 || strcmp(err, "err\n") != 0)
             return 20 + k;
@@ -1100,7 +1149,10 @@ TEST(every_permutation_of_the_parent_stdio_reaches_the_right_stream)
     CHECK_EQ(0, th_wait(th_fork(permuted_stdio_child, NULL)));
 }
 
-static void on_alarm(int sig) { (void)sig; }
+static void on_alarm(int sig)
+{
+    (void)sig;
+}
 
 TEST(communicate_and_wait_resume_after_signals)
 {
@@ -1148,12 +1200,13 @@ TEST(concurrent_waits_all_get_the_real_returncode)
      * report the child's status, not the 255 of a lost status. */
     const char *argv[] = {helper(), "cat", NULL};
     mp_popen *p;
-    CHECK_OK(mp_popen_new(&p, argv, &(mp_popen_options){.stdin_mode = MP_PIPE, .stdout_mode = MP_DEVNULL}));
+    CHECK_OK(mp_popen_new(&p, argv,
+                          &(mp_popen_options){.stdin_mode = MP_PIPE, .stdout_mode = MP_DEVNULL}));
     struct waiter w[3] = {{.p = p}, {.p = p}, {.p = p}};
     pthread_t t[3];
     for (int i = 0; i < 3; i++)
         CHECK(pthread_create(&t[i], NULL, wait_forever, &w[i]) == 0);
-    th_sleep_ms(200); /* let them block in their waits */
+    th_sleep_ms(200);                  /* let them block in their waits */
     CHECK_OK(mp_popen_close_stdin(p)); /* cat sees end-of-file and exits 0 */
     for (int i = 0; i < 3; i++) {
         CHECK(pthread_join(t[i], NULL) == 0);
@@ -1297,7 +1350,8 @@ TEST(resumed_communicate_refuses_input_other_than_the_first)
      * dropped (stdin already closed) or cut short would lose data unnoticed. */
     const char *argv[] = {helper(), "sleep", "20000", NULL};
     mp_popen *p;
-    CHECK_OK(mp_popen_new(&p, argv, &(mp_popen_options){.stdin_mode = MP_PIPE, .stdout_mode = MP_PIPE}));
+    CHECK_OK(
+        mp_popen_new(&p, argv, &(mp_popen_options){.stdin_mode = MP_PIPE, .stdout_mode = MP_PIPE}));
     CHECK_RC(MP_ETIMEDOUT, mp_popen_communicate(p, NULL, 0, 50, NULL, NULL, NULL, NULL));
     CHECK_RC(MP_EINVAL, mp_popen_communicate(p, "late", 4, 0, NULL, NULL, NULL, NULL));
     CHECK_RC(MP_ETIMEDOUT, mp_popen_communicate(p, NULL, 0, 0, NULL, NULL, NULL, NULL));
@@ -1307,8 +1361,9 @@ TEST(resumed_communicate_refuses_input_other_than_the_first)
 
     /* A longer input than the interrupted call's is refused too. */
     const char *cat[] = {"sleep 0.3; cat", NULL};
-    CHECK_OK(mp_popen_new(&p, cat, &(mp_popen_options){.shell = true, .stdin_mode = MP_PIPE,
-                                                       .stdout_mode = MP_PIPE}));
+    CHECK_OK(mp_popen_new(
+        &p, cat,
+        &(mp_popen_options){.shell = true, .stdin_mode = MP_PIPE, .stdout_mode = MP_PIPE}));
     CHECK_RC(MP_ETIMEDOUT, mp_popen_communicate(p, "abc", 3, 0, NULL, NULL, NULL, NULL));
     CHECK_RC(MP_EINVAL, mp_popen_communicate(p, "abcdef", 6, -1, NULL, NULL, NULL, NULL));
     char *out;
@@ -1351,7 +1406,8 @@ TEST(empty_path_entry_is_the_current_directory)
 {
     const char *dir = getenv("MPROC_TEST_HELPERS");
     const char *argv[] = {"subprocess_helper", "exit", "9", NULL};
-    const char *paths[] = {"PATH=", "PATH=/nonexistent:", "PATH=:/nonexistent", "PATH=/nonexistent::/x"};
+    const char *paths[] = {"PATH=", "PATH=/nonexistent:", "PATH=:/nonexistent",
+                           "PATH=/nonexistent::/x"};
     for (size_t i = 0; i < sizeof paths / sizeof *paths; i++) {
         const char *env[] = {paths[i], NULL};
         int code = -1;
@@ -1366,8 +1422,10 @@ TEST(communicate_after_the_streams_were_read_or_closed)
 {
     const char *argv[] = {helper(), "echo-both", NULL};
     mp_popen *p;
-    CHECK_OK(mp_popen_new(&p, argv, &(mp_popen_options){.stdin_mode = MP_PIPE, .stdout_mode = MP_PIPE,
-                                                        .stderr_mode = MP_PIPE}));
+    CHECK_OK(mp_popen_new(&p, argv,
+                          &(mp_popen_options){.stdin_mode = MP_PIPE,
+                                              .stdout_mode = MP_PIPE,
+                                              .stderr_mode = MP_PIPE}));
     /* Read stdout directly to its end, close stderr unread. */
     CHECK(write(mp_popen_stdin(p), "xy\n", 3) == 3);
     CHECK_OK(mp_popen_close_stdin(p));
@@ -1467,7 +1525,8 @@ TEST(spawn_does_not_wait_for_children_forked_meanwhile_by_other_threads)
     int spawns = 0;
     while (!atomic_load(&holders_forked)) {
         mp_popen *p;
-        CHECK_OK(mp_popen_new(&p, argv, &(mp_popen_options){.preexec = spawns % 2 ? preexec_ok : NULL}));
+        CHECK_OK(
+            mp_popen_new(&p, argv, &(mp_popen_options){.preexec = spawns % 2 ? preexec_ok : NULL}));
         CHECK_OK(mp_popen_wait(p, -1, NULL));
         mp_popen_destroy(p);
         spawns++;

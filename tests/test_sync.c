@@ -15,8 +15,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "harness.h"
 #include "core/arena.h"
+#include "harness.h"
 #include "sync/sync.h"
 
 /* Memory every process of a test shares (allocated before the forks). */
@@ -525,7 +525,10 @@ TEST(destroy_in_a_process_given_the_creators_pid_is_a_no_op)
     CHECK_EQ(0, th_with_reused_pid(create_all_in_c, destroy_all_in_e, NULL, NULL));
 }
 
-static void on_signal(int sig) { (void)sig; }
+static void on_signal(int sig)
+{
+    (void)sig;
+}
 
 TEST(lock_timed_acquire_keeps_its_deadline_across_signals)
 {
@@ -614,8 +617,14 @@ TEST(rlock_is_recursive_and_counts)
     mp_rlock_destroy(r);
 }
 
-static void *try_rlock(void *arg) { return (void *)(intptr_t)mp_rlock_acquire(arg, 0); }
-static void *release_rlock(void *arg) { return (void *)(intptr_t)mp_rlock_release(arg); }
+static void *try_rlock(void *arg)
+{
+    return (void *)(intptr_t)mp_rlock_acquire(arg, 0);
+}
+static void *release_rlock(void *arg)
+{
+    return (void *)(intptr_t)mp_rlock_release(arg);
+}
 
 TEST(rlock_other_thread_can_neither_take_nor_release_it)
 {
@@ -845,7 +854,10 @@ TEST(semaphore_limits_concurrency_across_processes)
 
 /* ---- Condition ----------------------------------------------------------- */
 
-static bool flag_is_set(void *arg) { return atomic_load(&((struct shared *)arg)->flag) != 0; }
+static bool flag_is_set(void *arg)
+{
+    return atomic_load(&((struct shared *)arg)->flag) != 0;
+}
 
 TEST(condition_wait_and_notify_need_the_lock)
 {
@@ -1028,7 +1040,10 @@ static int kill_after_go(void *arg)
 }
 
 /* A waiter that goes on only with a ticket (s->plain, under the condition's lock). */
-static bool ticket_available(void *arg) { return ((struct shared *)arg)->plain > 0; }
+static bool ticket_available(void *arg)
+{
+    return ((struct shared *)arg)->plain > 0;
+}
 
 static int take_ticket(void *arg)
 {
@@ -1064,7 +1079,7 @@ TEST(condition_notify_n_wakes_that_many_waiters)
         pids[i] = th_fork(take_ticket, s);
     wait_for_value(&s->counter, WAITERS);
     CHECK_OK(mp_condition_acquire(s->cond, -1)); /* every waiter is in its wait now */
-    CHECK_OK(mp_condition_notify(s->cond, 0)); /* wakes nobody */
+    CHECK_OK(mp_condition_notify(s->cond, 0));   /* wakes nobody */
     s->plain += 2;
     CHECK_OK(mp_condition_notify(s->cond, 2));
     CHECK_OK(mp_condition_release(s->cond));
@@ -1260,7 +1275,8 @@ static int last_party_ran_action(void *arg)
 TEST(barrier_action_runs_once_in_the_last_arriving_party)
 {
     struct shared *s = shared_new();
-    CHECK_OK(mp_barrier_new(&s->barrier, 3, &(mp_barrier_options){.action = record_action, .action_arg = s}));
+    CHECK_OK(mp_barrier_new(&s->barrier, 3,
+                            &(mp_barrier_options){.action = record_action, .action_arg = s}));
     int pids[2];
     for (int i = 0; i < 2; i++)
         pids[i] = th_fork(last_party_ran_action, s);
@@ -1287,7 +1303,8 @@ static int many_rounds(void *arg)
 TEST(barrier_many_rounds_across_processes)
 {
     struct shared *s = shared_new();
-    CHECK_OK(mp_barrier_new(&s->barrier, 3, &(mp_barrier_options){.action = count_action, .action_arg = s}));
+    CHECK_OK(mp_barrier_new(&s->barrier, 3,
+                            &(mp_barrier_options){.action = count_action, .action_arg = s}));
     int pids[2];
     for (int i = 0; i < 2; i++)
         pids[i] = th_fork(many_rounds, s);
@@ -1484,7 +1501,10 @@ static void *race_resets_and_aborts(void *arg)
     return NULL;
 }
 
-static void *race_one_wait(void *arg) { return (void *)(intptr_t)mp_barrier_wait(arg, 20000); }
+static void *race_one_wait(void *arg)
+{
+    return (void *)(intptr_t)mp_barrier_wait(arg, 20000);
+}
 
 /* Waits with and without timeouts, resets and aborts, all at once: every call
  * returns a code it may return, nothing hangs, and a reset barrier works. */

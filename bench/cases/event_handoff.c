@@ -58,7 +58,8 @@ static void raw_set(_Atomic uint32_t *w)
 
 static double run_raw(void)
 {
-    _Atomic uint32_t *w = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    _Atomic uint32_t *w =
+        mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (w == MAP_FAILED)
         return -1;
     _Atomic uint32_t *ping = &w[0], *pong = &w[16];

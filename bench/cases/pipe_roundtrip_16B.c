@@ -28,7 +28,8 @@ static double run_mproc(void)
     mp_conn_close(b);
     double t0 = bench_now_s();
     for (int i = 0; i < N; i++)
-        if (mp_conn_send_bytes(a, buf, sizeof buf) || mp_conn_recv_bytes_into(a, buf, sizeof buf, 0, &len))
+        if (mp_conn_send_bytes(a, buf, sizeof buf) ||
+            mp_conn_recv_bytes_into(a, buf, sizeof buf, 0, &len))
             return -1;
     double t = bench_now_s() - t0;
     mp_conn_destroy(a);

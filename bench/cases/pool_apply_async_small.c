@@ -8,7 +8,10 @@
 #define N 10000
 #define ROUNDS 5
 
-static int ident(const void *arg, size_t len, mp_task *t) { return mp_task_return(t, arg, len); }
+static int ident(const void *arg, size_t len, mp_task *t)
+{
+    return mp_task_return(t, arg, len);
+}
 
 static double run_mproc(void)
 {

@@ -31,11 +31,13 @@ static double run_mproc(void)
     for (int i = 0; i < N; i++)
         in[i] = i;
     /* warm-up: first touch of the pages in every worker */
-    if (mp_pool_map_shared(pool, square_kernel, in, sizeof(int), out, sizeof(int), N, NULL, NULL) != 0)
+    if (mp_pool_map_shared(pool, square_kernel, in, sizeof(int), out, sizeof(int), N, NULL, NULL) !=
+        0)
         return -1;
     double t0 = bench_now_s();
     for (int r = 0; r < REPS; r++)
-        if (mp_pool_map_shared(pool, square_kernel, in, sizeof(int), out, sizeof(int), N, NULL, NULL) != 0)
+        if (mp_pool_map_shared(pool, square_kernel, in, sizeof(int), out, sizeof(int), N, NULL,
+                               NULL) != 0)
             return -1;
     double dt = bench_now_s() - t0;
     if (out[N - 1] != (int)((unsigned)(N - 1) * (unsigned)(N - 1)))

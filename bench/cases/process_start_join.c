@@ -20,7 +20,8 @@ static double run_mproc(void)
     double t0 = bench_now_s();
     for (int i = 0; i < N; i++) {
         mp_process *p;
-        if (mp_process_new(&p, nothing, NULL, NULL) || mp_process_start(p) || mp_process_join(p, -1))
+        if (mp_process_new(&p, nothing, NULL, NULL) || mp_process_start(p) ||
+            mp_process_join(p, -1))
             return -1;
         mp_process_destroy(p);
     }

@@ -3,6 +3,9 @@
  * of both until the consumer has them all. No raw floor. */
 #include "queue_stream.h"
 
-static double run_mproc(void) { return queue_stream(1, 1); }
+static double run_mproc(void)
+{
+    return queue_stream(1, 1);
+}
 
 BENCH_MAIN("us", run_mproc, NULL)

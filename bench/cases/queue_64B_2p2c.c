@@ -3,6 +3,9 @@
  * of both until the consumers have them all. No raw floor. */
 #include "queue_stream.h"
 
-static double run_mproc(void) { return queue_stream(2, 2); }
+static double run_mproc(void)
+{
+    return queue_stream(2, 2);
+}
 
 BENCH_MAIN("us", run_mproc, NULL)

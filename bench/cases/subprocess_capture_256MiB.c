@@ -22,7 +22,8 @@ static double run_mproc(void)
     double t0 = bench_now_s();
     for (int i = 0; i < N; i++) {
         mp_completed_process r;
-        if (mp_run(&r, argv, &(mp_run_options){.capture_output = true}) != 0 || r.stdout_len != SIZE)
+        if (mp_run(&r, argv, &(mp_run_options){.capture_output = true}) != 0 ||
+            r.stdout_len != SIZE)
             return -1;
         mp_completed_process_free(&r);
     }

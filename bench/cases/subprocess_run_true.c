@@ -32,7 +32,8 @@ static double run_raw(void)
     for (int i = 0; i < N; i++) {
         pid_t pid;
         int status;
-        if (posix_spawn(&pid, argv[0], NULL, NULL, argv, environ) != 0 || waitpid(pid, &status, 0) != pid)
+        if (posix_spawn(&pid, argv[0], NULL, NULL, argv, environ) != 0 ||
+            waitpid(pid, &status, 0) != pid)
             return -1;
     }
     return (bench_now_s() - t0) / N * 1e6;

@@ -41,7 +41,10 @@ static double run_mproc(void)
     return ok ? dt / (2.0 * N) * 1e9 : -1;
 }
 
-struct raw { pthread_mutex_t m; int value; };
+struct raw {
+    pthread_mutex_t m;
+    int value;
+};
 
 static void raw_worker(struct raw *r)
 {
@@ -54,7 +57,8 @@ static void raw_worker(struct raw *r)
 
 static double run_raw(void)
 {
-    struct raw *r = mmap(NULL, sizeof *r, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    struct raw *r =
+        mmap(NULL, sizeof *r, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (r == MAP_FAILED)
         return -1;
     pthread_mutexattr_t attr;

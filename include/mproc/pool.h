@@ -218,8 +218,8 @@ typedef struct mp_args {
 } mp_args;
 
 /* starmap: fn(argc, argv) for each of the n tuples; otherwise as map / map_async. */
-MP_EXTERN int mp_pool_starmap(mp_pool *pool, mp_star_fn fn, const mp_args *tuples, size_t n, void *out,
-                              size_t out_size, const mp_async_options *opt);
+MP_EXTERN int mp_pool_starmap(mp_pool *pool, mp_star_fn fn, const mp_args *tuples, size_t n,
+                              void *out, size_t out_size, const mp_async_options *opt);
 MP_EXTERN int mp_pool_starmap_async(mp_pool *pool, mp_async_result **out, mp_star_fn fn,
                                     const mp_args *tuples, size_t n, size_t out_size,
                                     const mp_async_options *opt);
@@ -289,7 +289,8 @@ MP_EXTERN void mp_pool_destroy(mp_pool *pool);
  * there; wait and mp_imap_next refuse the same way), MP_EBUSY (from a callback of
  * the same pool, r not complete: it would wait for its own thread; wait and
  * mp_imap_next refuse the same way). */
-MP_EXTERN int mp_async_result_get(mp_async_result *r, int timeout_ms, const void **data, size_t *len);
+MP_EXTERN int mp_async_result_get(mp_async_result *r, int timeout_ms, const void **data,
+                                  size_t *len);
 
 /* Waits up to timeout_ms; 0 once ready, MP_ETIMEDOUT, MP_EINVAL, MP_ECHILD, MP_EBUSY
  * (see get). */

@@ -148,7 +148,8 @@ MP_EXTERN int mp_joinable_queue_new(mp_joinable_queue **out, size_t maxsize,
                                     const mp_queue_options *opt);
 
 /* The Queue operations, with the same contracts. */
-MP_EXTERN int mp_joinable_queue_put(mp_joinable_queue *q, const void *buf, size_t len, int timeout_ms);
+MP_EXTERN int mp_joinable_queue_put(mp_joinable_queue *q, const void *buf, size_t len,
+                                    int timeout_ms);
 MP_EXTERN int mp_joinable_queue_put_nowait(mp_joinable_queue *q, const void *buf, size_t len);
 MP_EXTERN int mp_joinable_queue_get(mp_joinable_queue *q, void **out, size_t *len, int timeout_ms);
 MP_EXTERN int mp_joinable_queue_get_into(mp_joinable_queue *q, void *buf, size_t cap, size_t *len,

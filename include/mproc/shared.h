@@ -149,10 +149,10 @@ MP_EXTERN void mp_array_destroy(mp_array *a);
 typedef struct mp_shared_memory mp_shared_memory;
 
 typedef struct mp_shared_memory_options {
-    bool create;  /* create a new segment (fails if the name exists); else attach */
-    size_t size;  /* creating: the size in bytes (> 0); attaching: ignored, the
-                     segment's own size is used */
-    bool keep;    /* creating: leave the segment behind at exit */
+    bool create; /* create a new segment (fails if the name exists); else attach */
+    size_t size; /* creating: the size in bytes (> 0); attaching: ignored, the
+                    segment's own size is used */
+    bool keep;   /* creating: leave the segment behind at exit */
 } mp_shared_memory_options;
 
 /* Creates or attaches to the segment name (with or without the leading '/';

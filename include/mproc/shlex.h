@@ -22,9 +22,10 @@ extern "C" {
 #endif
 
 /* Flags of mp_shlex_split. */
-#define MP_SHLEX_COMMENTS 1  /* comments=True: '#' starts a comment to the end of the line */
-#define MP_SHLEX_NON_POSIX 2 /* posix=False: quotes are kept in the words, a closing
-                                quote ends a word, backslash is an ordinary character */
+#define MP_SHLEX_COMMENTS 1 /* comments=True: '#' starts a comment to the end of the line */
+#define MP_SHLEX_NON_POSIX                                                                         \
+    2 /* posix=False: quotes are kept in the words, a closing                                      \
+         quote ends a word, backslash is an ordinary character */
 
 /* shlex.split(s, comments, posix): splits s into words as a POSIX shell
  * would (quotes, backslash escapes; no expansion). On success returns the number

@@ -65,26 +65,26 @@ typedef struct mp_popen_options {
                                what the child sees); with shell, replaces /bin/sh */
     mp_stdio stdin_mode, stdout_mode, stderr_mode;
     int stdin_fd, stdout_fd, stderr_fd; /* for MP_FD; the caller keeps them */
-    const char *cwd;        /* directory of the child; NULL: the parent's */
+    const char *cwd;                    /* directory of the child; NULL: the parent's */
     /* NULL-terminated "NAME=value" strings. env replaces the environment (an empty
      * array gives an empty one); env_extra adds to or overrides env, or the
      * parent's environment when env is NULL (os.environ.copy() + update()); an
      * entry "NAME" without '=' in env_extra removes NAME. */
     const char *const *env;
     const char *const *env_extra;
-    bool keep_fds;          /* close_fds=False: the child inherits every descriptor
-                               that is not close-on-exec. Default: only 0, 1, 2 and
-                               pass_fds survive (close_range where available). */
-    const int *pass_fds;    /* descriptors the child keeps open (at the same number) */
+    bool keep_fds;       /* close_fds=False: the child inherits every descriptor
+                            that is not close-on-exec. Default: only 0, 1, 2 and
+                            pass_fds survive (close_range where available). */
+    const int *pass_fds; /* descriptors the child keeps open (at the same number) */
     size_t n_pass_fds;
     bool start_new_session; /* setsid() in the child */
     bool set_process_group; /* setpgid(0, process_group) in the child */
     pid_t process_group;    /* 0: a new group led by the child */
     bool set_umask;         /* umask(umask) in the child */
     unsigned umask;
-    bool keep_signals;      /* restore_signals=False: SIGPIPE and SIGXFSZ stay ignored
-                               if the parent ignores them. Default: reset to SIG_DFL.
-                               Handlers are always reset (they cannot survive exec). */
+    bool keep_signals; /* restore_signals=False: SIGPIPE and SIGXFSZ stay ignored
+                          if the parent ignores them. Default: reset to SIG_DFL.
+                          Handlers are always reset (they cannot survive exec). */
     /* Called in the child after the descriptors, cwd, umask and session are set,
      * before exec (preexec_fn). A non-zero return aborts the spawn with MP_ESPAWN.
      * Hazards, as in Python: it runs in a forked copy of a possibly multi-threaded
@@ -174,9 +174,8 @@ MP_EXTERN int mp_popen_kill(mp_popen *p);
  * timeout below -1, a resumed call with an input_len other than the first call's,
  * as Python's "Cannot send input after starting communication"), MP_ECHILD,
  * MP_ENOMEM, MP_EIO. */
-MP_EXTERN int mp_popen_communicate(mp_popen *p, const void *input, size_t input_len,
-                                   int timeout_ms, char **out, size_t *out_len, char **err,
-                                   size_t *err_len);
+MP_EXTERN int mp_popen_communicate(mp_popen *p, const void *input, size_t input_len, int timeout_ms,
+                                   char **out, size_t *out_len, char **err, size_t *err_len);
 
 /* Closes the pipes and frees the handle; NULL is accepted. A child still running
  * is not killed or waited for (as in Python): mproc reaps it later, at the next
@@ -187,22 +186,22 @@ MP_EXTERN void mp_popen_destroy(mp_popen *p);
 
 /* CompletedProcess. Filled by mp_run; release with mp_completed_process_free. */
 typedef struct mp_completed_process {
-    char **args;         /* copy of argv, NULL-terminated */
-    int returncode;      /* exit status, or -N after signal N; -1 if never started */
-    char *stdout_data;   /* captured stdout, NUL-terminated; NULL when not captured */
+    char **args;       /* copy of argv, NULL-terminated */
+    int returncode;    /* exit status, or -N after signal N; -1 if never started */
+    char *stdout_data; /* captured stdout, NUL-terminated; NULL when not captured */
     size_t stdout_len;
-    char *stderr_data;   /* captured stderr (or NULL) */
+    char *stderr_data; /* captured stderr (or NULL) */
     size_t stderr_len;
-    char *message;       /* why the spawn failed, or NULL */
+    char *message; /* why the spawn failed, or NULL */
 } mp_completed_process;
 
 typedef struct mp_run_options {
-    const void *input;    /* written to the child's stdin (then closed); implies a pipe */
+    const void *input; /* written to the child's stdin (then closed); implies a pipe */
     size_t input_len;
-    bool capture_output;  /* stdout and stderr as MP_PIPE */
-    int timeout_ms;       /* 0 or -1: no limit (Python's None); > 0: the child is
-                             killed and reaped when it expires */
-    bool check;           /* a non-zero returncode is the error MP_ENONZERO */
+    bool capture_output; /* stdout and stderr as MP_PIPE */
+    int timeout_ms;      /* 0 or -1: no limit (Python's None); > 0: the child is
+                            killed and reaped when it expires */
+    bool check;          /* a non-zero returncode is the error MP_ENONZERO */
     mp_popen_options popen;
 } mp_run_options;
 

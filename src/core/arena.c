@@ -56,10 +56,10 @@ struct large_head {
 };
 
 struct chunk {
-    pthread_mutex_t lock;           /* robust, process-shared; guards every tag */
-    size_t used;                    /* bytes in used blocks; under lock */
-    _Atomic uint32_t free_units;    /* UNITs in free blocks; written under lock, read
-                                       without it as a hint to skip full chunks */
+    pthread_mutex_t lock;        /* robust, process-shared; guards every tag */
+    size_t used;                 /* bytes in used blocks; under lock */
+    _Atomic uint32_t free_units; /* UNITs in free blocks; written under lock, read
+                                    without it as a hint to skip full chunks */
 };
 
 /* The first tag sits TAG_SIZE bytes before the first UNIT boundary after the header. */
@@ -71,8 +71,14 @@ static struct chunk *chunks[MAX_CHUNKS]; /* chunks mapped in this process; under
 static size_t n_chunks;                  /* under list_lock */
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
-static void list_lock_acquire(void) { pthread_mutex_lock(&list_lock); }
-static void list_lock_release(void) { pthread_mutex_unlock(&list_lock); }
+static void list_lock_acquire(void)
+{
+    pthread_mutex_lock(&list_lock);
+}
+static void list_lock_release(void)
+{
+    pthread_mutex_unlock(&list_lock);
+}
 
 /* fork() while another thread holds list_lock would leave it locked forever in the
  * child; holding it across fork keeps the list consistent on both sides. */
@@ -81,19 +87,41 @@ static void install_atfork(void)
     pthread_atfork(list_lock_acquire, list_lock_release, list_lock_release);
 }
 
-static struct tag *first_tag(struct chunk *c) { return (struct tag *)((char *)c + FIRST_TAG_OFFSET); }
-static struct tag *tag_of(void *payload) { return (struct tag *)((char *)payload - TAG_SIZE); }
-static void *payload_of(struct tag *t) { return (char *)t + TAG_SIZE; }
-static struct tag *next_tag(struct tag *t) { return (struct tag *)((char *)t + (size_t)t->units * UNIT); }
-static struct tag *prev_tag(struct tag *t) { return (struct tag *)((char *)t - (size_t)t->prev_units * UNIT); }
+static struct tag *first_tag(struct chunk *c)
+{
+    return (struct tag *)((char *)c + FIRST_TAG_OFFSET);
+}
+static struct tag *tag_of(void *payload)
+{
+    return (struct tag *)((char *)payload - TAG_SIZE);
+}
+static void *payload_of(struct tag *t)
+{
+    return (char *)t + TAG_SIZE;
+}
+static struct tag *next_tag(struct tag *t)
+{
+    return (struct tag *)((char *)t + (size_t)t->units * UNIT);
+}
+static struct tag *prev_tag(struct tag *t)
+{
+    return (struct tag *)((char *)t - (size_t)t->prev_units * UNIT);
+}
 /* The blocks end CHUNK_UNITS whole UNITs after the first tag, a few bytes short
  * of the chunk's end (the header is not a whole number of UNITs). */
-static char *blocks_end(struct chunk *c) { return (char *)first_tag(c) + (size_t)CHUNK_UNITS * UNIT; }
-static bool is_last(struct chunk *c, struct tag *t) { return (char *)next_tag(t) >= blocks_end(c); }
+static char *blocks_end(struct chunk *c)
+{
+    return (char *)first_tag(c) + (size_t)CHUNK_UNITS * UNIT;
+}
+static bool is_last(struct chunk *c, struct tag *t)
+{
+    return (char *)next_tag(t) >= blocks_end(c);
+}
 
 _Static_assert(FIRST_TAG_OFFSET >= sizeof(struct chunk), "the first tag must follow the header");
 _Static_assert((FIRST_TAG_OFFSET + TAG_SIZE) % UNIT == 0, "payloads must be UNIT-aligned");
-_Static_assert(FIRST_TAG_OFFSET + (size_t)CHUNK_UNITS * UNIT <= CHUNK_SIZE, "blocks must fit the chunk");
+_Static_assert(FIRST_TAG_OFFSET + (size_t)CHUNK_UNITS * UNIT <= CHUNK_SIZE,
+               "blocks must fit the chunk");
 
 /* After a process died holding c->lock: the walk by `units` from the first tag is
  * always whole (see the file comment), but a prev_units, a merge of two free
@@ -125,13 +153,17 @@ static void chunk_lock(struct chunk *c)
     }
 }
 
-static void chunk_unlock(struct chunk *c) { pthread_mutex_unlock(&c->lock); }
+static void chunk_unlock(struct chunk *c)
+{
+    pthread_mutex_unlock(&c->lock);
+}
 
 /* A mapping of len bytes aligned to align (a power of two), or NULL. */
 static void *map_aligned(size_t len, size_t align)
 {
     size_t span = len + align;
-    char *p = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    char *p =
+        mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED)
         return NULL;
     char *start = (char *)(((uintptr_t)p + align - 1) & ~(uintptr_t)(align - 1));
@@ -172,7 +204,8 @@ static void *chunk_alloc(struct chunk *c, uint32_t units)
             if (t->units > units) {
                 /* Split: write the new free tail completely before shrinking t. */
                 struct tag *rest = (struct tag *)((char *)t + (size_t)units * UNIT);
-                *rest = (struct tag){.units = t->units - units, .prev_units = units, .state = TAG_FREE};
+                *rest =
+                    (struct tag){.units = t->units - units, .prev_units = units, .state = TAG_FREE};
                 if (!is_last(c, rest))
                     next_tag(rest)->prev_units = rest->units;
                 t->units = units;
@@ -221,7 +254,8 @@ static void *large_alloc(size_t size)
     size_t len = (head + size + 4095) & ~(size_t)4095;
     if (len < size)
         return NULL;
-    char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    char *p =
+        mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED)
         return NULL;
     ((struct large_head *)p)->map_len = len;

@@ -93,6 +93,12 @@ const char *mp_err_name(int code)
     return c != NULL ? c->name : "MP_E?";
 }
 
-const char *mp_version(void) { return MP_VERSION_STRING; }
+const char *mp_version(void)
+{
+    return MP_VERSION_STRING;
+}
 
-unsigned mp_version_hex(void) { return MP_VERSION_HEX; }
+unsigned mp_version_hex(void)
+{
+    return MP_VERSION_HEX;
+}

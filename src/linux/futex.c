@@ -14,10 +14,14 @@ int mp__futex_wait(_Atomic uint32_t *word, uint32_t expected, const mp__deadline
     if (r == 0)
         return 0;
     switch (errno) {
-    case EAGAIN: return MP_EAGAIN;
-    case ETIMEDOUT: return MP_ETIMEDOUT;
-    case EINTR: return MP_EINTR;
-    default: return -errno;
+    case EAGAIN:
+        return MP_EAGAIN;
+    case ETIMEDOUT:
+        return MP_ETIMEDOUT;
+    case EINTR:
+        return MP_EINTR;
+    default:
+        return -errno;
     }
 }
 

@@ -83,15 +83,24 @@ static void probe(void)
 const char *mp__spawn_step_name(int step)
 {
     switch (step) {
-    case MP__STEP_EXEC: return "exec";
-    case MP__STEP_CHDIR: return "chdir";
-    case MP__STEP_DUP: return "dup2";
-    case MP__STEP_FDS: return "close_fds";
-    case MP__STEP_SETSID: return "setsid";
-    case MP__STEP_SETPGID: return "setpgid";
-    case MP__STEP_SIGNALS: return "signals";
-    case MP__STEP_PREEXEC: return "preexec";
-    default: return "spawn";
+    case MP__STEP_EXEC:
+        return "exec";
+    case MP__STEP_CHDIR:
+        return "chdir";
+    case MP__STEP_DUP:
+        return "dup2";
+    case MP__STEP_FDS:
+        return "close_fds";
+    case MP__STEP_SETSID:
+        return "setsid";
+    case MP__STEP_SETPGID:
+        return "setpgid";
+    case MP__STEP_SIGNALS:
+        return "signals";
+    case MP__STEP_PREEXEC:
+        return "preexec";
+    default:
+        return "spawn";
     }
 }
 
@@ -123,7 +132,8 @@ static int cloexec_all_slow(const mp__spawn_plan *p)
     if (dir < 0) {
         struct rlimit rl;
         long max = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
-                       ? (long)rl.rlim_cur : 65536;
+                       ? (long)rl.rlim_cur
+                       : 65536;
         for (long fd = 3; fd < max; fd++)
             if (!is_passed(p, (int)fd))
                 fcntl((int)fd, F_SETFD, FD_CLOEXEC);
@@ -217,7 +227,8 @@ static _Noreturn void child_main(struct child_args *a)
     int src[3];
     for (int i = 0; i < 3; i++) {
         src[i] = p->stdio[i];
-        if (src[i] >= 0 && src[i] < 3 && src[i] != i && (src[i] = fcntl(src[i], F_DUPFD_CLOEXEC, 3)) < 0)
+        if (src[i] >= 0 && src[i] < 3 && src[i] != i &&
+            (src[i] = fcntl(src[i], F_DUPFD_CLOEXEC, 3)) < 0)
             child_fail(errfd, MP__STEP_DUP, errno);
     }
     for (int i = 0; i < 3; i++) {
@@ -269,7 +280,10 @@ static _Noreturn void child_main(struct child_args *a)
     child_fail(errfd, MP__STEP_EXEC, err);
 }
 
-static int clone_entry(void *arg) { child_main(arg); }
+static int clone_entry(void *arg)
+{
+    child_main(arg);
+}
 
 /* ---- parent side ----------------------------------------------------------- */
 
@@ -295,8 +309,14 @@ static pthread_mutex_t inflight_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct inflight *inflight; /* under inflight_lock; nodes live in mp__spawn frames */
 static pthread_once_t inflight_once = PTHREAD_ONCE_INIT;
 
-static void inflight_prefork(void) { pthread_mutex_lock(&inflight_lock); }
-static void inflight_postfork_parent(void) { pthread_mutex_unlock(&inflight_lock); }
+static void inflight_prefork(void)
+{
+    pthread_mutex_lock(&inflight_lock);
+}
+static void inflight_postfork_parent(void)
+{
+    pthread_mutex_unlock(&inflight_lock);
+}
 static void inflight_postfork_child(void)
 {
     for (struct inflight *e = inflight; e != NULL; e = e->next)

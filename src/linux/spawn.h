@@ -16,14 +16,14 @@
 /* The step of the child's setup that failed, sent back with its errno. */
 enum mp__spawn_step {
     MP__STEP_NONE = 0,
-    MP__STEP_EXEC,       /* execve of every candidate failed */
-    MP__STEP_CHDIR,      /* chdir(cwd) */
-    MP__STEP_DUP,        /* moving the stdio descriptors into place */
-    MP__STEP_FDS,        /* close_fds / pass_fds */
-    MP__STEP_SETSID,     /* start_new_session */
-    MP__STEP_SETPGID,    /* process_group */
-    MP__STEP_SIGNALS,    /* resetting signal dispositions or the mask */
-    MP__STEP_PREEXEC,    /* the caller's child-setup callback returned non-zero */
+    MP__STEP_EXEC,    /* execve of every candidate failed */
+    MP__STEP_CHDIR,   /* chdir(cwd) */
+    MP__STEP_DUP,     /* moving the stdio descriptors into place */
+    MP__STEP_FDS,     /* close_fds / pass_fds */
+    MP__STEP_SETSID,  /* start_new_session */
+    MP__STEP_SETPGID, /* process_group */
+    MP__STEP_SIGNALS, /* resetting signal dispositions or the mask */
+    MP__STEP_PREEXEC, /* the caller's child-setup callback returned non-zero */
 };
 
 typedef struct mp__spawn_plan {
@@ -37,9 +37,9 @@ typedef struct mp__spawn_plan {
     const int *pass_fds;     /* sorted, each >= 3, kept open across exec */
     size_t n_pass_fds;
     bool new_session;
-    pid_t process_group;     /* >= 0: setpgid(0, process_group); -1: keep */
-    int umask;               /* >= 0: umask(umask); -1: keep */
-    bool restore_signals;    /* SIGPIPE and SIGXFSZ back to SIG_DFL if ignored */
+    pid_t process_group;       /* >= 0: setpgid(0, process_group); -1: keep */
+    int umask;                 /* >= 0: umask(umask); -1: keep */
+    bool restore_signals;      /* SIGPIPE and SIGXFSZ back to SIG_DFL if ignored */
     int (*preexec)(void *arg); /* forces the fork path; NULL: none */
     void *preexec_arg;
 } mp__spawn_plan;

@@ -40,7 +40,8 @@ void mp__result_release(mp_async_result *r)
 /* A callback of r's own completion may read it without waiting for itself. */
 static bool in_own_callback(const mp_async_result *r)
 {
-    return pthread_equal(pthread_self(), r->handler) && r->completed && atomic_load(r->ready_word) != 1;
+    return pthread_equal(pthread_self(), r->handler) && r->completed &&
+           atomic_load(r->ready_word) != 1;
 }
 
 int mp_async_result_wait(mp_async_result *r, int timeout_ms)
@@ -73,7 +74,8 @@ int mp_async_result_wait(mp_async_result *r, int timeout_ms)
 
 bool mp_async_result_ready(mp_async_result *r)
 {
-    return r != NULL && (atomic_load_explicit(r->ready_word, memory_order_acquire) == 1 || in_own_callback(r));
+    return r != NULL &&
+           (atomic_load_explicit(r->ready_word, memory_order_acquire) == 1 || in_own_callback(r));
 }
 
 int mp_async_result_get(mp_async_result *r, int timeout_ms, const void **data, size_t *len)

@@ -75,11 +75,17 @@
 
 #include "linux/futex.h"
 #include "linux/pidfd.h"
-#include "pool/pool_parent.h"
 #include "mproc/process.h"
+#include "pool/pool_parent.h"
 
-void mp__pool_lock(mp_pool *p) { pthread_mutex_lock(&p->mu); }
-void mp__pool_unlock(mp_pool *p) { pthread_mutex_unlock(&p->mu); }
+void mp__pool_lock(mp_pool *p)
+{
+    pthread_mutex_lock(&p->mu);
+}
+void mp__pool_unlock(mp_pool *p)
+{
+    pthread_mutex_unlock(&p->mu);
+}
 
 static void wake_handler(mp_pool *p)
 {
@@ -88,7 +94,10 @@ static void wake_handler(mp_pool *p)
         ;
 }
 
-static bool on_handler(mp_pool *p) { return pthread_equal(pthread_self(), p->handler); }
+static bool on_handler(mp_pool *p)
+{
+    return pthread_equal(pthread_self(), p->handler);
+}
 
 /* Wakes the handler if it sleeps in poll (pool lock held). While it is awake it
  * looks at everything before sleeping again, so one wake per sleep is enough. */
@@ -179,7 +188,8 @@ void mp__pool_region_free(mp_pool *p, void *ptr)
 bool mp__pool_in_region(const mp_pool *p, const void *ptr, size_t len)
 {
     const char *c = ptr;
-    return c >= p->region && len <= p->region_size && c - p->region <= (ptrdiff_t)(p->region_size - len);
+    return c >= p->region && len <= p->region_size &&
+           c - p->region <= (ptrdiff_t)(p->region_size - len);
 }
 
 void *mp_pool_shared_alloc(mp_pool *pool, size_t size)
@@ -226,7 +236,10 @@ void mp__pool_free_unit(mp_pool *p, struct mp__unit *u)
     free(u);
 }
 
-static char *dup_msg(const char *m) { return m ? strdup(m) : NULL; }
+static char *dup_msg(const char *m)
+{
+    return m ? strdup(m) : NULL;
+}
 
 void mp__pool_map_finish(mp_pool *p, mp_async_result *r)
 {
@@ -242,8 +255,8 @@ void mp__pool_map_finish(mp_pool *p, mp_async_result *r)
 }
 
 /* Records chunk c of map r. payload (not owned) holds its results on success. */
-void mp__pool_chunk_done(mp_pool *p, mp_async_result *r, size_t c, int status, int code, const char *msg,
-                       const char *payload, size_t payload_len)
+void mp__pool_chunk_done(mp_pool *p, mp_async_result *r, size_t c, int status, int code,
+                         const char *msg, const char *payload, size_t payload_len)
 {
     struct mp__chunk_res *ch = &r->chunks[c];
     size_t first = c * r->chunksize;
@@ -321,7 +334,8 @@ void mp__pool_job_finish(mp_pool *p, mp_async_result *r, int forced_status, cons
             if (st == MP__CHUNK_FAILED) {
                 r->status = MP_ETASKFAILED;
                 r->task_code = j->chunk_code[c];
-                snprintf(buf, sizeof buf, "kernel returned %d on items [%zu, %zu)", r->task_code, a, b);
+                snprintf(buf, sizeof buf, "kernel returned %d on items [%zu, %zu)", r->task_code, a,
+                         b);
             } else {
                 r->status = MP_EWORKERDIED;
                 snprintf(buf, sizeof buf, "%s while running items [%zu, %zu)",
@@ -373,8 +387,9 @@ void mp__pool_check_jobs(mp_pool *p)
         struct mp__job *j = r->job;
         if (!r->completed && r->parts == 0 && !r->died && atomic_load(&j->next_chunk) < j->n_chunks)
             mp__pool_job_offer(p, r);
-        if (!r->completed && (atomic_load(&j->finished_chunks) == j->n_chunks ||
-                              (r->parts == 0 && (atomic_load(&j->next_chunk) >= j->n_chunks || r->died))))
+        if (!r->completed &&
+            (atomic_load(&j->finished_chunks) == j->n_chunks ||
+             (r->parts == 0 && (atomic_load(&j->next_chunk) >= j->n_chunks || r->died))))
             mp__pool_job_finish(p, r, 0, NULL);
         if (r->orphan && r->parts == 0 && atomic_load(&r->ready) == 1) {
             *pp = r->job_next;
@@ -484,8 +499,8 @@ void mp__pool_dispatch(mp_pool *p)
             mp__pool_write_units(&p->w[i]);
 }
 
-struct mp__unit *mp__pool_make_unit(uint32_t kind, uint32_t flags, uint64_t fn, size_t count, size_t in_size,
-                              size_t out_size, size_t payload_len)
+struct mp__unit *mp__pool_make_unit(uint32_t kind, uint32_t flags, uint64_t fn, size_t count,
+                                    size_t in_size, size_t out_size, size_t payload_len)
 {
     if (payload_len > SIZE_MAX - sizeof(struct mp__task_hdr))
         return NULL;
@@ -493,8 +508,13 @@ struct mp__unit *mp__pool_make_unit(uint32_t kind, uint32_t flags, uint64_t fn, 
     if (u == NULL)
         return NULL;
     u->kind = kind;
-    struct mp__task_hdr h = {.kind = kind, .flags = flags, .fn = fn, .count = count,
-                             .in_size = in_size, .out_size = out_size, .payload_len = payload_len};
+    struct mp__task_hdr h = {.kind = kind,
+                             .flags = flags,
+                             .fn = fn,
+                             .count = count,
+                             .in_size = in_size,
+                             .out_size = out_size,
+                             .payload_len = payload_len};
     u->frame_len = sizeof h + payload_len;
     u->frame = malloc(u->frame_len);
     if (u->frame == NULL) {
@@ -522,7 +542,10 @@ void mp__pool_pend_push(mp_pool *p, struct mp__unit *u)
 static pid_t my_pid;
 static pthread_once_t pid_once = PTHREAD_ONCE_INIT;
 
-static void refresh_pid(void) { my_pid = getpid(); }
+static void refresh_pid(void)
+{
+    my_pid = getpid();
+}
 
 static void init_pid(void)
 {
@@ -542,7 +565,6 @@ int mp__pool_check_pool(const mp_pool *p)
         return MP_EINVAL;
     return p->owner == mp__pool_self_pid() ? 0 : MP_ECHILD;
 }
-
 
 /* ---- the pool's lifecycle ---- */
 
@@ -590,9 +612,10 @@ int mp_pool_new(mp_pool **out, const mp_pool_options *opt)
     p->initarg = o.initarg;
     p->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     p->w = calloc((size_t)p->n, sizeof *p->w);
-    p->region_size = o.shared_size ? (o.shared_size + 4095) & ~(size_t)4095 : MP__POOL_REGION_DEFAULT;
-    p->region = mmap(NULL, p->region_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE,
-                     -1, 0);
+    p->region_size =
+        o.shared_size ? (o.shared_size + 4095) & ~(size_t)4095 : MP__POOL_REGION_DEFAULT;
+    p->region = mmap(NULL, p->region_size, PROT_READ | PROT_WRITE,
+                     MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     p->cap_free = 16;
     p->free_ext = malloc(p->cap_free * sizeof *p->free_ext);
     int rc = 0;
@@ -648,7 +671,10 @@ out_free:
     return rc;
 }
 
-int mp_pool_processes(const mp_pool *pool) { return pool ? pool->n : 0; }
+int mp_pool_processes(const mp_pool *pool)
+{
+    return pool ? pool->n : 0;
+}
 
 int mp_pool_worker_pids(mp_pool *pool, int *pids, int max)
 {

@@ -76,7 +76,7 @@ struct mp__job {
 
 /* Per worker, in the pool's shared region, one cache line each. */
 struct mp__wslot {
-    _Atomic uint64_t running; /* id of the task the worker runs, 0 between tasks; by the worker */
+    _Atomic uint64_t running;   /* id of the task the worker runs, 0 between tasks; by the worker */
     _Atomic uint64_t batch_len; /* bytes of whole result frames in its batch, not yet known
                                  * written to the socket; by the worker (release after the
                                  * frame's bytes); the parent reads it after the worker ended */
@@ -86,10 +86,10 @@ struct mp__wslot {
 /* What a worker (process or thread) needs; the loop never touches the parent's
  * locks, so it is safe in a child forked while other threads held them. */
 struct mp__worker_ctx {
-    int fd;   /* the worker's end of its socket */
-    int slot; /* index of the worker in the pool, for job->current */
-    _Atomic uint64_t *running; /* shared: id of the task being run, 0 between tasks */
-    char *batch;               /* shared: MP__BATCH_CAP bytes for batched results, or NULL */
+    int fd;                      /* the worker's end of its socket */
+    int slot;                    /* index of the worker in the pool, for job->current */
+    _Atomic uint64_t *running;   /* shared: id of the task being run, 0 between tasks */
+    char *batch;                 /* shared: MP__BATCH_CAP bytes for batched results, or NULL */
     _Atomic uint64_t *batch_len; /* shared: see struct mp__wslot */
     unsigned maxtasks;
     void (*initializer)(void *);

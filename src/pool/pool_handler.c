@@ -1,12 +1,12 @@
 /* pool_handler.c — the pool's handler thread: starting workers (the only place that
  * forks), reading results, settling the tasks of workers that ended, terminate, and
  * running callbacks. The protocol is described at the top of pool.c. */
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
-#include <fcntl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -47,8 +47,12 @@ static _Noreturn void child_main(mp_pool *p, int i, int fd, int parent_end, pid_
             mp__close_fd(p->w[k].pidfd);
         }
     }
-    struct mp__worker_ctx c = {.fd = fd, .slot = i, .running = &p->slots[i].running, .maxtasks = p->maxtasks,
-                               .initializer = p->initializer, .initarg = p->initarg,
+    struct mp__worker_ctx c = {.fd = fd,
+                               .slot = i,
+                               .running = &p->slots[i].running,
+                               .maxtasks = p->maxtasks,
+                               .initializer = p->initializer,
+                               .initarg = p->initarg,
                                .batch = p->batches ? p->batches + (size_t)i * MP__BATCH_CAP : NULL,
                                .batch_len = &p->slots[i].batch_len};
     mp__pool_worker_main(&c);
@@ -79,9 +83,12 @@ static int spawn(mp_pool *p, int i)
             rc = MP_ENOMEM;
             goto out_close;
         }
-        *nw.tctx = (struct mp__worker_ctx){.fd = sv[1], .slot = i, .running = &p->slots[i].running,
+        *nw.tctx = (struct mp__worker_ctx){.fd = sv[1],
+                                           .slot = i,
+                                           .running = &p->slots[i].running,
                                            .maxtasks = p->maxtasks,
-                                           .initializer = p->initializer, .initarg = p->initarg};
+                                           .initializer = p->initializer,
+                                           .initarg = p->initarg};
         int e = pthread_create(&nw.thread, NULL, thread_main, nw.tctx);
         if (e != 0) {
             free(nw.tctx);
@@ -445,7 +452,8 @@ void *mp__pool_handler_main(void *arg)
             struct mp__worker *w = &p->w[i];
             pfd[nfd++] = (struct pollfd){.fd = w->up && !w->eof ? w->sock : -1,
                                          .events = (short)(POLLIN | (w->wcur ? POLLOUT : 0))};
-            pfd[nfd++] = (struct pollfd){.fd = w->up && !p->threads ? w->pidfd : -1, .events = POLLIN};
+            pfd[nfd++] =
+                (struct pollfd){.fd = w->up && !p->threads ? w->pidfd : -1, .events = POLLIN};
         }
         bool waiting = p->spawn_failed;
         for (int i = 0; i < p->n; i++)

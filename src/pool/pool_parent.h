@@ -7,8 +7,8 @@
 #include <signal.h>
 #include <stdbool.h>
 
-#include "pool/pool.h"
 #include "mproc/process.h"
+#include "pool/pool.h"
 
 enum mp__rkind { MP__R_APPLY, MP__R_MAP, MP__R_JOB };
 
@@ -23,37 +23,37 @@ struct mp__chunk_res {
 };
 
 struct mp_async_result {
-    _Atomic uint32_t ready;        /* futex word: 1 once complete and the callback ran */
-    _Atomic uint32_t *ready_word;  /* &ready, or &job->state for a zero-copy map */
-    _Atomic uint32_t seq;          /* futex word: bumped each time a chunk is done */
-    _Atomic int refs;              /* the caller's handle + the pool's until ready */
-    _Atomic bool completed;        /* fields final; set under the pool lock before callbacks */
-    pthread_t handler;             /* the pool's handler thread (get from a callback) */
-    pid_t owner;                   /* the pool's process: results do not cross fork */
+    _Atomic uint32_t ready;       /* futex word: 1 once complete and the callback ran */
+    _Atomic uint32_t *ready_word; /* &ready, or &job->state for a zero-copy map */
+    _Atomic uint32_t seq;         /* futex word: bumped each time a chunk is done */
+    _Atomic int refs;             /* the caller's handle + the pool's until ready */
+    _Atomic bool completed;       /* fields final; set under the pool lock before callbacks */
+    pthread_t handler;            /* the pool's handler thread (get from a callback) */
+    pid_t owner;                  /* the pool's process: results do not cross fork */
     enum mp__rkind kind;
     int status, task_code;
-    char *msg;                     /* malloc'd; NULL means "" */
-    char *data;                    /* apply: malloc'd result */
+    char *msg;  /* malloc'd; NULL means "" */
+    char *data; /* apply: malloc'd result */
     size_t len;
     /* maps */
     size_t n, chunksize, n_chunks, out_size;
     bool var;
-    char *out;                     /* fixed-size results */
+    char *out; /* fixed-size results */
     bool out_owned;
     struct mp__chunk_res *chunks;
-    size_t chunks_left;            /* under the pool lock */
+    size_t chunks_left; /* under the pool lock */
     _Atomic size_t items_done;
-    size_t *order;                 /* chunks in completion order (imap_unordered) */
+    size_t *order; /* chunks in completion order (imap_unordered) */
     _Atomic size_t n_order;
     bool unordered;
-    size_t cur, cur_k, emitted;    /* iterator position; one iterating thread */
+    size_t cur, cur_k, emitted; /* iterator position; one iterating thread */
     /* zero-copy maps */
-    struct mp__job *job;           /* in the pool's region; NULL once detached */
-    struct mp_pool *pool;          /* set while job is attached */
-    int parts;                     /* workers sent the job and not yet out of it; pool lock */
-    bool orphan;                   /* the caller destroyed it; free the job once parts == 0 */
-    char *death_msg;               /* first worker death during the job */
-    bool died;                     /* a participant died in the job; pool lock */
+    struct mp__job *job;              /* in the pool's region; NULL once detached */
+    struct mp_pool *pool;             /* set while job is attached */
+    int parts;                        /* workers sent the job and not yet out of it; pool lock */
+    bool orphan;                      /* the caller destroyed it; free the job once parts == 0 */
+    char *death_msg;                  /* first worker death during the job */
+    bool died;                        /* a participant died in the job; pool lock */
     struct mp_async_result *job_next; /* pool->jobs list */
     /* callbacks */
     mp_async_options cb;
@@ -78,8 +78,8 @@ MP__HIDDEN void mp__pool_job_orphan(mp_async_result *r);
 
 /* ---- the pool (pool.c, pool_submit.c, pool_handler.c) ---- */
 
-#define MP__POOL_MAX_OUT 32                 /* tasks in flight per worker with a long backlog */
-#define MP__POOL_REGION_MIN (64u << 10)     /* payloads this large go through the region */
+#define MP__POOL_MAX_OUT 32             /* tasks in flight per worker with a long backlog */
+#define MP__POOL_REGION_MIN (64u << 10) /* payloads this large go through the region */
 #define MP__POOL_REGION_DEFAULT ((size_t)1 << 30)
 #define MP__POOL_STAGE_CAP (64u << 10)
 #define MP__POOL_MAX_WORKERS 4096
@@ -99,16 +99,16 @@ struct mp__unit {
 
 struct mp__worker {
     bool up;
-    bool eof;       /* socket at EOF: stop reading, wait for the end */
-    bool shut;      /* SHUT_WR sent: no more tasks */
+    bool eof;  /* socket at EOF: stop reading, wait for the end */
+    bool shut; /* SHUT_WR sent: no more tasks */
     pid_t pid;
     int pidfd, sock;
     pthread_t thread;
     struct mp__worker_ctx *tctx; /* thread workers: their context */
-    unsigned sent;  /* non-job tasks sent, for maxtasksperchild */
+    unsigned sent;               /* non-job tasks sent, for maxtasksperchild */
     struct mp__unit *head, *tail, *wcur;
     size_t woff, n_out;
-    char *st;       /* staging buffer for reads */
+    char *st; /* staging buffer for reads */
     size_t st_len;
     struct mp__result_hdr bh; /* a large frame being read into body */
     char *body;
@@ -137,23 +137,23 @@ struct mp_pool {
     struct mp__unit *pend, *pend_tail; /* under mu */
     size_t n_pending;
     uint64_t next_id;
-    mp_async_result *jobs;         /* zero-copy results with their job attached; under mu */
+    mp_async_result *jobs;           /* zero-copy results with their job attached; under mu */
     mp_async_result *cbq, *cbq_tail; /* completed, waiting for callbacks; under mu */
     char *region;
     size_t region_size;
-    struct mp__wslot *slots;       /* n, in the region */
-    char *batches;                 /* n * MP__BATCH_CAP in the region (process pools), or NULL */
-    struct mp__extent *free_ext;       /* free extents of the region, by offset; under mu */
+    struct mp__wslot *slots;     /* n, in the region */
+    char *batches;               /* n * MP__BATCH_CAP in the region (process pools), or NULL */
+    struct mp__extent *free_ext; /* free extents of the region, by offset; under mu */
     size_t n_free, cap_free;
-    _Atomic uint32_t started;      /* futex word: the handler started the workers */
+    _Atomic uint32_t started; /* futex word: the handler started the workers */
     int start_rc;
-    _Atomic uint32_t finished;     /* futex word: the handler has ended */
+    _Atomic uint32_t finished; /* futex word: the handler has ended */
     bool joined;
     bool free_at_end; /* destroyed from a callback: the handler frees the pool; under mu */
     bool spawn_failed;
-    bool kicked;   /* something happened since the handler last looked; under mu */
-    _Atomic uint32_t asleep;       /* 1: the handler is in (or about to enter) poll */
-    pthread_mutex_t inbox_mu;      /* guards inbox; held (after mu) to change state */
+    bool kicked;              /* something happened since the handler last looked; under mu */
+    _Atomic uint32_t asleep;  /* 1: the handler is in (or about to enter) poll */
+    pthread_mutex_t inbox_mu; /* guards inbox; held (after mu) to change state */
     struct mp__unit *inbox, *inbox_tail; /* submitted, not yet seen by the handler */
 };
 
@@ -169,16 +169,20 @@ MP__HIDDEN bool mp__pool_in_region(const mp_pool *p, const void *ptr, size_t len
 MP__HIDDEN void mp__pool_complete(mp_pool *p, mp_async_result *r);
 MP__HIDDEN void mp__pool_free_unit(mp_pool *p, struct mp__unit *u);
 MP__HIDDEN void mp__pool_map_finish(mp_pool *p, mp_async_result *r);
-MP__HIDDEN void mp__pool_chunk_done(mp_pool *p, mp_async_result *r, size_t c, int status, int code, const char *msg, const char *payload, size_t payload_len);
+MP__HIDDEN void mp__pool_chunk_done(mp_pool *p, mp_async_result *r, size_t c, int status, int code,
+                                    const char *msg, const char *payload, size_t payload_len);
 MP__HIDDEN void mp__pool_fail_unit(mp_pool *p, struct mp__unit *u, int status, const char *msg);
-MP__HIDDEN void mp__pool_job_finish(mp_pool *p, mp_async_result *r, int forced_status, const char *forced_msg);
+MP__HIDDEN void mp__pool_job_finish(mp_pool *p, mp_async_result *r, int forced_status,
+                                    const char *forced_msg);
 MP__HIDDEN void mp__pool_job_leave(mp_async_result *r, int slot, const char *death);
 MP__HIDDEN void mp__pool_check_jobs(mp_pool *p);
 MP__HIDDEN void mp__pool_job_offer(mp_pool *p, mp_async_result *r);
 MP__HIDDEN void mp__pool_out_push(struct mp__worker *w, struct mp__unit *u);
 MP__HIDDEN void mp__pool_write_units(struct mp__worker *w);
 MP__HIDDEN void mp__pool_dispatch(mp_pool *p);
-MP__HIDDEN struct mp__unit *mp__pool_make_unit(uint32_t kind, uint32_t flags, uint64_t fn, size_t count, size_t in_size, size_t out_size, size_t payload_len);
+MP__HIDDEN struct mp__unit *mp__pool_make_unit(uint32_t kind, uint32_t flags, uint64_t fn,
+                                               size_t count, size_t in_size, size_t out_size,
+                                               size_t payload_len);
 MP__HIDDEN void mp__pool_pend_push(mp_pool *p, struct mp__unit *u);
 MP__HIDDEN int mp__pool_check_pool(const mp_pool *p);
 MP__HIDDEN int mp__pool_job_send(mp_pool *p, mp_async_result *r, int i);

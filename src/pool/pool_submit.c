@@ -10,7 +10,10 @@
 
 static _Thread_local char last_message[512];
 
-const char *mp_pool_last_message(void) { return last_message; }
+const char *mp_pool_last_message(void)
+{
+    return last_message;
+}
 
 static void set_last_message(const char *m)
 {
@@ -19,8 +22,9 @@ static void set_last_message(const char *m)
 
 /* A unit whose payload_len bytes go to *dst: a region block when large and the
  * region has room, else inline in the frame. Takes the pool lock briefly. */
-static struct mp__unit *new_unit(mp_pool *p, uint32_t kind, uint32_t flags, uint64_t fn, size_t count,
-                             size_t in_size, size_t out_size, size_t payload_len, char **dst)
+static struct mp__unit *new_unit(mp_pool *p, uint32_t kind, uint32_t flags, uint64_t fn,
+                                 size_t count, size_t in_size, size_t out_size, size_t payload_len,
+                                 char **dst)
 {
     void *block = NULL;
     if (payload_len >= MP__POOL_REGION_MIN) {
@@ -28,8 +32,8 @@ static struct mp__unit *new_unit(mp_pool *p, uint32_t kind, uint32_t flags, uint
         block = mp__pool_region_alloc(p, payload_len);
         mp__pool_unlock(p);
     }
-    struct mp__unit *u = mp__pool_make_unit(kind, flags | (block ? MP__UNIT_REGION : 0), fn, count, in_size, out_size,
-                               block ? 0 : payload_len);
+    struct mp__unit *u = mp__pool_make_unit(kind, flags | (block ? MP__UNIT_REGION : 0), fn, count,
+                                            in_size, out_size, block ? 0 : payload_len);
     if (u == NULL) {
         if (block) {
             mp__pool_lock(p);
@@ -98,7 +102,8 @@ int mp_pool_apply_async(mp_pool *pool, mp_async_result **out, mp_task_fn fn, con
     if (r == NULL)
         return MP_ENOMEM;
     char *dst;
-    struct mp__unit *u = new_unit(pool, MP__UNIT_APPLY, 0, (uint64_t)(uintptr_t)fn, 1, 0, 0, len, &dst);
+    struct mp__unit *u =
+        new_unit(pool, MP__UNIT_APPLY, 0, (uint64_t)(uintptr_t)fn, 1, 0, 0, len, &dst);
     if (u == NULL) {
         mp__result_release(r);
         if (out)
@@ -207,9 +212,9 @@ static int check_items(const void *in, size_t in_size, const mp_args *tuples, si
     return 0;
 }
 
-static int map_common(mp_pool *pool, mp_async_result **out, uint64_t fn, const void *in, size_t in_size,
-                      const mp_args *tuples, size_t n, void *out_array, size_t out_size,
-                      const mp_async_options *opt, bool iter, bool unordered)
+static int map_common(mp_pool *pool, mp_async_result **out, uint64_t fn, const void *in,
+                      size_t in_size, const mp_args *tuples, size_t n, void *out_array,
+                      size_t out_size, const mp_async_options *opt, bool iter, bool unordered)
 {
     if (out != NULL)
         *out = NULL;
@@ -257,8 +262,9 @@ static int map_common(mp_pool *pool, mp_async_result **out, uint64_t fn, const v
         for (size_t i = first; i < first + count; i++)
             payload += item_len(in, in_size, tuples, i);
         char *dst;
-        struct mp__unit *u = new_unit(pool, kind, flags, fn, count, kind == MP__UNIT_MAP_FIXED ? in_size : 0,
-                                  out_size, payload, &dst);
+        struct mp__unit *u =
+            new_unit(pool, kind, flags, fn, count, kind == MP__UNIT_MAP_FIXED ? in_size : 0,
+                     out_size, payload, &dst);
         if (u == NULL) {
             free_units(pool, list);
             rc = MP_ENOMEM;
@@ -300,35 +306,40 @@ out_release:
     return rc;
 }
 
-int mp_pool_map_async(mp_pool *pool, mp_async_result **out, mp_task_fn fn, const void *in, size_t in_size,
-                      size_t n, size_t out_size, const mp_async_options *opt)
+int mp_pool_map_async(mp_pool *pool, mp_async_result **out, mp_task_fn fn, const void *in,
+                      size_t in_size, size_t n, size_t out_size, const mp_async_options *opt)
 {
-    return map_common(pool, out, (uint64_t)(uintptr_t)fn, in, in_size, NULL, n, NULL, out_size, opt, false, false);
+    return map_common(pool, out, (uint64_t)(uintptr_t)fn, in, in_size, NULL, n, NULL, out_size, opt,
+                      false, false);
 }
 
-int mp_pool_imap(mp_pool *pool, mp_async_result **out, mp_task_fn fn, const void *in, size_t in_size,
-                 size_t n, size_t out_size, const mp_async_options *opt)
+int mp_pool_imap(mp_pool *pool, mp_async_result **out, mp_task_fn fn, const void *in,
+                 size_t in_size, size_t n, size_t out_size, const mp_async_options *opt)
 {
-    return map_common(pool, out, (uint64_t)(uintptr_t)fn, in, in_size, NULL, n, NULL, out_size, opt, true, false);
+    return map_common(pool, out, (uint64_t)(uintptr_t)fn, in, in_size, NULL, n, NULL, out_size, opt,
+                      true, false);
 }
 
 int mp_pool_imap_unordered(mp_pool *pool, mp_async_result **out, mp_task_fn fn, const void *in,
                            size_t in_size, size_t n, size_t out_size, const mp_async_options *opt)
 {
-    return map_common(pool, out, (uint64_t)(uintptr_t)fn, in, in_size, NULL, n, NULL, out_size, opt, true, true);
+    return map_common(pool, out, (uint64_t)(uintptr_t)fn, in, in_size, NULL, n, NULL, out_size, opt,
+                      true, true);
 }
 
-int mp_pool_starmap_async(mp_pool *pool, mp_async_result **out, mp_star_fn fn, const mp_args *tuples,
-                          size_t n, size_t out_size, const mp_async_options *opt)
+int mp_pool_starmap_async(mp_pool *pool, mp_async_result **out, mp_star_fn fn,
+                          const mp_args *tuples, size_t n, size_t out_size,
+                          const mp_async_options *opt)
 {
     if (tuples == NULL && n > 0)
         return MP_EINVAL;
-    return map_common(pool, out, (uint64_t)(uintptr_t)fn, NULL, 0, tuples ? tuples : (const mp_args *)"",
-                      n, NULL, out_size, opt, false, false);
+    return map_common(pool, out, (uint64_t)(uintptr_t)fn, NULL, 0,
+                      tuples ? tuples : (const mp_args *)"", n, NULL, out_size, opt, false, false);
 }
 
-static int sync_map(mp_pool *pool, uint64_t fn, const void *in, size_t in_size, const mp_args *tuples,
-                    size_t n, void *out, size_t out_size, const mp_async_options *opt)
+static int sync_map(mp_pool *pool, uint64_t fn, const void *in, size_t in_size,
+                    const mp_args *tuples, size_t n, void *out, size_t out_size,
+                    const mp_async_options *opt)
 {
     if (out_size == 0 || (out == NULL && n > 0))
         return MP_EINVAL;
@@ -353,8 +364,8 @@ int mp_pool_starmap(mp_pool *pool, mp_star_fn fn, const mp_args *tuples, size_t 
 {
     if (tuples == NULL && n > 0)
         return MP_EINVAL;
-    return sync_map(pool, (uint64_t)(uintptr_t)fn, NULL, 0, tuples ? tuples : (const mp_args *)"", n, out,
-                    out_size, opt);
+    return sync_map(pool, (uint64_t)(uintptr_t)fn, NULL, 0, tuples ? tuples : (const mp_args *)"",
+                    n, out, out_size, opt);
 }
 
 /* Sends job r to worker i (pool lock held). */
@@ -372,9 +383,9 @@ int mp__pool_job_send(mp_pool *p, mp_async_result *r, int i)
     return 0;
 }
 
-int mp_pool_map_shared_async(mp_pool *pool, mp_async_result **out, mp_kernel_fn kernel, const void *in,
-                             size_t in_size, void *out_array, size_t out_size, size_t n, void *ctx,
-                             const mp_async_options *opt)
+int mp_pool_map_shared_async(mp_pool *pool, mp_async_result **out, mp_kernel_fn kernel,
+                             const void *in, size_t in_size, void *out_array, size_t out_size,
+                             size_t n, void *ctx, const mp_async_options *opt)
 {
     if (out != NULL)
         *out = NULL;
@@ -385,8 +396,9 @@ int mp_pool_map_shared_async(mp_pool *pool, mp_async_result **out, mp_kernel_fn 
         return MP_EINVAL;
     if ((in_size && n > SIZE_MAX / in_size) || (out_size && n > SIZE_MAX / out_size))
         return MP_EOVERFLOW;
-    if (!pool->threads && !(opt && opt->any_shared_memory) && n > 0 && ((in_size && !mp__pool_in_region(pool, in, n * in_size)) ||
-                                    (out_size && !mp__pool_in_region(pool, out_array, n * out_size))))
+    if (!pool->threads && !(opt && opt->any_shared_memory) && n > 0 &&
+        ((in_size && !mp__pool_in_region(pool, in, n * in_size)) ||
+         (out_size && !mp__pool_in_region(pool, out_array, n * out_size))))
         return MP_EINVAL;
     mp_async_result *r = mp__result_new(MP__R_JOB, 3); /* caller, ready, jobs list */
     if (r == NULL)
@@ -451,8 +463,8 @@ out_release:
     return rc;
 }
 
-int mp_pool_map_shared(mp_pool *pool, mp_kernel_fn kernel, const void *in, size_t in_size, void *out,
-                       size_t out_size, size_t n, void *ctx, const mp_async_options *opt)
+int mp_pool_map_shared(mp_pool *pool, mp_kernel_fn kernel, const void *in, size_t in_size,
+                       void *out, size_t out_size, size_t n, void *ctx, const mp_async_options *opt)
 {
     mp_async_result *r;
     int rc = mp_pool_map_shared_async(pool, &r, kernel, in, in_size, out, out_size, n, ctx, opt);

@@ -199,8 +199,11 @@ static int wout_flush(struct wout *o)
 static int send_result(struct wout *o, uint64_t id, int status, int task_code, const char *msg,
                        const void *payload, size_t payload_len)
 {
-    struct mp__result_hdr h = {.id = id, .status = status, .task_code = task_code,
-                               .msg_len = msg ? strlen(msg) : 0, .payload_len = payload_len};
+    struct mp__result_hdr h = {.id = id,
+                               .status = status,
+                               .task_code = task_code,
+                               .msg_len = msg ? strlen(msg) : 0,
+                               .payload_len = payload_len};
     size_t total = sizeof h + h.msg_len + payload_len;
     if (total <= (32u << 10) &&
         (o->published != NULL ? o->b.len + total <= o->b.cap : grow(&o->b, total) == 0)) {
@@ -217,7 +220,8 @@ static int send_result(struct wout *o, uint64_t id, int status, int task_code, c
     }
     if (wout_flush(o) != 0)
         return -1;
-    struct iovec iov[3] = {{&h, sizeof h}, {(void *)msg, h.msg_len}, {(void *)payload, payload_len}};
+    struct iovec iov[3] = {
+        {&h, sizeof h}, {(void *)msg, h.msg_len}, {(void *)payload, payload_len}};
     return write_all(o->fd, iov, 3);
 }
 
@@ -278,7 +282,8 @@ static int run_apply(struct wout *fd, const struct mp__task_hdr *h, const char *
 }
 
 /* A map chunk. out collects the results; on the first failing item the chunk fails. */
-static int run_chunk(struct wout *fd, const struct mp__task_hdr *h, const char *payload, struct growbuf *out)
+static int run_chunk(struct wout *fd, const struct mp__task_hdr *h, const char *payload,
+                     struct growbuf *out)
 {
     bool fixed_in = h->kind == MP__UNIT_MAP_FIXED, fixed_out = h->out_size > 0;
     size_t count = h->count;
@@ -382,7 +387,8 @@ void mp__pool_worker_main(const struct mp__worker_ctx *c)
     struct growbuf in = {0}, out = {0};
     struct wout wo = {.fd = c->fd};
     if (c->batch != NULL)
-        wo = (struct wout){.fd = c->fd, .b = {.p = c->batch, .cap = MP__BATCH_CAP}, .published = c->batch_len};
+        wo = (struct wout){
+            .fd = c->fd, .b = {.p = c->batch, .cap = MP__BATCH_CAP}, .published = c->batch_len};
     struct rbuf rb = {.cap = 64 << 10};
     rb.p = malloc(rb.cap);
     unsigned done = 0;
@@ -397,7 +403,8 @@ void mp__pool_worker_main(const struct mp__worker_ctx *c)
             payload = (const char *)(uintptr_t)h.region_off;
         } else {
             in.len = 0;
-            if (grow(&in, h.payload_len + 1) != 0 || read_full(c->fd, &rb, in.p, h.payload_len) != 0)
+            if (grow(&in, h.payload_len + 1) != 0 ||
+                read_full(c->fd, &rb, in.p, h.payload_len) != 0)
                 break;
             payload = in.p;
         }

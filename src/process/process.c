@@ -45,34 +45,41 @@ struct mp_process {
     enum kind kind;
     mp_target target;
     void *arg;
-    char *name;       /* malloc'd; never changes */
-    char *identity;   /* "1", "1:2": the path of counters that named this process */
+    char *name;     /* malloc'd; never changes */
+    char *identity; /* "1", "1:2": the path of counters that named this process */
     bool daemon;
-    pid_t owner;      /* the process that created this handle */
-    pid_t pid;        /* 0 until started; under registry_lock */
-    int sentinel;     /* pidfd or pipe read end, -1 until needed; under registry_lock */
-    int exitcode;     /* valid once reaped */
-    bool starting;    /* start claimed, fork in progress; under registry_lock */
-    bool reaped;      /* under registry_lock */
-    bool linked;      /* in the registry; under registry_lock */
-    int pollers;      /* joins polling the sentinel now: close waits; under registry_lock */
-    bool closed;      /* under registry_lock */
-    bool destroyed;   /* handle released while the child ran: free once reaped */
+    pid_t owner;    /* the process that created this handle */
+    pid_t pid;      /* 0 until started; under registry_lock */
+    int sentinel;   /* pidfd or pipe read end, -1 until needed; under registry_lock */
+    int exitcode;   /* valid once reaped */
+    bool starting;  /* start claimed, fork in progress; under registry_lock */
+    bool reaped;    /* under registry_lock */
+    bool linked;    /* in the registry; under registry_lock */
+    int pollers;    /* joins polling the sentinel now: close waits; under registry_lock */
+    bool closed;    /* under registry_lock */
+    bool destroyed; /* handle released while the child ran: free once reaped */
     struct mp_process *prev, *next; /* registry links; under registry_lock */
 };
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
-static mp_process *registry;  /* started children not yet closed or destroyed */
+static mp_process *registry;   /* started children not yet closed or destroyed */
 static unsigned child_counter; /* children created by this process; under registry_lock */
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
-static mp_process current = {.kind = KIND_CURRENT, .name = "MainProcess", .identity = "", .sentinel = -1};
+static mp_process current = {
+    .kind = KIND_CURRENT, .name = "MainProcess", .identity = "", .sentinel = -1};
 static mp_process parent = {.kind = KIND_PARENT, .sentinel = -1};
 static bool have_parent;
 static mp_process *self; /* in a child: the handle it was started from, never freed */
 
-static void lock(void) { pthread_mutex_lock(&registry_lock); }
-static void unlock(void) { pthread_mutex_unlock(&registry_lock); }
+static void lock(void)
+{
+    pthread_mutex_lock(&registry_lock);
+}
+static void unlock(void)
+{
+    pthread_mutex_unlock(&registry_lock);
+}
 
 static void at_exit(void);
 
@@ -198,13 +205,21 @@ static _Noreturn void run_child(mp_process *p, pid_t parent_pid, int pipe_write_
 {
     (void)pipe_write_end; /* held open until exit: the parent's sentinel */
     child_counter = 0;
-    parent = (mp_process){.kind = KIND_PARENT, .name = current.name, .identity = current.identity,
-                          .daemon = current.daemon, .pid = parent_pid, .sentinel = -1};
+    parent = (mp_process){.kind = KIND_PARENT,
+                          .name = current.name,
+                          .identity = current.identity,
+                          .daemon = current.daemon,
+                          .pid = parent_pid,
+                          .sentinel = -1};
     have_parent = true;
     /* Shares p's strings: mp_process_destroy in the child does not free the handle
      * the child is running as (see self). */
-    current = (mp_process){.kind = KIND_CURRENT, .name = p->name, .identity = p->identity,
-                           .daemon = p->daemon, .pid = getpid(), .sentinel = -1};
+    current = (mp_process){.kind = KIND_CURRENT,
+                           .name = p->name,
+                           .identity = p->identity,
+                           .daemon = p->daemon,
+                           .pid = getpid(),
+                           .sentinel = -1};
     self = p;
     if (p->daemon) {
         /* If the parent died before prctl, the signal would never come: check. */
@@ -409,9 +424,15 @@ pid_t mp_process_pid(const mp_process *p)
     return pid;
 }
 
-const char *mp_process_name(const mp_process *p) { return p != NULL ? p->name : NULL; }
+const char *mp_process_name(const mp_process *p)
+{
+    return p != NULL ? p->name : NULL;
+}
 
-bool mp_process_daemon(const mp_process *p) { return p != NULL && p->daemon; }
+bool mp_process_daemon(const mp_process *p)
+{
+    return p != NULL && p->daemon;
+}
 
 int mp_process_exitcode(mp_process *p, int *exitcode)
 {
@@ -441,9 +462,15 @@ static int send_signal(mp_process *p, int sig)
     return rc;
 }
 
-int mp_process_terminate(mp_process *p) { return send_signal(p, SIGTERM); }
+int mp_process_terminate(mp_process *p)
+{
+    return send_signal(p, SIGTERM);
+}
 
-int mp_process_kill(mp_process *p) { return send_signal(p, SIGKILL); }
+int mp_process_kill(mp_process *p)
+{
+    return send_signal(p, SIGKILL);
+}
 
 int mp_process_sentinel(mp_process *p)
 {
@@ -500,9 +527,15 @@ void mp_process_destroy(mp_process *p)
         free_process(p);
 }
 
-mp_process *mp_current_process(void) { return &current; }
+mp_process *mp_current_process(void)
+{
+    return &current;
+}
 
-mp_process *mp_parent_process(void) { return have_parent ? &parent : NULL; }
+mp_process *mp_parent_process(void)
+{
+    return have_parent ? &parent : NULL;
+}
 
 int mp_active_children(mp_process ***children)
 {

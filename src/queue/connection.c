@@ -6,9 +6,9 @@
  *
  * Sending writes header and payload with one writev/sendmsg (no copy), looping on
  * short writes; payloads up to SMALL_MSG bytes are copied behind the header and
- * sent with one send/write, which costs the kernel less than gathering. Sockets use MSG_NOSIGNAL; for pipes SIGPIPE is blocked in the
- * calling thread around the write and a SIGPIPE this write raised is consumed, so
- * a closed peer is an MP_EPIPE, never a dead process.
+ * sent with one send/write, which costs the kernel less than gathering. Sockets use MSG_NOSIGNAL;
+ * for pipes SIGPIPE is blocked in the calling thread around the write and a SIGPIPE this write
+ * raised is consumed, so a closed peer is an MP_EPIPE, never a dead process.
  *
  * Receiving reads ahead: header bytes are read into a private buffer of RBUF_SIZE
  * bytes with one read() that may also bring the payload (and the start of later
@@ -28,8 +28,8 @@
 #include <sys/stat.h>
 #include <sys/uio.h>
 
-#include "queue/conn.h"
 #include "mproc/connection.h"
+#include "queue/conn.h"
 
 #define RBUF_SIZE 65536
 #define SMALL_MSG 512 /* payloads copied behind their header and sent in one piece */
@@ -59,7 +59,10 @@ size_t mp__frame_header(uint64_t len, unsigned char out[MP__FRAME_HEADER_MAX])
     return 12;
 }
 
-bool mp__conn_has_buffered(const mp_conn *c) { return c->has_known || c->rpos < c->rlen; }
+bool mp__conn_has_buffered(const mp_conn *c)
+{
+    return c->has_known || c->rpos < c->rlen;
+}
 
 static int conn_new(mp_conn **out, int fd, bool readable, bool writable)
 {
@@ -80,7 +83,8 @@ int mp_pipe(mp_conn **conn1, mp_conn **conn2, bool duplex)
     if (conn1 == NULL || conn2 == NULL)
         return MP_EINVAL;
     int fds[2];
-    int rc = duplex ? socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) : pipe2(fds, O_CLOEXEC);
+    int rc =
+        duplex ? socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) : pipe2(fds, O_CLOEXEC);
     if (rc != 0)
         return -errno;
     mp_conn *a = NULL, *b = NULL;
@@ -406,9 +410,18 @@ int mp_conn_fileno(const mp_conn *c)
     return c->fd < 0 ? MP_ECLOSED : c->fd;
 }
 
-bool mp_conn_readable(const mp_conn *c) { return c != NULL && c->readable; }
-bool mp_conn_writable(const mp_conn *c) { return c != NULL && c->writable; }
-bool mp_conn_closed(const mp_conn *c) { return c == NULL || c->fd < 0; }
+bool mp_conn_readable(const mp_conn *c)
+{
+    return c != NULL && c->readable;
+}
+bool mp_conn_writable(const mp_conn *c)
+{
+    return c != NULL && c->writable;
+}
+bool mp_conn_closed(const mp_conn *c)
+{
+    return c == NULL || c->fd < 0;
+}
 
 int mp_conn_close(mp_conn *c)
 {

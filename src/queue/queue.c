@@ -77,9 +77,9 @@
 
 #include "core/arena.h"
 #include "linux/futex.h"
+#include "mproc/queue.h"
 #include "queue/queue.h"
 #include "sync/sync.h"
-#include "mproc/queue.h"
 
 #define DEFAULT_RING ((size_t)1 << 20)
 #define MIN_RING ((size_t)4096)
@@ -99,23 +99,25 @@ enum { Q_QUEUE, Q_SIMPLE, Q_JOINABLE };
  * other moves between cores, so the words each side writes per message (its lock,
  * its index) are kept apart from the words it only reads. */
 struct shared {
-    uint32_t cap;                        /* ring bytes, power of two; constant */
-    uint32_t maxsize;                    /* message limit, 0: none; constant */
+    uint32_t cap;                         /* ring bytes, power of two; constant */
+    uint32_t maxsize;                     /* message limit, 0: none; constant */
     alignas(64) pthread_mutex_t put_lock; /* robust, process-shared: the producer side */
-    uint64_t head_seen;                  /* a past value of head (room is at least as
-                                            it says); under put_lock */
+    uint64_t head_seen;                   /* a past value of head (room is at least as
+                                             it says); under put_lock */
     alignas(64) pthread_mutex_t get_lock; /* robust, process-shared: the consumer side */
-    uint64_t tail_seen;                  /* a past value of tail; under get_lock */
-    alignas(64) _Atomic uint64_t tail;   /* nput << 32 | tpos; under put_lock */
-    alignas(64) _Atomic uint64_t head;   /* nget << 32 | hpos; under get_lock */
-    alignas(64) _Atomic uint32_t data_seq; /* futex; bumped by the producer that clears get_waiting */
-    _Atomic uint32_t get_waiting;        /* set by the get_lock holder before it sleeps;
-                                            cleared by it or by the producer that wakes it */
-    alignas(64) _Atomic uint32_t space_seq; /* futex; bumped by the consumer that clears put_waiting */
-    _Atomic uint32_t put_waiting;        /* likewise for the put_lock holder */
-    alignas(64) _Atomic uint32_t ndone;  /* task_done count; CAS, never past nput */
-    _Atomic uint32_t join_waiters;       /* join callers sleeping on ndone; atomic add */
-    alignas(64) unsigned char ring[];    /* cap bytes of records */
+    uint64_t tail_seen;                   /* a past value of tail; under get_lock */
+    alignas(64) _Atomic uint64_t tail;    /* nput << 32 | tpos; under put_lock */
+    alignas(64) _Atomic uint64_t head;    /* nget << 32 | hpos; under get_lock */
+    alignas(
+        64) _Atomic uint32_t data_seq; /* futex; bumped by the producer that clears get_waiting */
+    _Atomic uint32_t get_waiting;      /* set by the get_lock holder before it sleeps;
+                                          cleared by it or by the producer that wakes it */
+    alignas(
+        64) _Atomic uint32_t space_seq; /* futex; bumped by the consumer that clears put_waiting */
+    _Atomic uint32_t put_waiting;       /* likewise for the put_lock holder */
+    alignas(64) _Atomic uint32_t ndone; /* task_done count; CAS, never past nput */
+    _Atomic uint32_t join_waiters;      /* join callers sleeping on ndone; atomic add */
+    alignas(64) unsigned char ring[];   /* cap bytes of records */
 };
 
 struct mp_queue {
@@ -126,8 +128,12 @@ struct mp_queue {
     _Atomic bool closed; /* close() was called in this process */
 };
 
-struct mp_simple_queue { mp_queue q; };
-struct mp_joinable_queue { mp_queue q; };
+struct mp_simple_queue {
+    mp_queue q;
+};
+struct mp_joinable_queue {
+    mp_queue q;
+};
 
 void (*mp__queue_fault_hook)(int point);
 
@@ -146,10 +152,22 @@ static inline void cpu_relax(void)
 #endif
 }
 
-static inline uint32_t pos_of(uint64_t w) { return (uint32_t)w; }
-static inline uint32_t cnt_of(uint64_t w) { return (uint32_t)(w >> 32); }
-static inline uint64_t word(uint32_t cnt, uint32_t pos) { return (uint64_t)cnt << 32 | pos; }
-static inline uint64_t round8(uint64_t n) { return (n + 7) & ~(uint64_t)7; }
+static inline uint32_t pos_of(uint64_t w)
+{
+    return (uint32_t)w;
+}
+static inline uint32_t cnt_of(uint64_t w)
+{
+    return (uint32_t)(w >> 32);
+}
+static inline uint64_t word(uint32_t cnt, uint32_t pos)
+{
+    return (uint64_t)cnt << 32 | pos;
+}
+static inline uint64_t round8(uint64_t n)
+{
+    return (n + 7) & ~(uint64_t)7;
+}
 
 /* mp__deadline_init without reading the clock for -1 and 0, the common cases of
  * a hot path (a zero deadline at time 0 has always passed). */
@@ -198,9 +216,9 @@ static int queue_create(mp_queue **out, int kind, size_t maxsize, const mp_queue
     size_t cap = MIN_RING;
     while (cap < want)
         cap <<= 1;
-    mp_queue *q = calloc(1, kind == Q_QUEUE ? sizeof(mp_queue)
-                                : kind == Q_SIMPLE ? sizeof(mp_simple_queue)
-                                                   : sizeof(mp_joinable_queue));
+    mp_queue *q = calloc(1, kind == Q_QUEUE    ? sizeof(mp_queue)
+                            : kind == Q_SIMPLE ? sizeof(mp_simple_queue)
+                                               : sizeof(mp_joinable_queue));
     if (q == NULL)
         return MP_ENOMEM;
     struct shared *s = mp__shm_alloc(sizeof *s + cap);
@@ -261,7 +279,8 @@ static int side_lock(pthread_mutex_t *m, _Atomic uint32_t *waiting, const mp__de
         r = pthread_mutex_trylock(m);
     }
     if (r == EBUSY)
-        r = d->forever ? pthread_mutex_lock(m) : pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &d->at);
+        r = d->forever ? pthread_mutex_lock(m)
+                       : pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &d->at);
     if (r == EOWNERDEAD) {
         atomic_store(waiting, 0);
         pthread_mutex_consistent(m);
@@ -301,7 +320,8 @@ static uint64_t ring_header(const struct shared *s, uint32_t pos)
 
 /* ---- producer side ---- */
 
-static bool room_against(const struct shared *s, uint64_t tail, uint64_t head, uint32_t need, bool counts)
+static bool room_against(const struct shared *s, uint64_t tail, uint64_t head, uint32_t need,
+                         bool counts)
 {
     if (s->cap - (pos_of(tail) - pos_of(head)) < need)
         return false;
@@ -320,7 +340,8 @@ static bool has_room(struct shared *s, uint64_t tail, uint32_t need, bool counts
 
 /* Waits (holding put_lock) until `need` ring bytes are free and, when counts, fewer
  * than maxsize messages are queued. */
-static int wait_room(struct shared *s, uint64_t tail, uint32_t need, bool counts, const mp__deadline *d)
+static int wait_room(struct shared *s, uint64_t tail, uint32_t need, bool counts,
+                     const mp__deadline *d)
 {
     if (is_now(d))
         return has_room(s, tail, need, counts) ? 0 : MP_ETIMEDOUT;
@@ -527,10 +548,10 @@ static int wait_data(struct shared *s, uint64_t head, const mp__deadline *d, boo
 }
 
 struct dest {
-    void *buf;   /* caller's buffer (into) or NULL (allocate) */
-    size_t cap;  /* caller's buffer size */
-    void *out;   /* allocated result */
-    size_t len;  /* message length */
+    void *buf;  /* caller's buffer (into) or NULL (allocate) */
+    size_t cap; /* caller's buffer size */
+    void *out;  /* allocated result */
+    size_t len; /* message length */
 };
 
 /* Where a message of n bytes goes; MP_ETOOSHORT / MP_ENOMEM leave it in the queue. */
@@ -545,7 +566,10 @@ static int dest_prepare(struct dest *dst, uint64_t n)
     return dst->out == NULL ? MP_ENOMEM : 0;
 }
 
-static char *dest_bytes(struct dest *dst) { return dst->out != NULL ? dst->out : dst->buf; }
+static char *dest_bytes(struct dest *dst)
+{
+    return dst->out != NULL ? dst->out : dst->buf;
+}
 
 static void dest_drop(struct dest *dst)
 {
@@ -689,7 +713,10 @@ static int queue_qsize(mp_queue *q)
     return n > INT32_MAX ? INT32_MAX : (int)n;
 }
 
-static bool queue_empty(mp_queue *q) { return q != NULL && queue_qsize(q) == 0; }
+static bool queue_empty(mp_queue *q)
+{
+    return q != NULL && queue_qsize(q) == 0;
+}
 
 static bool queue_full(mp_queue *q)
 {
@@ -733,7 +760,10 @@ int mp_queue_put(mp_queue *q, const void *buf, size_t len, int timeout_ms)
     return queue_put(q, buf, len, timeout_ms);
 }
 
-int mp_queue_put_nowait(mp_queue *q, const void *buf, size_t len) { return queue_put(q, buf, len, 0); }
+int mp_queue_put_nowait(mp_queue *q, const void *buf, size_t len)
+{
+    return queue_put(q, buf, len, 0);
+}
 
 int mp_queue_get(mp_queue *q, void **out, size_t *len, int timeout_ms)
 {
@@ -745,12 +775,30 @@ int mp_queue_get_into(mp_queue *q, void *buf, size_t cap, size_t *len, int timeo
     return queue_get_into(q, buf, cap, len, timeout_ms);
 }
 
-int mp_queue_get_nowait(mp_queue *q, void **out, size_t *len) { return queue_get_alloc(q, out, len, 0); }
-int mp_queue_qsize(mp_queue *q) { return queue_qsize(q); }
-bool mp_queue_empty(mp_queue *q) { return queue_empty(q); }
-bool mp_queue_full(mp_queue *q) { return queue_full(q); }
-int mp_queue_close(mp_queue *q) { return queue_close(q); }
-void mp_queue_destroy(mp_queue *q) { queue_destroy(q); }
+int mp_queue_get_nowait(mp_queue *q, void **out, size_t *len)
+{
+    return queue_get_alloc(q, out, len, 0);
+}
+int mp_queue_qsize(mp_queue *q)
+{
+    return queue_qsize(q);
+}
+bool mp_queue_empty(mp_queue *q)
+{
+    return queue_empty(q);
+}
+bool mp_queue_full(mp_queue *q)
+{
+    return queue_full(q);
+}
+int mp_queue_close(mp_queue *q)
+{
+    return queue_close(q);
+}
+void mp_queue_destroy(mp_queue *q)
+{
+    queue_destroy(q);
+}
 
 /* ---- SimpleQueue ---- */
 
@@ -775,9 +823,18 @@ int mp_simple_queue_get(mp_simple_queue *q, void **out, size_t *len)
     return queue_get_alloc(q != NULL ? &q->q : NULL, out, len, -1);
 }
 
-bool mp_simple_queue_empty(mp_simple_queue *q) { return q != NULL && queue_empty(&q->q); }
-int mp_simple_queue_close(mp_simple_queue *q) { return queue_close(q != NULL ? &q->q : NULL); }
-void mp_simple_queue_destroy(mp_simple_queue *q) { queue_destroy(q != NULL ? &q->q : NULL); }
+bool mp_simple_queue_empty(mp_simple_queue *q)
+{
+    return q != NULL && queue_empty(&q->q);
+}
+int mp_simple_queue_close(mp_simple_queue *q)
+{
+    return queue_close(q != NULL ? &q->q : NULL);
+}
+void mp_simple_queue_destroy(mp_simple_queue *q)
+{
+    queue_destroy(q != NULL ? &q->q : NULL);
+}
 
 /* ---- JoinableQueue ---- */
 
@@ -809,7 +866,8 @@ int mp_joinable_queue_get(mp_joinable_queue *q, void **out, size_t *len, int tim
     return queue_get_alloc(JQ(q), out, len, timeout_ms);
 }
 
-int mp_joinable_queue_get_into(mp_joinable_queue *q, void *buf, size_t cap, size_t *len, int timeout_ms)
+int mp_joinable_queue_get_into(mp_joinable_queue *q, void *buf, size_t cap, size_t *len,
+                               int timeout_ms)
 {
     return queue_get_into(JQ(q), buf, cap, len, timeout_ms);
 }
@@ -819,11 +877,26 @@ int mp_joinable_queue_get_nowait(mp_joinable_queue *q, void **out, size_t *len)
     return queue_get_alloc(JQ(q), out, len, 0);
 }
 
-int mp_joinable_queue_qsize(mp_joinable_queue *q) { return queue_qsize(JQ(q)); }
-bool mp_joinable_queue_empty(mp_joinable_queue *q) { return queue_empty(JQ(q)); }
-bool mp_joinable_queue_full(mp_joinable_queue *q) { return queue_full(JQ(q)); }
-int mp_joinable_queue_close(mp_joinable_queue *q) { return queue_close(JQ(q)); }
-void mp_joinable_queue_destroy(mp_joinable_queue *q) { queue_destroy(JQ(q)); }
+int mp_joinable_queue_qsize(mp_joinable_queue *q)
+{
+    return queue_qsize(JQ(q));
+}
+bool mp_joinable_queue_empty(mp_joinable_queue *q)
+{
+    return queue_empty(JQ(q));
+}
+bool mp_joinable_queue_full(mp_joinable_queue *q)
+{
+    return queue_full(JQ(q));
+}
+int mp_joinable_queue_close(mp_joinable_queue *q)
+{
+    return queue_close(JQ(q));
+}
+void mp_joinable_queue_destroy(mp_joinable_queue *q)
+{
+    queue_destroy(JQ(q));
+}
 
 int mp_joinable_queue_task_done(mp_joinable_queue *q)
 {

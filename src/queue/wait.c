@@ -5,8 +5,8 @@
 #include <poll.h>
 #include <stdlib.h>
 
-#include "queue/conn.h"
 #include "mproc/connection.h"
+#include "queue/conn.h"
 
 int mp_wait(mp_wait_object *objs, size_t n, int timeout_ms)
 {

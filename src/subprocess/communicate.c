@@ -112,7 +112,8 @@ int mp__popen_pump(mp_popen *p, const void *input, size_t input_len, const mp__d
         }
         if (i_in >= 0 && pfd[i_in].revents) {
             size_t left = input_len - p->in_off;
-            ssize_t w = write(p->fd_in, (const char *)input + p->in_off, left < WRITE_CHUNK ? left : WRITE_CHUNK);
+            ssize_t w = write(p->fd_in, (const char *)input + p->in_off,
+                              left < WRITE_CHUNK ? left : WRITE_CHUNK);
             if (w > 0)
                 p->in_off += (size_t)w;
             /* EPIPE: the child closed its stdin or exited; not an error. */

@@ -26,8 +26,8 @@
 
 #include "linux/pidfd.h"
 #include "linux/spawn.h"
-#include "subprocess/subprocess.h"
 #include "mproc/subprocess.h"
+#include "subprocess/subprocess.h"
 
 extern char **environ;
 
@@ -37,16 +37,22 @@ extern char **environ;
 /* ---- children whose handle was destroyed while they ran --------------------- */
 
 static pthread_mutex_t orphans_lock = PTHREAD_MUTEX_INITIALIZER;
-static pid_t *orphans;        /* under orphans_lock */
+static pid_t *orphans; /* under orphans_lock */
 static size_t n_orphans, cap_orphans;
-static pid_t orphans_owner;   /* the process whose children these are */
+static pid_t orphans_owner; /* the process whose children these are */
 static pthread_once_t orphans_once = PTHREAD_ONCE_INIT;
 
 /* fork() while another thread holds orphans_lock would leave the lock held for
  * good in the child: fork takes it first, and the child starts with an empty list
  * (the parent's children are not its own). */
-static void orphans_prefork(void) { pthread_mutex_lock(&orphans_lock); }
-static void orphans_postfork_parent(void) { pthread_mutex_unlock(&orphans_lock); }
+static void orphans_prefork(void)
+{
+    pthread_mutex_lock(&orphans_lock);
+}
+static void orphans_postfork_parent(void)
+{
+    pthread_mutex_unlock(&orphans_lock);
+}
 static void orphans_postfork_child(void)
 {
     n_orphans = 0;
@@ -193,7 +199,7 @@ static char **exec_candidates(const char *prog, const char *path)
         return NULL;
     char *s = (char *)(out + n + 1);
     size_t k = 0;
-    for (const char *dir = path;; ) {
+    for (const char *dir = path;;) {
         const char *end = strchr(dir, ':');
         size_t dlen = end ? (size_t)(end - dir) : strlen(dir);
         out[k++] = s;
@@ -249,7 +255,10 @@ static int check_options(const char *const *argv, const mp_popen_options *o)
     return 0;
 }
 
-static int make_pipe(int fd[2]) { return pipe2(fd, O_CLOEXEC) ? -errno : 0; }
+static int make_pipe(int fd[2])
+{
+    return pipe2(fd, O_CLOEXEC) ? -errno : 0;
+}
 
 static void set_message(mp_popen *p, int step, int err, const char *prog, const char *cwd)
 {
@@ -367,8 +376,10 @@ int mp_popen_new(mp_popen **out, const char *const *argv, const mp_popen_options
         .stderr_to_stdout = modes[2] == MP_STDOUT,
     };
     for (int i = 0; i < 3; i++)
-        plan.stdio[i] = modes[i] == MP_PIPE ? child_fds[i] : modes[i] == MP_DEVNULL ? devnull
-                      : modes[i] == MP_FD ? given[i] : -1;
+        plan.stdio[i] = modes[i] == MP_PIPE      ? child_fds[i]
+                        : modes[i] == MP_DEVNULL ? devnull
+                        : modes[i] == MP_FD      ? given[i]
+                                                 : -1;
 
     int step, child_errno;
     rc = mp__spawn(&plan, &p->pid, &step, &child_errno);
@@ -407,18 +418,33 @@ out_fail:
     return rc;
 }
 
-const char *mp_popen_message(const mp_popen *p) { return p != NULL ? p->message : ""; }
+const char *mp_popen_message(const mp_popen *p)
+{
+    return p != NULL ? p->message : "";
+}
 
-pid_t mp_popen_pid(const mp_popen *p) { return p != NULL ? p->pid : 0; }
+pid_t mp_popen_pid(const mp_popen *p)
+{
+    return p != NULL ? p->pid : 0;
+}
 
 const char *const *mp_popen_args(const mp_popen *p)
 {
     return p != NULL ? (const char *const *)p->args : NULL;
 }
 
-int mp_popen_stdin(const mp_popen *p) { return p != NULL ? p->fd_in : -1; }
-int mp_popen_stdout(const mp_popen *p) { return p != NULL ? p->fd_out : -1; }
-int mp_popen_stderr(const mp_popen *p) { return p != NULL ? p->fd_err : -1; }
+int mp_popen_stdin(const mp_popen *p)
+{
+    return p != NULL ? p->fd_in : -1;
+}
+int mp_popen_stdout(const mp_popen *p)
+{
+    return p != NULL ? p->fd_out : -1;
+}
+int mp_popen_stderr(const mp_popen *p)
+{
+    return p != NULL ? p->fd_err : -1;
+}
 
 static int close_end(mp_popen *p, int *fd)
 {
@@ -429,9 +455,18 @@ static int close_end(mp_popen *p, int *fd)
     return 0;
 }
 
-int mp_popen_close_stdin(mp_popen *p) { return close_end(p, p ? &p->fd_in : NULL); }
-int mp_popen_close_stdout(mp_popen *p) { return close_end(p, p ? &p->fd_out : NULL); }
-int mp_popen_close_stderr(mp_popen *p) { return close_end(p, p ? &p->fd_err : NULL); }
+int mp_popen_close_stdin(mp_popen *p)
+{
+    return close_end(p, p ? &p->fd_in : NULL);
+}
+int mp_popen_close_stdout(mp_popen *p)
+{
+    return close_end(p, p ? &p->fd_out : NULL);
+}
+int mp_popen_close_stderr(mp_popen *p)
+{
+    return close_end(p, p ? &p->fd_err : NULL);
+}
 
 /* ---- waiting and signals --------------------------------------------------- */
 
@@ -559,8 +594,14 @@ int mp_popen_send_signal(mp_popen *p, int sig)
     return rc == MP_ESRCH ? 0 : rc;
 }
 
-int mp_popen_terminate(mp_popen *p) { return mp_popen_send_signal(p, SIGTERM); }
-int mp_popen_kill(mp_popen *p) { return mp_popen_send_signal(p, SIGKILL); }
+int mp_popen_terminate(mp_popen *p)
+{
+    return mp_popen_send_signal(p, SIGTERM);
+}
+int mp_popen_kill(mp_popen *p)
+{
+    return mp_popen_send_signal(p, SIGKILL);
+}
 
 void mp_popen_destroy(mp_popen *p)
 {

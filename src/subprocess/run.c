@@ -50,7 +50,8 @@ int mp_run(mp_completed_process *r, const char *const *argv, const mp_run_option
         return MP_EINVAL;
     *r = (mp_completed_process){.returncode = -1};
     const mp_run_options *o = opt != NULL ? opt : &defaults;
-    if (argv == NULL || argv[0] == NULL || o->timeout_ms < -1 || (o->input == NULL && o->input_len > 0))
+    if (argv == NULL || argv[0] == NULL || o->timeout_ms < -1 ||
+        (o->input == NULL && o->input_len > 0))
         return MP_EINVAL;
     mp_popen_options po = o->popen;
     if (o->input != NULL) {
@@ -123,7 +124,8 @@ int mp_call(const char *const *argv, const mp_popen_options *opt, int timeout_ms
     return rc;
 }
 
-int mp_check_call(const char *const *argv, const mp_popen_options *opt, int timeout_ms, int *returncode)
+int mp_check_call(const char *const *argv, const mp_popen_options *opt, int timeout_ms,
+                  int *returncode)
 {
     int code = 0;
     int rc = mp_call(argv, opt, timeout_ms, &code);

@@ -16,7 +16,10 @@
 
 enum state { ST_SPACE, ST_WORD, ST_SQUOTE, ST_DQUOTE, ST_ESCAPE };
 
-static bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+static bool is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
 
 /* Skips the rest of the line after a comment character, '\n' included. */
 static const char *skip_line(const char *s)
@@ -31,7 +34,8 @@ static const char *skip_line(const char *s)
  * Non-POSIX mode (CPython's posix=False): quotes stay in the word, a closing quote
  * ends the word, backslash is an ordinary character, and a comment inside a word
  * does not end it. */
-static int tokenize(const char *s, bool comments, bool posix, char *buf, size_t *used, const char **why)
+static int tokenize(const char *s, bool comments, bool posix, char *buf, size_t *used,
+                    const char **why)
 {
     enum state st = ST_SPACE, escaped_from = ST_WORD;
     char *tok = buf, *w = buf;

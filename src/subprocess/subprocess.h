@@ -17,26 +17,26 @@ typedef struct mp__buf {
 } mp__buf;
 
 struct mp_popen {
-    pid_t owner;       /* the process that created the handle */
-    pid_t pid;         /* 0 when the spawn failed */
-    int pidfd;         /* -1 when the kernel has none; kept open until destroy, so a
-                          thread still polling it never polls a reused number */
-    char **args;       /* copy of argv; one allocation */
+    pid_t owner;               /* the process that created the handle */
+    pid_t pid;                 /* 0 when the spawn failed */
+    int pidfd;                 /* -1 when the kernel has none; kept open until destroy, so a
+                                  thread still polling it never polls a reused number */
+    char **args;               /* copy of argv; one allocation */
     int fd_in, fd_out, fd_err; /* the parent's pipe ends; -1 when none or closed */
     bool out_piped, err_piped; /* stdout / stderr were MP_PIPE */
-    bool failed;       /* the child failed before exec; message says why */
+    bool failed;               /* the child failed before exec; message says why */
     /* Reaping: only ever waitpid(pid, WNOHANG) under lock, so a thread that holds
      * lock and sees !reaped knows the pid is still our child (signals are safe);
      * blocking waits wait for the exit without reaping (pidfd poll or WNOWAIT). */
     pthread_mutex_t lock;
-    bool reaped;       /* under lock */
-    int returncode;    /* valid once reaped; written under lock */
+    bool reaped;    /* under lock */
+    int returncode; /* valid once reaped; written under lock */
     char message[512];
     /* communicate: state kept across a timeout */
     bool comm_started;
-    size_t in_len;     /* input_len of the first call; resumed calls pass the same */
-    size_t in_off;     /* bytes of the input already written */
-    mp__buf out, err;  /* output read so far */
+    size_t in_len;    /* input_len of the first call; resumed calls pass the same */
+    size_t in_off;    /* bytes of the input already written */
+    mp__buf out, err; /* output read so far */
 };
 
 /* Waits for the child until d and reaps it. 0, MP_ETIMEDOUT or -errno. */

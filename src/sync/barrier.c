@@ -37,21 +37,21 @@
 
 #include "core/arena.h"
 #include "linux/futex.h"
-#include "sync/sync.h"
 #include "mproc/sync.h"
+#include "sync/sync.h"
 
 enum { FILLING = 0, DRAINING = 1, RESETTING = -1, BROKEN = -2 };
 
 struct mp_barrier {
-    mp__lockword lock;         /* lock word (lock.c) guarding state and slots */
-    _Atomic uint32_t seq;      /* futex word; bumped under lock at each state change */
-    int32_t state;             /* FILLING, DRAINING, RESETTING or BROKEN; under lock */
-    uint32_t parties;          /* set once */
-    int default_timeout_ms;    /* for waits given -1; -1 forever; set once */
-    uint64_t creator;          /* mp__self_id of the process that may free it; set once */
-    mp_barrier_action action;  /* set once; run in the last arriving party's process */
+    mp__lockword lock;        /* lock word (lock.c) guarding state and slots */
+    _Atomic uint32_t seq;     /* futex word; bumped under lock at each state change */
+    int32_t state;            /* FILLING, DRAINING, RESETTING or BROKEN; under lock */
+    uint32_t parties;         /* set once */
+    int default_timeout_ms;   /* for waits given -1; -1 forever; set once */
+    uint64_t creator;         /* mp__self_id of the process that may free it; set once */
+    mp_barrier_action action; /* set once; run in the last arriving party's process */
     void *action_arg;
-    uint64_t slots[];          /* [parties]: mp__self_id of each party inside wait; under lock */
+    uint64_t slots[]; /* [parties]: mp__self_id of each party inside wait; under lock */
 };
 
 int mp_barrier_new(mp_barrier **out, int parties, const mp_barrier_options *opt)
@@ -123,7 +123,10 @@ static void lock_barrier(mp_barrier *b)
     }
 }
 
-static void unlock_barrier(mp_barrier *b) { mp__lockword_release(&b->lock); }
+static void unlock_barrier(mp_barrier *b)
+{
+    mp__lockword_release(&b->lock);
+}
 
 /* With the lock held: sleeps until the state may have changed, or a slice or
  * the deadline ends; returns with the lock held. MP_ETIMEDOUT once d passed. */
@@ -217,7 +220,10 @@ int mp_barrier_abort(mp_barrier *b)
     return 0;
 }
 
-int mp_barrier_parties(mp_barrier *b) { return b == NULL ? MP_EINVAL : (int)b->parties; }
+int mp_barrier_parties(mp_barrier *b)
+{
+    return b == NULL ? MP_EINVAL : (int)b->parties;
+}
 
 int mp_barrier_n_waiting(mp_barrier *b)
 {

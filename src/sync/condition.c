@@ -25,16 +25,16 @@
 
 #include "core/arena.h"
 #include "linux/futex.h"
-#include "sync/sync.h"
 #include "mproc/sync.h"
+#include "sync/sync.h"
 
 struct mp_condition {
     _Atomic uint32_t seq;      /* futex word; bumped by notifiers holding the lock */
     _Atomic uint32_t nwaiters; /* registered waiters: ++ under the lock, -- after waking */
     mp_lock *lock;             /* exactly one of lock and rlock; set once */
     mp_rlock *rlock;
-    bool own_rlock;            /* rlock was created by the condition; set once */
-    uint64_t creator;          /* mp__self_id of the process that may free it; set once */
+    bool own_rlock;   /* rlock was created by the condition; set once */
+    uint64_t creator; /* mp__self_id of the process that may free it; set once */
 };
 
 int mp_condition_new(mp_condition **out, const mp_condition_options *opt)
@@ -70,7 +70,8 @@ int mp_condition_acquire(mp_condition *c, int timeout_ms)
 {
     if (c == NULL)
         return MP_EINVAL;
-    return c->lock != NULL ? mp_lock_acquire(c->lock, timeout_ms) : mp_rlock_acquire(c->rlock, timeout_ms);
+    return c->lock != NULL ? mp_lock_acquire(c->lock, timeout_ms)
+                           : mp_rlock_acquire(c->rlock, timeout_ms);
 }
 
 int mp_condition_release(mp_condition *c)
@@ -147,7 +148,10 @@ int mp_condition_notify(mp_condition *c, int n)
     return 0;
 }
 
-int mp_condition_notify_all(mp_condition *c) { return mp_condition_notify(c, INT_MAX); }
+int mp_condition_notify_all(mp_condition *c)
+{
+    return mp_condition_notify(c, INT_MAX);
+}
 
 void mp_condition_destroy(mp_condition *c)
 {

@@ -20,8 +20,8 @@
 
 #include "core/arena.h"
 #include "linux/futex.h"
-#include "sync/sync.h"
 #include "mproc/sync.h"
+#include "sync/sync.h"
 
 struct mp_event {
     _Atomic uint32_t flag;     /* 0 or 1; futex word */
@@ -58,7 +58,10 @@ int mp_event_clear(mp_event *ev)
     return 0;
 }
 
-bool mp_event_is_set(mp_event *ev) { return ev != NULL && atomic_load(&ev->flag) != 0; }
+bool mp_event_is_set(mp_event *ev)
+{
+    return ev != NULL && atomic_load(&ev->flag) != 0;
+}
 
 int mp_event_wait(mp_event *ev, int timeout_ms)
 {

@@ -57,8 +57,8 @@
 #include "core/arena.h"
 #include "linux/futex.h"
 #include "linux/pidfd.h"
-#include "sync/sync.h"
 #include "mproc/sync.h"
+#include "sync/sync.h"
 
 struct mp_lock {
     mp__lockword word; /* the lock word: see above */
@@ -80,7 +80,10 @@ static void forget_ids(void)
     atomic_store(&process_id, 0);
 }
 
-static void install_atfork(void) { pthread_atfork(NULL, NULL, forget_ids); }
+static void install_atfork(void)
+{
+    pthread_atfork(NULL, NULL, forget_ids);
+}
 
 /* Field 22 of /proc/<pid>/stat, the start time in clock ticks since boot, cut to
  * 32 bits: 0 when unknown. *gone is set when the process has ended and not been
@@ -184,7 +187,8 @@ static bool ts_before(const struct timespec *a, const struct timespec *b)
     return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
 }
 
-int mp__futex_wait_slice(_Atomic uint32_t *w, uint32_t expected, const mp__deadline *d, unsigned slice_ms)
+int mp__futex_wait_slice(_Atomic uint32_t *w, uint32_t expected, const mp__deadline *d,
+                         unsigned slice_ms)
 {
     mp__deadline s;
     mp__deadline_init(&s, (int)slice_ms);
@@ -228,7 +232,8 @@ int mp__lockword_acquire(mp__lockword *w, const mp__deadline *d)
                 continue;
             v |= MP__LOCK_WAITERS;
         }
-        if (mp__futex_wait_slice(mp__lockword_futex(w), (uint32_t)v, d, MP__DEATH_SLICE_MS) == MP_ETIMEDOUT) {
+        if (mp__futex_wait_slice(mp__lockword_futex(w), (uint32_t)v, d, MP__DEATH_SLICE_MS) ==
+            MP_ETIMEDOUT) {
             if (take_from_dead(w, v, me))
                 return MP_EOWNERDEAD;
             if (mp__deadline_passed(d))
@@ -293,4 +298,7 @@ void mp_lock_destroy(mp_lock *lock)
         mp__shm_free(lock);
 }
 
-mp__lockword *mp__lock_word(mp_lock *lock) { return &lock->word; }
+mp__lockword *mp__lock_word(mp_lock *lock)
+{
+    return &lock->word;
+}

@@ -23,8 +23,8 @@
  * mp_rlock_destroy).
  */
 #include "core/arena.h"
-#include "sync/sync.h"
 #include "mproc/sync.h"
+#include "sync/sync.h"
 
 int mp_rlock_new(mp_rlock **out, const mp_rlock_options *opt)
 {
@@ -95,7 +95,10 @@ unsigned mp_rlock_count(mp_rlock *rl)
     return rl != NULL && is_mine(rl) ? rl->count : 0;
 }
 
-bool mp_rlock_is_mine(mp_rlock *rl) { return rl != NULL && is_mine(rl); }
+bool mp_rlock_is_mine(mp_rlock *rl)
+{
+    return rl != NULL && is_mine(rl);
+}
 
 void mp_rlock_destroy(mp_rlock *rl)
 {

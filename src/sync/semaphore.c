@@ -24,8 +24,8 @@
 
 #include "core/arena.h"
 #include "linux/futex.h"
-#include "sync/sync.h"
 #include "mproc/sync.h"
+#include "sync/sync.h"
 
 struct mp_semaphore {
     _Atomic uint32_t value;    /* units available; futex word */

@@ -26,9 +26,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "sync/sync.h"
 #include "core/util.h"
 #include "mproc/shared.h"
+#include "sync/sync.h"
 
 #define NAME_MAX_LEN 250
 #define RANDOM_TRIES 64
@@ -46,7 +46,7 @@ struct created {
 };
 
 static pthread_mutex_t created_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct created *created;    /* under created_lock */
+static struct created *created; /* under created_lock */
 static pthread_once_t atexit_once = PTHREAD_ONCE_INIT;
 
 static void unlink_created_at_exit(void)
@@ -67,8 +67,14 @@ static void unlink_created_at_exit(void)
     pthread_mutex_unlock(&created_lock);
 }
 
-static void lock_created(void) { pthread_mutex_lock(&created_lock); }
-static void unlock_created(void) { pthread_mutex_unlock(&created_lock); }
+static void lock_created(void)
+{
+    pthread_mutex_lock(&created_lock);
+}
+static void unlock_created(void)
+{
+    pthread_mutex_unlock(&created_lock);
+}
 
 /* fork() holds created_lock across the fork: a child forked while another
  * thread held it would otherwise hang in its exit handler. */
@@ -130,7 +136,8 @@ static int random_path(char *path)
         ;
     if (n != (ssize_t)sizeof bytes)
         return n < 0 ? -errno : MP_EIO;
-    snprintf(path, NAME_MAX_LEN + 2, "/psm_%02x%02x%02x%02x", bytes[0], bytes[1], bytes[2], bytes[3]);
+    snprintf(path, NAME_MAX_LEN + 2, "/psm_%02x%02x%02x%02x", bytes[0], bytes[1], bytes[2],
+             bytes[3]);
     return 0;
 }
 
@@ -195,7 +202,8 @@ static int attach_segment(mp_shared_memory *shm, const char *name)
     return rc;
 }
 
-int mp_shared_memory_new(mp_shared_memory **out, const char *name, const mp_shared_memory_options *opt)
+int mp_shared_memory_new(mp_shared_memory **out, const char *name,
+                         const mp_shared_memory_options *opt)
 {
     bool create = opt != NULL && opt->create;
     if (out == NULL || (create && opt->size == 0) || (!create && name == NULL))
@@ -219,9 +227,18 @@ int mp_shared_memory_new(mp_shared_memory **out, const char *name, const mp_shar
     return 0;
 }
 
-const char *mp_shared_memory_name(const mp_shared_memory *shm) { return shm != NULL ? shm->path + 1 : NULL; }
-size_t mp_shared_memory_size(const mp_shared_memory *shm) { return shm != NULL ? shm->size : 0; }
-void *mp_shared_memory_buf(mp_shared_memory *shm) { return shm != NULL ? shm->buf : NULL; }
+const char *mp_shared_memory_name(const mp_shared_memory *shm)
+{
+    return shm != NULL ? shm->path + 1 : NULL;
+}
+size_t mp_shared_memory_size(const mp_shared_memory *shm)
+{
+    return shm != NULL ? shm->size : 0;
+}
+void *mp_shared_memory_buf(mp_shared_memory *shm)
+{
+    return shm != NULL ? shm->buf : NULL;
+}
 
 int mp_shared_memory_close(mp_shared_memory *shm)
 {

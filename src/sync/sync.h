@@ -67,7 +67,10 @@ static inline uint64_t mp__self_id(void)
 }
 
 /* The calling process's pid and the calling thread's tid, from the same caches. */
-static inline pid_t mp__self_pid(void) { return (pid_t)(mp__self_id() & MP__LOCK_PID_MASK); }
+static inline pid_t mp__self_pid(void)
+{
+    return (pid_t)(mp__self_id() & MP__LOCK_PID_MASK);
+}
 
 static inline pid_t mp__self_tid(void)
 {
@@ -95,7 +98,8 @@ MP__HIDDEN int mp__lockword_release(mp__lockword *w);
  * before us may have died holding the word, and then nobody holds it. */
 static inline bool mp__lockword_held_by_self(mp__lockword *w)
 {
-    return (atomic_load_explicit(w, memory_order_relaxed) & ~(uint64_t)MP__LOCK_WAITERS) == mp__self_id();
+    return (atomic_load_explicit(w, memory_order_relaxed) & ~(uint64_t)MP__LOCK_WAITERS) ==
+           mp__self_id();
 }
 
 /* Sleeps while *w == expected, at most slice_ms and at most until d.
@@ -115,11 +119,11 @@ struct mp_lock;
  * mp_rlock_destroy leaves alone (that object may keep its own creator there,
  * with MP__EMBEDDED set). */
 struct mp_rlock {
-    mp__lockword word;          /* lock word (lock.c): the owning process */
-    _Atomic pid_t owner_tid;    /* owning thread, 0 while free; written by the owner */
-    uint32_t count;             /* recursion levels; owner only */
-    uint64_t creator;           /* mp__self_id of the process that may free it
-                                   (pid and start time); MP__EMBEDDED; set once */
+    mp__lockword word;       /* lock word (lock.c): the owning process */
+    _Atomic pid_t owner_tid; /* owning thread, 0 while free; written by the owner */
+    uint32_t count;          /* recursion levels; owner only */
+    uint64_t creator;        /* mp__self_id of the process that may free it
+                                (pid and start time); MP__EMBEDDED; set once */
 };
 
 /* The lock word inside a Lock (for Condition). */

@@ -1,16 +1,16 @@
 /* value.c — mp_value and mp_array: typed storage in the shared arena.
  *
  * One arena block holds the header below (with the default RLock in it) and,
- * 16-byte aligned after it, the items. Everything in the header is set once at creation; the items are
- * guarded by the RLock when the object has one (get/set/read/write take it),
- * by nothing for direct access through the pointer, and by the processor for
- * the atomic helpers. A Value is an Array of one item.
+ * 16-byte aligned after it, the items. Everything in the header is set once at creation; the items
+ * are guarded by the RLock when the object has one (get/set/read/write take it), by nothing for
+ * direct access through the pointer, and by the processor for the atomic helpers. A Value is an
+ * Array of one item.
  */
 #include <string.h>
 
 #include "core/arena.h"
-#include "sync/sync.h"
 #include "mproc/shared.h"
+#include "sync/sync.h"
 
 #define MAX_ITEM_SIZE ((size_t)1 << 20)
 #define DATA_ALIGN 16
@@ -26,36 +26,87 @@ struct block {
     char typecode;            /* 0 when made by size */
     unsigned char kind;       /* enum kind: how the atomic helpers read the items */
     size_t length;
-    mp_rlock *lock;           /* &own_lock, a given RLock, or NULL (lock=False) */
+    mp_rlock *lock; /* &own_lock, a given RLock, or NULL (lock=False) */
 };
 
-static uint64_t creator_of(const struct block *b) { return b->own_lock.creator & ~MP__EMBEDDED; }
+static uint64_t creator_of(const struct block *b)
+{
+    return b->own_lock.creator & ~MP__EMBEDDED;
+}
 
-struct mp_value { struct block b; };
-struct mp_array { struct block b; };
+struct mp_value {
+    struct block b;
+};
+struct mp_array {
+    struct block b;
+};
 
 #define HEADER_SIZE ((sizeof(struct block) + DATA_ALIGN - 1) / DATA_ALIGN * DATA_ALIGN)
-_Static_assert(sizeof(void *) != 8 || HEADER_SIZE <= 48, "a small value shares the lock's cache line");
+_Static_assert(sizeof(void *) != 8 || HEADER_SIZE <= 48,
+               "a small value shares the lock's cache line");
 
-static void *data_of(struct block *b) { return (char *)b + HEADER_SIZE; }
+static void *data_of(struct block *b)
+{
+    return (char *)b + HEADER_SIZE;
+}
 
 static bool typecode_info(char tc, size_t *size, enum kind *kind)
 {
     switch (tc) {
-    case 'c': *size = sizeof(char); *kind = (char)-1 < 0 ? KIND_SIGNED : KIND_UNSIGNED; return true;
-    case 'b': *size = sizeof(signed char); *kind = KIND_SIGNED; return true;
-    case 'B': *size = sizeof(unsigned char); *kind = KIND_UNSIGNED; return true;
-    case 'h': *size = sizeof(short); *kind = KIND_SIGNED; return true;
-    case 'H': *size = sizeof(unsigned short); *kind = KIND_UNSIGNED; return true;
-    case 'i': *size = sizeof(int); *kind = KIND_SIGNED; return true;
-    case 'I': *size = sizeof(unsigned int); *kind = KIND_UNSIGNED; return true;
-    case 'l': *size = sizeof(long); *kind = KIND_SIGNED; return true;
-    case 'L': *size = sizeof(unsigned long); *kind = KIND_UNSIGNED; return true;
-    case 'q': *size = sizeof(long long); *kind = KIND_SIGNED; return true;
-    case 'Q': *size = sizeof(unsigned long long); *kind = KIND_UNSIGNED; return true;
-    case 'f': *size = sizeof(float); *kind = KIND_FLOAT; return true;
-    case 'd': *size = sizeof(double); *kind = KIND_FLOAT; return true;
-    default: return false;
+    case 'c':
+        *size = sizeof(char);
+        *kind = (char)-1 < 0 ? KIND_SIGNED : KIND_UNSIGNED;
+        return true;
+    case 'b':
+        *size = sizeof(signed char);
+        *kind = KIND_SIGNED;
+        return true;
+    case 'B':
+        *size = sizeof(unsigned char);
+        *kind = KIND_UNSIGNED;
+        return true;
+    case 'h':
+        *size = sizeof(short);
+        *kind = KIND_SIGNED;
+        return true;
+    case 'H':
+        *size = sizeof(unsigned short);
+        *kind = KIND_UNSIGNED;
+        return true;
+    case 'i':
+        *size = sizeof(int);
+        *kind = KIND_SIGNED;
+        return true;
+    case 'I':
+        *size = sizeof(unsigned int);
+        *kind = KIND_UNSIGNED;
+        return true;
+    case 'l':
+        *size = sizeof(long);
+        *kind = KIND_SIGNED;
+        return true;
+    case 'L':
+        *size = sizeof(unsigned long);
+        *kind = KIND_UNSIGNED;
+        return true;
+    case 'q':
+        *size = sizeof(long long);
+        *kind = KIND_SIGNED;
+        return true;
+    case 'Q':
+        *size = sizeof(unsigned long long);
+        *kind = KIND_UNSIGNED;
+        return true;
+    case 'f':
+        *size = sizeof(float);
+        *kind = KIND_FLOAT;
+        return true;
+    case 'd':
+        *size = sizeof(double);
+        *kind = KIND_FLOAT;
+        return true;
+    default:
+        return false;
     }
 }
 
@@ -72,8 +123,11 @@ static struct block *block_new(int *rc, char tc, enum kind kind, size_t item_siz
     struct block *b = mp__shm_alloc(HEADER_SIZE + item_size * length);
     if (b == NULL)
         return NULL;
-    *b = (struct block){.own_lock.creator = mp__self_id() | MP__EMBEDDED, .typecode = tc, .kind = (unsigned char)kind,
-                        .item_size = (uint32_t)item_size, .length = length};
+    *b = (struct block){.own_lock.creator = mp__self_id() | MP__EMBEDDED,
+                        .typecode = tc,
+                        .kind = (unsigned char)kind,
+                        .item_size = (uint32_t)item_size,
+                        .length = length};
     if (opt == NULL || !opt->no_lock)
         b->lock = opt != NULL && opt->lock != NULL ? opt->lock : &b->own_lock;
     if (init != NULL)
@@ -115,7 +169,8 @@ int mp_value_new(mp_value **out, char typecode, const void *initial, const mp_va
     return rc;
 }
 
-int mp_value_new_sized(mp_value **out, size_t size, const void *initial, const mp_value_options *opt)
+int mp_value_new_sized(mp_value **out, size_t size, const void *initial,
+                       const mp_value_options *opt)
 {
     if (out == NULL)
         return MP_EINVAL;
@@ -126,10 +181,22 @@ int mp_value_new_sized(mp_value **out, size_t size, const void *initial, const m
     return rc;
 }
 
-void *mp_value_ptr(mp_value *v) { return v != NULL ? data_of(&v->b) : NULL; }
-char mp_value_typecode(const mp_value *v) { return v != NULL ? v->b.typecode : 0; }
-size_t mp_value_size(const mp_value *v) { return v != NULL ? v->b.item_size : 0; }
-mp_rlock *mp_value_get_lock(mp_value *v) { return v != NULL ? v->b.lock : NULL; }
+void *mp_value_ptr(mp_value *v)
+{
+    return v != NULL ? data_of(&v->b) : NULL;
+}
+char mp_value_typecode(const mp_value *v)
+{
+    return v != NULL ? v->b.typecode : 0;
+}
+size_t mp_value_size(const mp_value *v)
+{
+    return v != NULL ? v->b.item_size : 0;
+}
+mp_rlock *mp_value_get_lock(mp_value *v)
+{
+    return v != NULL ? v->b.lock : NULL;
+}
 
 int mp_value_get(mp_value *v, void *out)
 {
@@ -163,12 +230,28 @@ static int64_t widen(const mp_value *v, uint64_t x)
     return (int64_t)x;
 }
 
-#define ATOMIC_ON_WIDTH(v, OP)                                                      \
-    switch ((v)->b.item_size) {                                                     \
-    case 1: { uint8_t *p = data_of(&(v)->b); OP(uint8_t); break; }                  \
-    case 2: { uint16_t *p = data_of(&(v)->b); OP(uint16_t); break; }                \
-    case 4: { uint32_t *p = data_of(&(v)->b); OP(uint32_t); break; }                \
-    default: { uint64_t *p = data_of(&(v)->b); OP(uint64_t); break; }               \
+#define ATOMIC_ON_WIDTH(v, OP)                                                                     \
+    switch ((v)->b.item_size) {                                                                    \
+    case 1: {                                                                                      \
+        uint8_t *p = data_of(&(v)->b);                                                             \
+        OP(uint8_t);                                                                               \
+        break;                                                                                     \
+    }                                                                                              \
+    case 2: {                                                                                      \
+        uint16_t *p = data_of(&(v)->b);                                                            \
+        OP(uint16_t);                                                                              \
+        break;                                                                                     \
+    }                                                                                              \
+    case 4: {                                                                                      \
+        uint32_t *p = data_of(&(v)->b);                                                            \
+        OP(uint32_t);                                                                              \
+        break;                                                                                     \
+    }                                                                                              \
+    default: {                                                                                     \
+        uint64_t *p = data_of(&(v)->b);                                                            \
+        OP(uint64_t);                                                                              \
+        break;                                                                                     \
+    }                                                                                              \
     }
 
 int mp_value_add(mp_value *v, int64_t delta, int64_t *old)
@@ -212,9 +295,10 @@ int mp_value_compare_exchange(mp_value *v, int64_t *expected, int64_t desired)
         return MP_EINVAL;
     bool done;
     uint64_t seen;
-#define CAS(T)                                                                      \
-    T e = (T)*expected;                                                             \
-    done = __atomic_compare_exchange_n(p, &e, (T)desired, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST); \
+#define CAS(T)                                                                                     \
+    T e = (T)*expected;                                                                            \
+    done =                                                                                         \
+        __atomic_compare_exchange_n(p, &e, (T)desired, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST); \
     seen = e
     ATOMIC_ON_WIDTH(v, CAS)
 #undef CAS
@@ -224,11 +308,15 @@ int mp_value_compare_exchange(mp_value *v, int64_t *expected, int64_t desired)
     return MP_EAGAIN;
 }
 
-void mp_value_destroy(mp_value *v) { block_destroy(v != NULL ? &v->b : NULL); }
+void mp_value_destroy(mp_value *v)
+{
+    block_destroy(v != NULL ? &v->b : NULL);
+}
 
 /* ---- Array ----------------------------------------------------------------- */
 
-int mp_array_new(mp_array **out, char typecode, size_t length, const void *init, const mp_value_options *opt)
+int mp_array_new(mp_array **out, char typecode, size_t length, const void *init,
+                 const mp_value_options *opt)
 {
     size_t size;
     enum kind kind;
@@ -253,11 +341,26 @@ int mp_array_new_sized(mp_array **out, size_t item_size, size_t length, const vo
     return rc;
 }
 
-void *mp_array_ptr(mp_array *a) { return a != NULL ? data_of(&a->b) : NULL; }
-size_t mp_array_len(const mp_array *a) { return a != NULL ? a->b.length : 0; }
-size_t mp_array_item_size(const mp_array *a) { return a != NULL ? a->b.item_size : 0; }
-char mp_array_typecode(const mp_array *a) { return a != NULL ? a->b.typecode : 0; }
-mp_rlock *mp_array_get_lock(mp_array *a) { return a != NULL ? a->b.lock : NULL; }
+void *mp_array_ptr(mp_array *a)
+{
+    return a != NULL ? data_of(&a->b) : NULL;
+}
+size_t mp_array_len(const mp_array *a)
+{
+    return a != NULL ? a->b.length : 0;
+}
+size_t mp_array_item_size(const mp_array *a)
+{
+    return a != NULL ? a->b.item_size : 0;
+}
+char mp_array_typecode(const mp_array *a)
+{
+    return a != NULL ? a->b.typecode : 0;
+}
+mp_rlock *mp_array_get_lock(mp_array *a)
+{
+    return a != NULL ? a->b.lock : NULL;
+}
 
 static int check_range(const mp_array *a, size_t start, size_t count, const void *buf)
 {
@@ -273,7 +376,8 @@ int mp_array_read(mp_array *a, size_t start, size_t count, void *out)
     int rc = check_range(a, start, count, out);
     if (rc != 0 || count == 0)
         return rc;
-    return locked_copy(&a->b, out, (char *)data_of(&a->b) + start * a->b.item_size, count * a->b.item_size);
+    return locked_copy(&a->b, out, (char *)data_of(&a->b) + start * a->b.item_size,
+                       count * a->b.item_size);
 }
 
 int mp_array_write(mp_array *a, size_t start, size_t count, const void *in)
@@ -281,7 +385,11 @@ int mp_array_write(mp_array *a, size_t start, size_t count, const void *in)
     int rc = check_range(a, start, count, in);
     if (rc != 0 || count == 0)
         return rc;
-    return locked_copy(&a->b, (char *)data_of(&a->b) + start * a->b.item_size, in, count * a->b.item_size);
+    return locked_copy(&a->b, (char *)data_of(&a->b) + start * a->b.item_size, in,
+                       count * a->b.item_size);
 }
 
-void mp_array_destroy(mp_array *a) { block_destroy(a != NULL ? &a->b : NULL); }
+void mp_array_destroy(mp_array *a)
+{
+    block_destroy(a != NULL ? &a->b : NULL);
+}

@@ -20,8 +20,8 @@
  *   partial MS   prints "part1\n", flushes, sleeps MS ms, prints "part2\n"
  */
 #include <dirent.h>
-#include <stdbool.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,7 +51,10 @@ static int write_all(int fd, const char *buf, size_t len)
 }
 
 /* Byte i of the pattern both sides agree on. */
-static char pattern(size_t i) { return (char)('a' + (i * 7 + i / 4096) % 26); }
+static char pattern(size_t i)
+{
+    return (char)('a' + (i * 7 + i / 4096) % 26);
+}
 
 static int write_pattern(int fd, size_t n)
 {
@@ -113,7 +116,8 @@ int main(int argc, char **argv)
         return 0;
     }
     if (strcmp(role, "out") == 0 && argc >= 3)
-        return write_pattern(argc >= 4 && strcmp(argv[3], "err") == 0 ? 2 : 1, strtoull(argv[2], NULL, 10));
+        return write_pattern(argc >= 4 && strcmp(argv[3], "err") == 0 ? 2 : 1,
+                             strtoull(argv[2], NULL, 10));
     if (strcmp(role, "both") == 0 && argc >= 3) {
         size_t n = strtoull(argv[2], NULL, 10);
         for (size_t off = 0; off < n; off += 4096) {
