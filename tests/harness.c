@@ -67,6 +67,19 @@ void th_fail(const char *file, int line, const char *fmt, ...)
     _exit(1);
 }
 
+_Noreturn void th_skip(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "SKIP: ");
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    fflush(NULL);
+    kill_children();
+    _exit(TH_SKIP_CODE);
+}
+
 uint64_t th_now_ms(void)
 {
     struct timespec ts;

@@ -26,6 +26,13 @@ void th_register(const char *name, th_test_fn fn);
 _Noreturn void th_fail(const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* A test that cannot set up its stage (no root, no python3.13, ...) calls SKIP
+ * with the reason: the reason is printed and the process exits with
+ * TH_SKIP_CODE, which CTest reports as skipped (SKIP_RETURN_CODE), never passed. */
+#define TH_SKIP_CODE 77
+_Noreturn void th_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+#define SKIP(...) th_skip(__VA_ARGS__)
+
 /* The test binary's own path, for tests that run it again as a helper. */
 extern const char *th_argv0;
 
