@@ -12,7 +12,7 @@ mp_async_result *mp__result_new(enum mp__rkind kind, int refs)
     if (r == NULL)
         return NULL;
     r->kind = kind;
-    r->owner = mp__pool_self_pid();
+    r->owner = mp__self_pid();
     r->ready_word = &r->ready;
     atomic_store(&r->refs, refs);
     return r;
@@ -51,7 +51,7 @@ int mp_async_result_wait(mp_async_result *r, int timeout_ms)
     mp__deadline d;
     if (mp__deadline_init(&d, timeout_ms) != 0)
         return MP_EINVAL;
-    if (r->owner != mp__pool_self_pid())
+    if (r->owner != mp__self_pid())
         return MP_ECHILD; /* a copy inherited through fork: nobody would complete it */
     if (in_own_callback(r))
         return 0;
@@ -200,7 +200,7 @@ int mp_imap_next(mp_async_result *r, size_t *index, const void **data, size_t *l
     mp__deadline dl;
     if (mp__deadline_init(&dl, timeout_ms) != 0)
         return MP_EINVAL;
-    if (r->owner != mp__pool_self_pid())
+    if (r->owner != mp__self_pid())
         return MP_ECHILD;
     if (r->emitted == r->n)
         return MP_EEOF;
@@ -242,7 +242,7 @@ void mp_async_result_destroy(mp_async_result *r)
         return;
     /* A copy in a forked child leaves the pool alone: its lock may have been held
      * by a thread that the child does not have. */
-    if (r->job != NULL && r->owner == mp__pool_self_pid())
+    if (r->job != NULL && r->owner == mp__self_pid())
         mp__pool_job_orphan(r);
     mp__result_release(r);
 }

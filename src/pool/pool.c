@@ -66,7 +66,6 @@
 #include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -75,6 +74,7 @@
 
 #include "linux/futex.h"
 #include "linux/pidfd.h"
+#include "linux/sys.h"
 #include "mproc/process.h"
 #include "pool/pool_parent.h"
 
@@ -155,7 +155,7 @@ void mp__pool_region_free(mp_pool *p, void *ptr)
     char *block = (char *)ptr - RHEAD;
     size_t off = (size_t)(block - p->region), len = *(size_t *)block;
     if (len >= ((size_t)64 << 20))
-        madvise(block, len, MADV_REMOVE); /* give large blocks' pages back */
+        mp__release_pages(block, len); /* give large blocks' pages back */
     size_t i = 0;
     while (i < p->n_free && p->free_ext[i].off < off)
         i++;
@@ -194,7 +194,7 @@ bool mp__pool_in_region(const mp_pool *p, const void *ptr, size_t len)
 
 void *mp_pool_shared_alloc(mp_pool *pool, size_t size)
 {
-    if (pool == NULL || pool->owner != getpid())
+    if (pool == NULL || pool->owner != mp__self_pid())
         return NULL;
     mp__pool_enter(pool);
     mp__pool_lock(pool);
@@ -208,7 +208,7 @@ void *mp_pool_shared_alloc(mp_pool *pool, size_t size)
 
 void mp_pool_shared_free(mp_pool *pool, void *ptr)
 {
-    if (pool == NULL || ptr == NULL || pool->owner != getpid())
+    if (pool == NULL || ptr == NULL || pool->owner != mp__self_pid())
         return;
     mp__pool_enter(pool);
     if (mp__pool_in_region(pool, ptr, 1)) {
@@ -543,33 +543,11 @@ void mp__pool_pend_push(mp_pool *p, struct mp__unit *u)
     p->n_pending++;
 }
 
-/* getpid() is a system call; the pool's calls compare with a cached copy that a
- * fork handler refreshes in the child. */
-static pid_t my_pid;
-static pthread_once_t pid_once = PTHREAD_ONCE_INIT;
-
-static void refresh_pid(void)
-{
-    my_pid = getpid();
-}
-
-static void init_pid(void)
-{
-    refresh_pid();
-    pthread_atfork(NULL, NULL, refresh_pid);
-}
-
-pid_t mp__pool_self_pid(void)
-{
-    pthread_once(&pid_once, init_pid);
-    return my_pid;
-}
-
 int mp__pool_check_pool(const mp_pool *p)
 {
     if (p == NULL)
         return MP_EINVAL;
-    return p->owner == mp__pool_self_pid() ? 0 : MP_ECHILD;
+    return p->owner == mp__self_pid() ? 0 : MP_ECHILD;
 }
 
 /* ---- the pool's lifecycle ---- */
@@ -610,13 +588,13 @@ int mp_pool_new(mp_pool **out, const mp_pool_options *opt)
         return MP_ENOMEM;
     pthread_mutex_init(&p->mu, NULL);
     pthread_mutex_init(&p->inbox_mu, NULL);
-    p->owner = mp__pool_self_pid();
+    p->owner = mp__self_pid();
     p->n = o.processes ? o.processes : mp_cpu_count();
     p->threads = o.threads;
     p->maxtasks = o.maxtasksperchild;
     p->initializer = o.initializer;
     p->initarg = o.initarg;
-    p->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    p->efd = mp__eventfd_new();
     p->w = calloc((size_t)p->n, sizeof *p->w);
     p->region_size =
         o.shared_size ? (o.shared_size + 4095) & ~(size_t)4095 : MP__POOL_REGION_DEFAULT;
@@ -774,7 +752,7 @@ int mp_pool_join(mp_pool *pool, int timeout_ms)
 
 void mp_pool_destroy(mp_pool *pool)
 {
-    if (pool == NULL || pool->owner != getpid())
+    if (pool == NULL || pool->owner != mp__self_pid())
         return;
     if (on_handler(pool)) { /* from a callback: the handler frees the pool as it ends */
         mp__pool_lock(pool);

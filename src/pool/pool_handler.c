@@ -4,15 +4,15 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
-#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 
 #include "linux/futex.h"
 #include "linux/pidfd.h"
+#include "linux/proc.h"
+#include "linux/sys.h"
 #include "pool/pool_parent.h"
 
 /* ---- workers ---- */
@@ -34,9 +34,9 @@ static void *thread_main(void *arg)
 static _Noreturn void child_main(mp_pool *p, int i, int fd, int parent_end, pid_t ppid)
 {
     sigprocmask(SIG_SETMASK, &p->child_mask, NULL);
-    __fpurge(stdout); /* the parent's unflushed output is the parent's to print */
-    __fpurge(stderr);
-    prctl(PR_SET_PDEATHSIG, SIGKILL); /* tied to the handler thread, which outlives us */
+    mp__stdio_discard(stdout); /* the parent's unflushed output is the parent's to print */
+    mp__stdio_discard(stderr);
+    mp__set_parent_death_signal(SIGKILL); /* tied to the handler thread, which outlives us */
     if (getppid() != ppid)
         _exit(1);
     mp__close_fd(p->efd);
@@ -96,7 +96,7 @@ static int spawn(mp_pool *p, int i)
             goto out_close;
         }
     } else {
-        pid_t ppid = getpid();
+        pid_t ppid = mp__self_pid();
         pid_t pid = fork();
         if (pid < 0) {
             rc = -errno;
@@ -426,12 +426,11 @@ static void run_callbacks(mp_async_result *list)
  * the wait sleeps in short slices. */
 static void wait_for_no_calls(mp_pool *p)
 {
+    mp__deadline forever;
+    mp__deadline_init(&forever, -1);
     uint32_t calls;
-    while ((calls = atomic_load_explicit(&p->calls, memory_order_acquire)) != 0) {
-        mp__deadline slice;
-        mp__deadline_init(&slice, 1);
-        mp__futex_wait(&p->calls, calls, &slice);
-    }
+    while ((calls = atomic_load_explicit(&p->calls, memory_order_acquire)) != 0)
+        mp__futex_wait_slice(&p->calls, calls, &forever, 1);
 }
 
 void *mp__pool_handler_main(void *arg)

@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdbool.h>
 
+#include "core/identity.h"
 #include "mproc/process.h"
 #include "pool/pool.h"
 
@@ -59,9 +60,6 @@ struct mp_async_result {
     mp_async_options cb;
     struct mp_async_result *cb_next; /* pool->cbq list */
 };
-
-/* getpid(), cached (refreshed in children by a fork handler). */
-MP__HIDDEN pid_t mp__pool_self_pid(void);
 
 /* Drops one reference; frees r at zero. */
 MP__HIDDEN void mp__result_release(mp_async_result *r);

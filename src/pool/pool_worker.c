@@ -136,15 +136,7 @@ static int write_all(int fd, struct iovec *iov, int cnt)
                 continue;
             return -1;
         }
-        while (cnt > 0 && (size_t)w >= iov->iov_len) {
-            w -= (ssize_t)iov->iov_len;
-            iov++;
-            cnt--;
-        }
-        if (cnt > 0) {
-            iov->iov_base = (char *)iov->iov_base + w;
-            iov->iov_len -= (size_t)w;
-        }
+        mp__iov_advance(&iov, &cnt, (size_t)w);
     }
     return 0;
 }
