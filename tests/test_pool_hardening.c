@@ -575,3 +575,138 @@ TEST(pool_created_in_a_forked_child_works)
     CHECK_OK(mp_pool_join(p, -1));
     mp_pool_destroy(p);
 }
+
+static void *no_op_thread(void *arg)
+{
+    return arg;
+}
+
+/* Threads of this process when no pool runs. ThreadSanitizer starts a thread of its
+ * own with the first thread created: start one first. */
+static int baseline_thread_count(void)
+{
+    pthread_t t;
+    CHECK_EQ(0, pthread_create(&t, NULL, no_op_thread, NULL));
+    CHECK_EQ(0, pthread_join(t, NULL));
+    return thread_count();
+}
+
+static void wait_threads_back_to(int baseline)
+{
+    uint64_t t0 = th_now_ms();
+    while (thread_count() > baseline) {
+        CHECK(th_now_ms() - t0 < 60000);
+        th_sleep_ms(2);
+    }
+}
+
+static _Atomic int destroyed_with_result;
+
+/* Records the result, then destroys the pool (arg) from its own callback. */
+static void record_and_destroy_pool_cb(mp_async_result *r, void *arg)
+{
+    const void *d;
+    if (mp_async_result_get(r, 0, &d, NULL) == 0)
+        atomic_store(&destroyed_with_result, *(const int *)d);
+    mp_pool_destroy(arg);
+}
+
+/* The submitting call is still inside apply_async (waking the handler) while an
+ * awake handler runs the task and its callback destroys the pool: the pool must
+ * outlive that call. Submissions in a row keep the handler awake, so the last one
+ * finds it so, and the caller then waits without touching the pool or that
+ * task's result (which would order it before the free for ThreadSanitizer), so
+ * ThreadSanitizer reports the free racing the submitter's wake whenever the handler
+ * frees the pool without waiting for the calls still inside it. */
+static void destroy_from_callback_while_submitting(bool threads)
+{
+    int baseline = baseline_thread_count();
+    for (int round = 0; round < 20; round++) {
+        atomic_store(&destroyed_with_result, 0);
+        mp_pool *p;
+        CHECK_OK(mp_pool_new(&p, &(mp_pool_options){.processes = 2, .threads = threads}));
+        int x = 3;
+        mp_async_result *r[7];
+        for (int k = 0; k < 7; k++)
+            CHECK_OK(mp_pool_apply_async(p, &r[k], square, &x, sizeof x, NULL));
+        CHECK_OK(mp_pool_apply_async(
+            p, NULL, square, &x, sizeof x,
+            &(mp_async_options){.callback = record_and_destroy_pool_cb, .cb_arg = p}));
+        wait_threads_back_to(baseline); /* the handler ended, having freed the pool */
+        CHECK_EQ(9, atomic_load(&destroyed_with_result));
+        for (int k = 0; k < 7; k++) {
+            int rc = mp_async_result_get(r[k], 60000, NULL, NULL);
+            CHECK(rc == 0 || rc == MP_ETERMINATED);
+            mp_async_result_destroy(r[k]);
+        }
+    }
+}
+
+TEST(pool_destroyed_from_a_callback_outlives_the_call_that_submitted_the_task)
+{
+    destroy_from_callback_while_submitting(false);
+}
+
+TEST(thread_pool_destroyed_from_a_callback_outlives_the_call_that_submitted_the_task)
+{
+    destroy_from_callback_while_submitting(true);
+}
+
+static int star_nop(size_t argc, const mp_buf *argv, mp_task *t)
+{
+    (void)argc;
+    (void)argv;
+    (void)t;
+    return 0;
+}
+
+/* Item counts whose byte size does not fit in a size_t: MP_EOVERFLOW, as the header
+ * says, from every map form, with nothing submitted. */
+TEST(pool_map_with_sizes_that_overflow_is_eoverflow)
+{
+    mp_pool *p;
+    CHECK_OK(mp_pool_new(&p, &(mp_pool_options){.processes = 1}));
+    int in[1] = {0}, out[1];
+    size_t huge = SIZE_MAX / 2;
+    CHECK_RC(MP_EOVERFLOW,
+             mp_pool_map(p, square, in, sizeof in[0], huge, out, sizeof out[0], NULL));
+    CHECK_RC(MP_EOVERFLOW, mp_pool_map(p, square, in, 1, huge, out, sizeof out[0], NULL));
+    mp_async_result *r = (mp_async_result *)1;
+    CHECK_RC(MP_EOVERFLOW, mp_pool_map_async(p, &r, square, in, sizeof in[0], huge, 0, NULL));
+    CHECK(r == NULL);
+    CHECK_RC(MP_EOVERFLOW, mp_pool_imap(p, &r, square, in, sizeof in[0], huge, 0, NULL));
+    CHECK_RC(MP_EOVERFLOW, mp_pool_imap_unordered(p, &r, square, in, 8, huge, 0, NULL));
+    mp_args tuples[1] = {{0, NULL}};
+    CHECK_RC(MP_EOVERFLOW, mp_pool_starmap_async(p, &r, star_nop, tuples, huge, 8, NULL));
+    CHECK_RC(MP_EOVERFLOW, mp_pool_starmap(p, star_nop, tuples, huge, out, 8, NULL));
+    void *shared = mp_pool_shared_alloc(p, 64);
+    CHECK(shared != NULL);
+    CHECK_RC(MP_EOVERFLOW, mp_pool_map_shared_async(p, &r, square_kernel, shared, 4, shared, 4,
+                                                    huge, NULL, NULL));
+    CHECK(r == NULL);
+    int x = 6;
+    void *res;
+    CHECK_OK(mp_pool_apply(p, square, &x, sizeof x, &res, NULL)); /* the pool is unharmed */
+    CHECK_EQ(36, *(int *)res);
+    free(res);
+    mp_pool_shared_free(p, shared);
+    CHECK_OK(mp_pool_close(p));
+    CHECK_OK(mp_pool_join(p, -1));
+    mp_pool_destroy(p);
+}
+
+TEST(pool_worker_pids_with_a_negative_max_is_einval)
+{
+    mp_pool *p;
+    CHECK_OK(mp_pool_new(&p, &(mp_pool_options){.processes = 2}));
+    int pids[2];
+    CHECK_RC(MP_EINVAL, mp_pool_worker_pids(p, pids, -1));
+    CHECK_RC(MP_EINVAL, mp_pool_worker_pids(p, NULL, -1));
+    CHECK_RC(MP_EINVAL, mp_pool_worker_pids(p, NULL, 1));
+    CHECK_RC(MP_EINVAL, mp_pool_worker_pids(NULL, pids, 2));
+    CHECK_EQ(0, mp_pool_worker_pids(p, NULL, 0));
+    CHECK_EQ(2, mp_pool_worker_pids(p, pids, 2));
+    CHECK_OK(mp_pool_close(p));
+    CHECK_OK(mp_pool_join(p, -1));
+    mp_pool_destroy(p);
+}

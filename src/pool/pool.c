@@ -196,9 +196,11 @@ void *mp_pool_shared_alloc(mp_pool *pool, size_t size)
 {
     if (pool == NULL || pool->owner != mp__self_pid())
         return NULL;
+    mp__pool_enter(pool);
     mp__pool_lock(pool);
     void *ptr = mp__pool_region_alloc(pool, size);
     mp__pool_unlock(pool);
+    mp__pool_leave(pool);
     if (ptr != NULL)
         memset(ptr, 0, size);
     return ptr;
@@ -206,12 +208,15 @@ void *mp_pool_shared_alloc(mp_pool *pool, size_t size)
 
 void mp_pool_shared_free(mp_pool *pool, void *ptr)
 {
-    if (pool == NULL || ptr == NULL || pool->owner != mp__self_pid() ||
-        !mp__pool_in_region(pool, ptr, 1))
+    if (pool == NULL || ptr == NULL || pool->owner != mp__self_pid())
         return;
-    mp__pool_lock(pool);
-    mp__pool_region_free(pool, ptr);
-    mp__pool_unlock(pool);
+    mp__pool_enter(pool);
+    if (mp__pool_in_region(pool, ptr, 1)) {
+        mp__pool_lock(pool);
+        mp__pool_region_free(pool, ptr);
+        mp__pool_unlock(pool);
+    }
+    mp__pool_leave(pool);
 }
 
 /* ---- results: completion ---- */
@@ -652,7 +657,7 @@ out_free:
 
 int mp_pool_processes(const mp_pool *pool)
 {
-    return pool ? pool->n : 0;
+    return pool ? pool->n : 0; /* fixed at creation */
 }
 
 int mp_pool_worker_pids(mp_pool *pool, int *pids, int max)
@@ -660,14 +665,16 @@ int mp_pool_worker_pids(mp_pool *pool, int *pids, int max)
     int rc = mp__pool_check_pool(pool);
     if (rc != 0)
         return rc;
-    if (pids == NULL && max > 0)
+    if (max < 0 || (pids == NULL && max > 0))
         return MP_EINVAL;
     int k = 0;
+    mp__pool_enter(pool);
     mp__pool_lock(pool);
     for (int i = 0; i < pool->n && k < max; i++)
         if (pool->w[i].up && !pool->threads)
             pids[k++] = pool->w[i].pid;
     mp__pool_unlock(pool);
+    mp__pool_leave(pool);
     return k;
 }
 
@@ -676,11 +683,13 @@ int mp_pool_close(mp_pool *pool)
     int rc = mp__pool_check_pool(pool);
     if (rc != 0)
         return rc;
+    mp__pool_enter(pool);
     mp__pool_lock(pool);
     if (pool->state == MP__RUN)
         mp__pool_set_state(pool, MP__CLOSE);
     mp__pool_kick(pool);
     mp__pool_unlock(pool);
+    mp__pool_leave(pool);
     return 0;
 }
 
@@ -692,7 +701,7 @@ static int wait_finished(mp_pool *p, const mp__deadline *d)
             return atomic_load(&p->finished) ? 0 : rc;
     }
     mp__pool_lock(p);
-    bool do_join = !p->joined;
+    bool do_join = !p->joined && !p->free_at_end; /* free_at_end: the handler detached */
     p->joined = true;
     mp__pool_unlock(p);
     if (do_join)
@@ -705,15 +714,18 @@ int mp_pool_terminate(mp_pool *pool)
     int rc = mp__pool_check_pool(pool);
     if (rc != 0)
         return rc;
+    mp__pool_enter(pool);
     mp__pool_lock(pool);
     mp__pool_set_state(pool, MP__TERMINATE);
     mp__pool_kick(pool);
     mp__pool_unlock(pool);
-    if (on_handler(pool)) /* from a callback: the handler finishes after it returns */
-        return 0;
-    mp__deadline d;
-    mp__deadline_init(&d, -1);
-    return wait_finished(pool, &d);
+    if (!on_handler(pool)) { /* from a callback: the handler finishes after it returns */
+        mp__deadline d;
+        mp__deadline_init(&d, -1);
+        rc = wait_finished(pool, &d);
+    }
+    mp__pool_leave(pool);
+    return rc;
 }
 
 int mp_pool_join(mp_pool *pool, int timeout_ms)
@@ -724,14 +736,18 @@ int mp_pool_join(mp_pool *pool, int timeout_ms)
     mp__deadline d;
     if (mp__deadline_init(&d, timeout_ms) != 0)
         return MP_EINVAL;
+    mp__pool_enter(pool);
     mp__pool_lock(pool);
     bool running = pool->state == MP__RUN;
     mp__pool_unlock(pool);
     if (running)
-        return MP_EBUSY;
-    if (on_handler(pool))
-        return MP_EBUSY; /* a callback cannot wait for its own thread */
-    return wait_finished(pool, &d);
+        rc = MP_EBUSY;
+    else if (on_handler(pool))
+        rc = MP_EBUSY; /* a callback cannot wait for its own thread */
+    else
+        rc = wait_finished(pool, &d);
+    mp__pool_leave(pool);
+    return rc;
 }
 
 void mp_pool_destroy(mp_pool *pool)

@@ -419,6 +419,20 @@ static void run_callbacks(mp_async_result *list)
     }
 }
 
+/* A pool destroyed from a callback: waits for the calls still inside the pool
+ * (mp__pool_enter), such as the one that submitted the task of that callback, or a
+ * join in another thread, which returns now that the handler has finished. They
+ * leave without waking us: a wake would touch the pool after their decrement, so
+ * the wait sleeps in short slices. */
+static void wait_for_no_calls(mp_pool *p)
+{
+    mp__deadline forever;
+    mp__deadline_init(&forever, -1);
+    uint32_t calls;
+    while ((calls = atomic_load_explicit(&p->calls, memory_order_acquire)) != 0)
+        mp__futex_wait_slice(&p->calls, calls, &forever, 1);
+}
+
 void *mp__pool_handler_main(void *arg)
 {
     mp_pool *p = arg;
@@ -564,12 +578,13 @@ void *mp__pool_handler_main(void *arg)
     mp__pool_lock(p);
     bool free_at_end = p->free_at_end;
     mp__pool_unlock(p);
-    if (free_at_end) { /* nobody joins us: destroy ran in a callback and returned */
+    if (free_at_end) /* nobody joins us: destroy ran in a callback and returned */
         pthread_detach(pthread_self());
-        mp__pool_free(p);
-        return NULL;
-    }
     atomic_store(&p->finished, 1);
     mp__futex_wake(&p->finished, INT32_MAX);
+    if (free_at_end) {
+        wait_for_no_calls(p);
+        mp__pool_free(p);
+    }
     return NULL;
 }

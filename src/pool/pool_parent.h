@@ -153,7 +153,24 @@ struct mp_pool {
     _Atomic uint32_t asleep;  /* 1: the handler is in (or about to enter) poll */
     pthread_mutex_t inbox_mu; /* guards inbox; held (after mu) to change state */
     struct mp__unit *inbox, *inbox_tail; /* submitted, not yet seen by the handler */
+    _Atomic uint32_t calls; /* public calls inside the pool's API now (mp__pool_enter) */
 };
+
+/* Every public call on a pool runs between these two. A pool destroyed from a
+ * callback is freed by its handler thread once the handler ends, and only when no
+ * call is inside: the apply_async that submitted the task whose callback destroys
+ * the pool may still be waking the handler when that callback runs. The leaving
+ * call's last access to the pool is the release decrement; the handler reads the
+ * count with acquire before it frees. */
+static inline void mp__pool_enter(mp_pool *p)
+{
+    atomic_fetch_add(&p->calls, 1);
+}
+
+static inline void mp__pool_leave(mp_pool *p)
+{
+    atomic_fetch_sub_explicit(&p->calls, 1, memory_order_release);
+}
 
 /* Shared by the pool's files, defined in pool.c (handler_main in pool_handler.c,
  * job_send in pool_submit.c). All but lock/unlock/check_pool/handler_main expect

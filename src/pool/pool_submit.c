@@ -88,14 +88,10 @@ static int submit(mp_pool *p, struct mp__unit *list)
     return 0;
 }
 
-int mp_pool_apply_async(mp_pool *pool, mp_async_result **out, mp_task_fn fn, const void *arg,
-                        size_t len, const mp_async_options *opt)
+static int apply_async_entered(mp_pool *pool, mp_async_result **out, mp_task_fn fn, const void *arg,
+                               size_t len, const mp_async_options *opt)
 {
-    if (out != NULL)
-        *out = NULL;
-    int rc = mp__pool_check_pool(pool);
-    if (rc != 0)
-        return rc;
+    int rc;
     if (fn == NULL || (arg == NULL && len > 0))
         return MP_EINVAL;
     mp_async_result *r = mp__result_new(MP__R_APPLY, out != NULL ? 2 : 1);
@@ -127,6 +123,20 @@ int mp_pool_apply_async(mp_pool *pool, mp_async_result **out, mp_task_fn fn, con
     if (out != NULL)
         *out = r;
     return 0;
+}
+
+int mp_pool_apply_async(mp_pool *pool, mp_async_result **out, mp_task_fn fn, const void *arg,
+                        size_t len, const mp_async_options *opt)
+{
+    if (out != NULL)
+        *out = NULL;
+    int rc = mp__pool_check_pool(pool);
+    if (rc != 0)
+        return rc;
+    mp__pool_enter(pool);
+    rc = apply_async_entered(pool, out, fn, arg, len, opt);
+    mp__pool_leave(pool);
+    return rc;
 }
 
 int mp_pool_apply(mp_pool *pool, mp_task_fn fn, const void *arg, size_t len, void **result,
@@ -212,21 +222,17 @@ static int check_items(const void *in, size_t in_size, const mp_args *tuples, si
     return 0;
 }
 
-static int map_common(mp_pool *pool, mp_async_result **out, uint64_t fn, const void *in,
-                      size_t in_size, const mp_args *tuples, size_t n, void *out_array,
-                      size_t out_size, const mp_async_options *opt, bool iter, bool unordered)
+static int map_entered(mp_pool *pool, mp_async_result **out, uint64_t fn, const void *in,
+                       size_t in_size, const mp_args *tuples, size_t n, void *out_array,
+                       size_t out_size, const mp_async_options *opt, bool iter, bool unordered)
 {
-    if (out != NULL)
-        *out = NULL;
-    int rc = mp__pool_check_pool(pool);
-    if (rc != 0)
-        return rc;
+    int rc;
     if (out == NULL || fn == 0)
         return MP_EINVAL;
+    if (out_size && n > SIZE_MAX / out_size)
+        return MP_EOVERFLOW; /* before check_items, which reads the n items */
     if ((rc = check_items(in, in_size, tuples, n)) != 0)
         return rc;
-    if (out_size && n > SIZE_MAX / out_size)
-        return MP_EOVERFLOW;
     mp_async_result *r = mp__result_new(MP__R_MAP, 2);
     if (r == NULL)
         return MP_ENOMEM;
@@ -303,6 +309,22 @@ static int map_common(mp_pool *pool, mp_async_result **out, uint64_t fn, const v
 out_release:
     mp__result_release(r);
     mp__result_release(r);
+    return rc;
+}
+
+static int map_common(mp_pool *pool, mp_async_result **out, uint64_t fn, const void *in,
+                      size_t in_size, const mp_args *tuples, size_t n, void *out_array,
+                      size_t out_size, const mp_async_options *opt, bool iter, bool unordered)
+{
+    if (out != NULL)
+        *out = NULL;
+    int rc = mp__pool_check_pool(pool);
+    if (rc != 0)
+        return rc;
+    mp__pool_enter(pool);
+    rc = map_entered(pool, out, fn, in, in_size, tuples, n, out_array, out_size, opt, iter,
+                     unordered);
+    mp__pool_leave(pool);
     return rc;
 }
 
@@ -383,15 +405,11 @@ int mp__pool_job_send(mp_pool *p, mp_async_result *r, int i)
     return 0;
 }
 
-int mp_pool_map_shared_async(mp_pool *pool, mp_async_result **out, mp_kernel_fn kernel,
-                             const void *in, size_t in_size, void *out_array, size_t out_size,
-                             size_t n, void *ctx, const mp_async_options *opt)
+static int map_shared_entered(mp_pool *pool, mp_async_result **out, mp_kernel_fn kernel,
+                              const void *in, size_t in_size, void *out_array, size_t out_size,
+                              size_t n, void *ctx, const mp_async_options *opt)
 {
-    if (out != NULL)
-        *out = NULL;
-    int rc = mp__pool_check_pool(pool);
-    if (rc != 0)
-        return rc;
+    int rc;
     if (out == NULL || kernel == NULL || (in_size && in == NULL) || (out_size && out_array == NULL))
         return MP_EINVAL;
     if ((in_size && n > SIZE_MAX / in_size) || (out_size && n > SIZE_MAX / out_size))
@@ -463,15 +481,36 @@ out_release:
     return rc;
 }
 
+int mp_pool_map_shared_async(mp_pool *pool, mp_async_result **out, mp_kernel_fn kernel,
+                             const void *in, size_t in_size, void *out_array, size_t out_size,
+                             size_t n, void *ctx, const mp_async_options *opt)
+{
+    if (out != NULL)
+        *out = NULL;
+    int rc = mp__pool_check_pool(pool);
+    if (rc != 0)
+        return rc;
+    mp__pool_enter(pool);
+    rc = map_shared_entered(pool, out, kernel, in, in_size, out_array, out_size, n, ctx, opt);
+    mp__pool_leave(pool);
+    return rc;
+}
+
+/* The whole call is inside the pool: destroying a job result touches the pool. */
 int mp_pool_map_shared(mp_pool *pool, mp_kernel_fn kernel, const void *in, size_t in_size,
                        void *out, size_t out_size, size_t n, void *ctx, const mp_async_options *opt)
 {
-    mp_async_result *r;
-    int rc = mp_pool_map_shared_async(pool, &r, kernel, in, in_size, out, out_size, n, ctx, opt);
+    int rc = mp__pool_check_pool(pool);
     if (rc != 0)
         return rc;
-    rc = mp_async_result_get(r, -1, NULL, NULL);
-    set_last_message(r->msg);
-    mp_async_result_destroy(r);
+    mp__pool_enter(pool);
+    mp_async_result *r;
+    rc = mp_pool_map_shared_async(pool, &r, kernel, in, in_size, out, out_size, n, ctx, opt);
+    if (rc == 0) {
+        rc = mp_async_result_get(r, -1, NULL, NULL);
+        set_last_message(r->msg);
+        mp_async_result_destroy(r);
+    }
+    mp__pool_leave(pool);
     return rc;
 }
