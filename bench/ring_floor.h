@@ -45,7 +45,7 @@ static inline void ring_pause(unsigned *spins)
     }
 }
 
-static void ring_put(struct ring *r, const void *msg, uint32_t len)
+static inline void ring_put(struct ring *r, const void *msg, uint32_t len)
 {
     unsigned spins = 0;
     uint64_t p = atomic_load_explicit(&r->tail, memory_order_relaxed);
@@ -69,7 +69,7 @@ static void ring_put(struct ring *r, const void *msg, uint32_t len)
     }
 }
 
-static uint32_t ring_get(struct ring *r, void *msg)
+static inline uint32_t ring_get(struct ring *r, void *msg)
 {
     unsigned spins = 0;
     uint64_t p = atomic_load_explicit(&r->head, memory_order_relaxed);
@@ -95,7 +95,7 @@ static uint32_t ring_get(struct ring *r, void *msg)
 
 /* n 64-byte messages from `producers` processes to `consumers` processes through
  * the ring; microseconds per message, timed as queue_stream() times mp_queue. */
-static double ring_stream(int n, int producers, int consumers)
+static inline double ring_stream(int n, int producers, int consumers)
 {
     struct ring *r =
         mmap(NULL, sizeof *r, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
