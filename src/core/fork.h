@@ -8,9 +8,10 @@
  *           SPAWN, SHARED_MEMORY, PROCESS, POPEN in that order;
  *   parent  ARENA ... POPEN, the same order;
  *   prepare POPEN ... ARENA, the reverse order.
- * Why: a module's handlers may use the layers below it (the child's popen list
- * records the child's identity; a handler may allocate from the arena), so in
- * the child the lower layers are repaired first. Prepare takes each module's
+ * Why: a module's handlers may use the layers below it (ask the child's pid or
+ * identity, allocate from the arena), so in the child the lower layers are
+ * repaired first. Child handlers should stay cheap: every fork runs them (none
+ * reads /proc; the identity is read again only when first asked). Prepare takes each module's
  * lock; a module that holds its lock while it calls into a lower one takes its
  * lock first there too, so taking the higher layers' locks first never waits
  * in the opposite order of the code's own nesting. Today no module nests its

@@ -59,7 +59,7 @@ static void orphans_postfork_parent(void)
 static void orphans_postfork_child(void)
 {
     n_orphans = 0;
-    orphans_owner = mp__self_id();
+    orphans_owner = 0; /* the next add_orphan records the child (no /proc read in fork) */
     pthread_mutex_unlock(&orphans_lock);
 }
 static void orphans_init(void)
