@@ -280,3 +280,58 @@ TEST(thread_pool_destroyed_from_a_callback_outlives_the_call_that_submitted_the_
 {
     destroy_from_callback_while_submitting(true);
 }
+
+struct joiner {
+    mp_pool *pool;
+    _Atomic int tid;
+    int rc;
+};
+
+static void *join_pool(void *arg)
+{
+    struct joiner *j = arg;
+    atomic_store(&j->tid, (int)syscall(SYS_gettid));
+    j->rc = mp_pool_join(j->pool, -1);
+    return NULL;
+}
+
+/* True once thread tid of this process sleeps in a futex wait. */
+static bool in_futex_wait(int tid)
+{
+    char path[64], line[64] = "";
+    snprintf(path, sizeof path, "/proc/self/task/%d/syscall", tid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return false;
+    bool in = fgets(line, sizeof line, f) != NULL && atoi(line) == SYS_futex;
+    fclose(f);
+    return in;
+}
+
+/* A join waiting in another thread when a callback destroys the pool returns 0 once
+ * the handler has finished (it does not join the handler, which frees the pool
+ * after the join has left). */
+TEST(pool_join_in_another_thread_returns_when_a_callback_destroys_the_pool)
+{
+    int baseline = baseline_thread_count();
+    mp_pool *p;
+    CHECK_OK(mp_pool_new(&p, &(mp_pool_options){.processes = 2}));
+    _Atomic int *flag = mp_pool_shared_alloc(p, sizeof *flag);
+    CHECK(flag != NULL);
+    CHECK_OK(mp_pool_apply_async(p, NULL, flag_task, &flag, sizeof flag,
+                                 &(mp_async_options){.callback = destroy_pool_cb, .cb_arg = p}));
+    wait_flag(flag, 1);
+    CHECK_OK(mp_pool_close(p));
+    struct joiner j = {.pool = p, .rc = 1};
+    pthread_t t;
+    CHECK_EQ(0, pthread_create(&t, NULL, join_pool, &j));
+    uint64_t t0 = th_now_ms();
+    while (atomic_load(&j.tid) == 0 || !in_futex_wait(atomic_load(&j.tid))) {
+        CHECK(th_now_ms() - t0 < 60000);
+        th_sleep_ms(1);
+    }
+    atomic_store(flag, 2); /* the task ends, its callback destroys the pool */
+    CHECK_EQ(0, pthread_join(t, NULL));
+    CHECK_RC(0, j.rc);
+    wait_threads_back_to(baseline);
+}

@@ -150,6 +150,19 @@ struct mp__extent {
     size_t off, len;
 };
 
+/* A pool, in its process. Who writes what:
+ *   owner, n, threads, maxtasks, initializer, initarg, w (the array), efd, handler,
+ *   child_mask, region, region_size, slots, batches
+ *             mp_pool_new, before the handler starts; constant after.
+ *   state     under mu and inbox_mu both; read under either.
+ *   inbox, inbox_tail  under inbox_mu: submitters append, the handler takes all.
+ *   asleep    the handler sets 1 before its last look at the inbox ahead of a
+ *             sleep, and 0 after poll; a waker exchanges it for 0 and writes efd
+ *             only when it was 1 (mp__pool_wake).
+ *   started   the handler, once, after start_rc: mp_pool_new waits on it.
+ *   finished  the handler, once, as it ends: join, terminate and destroy wait on it.
+ *   calls     each public call, +1 on entry and -1 (release) as it leaves.
+ *   everything else: under mu. */
 struct mp_pool {
     pthread_mutex_t mu;
     pid_t owner;
