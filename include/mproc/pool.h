@@ -274,8 +274,11 @@ MP_EXTERN int mp_pool_join(mp_pool *pool, int timeout_ms);
 /* Terminates the pool (as leaving Python's `with Pool()` block does: tasks not yet
  * completed fail with MP_ETERMINATED; close and join first to let them finish),
  * joins it and frees it, with its shared memory. From a callback it terminates the
- * pool and returns; the pool is freed once its handler thread ends (the callback
- * must not touch the pool, or its shared memory, after the call). Results
+ * pool and returns; the pool is freed once its handler thread ends and no call on
+ * the pool that had begun before is still running in another thread (such as the
+ * apply_async that submitted the callback's task; a join or terminate waiting there
+ * returns). The callback must not touch the pool, or its shared memory, after the
+ * call, and no call may begin on it from then on. Results
  * still held by the caller stay valid (completed, MP_ETERMINATED if they never
  * ran) until destroyed. NULL is accepted. No other call on the pool may run. */
 MP_EXTERN void mp_pool_destroy(mp_pool *pool);

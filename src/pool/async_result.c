@@ -1,12 +1,15 @@
-/* async_result.c — mp_async_result: waiting for, reading and iterating the
- * results of a pool (see pool.c for who fills them and when). */
+/* async_result.c — mp_async_result: the result objects' references and their
+ * completion, and the public calls that wait for, read and iterate them. The
+ * handler fills a result's fields and marks it ready (pool_settle.c,
+ * pool_handler.c); the table of who writes which field is at struct mp_async_result
+ * in pool/pool_parent.h. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "linux/futex.h"
 #include "pool/pool_parent.h"
 
-mp_async_result *mp__result_new(enum mp__rkind kind, int refs)
+mp_async_result *mp__result_new(enum mp__rkind kind, unsigned holders)
 {
     mp_async_result *r = calloc(1, sizeof *r);
     if (r == NULL)
@@ -14,14 +17,12 @@ mp_async_result *mp__result_new(enum mp__rkind kind, int refs)
     r->kind = kind;
     r->owner = mp__self_pid();
     r->ready_word = &r->ready;
-    atomic_store(&r->refs, refs);
+    atomic_store(&r->refs, __builtin_popcount(holders));
     return r;
 }
 
-void mp__result_release(mp_async_result *r)
+static void result_free(mp_async_result *r)
 {
-    if (r == NULL || atomic_fetch_sub(&r->refs, 1) != 1)
-        return;
     free(r->msg);
     free(r->data);
     free(r->death_msg);
@@ -37,11 +38,48 @@ void mp__result_release(mp_async_result *r)
     free(r);
 }
 
+void mp__result_drop(mp_async_result *r, unsigned holders)
+{
+    int n = __builtin_popcount(holders);
+    if (r != NULL && n > 0 && atomic_fetch_sub(&r->refs, n) == n)
+        result_free(r);
+}
+
+static char *dup_msg(const char *m)
+{
+    return m ? strdup(m) : NULL;
+}
+
+void mp__result_complete_locked(mp_pool *p, mp_async_result *r)
+{
+    r->completed = true;
+    r->cb_next = NULL;
+    if (p->cbq_tail)
+        p->cbq_tail->cb_next = r;
+    else
+        p->cbq = r;
+    p->cbq_tail = r;
+    mp__pool_kick_locked(p);
+}
+
+void mp__result_map_finish_locked(mp_pool *p, mp_async_result *r)
+{
+    for (size_t c = 0; c < r->n_chunks; c++) {
+        if (r->chunks[c].status != 0) {
+            r->status = r->chunks[c].status;
+            r->task_code = r->chunks[c].task_code;
+            r->msg = dup_msg(r->chunks[c].msg);
+            break;
+        }
+    }
+    mp__result_complete_locked(p, r);
+}
+
 /* A callback of r's own completion may read it without waiting for itself. */
 static bool in_own_callback(const mp_async_result *r)
 {
     return pthread_equal(pthread_self(), r->handler) && r->completed &&
-           atomic_load(r->ready_word) != 1;
+           atomic_load(r->ready_word) != MP__READY;
 }
 
 int mp_async_result_wait(mp_async_result *r, int timeout_ms)
@@ -56,26 +94,26 @@ int mp_async_result_wait(mp_async_result *r, int timeout_ms)
     if (in_own_callback(r))
         return 0;
     if (pthread_equal(pthread_self(), r->handler) && !atomic_load(&r->completed) &&
-        atomic_load_explicit(r->ready_word, memory_order_acquire) != 1)
+        atomic_load_explicit(r->ready_word, memory_order_acquire) != MP__READY)
         return timeout_ms == 0 ? MP_ETIMEDOUT : MP_EBUSY; /* a callback would wait for itself */
-    /* The word goes 0 (running) -> 2 (running, someone sleeps) -> 1 (ready); the
-     * completer wakes sleepers only when it replaces a 2. */
+    /* enum mp__ready_state: the completer wakes sleepers only when it replaces
+     * PENDING_WAITED, which a waiter sets before it sleeps. */
     for (;;) {
         _Atomic uint32_t *w = r->ready_word;
         uint32_t v = atomic_load_explicit(w, memory_order_acquire);
-        if (v == 1)
+        if (v == MP__READY)
             return 0;
-        if (v == 0 && !atomic_compare_exchange_strong(w, &v, 2))
+        if (v == MP__PENDING && !atomic_compare_exchange_strong(w, &v, MP__PENDING_WAITED))
             continue;
-        if (mp__futex_wait(w, 2, &d) == MP_ETIMEDOUT)
-            return atomic_load_explicit(w, memory_order_acquire) == 1 ? 0 : MP_ETIMEDOUT;
+        if (mp__futex_wait(w, MP__PENDING_WAITED, &d) == MP_ETIMEDOUT)
+            return atomic_load_explicit(w, memory_order_acquire) == MP__READY ? 0 : MP_ETIMEDOUT;
     }
 }
 
 bool mp_async_result_ready(mp_async_result *r)
 {
-    return r != NULL &&
-           (atomic_load_explicit(r->ready_word, memory_order_acquire) == 1 || in_own_callback(r));
+    return r != NULL && (atomic_load_explicit(r->ready_word, memory_order_acquire) == MP__READY ||
+                         in_own_callback(r));
 }
 
 int mp_async_result_get(mp_async_result *r, int timeout_ms, const void **data, size_t *len)
@@ -120,12 +158,6 @@ int mp_async_result_task_code(mp_async_result *r)
 const char *mp_async_result_message(mp_async_result *r)
 {
     return r != NULL && mp_async_result_ready(r) && r->msg != NULL ? r->msg : "";
-}
-
-static size_t chunk_count(const mp_async_result *r, size_t c)
-{
-    size_t first = c * r->chunksize;
-    return r->n - first < r->chunksize ? r->n - first : r->chunksize;
 }
 
 /* Item i of a map whose chunk is done. */
@@ -214,7 +246,7 @@ int mp_imap_next(mp_async_result *r, size_t *index, const void **data, size_t *l
         } else if (r->cur < atomic_load_explicit(&r->n_order, memory_order_acquire)) {
             size_t c = r->order[r->cur];
             item = c * r->chunksize + r->cur_k;
-            if (++r->cur_k == chunk_count(r, c)) {
+            if (++r->cur_k == mp__chunk_span(r->n, r->chunksize, c).count) {
                 r->cur++;
                 r->cur_k = 0;
             }
@@ -236,6 +268,18 @@ int mp_imap_next(mp_async_result *r, size_t *index, const void **data, size_t *l
     return rc;
 }
 
+/* The caller destroys job result r while its job is attached: the handler frees
+ * the job once no worker is in it (mp__pool_check_jobs_locked), and drops the job
+ * list's reference then. */
+static void job_orphan(mp_async_result *r)
+{
+    mp_pool *p = r->pool;
+    mp__pool_lock(p);
+    r->orphan = true;
+    mp__pool_kick_locked(p);
+    mp__pool_unlock(p);
+}
+
 void mp_async_result_destroy(mp_async_result *r)
 {
     if (r == NULL)
@@ -243,6 +287,6 @@ void mp_async_result_destroy(mp_async_result *r)
     /* A copy in a forked child leaves the pool alone: its lock may have been held
      * by a thread that the child does not have. */
     if (r->job != NULL && r->owner == mp__self_pid())
-        mp__pool_job_orphan(r);
-    mp__result_release(r);
+        job_orphan(r);
+    mp__result_drop(r, MP__HOLDER_CALLER);
 }
