@@ -25,6 +25,8 @@
 #ifndef MPROC_INTERNAL_FORK_H
 #define MPROC_INTERNAL_FORK_H
 
+#include <pthread.h>
+
 #include "core/util.h"
 
 enum mp__fork_slot {
@@ -36,11 +38,15 @@ enum mp__fork_slot {
     MP__FORK_SLOTS
 };
 
-/* What a module does around fork(); any of the three may be NULL. */
+/* What a module does around fork(); any member may be NULL. mutex is the
+ * module's lock that fork must not split: the hub takes it before prepare and
+ * releases it after parent and after child, so the module's list is whole on
+ * both sides and never left locked in the child by a thread that is not there. */
 struct mp__fork_handlers {
-    void (*prepare)(void); /* in the parent, before fork */
-    void (*parent)(void);  /* in the parent, after fork */
-    void (*child)(void);   /* in the child, after fork */
+    pthread_mutex_t *mutex; /* held across fork */
+    void (*prepare)(void);  /* in the parent, before fork (mutex held) */
+    void (*parent)(void);   /* in the parent, after fork (mutex held) */
+    void (*child)(void);    /* in the child, after fork (mutex held) */
 };
 
 /* Registers h (static storage, never freed) for slot; once per slot (a second
