@@ -10,12 +10,12 @@
  *   prepare POPEN ... ARENA, the reverse order.
  * Why: a module's handlers may use the layers below it (ask the child's pid or
  * identity, allocate from the arena), so in the child the lower layers are
- * repaired first. Child handlers should stay cheap: every fork runs them (none
- * reads /proc; the identity is read again only when first asked). Prepare takes each module's
- * lock; a module that holds its lock while it calls into a lower one takes its
- * lock first there too, so taking the higher layers' locks first never waits
- * in the opposite order of the code's own nesting. Today no module nests its
- * fork lock in another's.
+ * repaired first. Prepare takes each module's lock: a module that holds its
+ * lock while it calls into a lower one takes its lock first there too, so
+ * taking the higher layers' locks first never waits in the opposite order of
+ * the code's own nesting (today no module nests its fork lock in another's).
+ * Child handlers stay cheap, as every fork runs them: none reads /proc (the
+ * identity is read again only when first asked).
  *
  * Handlers run with the hub's guarantee that a slot's parent or child handler
  * runs only after its prepare handler ran for the same fork (a module that
