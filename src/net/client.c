@@ -91,7 +91,7 @@ int mp_client(mp_conn **out, const char *address, const mp_client_options *opt)
         connect_error(rc, address, conn_ms, err, errlen);
         goto out_close;
     }
-    if ((rc = mp__set_nodelay(fd)) != 0) {
+    if ((rc = mp__set_nodelay(fd, a.family)) != 0) {
         connect_error(rc, address, conn_ms, err, errlen);
         goto out_close;
     }

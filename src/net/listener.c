@@ -53,8 +53,10 @@ struct mp_listener {
     int wake;             /* eventfd written by close */
     int timer;            /* timerfd at the earliest pending deadline */
     bool listening_in_ep; /* fd is in ep (false while pending is full) */
-    bool has_key;         /* run the handshake */
-    unsigned char *key;   /* keylen bytes (at least 1 allocated) */
+    int family;           /* of the listening socket */
+    uint64_t armed_ns; /* the timer fires then (at or before the earliest deadline); 0: not armed */
+    bool has_key;      /* run the handshake */
+    unsigned char *key; /* keylen bytes (at least 1 allocated) */
     size_t keylen;
     bool refuse_md5;
     int hs_ms;      /* handshake timeout, -1: none */
@@ -123,6 +125,7 @@ int mp_listener_new(mp_listener **out, const char *address, const mp_listener_op
     l->refuse_md5 = opt->refuse_md5;
     l->hs_ms = hs_ms;
     l->owner = getpid();
+    l->family = a.family;
 
     l->fd = socket(a.family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (l->fd < 0) {
@@ -187,20 +190,24 @@ out_free:
     return rc;
 }
 
-/* The earliest pending deadline arms the timer (or disarms it). */
+/* Keeps the timer at or before the earliest pending deadline. It is never
+ * disarmed or moved later: a timer that fires with nothing due costs one spurious
+ * wakeup, while re-arming at every step of every handshake would cost a system
+ * call each. armed_ns is cleared when the timer fires. */
 static void rearm_timer(mp_listener *l)
 {
     uint64_t first = UINT64_MAX;
     for (int i = 0; i < MAX_PENDING; i++)
         if (l->pend[i] != NULL && l->pend[i]->deadline_ns < first)
             first = l->pend[i]->deadline_ns;
+    if (first == UINT64_MAX || (l->armed_ns != 0 && l->armed_ns <= first))
+        return;
+    l->armed_ns = first;
     struct itimerspec its = {0};
-    if (first != UINT64_MAX) {
-        if (first == 0)
-            first = 1; /* 0 would disarm */
-        its.it_value.tv_sec = (time_t)(first / 1000000000u);
-        its.it_value.tv_nsec = (long)(first % 1000000000u);
-    }
+    its.it_value.tv_sec = (time_t)(first / 1000000000u);
+    its.it_value.tv_nsec = (long)(first % 1000000000u);
+    if (first == 0)
+        its.it_value.tv_nsec = 1; /* 0 would disarm */
     timerfd_settime(l->timer, TFD_TIMER_ABSTIME, &its, NULL);
 }
 
@@ -248,7 +255,7 @@ static int take_peer(mp_listener *l, int *ready)
             return 0;
         return -e;
     }
-    mp__set_nodelay(fd);
+    mp__set_nodelay(fd, l->family);
     if (!l->has_key) {
         *ready = fd;
         return 1;
@@ -337,7 +344,8 @@ int mp_listener_accept(mp_listener *l, mp_conn **out, int timeout_ms)
             } else if (tag == EV_WAKE || tag == EV_TIMER) {
                 uint64_t v;
                 ssize_t r = read(tag == EV_WAKE ? l->wake : l->timer, &v, sizeof v);
-                (void)r;
+                if (tag == EV_TIMER && r == sizeof v)
+                    l->armed_ns = 0;
             } else {
                 int i = (int)(tag - EV_PEER);
                 if (i < 0 || i >= MAX_PENDING || l->pend[i] == NULL)
@@ -364,7 +372,7 @@ int mp_listener_accept(mp_listener *l, mp_conn **out, int timeout_ms)
             mp__close_fd(ready);
     }
     if (l->fd >= 0)
-        rearm_timer(l);
+        rearm_timer(l); /* for an event loop polling mp_listener_fileno */
     pthread_mutex_unlock(&l->mu);
     return rc;
 }
