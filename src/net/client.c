@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
 
 #include "mproc/listener.h"
@@ -85,8 +86,8 @@ int mp_client(mp_conn **out, const char *address, const mp_client_options *opt)
         connect_error(rc, address, conn_ms, err, errlen);
         goto out_close;
     }
-    int flags = fcntl(fd, F_GETFL);
-    if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0) {
+    int off = 0; /* blocking from now on, as CPython's connections */
+    if (ioctl(fd, FIONBIO, &off) != 0) {
         rc = -errno;
         connect_error(rc, address, conn_ms, err, errlen);
         goto out_close;

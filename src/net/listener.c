@@ -337,9 +337,9 @@ int mp_listener_accept(mp_listener *l, mp_conn **out, int timeout_ms)
             uint64_t tag = evs[k].data.u64;
             if (tag == EV_LISTEN) {
                 int got = 0;
-                while (ready < 0 && l->npend < MAX_PENDING && (got = take_peer(l, &ready)) > 0)
-                    ;
-                if (ready < 0 && l->npend < MAX_PENDING && got < 0)
+                /* One peer per event: the socket stays readable while more wait. */
+                got = take_peer(l, &ready);
+                if (got < 0)
                     rc = got;
             } else if (tag == EV_WAKE || tag == EV_TIMER) {
                 uint64_t v;
