@@ -922,6 +922,28 @@ TEST(many_concurrent_clients_are_all_served)
     mp_listener_destroy(l);
 }
 
+TEST(more_silent_peers_than_handshake_slots_only_delay_a_good_client)
+{
+    enum { SILENT = 70 }; /* more than the 64 handshakes a listener runs at once */
+    mp_listener *l = new_listener("127.0.0.1:0", 400, false);
+    int silent[SILENT];
+    for (int i = 0; i < SILENT; i++)
+        silent[i] = raw_connect(port_of(mp_listener_address(l)));
+    struct client_arg a = {.address = mp_listener_address(l)};
+    pthread_t t;
+    pthread_create(&t, NULL, client_thread, &a);
+    accept_and_pong(l, 10000); /* after the silent ones ahead of it time out */
+    pthread_join(t, NULL);
+    CHECK_OK(a.rc);
+    mp_conn *c = NULL;
+    while (mp_listener_rejected(l) < SILENT)
+        CHECK_RC(MP_ETIMEDOUT, mp_listener_accept(l, &c, 1000));
+    CHECK_EQ(SILENT, mp_listener_rejected(l));
+    for (int i = 0; i < SILENT; i++)
+        close(silent[i]);
+    mp_listener_destroy(l);
+}
+
 static void *close_later(void *p)
 {
     th_sleep_ms(150);
