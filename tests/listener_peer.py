@@ -6,7 +6,8 @@
 #   python3 listener_peer.py listener ADDR KEY   Listener(ADDR, authkey=KEY): prints its address
 #       in mproc's form, accepts one client, echoes one message with b"echo:" in front and
 #       then one more message as is, and exits.
-# ADDR is mproc's form: host:port, [v6]:port, a path with '/', or @name; KEY "-" is None.
+# ADDR is mproc's form: host:port, [v6]:port (listener only: CPython's Client always uses
+# AF_INET for a (host, port) tuple), a path with '/', or @name; KEY "-" is None.
 # Exit status: 0 on success, 3 on AuthenticationError (printed as "AuthenticationError: ..."),
 # 4 when the peer closed the connection (printed as "EOF: ...").
 import sys

@@ -537,6 +537,12 @@ TEST(c_listener_rejects_python313_client_with_wrong_key)
                                      "digest received was wrong: the peer's {sha256} answer did "
                                      "not match");
 }
+TEST(c_listener_rejects_python312_client_with_wrong_key)
+{
+    c_listener_rejects_python_client("3.12", "wrong", false,
+                                     "digest received was wrong: the peer's {sha256} answer did "
+                                     "not match");
+}
 TEST(c_listener_with_refuse_md5_rejects_python311_client)
 {
     c_listener_rejects_python_client("3.11", KEY, true, "refuse_md5 forbids");
@@ -588,6 +594,13 @@ TEST(c_client_with_wrong_key_is_rejected_by_python311_listener)
 TEST(c_client_with_wrong_key_is_rejected_by_python313_listener)
 {
     c_client_rejected_by_python("3.13", "wrong", false,
+                                "digest sent was rejected: the peer answered #FAILURE# to our "
+                                "{sha256} answer",
+                                "AuthenticationError: digest received was wrong");
+}
+TEST(c_client_with_wrong_key_is_rejected_by_python312_listener)
+{
+    c_client_rejected_by_python("3.12", "wrong", false,
                                 "digest sent was rejected: the peer answered #FAILURE# to our "
                                 "{sha256} answer",
                                 "AuthenticationError: digest received was wrong");
@@ -832,7 +845,7 @@ static void round_trip_at(const char *address)
     mp_listener_destroy(l);
 }
 
-TEST(ipv6_loopback_works)
+TEST(ipv6_loopback_works_with_c_and_python_peers)
 {
     int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in6 sa = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
@@ -841,10 +854,28 @@ TEST(ipv6_loopback_works)
         close(fd);
     if (!ok)
         SKIP("::1 is not available here");
+    round_trip_at("[::1]:0");
+    const char *py = python_for("3.13");
+    if (py == NULL)
+        SKIP("python 3.13 is not installed under pyenv here (C-only IPv6 part passed)");
     mp_listener *l = new_listener("[::1]:0", 0, false);
     CHECK(strncmp(mp_listener_address(l), "[::1]:", 6) == 0);
     mp_listener_destroy(l);
-    round_trip_at("[::1]:0");
+    /* A python listener on ::1 for the C client. (CPython's Client cannot reach
+     * IPv6: it picks AF_INET for every (host, port) tuple.) */
+    mp_conn *c;
+    char out[512];
+    py_proc p = py_start(py, "listener", "[::1]:0", KEY);
+    char addr[128];
+    py_line(&p, addr, sizeof addr);
+    CHECK(strncmp(addr, "[::1]:", 6) == 0);
+    CHECK_OK(mp_client(&c, addr, &(mp_client_options){.authkey = KEY, .authkey_len = KEYLEN}));
+    CHECK_OK(mp_conn_send_bytes(c, "v6", 2));
+    recv_expect(c, "echo:v6");
+    CHECK_OK(mp_conn_send_bytes(c, "end", 3));
+    recv_expect(c, "end");
+    CHECK_EQ(0, py_finish(&p, out, sizeof out));
+    mp_conn_destroy(c);
 }
 
 TEST(unix_path_listener_removes_its_file_on_close)
