@@ -1,5 +1,4 @@
-/* 65_listener_echo.c — a C echo server with a Listener and an authkey; a python3
- * multiprocessing.connection.Client talks to it */
+/* 65_listener_echo.c — C Listener echo server, python3 Client with the same authkey */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,5 +1,4 @@
-/* 66_client_python_listener.c — a C Client with an authkey talks to a python3
- * multiprocessing.connection.Listener */
+/* 66_client_python_listener.c — C Client with an authkey, python3 Listener */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

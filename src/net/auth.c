@@ -451,11 +451,12 @@ static int on_frame(mp__auth *a)
         /* Remember what we answered with, for the message of a rejection. */
         size_t mlen = n - CHALLENGE_LEN;
         int pn = mlen == LEGACY_MSG_LEN ? -1 : prefix_name(p + CHALLENGE_LEN, mlen);
-        if (pn < 0)
-            snprintf(a->answered, sizeof a->answered, "raw MD5");
-        else
-            snprintf(a->answered, sizeof a->answered, "%.*s", pn + 2,
-                     (const char *)p + CHALLENGE_LEN);
+        if (pn < 0) {
+            memcpy(a->answered, "raw MD5", 8);
+        } else { /* "{name}": at most MAX_DIGEST_NAME + 2 bytes */
+            memcpy(a->answered, p + CHALLENGE_LEN, (size_t)pn + 2);
+            a->answered[pn + 2] = '\0';
+        }
         a->phase = 2;
         return 1;
     }

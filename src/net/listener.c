@@ -40,8 +40,9 @@
 
 struct pending {
     int fd;
-    uint64_t deadline_ns; /* UINT64_MAX: none */
-    char peer[MP__ADDR_TEXT_MAX];
+    uint64_t deadline_ns;         /* UINT64_MAX: none */
+    struct sockaddr_storage peer; /* formatted only for a rejection's message */
+    socklen_t peer_len;
     mp__auth auth;
 };
 
@@ -235,7 +236,11 @@ static void drop(mp_listener *l, int i, bool keep_fd)
 
 static void reject(mp_listener *l, int i, const char *why)
 {
-    snprintf(l->last_error, sizeof l->last_error, "%s: %s", l->pend[i]->peer, why);
+    struct pending *p = l->pend[i];
+    char peer[MP__ADDR_TEXT_MAX];
+    mp__addr_format((struct sockaddr *)&p->peer, p->peer_len, peer);
+    snprintf(l->last_error, sizeof l->last_error, "%s: %s", peer[0] ? peer : "a Unix socket peer",
+             why);
     l->rejected++;
     drop(l, i, false);
 }
@@ -270,9 +275,8 @@ static int take_peer(mp_listener *l, int *ready)
     }
     p->fd = fd;
     p->deadline_ns = l->hs_ms < 0 ? UINT64_MAX : mp__now_ns() + (uint64_t)l->hs_ms * 1000000u;
-    mp__addr_format((struct sockaddr *)&ss, len, p->peer);
-    if (p->peer[0] == '\0')
-        snprintf(p->peer, sizeof p->peer, "a Unix socket peer");
+    memcpy(&p->peer, &ss, len < sizeof ss ? len : sizeof ss);
+    p->peer_len = len < sizeof ss ? len : sizeof ss;
     static const enum mp__auth_step server[2] = {MP__AUTH_DELIVER, MP__AUTH_ANSWER};
     mp__auth_init(&p->auth, fd, l->key, l->keylen, l->refuse_md5, server, 2);
     int rc = ep_add(l->ep, fd, EV_PEER + (uint64_t)slot);
