@@ -189,11 +189,12 @@ typedef struct mp_auth_options {
 /* Challenger's half: sends "#CHALLENGE#{sha256}" + 40 random bytes, reads the
  * answer (at most 256 bytes), verifies it in constant time, and sends #WELCOME# or
  * #FAILURE#. c must be a socket connection on which nothing has been received yet
- * by mp_conn_recv_* (the step reads the descriptor directly, exactly frame by
- * frame, so nothing after the handshake is consumed). opt may be NULL.
+ * by mp_conn_recv_* (the step reads the descriptor directly, never past the
+ * handshake's last frame, so the first message after it stays on the socket for
+ * mp_conn_recv_*). opt may be NULL.
  * Errors: MP_EAUTH (wrong or refused answer; #FAILURE# was sent), MP_EPROTO
- * (oversized or malformed frame), MP_ETIMEDOUT, MP_EEOF, MP_ETRUNCATED,
- * MP_ECONNRESET, MP_EPIPE, MP_EBUSY (c holds bytes already received), MP_ECLOSED,
+ * (oversized or malformed frame, or bytes sent before the peer's turn), MP_ETIMEDOUT, MP_EEOF,
+ * MP_ETRUNCATED, MP_ECONNRESET, MP_EPIPE, MP_EBUSY (c holds bytes already received), MP_ECLOSED,
  * MP_EINVAL (c NULL, authkey NULL with keylen > 0). */
 MP_EXTERN int mp_deliver_challenge(mp_conn *c, const void *authkey, size_t keylen,
                                    const mp_auth_options *opt);
