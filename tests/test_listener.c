@@ -8,6 +8,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -652,6 +653,39 @@ static void *wrong_key_client_thread(void *p)
     return NULL;
 }
 
+/* A manager server sends a traceback frame right after #FAILURE#: the client must
+ * still report the rejection, not the extra frame. */
+static void c_client_against_python_manager(const char *ver)
+{
+    const char *py = need_python(ver);
+    py_proc p = py_start(py, "manager", "127.0.0.1:0", KEY);
+    char addr[128], err[300] = "";
+    py_line(&p, addr, sizeof addr);
+    mp_conn *c = NULL;
+    for (int i = 0; i < 3; i++) {
+        CHECK_RC(MP_EAUTH, mp_client(&c, addr,
+                                     &(mp_client_options){.authkey = "wrong",
+                                                          .authkey_len = 5,
+                                                          .errbuf = err,
+                                                          .errbuf_len = sizeof err}));
+        CHECK(strstr(err, "digest sent was rejected: the peer answered #FAILURE#") != NULL);
+    }
+    CHECK_OK(mp_client(&c, addr, &(mp_client_options){.authkey = KEY, .authkey_len = KEYLEN}));
+    mp_conn_destroy(c);
+    kill(p.pid, SIGTERM);
+    char out[512];
+    py_finish(&p, out, sizeof out);
+}
+
+TEST(c_client_rejected_by_python311_manager_server_reports_eauth)
+{
+    c_client_against_python_manager("3.11");
+}
+TEST(c_client_rejected_by_python313_manager_server_reports_eauth)
+{
+    c_client_against_python_manager("3.13");
+}
+
 TEST(c_client_and_c_listener_with_different_keys_both_say_why)
 {
     mp_listener *l = new_listener("127.0.0.1:0", 0, false);
@@ -816,6 +850,60 @@ static void client_against_raw(const void *bytes, size_t n, int expect, const ch
         th_fail(__FILE__, __LINE__, "expected \"%s\" in \"%s\"", why, err);
     pthread_join(t, NULL);
     close(lfd);
+}
+
+/* Sends a {sha256} challenge, reads the answer, then writes reply in one write(). */
+static void *replying_server_thread(void *p)
+{
+    struct raw_server *s = p;
+    int fd = accept(s->lfd, NULL, NULL);
+    if (fd >= 0) {
+        unsigned char buf[300] = "\x00\x00\x00\x3b#CHALLENGE#{sha256}";
+        memset(buf + 23, 'r', 40);
+        if (write(fd, buf, 63) == 63 && raw_recv_frame(fd, buf, sizeof buf) > 0 &&
+            write(fd, s->bytes, s->n) == (ssize_t)s->n)
+            shutdown(fd, SHUT_WR);
+        struct pollfd pfd = {fd, POLLIN, 0};
+        while (poll(&pfd, 1, 3000) == 1 && read(fd, buf, sizeof buf) > 0)
+            ;
+        close(fd);
+    }
+    return NULL;
+}
+
+TEST(client_reports_a_rejection_followed_at_once_by_more_frames)
+{
+    /* What a manager server does: #FAILURE#, then a traceback frame, in one go. */
+    static const char failure_and_more[] = "\x00\x00\x00\x09#FAILURE#\x00\x00\x00\x05trace";
+    static const char welcome_and_more[] = "\x00\x00\x00\x09#WELCOME#\x00\x00\x00\x05"
+                                           "early";
+    const struct {
+        const char *bytes;
+        int expect;
+        const char *why;
+    } cases[] = {
+        {failure_and_more, MP_EAUTH, "digest sent was rejected: the peer answered #FAILURE#"},
+        {welcome_and_more, MP_EPROTO, "9 bytes after a handshake frame before its turn"},
+    };
+    for (int i = 0; i < 2; i++) {
+        int port;
+        int lfd = raw_listen(&port, 4);
+        struct raw_server srv = {lfd, cases[i].bytes, 22};
+        pthread_t t;
+        pthread_create(&t, NULL, replying_server_thread, &srv);
+        char addr[64], err[300] = "";
+        snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+        mp_conn *c = NULL;
+        CHECK_RC(cases[i].expect, mp_client(&c, addr,
+                                            &(mp_client_options){.authkey = KEY,
+                                                                 .authkey_len = KEYLEN,
+                                                                 .errbuf = err,
+                                                                 .errbuf_len = sizeof err}));
+        if (strstr(err, cases[i].why) == NULL)
+            th_fail(__FILE__, __LINE__, "expected \"%s\" in \"%s\"", cases[i].why, err);
+        pthread_join(t, NULL);
+        close(lfd);
+    }
 }
 
 TEST(client_rejects_bad_challenges_and_silent_servers)

@@ -358,14 +358,11 @@ static int read_frame(mp__auth *a, bool greedy)
                 return MP_EPROTO;
             }
             size_t total = hl + (size_t)len;
-            if (a->have > total) {
-                mp__net_msg(a->err, sizeof a->err,
-                            "protocol error: the peer sent %zu bytes after a handshake frame "
-                            "before its turn",
-                            a->have - total);
-                return MP_EPROTO;
-            }
-            if (a->have == total) {
+            if (a->have >= total) {
+                /* Bytes beyond the frame came before the peer's turn. The frame is
+                 * still handled first: a manager server follows #FAILURE# with a
+                 * traceback frame, and that rejection is what the caller must see. */
+                a->excess = a->have - total;
                 memcpy(a->frame, p + hl, (size_t)len);
                 a->need = (uint32_t)len;
                 return 0;
@@ -398,6 +395,7 @@ static int read_frame(mp__auth *a, bool greedy)
 static void next_frame(mp__auth *a)
 {
     a->have = 0;
+    a->excess = 0;
     a->need = 0;
 }
 
@@ -493,9 +491,17 @@ int mp__auth_resume(mp__auth *a)
         if (rc != 0)
             return rc;
         rc = on_frame(a);
+        size_t excess = a->excess;
         next_frame(a);
         if (rc < 0)
             return rc;
+        if (excess > 0) {
+            mp__net_msg(a->err, sizeof a->err,
+                        "protocol error: the peer sent %zu bytes after a handshake frame before "
+                        "its turn",
+                        excess);
+            return MP_EPROTO;
+        }
         if (rc == 0) {
             a->cur++;
             a->phase = 0;

@@ -69,6 +69,7 @@ typedef struct mp__auth {
     unsigned char chal[48]; /* our challenge payload: "{sha256}" + 40 random bytes */
     unsigned char in[12 + MP_HANDSHAKE_FRAME_MAX]; /* the frame being received */
     size_t have;                                   /* bytes in in[] */
+    size_t excess;                                 /* of those, bytes past the frame */
     uint32_t need;                                 /* the payload length of a whole frame */
     unsigned char frame[MP_HANDSHAKE_FRAME_MAX];
     char answered[16]; /* the digest we answered with, for messages */
