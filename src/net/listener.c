@@ -249,6 +249,11 @@ static void reject(mp_listener *l, int i, const char *why)
  * pending slot, 0 when the backlog is empty, or a negative code. */
 static int take_peer(mp_listener *l, int *ready)
 {
+    int slot = 0;
+    while (l->has_key && slot < MAX_PENDING && l->pend[slot] != NULL)
+        slot++;
+    if (slot == MAX_PENDING)
+        return 0; /* it waits in the backlog until a handshake ends */
     struct sockaddr_storage ss;
     socklen_t len = sizeof ss;
     int fd = accept4(l->fd, (struct sockaddr *)&ss, &len, SOCK_CLOEXEC);
@@ -265,13 +270,10 @@ static int take_peer(mp_listener *l, int *ready)
         *ready = fd;
         return 1;
     }
-    int slot = 0;
-    while (slot < MAX_PENDING && l->pend[slot] != NULL)
-        slot++;
-    struct pending *p = slot < MAX_PENDING ? malloc(sizeof *p) : NULL;
+    struct pending *p = malloc(sizeof *p);
     if (p == NULL) {
         mp__close_fd(fd);
-        return slot < MAX_PENDING ? MP_ENOMEM : 0;
+        return MP_ENOMEM;
     }
     p->fd = fd;
     p->deadline_ns = l->hs_ms < 0 ? UINT64_MAX : mp__now_ns() + (uint64_t)l->hs_ms * 1000000u;
@@ -340,9 +342,8 @@ int mp_listener_accept(mp_listener *l, mp_conn **out, int timeout_ms)
         for (int k = 0; k < n && ready < 0 && rc == 0; k++) {
             uint64_t tag = evs[k].data.u64;
             if (tag == EV_LISTEN) {
-                int got = 0;
                 /* One peer per event: the socket stays readable while more wait. */
-                got = take_peer(l, &ready);
+                int got = take_peer(l, &ready);
                 if (got < 0)
                     rc = got;
             } else if (tag == EV_WAKE || tag == EV_TIMER) {
