@@ -31,8 +31,8 @@ static int connect_until(int fd, const mp__addr *a, const mp__deadline *d)
         if (connect(fd, (const struct sockaddr *)&a->ss, a->len) == 0)
             return 0;
         int e = errno;
-        if (e == EINTR)
-            continue;
+        if (e == EINTR) /* the connection goes on in the background: wait for it */
+            break;
         if (e == EAGAIN && a->family == AF_UNIX) {
             if (mp__deadline_passed(d))
                 return MP_ETIMEDOUT;
