@@ -438,6 +438,7 @@ void mp_listener_destroy(mp_listener *l)
         return;
     mp_listener_close(l);
     pthread_mutex_destroy(&l->mu);
+    explicit_bzero(l->key, l->keylen);
     free(l->key);
     free(l);
 }
