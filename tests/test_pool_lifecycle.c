@@ -335,3 +335,39 @@ TEST(pool_join_in_another_thread_returns_when_a_callback_destroys_the_pool)
     CHECK_RC(0, j.rc);
     wait_threads_back_to(baseline);
 }
+
+/* A zero-copy map's result whose callback destroys the pool, destroyed by its
+ * caller as soon as it is ready: the caller's destroy (which hands the job back to
+ * the pool) and the handler freeing the pool do not race. */
+static void job_result_destroyed_while_the_pool_is_freed(bool threads)
+{
+    int baseline = baseline_thread_count();
+    for (int round = 0; round < 20; round++) {
+        mp_pool *p;
+        CHECK_OK(mp_pool_new(&p, &(mp_pool_options){.processes = 2, .threads = threads}));
+        size_t n = 64;
+        int *in = mp_pool_shared_alloc(p, n * sizeof(int)),
+            *out = mp_pool_shared_alloc(p, n * sizeof(int));
+        CHECK(in != NULL && out != NULL);
+        for (size_t i = 0; i < n; i++)
+            in[i] = (int)i;
+        mp_async_result *r;
+        CHECK_OK(mp_pool_map_shared_async(
+            p, &r, square_kernel, in, sizeof(int), out, sizeof(int), n, NULL,
+            &(mp_async_options){.callback = destroy_pool_cb, .cb_arg = p, .chunksize = 8}));
+        CHECK_OK(mp_async_result_wait(r, 60000));
+        CHECK_EQ(1, mp_async_result_successful(r));
+        mp_async_result_destroy(r);
+        wait_threads_back_to(baseline);
+    }
+}
+
+TEST(pool_job_result_destroyed_while_a_callback_frees_the_pool)
+{
+    job_result_destroyed_while_the_pool_is_freed(false);
+}
+
+TEST(thread_pool_job_result_destroyed_while_a_callback_frees_the_pool)
+{
+    job_result_destroyed_while_the_pool_is_freed(true);
+}

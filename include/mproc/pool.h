@@ -278,9 +278,11 @@ MP_EXTERN int mp_pool_join(mp_pool *pool, int timeout_ms);
  * the pool that had begun before is still running in another thread (such as the
  * apply_async that submitted the callback's task; a join or terminate waiting there
  * returns). The callback must not touch the pool, or its shared memory, after the
- * call, and no call may begin on it from then on. Results
- * still held by the caller stay valid (completed, MP_ETERMINATED if they never
- * ran) until destroyed. NULL is accepted. No other call on the pool may run. */
+ * call, and no call may begin on it from then on. Results still held by the
+ * caller stay valid (completed, MP_ETERMINATED if they never ran) until destroyed,
+ * and may be read, waited for and destroyed from any thread while a pool destroyed
+ * from a callback is being freed. NULL is accepted. Apart from that case, no other
+ * call on the pool or its results may run during destroy. */
 MP_EXTERN void mp_pool_destroy(mp_pool *pool);
 
 /* --- AsyncResult ---

@@ -75,11 +75,62 @@ void mp__result_map_finish_locked(mp_pool *p, mp_async_result *r)
     mp__result_complete_locked(p, r);
 }
 
+/* The caller's threads read a job result's job, ready_word and pool between these
+ * two. A pool destroyed from a callback is freed by its handler thread while the
+ * caller may be using its results: mp__result_job_unpublish points ready_word back
+ * at r->ready and clears pool, then waits for job_readers to be 0 before the job's
+ * memory goes (seq_cst on both sides: either a reader sees the new pointers, or the
+ * freer sees the reader). Other kinds never change these words. */
+static void job_read_begin(mp_async_result *r)
+{
+    if (r->kind == MP__R_JOB)
+        atomic_fetch_add(&r->job_readers, 1);
+}
+
+static void job_read_end(mp_async_result *r)
+{
+    if (r->kind == MP__R_JOB)
+        atomic_fetch_sub_explicit(&r->job_readers, 1, memory_order_release);
+}
+
+void mp__result_job_unpublish(mp_async_result *r)
+{
+    atomic_store(&r->pool, NULL);
+    atomic_store(&r->ready_word, &r->ready);
+    mp__deadline forever;
+    mp__deadline_init(&forever, -1);
+    uint32_t n;
+    while ((n = atomic_load_explicit(&r->job_readers, memory_order_acquire)) != 0)
+        mp__futex_wait_slice(&r->job_readers, n, &forever, 1);
+}
+
 /* A callback of r's own completion may read it without waiting for itself. */
 static bool in_own_callback(const mp_async_result *r)
 {
     return pthread_equal(pthread_self(), r->handler) && r->completed &&
-           atomic_load(r->ready_word) != MP__READY;
+           atomic_load(atomic_load(&r->ready_word)) != MP__READY;
+}
+
+/* Waits for r's ready word (the caller is between job_read_begin and _end). */
+static int wait_ready(mp_async_result *r, int timeout_ms, const mp__deadline *d)
+{
+    if (in_own_callback(r))
+        return 0;
+    if (pthread_equal(pthread_self(), r->handler) && !atomic_load(&r->completed) &&
+        atomic_load_explicit(atomic_load(&r->ready_word), memory_order_acquire) != MP__READY)
+        return timeout_ms == 0 ? MP_ETIMEDOUT : MP_EBUSY; /* a callback would wait for itself */
+    /* enum mp__ready_state: the completer wakes sleepers only when it replaces
+     * PENDING_WAITED, which a waiter sets before it sleeps. */
+    for (;;) {
+        _Atomic uint32_t *w = atomic_load(&r->ready_word);
+        uint32_t v = atomic_load_explicit(w, memory_order_acquire);
+        if (v == MP__READY)
+            return 0;
+        if (v == MP__PENDING && !atomic_compare_exchange_strong(w, &v, MP__PENDING_WAITED))
+            continue;
+        if (mp__futex_wait(w, MP__PENDING_WAITED, d) == MP_ETIMEDOUT)
+            return atomic_load_explicit(w, memory_order_acquire) == MP__READY ? 0 : MP_ETIMEDOUT;
+    }
 }
 
 int mp_async_result_wait(mp_async_result *r, int timeout_ms)
@@ -91,29 +142,22 @@ int mp_async_result_wait(mp_async_result *r, int timeout_ms)
         return MP_EINVAL;
     if (r->owner != mp__self_pid())
         return MP_ECHILD; /* a copy inherited through fork: nobody would complete it */
-    if (in_own_callback(r))
-        return 0;
-    if (pthread_equal(pthread_self(), r->handler) && !atomic_load(&r->completed) &&
-        atomic_load_explicit(r->ready_word, memory_order_acquire) != MP__READY)
-        return timeout_ms == 0 ? MP_ETIMEDOUT : MP_EBUSY; /* a callback would wait for itself */
-    /* enum mp__ready_state: the completer wakes sleepers only when it replaces
-     * PENDING_WAITED, which a waiter sets before it sleeps. */
-    for (;;) {
-        _Atomic uint32_t *w = r->ready_word;
-        uint32_t v = atomic_load_explicit(w, memory_order_acquire);
-        if (v == MP__READY)
-            return 0;
-        if (v == MP__PENDING && !atomic_compare_exchange_strong(w, &v, MP__PENDING_WAITED))
-            continue;
-        if (mp__futex_wait(w, MP__PENDING_WAITED, &d) == MP_ETIMEDOUT)
-            return atomic_load_explicit(w, memory_order_acquire) == MP__READY ? 0 : MP_ETIMEDOUT;
-    }
+    job_read_begin(r);
+    int rc = wait_ready(r, timeout_ms, &d);
+    job_read_end(r);
+    return rc;
 }
 
 bool mp_async_result_ready(mp_async_result *r)
 {
-    return r != NULL && (atomic_load_explicit(r->ready_word, memory_order_acquire) == MP__READY ||
-                         in_own_callback(r));
+    if (r == NULL)
+        return false;
+    job_read_begin(r);
+    bool ready =
+        atomic_load_explicit(atomic_load(&r->ready_word), memory_order_acquire) == MP__READY ||
+        in_own_callback(r);
+    job_read_end(r);
+    return ready;
 }
 
 int mp_async_result_get(mp_async_result *r, int timeout_ms, const void **data, size_t *len)
@@ -206,12 +250,14 @@ int mp_async_result_progress(mp_async_result *r, size_t *done, size_t *total)
     if (r == NULL)
         return MP_EINVAL;
     size_t d;
-    if (r->kind == MP__R_APPLY)
+    if (r->kind == MP__R_APPLY) {
         d = mp_async_result_ready(r) ? 1 : 0;
-    else if (r->job != NULL)
-        d = atomic_load(&r->job->done_items);
-    else
-        d = atomic_load(&r->items_done);
+    } else {
+        job_read_begin(r);
+        struct mp__job *j = atomic_load(&r->job);
+        d = j != NULL ? atomic_load(&j->done_items) : atomic_load(&r->items_done);
+        job_read_end(r);
+    }
     if (done)
         *done = d;
     if (total)
@@ -271,9 +317,8 @@ int mp_imap_next(mp_async_result *r, size_t *index, const void **data, size_t *l
 /* The caller destroys job result r while its job is attached: the handler frees
  * the job once no worker is in it (mp__pool_check_jobs_locked), and drops the job
  * list's reference then. */
-static void job_orphan(mp_async_result *r)
+static void job_orphan(mp_async_result *r, mp_pool *p)
 {
-    mp_pool *p = r->pool;
     mp__pool_lock(p);
     r->orphan = true;
     mp__pool_kick_locked(p);
@@ -286,7 +331,12 @@ void mp_async_result_destroy(mp_async_result *r)
         return;
     /* A copy in a forked child leaves the pool alone: its lock may have been held
      * by a thread that the child does not have. */
-    if (r->job != NULL && r->owner == mp__self_pid())
-        job_orphan(r);
+    if (r->kind == MP__R_JOB && r->owner == mp__self_pid()) {
+        job_read_begin(r);
+        mp_pool *p = atomic_load(&r->pool);
+        if (p != NULL)
+            job_orphan(r, p);
+        job_read_end(r);
+    }
     mp__result_drop(r, MP__HOLDER_CALLER);
 }

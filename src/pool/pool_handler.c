@@ -445,8 +445,9 @@ void mp__pool_free(mp_pool *p)
         p->jobs = r->job_next;
         atomic_store(&r->items_done, atomic_load(&r->job->done_items));
         r->completed = true;
-        mp__pool_job_detach_locked(p, r);
         atomic_store(&r->ready, MP__READY);
+        mp__result_job_unpublish(r); /* a pool freed from a callback: the caller may read r */
+        mp__pool_job_detach_locked(p, r);
         mp__result_drop(r, MP__HOLDER_JOB_LIST);
     }
     if (p->region != NULL)

@@ -54,15 +54,21 @@ struct mp__chunk_res {
  *             a freed pool).
  *   ready_word  &ready, or &job->state while the job is attached: a zero-copy map
  *             may be completed by the worker finishing its last chunk. Set at
- *             creation, back to &ready (pool lock) once the job is detached, which
- *             happens only after both words were READY or the caller destroyed r.
+ *             creation, back to &ready once the job is detached, which happens only
+ *             after both words were READY or the caller destroyed r.
+ *   job_readers  the caller's threads, around each read of job, ready_word or pool
+ *             of a job result (async_result.c): a pool freed from a callback
+ *             detaches the job only once no such read is in progress.
  *   seq, items_done, order, n_order, chunks_left  the handler, per chunk done
  *             (chunks_left under the pool lock); seq is the futex word imap sleeps on.
  *   cur, cur_k, emitted  the one iterating thread (mp_imap_next).
- *   job, pool, parts, died, death_msg, orphan, job_next, cb_next  pool lock. */
+ *   job, pool  set at creation; cleared once, when the job is detached (by the
+ *             handler under the pool lock, or by mp__pool_free after
+ *             mp__result_job_unpublish).
+ *   parts, died, death_msg, orphan, job_next, cb_next  pool lock. */
 struct mp_async_result {
     _Atomic uint32_t ready;
-    _Atomic uint32_t *ready_word;
+    _Atomic uint32_t *_Atomic ready_word;
     _Atomic uint32_t seq;
     _Atomic int refs;
     _Atomic bool completed;
@@ -87,8 +93,9 @@ struct mp_async_result {
     bool unordered;
     size_t cur, cur_k, emitted; /* iterator position */
     /* zero-copy map */
-    struct mp__job *job;              /* in the pool's region; NULL once detached */
-    struct mp_pool *pool;             /* set while job is attached */
+    struct mp__job *_Atomic job;  /* in the pool's region; NULL once detached */
+    struct mp_pool *_Atomic pool; /* set while job is attached */
+    _Atomic uint32_t job_readers;
     int parts;                        /* workers sent the job and not yet out of it */
     bool orphan;                      /* the caller destroyed it: free the job once parts == 0 */
     char *death_msg;                  /* first worker death during the job */
@@ -298,6 +305,11 @@ MP__HIDDEN mp_async_result *mp__result_new(enum mp__rkind kind, unsigned holders
 
 /* The holders drop their references (one each); r is freed at zero. No lock. */
 MP__HIDDEN void mp__result_drop(mp_async_result *r, unsigned holders);
+
+/* The pool is being freed with job result r still attached: from now on the
+ * caller's threads find r's own ready word and no pool; returns once none of them
+ * is still reading the job or the pool through r. The caller then detaches it. */
+MP__HIDDEN void mp__result_job_unpublish(mp_async_result *r);
 
 /* r's fields are final: queues it for its callback, after which the handler marks
  * it ready. */
