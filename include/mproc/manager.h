@@ -11,7 +11,8 @@
  *     mp_manager *m;
  *     mp_manager_new(&m, "127.0.0.1:5000", "abc", 3, NULL);
  *     mp_manager_register(m, "get_task_queue", &(mp_manager_register_options){.object = task_q});
- *     mp_manager_register(m, "get_result_queue", &(mp_manager_register_options){.object = result_q});
+ *     mp_manager_register(m, "get_result_queue",
+ *                         &(mp_manager_register_options){.object = result_q});
  *     mp_manager_start(m);                              // the server runs in a child process
  *     mp_proxy *task;
  *     mp_manager_create(m, "get_task_queue", NULL, NULL, &task);   // m.get_task_queue()
@@ -190,8 +191,8 @@ MP_EXTERN bool mp_manager_call_peer_gone(mp_manager_call *call);
  * no deadline. Returns 0 when woken (recheck your condition: wakeups may be
  * spurious), MP_ETIMEDOUT once the deadline passed, MP_EEOF when the peer has gone,
  * MP_ECLOSED when the server is stopping. A peer's going is noticed within 20 ms. */
-MP_EXTERN int mp_manager_call_wait(mp_manager_call *call, pthread_mutex_t *mu,
-                                   pthread_cond_t *cv, int64_t deadline_ns);
+MP_EXTERN int mp_manager_call_wait(mp_manager_call *call, pthread_mutex_t *mu, pthread_cond_t *cv,
+                                   int64_t deadline_ns);
 
 /* Initialises cv with CLOCK_MONOTONIC, as mp_manager_call_wait needs. Errors:
  * MP_ENOMEM, MP_EINVAL. */
@@ -229,10 +230,9 @@ MP_EXTERN int mp_manager_call_return_proxy(mp_manager_call *call, mp_served *obj
  * had gone, so the method can undo what it did (a queue get puts the item back).
  * One hook per call; the last one set wins. Runs in the connection's thread after
  * the method returned; self stays referenced until then. */
-MP_EXTERN void mp_manager_call_on_undelivered(mp_manager_call *call,
-                                              void (*fn)(void *self, const mp_obj *result,
-                                                         void *arg),
-                                              void *arg);
+MP_EXTERN void
+mp_manager_call_on_undelivered(mp_manager_call *call,
+                               void (*fn)(void *self, const mp_obj *result, void *arg), void *arg);
 
 /* Python's argument binding for a method def m(names[0], names[1], ...): fills
  * out[i] (borrowed, NULL when not given) from args by position, then from kwds by
@@ -384,8 +384,8 @@ MP_EXTERN int mp_manager_create(mp_manager *m, const char *typeid, const mp_obj 
  * went away), MP_ECONNREFUSED (it is not there), MP_EPROTO (a reply that is not one),
  * MP_EINVAL, MP_ENOMEM. A '#PROXY' reply gives the (exposed, Token) tuple in *result
  * and returns 1; use mp_proxy_call_proxy for a proxy. */
-MP_EXTERN int mp_proxy_call(mp_proxy *p, const char *method, const mp_obj *args,
-                            const mp_obj *kwds, int timeout_ms, mp_obj **result);
+MP_EXTERN int mp_proxy_call(mp_proxy *p, const char *method, const mp_obj *args, const mp_obj *kwds,
+                            int timeout_ms, mp_obj **result);
 
 /* As mp_proxy_call for a method that returns a proxy (CPython's method_to_typeid):
  * stores a new proxy in *out. Errors: those of mp_proxy_call, MP_EPROTO (the
