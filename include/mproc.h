@@ -5,6 +5,9 @@
 
 #include "mproc/connection.h"
 #include "mproc/error.h"
+#include "mproc/object.h"
+#include "mproc/object_io.h"
+#include "mproc/pickle.h"
 #include "mproc/pool.h"
 #include "mproc/process.h"
 #include "mproc/queue.h"

@@ -25,7 +25,7 @@ PUBLIC = {
     "export": "core", "version": "core", "error": "core",
     "object": "pickle", "pickle": "pickle",
     "process": "process", "sync": "sync", "shared": "sync",
-    "connection": "queue", "queue": "queue",
+    "connection": "queue", "queue": "queue", "object_io": "queue",
     "pool": "pool", "subprocess": "subprocess", "shlex": "subprocess",
     "listener": "net", "net": "net", "manager": "manager",
 }
