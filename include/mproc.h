@@ -6,6 +6,7 @@
 #include "mproc/connection.h"
 #include "mproc/error.h"
 #include "mproc/manager.h"
+#include "mproc/sync_manager.h"
 #include "mproc/object.h"
 #include "mproc/object_io.h"
 #include "mproc/pickle.h"
