@@ -5,8 +5,8 @@
 
 #include "mproc/connection.h"
 #include "mproc/error.h"
+#include "mproc/listener.h"
 #include "mproc/manager.h"
-#include "mproc/sync_manager.h"
 #include "mproc/object.h"
 #include "mproc/object_io.h"
 #include "mproc/pickle.h"
@@ -16,6 +16,7 @@
 #include "mproc/shared.h"
 #include "mproc/shlex.h"
 #include "mproc/subprocess.h"
+#include "mproc/sync_manager.h"
 #include "mproc/sync.h"
 #include "mproc/version.h"
 
