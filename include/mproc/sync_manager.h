@@ -74,6 +74,16 @@ extern "C" {
  * stay registered), MP_EBUSY (the server is running), MP_EINVAL, MP_ENOMEM. */
 MP_EXTERN int mp_sync_manager_register(mp_manager *m);
 
+/* The served type behind a SyncManager typeid ("Lock", "dict", "Queue", ...), or
+ * NULL for a name SyncManager does not register. With it a server can serve one
+ * shared object under a name of its own, as Python's register('get_lock',
+ * callable=lambda: lock):
+ *     mp_served *lock;
+ *     mp_served_new(&lock, mp_sync_manager_type("Lock"), NULL, NULL);
+ *     mp_manager_register(m, "get_lock", &(mp_manager_register_options){.object = lock});
+ * The types are static; thread-safe. */
+MP_EXTERN const mp_manager_type *mp_sync_manager_type(const char *typeid);
+
 /* ---- Lock, RLock, Semaphore, BoundedSemaphore, Condition ---- */
 
 /* acquire(timeout=timeout_ms/1000): 0 when acquired, MP_ETIMEDOUT when not within

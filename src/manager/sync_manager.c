@@ -6,28 +6,37 @@
 
 #include "manager/sync_types.h"
 
+static const struct {
+    const char *typeid;
+    const mp_manager_type *type;
+} reg[] = {
+    {"Queue", &mp_manager_queue_type},
+    {"JoinableQueue", &mp_manager_queue_type},
+    {"Event", &mp__sm_event_type},
+    {"Lock", &mp__sm_lock_type},
+    {"RLock", &mp__sm_rlock_type},
+    {"Semaphore", &mp__sm_semaphore_type},
+    {"BoundedSemaphore", &mp__sm_bounded_semaphore_type},
+    {"Condition", &mp__sm_condition_type},
+    {"Barrier", &mp__sm_barrier_type},
+    {"list", &mp__sm_list_type},
+    {"dict", &mp__sm_dict_type},
+    {"Value", &mp__sm_value_type},
+    {"Array", &mp__sm_array_type},
+    {"Namespace", &mp__sm_namespace_type},
+    {"Iterator", &mp__sm_iterator_type},
+};
+
+const mp_manager_type *mp_sync_manager_type(const char *typeid)
+{
+    for (size_t i = 0; typeid != NULL && i < sizeof reg / sizeof reg[0]; i++)
+        if (strcmp(reg[i].typeid, typeid) == 0)
+            return reg[i].type;
+    return NULL;
+}
+
 int mp_sync_manager_register(mp_manager *m)
 {
-    static const struct {
-        const char *typeid;
-        const mp_manager_type *type;
-    } reg[] = {
-        {"Queue", &mp_manager_queue_type},
-        {"JoinableQueue", &mp_manager_queue_type},
-        {"Event", &mp__sm_event_type},
-        {"Lock", &mp__sm_lock_type},
-        {"RLock", &mp__sm_rlock_type},
-        {"Semaphore", &mp__sm_semaphore_type},
-        {"BoundedSemaphore", &mp__sm_bounded_semaphore_type},
-        {"Condition", &mp__sm_condition_type},
-        {"Barrier", &mp__sm_barrier_type},
-        {"list", &mp__sm_list_type},
-        {"dict", &mp__sm_dict_type},
-        {"Value", &mp__sm_value_type},
-        {"Array", &mp__sm_array_type},
-        {"Namespace", &mp__sm_namespace_type},
-        {"Iterator", &mp__sm_iterator_type},
-    };
     if (m == NULL)
         return MP_EINVAL;
     for (size_t i = 0; i < sizeof reg / sizeof reg[0]; i++) {
