@@ -10,7 +10,8 @@
 #include <unistd.h>
 
 const char cli_usage[] =
-    "usage: mproc-manager [--listen HOST:PORT] [--queue NAME[:maxsize=N]]... [--sync]\n"
+    "usage: mproc-manager [--listen HOST:PORT] [--queue NAME[:maxsize=N]]...\n"
+    "                     [--shared NAME=TYPE]... [--sync]\n"
     "                     (--authkey-file PATH | --authkey-env VAR) [options]\n"
     "\n"
     "Serves queues and the SyncManager types to CPython's multiprocessing.managers\n"
@@ -22,6 +23,11 @@ const char cli_usage[] =
     "  --queue NAME[:maxsize=N]\n"
     "                         serve one queue.Queue under the typeid NAME (what a\n"
     "                         client's register(NAME) calls); repeatable.\n"
+    "  --shared NAME=TYPE     serve one object of a SyncManager TYPE (Lock, RLock, Event,\n"
+    "                         dict, list, Namespace, ...) under the typeid NAME, made\n"
+    "                         with no arguments: every client's NAME() gets the same\n"
+    "                         object (Python's register(NAME, callable=lambda: obj));\n"
+    "                         repeatable.\n"
     "  --sync                 serve the SyncManager typeids: Queue, JoinableQueue, Lock,\n"
     "                         RLock, Semaphore, BoundedSemaphore, Condition, Event,\n"
     "                         Barrier, Value, Array, dict, list, Namespace.\n"
@@ -115,6 +121,17 @@ int cli_parse(cli_options *o, int argc, char **argv, char *err, size_t errlen)
                 if (strcmp(o->queues[k].name, val) == 0)
                     return fail(err, errlen, "--queue %s given twice", val);
             o->nqueues++;
+        } else if (strcmp(a, "--shared") == 0) {
+            TAKES_VALUE();
+            char *eq2 = strchr(val, '=');
+            if (eq2 == NULL || eq2 == val || eq2[1] == '\0')
+                return fail(err, errlen, "--shared needs NAME=TYPE, not '%s'", val);
+            if (o->nshared == CLI_MAX_QUEUES)
+                return fail(err, errlen, "too many --shared options (at most %s)", "64");
+            *eq2 = '\0';
+            o->shared[o->nshared].name = val;
+            o->shared[o->nshared].type = eq2 + 1;
+            o->nshared++;
         } else if (strcmp(a, "--sync") == 0) {
             o->sync = true;
         } else if (strcmp(a, "--authkey-file") == 0) {
@@ -156,8 +173,9 @@ int cli_parse(cli_options *o, int argc, char **argv, char *err, size_t errlen)
         return 0;
     if (o->key_file && o->key_env)
         return fail(err, errlen, "give --authkey-file or --authkey-env, not both%s", "");
-    if (o->nqueues == 0 && !o->sync)
-        return fail(err, errlen, "nothing to serve: give --queue NAME and/or --sync%s", "");
+    if (o->nqueues == 0 && o->nshared == 0 && !o->sync)
+        return fail(err, errlen,
+                    "nothing to serve: give --queue NAME, --shared NAME=TYPE and/or --sync%s", "");
     /* A bare port is loopback: nothing listens beyond this host unless asked. */
     static char bare[64];
     if (strspn(o->listen, "0123456789") == strlen(o->listen) && o->listen[0]) {

@@ -14,10 +14,17 @@ typedef struct cli_queue {
     long maxsize;     /* 0: unbounded, as queue.Queue() */
 } cli_queue;
 
+typedef struct cli_shared {
+    const char *name; /* the typeid clients call */
+    const char *type; /* a SyncManager typeid: Lock, dict, ... */
+} cli_shared;
+
 typedef struct cli_options {
     const char *listen; /* "host:port"; default 127.0.0.1:5000 */
     cli_queue queues[CLI_MAX_QUEUES];
     int nqueues;
+    cli_shared shared[CLI_MAX_QUEUES];
+    int nshared;
     bool sync;                /* serve the SyncManager typeids */
     const char *key_file;     /* --authkey-file */
     const char *key_env;      /* --authkey-env; default MPROC_AUTHKEY */

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -36,9 +37,10 @@ static void logf_(int level, const char *fmt, ...)
     struct tm tm;
     gmtime_r(&ts.tv_sec, &tm);
     char line[1024];
-    int n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ mproc-manager[%d]: ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, ts.tv_nsec / 1000000, (int)getpid());
+    int n = snprintf(line, sizeof line,
+                     "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ mproc-manager[%d]: ", tm.tm_year + 1900,
+                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     ts.tv_nsec / 1000000, (int)getpid());
     va_list ap;
     va_start(ap, fmt);
     if (n > 0 && (size_t)n < sizeof line)
@@ -138,6 +140,12 @@ int main(int argc, char **argv)
     sigaddset(&sigs, SIGUSR2);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
+    /* A server's connections are descriptors: allow as many as the hard limit. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
 
     mp_manager *m = NULL;
     int rc = mp_manager_new(&m, o.listen, o.key, o.key_len,
@@ -160,6 +168,27 @@ int main(int argc, char **argv)
         if (rc < 0) {
             fprintf(stderr, "mproc-manager: --queue %s: %s\n", o.queues[i].name,
                     rc == MP_EEXIST ? "registered twice" : mp_strerror(rc));
+            mp_manager_destroy(m);
+            return 2;
+        }
+    }
+    for (int i = 0; i < o.nshared; i++) {
+        const mp_manager_type *type = mp_sync_manager_type(o.shared[i].type);
+        mp_served *obj = NULL;
+        rc = type ? mp_served_new(&obj, type, NULL, NULL) : MP_EINVAL;
+        if (rc == 0) {
+            rc = mp_manager_register(m, o.shared[i].name,
+                                     &(mp_manager_register_options){.object = obj});
+            mp_served_unref(obj);
+        }
+        if (rc < 0) {
+            fprintf(stderr, "mproc-manager: --shared %s=%s: %s\n", o.shared[i].name,
+                    o.shared[i].type,
+                    type == NULL      ? "not a SyncManager type (Lock, RLock, Semaphore, "
+                                        "BoundedSemaphore, Condition, Event, dict, list, "
+                                        "Namespace, Queue)"
+                    : rc == MP_EEXIST ? "registered twice"
+                                      : mp_strerror(rc));
             mp_manager_destroy(m);
             return 2;
         }

@@ -7,7 +7,10 @@
 #include <string.h>
 #include <unistd.h>
 
-void sockwatch_init(sockwatch *w) { memset(w, 0, sizeof *w); }
+void sockwatch_init(sockwatch *w)
+{
+    memset(w, 0, sizeof *w);
+}
 
 void sockwatch_free(sockwatch *w)
 {
@@ -15,7 +18,10 @@ void sockwatch_free(sockwatch *w)
     memset(w, 0, sizeof *w);
 }
 
-size_t sockwatch_count(const sockwatch *w) { return w->n; }
+size_t sockwatch_count(const sockwatch *w)
+{
+    return w->n;
+}
 
 /* The socket inodes among our descriptors, sorted. */
 static size_t own_inodes(unsigned long **out)
@@ -71,8 +77,8 @@ static void hex_peer(const char *hex, char *out, size_t len)
     if (hl == 8) {
         unsigned a;
         sscanf(hex, "%8x", &a);
-        snprintf(out, len, "%u.%u.%u.%u:%u", a & 0xff, (a >> 8) & 0xff, (a >> 16) & 0xff,
-                 a >> 24, port);
+        snprintf(out, len, "%u.%u.%u.%u:%u", a & 0xff, (a >> 8) & 0xff, (a >> 16) & 0xff, a >> 24,
+                 port);
         return;
     }
     /* IPv6: four little-endian 32-bit words. */

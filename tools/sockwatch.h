@@ -19,7 +19,7 @@ typedef struct sockwatch_conn {
 typedef struct sockwatch {
     sockwatch_conn *conns;
     size_t n, cap;
-    size_t opened; /* connections seen since the start */
+    size_t opened;  /* connections seen since the start */
     bool listening; /* a listening socket was seen in the latest look */
 } sockwatch;
 
