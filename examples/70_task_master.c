@@ -1,5 +1,4 @@
-/* 70_task_master.c — the distributed-process tutorial's master (program task_master): serves a task
- * and a result queue on the network, puts ten tasks, reads ten results */
+/* 70_task_master.c — the tutorial's master (task_master): serves two queues, puts, gets */
 // PROGRAM task_master
 // DEMO sh task_demo.sh
 #include <mproc.h>

@@ -1,5 +1,4 @@
-/* 71_task_worker.c — the distributed-process tutorial's worker (program task_worker): connects to
- * the master, takes tasks, squares them, puts results */
+/* 71_task_worker.c — the tutorial's worker (task_worker): takes tasks, puts squares */
 // PROGRAM task_worker
 // DEMO (run by 70_task_master's demo, against the C master and a python3 one)
 #include <mproc.h>
