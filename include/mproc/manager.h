@@ -72,6 +72,7 @@
 
 #include "mproc/export.h"
 #include "mproc/object.h"
+#include "mproc/process.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -334,6 +335,10 @@ MP_EXTERN int mp_manager_stop(mp_manager *m);
 /* The server's address: after start, the bound one; during serve_forever, the
  * bound one; otherwise the one given to mp_manager_new. Owned by m. */
 MP_EXTERN const char *mp_manager_address(const mp_manager *m);
+
+/* The server's child process after mp_manager_start (CPython's manager._process),
+ * owned by m, or NULL. For watching or, in tests, killing it; m reaps it. */
+MP_EXTERN mp_process *mp_manager_process(const mp_manager *m);
 
 /* Client side: BaseManager.connect(): opens this thread's persistent channel to the
  * server (authenticating) and checks that it answers. Errors: MP_EALREADY,

@@ -401,6 +401,11 @@ out_close:
     return rc;
 }
 
+mp_process *mp_manager_process(const mp_manager *m)
+{
+    return m ? m->proc : NULL;
+}
+
 /* ---- connect / shutdown / control requests ---- */
 
 int mp__mgr_open(mp_manager *m, mp_conn **out)
