@@ -19,6 +19,10 @@ out = []
 # Results that differ between CPython versions (3.11 accepts Barrier(0); the
 # negative-timeout message changed in 3.13): printed with a leading '~' and not compared.
 VARIES = {'Barrier(0)', 'lock.acquire negative timeout'}
+# Where mproc's server differs from CPython's by design: a thread that acquired an
+# RLock and ended closed its connection, so mproc released the lock (CPython keeps
+# it locked forever).
+VARIES |= {'rlock held by other'}
 
 
 def norm(e):

@@ -1593,18 +1593,155 @@ static mp_obj *array_node(char tc, const sm_cell *v, size_t n, int64_t step)
     return mp_object_new("array", "array", mp_tuple2(mp_str(&tc, 1), l), NULL);
 }
 
-/* The typecode and items of an array.array node (array.array(tc, list)). */
-static bool array_node_parts(const mp_obj *o, char *tc, const mp_obj **items)
+/* The typecode and payload of an array.array node: array.array(tc, list) as a
+ * CPython server's pickler writes it, or array.array(tc, bytes) (machine format)
+ * as a CPython client's does. */
+static bool array_node_parts(const mp_obj *o, char *tc, const mp_obj **payload)
 {
     if (!mp_object_is(o, "array", "array"))
         return false;
     const mp_obj *a = mp_object_args(o);
     if (a == NULL || mp_obj_len(a) != 2 || !mp_obj_is_str(mp_seq_item(a, 0)) ||
-        mp_obj_len(mp_seq_item(a, 0)) != 1 || !mp_obj_is_list(mp_seq_item(a, 1)))
+        mp_obj_len(mp_seq_item(a, 0)) != 1)
+        return false;
+    const mp_obj *p = mp_seq_item(a, 1);
+    if (!mp_obj_is_list(p) && !mp_obj_is_bytes(p) && !mp_obj_is_bytearray(p))
         return false;
     *tc = mp_str_cstr(mp_seq_item(a, 0))[0];
-    *items = mp_seq_item(a, 1);
-    return true;
+    *payload = p;
+    return strchr("bBhHiIlLqQfd", *tc) != NULL;
+}
+
+static size_t tc_size(char tc)
+{
+    switch (tc) {
+    case 'b':
+    case 'B':
+        return 1;
+    case 'h':
+    case 'H':
+        return 2;
+    case 'i':
+    case 'I':
+    case 'f':
+        return 4;
+    default:
+        return 8;
+    }
+}
+
+/* One item of machine-format bytes (this machine's layout, as array.frombytes). */
+static sm_cell cell_from_bytes(char tc, const unsigned char *p)
+{
+    sm_cell c = {0};
+    switch (tc) {
+    case 'b':
+        c.i = (signed char)p[0];
+        break;
+    case 'B':
+        c.i = p[0];
+        break;
+    case 'h': {
+        int16_t v;
+        memcpy(&v, p, 2);
+        c.i = v;
+        break;
+    }
+    case 'H': {
+        uint16_t v;
+        memcpy(&v, p, 2);
+        c.i = v;
+        break;
+    }
+    case 'i': {
+        int32_t v;
+        memcpy(&v, p, 4);
+        c.i = v;
+        break;
+    }
+    case 'I': {
+        uint32_t v;
+        memcpy(&v, p, 4);
+        c.i = v;
+        break;
+    }
+    case 'l':
+    case 'q':
+        memcpy(&c.i, p, 8);
+        break;
+    case 'L':
+    case 'Q':
+        memcpy(&c.u, p, 8);
+        break;
+    case 'f': {
+        float v;
+        memcpy(&v, p, 4);
+        c.d = v;
+        break;
+    }
+    default:
+        memcpy(&c.d, p, 8);
+        break;
+    }
+    return c;
+}
+
+/* The cells of an array of typecode tc made from seq, as array.array(tc, seq): an
+ * iterable of numbers, machine-format bytes, or another array. *cells is malloc'd. */
+static int cells_from(mp_manager_call *call, char tc, const mp_obj *seq, sm_cell **cells, size_t *n)
+{
+    *cells = NULL;
+    *n = 0;
+    char other = tc;
+    const mp_obj *payload;
+    bool node = array_node_parts(seq, &other, &payload);
+    if (node)
+        seq = payload;
+    if (mp_obj_is_str(seq))
+        return sm_raise(call, "TypeError",
+                        "cannot use a str to initialize an array with typecode '%c'", tc);
+    int rc = 0;
+    if (mp_obj_is_bytes(seq) || mp_obj_is_bytearray(seq)) {
+        const void *b;
+        size_t len, size = tc_size(other);
+        mp_bytes_value(seq, &b, &len);
+        if (len % size != 0)
+            return sm_raise(call, "ValueError", "bytes length not a multiple of item size");
+        sm_cell *v = calloc(len / size + 1, sizeof *v);
+        if (v == NULL)
+            return MP_ENOMEM;
+        for (size_t k = 0; k < len / size && rc == 0; k++) {
+            v[k] = cell_from_bytes(other, (const unsigned char *)b + k * size);
+            if (other != tc) { /* array('d', array('i', ...)) converts each item */
+                mp_obj *x = from_cell(other, v[k]);
+                rc = x ? to_cell(call, tc, x, &v[k]) : MP_ENOMEM;
+                mp_obj_unref(x);
+            }
+        }
+        if (rc < 0) {
+            free(v);
+            return rc;
+        }
+        *cells = v;
+        *n = len / size;
+        return 0;
+    }
+    mp_obj **items;
+    size_t count;
+    if ((rc = sm_items(call, seq, &items, &count)) < 0)
+        return rc;
+    sm_cell *v = calloc(count + 1, sizeof *v);
+    rc = v ? 0 : MP_ENOMEM;
+    for (size_t k = 0; rc == 0 && k < count; k++)
+        rc = to_cell(call, tc, items[k], &v[k]);
+    sm_items_free(items, count);
+    if (rc < 0) {
+        free(v);
+        return rc;
+    }
+    *cells = v;
+    *n = count;
+    return 0;
 }
 
 static int array_create(void **self, mp_manager_call *call, const mp_obj *args, const mp_obj *kwds)
@@ -1624,32 +1761,17 @@ static int array_create(void **self, mp_manager_call *call, const mp_obj *args, 
     if (strchr("bBhHiIlLqQfd", tc) == NULL)
         return sm_raise(call, "ValueError",
                         "bad typecode (must be b, B, u, h, H, i, I, l, L, q, Q, f or d)");
-    const mp_obj *seq = a[1];
-    char other;
-    const mp_obj *node_items;
-    if (array_node_parts(seq, &other, &node_items))
-        seq = node_items;
-    if (mp_obj_is_str(seq))
-        return sm_raise(call, "TypeError",
-                        "cannot use a str to initialize an array with typecode '%c'", tc);
-    if (mp_obj_is_bytes(seq) || mp_obj_is_bytearray(seq))
-        return sm_raise(call, "TypeError",
-                        "the mproc server does not make arrays from machine bytes");
-    mp_obj **items;
+    sm_cell *cells;
     size_t n;
-    if ((rc = sm_items(call, seq, &items, &n)) < 0)
+    if ((rc = cells_from(call, tc, a[1], &cells, &n)) < 0)
         return rc;
     sm_array *arr = calloc(1, sizeof *arr);
-    rc = arr ? array_reserve(arr, n ? n : 1) : MP_ENOMEM;
-    for (size_t k = 0; rc == 0 && k < n; k++)
-        rc = to_cell(call, tc, items[k], &arr->v[k]);
-    sm_items_free(items, n);
-    if (rc < 0) {
-        if (arr)
-            free(arr->v);
-        free(arr);
-        return rc;
+    if (arr == NULL) {
+        free(cells);
+        return MP_ENOMEM;
     }
+    arr->v = cells;
+    arr->cap = n + 1;
     pthread_mutex_init(&arr->mu, NULL);
     arr->tc = tc;
     arr->n = n;
@@ -1725,18 +1847,16 @@ static int array_setitem(void *self, mp_manager_call *call, const mp_obj *args, 
     const mp_obj *o = mp_seq_item(args, 0), *val = mp_seq_item(args, 1);
     if (mp_object_is(o, "builtins", "slice")) {
         char tc;
-        const mp_obj *items;
-        if (!array_node_parts(val, &tc, &items))
+        const mp_obj *payload;
+        if (!array_node_parts(val, &tc, &payload))
             return sm_raise(call, "TypeError", "can only assign array (not \"%s\") to array slice",
                             mp_obj_type_name(val));
         if (tc != a->tc)
             return sm_raise(call, "TypeError", "bad argument type for built-in operation");
-        size_t n = (size_t)mp_obj_len(items);
-        sm_cell *cells = calloc(n + 1, sizeof *cells);
-        if (cells == NULL)
-            return MP_ENOMEM;
-        for (size_t k = 0; rc == 0 && k < n; k++)
-            rc = to_cell(call, tc, mp_seq_item(items, k), &cells[k]);
+        sm_cell *cells;
+        size_t n;
+        if ((rc = cells_from(call, tc, val, &cells, &n)) < 0)
+            return rc;
         pthread_mutex_lock(&a->mu);
         int64_t start, step, count;
         if (rc == 0)

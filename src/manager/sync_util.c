@@ -419,10 +419,41 @@ static size_t utf8_len(unsigned char c)
     return c < 0x80 ? 1 : c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
 }
 
+/* range(start, stop, step), as pickle sends it: REDUCE(builtins.range, (a, b, c)). */
+static int range_items(mp_manager_call *call, const mp_obj *o, mp_obj ***items, size_t *n)
+{
+    const mp_obj *a = mp_object_args(o);
+    int64_t v[3];
+    if (a == NULL || mp_obj_len(a) != 3 || mp_int_value(mp_seq_item(a, 0), &v[0]) != 0 ||
+        mp_int_value(mp_seq_item(a, 1), &v[1]) != 0 ||
+        mp_int_value(mp_seq_item(a, 2), &v[2]) != 0 || v[2] == 0)
+        return sm_raise(call, "TypeError", "the mproc server takes a range of int64 bounds");
+    int64_t count = 0;
+    if (v[2] > 0 && v[0] < v[1])
+        count = (v[1] - v[0] - 1) / v[2] + 1;
+    else if (v[2] < 0 && v[0] > v[1])
+        count = (v[0] - v[1] - 1) / (-v[2]) + 1;
+    if (count > (1 << 28))
+        return sm_raise_obj(call, mp_exception_new("builtins", "MemoryError", NULL));
+    mp_obj **out = calloc((size_t)count + 1, sizeof *out);
+    if (out == NULL)
+        return MP_ENOMEM;
+    for (int64_t i = 0; i < count; i++)
+        if ((out[i] = mp_int(v[0] + i * v[2])) == NULL) {
+            sm_items_free(out, (size_t)i);
+            return MP_ENOMEM;
+        }
+    *items = out;
+    *n = (size_t)count;
+    return 0;
+}
+
 int sm_items(mp_manager_call *call, const mp_obj *o, mp_obj ***items, size_t *n)
 {
     *items = NULL;
     *n = 0;
+    if (mp_object_is(o, "builtins", "range"))
+        return range_items(call, o, items, n);
     int64_t len = mp_obj_len(o);
     bool ok = mp_obj_is_tuple(o) || mp_obj_is_list(o) || mp_obj_is_str(o) || is_bytes_kind(o) ||
               is_set_kind(o) || mp_obj_is_dict(o);
