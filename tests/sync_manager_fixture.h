@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <glob.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -196,6 +197,31 @@ static inline char *fx_program_log(const fx_program *fp)
     buf[n] = '\0';
     fclose(f);
     return buf;
+}
+
+/* Reads one line (up to '\n', which is kept) from fd into buf within timeout_ms;
+ * returns its length, or -1 on timeout or EOF. The descriptor may be non-blocking. */
+static inline int fx_read_line(int fd, char *buf, size_t cap, int timeout_ms)
+{
+    size_t n = 0;
+    uint64_t end = th_now_ms() + (uint64_t)timeout_ms;
+    while (n + 1 < cap) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int left = (int)(end - th_now_ms());
+        if (left <= 0 || poll(&p, 1, left) <= 0)
+            break;
+        ssize_t r = read(fd, buf + n, 1);
+        if (r < 0 && (errno == EAGAIN || errno == EINTR))
+            continue;
+        if (r <= 0)
+            break;
+        if (buf[n++] == '\n') {
+            buf[n] = '\0';
+            return (int)n;
+        }
+    }
+    buf[n] = '\0';
+    return -1;
 }
 
 /* A C client manager connected to address. */

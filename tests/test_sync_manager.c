@@ -304,8 +304,8 @@ TEST(killed_python_client_releases_its_lock)
     mp_popen *p;
     CHECK_OK(mp_popen_new(&p, argv, &(mp_popen_options){.stdout_mode = MP_PIPE}));
     char buf[16] = "";
-    CHECK(read(mp_popen_stdout(p), buf, 5) == 5);
-    CHECK(memcmp(buf, "held\n", 5) == 0);
+    CHECK_EQ(5, fx_read_line(mp_popen_stdout(p), buf, sizeof buf, 20000));
+    CHECK_STR("held\n", buf);
     mp_proxy *lk;
     CHECK_OK(mp_manager_create(m, "get_lock", NULL, NULL, &lk));
     CHECK_RC(MP_ETIMEDOUT, mp_proxy_acquire(lk, 100));
@@ -386,7 +386,7 @@ TEST(python_waiters_get_an_error_when_the_server_is_killed)
     mp_popen *p;
     CHECK_OK(mp_popen_new(&p, argv, &(mp_popen_options){.stdout_mode = MP_PIPE}));
     char buf[512] = "";
-    CHECK(read(mp_popen_stdout(p), buf, 8) == 8);
+    CHECK_EQ(8, fx_read_line(mp_popen_stdout(p), buf, sizeof buf, 20000));
     CHECK_EQ(-SIGKILL, fx_program_stop(&fp, SIGKILL));
     char *out = NULL;
     size_t len = 0;

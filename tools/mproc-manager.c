@@ -97,7 +97,7 @@ static long count_objects(const char *address, const cli_options *o)
     long n = -1;
     if (mp_manager_new(&c, address, o->key, o->key_len, NULL) < 0)
         return -1;
-    if (mp_manager_number_of_objects(c, &n) < 0)
+    if (mp_manager_connect(c) < 0 || mp_manager_number_of_objects(c, &n) < 0)
         n = -1;
     mp_manager_destroy(c);
     return n;
@@ -152,7 +152,6 @@ int main(int argc, char **argv)
                             &(mp_manager_options){.handshake_timeout_ms = o.handshake_timeout_ms,
                                                   .errbuf = err,
                                                   .errbuf_len = sizeof err});
-    memset(o.key, 0, sizeof o.key); /* the manager keeps its own copy */
     if (rc < 0) {
         fprintf(stderr, "mproc-manager: --listen %s: %s\n", o.listen, mp_strerror(rc));
         return 2;
@@ -231,8 +230,7 @@ int main(int argc, char **argv)
         struct timespec slice = {0, 200 * 1000 * 1000};
         siginfo_t si;
         int sig = sigtimedwait(&sigs, &si, &slice);
-        if (verbosity >= 1)
-            sockwatch_poll(&sw, logf_);
+        sockwatch_poll(&sw, logf_);
         if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP) {
             if (!stopping)
                 logf_(1, "%s: stopping", strsignal(sig));

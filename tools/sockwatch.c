@@ -33,7 +33,7 @@ static size_t own_inodes(unsigned long **out)
     size_t n = 0, cap = 0;
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
-        char path[64], link[64];
+        char path[300], link[64];
         snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
         ssize_t l = readlink(path, link, sizeof link - 1);
         if (l <= 0)
