@@ -106,7 +106,7 @@ TEST(many_clients_lose_and_duplicate_nothing_and_memory_stays_flat)
     CHECK_OK(mp_manager_create(m, "get_q", NULL, NULL, &q));
     CHECK_OK(mp_manager_create(m, "get_dict", NULL, NULL, &d));
     long rss_warm = 0;
-    for (int round = 0; round < 2; round++) {
+    for (int round = 0; round < 3; round++) {
         long got = 0;
         load_round(fp.address, clients, ops, &got);
         /* Every item put was got exactly once (a dict key each) or is still queued. */
@@ -130,9 +130,10 @@ TEST(many_clients_lose_and_duplicate_nothing_and_memory_stays_flat)
         long rss = rss_kib(mp_popen_pid(fp.p));
         fprintf(stderr, "round %d: %d clients x %d ops, server RSS %ld KiB\n", round, clients, ops,
                 rss);
-        if (round == 0)
+        /* Round 0 warms the allocator up; from then on the server must stay flat. */
+        if (round == 1)
             rss_warm = rss;
-        else
+        else if (round > 1)
             CHECK(rss < rss_warm + rss_warm / 4 + 4096);
     }
     mp_proxy_destroy(q);
