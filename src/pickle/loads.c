@@ -1083,6 +1083,9 @@ static int run(unpickler *u, mp_obj **out)
         case '2': /* DUP */
             if (u->sn <= base(u))
                 return underflow(u);
+            /* A second reference to a container, like a memo get. */
+            if (is_container(u->stack[u->sn - 1]))
+                u->fetched_container = true;
             if ((rc = push(u, mp_obj_ref(u->stack[u->sn - 1]))) < 0)
                 return rc;
             break;
