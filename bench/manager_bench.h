@@ -10,7 +10,7 @@
 
 #include "mproc.h"
 
-static mp_manager *bench_start_server(void)
+static inline mp_manager *bench_start_server(void)
 {
     mp_served *q;
     mp_manager *m;
@@ -27,7 +27,7 @@ static mp_manager *bench_start_server(void)
 }
 
 /* A client manager connected to address, with a proxy of 'get_queue' in *q. */
-static mp_manager *bench_client(const char *address, mp_proxy **q)
+static inline mp_manager *bench_client(const char *address, mp_proxy **q)
 {
     mp_manager *c;
     if (mp_manager_new(&c, address, "abc", 3, NULL) < 0)
@@ -44,7 +44,7 @@ static mp_manager *bench_client(const char *address, mp_proxy **q)
 }
 
 /* n put+get pairs of a small int; 0 or a negative code. */
-static int bench_pairs(mp_proxy *q, int n)
+static inline int bench_pairs(mp_proxy *q, int n)
 {
     mp_obj *seven = mp_int(7);
     for (int i = 0; i < n; i++) {

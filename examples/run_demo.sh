@@ -15,7 +15,7 @@ for c in *.c; do
     prog=$(sed -n 's|^// PROGRAM \([a-z_]*\)$|\1|p' "$c")
     demo=$(sed -n 's|^// DEMO ||p' "$c")
     case $demo in
-    "(*") echo "$demo"; continue ;;
+    '('*) echo "$demo"; continue ;;
     ?*) if ! bin=$bin eval "$demo \"\$bin\""; then
             printf '!!! %s failed\n' "$name"
             status=1

@@ -9,5 +9,5 @@ import manager_peer  # noqa: E402
 if __name__ == '__main__':
     m = manager_peer.start_server()
     host, port = m.address
-    print('%.6g ms' % manager_peer.setup(host, port, 10))
+    print('%.6g ms' % (manager_peer.setup(host, port, 10) * 1e3))
     m.shutdown()

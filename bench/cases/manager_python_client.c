@@ -3,6 +3,7 @@
  * side runs the same client against a CPython server, so the ratio is the server's
  * share. No raw side. */
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "bench.h"
 #include "manager_bench.h"
@@ -12,17 +13,20 @@ static double run_mproc(void)
     mp_manager *m = bench_start_server();
     if (m == NULL)
         return -1;
-    char cmd[1024];
     const char *addr = mp_manager_address(m);
     const char *colon = strrchr(addr, ':');
-    snprintf(cmd, sizeof cmd, "python3 %s/manager_peer.py pairs %.*s %s 5000", MPROC_BENCH_DIR,
-             (int)(colon - addr), addr, colon + 1);
-    FILE *p = popen(cmd, "r");
+    char host[64], script[1024];
+    snprintf(host, sizeof host, "%.*s", (int)(colon - addr), addr);
+    snprintf(script, sizeof script, "%s/manager_peer.py", MPROC_BENCH_DIR);
+    const char *argv[] = {"python3", script, "pairs", host, colon + 1, "5000", NULL};
+    char *out = NULL;
     double v = -1;
-    if (p == NULL || fscanf(p, "%lf", &v) != 1)
+    int rc = mp_check_output(argv, NULL, &out, NULL);
+    if (rc < 0 || out == NULL || sscanf(out, "%lf", &v) != 1) {
+        fprintf(stderr, "python client: %s\n", mp_err_name(rc));
         v = -1;
-    if (p != NULL && pclose(p) != 0)
-        v = -1;
+    }
+    free(out);
     mp_manager_shutdown(m);
     mp_manager_destroy(m);
     return v;

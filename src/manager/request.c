@@ -44,7 +44,7 @@ int mp__mgr_request_decode(const void *buf, size_t len, mp__mgr_request *req, mp
         return rc;
     if (rc < 0) {
         if (err != NULL) {
-            snprintf(err->text, sizeof err->text, "_pickle.UnpicklingError: %s", perr.text);
+            snprintf(err->text, sizeof err->text, "_pickle.UnpicklingError: %.170s", perr.text);
             err->position = 1;
         }
         return MP_EPROTO;

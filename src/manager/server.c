@@ -380,11 +380,12 @@ static int control(struct mp_mgr_server *s, mp__mgr_conn *c, const mp__mgr_reque
     if (strcmp(f, "debug_info") == 0)
         return do_debug_info(s, c);
     if (strcmp(f, "shutdown") == 0) {
-        /* CPython's shutdown() replies, then _handle_request replies again. */
+        /* CPython's shutdown() replies, then _handle_request replies again; both go
+         * before the stop, which shuts every connection down. */
+        send_reply(c, "#RETURN", NULL);
         send_reply(c, "#RETURN", NULL);
         atomic_store(&s->stopping, true);
         wake_loop(s);
-        send_reply(c, "#RETURN", NULL);
         return 0;
     }
     char *r = mp_obj_repr(mp_seq_item(req->root, 1));
