@@ -1,4 +1,4 @@
-/* 72_manager_master.c — mproc-manager serves the queues; a C master, C and python3 workers share the work */
+/* 72_manager_master.c — mproc-manager serves the queues; C and python3 workers share */
 // PROGRAM manager_master
 // DEMO sh manager_demo.sh
 #include <mproc.h>

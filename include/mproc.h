@@ -16,8 +16,8 @@
 #include "mproc/shared.h"
 #include "mproc/shlex.h"
 #include "mproc/subprocess.h"
-#include "mproc/sync_manager.h"
 #include "mproc/sync.h"
+#include "mproc/sync_manager.h"
 #include "mproc/version.h"
 
 #endif /* MPROC_H */

@@ -25,18 +25,26 @@ typedef struct worker {
     int rc;
 } worker;
 
+/* Connections are made one at a time per process (not timed): CPython's server
+ * listens with a backlog of 16 and authenticates in each connection's thread, so
+ * 100 connects at once would time out there. */
+static pthread_mutex_t setup_lock = PTHREAD_MUTEX_INITIALIZER;
+
 static void *client_thread(void *p)
 {
     worker *w = p;
     mp_manager *m = NULL;
     mp_proxy *q = NULL;
-    int rc = mp_manager_new(&m, w->address, "abc", 3, NULL);
+    pthread_mutex_lock(&setup_lock);
+    int rc = mp_manager_new(&m, w->address, "abc", 3,
+                            &(mp_manager_options){.connect_timeout_ms = 60000});
     if (rc == 0)
         rc = mp_manager_connect(m);
     if (rc == 0)
         rc = mp_manager_create(m, "get_queue", NULL, NULL, &q);
     if (rc == 0) /* opens this thread's channel */
         rc = mp_proxy_qsize(q) < 0 ? -1 : 0;
+    pthread_mutex_unlock(&setup_lock);
     pthread_barrier_wait(w->ready);
     pthread_barrier_wait(w->go);
     mp_obj *seven = mp_int(7);
