@@ -545,3 +545,47 @@ char *sm_repr(const mp_obj *o)
     char *r = mp_obj_repr(o);
     return r ? r : strdup("?");
 }
+
+const char *const sm_no_names[] = {NULL};
+
+int sm_ret(mp_obj **result, mp_obj *value)
+{
+    *result = value;
+    return value ? 0 : MP_ENOMEM;
+}
+
+mp_obj *sm_list_of(mp_obj *const *v, size_t n)
+{
+    mp_obj *l = mp_list_new();
+    for (size_t i = 0; l && i < n; i++)
+        if (mp_list_append(l, mp_obj_ref(v[i])) < 0) {
+            mp_obj_unref(l);
+            return NULL;
+        }
+    return l;
+}
+
+mp_obj *sm_dict_copy(const mp_obj *src)
+{
+    mp_obj *c = mp_dict_new();
+    size_t it = 0;
+    mp_obj *k, *v;
+    while (c && mp_dict_next(src, &it, &k, &v))
+        if (mp_dict_set_ref(c, k, v) < 0) {
+            mp_obj_unref(c);
+            return NULL;
+        }
+    return c;
+}
+
+/* An index for an item of a list of length n, as list_subscript: negative counts
+ * from the end. false when out of range. */
+bool sm_norm_index(int64_t i, size_t n, size_t *out)
+{
+    if (i < 0)
+        i += (int64_t)n;
+    if (i < 0 || (uint64_t)i >= n)
+        return false;
+    *out = (size_t)i;
+    return true;
+}

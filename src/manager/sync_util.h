@@ -93,4 +93,25 @@ MP__HIDDEN char *sm_strdupf(const char *fmt, ...) __attribute__((format(printf, 
 /* repr(o) into a malloc'd string, or a copy of "?" when it cannot be made. */
 MP__HIDDEN char *sm_repr(const mp_obj *o);
 
+/* Stores value (a new reference) as a method's result: 0, or MP_ENOMEM when value
+ * is NULL (a failed constructor). */
+MP__HIDDEN int sm_ret(mp_obj **result, mp_obj *value);
+
+/* A new list of n items (references added), or NULL. */
+MP__HIDDEN mp_obj *sm_list_of(mp_obj *const *v, size_t n);
+
+/* A shallow copy of a dict (references added), or NULL. */
+MP__HIDDEN mp_obj *sm_dict_copy(const mp_obj *src);
+
+/* An index for an item of a sequence of length n: negative counts from the end.
+ * false when out of range. */
+MP__HIDDEN bool sm_norm_index(int64_t i, size_t n, size_t *out);
+
+/* No parameters, for sm_pyargs. */
+MP__HIDDEN extern const char *const sm_no_names[];
+
+/* Beyond this many items a container or result is refused with MemoryError (Python
+ * would try, and perhaps take the machine down with it). */
+#define SM_MAX_ITEMS ((size_t)1 << 28)
+
 #endif
