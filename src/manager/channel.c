@@ -173,6 +173,7 @@ static int open_channel(struct mp_manager *m, mp__mgr_chan **out)
     }
     ch->m = m;
     ch->pid = getpid();
+    ch->owner = pthread_self();
     pthread_mutex_init(&ch->mu, NULL);
     pthread_mutex_lock(&m->lock);
     ch->next = m->chans;
@@ -182,14 +183,16 @@ static int open_channel(struct mp_manager *m, mp__mgr_chan **out)
     return 0;
 }
 
-static void unlink_chan(struct mp_manager *m, mp__mgr_chan *ch)
+/* Removes ch from m's list; false when it was not there (close_all took it). */
+static bool unlink_chan(struct mp_manager *m, mp__mgr_chan *ch)
 {
     for (mp__mgr_chan **p = &m->chans; *p != NULL; p = &(*p)->next) {
         if (*p == ch) {
             *p = ch->next;
-            return;
+            return true;
         }
     }
+    return false;
 }
 
 static void free_chan(mp__mgr_chan *ch)
@@ -204,11 +207,10 @@ void mp__mgr_chan_thread_exit(void *p)
     mp__mgr_chan *ch = p;
     struct mp_manager *m = ch->m;
     pthread_mutex_lock(&m->lock);
-    bool keep = ch->is_ctl;
-    if (!keep)
-        unlink_chan(m, ch);
+    /* Not on the list any more: close_all has freed it (or is freeing it). */
+    bool mine = !ch->is_ctl && unlink_chan(m, ch);
     pthread_mutex_unlock(&m->lock);
-    if (!keep)
+    if (mine)
         free_chan(ch);
 }
 
@@ -290,9 +292,11 @@ int mp__mgr_chan_acquire(struct mp_manager *m, mp__mgr_chan **out)
         bool listed = false;
         for (mp__mgr_chan *p = m->chans; p != NULL; p = p->next)
             listed |= p == ch;
-        pthread_mutex_unlock(&m->lock);
-        if (!listed || ch->pid != getpid())
+        /* The address of a freed channel may have been reused by another
+         * thread's: check the owner too. */
+        if (!listed || ch->pid != getpid() || !pthread_equal(ch->owner, pthread_self()))
             ch = NULL;
+        pthread_mutex_unlock(&m->lock);
     }
     if (ch == NULL) {
         int rc = open_channel(m, &ch);
@@ -308,9 +312,10 @@ int mp__mgr_chan_acquire(struct mp_manager *m, mp__mgr_chan **out)
         if (rc < 0)
             return rc;
         pthread_mutex_lock(&m->lock);
-        unlink_chan(m, ch);
+        bool mine = unlink_chan(m, ch);
         pthread_mutex_unlock(&m->lock);
-        free_chan(ch);
+        if (mine)
+            free_chan(ch);
         ch = fresh;
         pthread_setspecific(m->chan_key, ch);
         pthread_mutex_lock(&ch->mu);
