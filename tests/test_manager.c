@@ -4,6 +4,7 @@
  * (a client killed mid-get, dead clients' references, garbage, a dead server).
  * The CPython side is tests/manager_peer.py. */
 // TEST_TIMEOUT 120
+#include <dirent.h>
 #include <glob.h>
 #include <poll.h>
 #include <pthread.h>
@@ -1066,8 +1067,20 @@ static void *serve_thread(void *arg)
     return &rc;
 }
 
+static int count_threads(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    int n = 0;
+    for (struct dirent *e; d != NULL && (e = readdir(d)) != NULL;)
+        n += e->d_name[0] != '.';
+    if (d != NULL)
+        closedir(d);
+    return n;
+}
+
 TEST(serve_forever_returns_on_stop)
 {
+    int threads = count_threads();
     mp_manager *m;
     CHECK_OK(mp_manager_new(&m, "127.0.0.1:0", KEY, 3, NULL));
     CHECK_OK(
@@ -1081,6 +1094,7 @@ TEST(serve_forever_returns_on_stop)
     mp_proxy *p;
     CHECK_OK(mp_manager_create(c, "Counter", NULL, NULL, &p));
     CHECK_OK(mp_proxy_call(p, "add", NULL, NULL, 0, NULL));
+    CHECK(count_threads() >= threads + 3); /* serve_forever, and a thread per connection */
     CHECK_OK(mp_manager_stop(m));
     void *ret;
     CHECK_EQ(0, pthread_join(t, &ret));
@@ -1090,4 +1104,40 @@ TEST(serve_forever_returns_on_stop)
     mp_proxy_destroy(p);
     mp_manager_destroy(c);
     mp_manager_destroy(m);
+    CHECK_EQ(threads, count_threads()); /* every server thread was joined */
+}
+
+static int start_and_vanish(void *arg)
+{
+    int fd = *(int *)arg;
+    mp_manager *m = start_master(NULL);
+    pid_t pid = mp_process_pid(mp_manager_process(m));
+    if (write(fd, &pid, sizeof pid) != sizeof pid)
+        _exit(2);
+    _exit(0); /* no shutdown, no destroy: as if killed */
+}
+
+TEST(started_server_stops_when_its_starter_dies)
+{
+    int p[2];
+    CHECK_EQ(0, pipe(p));
+    int child = th_fork(start_and_vanish, &p[1]);
+    pid_t server = 0;
+    CHECK_EQ(sizeof server, read(p[0], &server, sizeof server));
+    CHECK_EQ(0, th_wait(child));
+    close(p[0]);
+    close(p[1]);
+    bool gone = false;
+    for (int i = 0; i < 300 && !gone; i++) {
+        char path[64], state = 0;
+        snprintf(path, sizeof path, "/proc/%d/stat", (int)server);
+        FILE *f = fopen(path, "r");
+        if (f == NULL || fscanf(f, "%*d %*s %c", &state) != 1 || state == 'Z')
+            gone = true;
+        if (f != NULL)
+            fclose(f);
+        if (!gone)
+            th_sleep_ms(10);
+    }
+    CHECK(gone);
 }
