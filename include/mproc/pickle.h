@@ -52,9 +52,12 @@ typedef struct mp_pickle_limits {
  * into a new malloc'd buffer *out of *len bytes (the caller frees it with free()).
  * Values referenced more than once are memoized, so sharing survives (the same list
  * twice loads as one list in Python). Protocol 5 writes bytearray as BYTEARRAY8;
- * protocols 2-3 write object nodes with GLOBAL and refuse NEWOBJ_EX forms.
+ * protocols 2-3 write object nodes with GLOBAL and refuse NEWOBJ_EX forms, and
+ * protocol 2 refuses a global in a module CPython renames when loading protocols
+ * 0-2 (__builtin__, copy_reg, exceptions, Queue).
  * Errors: MP_EINVAL (o or an out pointer NULL, protocol not 0 or 2-5, a NEWOBJ_EX
- * node below protocol 4, nesting deeper than 10000), MP_ENOMEM. Nothing is
+ * node below protocol 4, a '\n' in a global's name below protocol 4, a renamed
+ * module above, nesting deeper than 10000), MP_ENOMEM. Nothing is
  * allocated for the caller on error. */
 MP_EXTERN int mp_pickle_dumps(const mp_obj *o, int protocol, void **out, size_t *len);
 

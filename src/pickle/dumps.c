@@ -256,6 +256,14 @@ static int save_global(pickler *p, const char *mod, size_t ml, const char *name,
     }
     if (memchr(mod, '\n', ml) || memchr(name, '\n', nl))
         return MP_EINVAL;
+    /* Below protocol 3 CPython renames these Python 2 modules when loading
+     * (fix_imports), so a global in one of them cannot be written faithfully. */
+    if (p->proto < 3) {
+        static const char *const py2[] = {"__builtin__", "copy_reg", "exceptions", "Queue"};
+        for (size_t i = 0; i < sizeof py2 / sizeof py2[0]; i++)
+            if (ml == strlen(py2[i]) && memcmp(mod, py2[i], ml) == 0)
+                return MP_EINVAL;
+    }
     NEED(p, ml + nl + 3);
     put1(p, 'c'); /* GLOBAL */
     putn(p, mod, ml);

@@ -38,7 +38,8 @@ int mp_conn_recv_ex(mp_conn *c, mp_obj **out, const mp_pickle_limits *limits, mp
     size_t len = 0;
     void *heap = NULL;
     const void *msg = stack;
-    int rc = mp_conn_recv_bytes_into(c, stack, sizeof stack, 0, &len);
+    /* A message longer than max is refused by recv_bytes_into and stays unread. */
+    int rc = mp_conn_recv_bytes_into(c, stack, max < sizeof stack ? max : sizeof stack, 0, &len);
     if (rc == MP_ETOOSHORT) {
         if (len > max)
             return MP_EMSGSIZE;
