@@ -6,7 +6,10 @@
 #   python3 listener_peer.py listener ADDR KEY   Listener(ADDR, authkey=KEY): prints its address
 #       in mproc's form, accepts one client, echoes one message with b"echo:" in front and
 #       then one more message as is, and exits.
-# ADDR is mproc's form: host:port, [v6]:port, a path with '/', or @name; KEY "-" is None.
+#   python3 listener_peer.py manager ADDR KEY    a multiprocessing.managers server (which
+#       follows #FAILURE# with a traceback frame): prints its address, serves until killed.
+# ADDR is mproc's form: host:port, [v6]:port (listener only: CPython's Client always uses
+# AF_INET for a (host, port) tuple), a path with '/', or @name; KEY "-" is None.
 # Exit status: 0 on success, 3 on AuthenticationError (printed as "AuthenticationError: ..."),
 # 4 when the peer closed the connection (printed as "EOF: ...").
 import sys
@@ -41,7 +44,13 @@ def main():
     key = None if key == "-" else key.encode()
     address, family = parse(addr)
     try:
-        if mode == "client":
+        if mode == "manager":
+            from multiprocessing.managers import BaseManager
+
+            server = BaseManager(address=address, authkey=key).get_server()
+            print(show(server.address, family), flush=True)
+            server.serve_forever()
+        elif mode == "client":
             conn = Client(address, family=family, authkey=key)
             conn.send_bytes(b"hello from python")
             reply = conn.recv_bytes()

@@ -8,6 +8,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -537,6 +538,12 @@ TEST(c_listener_rejects_python313_client_with_wrong_key)
                                      "digest received was wrong: the peer's {sha256} answer did "
                                      "not match");
 }
+TEST(c_listener_rejects_python312_client_with_wrong_key)
+{
+    c_listener_rejects_python_client("3.12", "wrong", false,
+                                     "digest received was wrong: the peer's {sha256} answer did "
+                                     "not match");
+}
 TEST(c_listener_with_refuse_md5_rejects_python311_client)
 {
     c_listener_rejects_python_client("3.11", KEY, true, "refuse_md5 forbids");
@@ -592,6 +599,13 @@ TEST(c_client_with_wrong_key_is_rejected_by_python313_listener)
                                 "{sha256} answer",
                                 "AuthenticationError: digest received was wrong");
 }
+TEST(c_client_with_wrong_key_is_rejected_by_python312_listener)
+{
+    c_client_rejected_by_python("3.12", "wrong", false,
+                                "digest sent was rejected: the peer answered #FAILURE# to our "
+                                "{sha256} answer",
+                                "AuthenticationError: digest received was wrong");
+}
 TEST(c_client_with_refuse_md5_refuses_python311_legacy_challenge)
 {
     /* The client gives up before answering: python sees the connection close. */
@@ -637,6 +651,39 @@ static void *wrong_key_client_thread(void *p)
         &(mp_client_options){
             .authkey = "other", .authkey_len = 5, .errbuf = a->err, .errbuf_len = sizeof a->err});
     return NULL;
+}
+
+/* A manager server sends a traceback frame right after #FAILURE#: the client must
+ * still report the rejection, not the extra frame. */
+static void c_client_against_python_manager(const char *ver)
+{
+    const char *py = need_python(ver);
+    py_proc p = py_start(py, "manager", "127.0.0.1:0", KEY);
+    char addr[128], err[300] = "";
+    py_line(&p, addr, sizeof addr);
+    mp_conn *c = NULL;
+    for (int i = 0; i < 3; i++) {
+        CHECK_RC(MP_EAUTH, mp_client(&c, addr,
+                                     &(mp_client_options){.authkey = "wrong",
+                                                          .authkey_len = 5,
+                                                          .errbuf = err,
+                                                          .errbuf_len = sizeof err}));
+        CHECK(strstr(err, "digest sent was rejected: the peer answered #FAILURE#") != NULL);
+    }
+    CHECK_OK(mp_client(&c, addr, &(mp_client_options){.authkey = KEY, .authkey_len = KEYLEN}));
+    mp_conn_destroy(c);
+    kill(p.pid, SIGTERM);
+    char out[512];
+    py_finish(&p, out, sizeof out);
+}
+
+TEST(c_client_rejected_by_python311_manager_server_reports_eauth)
+{
+    c_client_against_python_manager("3.11");
+}
+TEST(c_client_rejected_by_python313_manager_server_reports_eauth)
+{
+    c_client_against_python_manager("3.13");
 }
 
 TEST(c_client_and_c_listener_with_different_keys_both_say_why)
@@ -805,6 +852,60 @@ static void client_against_raw(const void *bytes, size_t n, int expect, const ch
     close(lfd);
 }
 
+/* Sends a {sha256} challenge, reads the answer, then writes reply in one write(). */
+static void *replying_server_thread(void *p)
+{
+    struct raw_server *s = p;
+    int fd = accept(s->lfd, NULL, NULL);
+    if (fd >= 0) {
+        unsigned char buf[300] = "\x00\x00\x00\x3b#CHALLENGE#{sha256}";
+        memset(buf + 23, 'r', 40);
+        if (write(fd, buf, 63) == 63 && raw_recv_frame(fd, buf, sizeof buf) > 0 &&
+            write(fd, s->bytes, s->n) == (ssize_t)s->n)
+            shutdown(fd, SHUT_WR);
+        struct pollfd pfd = {fd, POLLIN, 0};
+        while (poll(&pfd, 1, 3000) == 1 && read(fd, buf, sizeof buf) > 0)
+            ;
+        close(fd);
+    }
+    return NULL;
+}
+
+TEST(client_reports_a_rejection_followed_at_once_by_more_frames)
+{
+    /* What a manager server does: #FAILURE#, then a traceback frame, in one go. */
+    static const char failure_and_more[] = "\x00\x00\x00\x09#FAILURE#\x00\x00\x00\x05trace";
+    static const char welcome_and_more[] = "\x00\x00\x00\x09#WELCOME#\x00\x00\x00\x05"
+                                           "early";
+    const struct {
+        const char *bytes;
+        int expect;
+        const char *why;
+    } cases[] = {
+        {failure_and_more, MP_EAUTH, "digest sent was rejected: the peer answered #FAILURE#"},
+        {welcome_and_more, MP_EPROTO, "9 bytes after a handshake frame before its turn"},
+    };
+    for (int i = 0; i < 2; i++) {
+        int port;
+        int lfd = raw_listen(&port, 4);
+        struct raw_server srv = {lfd, cases[i].bytes, 22};
+        pthread_t t;
+        pthread_create(&t, NULL, replying_server_thread, &srv);
+        char addr[64], err[300] = "";
+        snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+        mp_conn *c = NULL;
+        CHECK_RC(cases[i].expect, mp_client(&c, addr,
+                                            &(mp_client_options){.authkey = KEY,
+                                                                 .authkey_len = KEYLEN,
+                                                                 .errbuf = err,
+                                                                 .errbuf_len = sizeof err}));
+        if (strstr(err, cases[i].why) == NULL)
+            th_fail(__FILE__, __LINE__, "expected \"%s\" in \"%s\"", cases[i].why, err);
+        pthread_join(t, NULL);
+        close(lfd);
+    }
+}
+
 TEST(client_rejects_bad_challenges_and_silent_servers)
 {
     client_against_raw("\x00\x00\x01\x2c", 4, MP_EPROTO, "300 bytes is over the 256-byte limit");
@@ -832,7 +933,7 @@ static void round_trip_at(const char *address)
     mp_listener_destroy(l);
 }
 
-TEST(ipv6_loopback_works)
+TEST(ipv6_loopback_works_with_c_and_python_peers)
 {
     int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in6 sa = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
@@ -841,10 +942,28 @@ TEST(ipv6_loopback_works)
         close(fd);
     if (!ok)
         SKIP("::1 is not available here");
+    round_trip_at("[::1]:0");
+    const char *py = python_for("3.13");
+    if (py == NULL)
+        SKIP("python 3.13 is not installed under pyenv here (C-only IPv6 part passed)");
     mp_listener *l = new_listener("[::1]:0", 0, false);
     CHECK(strncmp(mp_listener_address(l), "[::1]:", 6) == 0);
     mp_listener_destroy(l);
-    round_trip_at("[::1]:0");
+    /* A python listener on ::1 for the C client. (CPython's Client cannot reach
+     * IPv6: it picks AF_INET for every (host, port) tuple.) */
+    mp_conn *c;
+    char out[512];
+    py_proc p = py_start(py, "listener", "[::1]:0", KEY);
+    char addr[128];
+    py_line(&p, addr, sizeof addr);
+    CHECK(strncmp(addr, "[::1]:", 6) == 0);
+    CHECK_OK(mp_client(&c, addr, &(mp_client_options){.authkey = KEY, .authkey_len = KEYLEN}));
+    CHECK_OK(mp_conn_send_bytes(c, "v6", 2));
+    recv_expect(c, "echo:v6");
+    CHECK_OK(mp_conn_send_bytes(c, "end", 3));
+    recv_expect(c, "end");
+    CHECK_EQ(0, py_finish(&p, out, sizeof out));
+    mp_conn_destroy(c);
 }
 
 TEST(unix_path_listener_removes_its_file_on_close)
@@ -919,6 +1038,28 @@ TEST(many_concurrent_clients_are_all_served)
             th_fail(__FILE__, __LINE__, "client %d: %s: %s", i, mp_err_name(a[i].rc), a[i].err);
     }
     CHECK_EQ(0, mp_listener_rejected(l));
+    mp_listener_destroy(l);
+}
+
+TEST(more_silent_peers_than_handshake_slots_only_delay_a_good_client)
+{
+    enum { SILENT = 70 }; /* more than the 64 handshakes a listener runs at once */
+    mp_listener *l = new_listener("127.0.0.1:0", 400, false);
+    int silent[SILENT];
+    for (int i = 0; i < SILENT; i++)
+        silent[i] = raw_connect(port_of(mp_listener_address(l)));
+    struct client_arg a = {.address = mp_listener_address(l)};
+    pthread_t t;
+    pthread_create(&t, NULL, client_thread, &a);
+    accept_and_pong(l, 10000); /* after the silent ones ahead of it time out */
+    pthread_join(t, NULL);
+    CHECK_OK(a.rc);
+    mp_conn *c = NULL;
+    while (mp_listener_rejected(l) < SILENT)
+        CHECK_RC(MP_ETIMEDOUT, mp_listener_accept(l, &c, 1000));
+    CHECK_EQ(SILENT, mp_listener_rejected(l));
+    for (int i = 0; i < SILENT; i++)
+        close(silent[i]);
     mp_listener_destroy(l);
 }
 

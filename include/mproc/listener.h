@@ -117,7 +117,8 @@ MP_EXTERN int mp_listener_new(mp_listener **out, const char *address,
  * the next accept, so their deadline, not the accept's, decides their fate.
  * Thread safety: calls on one listener are serialised by a mutex; mp_listener_close
  * may be called from another thread to end an accept in progress (MP_ECLOSED).
- * Fork: use a listener in one process only.
+ * Fork: one process at a time should accept on a listener (a child may take it over
+ * from its parent); only the creating process removes its Unix socket file.
  * Errors: MP_ETIMEDOUT (no authenticated peer in time), MP_ECLOSED, MP_EMFILE,
  * MP_ENOMEM, MP_EINVAL (NULL argument, timeout below -1). */
 MP_EXTERN int mp_listener_accept(mp_listener *l, mp_conn **out, int timeout_ms);
@@ -129,9 +130,10 @@ MP_EXTERN const char *mp_listener_address(const mp_listener *l);
 
 /* A descriptor for event loops, owned by l: it polls readable whenever
  * mp_listener_accept(l, &c, 0) can make progress (a new peer, handshake bytes from
- * a pending one, a pending handshake's deadline passed). accept with timeout 0 may
- * still return MP_ETIMEDOUT after it polled readable (progress made, no peer
- * finished yet). Errors: MP_EINVAL, MP_ECLOSED. */
+ * a pending one, a pending handshake's deadline passed), and now and then when it
+ * cannot (a deadline timer set for a handshake that has since finished). So
+ * accept with timeout 0 may return MP_ETIMEDOUT after it polled readable.
+ * Errors: MP_EINVAL, MP_ECLOSED. */
 MP_EXTERN int mp_listener_fileno(const mp_listener *l);
 
 /* How many peers were rejected so far (failed or timed-out handshakes), and the
@@ -189,11 +191,12 @@ typedef struct mp_auth_options {
 /* Challenger's half: sends "#CHALLENGE#{sha256}" + 40 random bytes, reads the
  * answer (at most 256 bytes), verifies it in constant time, and sends #WELCOME# or
  * #FAILURE#. c must be a socket connection on which nothing has been received yet
- * by mp_conn_recv_* (the step reads the descriptor directly, exactly frame by
- * frame, so nothing after the handshake is consumed). opt may be NULL.
+ * by mp_conn_recv_* (the step reads the descriptor directly, never past the
+ * handshake's last frame, so the first message after it stays on the socket for
+ * mp_conn_recv_*). opt may be NULL.
  * Errors: MP_EAUTH (wrong or refused answer; #FAILURE# was sent), MP_EPROTO
- * (oversized or malformed frame), MP_ETIMEDOUT, MP_EEOF, MP_ETRUNCATED,
- * MP_ECONNRESET, MP_EPIPE, MP_EBUSY (c holds bytes already received), MP_ECLOSED,
+ * (oversized or malformed frame, or bytes sent before the peer's turn), MP_ETIMEDOUT, MP_EEOF,
+ * MP_ETRUNCATED, MP_ECONNRESET, MP_EPIPE, MP_EBUSY (c holds bytes already received), MP_ECLOSED,
  * MP_EINVAL (c NULL, authkey NULL with keylen > 0). */
 MP_EXTERN int mp_deliver_challenge(mp_conn *c, const void *authkey, size_t keylen,
                                    const mp_auth_options *opt);

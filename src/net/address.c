@@ -223,13 +223,9 @@ void mp__addr_format(const struct sockaddr *sa, socklen_t len, char *out)
     }
 }
 
-int mp__set_nodelay(int fd)
+int mp__set_nodelay(int fd, int family)
 {
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof ss;
-    if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
-        return -errno;
-    if (ss.ss_family != AF_INET && ss.ss_family != AF_INET6)
+    if (family != AF_INET && family != AF_INET6)
         return 0;
     int one = 1;
     return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) == 0 ? 0 : -errno;

@@ -21,6 +21,7 @@
  * past the handshake is consumed from the socket.
  */
 #include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -30,6 +31,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/params.h>
 
 #include "net/net.h"
 #include "queue/conn.h"
@@ -79,17 +81,43 @@ static const EVP_MD *digest_named(const unsigned char *name, size_t n)
 }
 
 /* HMAC(md, key, msg) into out (EVP_MAX_MD_SIZE bytes); its length, or 0 when
- * libcrypto refused (an MD5 in FIPS mode). */
+ * libcrypto refused (an MD5 in FIPS mode). The HMAC implementation is fetched
+ * once: OpenSSL 3's one-shot HMAC() looks it up on every call, which doubles the
+ * cost of a handshake. */
+static EVP_MAC *hmac_impl;
+static pthread_once_t hmac_once = PTHREAD_ONCE_INIT;
+
+static void fetch_hmac(void)
+{
+    hmac_impl = EVP_MAC_fetch(NULL, "HMAC", NULL);
+}
+
 static unsigned mac(const EVP_MD *md, const void *key, size_t keylen, const unsigned char *msg,
                     size_t msglen, unsigned char *out)
 {
     static const unsigned char empty[1];
-    unsigned outlen = 0;
-    if (keylen > (size_t)INT32_MAX)
+    pthread_once(&hmac_once, fetch_hmac);
+    if (hmac_impl == NULL) {
+        unsigned outlen = 0;
+        if (keylen > (size_t)INT32_MAX ||
+            HMAC(md, keylen > 0 ? key : empty, (int)keylen, msg, msglen, out, &outlen) == NULL)
+            return 0;
+        return outlen;
+    }
+    EVP_MAC_CTX *ctx = EVP_MAC_CTX_new(hmac_impl);
+    if (ctx == NULL)
         return 0;
-    if (HMAC(md, keylen > 0 ? key : empty, (int)keylen, msg, msglen, out, &outlen) == NULL)
-        return 0;
-    return outlen;
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string("digest", (char *)EVP_MD_get0_name(md), 0),
+        OSSL_PARAM_construct_end(),
+    };
+    size_t outlen = 0;
+    if (EVP_MAC_init(ctx, keylen > 0 ? key : empty, keylen, params) != 1 ||
+        EVP_MAC_update(ctx, msg, msglen) != 1 ||
+        EVP_MAC_final(ctx, out, &outlen, EVP_MAX_MD_SIZE) != 1)
+        outlen = 0;
+    EVP_MAC_CTX_free(ctx);
+    return (unsigned)outlen;
 }
 
 /* The "{name}" prefix of p as CPython finds it: '{' at 0 and '}' within the next
@@ -246,7 +274,7 @@ void mp__auth_init(mp__auth *a, int fd, const void *key, size_t keylen, bool ref
     for (int i = 0; i < nsteps && i < 2; i++)
         a->steps[i] = steps[i];
     a->nsteps = nsteps < 2 ? nsteps : 2;
-    a->hdr_need = 4;
+    a->wait_first = true; /* nothing from the peer before we poll */
 }
 
 /* Sends one whole frame with one send() (the socket buffer of a connection in its
@@ -260,6 +288,7 @@ static int send_frame(mp__auth *a, const void *p, size_t n)
     size_t off = 0, total = h + n;
     mp__deadline d;
     mp__deadline_init(&d, 1000);
+    a->wait_first = true; /* the peer's reply cannot be there yet */
     while (off < total) {
         ssize_t w = send(a->fd, buf + off, total - off, MSG_NOSIGNAL);
         if (w >= 0) {
@@ -285,22 +314,65 @@ static int send_frame(mp__auth *a, const void *p, size_t n)
 }
 
 /* Reads what is there of the current frame. 0: a whole frame is in a->frame
- * (a->need bytes); 1: more is needed; or a negative code. */
-static int read_frame(mp__auth *a)
+ * (a->need bytes); 1: more is needed; or a negative code.
+ *
+ * greedy: the peer must wait for our reply before it sends anything after this
+ * frame, so one recv() may ask for as much as a frame can hold (header and payload
+ * in one system call), and bytes beyond the frame are a protocol error. Not
+ * greedy (the last frame of the handshake, which the peer may follow with its
+ * first message at once): exactly the header, then exactly the payload. */
+static int read_frame(mp__auth *a, bool greedy)
 {
+    if (a->wait_first) { /* save a recv() that would only say EAGAIN */
+        a->wait_first = false;
+        return 1;
+    }
     for (;;) {
-        unsigned char *dst;
         size_t want;
-        if (!a->have_len) {
-            dst = a->hdr + a->hdr_got;
-            want = a->hdr_need - a->hdr_got;
+        if (a->have < 4) {
+            want = 4 - a->have;
         } else {
-            if (a->got == a->need)
+            const unsigned char *p = a->in;
+            int32_t n =
+                (int32_t)((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]);
+            size_t hl = n == -1 ? 12 : 4; /* -1: CPython's long form, legal for any size */
+            uint64_t len = (uint64_t)n;
+            if (n < -1) {
+                mp__net_msg(a->err, sizeof a->err, "handshake frame with the invalid length %d",
+                            (int)n);
+                return MP_EPROTO;
+            }
+            if (a->have < hl) {
+                want = hl - a->have;
+                goto receive;
+            }
+            if (n == -1) {
+                len = 0;
+                for (int i = 4; i < 12; i++)
+                    len = len << 8 | p[i];
+            }
+            if (len > MP_HANDSHAKE_FRAME_MAX) {
+                mp__net_msg(a->err, sizeof a->err,
+                            "handshake frame of %llu bytes is over the %d-byte limit",
+                            (unsigned long long)len, MP_HANDSHAKE_FRAME_MAX);
+                return MP_EPROTO;
+            }
+            size_t total = hl + (size_t)len;
+            if (a->have >= total) {
+                /* Bytes beyond the frame came before the peer's turn. The frame is
+                 * still handled first: a manager server follows #FAILURE# with a
+                 * traceback frame, and that rejection is what the caller must see. */
+                a->excess = a->have - total;
+                memcpy(a->frame, p + hl, (size_t)len);
+                a->need = (uint32_t)len;
                 return 0;
-            dst = a->frame + a->got;
-            want = a->need - a->got;
+            }
+            want = total - a->have;
         }
-        ssize_t r = recv(a->fd, dst, want, MSG_DONTWAIT);
+    receive:
+        if (greedy)
+            want = sizeof a->in - a->have;
+        ssize_t r = recv(a->fd, a->in + a->have, want, MSG_DONTWAIT);
         if (r < 0) {
             if (errno == EINTR)
                 continue;
@@ -311,54 +383,20 @@ static int read_frame(mp__auth *a)
             return rc;
         }
         if (r == 0) {
-            bool between = !a->have_len && a->hdr_got == 0;
+            bool between = a->have == 0;
             mp__net_msg(a->err, sizeof a->err, "the peer closed the connection %s the handshake",
                         between ? "during" : "in the middle of a frame of");
             return between ? MP_EEOF : MP_ETRUNCATED;
         }
-        if (a->have_len) {
-            a->got += (size_t)r;
-            continue;
-        }
-        a->hdr_got += (size_t)r;
-        if (a->hdr_got < a->hdr_need)
-            continue;
-        int32_t n = (int32_t)((uint32_t)a->hdr[0] << 24 | (uint32_t)a->hdr[1] << 16 |
-                              (uint32_t)a->hdr[2] << 8 | a->hdr[3]);
-        uint64_t len;
-        if (n == -1 && a->hdr_need == 4) {
-            a->hdr_need = 12; /* CPython's long form, legal for any size */
-            continue;
-        } else if (n == -1) {
-            len = 0;
-            for (int i = 4; i < 12; i++)
-                len = len << 8 | a->hdr[i];
-        } else if (n < 0) {
-            mp__net_msg(a->err, sizeof a->err, "handshake frame with the invalid length %d",
-                        (int)n);
-            return MP_EPROTO;
-        } else {
-            len = (uint64_t)n;
-        }
-        if (len > MP_HANDSHAKE_FRAME_MAX) {
-            mp__net_msg(a->err, sizeof a->err,
-                        "handshake frame of %llu bytes is over the %d-byte limit",
-                        (unsigned long long)len, MP_HANDSHAKE_FRAME_MAX);
-            return MP_EPROTO;
-        }
-        a->need = (uint32_t)len;
-        a->got = 0;
-        a->have_len = true;
+        a->have += (size_t)r;
     }
 }
 
 static void next_frame(mp__auth *a)
 {
-    a->have_len = false;
-    a->hdr_got = 0;
-    a->hdr_need = 4;
+    a->have = 0;
+    a->excess = 0;
     a->need = 0;
-    a->got = 0;
 }
 
 static int send_challenge(mp__auth *a)
@@ -411,11 +449,12 @@ static int on_frame(mp__auth *a)
         /* Remember what we answered with, for the message of a rejection. */
         size_t mlen = n - CHALLENGE_LEN;
         int pn = mlen == LEGACY_MSG_LEN ? -1 : prefix_name(p + CHALLENGE_LEN, mlen);
-        if (pn < 0)
-            snprintf(a->answered, sizeof a->answered, "raw MD5");
-        else
-            snprintf(a->answered, sizeof a->answered, "%.*s", pn + 2,
-                     (const char *)p + CHALLENGE_LEN);
+        if (pn < 0) {
+            memcpy(a->answered, "raw MD5", 8);
+        } else { /* "{name}": at most MAX_DIGEST_NAME + 2 bytes */
+            memcpy(a->answered, p + CHALLENGE_LEN, (size_t)pn + 2);
+            a->answered[pn + 2] = '\0';
+        }
         a->phase = 2;
         return 1;
     }
@@ -446,13 +485,23 @@ int mp__auth_resume(mp__auth *a)
             a->phase = 1;
             next_frame(a);
         }
-        int rc = read_frame(a);
+        /* Only the verdict that ends the whole handshake may be followed at once. */
+        bool last = a->cur == a->nsteps - 1 && a->steps[a->cur] == MP__AUTH_ANSWER && a->phase == 2;
+        int rc = read_frame(a, !last);
         if (rc != 0)
             return rc;
         rc = on_frame(a);
+        size_t excess = a->excess;
         next_frame(a);
         if (rc < 0)
             return rc;
+        if (excess > 0) {
+            mp__net_msg(a->err, sizeof a->err,
+                        "protocol error: the peer sent %zu bytes after a handshake frame before "
+                        "its turn",
+                        excess);
+            return MP_EPROTO;
+        }
         if (rc == 0) {
             a->cur++;
             a->phase = 0;

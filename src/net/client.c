@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
 
 #include "mproc/listener.h"
@@ -30,8 +31,8 @@ static int connect_until(int fd, const mp__addr *a, const mp__deadline *d)
         if (connect(fd, (const struct sockaddr *)&a->ss, a->len) == 0)
             return 0;
         int e = errno;
-        if (e == EINTR)
-            continue;
+        if (e == EINTR) /* the connection goes on in the background: wait for it */
+            break;
         if (e == EAGAIN && a->family == AF_UNIX) {
             if (mp__deadline_passed(d))
                 return MP_ETIMEDOUT;
@@ -85,13 +86,13 @@ int mp_client(mp_conn **out, const char *address, const mp_client_options *opt)
         connect_error(rc, address, conn_ms, err, errlen);
         goto out_close;
     }
-    int flags = fcntl(fd, F_GETFL);
-    if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0) {
+    int off = 0; /* blocking from now on, as CPython's connections */
+    if (ioctl(fd, FIONBIO, &off) != 0) {
         rc = -errno;
         connect_error(rc, address, conn_ms, err, errlen);
         goto out_close;
     }
-    if ((rc = mp__set_nodelay(fd)) != 0) {
+    if ((rc = mp__set_nodelay(fd, a.family)) != 0) {
         connect_error(rc, address, conn_ms, err, errlen);
         goto out_close;
     }

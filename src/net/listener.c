@@ -40,8 +40,9 @@
 
 struct pending {
     int fd;
-    uint64_t deadline_ns; /* UINT64_MAX: none */
-    char peer[MP__ADDR_TEXT_MAX];
+    uint64_t deadline_ns;         /* UINT64_MAX: none */
+    struct sockaddr_storage peer; /* formatted only for a rejection's message */
+    socklen_t peer_len;
     mp__auth auth;
 };
 
@@ -53,8 +54,10 @@ struct mp_listener {
     int wake;             /* eventfd written by close */
     int timer;            /* timerfd at the earliest pending deadline */
     bool listening_in_ep; /* fd is in ep (false while pending is full) */
-    bool has_key;         /* run the handshake */
-    unsigned char *key;   /* keylen bytes (at least 1 allocated) */
+    int family;           /* of the listening socket */
+    uint64_t armed_ns; /* the timer fires then (at or before the earliest deadline); 0: not armed */
+    bool has_key;      /* run the handshake */
+    unsigned char *key; /* keylen bytes (at least 1 allocated) */
     size_t keylen;
     bool refuse_md5;
     int hs_ms;      /* handshake timeout, -1: none */
@@ -123,6 +126,7 @@ int mp_listener_new(mp_listener **out, const char *address, const mp_listener_op
     l->refuse_md5 = opt->refuse_md5;
     l->hs_ms = hs_ms;
     l->owner = getpid();
+    l->family = a.family;
 
     l->fd = socket(a.family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (l->fd < 0) {
@@ -187,20 +191,24 @@ out_free:
     return rc;
 }
 
-/* The earliest pending deadline arms the timer (or disarms it). */
+/* Keeps the timer at or before the earliest pending deadline. It is never
+ * disarmed or moved later: a timer that fires with nothing due costs one spurious
+ * wakeup, while re-arming at every step of every handshake would cost a system
+ * call each. armed_ns is cleared when the timer fires. */
 static void rearm_timer(mp_listener *l)
 {
     uint64_t first = UINT64_MAX;
     for (int i = 0; i < MAX_PENDING; i++)
         if (l->pend[i] != NULL && l->pend[i]->deadline_ns < first)
             first = l->pend[i]->deadline_ns;
+    if (first == UINT64_MAX || (l->armed_ns != 0 && l->armed_ns <= first))
+        return;
+    l->armed_ns = first;
     struct itimerspec its = {0};
-    if (first != UINT64_MAX) {
-        if (first == 0)
-            first = 1; /* 0 would disarm */
-        its.it_value.tv_sec = (time_t)(first / 1000000000u);
-        its.it_value.tv_nsec = (long)(first % 1000000000u);
-    }
+    its.it_value.tv_sec = (time_t)(first / 1000000000u);
+    its.it_value.tv_nsec = (long)(first % 1000000000u);
+    if (first == 0)
+        its.it_value.tv_nsec = 1; /* 0 would disarm */
     timerfd_settime(l->timer, TFD_TIMER_ABSTIME, &its, NULL);
 }
 
@@ -228,7 +236,11 @@ static void drop(mp_listener *l, int i, bool keep_fd)
 
 static void reject(mp_listener *l, int i, const char *why)
 {
-    snprintf(l->last_error, sizeof l->last_error, "%s: %s", l->pend[i]->peer, why);
+    struct pending *p = l->pend[i];
+    char peer[MP__ADDR_TEXT_MAX];
+    mp__addr_format((struct sockaddr *)&p->peer, p->peer_len, peer);
+    snprintf(l->last_error, sizeof l->last_error, "%s: %s", peer[0] ? peer : "a Unix socket peer",
+             why);
     l->rejected++;
     drop(l, i, false);
 }
@@ -237,6 +249,11 @@ static void reject(mp_listener *l, int i, const char *why)
  * pending slot, 0 when the backlog is empty, or a negative code. */
 static int take_peer(mp_listener *l, int *ready)
 {
+    int slot = 0;
+    while (l->has_key && slot < MAX_PENDING && l->pend[slot] != NULL)
+        slot++;
+    if (slot == MAX_PENDING)
+        return 0; /* it waits in the backlog until a handshake ends */
     struct sockaddr_storage ss;
     socklen_t len = sizeof ss;
     int fd = accept4(l->fd, (struct sockaddr *)&ss, &len, SOCK_CLOEXEC);
@@ -248,24 +265,20 @@ static int take_peer(mp_listener *l, int *ready)
             return 0;
         return -e;
     }
-    mp__set_nodelay(fd);
+    mp__set_nodelay(fd, l->family);
     if (!l->has_key) {
         *ready = fd;
         return 1;
     }
-    int slot = 0;
-    while (slot < MAX_PENDING && l->pend[slot] != NULL)
-        slot++;
-    struct pending *p = slot < MAX_PENDING ? malloc(sizeof *p) : NULL;
+    struct pending *p = malloc(sizeof *p);
     if (p == NULL) {
         mp__close_fd(fd);
-        return slot < MAX_PENDING ? MP_ENOMEM : 0;
+        return MP_ENOMEM;
     }
     p->fd = fd;
     p->deadline_ns = l->hs_ms < 0 ? UINT64_MAX : mp__now_ns() + (uint64_t)l->hs_ms * 1000000u;
-    mp__addr_format((struct sockaddr *)&ss, len, p->peer);
-    if (p->peer[0] == '\0')
-        snprintf(p->peer, sizeof p->peer, "a Unix socket peer");
+    memcpy(&p->peer, &ss, len < sizeof ss ? len : sizeof ss);
+    p->peer_len = len < sizeof ss ? len : sizeof ss;
     static const enum mp__auth_step server[2] = {MP__AUTH_DELIVER, MP__AUTH_ANSWER};
     mp__auth_init(&p->auth, fd, l->key, l->keylen, l->refuse_md5, server, 2);
     int rc = ep_add(l->ep, fd, EV_PEER + (uint64_t)slot);
@@ -329,15 +342,15 @@ int mp_listener_accept(mp_listener *l, mp_conn **out, int timeout_ms)
         for (int k = 0; k < n && ready < 0 && rc == 0; k++) {
             uint64_t tag = evs[k].data.u64;
             if (tag == EV_LISTEN) {
-                int got = 0;
-                while (ready < 0 && l->npend < MAX_PENDING && (got = take_peer(l, &ready)) > 0)
-                    ;
-                if (ready < 0 && l->npend < MAX_PENDING && got < 0)
+                /* One peer per event: the socket stays readable while more wait. */
+                int got = take_peer(l, &ready);
+                if (got < 0)
                     rc = got;
             } else if (tag == EV_WAKE || tag == EV_TIMER) {
                 uint64_t v;
                 ssize_t r = read(tag == EV_WAKE ? l->wake : l->timer, &v, sizeof v);
-                (void)r;
+                if (tag == EV_TIMER && r == sizeof v)
+                    l->armed_ns = 0;
             } else {
                 int i = (int)(tag - EV_PEER);
                 if (i < 0 || i >= MAX_PENDING || l->pend[i] == NULL)
@@ -364,7 +377,7 @@ int mp_listener_accept(mp_listener *l, mp_conn **out, int timeout_ms)
             mp__close_fd(ready);
     }
     if (l->fd >= 0)
-        rearm_timer(l);
+        rearm_timer(l); /* for an event loop polling mp_listener_fileno */
     pthread_mutex_unlock(&l->mu);
     return rc;
 }
@@ -425,6 +438,7 @@ void mp_listener_destroy(mp_listener *l)
         return;
     mp_listener_close(l);
     pthread_mutex_destroy(&l->mu);
+    explicit_bzero(l->key, l->keylen);
     free(l->key);
     free(l);
 }

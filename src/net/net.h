@@ -40,16 +40,16 @@ MP__HIDDEN int mp__addr_parse(mp__addr *out, const char *text, bool for_listener
  * "@name") into out (MP__ADDR_TEXT_MAX bytes). */
 MP__HIDDEN void mp__addr_format(const struct sockaddr *sa, socklen_t len, char *out);
 
-/* Sets TCP_NODELAY on TCP sockets; a no-op (0) on Unix sockets. */
-MP__HIDDEN int mp__set_nodelay(int fd);
+/* Sets TCP_NODELAY when family is AF_INET or AF_INET6; a no-op (0) otherwise. */
+MP__HIDDEN int mp__set_nodelay(int fd, int family);
 
 /* ---- the handshake (auth.c) ---- */
 
 /* The state of one handshake on a socket descriptor: a list of steps run in order.
- * Reads take exactly the bytes of the current frame (a 4- or 12-byte header, then
- * at most MP_HANDSHAKE_FRAME_MAX payload bytes into a fixed buffer), so nothing the
- * peer sends after the handshake is consumed, and nothing is allocated on the
- * length it claims. Reads never block (MSG_DONTWAIT); writes are one send() per
+ * Reads go into a fixed buffer of one largest frame (a 12-byte header and
+ * MP_HANDSHAKE_FRAME_MAX payload bytes), so nothing is allocated on the length the
+ * peer claims; the last frame is read exactly, so nothing the peer sends after the
+ * handshake is consumed. Reads never block (MSG_DONTWAIT); writes are one send() per
  * frame. */
 enum mp__auth_step {
     MP__AUTH_DELIVER, /* send a challenge, read and verify the answer, send the verdict */
@@ -64,14 +64,13 @@ typedef struct mp__auth {
     enum mp__auth_step steps[2];
     int nsteps;
     int cur;                /* index into steps */
+    bool wait_first;        /* the next read_frame returns 1 without reading (after a send) */
     int phase;              /* within a step: 0 not started, 1 waiting for a frame */
     unsigned char chal[48]; /* our challenge payload: "{sha256}" + 40 random bytes */
-    unsigned char hdr[12];
-    size_t hdr_got;
-    size_t hdr_need; /* 4, or 12 after a -1 */
-    bool have_len;
-    uint32_t need; /* payload length, <= MP_HANDSHAKE_FRAME_MAX */
-    size_t got;
+    unsigned char in[12 + MP_HANDSHAKE_FRAME_MAX]; /* the frame being received */
+    size_t have;                                   /* bytes in in[] */
+    size_t excess;                                 /* of those, bytes past the frame */
+    uint32_t need;                                 /* the payload length of a whole frame */
     unsigned char frame[MP_HANDSHAKE_FRAME_MAX];
     char answered[16]; /* the digest we answered with, for messages */
     char err[200];     /* message of a failure */
@@ -82,8 +81,11 @@ MP__HIDDEN void mp__auth_init(mp__auth *a, int fd, const void *key, size_t keyle
                               const enum mp__auth_step *steps, int nsteps);
 
 /* Makes all the progress possible without blocking: 0 when the handshake is done,
- * 1 when it needs more bytes from the peer (poll fd for POLLIN), or a negative code
- * with a->err set (MP_EAUTH, MP_EPROTO, MP_EEOF, MP_ETRUNCATED, a socket error). */
+ * 1 when it needs more bytes from the peer (poll fd for POLLIN, then call again), or
+ * a negative code with a->err set (MP_EAUTH, MP_EPROTO, MP_EEOF, MP_ETRUNCATED, a
+ * socket error). After init and after each frame it sends, it returns 1 without
+ * trying to read, since the peer's reply cannot have arrived yet: call it again
+ * only once fd polls readable (level-triggered readiness makes this safe). */
 MP__HIDDEN int mp__auth_resume(mp__auth *a);
 
 /* Runs the handshake to its end, waiting for the peer until the deadline
