@@ -44,14 +44,17 @@ static int connect_until(int fd, const mp__addr *a, const mp__deadline *d)
             return -e;
         break;
     }
-    int rc = mp__poll_one(fd, POLLOUT, d, NULL);
+    short revents = 0;
+    int rc = mp__poll_one(fd, POLLOUT, d, &revents);
     if (rc < 0)
         return rc;
+    if (!(revents & (POLLERR | POLLHUP)))
+        return 0; /* writable without an error: connected */
     int soerr = 0;
     socklen_t len = sizeof soerr;
     if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) != 0)
         return -errno;
-    return soerr == 0 ? 0 : -soerr;
+    return soerr != 0 ? -soerr : MP_ECONNRESET;
 }
 
 int mp_client(mp_conn **out, const char *address, const mp_client_options *opt)
