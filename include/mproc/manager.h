@@ -318,10 +318,10 @@ MP_EXTERN int mp_manager_register(mp_manager *m, const char *typeid,
  * registry as it is now) and returns once it listens, with mp_manager_address
  * giving the bound address (port 0 resolved). m is then also a client of that
  * server: mp_manager_create connects on first use. The server child also stops
- * when this process dies (it watches a pipe), so it never outlives its starter. Errors: MP_EALREADY
- * (started or connected), MP_EADDRINUSE and the other mp_listener_new codes (errbuf says more),
- * MP_ETIMEDOUT (the child did not report within 10 s), MP_ESRCH (it died first),
- * errors of mp_process_start. */
+ * when this process dies (it watches a pipe), so it never outlives its starter.
+ * Errors: MP_EALREADY (started or connected), MP_EADDRINUSE and the other
+ * mp_listener_new codes (errbuf says more), MP_ETIMEDOUT (the child did not report
+ * within 10 s), MP_ESRCH (it died first), errors of mp_process_start. */
 MP_EXTERN int mp_manager_start(mp_manager *m);
 
 /* get_server().serve_forever(): runs the server in the calling thread until a
