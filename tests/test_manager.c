@@ -1180,3 +1180,47 @@ TEST(started_server_stops_when_its_starter_dies)
     }
     CHECK(gone);
 }
+
+static int count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    int n = 0;
+    for (struct dirent *e; d != NULL && (e = readdir(d)) != NULL;)
+        n += e->d_name[0] != '.';
+    if (d != NULL)
+        closedir(d);
+    return n;
+}
+
+static void *thread_pairs(void *arg)
+{
+    mp_proxy *q = arg;
+    for (int i = 0; i < 50; i++) {
+        mp_obj *v = mp_int(i), *got = NULL;
+        CHECK_OK(mp_proxy_put(q, v, -1));
+        CHECK_OK(mp_proxy_get(q, &got, 5000));
+        CHECK(mp_obj_is_int(got));
+        mp_obj_unref(got);
+        mp_obj_unref(v);
+    }
+    return NULL;
+}
+
+TEST(threads_get_channels_of_their_own_closed_when_they_exit)
+{
+    mp_manager *m = start_master(NULL);
+    mp_proxy *q;
+    CHECK_OK(mp_manager_create(m, "get_task_queue", NULL, NULL, &q));
+    CHECK_EQ(0, mp_proxy_qsize(q));
+    int fds = count_fds();
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++)
+        CHECK_EQ(0, pthread_create(&t[i], NULL, thread_pairs, q));
+    for (int i = 0; i < 4; i++)
+        CHECK_EQ(0, pthread_join(t[i], NULL));
+    CHECK_EQ(fds, count_fds()); /* each thread's channel closed at its exit */
+    CHECK_EQ(0, mp_proxy_qsize(q));
+    mp_proxy_destroy(q);
+    CHECK_OK(mp_manager_shutdown(m));
+    mp_manager_destroy(m);
+}
