@@ -4,6 +4,7 @@
  * (a client killed mid-get, dead clients' references, garbage, a dead server).
  * The CPython side is tests/manager_peer.py. */
 // TEST_TIMEOUT 120
+#include <dirent.h>
 #include <glob.h>
 #include <poll.h>
 #include <pthread.h>
@@ -151,6 +152,47 @@ static mp_manager *start_master(const mp_manager_options *opt)
     CHECK(strncmp(mp_manager_address(m), "127.0.0.1:", 10) == 0);
     CHECK(strcmp(mp_manager_address(m), "127.0.0.1:0") != 0);
     return m;
+}
+
+/* The same two queues served by serve_forever on a thread of this process, so
+ * that the sanitizers see the server's own memory too. */
+static pthread_t serving_thread;
+
+static void *serve_main(void *arg)
+{
+    static int rc;
+    rc = mp_manager_serve_forever(arg);
+    return &rc;
+}
+
+static mp_manager *serve_here(void)
+{
+    mp_served *tq, *rq;
+    CHECK_OK(mp_served_queue_new(&tq, 0));
+    CHECK_OK(mp_served_queue_new(&rq, 0));
+    mp_manager *m;
+    CHECK_OK(mp_manager_new(&m, "127.0.0.1:0", KEY, 3, NULL));
+    CHECK_OK(
+        mp_manager_register(m, "get_task_queue", &(mp_manager_register_options){.object = tq}));
+    CHECK_OK(
+        mp_manager_register(m, "get_result_queue", &(mp_manager_register_options){.object = rq}));
+    mp_served_unref(tq);
+    mp_served_unref(rq);
+    CHECK_EQ(0, pthread_create(&serving_thread, NULL, serve_main, m));
+    for (int i = 0; i < 500 && strcmp(mp_manager_address(m), "127.0.0.1:0") == 0; i++)
+        th_sleep_ms(10);
+    CHECK(strcmp(mp_manager_address(m), "127.0.0.1:0") != 0);
+    return m;
+}
+
+/* Stops (if a 'shutdown' request has not already) and joins the serving thread. */
+static void stop_here(mp_manager *m)
+{
+    CHECK_OK(mp_manager_stop(m));
+    void *ret;
+    CHECK_EQ(0, pthread_join(serving_thread, &ret));
+    CHECK_EQ(0, *(int *)ret);
+    mp_manager_destroy(m);
 }
 
 /* Puts ntasks numbers, reads ntasks results (10 s each), checks each is "n * n = n²". */
@@ -713,10 +755,10 @@ static void expect_kind(mp_conn *c, const char *kind, const char *needle)
 
 TEST(control_requests_answer_as_cpython)
 {
-    mp_manager *m = start_master(NULL);
+    mp_manager *m = serve_here();
     const char *addr = mp_manager_address(m);
     mp_conn *c = raw_client(addr);
-    raw_send(c, "(ns()O)", "bogus", mp_dict_new());
+    raw_send(c, "(ns()N)", "bogus", mp_dict_new());
     expect_kind(c, "#TRACEBACK", "AssertionError: 'bogus' unrecognized");
     CHECK_EQ(1, mp_conn_poll(c, 2000)); /* then the server closes the connection */
     void *none;
@@ -770,13 +812,12 @@ TEST(control_requests_answer_as_cpython)
     expect_kind(c, "#RETURN", "None");
     expect_kind(c, "#RETURN", "None");
     mp_conn_destroy(c);
-    CHECK_OK(mp_manager_shutdown(m)); /* reaps the child, which has gone already */
-    mp_manager_destroy(m);
+    stop_here(m); /* serve_forever has returned already */
 }
 
 TEST(garbage_from_authenticated_client_keeps_server_serving)
 {
-    mp_manager *m = start_master(NULL);
+    mp_manager *m = serve_here();
     const char *addr = mp_manager_address(m);
     mp_proxy *q;
     CHECK_OK(mp_manager_create(m, "get_task_queue", NULL, NULL, &q));
@@ -803,11 +844,11 @@ TEST(garbage_from_authenticated_client_keeps_server_serving)
     }
     raw_send(c, "(ss)", "a", "b");
     expect_kind(c, "#TRACEBACK", "not enough values to unpack");
-    raw_send(c, "(siOO)", mp_proxy_ident(q), 5, mp_tuple_new(0), mp_dict_new());
+    raw_send(c, "(siNN)", mp_proxy_ident(q), 5, mp_tuple_new(0), mp_dict_new());
     expect_kind(c, "#TRACEBACK", "unrecognized");
-    raw_send(c, "(ssiO)", mp_proxy_ident(q), "qsize", 7, mp_dict_new());
+    raw_send(c, "(ssiN)", mp_proxy_ident(q), "qsize", 7, mp_dict_new());
     expect_kind(c, "#TRACEBACK", "TypeError");
-    raw_send(c, "(ss()O)", mp_proxy_ident(q), "qsize", mp_dict_new());
+    raw_send(c, "(ss()N)", mp_proxy_ident(q), "qsize", mp_dict_new());
     expect_kind(c, "#RETURN", "0");
     /* A frame header no CPython can send closes this connection only. */
     int fd = mp_conn_fileno(c);
@@ -843,8 +884,7 @@ TEST(garbage_from_authenticated_client_keeps_server_serving)
     mp_obj_unref(got);
     mp_obj_unref(one);
     mp_proxy_destroy(q);
-    CHECK_OK(mp_manager_shutdown(m));
-    mp_manager_destroy(m);
+    stop_here(m);
 }
 
 TEST(silent_peers_do_not_starve_real_clients)
@@ -1066,8 +1106,20 @@ static void *serve_thread(void *arg)
     return &rc;
 }
 
+static int count_threads(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    int n = 0;
+    for (struct dirent *e; d != NULL && (e = readdir(d)) != NULL;)
+        n += e->d_name[0] != '.';
+    if (d != NULL)
+        closedir(d);
+    return n;
+}
+
 TEST(serve_forever_returns_on_stop)
 {
+    int threads = count_threads();
     mp_manager *m;
     CHECK_OK(mp_manager_new(&m, "127.0.0.1:0", KEY, 3, NULL));
     CHECK_OK(
@@ -1081,6 +1133,7 @@ TEST(serve_forever_returns_on_stop)
     mp_proxy *p;
     CHECK_OK(mp_manager_create(c, "Counter", NULL, NULL, &p));
     CHECK_OK(mp_proxy_call(p, "add", NULL, NULL, 0, NULL));
+    CHECK(count_threads() >= threads + 3); /* serve_forever, and a thread per connection */
     CHECK_OK(mp_manager_stop(m));
     void *ret;
     CHECK_EQ(0, pthread_join(t, &ret));
@@ -1089,5 +1142,85 @@ TEST(serve_forever_returns_on_stop)
     CHECK(rc == MP_EEOF || rc == MP_ECONNRESET || rc == MP_EPIPE || rc == MP_ECONNREFUSED);
     mp_proxy_destroy(p);
     mp_manager_destroy(c);
+    mp_manager_destroy(m);
+    CHECK_EQ(threads, count_threads()); /* every server thread was joined */
+}
+
+static int start_and_vanish(void *arg)
+{
+    int fd = *(int *)arg;
+    mp_manager *m = start_master(NULL);
+    pid_t pid = mp_process_pid(mp_manager_process(m));
+    if (write(fd, &pid, sizeof pid) != sizeof pid)
+        _exit(2);
+    _exit(0); /* no shutdown, no destroy: as if killed */
+}
+
+TEST(started_server_stops_when_its_starter_dies)
+{
+    int p[2];
+    CHECK_EQ(0, pipe(p));
+    int child = th_fork(start_and_vanish, &p[1]);
+    pid_t server = 0;
+    CHECK_EQ(sizeof server, read(p[0], &server, sizeof server));
+    CHECK_EQ(0, th_wait(child));
+    close(p[0]);
+    close(p[1]);
+    bool gone = false;
+    for (int i = 0; i < 300 && !gone; i++) {
+        char path[64], state = 0;
+        snprintf(path, sizeof path, "/proc/%d/stat", (int)server);
+        FILE *f = fopen(path, "r");
+        if (f == NULL || fscanf(f, "%*d %*s %c", &state) != 1 || state == 'Z')
+            gone = true;
+        if (f != NULL)
+            fclose(f);
+        if (!gone)
+            th_sleep_ms(10);
+    }
+    CHECK(gone);
+}
+
+static int count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    int n = 0;
+    for (struct dirent *e; d != NULL && (e = readdir(d)) != NULL;)
+        n += e->d_name[0] != '.';
+    if (d != NULL)
+        closedir(d);
+    return n;
+}
+
+static void *thread_pairs(void *arg)
+{
+    mp_proxy *q = arg;
+    for (int i = 0; i < 50; i++) {
+        mp_obj *v = mp_int(i), *got = NULL;
+        CHECK_OK(mp_proxy_put(q, v, -1));
+        CHECK_OK(mp_proxy_get(q, &got, 5000));
+        CHECK(mp_obj_is_int(got));
+        mp_obj_unref(got);
+        mp_obj_unref(v);
+    }
+    return NULL;
+}
+
+TEST(threads_get_channels_of_their_own_closed_when_they_exit)
+{
+    mp_manager *m = start_master(NULL);
+    mp_proxy *q;
+    CHECK_OK(mp_manager_create(m, "get_task_queue", NULL, NULL, &q));
+    CHECK_EQ(0, mp_proxy_qsize(q));
+    int fds = count_fds();
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++)
+        CHECK_EQ(0, pthread_create(&t[i], NULL, thread_pairs, q));
+    for (int i = 0; i < 4; i++)
+        CHECK_EQ(0, pthread_join(t[i], NULL));
+    CHECK_EQ(fds, count_fds()); /* each thread's channel closed at its exit */
+    CHECK_EQ(0, mp_proxy_qsize(q));
+    mp_proxy_destroy(q);
+    CHECK_OK(mp_manager_shutdown(m));
     mp_manager_destroy(m);
 }

@@ -49,9 +49,10 @@
  *   blocks (a queue get) waits with mp_manager_call_wait, which wakes when the
  *   calling connection closes, and a queue item whose reply cannot be delivered is
  *   put back at the front of the queue;
- * - authenticates peers concurrently with a deadline per handshake (the listener's),
- *   so silent or garbage peers cannot hold up real ones, and never sends anything to
- *   a peer that failed to authenticate (CPython sends it a traceback with paths);
+ * - authenticates peers concurrently (at most 64 handshakes at once, more wait in
+ *   the backlog) with a deadline per handshake (mp_manager_options), so silent or
+ *   garbage peers cannot hold up real ones, and never sends anything to a peer that
+ *   failed to authenticate (CPython sends it a traceback with paths);
  * - answers garbage from an authenticated peer with '#TRACEBACK' as CPython does and
  *   carries on; a frame that breaks the framing closes that connection only.
  *
@@ -316,10 +317,11 @@ MP_EXTERN int mp_manager_register(mp_manager *m, const char *typeid,
 /* BaseManager.start(): runs the server in a child process (forked, with the
  * registry as it is now) and returns once it listens, with mp_manager_address
  * giving the bound address (port 0 resolved). m is then also a client of that
- * server (as after mp_manager_connect). Errors: MP_EALREADY (started or connected),
- * MP_EADDRINUSE and the other mp_listener_new codes (errbuf says more),
- * MP_ETIMEDOUT (the child did not report within 10 s), MP_ESRCH (it died first),
- * errors of mp_process_start. */
+ * server: mp_manager_create connects on first use. The server child also stops
+ * when this process dies (it watches a pipe), so it never outlives its starter.
+ * Errors: MP_EALREADY (started or connected), MP_EADDRINUSE and the other
+ * mp_listener_new codes (errbuf says more), MP_ETIMEDOUT (the child did not report
+ * within 10 s), MP_ESRCH (it died first), errors of mp_process_start. */
 MP_EXTERN int mp_manager_start(mp_manager *m);
 
 /* get_server().serve_forever(): runs the server in the calling thread until a

@@ -69,6 +69,30 @@ int mp_manager_remote_error(const mp_obj **exc, const char **text)
     return e != NULL && (e->exc != NULL || e->text != NULL) ? 0 : MP_ENOENT;
 }
 
+/* ---- this process's pid, without a system call per call ---- */
+
+static pid_t cached_pid;
+static pthread_once_t pid_once = PTHREAD_ONCE_INIT;
+
+static void pid_after_fork(void)
+{
+    cached_pid = getpid();
+}
+
+static void pid_init(void)
+{
+    cached_pid = getpid();
+    pthread_atfork(NULL, NULL, pid_after_fork);
+}
+
+/* getpid(), kept up to date across fork() by an atfork handler: a channel is
+ * checked against it on every call. */
+static pid_t my_pid(void)
+{
+    pthread_once(&pid_once, pid_init);
+    return cached_pid;
+}
+
 /* ---- one round trip ---- */
 
 static int classify_error(mp_obj *exc)
@@ -101,11 +125,13 @@ int mp__mgr_roundtrip(struct mp_manager *m, mp_conn *c, const char *ident, const
         return rc;
     if (timeout_ms == 0)
         timeout_ms = m->opt.call_timeout_ms;
-    rc = mp_conn_poll(c, timeout_ms);
-    if (rc == 0)
-        return MP_ETIMEDOUT;
-    if (rc < 0)
-        return rc;
+    if (timeout_ms != -1) { /* -1: the receive itself waits, one system call fewer */
+        rc = mp_conn_poll(c, timeout_ms);
+        if (rc == 0)
+            return MP_ETIMEDOUT;
+        if (rc < 0)
+            return rc;
+    }
     buf = NULL;
     rc = mp_conn_recv_bytes(c, &buf, &len, 0);
     if (rc < 0)
@@ -172,7 +198,8 @@ static int open_channel(struct mp_manager *m, mp__mgr_chan **out)
         return rc > 0 ? MP_EPROTO : rc;
     }
     ch->m = m;
-    ch->pid = getpid();
+    ch->pid = my_pid();
+    ch->owner = pthread_self();
     pthread_mutex_init(&ch->mu, NULL);
     pthread_mutex_lock(&m->lock);
     ch->next = m->chans;
@@ -182,14 +209,16 @@ static int open_channel(struct mp_manager *m, mp__mgr_chan **out)
     return 0;
 }
 
-static void unlink_chan(struct mp_manager *m, mp__mgr_chan *ch)
+/* Removes ch from m's list; false when it was not there (close_all took it). */
+static bool unlink_chan(struct mp_manager *m, mp__mgr_chan *ch)
 {
     for (mp__mgr_chan **p = &m->chans; *p != NULL; p = &(*p)->next) {
         if (*p == ch) {
             *p = ch->next;
-            return;
+            return true;
         }
     }
+    return false;
 }
 
 static void free_chan(mp__mgr_chan *ch)
@@ -204,11 +233,10 @@ void mp__mgr_chan_thread_exit(void *p)
     mp__mgr_chan *ch = p;
     struct mp_manager *m = ch->m;
     pthread_mutex_lock(&m->lock);
-    bool keep = ch->is_ctl;
-    if (!keep)
-        unlink_chan(m, ch);
+    /* Not on the list any more: close_all has freed it (or is freeing it). */
+    bool mine = !ch->is_ctl && unlink_chan(m, ch);
     pthread_mutex_unlock(&m->lock);
-    if (!keep)
+    if (mine)
         free_chan(ch);
 }
 
@@ -226,7 +254,7 @@ void mp__mgr_chans_close_all(struct mp_manager *m)
     pthread_setspecific(m->chan_key, NULL);
     while (list != NULL) {
         mp__mgr_chan *next = list->next;
-        if (list->pid == getpid())
+        if (list->pid == my_pid())
             free_chan(list);
         else
             free(list); /* a forked child's copy: not ours to close on the wire */
@@ -272,7 +300,7 @@ mp__mgr_chan *mp__mgr_ctl_acquire(struct mp_manager *m)
 {
     pthread_mutex_lock(&m->lock);
     mp__mgr_chan *ch = m->mproc_server ? m->ctl : NULL;
-    if (ch != NULL && ch->pid != getpid())
+    if (ch != NULL && ch->pid != my_pid())
         ch = NULL;
     if (ch != NULL)
         pthread_mutex_lock(&ch->mu); /* under m->lock: close_all cannot free it meanwhile */
@@ -290,9 +318,11 @@ int mp__mgr_chan_acquire(struct mp_manager *m, mp__mgr_chan **out)
         bool listed = false;
         for (mp__mgr_chan *p = m->chans; p != NULL; p = p->next)
             listed |= p == ch;
-        pthread_mutex_unlock(&m->lock);
-        if (!listed || ch->pid != getpid())
+        /* The address of a freed channel may have been reused by another
+         * thread's: check the owner too. */
+        if (!listed || ch->pid != my_pid() || !pthread_equal(ch->owner, pthread_self()))
             ch = NULL;
+        pthread_mutex_unlock(&m->lock);
     }
     if (ch == NULL) {
         int rc = open_channel(m, &ch);
@@ -308,9 +338,10 @@ int mp__mgr_chan_acquire(struct mp_manager *m, mp__mgr_chan **out)
         if (rc < 0)
             return rc;
         pthread_mutex_lock(&m->lock);
-        unlink_chan(m, ch);
+        bool mine = unlink_chan(m, ch);
         pthread_mutex_unlock(&m->lock);
-        free_chan(ch);
+        if (mine)
+            free_chan(ch);
         ch = fresh;
         pthread_setspecific(m->chan_key, ch);
         pthread_mutex_lock(&ch->mu);

@@ -274,6 +274,7 @@ typedef struct child_args {
     mp_manager *m;
     int report_fd;
     int parent_fd; /* read end: EOF when the parent has gone */
+    int parent_w;  /* the parent's write end, which the child must not keep */
 } child_args;
 
 static void ready_report(void *arg, const char *address, int rc)
@@ -308,6 +309,7 @@ static int server_child(void *arg)
 {
     child_args *a = arg;
     mp_manager *m = a->m;
+    mp__close_fd(a->parent_w);
     /* A terminal's ^C is for the master; the server stops on 'shutdown', on
      * SIGTERM from the master's finalizer, or when the master has gone. */
     signal(SIGINT, SIG_IGN);
@@ -335,7 +337,7 @@ int mp_manager_start(mp_manager *m)
         rc = -errno;
         goto out_close;
     }
-    child_args a = {.m = m, .report_fd = report[1], .parent_fd = alive[0]};
+    child_args a = {.m = m, .report_fd = report[1], .parent_fd = alive[0], .parent_w = alive[1]};
     mp_process *p;
     rc = mp_process_new(&p, server_child, &a, &(mp_process_options){.name = "SyncManager-1"});
     if (rc < 0)

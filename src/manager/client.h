@@ -17,6 +17,7 @@ typedef struct mp__mgr_chan {
     mp_conn *conn;      /* NULL once broken */
     pthread_mutex_t mu; /* one call at a time */
     pid_t pid;          /* the process that opened it */
+    pthread_t owner;    /* the thread that opened it */
     bool is_ctl;        /* the manager's control channel: never closed by a thread's exit */
 } mp__mgr_chan;
 

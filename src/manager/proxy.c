@@ -256,13 +256,18 @@ void mp_proxy_destroy(mp_proxy *p)
 {
     if (p == NULL)
         return;
-    if (p->ident != NULL && p->typeid != NULL && p->m->connected) {
+    pthread_mutex_lock(&p->m->lock);
+    bool connected = p->m->connected, mproc_server = p->m->mproc_server;
+    pthread_mutex_unlock(&p->m->lock);
+    if (p->ident != NULL && p->typeid != NULL && connected) {
         mp_obj *args = mp_tuple1(mp_str_c(p->ident));
-        if (args != NULL) {
+        /* A proxy made by a '#PROXY' reply on a mproc server holds a reference of
+         * the calling thread's channel, which the server gives back when that
+         * channel closes. */
+        if (args != NULL && (p->via_ctl || !mproc_server)) {
             bool via_ctl;
             int saved = errno;
-            if (p->via_ctl || !p->m->mproc_server)
-                ref_request(p->m, "decref", args, NULL, NULL, &via_ctl);
+            ref_request(p->m, "decref", args, NULL, NULL, &via_ctl);
             errno = saved;
         }
         mp_obj_unref(args);

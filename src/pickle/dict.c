@@ -167,7 +167,7 @@ static int table_insert(mp__table *t, mp_obj *key, mp_obj *value, int64_t hash)
     if (value != NULL && !mp__is_tagged(value) && value->depth > d)
         d = value->depth;
     if (d >= t->h.depth)
-        t->h.depth = d + 1;
+        t->h.depth = mp__sat16(d + 1);
     return 0;
 out_drop:
     mp_obj_unref(key);

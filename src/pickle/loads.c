@@ -42,7 +42,8 @@ typedef struct unpickler {
     size_t *marks;
     size_t mn, mcap;
     mp_obj **memo;
-    size_t memo_cap, memo_count; /* memo[0, memo_cap), memo_count entries set */
+    size_t memo_cap, memo_count; /* memo[0, memo_cap) allocated, memo_count entries set */
+    size_t memo_hi;              /* memo[0, memo_hi) initialised (NULL: unset) */
     size_t max_depth, max_memo, max_items, items;
     bool fetched_container; /* a container came from the memo: check for cycles */
     uint32_t epoch;
@@ -173,6 +174,27 @@ static inline uint64_t rd_le(const uint8_t *p, int n)
     return v;
 }
 
+/* ---- references ----
+ * Every value a loads makes is private to it until it returns, so the memo's and
+ * the stack's extra references are counted without atomics. */
+
+static inline mp_obj *lref(mp_obj *o)
+{
+    if (!mp__is_tagged(o) && !(o->flags & MP__IMMORTAL))
+        o->refs++;
+    return o;
+}
+
+static inline void lunref(mp_obj *o)
+{
+    if (o == NULL || mp__is_tagged(o) || (o->flags & MP__IMMORTAL))
+        return;
+    if (o->refs > 1)
+        o->refs--;
+    else
+        mp_obj_unref(o);
+}
+
 /* ---- stack ---- */
 
 static size_t base(const unpickler *u)
@@ -265,16 +287,21 @@ static int memo_set(unpickler *u, size_t idx, mp_obj *o)
         if (m == NULL)
             return oom(u);
         if (u->memo == u->memo_inline)
-            memcpy(m, u->memo_inline, sizeof u->memo_inline);
-        memset(m + u->memo_cap, 0, (cap - u->memo_cap) * sizeof *m);
+            memcpy(m, u->memo_inline, u->memo_hi * sizeof *m);
         u->memo = m;
         u->memo_cap = cap;
+    }
+    if (idx >= u->memo_hi) {
+        for (size_t i = u->memo_hi; i < idx; i++)
+            u->memo[i] = NULL;
+        u->memo[idx] = NULL;
+        u->memo_hi = idx + 1;
     }
     if (u->memo[idx] == NULL)
         u->memo_count++;
     else
-        mp_obj_unref(u->memo[idx]);
-    u->memo[idx] = mp_obj_ref(o);
+        lunref(u->memo[idx]);
+    u->memo[idx] = lref(o);
     return 0;
 }
 
@@ -292,12 +319,30 @@ static bool is_container(const mp_obj *o)
 
 static int memo_get(unpickler *u, size_t idx)
 {
-    if (idx >= u->memo_cap || u->memo[idx] == NULL)
+    if (idx >= u->memo_hi || u->memo[idx] == NULL)
         return fail(u, MP_EPROTO, "memo key %zu not found", idx);
     mp_obj *o = u->memo[idx];
     if (is_container(o))
         u->fetched_container = true;
-    return push(u, mp_obj_ref(o));
+    return push(u, lref(o));
+}
+
+/* A MEMOIZE right after an opcode that pushed a value (CPython writes one after
+ * every str, bytes, tuple, list, dict, set, global and object) is done here,
+ * without a trip through the dispatch. */
+static inline int fused_memoize(unpickler *u)
+{
+    if (u->p >= u->end || *u->p != 0x94)
+        return 0;
+    u->op_at = u->p++;
+    size_t idx = u->memo_count;
+    if (idx == u->memo_hi && idx < u->memo_cap && idx < u->max_memo) {
+        u->memo[idx] = lref(u->stack[u->sn - 1]);
+        u->memo_hi++;
+        u->memo_count++;
+        return 0;
+    }
+    return memo_put_top(u, idx);
 }
 
 /* ---- cycle check ---- */
@@ -852,11 +897,11 @@ static int do_appends(unpickler *u, size_t k)
         mp_obj *item = u->stack[i];
         l->items[l->n++] = item;
         if (!mp__is_tagged(item) && item->depth >= d)
-            d = item->depth + 1;
+            d = (uint32_t)item->depth + 1;
     }
-    list->depth = d;
+    list->depth = mp__sat16(d);
     if (list != target && d >= target->depth)
-        target->depth = d + 1;
+        target->depth = mp__sat16(d + 1);
     u->sn = k;
     return check_depth(u, target);
 }
@@ -899,7 +944,7 @@ static int do_setitems(unpickler *u, size_t k)
     if (rc < 0)
         return oom(u);
     if (dict != target && dict->depth >= target->depth)
-        target->depth = dict->depth + 1;
+        target->depth = mp__sat16((uint32_t)dict->depth + 1);
     return check_depth(u, target);
 }
 
@@ -1086,7 +1131,7 @@ static int run(unpickler *u, mp_obj **out)
             /* A second reference to a container, like a memo get. */
             if (is_container(u->stack[u->sn - 1]))
                 u->fetched_container = true;
-            if ((rc = push(u, mp_obj_ref(u->stack[u->sn - 1]))) < 0)
+            if ((rc = push(u, lref(u->stack[u->sn - 1]))) < 0)
                 return rc;
             break;
         /* ---- scalars ---- */
@@ -1207,7 +1252,7 @@ static int run(unpickler *u, mp_obj **out)
                 rc = push_ascii(u, s, n);
             else
                 rc = push_bytes(u, opc == 0x96 ? MP_OBJ_BYTEARRAY : MP_OBJ_BYTES, s, n);
-            if (rc < 0)
+            if (rc < 0 || (rc = fused_memoize(u)) < 0)
                 return rc;
             break;
         }
@@ -1230,15 +1275,17 @@ static int run(unpickler *u, mp_obj **out)
             k = (size_t)(opc - 0x84);
             if (u->sn - base(u) < k)
                 return underflow(u);
-            if ((rc = build_tuple(u, u->sn - k)) < 0)
+            if ((rc = build_tuple(u, u->sn - k)) < 0 || (rc = fused_memoize(u)) < 0)
                 return rc;
             break;
         case 't':
-            if ((rc = pop_mark(u, &k)) < 0 || (rc = build_tuple(u, k)) < 0)
+            if ((rc = pop_mark(u, &k)) < 0 || (rc = build_tuple(u, k)) < 0 ||
+                (rc = fused_memoize(u)) < 0)
                 return rc;
             break;
         case ']':
-            if ((rc = count(u, 1)) < 0 || (rc = push(u, mp_list_new())) < 0)
+            if ((rc = count(u, 1)) < 0 || (rc = push(u, mp_list_new())) < 0 ||
+                (rc = fused_memoize(u)) < 0)
                 return rc;
             break;
         case 'l':
@@ -1256,7 +1303,8 @@ static int run(unpickler *u, mp_obj **out)
                 return rc;
             break;
         case '}':
-            if ((rc = count(u, 1)) < 0 || (rc = push(u, mp_dict_new())) < 0)
+            if ((rc = count(u, 1)) < 0 || (rc = push(u, mp_dict_new())) < 0 ||
+                (rc = fused_memoize(u)) < 0)
                 return rc;
             break;
         case 'd':
@@ -1419,6 +1467,8 @@ int mp_pickle_loads(const void *buf, size_t len, const mp_pickle_limits *limits,
     mp_pickle_limits lim = limits ? *limits : (mp_pickle_limits){0};
     if (lim.max_depth == 0)
         lim.max_depth = 1000;
+    if (lim.max_depth > MP__DEPTH_MAX - 1)
+        lim.max_depth = MP__DEPTH_MAX - 1;
     if (lim.max_size == 0)
         lim.max_size = (size_t)1 << 30;
     if (lim.max_memo == 0)
@@ -1438,7 +1488,7 @@ int mp_pickle_loads(const void *buf, size_t len, const mp_pickle_limits *limits,
     u.memo = u.memo_inline;
     u.memo_cap = INLINE_MEMO;
     u.memo_count = 0;
-    memset(u.memo_inline, 0, sizeof u.memo_inline);
+    u.memo_hi = 0;
     u.max_depth = lim.max_depth;
     u.max_memo = lim.max_memo;
     u.max_items = lim.max_items;
@@ -1451,13 +1501,18 @@ int mp_pickle_loads(const void *buf, size_t len, const mp_pickle_limits *limits,
     if (len > lim.max_size) {
         rc = fail(&u, MP_EPROTO, "pickle of %zu bytes is over the limit of %zu", len, lim.max_size);
     } else {
+        /* The values come from blocks sized for the input: a few values per byte. */
+        mp__arena arena = {.blk = NULL, .used = 0, .next = len * 4 < 1024 ? 1024 : len * 4};
+        mp__arena *saved = mp__cur_arena;
+        mp__cur_arena = &arena;
         rc = run(&u, out);
+        mp__cur_arena = saved;
+        mp__arena_release(&arena);
     }
     for (size_t i = 0; i < u.sn; i++)
         mp_obj_unref(u.stack[i]);
-    if (u.memo_count > 0)
-        for (size_t i = 0; i < u.memo_cap; i++)
-            mp_obj_unref(u.memo[i]);
+    for (size_t i = 0; i < u.memo_hi; i++)
+        lunref(u.memo[i]);
     if (u.stack != u.stack_inline)
         free(u.stack);
     if (u.marks != u.marks_inline)

@@ -34,10 +34,43 @@ struct mp_obj {
     uint32_t refs; /* atomic; ignored when MP__IMMORTAL */
     uint8_t kind;  /* mp_obj_kind */
     uint8_t flags;
+    uint16_t block; /* in a block of loads: offset from its start in 8-byte units; 0: malloc'd */
     uint16_t aux;   /* int: MP__INT_BOX/BIG; object node: mp_object_form */
-    uint32_t depth; /* nesting below this value, as loads computed it (bounds loads) */
+    uint16_t depth; /* nesting below this value, saturating (bounds loads) */
     uint32_t mark;  /* scratch for loads' cycle check (an epoch number) */
 };
+
+#define MP__DEPTH_MAX 0xffffu
+
+static inline uint16_t mp__sat16(uint32_t d)
+{
+    return d > MP__DEPTH_MAX ? MP__DEPTH_MAX : (uint16_t)d;
+}
+
+/* Blocks: loads carves the values it makes out of blocks of up to 512 KiB (one
+ * malloc for many small values). A block counts its live values (atomically: they
+ * may be freed by any thread) plus one while loads still fills it, and is freed
+ * when the count drops to zero. */
+typedef struct mp__block {
+    uint32_t live;
+    uint32_t size;
+    uint64_t pad;
+} mp__block;
+
+typedef struct mp__arena {
+    mp__block *blk; /* the block being filled (holds one count) or NULL */
+    size_t used;    /* bytes of blk in use, header included */
+    size_t next;    /* size of the next block */
+} mp__arena;
+
+/* The arena mp__alloc takes values from on this thread (set by loads while it runs). */
+MP__HIDDEN extern __thread mp__arena *mp__cur_arena __attribute__((tls_model("initial-exec")));
+
+/* Releases the arena's hold on its current block. */
+MP__HIDDEN void mp__arena_release(mp__arena *a);
+
+/* Frees the memory of a value (not its items). */
+MP__HIDDEN void mp__free_mem(mp_obj *o);
 
 typedef struct mp__int64 {
     mp_obj h;

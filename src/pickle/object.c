@@ -13,11 +13,71 @@ static mp_obj true_obj = {.kind = MP_OBJ_BOOL, .flags = MP__IMMORTAL, .aux = 1};
 static mp_obj false_obj = {.kind = MP_OBJ_BOOL, .flags = MP__IMMORTAL, .aux = 0};
 static mp__tuple empty_tuple = {.h = {.kind = MP_OBJ_TUPLE, .flags = MP__IMMORTAL}, .n = 0};
 
+__thread mp__arena *mp__cur_arena __attribute__((tls_model("initial-exec")));
+
+#define BLOCK_MAX ((size_t)512 << 10)
+
+void mp__arena_release(mp__arena *a)
+{
+    if (a->blk != NULL && __atomic_sub_fetch(&a->blk->live, 1, __ATOMIC_ACQ_REL) == 0)
+        free(a->blk);
+    a->blk = NULL;
+}
+
+static void *arena_alloc(mp__arena *a, size_t size, uint16_t *off)
+{
+    size = (size + 7) & ~(size_t)7;
+    if (size > BLOCK_MAX / 4)
+        return NULL;
+    if (a->blk == NULL || a->used + size > a->blk->size) {
+        size_t bs = a->next;
+        while (bs < size + sizeof(mp__block))
+            bs *= 2;
+        if (bs > BLOCK_MAX)
+            bs = BLOCK_MAX;
+        mp__block *b = malloc(bs);
+        if (b == NULL)
+            return NULL;
+        mp__arena_release(a);
+        b->live = 1; /* the arena's hold */
+        b->size = (uint32_t)bs;
+        a->blk = b;
+        a->used = sizeof(mp__block);
+        a->next = bs * 2 > BLOCK_MAX ? BLOCK_MAX : bs * 2;
+    }
+    char *p = (char *)a->blk + a->used;
+    *off = (uint16_t)(a->used / 8);
+    a->used += size;
+    __atomic_store_n(&a->blk->live, __atomic_load_n(&a->blk->live, __ATOMIC_RELAXED) + 1,
+                     __ATOMIC_RELAXED);
+    return p;
+}
+
+void mp__free_mem(mp_obj *o)
+{
+    if (o->block == 0) {
+        free(o);
+        return;
+    }
+    mp__block *b = (mp__block *)((char *)o - (size_t)o->block * 8);
+    if (__atomic_sub_fetch(&b->live, 1, __ATOMIC_ACQ_REL) == 0)
+        free(b);
+}
+
 mp_obj *mp__alloc(size_t size, mp_obj_kind kind)
 {
-    mp_obj *o = malloc(size);
+    mp_obj *o = NULL;
+    uint16_t off = 0;
+    mp__arena *a = mp__cur_arena;
+    if (a != NULL)
+        o = arena_alloc(a, size, &off);
+    if (o == NULL) {
+        off = 0;
+        o = malloc(size);
+    }
     if (o == NULL)
         return NULL;
+    o->block = off;
     o->refs = 1;
     o->kind = (uint8_t)kind;
     o->flags = 0;
@@ -52,8 +112,33 @@ static inline bool drop(mp_obj *o)
 typedef struct free_stack {
     mp_obj **v;
     size_t n, cap;
+    mp__block *blk; /* values freed from blk and not yet subtracted from its count */
+    uint32_t blk_n;
     mp_obj *inline_v[64];
 } free_stack;
+
+static void flush_block(free_stack *s)
+{
+    if (s->blk != NULL && __atomic_sub_fetch(&s->blk->live, s->blk_n, __ATOMIC_ACQ_REL) == 0)
+        free(s->blk);
+    s->blk = NULL;
+    s->blk_n = 0;
+}
+
+/* Frees o's memory, batching the count updates of consecutive values of one block. */
+static void free_mem_batched(free_stack *s, mp_obj *o)
+{
+    if (o->block == 0) {
+        free(o);
+        return;
+    }
+    mp__block *b = (mp__block *)((char *)o - (size_t)o->block * 8);
+    if (b != s->blk) {
+        flush_block(s);
+        s->blk = b;
+    }
+    s->blk_n++;
+}
 
 static void push_dead(free_stack *s, mp_obj *o)
 {
@@ -118,7 +203,7 @@ static void free_one(free_stack *s, mp_obj *o)
     default:
         break;
     }
-    free(o);
+    free_mem_batched(s, o);
 }
 
 void mp_obj_unref(mp_obj *o)
@@ -127,13 +212,19 @@ void mp_obj_unref(mp_obj *o)
         return;
     mp_obj_kind k = (mp_obj_kind)o->kind;
     if (k < MP_OBJ_TUPLE) {
-        free(o);
+        mp__free_mem(o);
         return;
     }
-    free_stack s = {.v = s.inline_v, .n = 0, .cap = 64};
+    free_stack s; /* inline_v stays uninitialised: only s.v[0, n) is read */
+    s.v = s.inline_v;
+    s.n = 0;
+    s.cap = 64;
+    s.blk = NULL;
+    s.blk_n = 0;
     s.v[s.n++] = o;
     while (s.n > 0)
         free_one(&s, s.v[--s.n]);
+    flush_block(&s);
     if (s.v != s.inline_v)
         free(s.v);
 }
@@ -613,9 +704,9 @@ mp_obj *mp__tuple_from(mp_obj **items, size_t n)
     for (size_t i = 0; i < n; i++) {
         t->items[i] = items[i];
         if (!mp__is_tagged(items[i]) && items[i]->depth >= depth)
-            depth = items[i]->depth + 1;
+            depth = (uint32_t)items[i]->depth + 1;
     }
-    t->h.depth = depth;
+    t->h.depth = mp__sat16(depth);
     return &t->h;
 }
 
@@ -703,7 +794,7 @@ int mp__list_append(mp_obj *o, mp_obj *item)
     }
     l->items[l->n++] = item;
     if (!mp__is_tagged(item) && item->depth >= o->depth)
-        o->depth = item->depth + 1;
+        o->depth = mp__sat16((uint32_t)item->depth + 1);
     return 0;
 }
 
@@ -827,8 +918,8 @@ mp_obj *mp__object_make(mp_obj *module, mp_obj *name, int form, mp_obj *args, mp
     mp_obj *parts[] = {args, kwargs, state};
     for (int i = 0; i < 3; i++)
         if (parts[i] != NULL && !mp__is_tagged(parts[i]) && parts[i]->depth >= d)
-            d = parts[i]->depth + 1;
-    n->h.depth = d;
+            d = (uint32_t)parts[i]->depth + 1;
+    n->h.depth = mp__sat16(d);
     return &n->h;
 }
 
@@ -934,7 +1025,7 @@ int mp_object_set_state(mp_obj *o, mp_obj *state)
     mp_obj *old = n->state;
     n->state = state;
     if (!mp__is_tagged(state) && state->depth >= o->depth)
-        o->depth = state->depth + 1;
+        o->depth = mp__sat16((uint32_t)state->depth + 1);
     mp_obj_unref(old);
     return 0;
 }
