@@ -59,6 +59,7 @@
 #include <stddef.h>
 
 #include "mproc/export.h"
+#include "mproc/timeout.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -1,0 +1,20 @@
+/* mproc/timeout.h — the one rule for timeouts, in milliseconds.
+ *
+ * A timeout_ms argument of a function: -1 waits forever, 0 does not block (it
+ * only checks, and fails with the function's timeout code when it would have to
+ * wait), n > 0 waits up to n ms. Anything below -1 is MP_EINVAL.
+ *
+ * A timeout_ms field of an options struct (mp_run_options, mp_barrier_options):
+ * 0, the zero value, is Python's default, which for every such field is
+ * timeout=None (no limit); -1 also means no limit; n > 0 is n ms; MP_TIMEOUT_NOW
+ * is Python's timeout=0, an immediate timeout. Anything else below -1 is
+ * MP_EINVAL.
+ */
+#ifndef MPROC_TIMEOUT_H
+#define MPROC_TIMEOUT_H
+
+/* An options field's immediate timeout (Python's timeout=0). Only for fields:
+ * a timeout_ms argument says 0 for that, and refuses MP_TIMEOUT_NOW (MP_EINVAL). */
+#define MP_TIMEOUT_NOW (-2)
+
+#endif /* MPROC_TIMEOUT_H */
