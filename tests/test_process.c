@@ -839,3 +839,24 @@ TEST(process_plain_fork_child_may_destroy_inherited_handles)
     CHECK_OK(mp_process_join(inherited, -1));
     mp_process_destroy(inherited);
 }
+
+static int draw_rand(void *arg)
+{
+    (void)arg;
+    return rand() & 0x7f;
+}
+
+/* Documented in process.h: children inherit the parent's rand() state (C does not
+ * reseed after fork as Python's random module does). */
+TEST(process_children_inherit_the_rand_state)
+{
+    srand(12345);
+    int first = rand() & 0x7f;
+    srand(12345);
+    mp_process *a = started(draw_rand, NULL, NULL);
+    mp_process *b = started(draw_rand, NULL, NULL);
+    CHECK_EQ(first, joined_exitcode(a));
+    CHECK_EQ(first, joined_exitcode(b));
+    mp_process_destroy(a);
+    mp_process_destroy(b);
+}

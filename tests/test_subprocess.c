@@ -1801,3 +1801,36 @@ TEST(live_handle_holds_its_pidfd_until_destroy_and_communicate_closes_pipes)
     mp_popen_destroy(p);
     CHECK_EQ(before, count_open_fds());
 }
+
+/* Runs in a forked child whose stdout is the pipe in arg: "a" printed before
+ * mp_popen_new stays in the stdio buffer, so the command's "b" comes first. */
+static int print_then_spawn(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    CHECK(dup2(fd, 1) == 1);
+    setvbuf(stdout, NULL, _IOFBF, 4096);
+    printf("a");
+    const char *argv[] = {"printf", "b", NULL};
+    int code = -1;
+    CHECK_OK(mp_call(argv, NULL, 10000, &code));
+    CHECK_EQ(0, code);
+    fflush(stdout);
+    return 0;
+}
+
+/* Documented in subprocess.h: mp_popen_new does not flush stdio (as CPython's
+ * Popen), unlike mp_process_start. */
+TEST(popen_new_does_not_flush_stdio)
+{
+    int fds[2];
+    CHECK(pipe(fds) == 0);
+    CHECK_EQ(0, th_wait(th_fork(print_then_spawn, (void *)(intptr_t)fds[1])));
+    close(fds[1]);
+    char buf[8] = {0};
+    size_t got = 0;
+    ssize_t n;
+    while (got < sizeof buf - 1 && (n = read(fds[0], buf + got, sizeof buf - 1 - got)) > 0)
+        got += (size_t)n;
+    close(fds[0]);
+    CHECK_STR("ba", buf);
+}
