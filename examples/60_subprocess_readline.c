@@ -1,5 +1,4 @@
-/* 60_subprocess_readline.c — reading a child's output line by line as it comes (for line in
- * proc.stdout:), by taking the pipe over */
+/* 60_subprocess_readline.c — a child's output line by line as it comes (for line in p.stdout) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
