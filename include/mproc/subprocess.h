@@ -23,8 +23,9 @@
  * other children's statuses. If something else reaps one of its children (a
  * waitpid(-1, ...) of the program's own, or SIGCHLD set to SIG_IGN, under which
  * the kernel reaps every child itself), its status is lost and mproc reports
- * returncode 0, as CPython does. (mp_process children report 255 then; see
- * mproc/process.h.)
+ * returncode 0, as CPython does (mp_process children report 255 then; see
+ * mproc/process.h). So do not reap mproc's children yourself: the real status
+ * would be lost.
  *
  * Descriptors: a live handle holds the parent's pipe ends it was asked for and,
  * where the kernel has pidfds, one more descriptor (the child's pidfd) until
