@@ -382,7 +382,7 @@ static void wait_ended(pid_t pid)
  * also hold, so it may never hang up: poll it in slices and reap in between. */
 #define PIPE_POLL_SLICE_MS 50
 
-int mp_process_join(mp_process *p, int timeout_ms)
+static int join_child(mp_process *p, int timeout_ms)
 {
     if (p == NULL)
         return MP_EINVAL;
@@ -403,7 +403,6 @@ int mp_process_join(mp_process *p, int timeout_ms)
             p->pollers += fd >= 0; /* keeps fd open: close refuses while we poll */
         }
         pid_t pid = p->pid;
-        p->joiners += rc >= 0 && !done; /* a destroyed handle stays while we wait */
         unlock();
         if (rc < 0)
             return rc;
@@ -411,9 +410,6 @@ int mp_process_join(mp_process *p, int timeout_ms)
             return 0;
         if (d.forever) { /* the cheapest wait, and it cannot be fooled by a shared pipe */
             wait_ended(pid);
-            lock();
-            p->joiners--;
-            unlock();
             continue;
         }
         mp__deadline slice;
@@ -422,7 +418,6 @@ int mp_process_join(mp_process *p, int timeout_ms)
         rc = mp__poll_one(fd, POLLIN, sliced ? &slice : &d, NULL);
         lock();
         p->pollers--;
-        p->joiners--;
         done = try_reap(p);
         unlock();
         if (done)
@@ -432,6 +427,22 @@ int mp_process_join(mp_process *p, int timeout_ms)
         if (rc < 0)
             return rc;
     }
+}
+
+/* A join in progress counts in joiners from start to end, so the reaper never
+ * frees a fire-and-forget handle under it (see reap_destroyed). */
+int mp_process_join(mp_process *p, int timeout_ms)
+{
+    if (p == NULL || p->kind != KIND_CHILD)
+        return join_child(p, timeout_ms);
+    lock();
+    p->joiners++;
+    unlock();
+    int rc = join_child(p, timeout_ms);
+    lock();
+    p->joiners--;
+    unlock();
+    return rc;
 }
 
 bool mp_process_is_alive(mp_process *p)
