@@ -57,4 +57,12 @@ MP__HIDDEN int mp__popen_wait_deadline(mp_popen *p, const mp__deadline *d);
 MP__HIDDEN int mp__popen_pump(mp_popen *p, const void *input, size_t input_len,
                               const mp__deadline *d);
 
+/* str() of CPython's CalledProcessError(returncode, args) and
+ * TimeoutExpired(args, timeout_ms / 1000): "Command '['ls', 'x']' returned non-zero
+ * exit status 2.", "... died with <Signals.SIGKILL: 9>.", "... timed out after 1.5
+ * seconds". args is NULL-terminated; shell: args[0] alone is a command line.
+ * malloc'd; NULL when out of memory. (message.c) */
+MP__HIDDEN char *mp__called_process_error_text(char *const *args, bool shell, int returncode);
+MP__HIDDEN char *mp__timeout_expired_text(char *const *args, bool shell, int timeout_ms);
+
 #endif /* MPROC_INTERNAL_SUBPROCESS_H */
