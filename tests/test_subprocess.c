@@ -1834,3 +1834,74 @@ TEST(popen_new_does_not_flush_stdio)
     close(fds[0]);
     CHECK_STR("ba", buf);
 }
+
+/* Python's own str() of CalledProcessError / TimeoutExpired for the given words
+ * (python3 decodes its argv as os.fsdecode does), or NULL without python3. */
+static char *python_message(const char *kind, int value, const char *const *words)
+{
+    const char *code = "import subprocess,sys\n"
+                       "k,v,w=sys.argv[1],int(sys.argv[2]),sys.argv[3:]\n"
+                       "e=subprocess.CalledProcessError(v,w) if k=='e' else "
+                       "subprocess.TimeoutExpired(w,v/1000 if v%1000 else v//1000)\n"
+                       "sys.stdout.buffer.write(str(e).encode('utf-8','surrogateescape'))\n";
+    char num[16];
+    snprintf(num, sizeof num, "%d", value);
+    const char *argv[32] = {"python3", "-c", code, kind, num};
+    int n = 5;
+    for (int i = 0; words[i] != NULL && n < 31; i++)
+        argv[n++] = words[i];
+    argv[n] = NULL;
+    mp_completed_process r;
+    int rc = mp_run(&r, argv, &(mp_run_options){.capture_output = true});
+    char *res = rc == 0 && r.returncode == 0 ? r.stdout_data : NULL;
+    if (res != NULL)
+        r.stdout_data = NULL;
+    mp_completed_process_free(&r);
+    return res;
+}
+
+TEST(messages_match_a_live_python3)
+{
+    const char *words[] = {"sh",
+                           "-c",
+                           "exit 7",
+                           "it's",
+                           "say \"hi\"",
+                           "both ' \"",
+                           "a\\b",
+                           "tab\t",
+                           "nl\nx\r",
+                           "\x01\x1f\x7f",
+                           "\xc3\xa9\xe2\x82\xac",
+                           "\xc2\x85\xc2\xa0\xc2\xad",
+                           "\xff\xfe",
+                           "\xf0\x9f\x98\x80",
+                           NULL};
+    char *want = python_message("e", 7, words);
+    if (want == NULL)
+        SKIP("python3 cannot be run");
+    mp_completed_process r;
+    CHECK_RC(MP_ENONZERO, mp_run(&r, words, &(mp_run_options){.check = true}));
+    CHECK_STR(want, r.message);
+    mp_completed_process_free(&r);
+    free(want);
+
+    const char *killer[] = {"sh", "-c", "kill -TERM $$", NULL};
+    want = python_message("e", -SIGTERM, killer);
+    CHECK(want != NULL);
+    CHECK_RC(MP_ENONZERO, mp_run(&r, killer, &(mp_run_options){.check = true}));
+    CHECK_STR(want, r.message);
+    mp_completed_process_free(&r);
+    free(want);
+
+    const char *sleeper[] = {"sleep", "10", NULL};
+    const int timeouts[] = {250, 1000};
+    for (int i = 0; i < 2; i++) {
+        want = python_message("t", timeouts[i], sleeper);
+        CHECK(want != NULL);
+        CHECK_RC(MP_ETIMEDOUT, mp_run(&r, sleeper, &(mp_run_options){.timeout_ms = timeouts[i]}));
+        CHECK_STR(want, r.message);
+        mp_completed_process_free(&r);
+        free(want);
+    }
+}
