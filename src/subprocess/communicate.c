@@ -178,7 +178,7 @@ int mp_popen_communicate(mp_popen *p, const void *input, size_t input_len, int t
         *err = NULL;
     if (p == NULL || p->failed || (input == NULL && input_len > 0))
         return MP_EINVAL;
-    if (p->owner != getpid())
+    if (!mp__id_is_self(p->owner))
         return MP_ECHILD;
     /* After a communicate that returned everything, the pipes are closed and the
      * output was handed over: Python's "read of closed file" (a command without
