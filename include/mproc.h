@@ -18,6 +18,7 @@
 #include "mproc/subprocess.h"
 #include "mproc/sync.h"
 #include "mproc/sync_manager.h"
+#include "mproc/timeout.h"
 #include "mproc/version.h"
 
 #endif /* MPROC_H */
