@@ -455,11 +455,18 @@ static int check_cycle(unpickler *u, mp_obj *item, const mp_obj *container)
 
 static int push_str(unpickler *u, const uint8_t *s, size_t n)
 {
-    if (!mp__utf8_valid(s, n))
+    uint8_t high = 0;
+    if (n <= 64)
+        for (size_t i = 0; i < n; i++)
+            high |= s[i];
+    if ((n > 64 || (high & 0x80)) && !mp__utf8_valid(s, n))
         return fail(u, MP_EPROTO, "invalid UTF-8 in a %zu-byte string", n);
     if (count(u, 1) < 0)
         return u->rc;
-    return push(u, mp__str_trusted((const char *)s, n));
+    mp_obj *o = mp__bytes_alloc(MP_OBJ_STR, n);
+    if (o != NULL)
+        memcpy(((mp__bytes *)o)->data, s, n);
+    return push(u, o);
 }
 
 static int push_bytes(unpickler *u, mp_obj_kind kind, const uint8_t *s, size_t n)

@@ -64,7 +64,7 @@ void mp__free_mem(mp_obj *o)
         free(b);
 }
 
-mp_obj *mp__alloc(size_t size, mp_obj_kind kind)
+mp_obj *mp__alloc_slow(size_t size, mp_obj_kind kind)
 {
     mp_obj *o = NULL;
     uint16_t off = 0;
