@@ -469,11 +469,18 @@ static int check_cycle(unpickler *u, mp_obj *item, const mp_obj *container)
 
 static int push_str(unpickler *u, const uint8_t *s, size_t n)
 {
-    uint8_t high = 0;
-    if (n <= 64)
-        for (size_t i = 0; i < n; i++)
+    uint64_t high = 0;
+    if (n <= 64) {
+        size_t i = 0;
+        for (; i + 8 <= n; i += 8) {
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            high |= w;
+        }
+        for (; i < n; i++)
             high |= s[i];
-    if ((n > 64 || (high & 0x80)) && !mp__utf8_valid(s, n))
+    }
+    if ((n > 64 || (high & 0x8080808080808080ull)) && !mp__utf8_valid(s, n))
         return fail(u, MP_EPROTO, "invalid UTF-8 in a %zu-byte string", n);
     if (count(u, 1) < 0)
         return u->rc;
