@@ -378,6 +378,16 @@ TEST(pickle_dumps_writes_the_smallest_opcodes)
     o = mp_exception_msg("builtins", "ValueError", "boom");
     check_dumps("80048c086275696c74696e738c0a56616c75654572726f72938c04626f6f6d85522e", o, 4);
     mp_obj_unref(o);
+    /* A Token: NEWOBJ then BUILD with its state tuple, as CPython writes it (less the
+     * FRAME and MEMOIZE opcodes). */
+    o = mp_object_new_form("multiprocessing.managers", "Token", MP_OBJECT_NEWOBJ, NULL, NULL,
+                           mp_tuple3(mp_str_c("Queue"),
+                                     mp_tuple2(mp_str_c("127.0.0.1"), mp_int(5000)),
+                                     mp_str_c("7f00")));
+    check_dumps("80048c186d756c746970726f63657373696e672e6d616e61676572738c05546f6b656e93"
+                "29818c0551756575658c093132372e302e302e314d8813868c043766303087622e",
+                o, 4);
+    mp_obj_unref(o);
     /* The manager request of the benchmark: no FRAME, no MEMOIZE. */
     CHECK_OK(mp_obj_build(&o, "(ss(i){})", "7f3802039be0", "put", 4242));
     check_dumps("8004288c0c376633383032303339626530"
