@@ -17,11 +17,18 @@ CASES    ?=
 SWEEP    ?=
 CMAKE_FLAGS ?=
 
-.PHONY: all build check demo bench sanitize install clean configure fuzz
+.PHONY: all deps build check demo bench sanitize install clean configure fuzz
 
 all: build
 
-configure:
+# libcrypto's headers (the authkey handshake): Debian's libssl-dev, installed when missing.
+deps:
+	@if [ ! -f /usr/include/openssl/hmac.h ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing libssl-dev (OpenSSL's libcrypto headers, for the authkey handshake)"; \
+		if [ "$$(id -u)" = 0 ]; then apt-get install -y libssl-dev; else sudo apt-get install -y libssl-dev; fi; \
+	fi
+
+configure: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMPROC_WERROR=$(WERROR) $(CMAKE_FLAGS) >/dev/null
 
 build: configure
@@ -41,7 +48,7 @@ ifeq ($(SWEEP),1)
 	python3 bench/sweep.py --build $(BUILD)
 endif
 
-sanitize:
+sanitize: deps
 	@cmake -S . -B $(SAN) -DCMAKE_BUILD_TYPE=Debug -DMPROC_SANITIZE=ON -DMPROC_WERROR=$(WERROR) \
 		-DMPROC_EXAMPLES=OFF -DMPROC_BENCH=OFF $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(SAN) -j $(JOBS)

@@ -5,6 +5,7 @@
 
 #include "mproc/connection.h"
 #include "mproc/error.h"
+#include "mproc/listener.h"
 #include "mproc/object.h"
 #include "mproc/object_io.h"
 #include "mproc/pickle.h"

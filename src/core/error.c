@@ -1,6 +1,7 @@
 /* error.c — names and descriptions of MP_E* codes. */
 #include <string.h>
 
+#include "linux/sys.h"
 #include "mproc/error.h"
 #include "mproc/version.h"
 
@@ -42,6 +43,10 @@ static const struct code_info codes[] = {
     {MP_ETIMEDOUT, "MP_ETIMEDOUT", NULL},
     {MP_EOWNERDEAD, "MP_EOWNERDEAD", "previous owner died while holding it"},
     {MP_ENOTRECOVERABLE, "MP_ENOTRECOVERABLE", NULL},
+    {MP_EADDRINUSE, "MP_EADDRINUSE", NULL},
+    {MP_EADDRNOTAVAIL, "MP_EADDRNOTAVAIL", NULL},
+    {MP_ENETUNREACH, "MP_ENETUNREACH", NULL},
+    {MP_EHOSTUNREACH, "MP_EHOSTUNREACH", NULL},
     {MP_ENOTSTARTED, "MP_ENOTSTARTED", "not started"},
     {MP_ECLOSED, "MP_ECLOSED", "object is closed"},
     {MP_EDAEMON, "MP_EDAEMON", "daemonic processes are not allowed to have children"},
@@ -78,7 +83,7 @@ const char *mp_strerror(int code)
     if (c != NULL && c->text != NULL)
         return c->text;
     if (code > MP_ELIBRARY_FIRST) {
-        const char *s = strerrordesc_np(-code); /* static, unlike strerror's */
+        const char *s = mp__errno_text(-code); /* static, unlike strerror's */
         if (s != NULL)
             return s;
     }
