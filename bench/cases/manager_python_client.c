@@ -21,7 +21,7 @@ static double run_mproc(void)
     const char *argv[] = {"python3", script, "pairs", host, colon + 1, "5000", NULL};
     char *out = NULL;
     double v = -1;
-    int rc = mp_check_output(argv, NULL, &out, NULL);
+    int rc = mp_check_output(argv, NULL, &out, NULL, NULL);
     if (rc < 0 || out == NULL || sscanf(out, "%lf", &v) != 1) {
         fprintf(stderr, "python client: %s\n", mp_err_name(rc));
         v = -1;

@@ -19,6 +19,7 @@
  *   builtins that stand for plain values (set, frozenset, bytearray, complex,
  *   _codecs.encode for bytes), which are built directly.
  */
+#include <endian.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -166,12 +167,25 @@ static int oom(unpickler *u)
                         (size_t)((u)->end - (u)->p));                                              \
     } while (0)
 
+/* n of 1, 2, 4 or 8 little-endian bytes. */
 static inline uint64_t rd_le(const uint8_t *p, int n)
 {
-    uint64_t v = 0;
-    for (int i = 0; i < n; i++)
-        v |= (uint64_t)p[i] << (8 * i);
-    return v;
+    uint16_t v16;
+    uint32_t v32;
+    uint64_t v64;
+    switch (n) {
+    case 1:
+        return p[0];
+    case 2:
+        memcpy(&v16, p, 2);
+        return le16toh(v16);
+    case 4:
+        memcpy(&v32, p, 4);
+        return le32toh(v32);
+    default:
+        memcpy(&v64, p, 8);
+        return le64toh(v64);
+    }
 }
 
 /* ---- references ----
@@ -455,11 +469,25 @@ static int check_cycle(unpickler *u, mp_obj *item, const mp_obj *container)
 
 static int push_str(unpickler *u, const uint8_t *s, size_t n)
 {
-    if (!mp__utf8_valid(s, n))
+    uint64_t high = 0;
+    if (n <= 64) {
+        size_t i = 0;
+        for (; i + 8 <= n; i += 8) {
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            high |= w;
+        }
+        for (; i < n; i++)
+            high |= s[i];
+    }
+    if ((n > 64 || (high & 0x8080808080808080ull)) && !mp__utf8_valid(s, n))
         return fail(u, MP_EPROTO, "invalid UTF-8 in a %zu-byte string", n);
     if (count(u, 1) < 0)
         return u->rc;
-    return push(u, mp__str_trusted((const char *)s, n));
+    mp_obj *o = mp__bytes_alloc(MP_OBJ_STR, n);
+    if (o != NULL)
+        memcpy(((mp__bytes *)o)->data, s, n);
+    return push(u, o);
 }
 
 static int push_bytes(unpickler *u, mp_obj_kind kind, const uint8_t *s, size_t n)
@@ -1502,7 +1530,9 @@ int mp_pickle_loads(const void *buf, size_t len, const mp_pickle_limits *limits,
         rc = fail(&u, MP_EPROTO, "pickle of %zu bytes is over the limit of %zu", len, lim.max_size);
     } else {
         /* The values come from blocks sized for the input: a few values per byte. */
-        mp__arena arena = {.blk = NULL, .used = 0, .next = len * 4 < 1024 ? 1024 : len * 4};
+        /* Blocks of small pickles stay small enough for malloc's per-thread cache. */
+        size_t first = len < 32 ? 256 : len < ((size_t)1 << 20) ? len * 8 : (size_t)8 << 20;
+        mp__arena arena = {.blk = NULL, .used = 0, .next = first};
         mp__arena *saved = mp__cur_arena;
         mp__cur_arena = &arena;
         rc = run(&u, out);

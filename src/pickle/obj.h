@@ -176,8 +176,29 @@ static inline bool mp__int64_of(const mp_obj *o, int64_t *v)
     return false;
 }
 
-/* Allocates a value of size bytes with refs 1 and the given kind. NULL on OOM. */
-MP__HIDDEN mp_obj *mp__alloc(size_t size, mp_obj_kind kind);
+/* Allocates a value of size bytes with refs 1 and the given kind. NULL on OOM.
+ * The common case, room in the current block of a running loads, is inline. */
+MP__HIDDEN mp_obj *mp__alloc_slow(size_t size, mp_obj_kind kind);
+
+static inline mp_obj *mp__alloc(size_t size, mp_obj_kind kind)
+{
+    mp__arena *a = mp__cur_arena;
+    size_t s8 = (size + 7) & ~(size_t)7;
+    if (a == NULL || a->blk == NULL || a->used + s8 > a->blk->size)
+        return mp__alloc_slow(size, kind);
+    mp_obj *o = (mp_obj *)((char *)a->blk + a->used);
+    o->block = (uint16_t)(a->used / 8);
+    a->used += s8;
+    __atomic_store_n(&a->blk->live, __atomic_load_n(&a->blk->live, __ATOMIC_RELAXED) + 1,
+                     __ATOMIC_RELAXED);
+    o->refs = 1;
+    o->kind = (uint8_t)kind;
+    o->flags = 0;
+    o->aux = 0;
+    o->depth = 0;
+    o->mark = 0;
+    return o;
+}
 
 /* A str/bytes/bytearray of len bytes, uninitialised (NUL written at the end). */
 MP__HIDDEN mp_obj *mp__bytes_alloc(mp_obj_kind kind, size_t len);

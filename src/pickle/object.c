@@ -64,7 +64,7 @@ void mp__free_mem(mp_obj *o)
         free(b);
 }
 
-mp_obj *mp__alloc(size_t size, mp_obj_kind kind)
+mp_obj *mp__alloc_slow(size_t size, mp_obj_kind kind)
 {
     mp_obj *o = NULL;
     uint16_t off = 0;
@@ -126,7 +126,7 @@ static void flush_block(free_stack *s)
 }
 
 /* Frees o's memory, batching the count updates of consecutive values of one block. */
-static void free_mem_batched(free_stack *s, mp_obj *o)
+static inline void free_mem_batched(free_stack *s, mp_obj *o)
 {
     if (o->block == 0) {
         free(o);
@@ -140,10 +140,14 @@ static void free_mem_batched(free_stack *s, mp_obj *o)
     s->blk_n++;
 }
 
-static void push_dead(free_stack *s, mp_obj *o)
+static inline void push_dead(free_stack *s, mp_obj *o)
 {
     if (!drop(o))
         return;
+    if (o->kind < MP_OBJ_TUPLE) { /* a scalar, str or bytes: nothing inside */
+        free_mem_batched(s, o);
+        return;
+    }
     if (s->n == s->cap) {
         size_t cap = s->cap * 2;
         mp_obj **v = s->v == s->inline_v ? malloc(cap * sizeof *v) : realloc(s->v, cap * sizeof *v);
