@@ -1,5 +1,6 @@
 /* mp_process: CPython's Process in C. */
 // TEST_VARIANT nopidfd MPROC_NO_PIDFD=1
+// TEST_VARIANT forkserver MPROC_START_METHOD=forkserver
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
