@@ -546,7 +546,7 @@ bool mp__fs_reap_nohang(int status_fd, int *code)
     struct reply rep;
     ssize_t n;
     do
-        n = recv(status_fd, &rep, sizeof rep, MSG_DONTWAIT);
+        n = recv(status_fd, &rep, sizeof rep, MSG_DONTWAIT | MSG_PEEK); /* kept: stays readable */
     while (n < 0 && errno == EINTR);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
         return false;
