@@ -53,6 +53,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/fork.h"
 #include "linux/pidfd.h"
 #include "mproc/error.h"
 #include "process/forkserver.h"
@@ -107,7 +108,8 @@ static void client_lock_drop(void)
 }
 
 /* A child of fork() has no forkserver: the parent's is not its to use, and its
- * copy of the control socket must not keep the server alive after the parent. */
+ * copy of the control socket must not keep the server alive after the parent.
+ * client_lock is held across fork (the hub's prepare and parent handlers). */
 static void client_after_fork(void)
 {
     mp__close_fd(ctl_fd);
@@ -118,7 +120,9 @@ static void client_after_fork(void)
 
 static void client_register_atfork(void)
 {
-    pthread_atfork(client_lock_take, client_lock_drop, client_after_fork);
+    static const struct mp__fork_handlers h = {client_lock_take, client_lock_drop,
+                                               client_after_fork};
+    mp__fork_register(MP__FORK_FORKSERVER, &h);
 }
 
 /* ---- start method ---- */

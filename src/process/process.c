@@ -38,10 +38,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 
+#include "core/fork.h"
+#include "core/identity.h"
 #include "linux/pidfd.h"
+#include "linux/proc.h"
 #include "mproc/error.h"
 #include "mproc/process.h"
 #include "process/forkserver.h"
@@ -59,16 +61,21 @@ struct mp_process {
     size_t arg_size;        /* bytes at arg sent to a forkserver child */
     bool via_fs;            /* started by the forkserver; fs valid; under registry_lock */
     struct mp__fs_child fs; /* fs.status_fd is then the sentinel */
-    pid_t owner;            /* the process that created this handle */
-    pid_t pid;              /* 0 until started; under registry_lock */
-    int sentinel;           /* pidfd or pipe read end, -1 until needed; under registry_lock */
-    int exitcode;           /* valid once reaped */
-    bool starting;          /* start claimed, fork in progress; under registry_lock */
-    bool reaped;            /* under registry_lock */
-    bool linked;            /* in the registry; under registry_lock */
-    int pollers;            /* joins polling the sentinel now: close waits; under registry_lock */
-    bool closed;            /* under registry_lock */
-    bool destroyed;         /* handle released while the child ran: free once reaped */
+    /* the process that created this handle (core/identity.h) */
+    mp__proc_id owner;
+    pid_t pid;        /* 0 until started; under registry_lock */
+    int sentinel;     /* pidfd or pipe read end, -1 until needed; under registry_lock */
+    int exitcode;     /* valid once reaped */
+    bool starting;    /* start claimed, fork in progress; under registry_lock */
+    bool reaped;      /* under registry_lock */
+    bool linked;      /* in the registry; under registry_lock */
+    int pollers;      /* joins polling the sentinel now: close waits; under registry_lock */
+    bool closed;      /* under registry_lock */
+    bool destroyed;   /* handle released while the child ran: free once reaped */
+    bool listed;      /* destroyed, and returned by mp_active_children: freed only by
+                         its next call (the caller may still be joining it) */
+    int joiners;      /* joins in progress: the handle is not freed; under registry_lock */
+    const char *note; /* static text of the last misuse refused (mp_process_message) */
     struct mp_process *prev, *next; /* registry links; under registry_lock */
 };
 
@@ -106,7 +113,8 @@ static void after_fork_in_child(void)
 static void init(void)
 {
     /* Holding registry_lock across any fork() keeps the registry whole. */
-    pthread_atfork(lock, unlock, after_fork_in_child);
+    static const struct mp__fork_handlers h = {lock, unlock, after_fork_in_child};
+    mp__fork_register(MP__FORK_PROCESS, &h);
     atexit(at_exit);
 }
 
@@ -167,28 +175,51 @@ static void free_process(mp_process *p)
 }
 
 /* Frees the handles destroyed while their child ran, once it has ended (CPython's
- * _cleanup), so fire-and-forget children do not pile up as zombies. Caller holds
- * registry_lock. */
-static void reap_destroyed(void)
+ * _cleanup), so fire-and-forget children do not pile up as zombies. Handles that
+ * mp_active_children returned are reaped but freed only when from_listing (its
+ * next call), and never while a join uses them. Caller holds registry_lock. */
+static void reap_destroyed(bool from_listing)
 {
     for (mp_process *p = registry, *next; p != NULL; p = next) {
         next = p->next;
-        if (p->destroyed && try_reap(p)) {
+        if (p->destroyed && try_reap(p) && p->joiners == 0 && (from_listing || !p->listed)) {
             registry_remove(p);
             free_process(p);
         }
     }
 }
 
-static int check_child(const mp_process *p)
+/* Records a short static text of a misuse (Python's assertion or ValueError
+ * message) for mp_process_message and returns rc. Not for the shared handles of
+ * mp_current_process() / mp_parent_process(), which are never written. */
+static int note(mp_process *p, int rc, const char *text)
 {
-    if (p->kind != KIND_CHILD || p->owner != getpid())
-        return MP_ECHILD;
+    if (p->kind == KIND_CHILD)
+        __atomic_store_n(&p->note, text, __ATOMIC_RELAXED);
+    return rc;
+}
+
+/* what: "join", "test", ... for the message of a handle of another process. */
+static int check_child(mp_process *p, const char *what)
+{
+    if (p->kind != KIND_CHILD || !mp__id_is_self(p->owner)) {
+        static const char *const texts[] = {"can only join a child process",
+                                            "can only test a child process",
+                                            "can only signal a child process"};
+        return note(p, MP_ECHILD, texts[what[0] == 'j' ? 0 : what[0] == 't' ? 1 : 2]);
+    }
     if (p->closed)
-        return MP_ECLOSED;
+        return note(p, MP_ECLOSED, "process object is closed");
     if (p->pid == 0)
-        return MP_ENOTSTARTED;
+        return note(p, MP_ENOTSTARTED,
+                    what[0] == 'j' ? "can only join a started process" : "process not started");
     return 0;
+}
+
+const char *mp_process_message(const mp_process *p)
+{
+    const char *text = p != NULL ? __atomic_load_n(&p->note, __ATOMIC_RELAXED) : NULL;
+    return text != NULL ? text : "";
 }
 
 int mp_process_new(mp_process **out, mp_target target, void *arg, const mp_process_options *opt)
@@ -224,7 +255,7 @@ int mp_process_new(mp_process **out, mp_target target, void *arg, const mp_proce
     p->daemon = opt != NULL && opt->daemon;
     p->method = opt != NULL ? opt->start_method : MP_START_DEFAULT;
     p->arg_size = opt != NULL ? opt->arg_size : 0;
-    p->owner = getpid();
+    p->owner = mp__self_id();
     p->sentinel = -1;
     *out = p;
     return 0;
@@ -254,11 +285,11 @@ static void become(const char *name, const char *identity, bool daemon, const ch
                            .name = (char *)name,
                            .identity = (char *)identity,
                            .daemon = daemon,
-                           .pid = getpid(),
+                           .pid = mp__self_pid(),
                            .sentinel = -1};
     if (daemon) {
-        /* If the parent died before prctl, the signal would never come: check. */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        /* If the parent died before this, the signal would never come: check. */
+        mp__set_parent_death_signal(SIGKILL);
         if (getppid() != death_parent)
             raise(SIGKILL);
     }
@@ -292,18 +323,20 @@ int mp_process_start(mp_process *p)
 {
     if (p == NULL)
         return MP_EINVAL;
-    if (p->kind != KIND_CHILD || p->owner != getpid())
-        return MP_ECHILD;
+    if (p->kind != KIND_CHILD || !mp__id_is_self(p->owner))
+        return note(p, MP_ECHILD, "can only start a process object created by current process");
     if (current.daemon)
-        return MP_EDAEMON;
+        return note(p, MP_EDAEMON, "daemonic processes are not allowed to have children");
     lock();
-    reap_destroyed();
+    reap_destroyed(false);
     int rc = p->closed ? MP_ECLOSED : (p->pid != 0 || p->starting) ? MP_EALREADY : 0;
     if (rc == 0)
         p->starting = true;
     unlock();
+    if (rc == MP_ECLOSED)
+        return note(p, rc, "process object is closed");
     if (rc != 0)
-        return rc;
+        return note(p, rc, "cannot start a process twice");
 
     mp_start_method method = p->method != MP_START_DEFAULT ? p->method : mp_get_start_method();
     if (method == MP_START_FORKSERVER) {
@@ -337,7 +370,7 @@ int mp_process_start(mp_process *p)
         goto out_unclaim;
     }
     fflush(NULL);
-    pid_t parent_pid = getpid();
+    pid_t parent_pid = mp__self_pid();
     pid_t pid = fork();
     if (pid < 0) {
         rc = -errno;
@@ -458,18 +491,20 @@ static void wait_ended(pid_t pid)
  * also hold, so it may never hang up: poll it in slices and reap in between. */
 #define PIPE_POLL_SLICE_MS 50
 
-int mp_process_join(mp_process *p, int timeout_ms)
+static int join_child(mp_process *p, int timeout_ms)
 {
-    if (p == NULL || p->kind == KIND_CURRENT)
+    if (p == NULL)
         return MP_EINVAL;
+    if (p->kind == KIND_CURRENT)
+        return MP_EINVAL; /* Python: "cannot join current process" (no text: shared) */
     if (p->kind == KIND_PARENT)
         return join_parent(timeout_ms);
     mp__deadline d;
     if (mp__deadline_init(&d, timeout_ms) != 0)
-        return MP_EINVAL;
+        return note(p, MP_EINVAL, "timeout below -1");
     for (;;) {
         lock();
-        int rc = check_child(p);
+        int rc = check_child(p, "join");
         bool done = rc == 0 && try_reap(p);
         int fd = -1;
         bool wait_pid = d.forever && !p->via_fs; /* a forkserver child is not ours to wait */
@@ -505,6 +540,22 @@ int mp_process_join(mp_process *p, int timeout_ms)
     }
 }
 
+/* A join in progress counts in joiners from start to end, so the reaper never
+ * frees a fire-and-forget handle under it (see reap_destroyed). */
+int mp_process_join(mp_process *p, int timeout_ms)
+{
+    if (p == NULL || p->kind != KIND_CHILD)
+        return join_child(p, timeout_ms);
+    lock();
+    p->joiners++;
+    unlock();
+    int rc = join_child(p, timeout_ms);
+    lock();
+    p->joiners--;
+    unlock();
+    return rc;
+}
+
 bool mp_process_is_alive(mp_process *p)
 {
     if (p == NULL)
@@ -514,7 +565,7 @@ bool mp_process_is_alive(mp_process *p)
     if (p->kind == KIND_PARENT)
         return parent_alive();
     lock();
-    bool alive = check_child(p) == 0 && !try_reap(p);
+    bool alive = check_child(p, "test") == 0 && !try_reap(p);
     unlock();
     return alive;
 }
@@ -524,7 +575,7 @@ pid_t mp_process_pid(const mp_process *p)
     if (p == NULL)
         return 0;
     if (p->kind == KIND_CURRENT)
-        return getpid();
+        return mp__self_pid();
     lock(); /* start writes pid under the lock */
     pid_t pid = p->pid;
     unlock();
@@ -548,7 +599,7 @@ int mp_process_exitcode(mp_process *p, int *exitcode)
     if (p->kind != KIND_CHILD)
         return MP_ENOTREADY;
     lock();
-    int rc = check_child(p);
+    int rc = check_child(p, "test");
     if (rc == 0)
         rc = try_reap(p) ? 0 : MP_ENOTREADY;
     if (rc == 0)
@@ -562,7 +613,7 @@ static int send_signal(mp_process *p, int sig)
     if (p == NULL)
         return MP_EINVAL;
     lock();
-    int rc = check_child(p);
+    int rc = check_child(p, "signal");
     if (rc == 0 && !try_reap(p))
         rc = child_signal(p, sig); /* unreaped: the pid is still p's */
     unlock();
@@ -584,7 +635,7 @@ int mp_process_sentinel(mp_process *p)
     if (p == NULL || p->kind == KIND_CURRENT)
         return MP_EINVAL;
     lock();
-    int rc = p->kind == KIND_PARENT ? parent_sentinel() : check_child(p);
+    int rc = p->kind == KIND_PARENT ? parent_sentinel() : check_child(p, "sentinel");
     if (rc == 0 && p->kind == KIND_CHILD)
         rc = child_sentinel(p);
     unlock();
@@ -595,13 +646,15 @@ int mp_process_close(mp_process *p)
 {
     if (p == NULL || p->kind != KIND_CHILD)
         return MP_EINVAL;
-    if (p->owner != getpid())
-        return MP_ECHILD;
+    if (!mp__id_is_self(p->owner))
+        return note(p, MP_ECHILD, "can only close a child process");
     lock();
     int rc = 0;
-    if (!p->closed) {
+    if (!p->closed && !p->destroyed) { /* a destroyed one is freed by the reaper */
         if (p->starting || (p->pid != 0 && !try_reap(p)) || p->pollers > 0) {
-            rc = MP_EBUSY;
+            rc = note(p, MP_EBUSY,
+                      "Cannot close a process while it is still running. You should first call "
+                      "join() or terminate().");
         } else {
             if (p->linked)
                 registry_remove(p);
@@ -618,12 +671,16 @@ void mp_process_destroy(mp_process *p)
 {
     if (p == NULL || p->kind != KIND_CHILD)
         return;
-    if (p->owner != getpid()) { /* a copy inherited through fork: not ours to reap */
+    if (!mp__id_is_self(p->owner)) { /* a copy inherited through fork: not ours to reap */
         if (p != self)
             free_process(p);
         return;
     }
     lock();
+    if (p->destroyed) { /* destroyed before, listed by mp_active_children since */
+        unlock();
+        return;
+    }
     bool running = p->starting || (p->linked && !try_reap(p));
     if (running)
         p->destroyed = true; /* freed by whoever reaps it */
@@ -649,10 +706,13 @@ int mp_active_children(mp_process ***children)
     if (children != NULL)
         *children = NULL;
     lock();
-    reap_destroyed();
+    reap_destroyed(true);
+    /* Python keeps a started child in _children until it is joined, whether or not
+     * the program kept the Process object: a destroyed handle's child is listed too
+     * (and then stays valid until the next call, see listed). */
     size_t n = 0;
     for (mp_process *p = registry; p != NULL; p = p->next)
-        n += !try_reap(p) && !p->destroyed;
+        n += !try_reap(p);
     int rc = (int)n;
     if (children != NULL && n > 0) {
         mp_process **list = malloc(n * sizeof *list);
@@ -661,8 +721,10 @@ int mp_active_children(mp_process ***children)
         } else {
             size_t i = 0;
             for (mp_process *p = registry; p != NULL; p = p->next)
-                if (!p->reaped && !p->destroyed)
+                if (!p->reaped) {
+                    p->listed = p->destroyed;
                     list[i++] = p;
+                }
             *children = list;
         }
     }
