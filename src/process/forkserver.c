@@ -30,6 +30,19 @@
  * the status socket is the parent's sentinel, readable once the child has ended,
  * and hung up without REPLY_EXITED if the server died (status lost: 255).
  *
+ * Choices, and why:
+ *  - The answers come on the child's own status socket, not the control socket:
+ *    threads starting children at once only serialise on one sendmsg, never on
+ *    the server's round trip, and a dead server shows on every waiting start
+ *    as a hang-up (its queued messages, and the descriptors in them, are freed).
+ *  - The exit status is read with MSG_PEEK and left in the socket, so the
+ *    sentinel stays readable after the reap, whenever the server closes its end.
+ *  - The parent sends a pidfd of itself, so the child's mp_parent_process()
+ *    watches the starter (not its real parent, the server) without pid reuse.
+ *  - The server's stdio is /dev/null and it holds no other descriptor of the
+ *    parent (closefrom at spawn): a pipe the parent gives a child hangs up when
+ *    the child and the parent are done with it, not when the server exits.
+ *
  * The parent trusts its own server only (an anonymous socketpair), but still
  * checks every length and kind it reads.
  */
