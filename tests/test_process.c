@@ -459,8 +459,7 @@ TEST(process_fire_and_forget_child_is_listed_and_can_be_joined)
 {
     mp_process *kept = started(sleep_forever, NULL, NULL);
     mp_process *p = started(return_arg, (void *)(intptr_t)5, NULL);
-    pid_t pid = mp_process_pid(p);
-    wait_until_ended(pid); /* ended, not reaped yet */
+    wait_until_handle_ended(p); /* ended, not reaped yet */
     mp_process *q = started(sleep_forever, NULL, NULL);
     pid_t qpid = mp_process_pid(q);
     mp_process_destroy(q); /* fire and forget, still running */
