@@ -5,7 +5,7 @@
  *
  * Order, bottom layer first:
  *   child   the identity caches are forgotten (core/identity.h), then ARENA,
- *           SPAWN, SHARED_MEMORY, PROCESS, POPEN in that order;
+ *           SPAWN, SHARED_MEMORY, PROCESS, FORKSERVER, POPEN in that order;
  *   parent  ARENA ... POPEN, the same order;
  *   prepare POPEN ... ARENA, the reverse order.
  * Why: a module's handlers may use the layers below it (ask the child's pid or
@@ -34,6 +34,7 @@ enum mp__fork_slot {
     MP__FORK_SPAWN,         /* linux/spawn.c: error pipes of spawns in flight */
     MP__FORK_SHARED_MEMORY, /* sync/shared_memory.c: segments to unlink at exit */
     MP__FORK_PROCESS,       /* process/process.c: the registry of children */
+    MP__FORK_FORKSERVER,    /* process/forkserver.c: the parent's end of its server */
     MP__FORK_POPEN,         /* subprocess/popen.c: children whose handle is gone */
     MP__FORK_SLOTS
 };
