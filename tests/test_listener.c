@@ -996,6 +996,31 @@ TEST(unix_path_listener_removes_its_file_on_close)
     rmdir(dir);
 }
 
+/* Someone removes our socket file and binds their own socket at the same path:
+ * our close must not remove theirs (only the file we created is ours). */
+TEST(unix_listener_close_leaves_a_socket_another_process_bound_at_its_path)
+{
+    char dir[] = "/tmp/mproc-listener-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char path[128];
+    snprintf(path, sizeof path, "%s/sock", dir);
+    mp_listener *l = new_listener(path, 0, false);
+    CHECK(unlink(path) == 0);
+    int other = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+    CHECK(bind(other, (struct sockaddr *)&sa, sizeof sa) == 0);
+    CHECK(listen(other, 1) == 0);
+    CHECK_OK(mp_listener_close(l));
+    struct stat st;
+    bool kept = stat(path, &st) == 0 && S_ISSOCK(st.st_mode);
+    mp_listener_destroy(l);
+    close(other);
+    unlink(path);
+    rmdir(dir);
+    CHECK(kept);
+}
+
 TEST(abstract_socket_works_with_c_and_python_clients)
 {
     char name[64];
