@@ -1002,7 +1002,7 @@ TEST(unix_listener_close_leaves_a_socket_another_process_bound_at_its_path)
 {
     char dir[] = "/tmp/mproc-listener-XXXXXX";
     CHECK(mkdtemp(dir) != NULL);
-    char path[128];
+    char path[96];
     snprintf(path, sizeof path, "%s/sock", dir);
     mp_listener *l = new_listener(path, 0, false);
     CHECK(unlink(path) == 0);

@@ -146,7 +146,9 @@ MP_EXTERN const char *mp_listener_last_error(const mp_listener *l);
 
 /* Stops listening: wakes an accept blocked in another thread (it returns
  * MP_ECLOSED), closes the socket and the peers mid-handshake, and removes the Unix
- * socket file the listener created. Connections already returned are not affected.
+ * socket file the listener created, if that file is still there (same device and
+ * inode: a socket someone else bound at the path since is left alone).
+ * Connections already returned are not affected.
  * Closing twice returns 0. Errors: MP_EINVAL (l NULL). */
 MP_EXTERN int mp_listener_close(mp_listener *l);
 

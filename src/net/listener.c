@@ -62,7 +62,9 @@ struct mp_listener {
     bool refuse_md5;
     int hs_ms;      /* handshake timeout, -1: none */
     pid_t owner;    /* the process that created a Unix socket file */
-    bool owns_path; /* unlink address on close */
+    bool owns_path; /* unlink address on close, if it is still our file */
+    dev_t path_dev; /* the socket file bind created (to tell it from one bound later) */
+    ino_t path_ino;
     char address[MP__ADDR_TEXT_MAX];
     struct pending *pend[MAX_PENDING]; /* NULL: free slot; guarded by mu */
     int npend;
@@ -141,7 +143,14 @@ int mp_listener_new(mp_listener **out, const char *address, const mp_listener_op
         rc = map_bind_error(-errno, address, err, errlen);
         goto out_close;
     }
-    l->owns_path = a.unix_path;
+    if (a.unix_path) {
+        struct stat st;
+        if (stat(address, &st) == 0) {
+            l->owns_path = true;
+            l->path_dev = st.st_dev;
+            l->path_ino = st.st_ino;
+        }
+    }
     if (listen(l->fd, opt->backlog > 0 ? opt->backlog : DEFAULT_BACKLOG) != 0) {
         rc = map_bind_error(-errno, address, err, errlen);
         goto out_close;
@@ -404,6 +413,15 @@ const char *mp_listener_last_error(const mp_listener *l)
     return l == NULL ? "" : l->last_error;
 }
 
+/* The Unix socket file at our address is the one our bind created, in the process
+ * that created it: someone may have removed it and bound another socket there. */
+static bool still_our_file(const mp_listener *l)
+{
+    struct stat st;
+    return l->owns_path && getpid() == l->owner && lstat(l->address, &st) == 0 &&
+           st.st_dev == l->path_dev && st.st_ino == l->path_ino;
+}
+
 int mp_listener_close(mp_listener *l)
 {
     if (l == NULL)
@@ -421,7 +439,7 @@ int mp_listener_close(mp_listener *l)
                 drop(l, i, false);
         mp__close_fd(l->fd);
         l->fd = -1;
-        if (l->owns_path && getpid() == l->owner)
+        if (still_our_file(l))
             unlink(l->address);
         mp__close_fd(l->ep);
         mp__close_fd(l->wake);
