@@ -1190,3 +1190,17 @@ TEST(client_with_key_against_listener_without_key_times_out)
     mp_conn_destroy(s);
     mp_listener_destroy(l);
 }
+
+/* The documented codes of the handshake steps for a connection they cannot use. */
+TEST(handshake_steps_on_a_one_way_connection_are_ebadf)
+{
+    int sv[2];
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+    mp_conn *c = NULL;
+    CHECK_OK(mp_conn_from_fd(&c, sv[0], true, false));
+    CHECK_RC(MP_EBADF, mp_deliver_challenge(c, KEY, KEYLEN, NULL));
+    CHECK_RC(MP_EBADF, mp_answer_challenge(c, KEY, KEYLEN, NULL));
+    CHECK_RC(MP_EINVAL, mp_answer_challenge(c, KEY, KEYLEN, &(mp_auth_options){.timeout_ms = -2}));
+    mp_conn_destroy(c);
+    close(sv[1]);
+}

@@ -177,7 +177,8 @@ typedef struct mp_client_options {
  * MP_ETIMEDOUT (connect or handshake deadline), MP_EAUTH (a digest was rejected,
  * either way; errbuf says which), MP_EPROTO (the peer broke the handshake
  * framing, e.g. a frame over 256 bytes), MP_EEOF / MP_ETRUNCATED / MP_ECONNRESET
- * (the peer went away mid-handshake), MP_EMFILE, MP_ENOMEM. On any failure no
+ * / MP_EPIPE (the peer went away mid-handshake), MP_EACCES (a Unix socket we may
+ * not connect to), MP_EADDRNOTAVAIL, MP_EMFILE, MP_ENOMEM. On any failure no
  * descriptor is left open. */
 MP_EXTERN int mp_client(mp_conn **out, const char *address, const mp_client_options *opt);
 
@@ -199,16 +200,19 @@ typedef struct mp_auth_options {
  * Errors: MP_EAUTH (wrong or refused answer; #FAILURE# was sent), MP_EPROTO
  * (oversized or malformed frame, or bytes sent before the peer's turn), MP_ETIMEDOUT, MP_EEOF,
  * MP_ETRUNCATED, MP_ECONNRESET, MP_EPIPE, MP_EBUSY (c holds bytes already received), MP_ECLOSED,
- * MP_EINVAL (c NULL, authkey NULL with keylen > 0). */
+ * MP_EBADF (c is not duplex), MP_EINVAL (c NULL, authkey NULL with keylen > 0, timeout below
+ * -1). */
 MP_EXTERN int mp_deliver_challenge(mp_conn *c, const void *authkey, size_t keylen,
                                    const mp_auth_options *opt);
 
 /* Answerer's half: reads a challenge (at most 256 bytes), sends the answer by
  * CPython 3.12's rules (20 bytes: raw HMAC-MD5; "{name}": that digest), and reads
  * the verdict. Same conditions on c as mp_deliver_challenge.
- * Errors: MP_EAUTH (the peer sent #FAILURE#, or its challenge cannot be answered:
- * unknown digest, shorter than 20 bytes, MD5 with refuse_md5, not a #CHALLENGE#),
- * and the rest as mp_deliver_challenge. */
+ * Errors: MP_EAUTH (the peer sent #FAILURE# or another verdict than #WELCOME#, or its
+ * challenge cannot be answered: unknown digest, no "{name}" prefix, shorter than 20
+ * bytes, MD5 with refuse_md5), MP_EPROTO (the first frame is not a #CHALLENGE#, e.g.
+ * the peer runs no handshake, or a framing error), and the rest as
+ * mp_deliver_challenge. */
 MP_EXTERN int mp_answer_challenge(mp_conn *c, const void *authkey, size_t keylen,
                                   const mp_auth_options *opt);
 
