@@ -1204,3 +1204,34 @@ TEST(handshake_steps_on_a_one_way_connection_are_ebadf)
     mp_conn_destroy(c);
     close(sv[1]);
 }
+
+/* A forked child that closes its inherited copy of the listener (the usual thing
+ * after fork) must not take the parent's peers mid-handshake out of the epoll set
+ * the two processes share: the parent still answers them at once. */
+TEST(child_closing_an_inherited_listener_leaves_the_parents_handshakes_alone)
+{
+    mp_listener *l = new_listener("127.0.0.1:0", 10000, false);
+    int peer = raw_connect(port_of(mp_listener_address(l)));
+    mp_conn *c = NULL;
+    CHECK_RC(MP_ETIMEDOUT, mp_listener_accept(l, &c, 100)); /* peer is now pending */
+    unsigned char buf[300];
+    CHECK_EQ(59, raw_recv_frame(peer, buf, sizeof buf));
+    fflush(NULL);
+    int pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        mp_listener_destroy(l);
+        _exit(0);
+    }
+    CHECK_EQ(0, th_wait(pid));
+    CHECK(write(peer, "\x00\x00\x00\x05hello", 9) == 9);
+    uint64_t t0 = th_now_ms();
+    CHECK_RC(MP_ETIMEDOUT, mp_listener_accept(l, &c, 200));
+    for (int i = 0; i < 10 && mp_listener_rejected(l) == 0; i++)
+        CHECK_RC(MP_ETIMEDOUT, mp_listener_accept(l, &c, 100));
+    CHECK_EQ(1, mp_listener_rejected(l));
+    CHECK(th_now_ms() - t0 < 2000); /* seen at once, not only at its 10 s deadline */
+    CHECK(strstr(mp_listener_last_error(l), "has no {digest} prefix") != NULL);
+    close(peer);
+    mp_listener_destroy(l);
+}
