@@ -118,7 +118,8 @@ MP_EXTERN int mp_listener_new(mp_listener **out, const char *address,
  * Thread safety: calls on one listener are serialised by a mutex; mp_listener_close
  * may be called from another thread to end an accept in progress (MP_ECLOSED).
  * Fork: one process at a time should accept on a listener (a child may take it over
- * from its parent); only the creating process removes its Unix socket file.
+ * from its parent); either process may close its copy without disturbing the
+ * other's handshakes; only the creating process removes its Unix socket file.
  * Errors: MP_ETIMEDOUT (no authenticated peer in time), MP_ECLOSED, MP_EMFILE,
  * MP_ENOMEM, MP_EINVAL (NULL argument, timeout below -1). */
 MP_EXTERN int mp_listener_accept(mp_listener *l, mp_conn **out, int timeout_ms);

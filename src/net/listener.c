@@ -434,9 +434,17 @@ int mp_listener_close(mp_listener *l)
     }
     pthread_mutex_lock(&l->mu);
     if (l->fd >= 0) {
-        for (int i = 0; i < MAX_PENDING; i++)
-            if (l->pend[i] != NULL)
-                drop(l, i, false);
+        /* No EPOLL_CTL_DEL: after a fork the epoll set is shared with the other
+         * process, where these peers may still be mid-handshake; closing our
+         * descriptors (and ep itself, below) is all this process needs. */
+        for (int i = 0; i < MAX_PENDING; i++) {
+            if (l->pend[i] != NULL) {
+                mp__close_fd(l->pend[i]->fd);
+                free(l->pend[i]);
+                l->pend[i] = NULL;
+            }
+        }
+        l->npend = 0;
         mp__close_fd(l->fd);
         l->fd = -1;
         if (still_our_file(l))
