@@ -1235,3 +1235,78 @@ TEST(child_closing_an_inherited_listener_leaves_the_parents_handshakes_alone)
     close(peer);
     mp_listener_destroy(l);
 }
+
+/* A slow-loris peer that sends its answer one byte at a time, each well within
+ * any per-read limit: the listener's deadline is for the whole handshake, from
+ * the peer's arrival, so it is dropped at that deadline all the same. */
+TEST(listener_drops_a_slow_loris_peer_at_the_handshake_deadline)
+{
+    mp_listener *l = new_listener("127.0.0.1:0", 500, false);
+    int peer = raw_connect(port_of(mp_listener_address(l)));
+    mp_conn *c = NULL;
+    uint64_t t0 = th_now_ms();
+    CHECK_RC(MP_ETIMEDOUT, mp_listener_accept(l, &c, 50));
+    unsigned char buf[300];
+    CHECK_EQ(59, raw_recv_frame(peer, buf, sizeof buf));
+    static const char answer[] = "\x00\x00\x00\x28{sha256}0123456789012345678901234567890";
+    size_t sent = 0;
+    while (mp_listener_rejected(l) == 0 && th_now_ms() - t0 < 3000 && sent < sizeof answer - 1) {
+        if (send(peer, answer + sent, 1, MSG_NOSIGNAL) == 1)
+            sent++;
+        CHECK_RC(MP_ETIMEDOUT, mp_listener_accept(l, &c, 100));
+    }
+    CHECK_EQ(1, mp_listener_rejected(l));
+    uint64_t took = th_now_ms() - t0;
+    CHECK(took >= 450 && took < 2500);
+    CHECK(strstr(mp_listener_last_error(l), "handshake timed out after 500 ms") != NULL);
+    close(peer);
+    mp_listener_destroy(l);
+}
+
+/* A server that sends its challenge one byte every 50 ms. */
+static void *slow_server_thread(void *p)
+{
+    struct raw_server *s = p;
+    int fd = accept(s->lfd, NULL, NULL);
+    if (fd >= 0) {
+        const unsigned char *b = s->bytes;
+        for (size_t i = 0; i < s->n; i++) {
+            if (send(fd, b + i, 1, MSG_NOSIGNAL) != 1)
+                break;
+            struct pollfd pfd = {fd, POLLIN, 0};
+            if (poll(&pfd, 1, 50) == 1) { /* the client gave up */
+                char x[64];
+                if (read(fd, x, sizeof x) <= 0)
+                    break;
+            }
+        }
+        close(fd);
+    }
+    return NULL;
+}
+
+TEST(client_handshake_deadline_is_for_the_whole_handshake_not_per_read)
+{
+    int port;
+    int lfd = raw_listen(&port, 4);
+    unsigned char chal[63] = "\x00\x00\x00\x3b#CHALLENGE#{sha256}";
+    memset(chal + 23, 'r', 40);
+    struct raw_server s = {lfd, chal, sizeof chal};
+    pthread_t t;
+    pthread_create(&t, NULL, slow_server_thread, &s);
+    char addr[64], err[300] = "";
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+    mp_conn *c = NULL;
+    uint64_t t0 = th_now_ms();
+    CHECK_RC(MP_ETIMEDOUT, mp_client(&c, addr,
+                                     &(mp_client_options){.authkey = KEY,
+                                                          .authkey_len = KEYLEN,
+                                                          .handshake_timeout_ms = 400,
+                                                          .errbuf = err,
+                                                          .errbuf_len = sizeof err}));
+    uint64_t took = th_now_ms() - t0;
+    CHECK(took >= 350 && took < 2500);
+    CHECK(strstr(err, "timed out after 400 ms") != NULL);
+    pthread_join(t, NULL);
+    close(lfd);
+}
