@@ -450,9 +450,10 @@ int mp_listener_close(mp_listener *l)
         if (still_our_file(l))
             unlink(l->address);
         mp__close_fd(l->ep);
-        mp__close_fd(l->wake);
         mp__close_fd(l->timer);
-        l->ep = l->wake = l->timer = -1;
+        /* wake stays open until destroy: a concurrent close writes it without mu,
+         * and must never write to a descriptor number reused by someone else. */
+        l->ep = l->timer = -1;
     }
     pthread_mutex_unlock(&l->mu);
     return 0;
@@ -463,6 +464,7 @@ void mp_listener_destroy(mp_listener *l)
     if (l == NULL)
         return;
     mp_listener_close(l);
+    mp__close_fd(l->wake);
     pthread_mutex_destroy(&l->mu);
     explicit_bzero(l->key, l->keylen);
     free(l->key);
