@@ -1310,3 +1310,16 @@ TEST(client_handshake_deadline_is_for_the_whole_handshake_not_per_read)
     pthread_join(t, NULL);
     close(lfd);
 }
+
+/* A name in "host:port" resolves to IPv4, as CPython's (host, port): where
+ * "localhost" lists ::1 first (the usual /etc/hosts of Debian and Ubuntu), a
+ * listener on "localhost:0" must still be on 127.0.0.1, where CPython's
+ * Client(('localhost', port)) looks for it. (Here localhost may be IPv4 only, so
+ * this can only fail on such a machine.) */
+TEST(host_names_resolve_to_ipv4_as_cpython)
+{
+    mp_listener *l;
+    CHECK_OK(mp_listener_new(&l, "localhost:0", NULL));
+    CHECK(strncmp(mp_listener_address(l), "127.", 4) == 0);
+    mp_listener_destroy(l);
+}

@@ -24,8 +24,9 @@
  * by Nagle's algorithm.
  *
  * Addresses are strings:
- *   "host:port"       TCP over IPv4 (or a name, resolved with getaddrinfo; name
- *                     resolution is not bounded by the timeouts), e.g. "127.0.0.1:5000",
+ *   "host:port"       TCP over IPv4 (or a name, resolved to its first IPv4 address
+ *                     with getaddrinfo, as CPython does; name resolution is not
+ *                     bounded by the timeouts), e.g. "127.0.0.1:5000",
  *                     "localhost:5000". Port 0 for a listener picks a free port;
  *                     mp_listener_address reports it. An empty host (":5000") listens
  *                     on every interface (clients need a host).
