@@ -1323,3 +1323,46 @@ TEST(host_names_resolve_to_ipv4_as_cpython)
     CHECK(strncmp(mp_listener_address(l), "127.", 4) == 0);
     mp_listener_destroy(l);
 }
+
+struct empty_key_client {
+    const char *address;
+    int rc;
+};
+
+static void *empty_key_client_thread(void *p)
+{
+    struct empty_key_client *a = p;
+    mp_conn *c = NULL;
+    a->rc = mp_client(&c, a->address, &(mp_client_options){.authkey = "", .authkey_len = 0});
+    if (a->rc == 0) {
+        a->rc = mp_conn_send_bytes(c, "ping", 4);
+        mp_conn_destroy(c);
+    }
+    return NULL;
+}
+
+/* The empty key (non-NULL, length 0) runs the handshake, with a MAC over an
+ * empty key, and a different key is still told apart from it. */
+TEST(empty_authkey_runs_the_handshake)
+{
+    mp_listener *l;
+    CHECK_OK(mp_listener_new(&l, "127.0.0.1:0",
+                             &(mp_listener_options){.authkey = "", .authkey_len = 0}));
+    struct empty_key_client a = {.address = mp_listener_address(l)};
+    pthread_t t;
+    pthread_create(&t, NULL, empty_key_client_thread, &a);
+    mp_conn *s;
+    CHECK_OK(mp_listener_accept(l, &s, 5000));
+    pthread_join(t, NULL);
+    CHECK_OK(a.rc);
+    recv_expect(s, "ping");
+    mp_conn_destroy(s);
+    unsigned char chal[48] = "{sha256}";
+    memset(chal + 8, 'x', 40);
+    unsigned char ans[MP_HANDSHAKE_FRAME_MAX];
+    size_t n;
+    CHECK_OK(mp__auth_respond("", 0, chal, sizeof chal, false, ans, &n, NULL, 0));
+    CHECK_OK(mp__auth_verify("", 0, chal, sizeof chal, ans, n, false, NULL, 0));
+    CHECK_RC(MP_EAUTH, mp__auth_verify("k", 1, chal, sizeof chal, ans, n, false, NULL, 0));
+    mp_listener_destroy(l);
+}
