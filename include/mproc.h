@@ -13,6 +13,7 @@
 #include "mproc/shlex.h"
 #include "mproc/subprocess.h"
 #include "mproc/sync.h"
+#include "mproc/timeout.h"
 #include "mproc/version.h"
 
 #endif /* MPROC_H */

@@ -22,7 +22,7 @@ PEERS = {("core", "linux"), ("linux", "core")}
 
 # Each public header belongs to the layer of the folder that implements it.
 PUBLIC = {
-    "export": "core", "version": "core", "error": "core",
+    "export": "core", "version": "core", "error": "core", "timeout": "core",
     "object": "pickle", "pickle": "pickle",
     "process": "process", "sync": "sync", "shared": "sync",
     "connection": "queue", "queue": "queue",

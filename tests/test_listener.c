@@ -1200,7 +1200,7 @@ TEST(handshake_steps_on_a_one_way_connection_are_ebadf)
     CHECK_OK(mp_conn_from_fd(&c, sv[0], true, false));
     CHECK_RC(MP_EBADF, mp_deliver_challenge(c, KEY, KEYLEN, NULL));
     CHECK_RC(MP_EBADF, mp_answer_challenge(c, KEY, KEYLEN, NULL));
-    CHECK_RC(MP_EINVAL, mp_answer_challenge(c, KEY, KEYLEN, &(mp_auth_options){.timeout_ms = -2}));
+    CHECK_RC(MP_EINVAL, mp_answer_challenge(c, KEY, KEYLEN, &(mp_auth_options){.timeout_ms = -3}));
     mp_conn_destroy(c);
     close(sv[1]);
 }
@@ -1364,5 +1364,32 @@ TEST(empty_authkey_runs_the_handshake)
     CHECK_OK(mp__auth_respond("", 0, chal, sizeof chal, false, ans, &n, NULL, 0));
     CHECK_OK(mp__auth_verify("", 0, chal, sizeof chal, ans, n, false, NULL, 0));
     CHECK_RC(MP_EAUTH, mp__auth_verify("k", 1, chal, sizeof chal, ans, n, false, NULL, 0));
+    mp_listener_destroy(l);
+}
+
+/* mproc/timeout.h: in an options field MP_TIMEOUT_NOW is an immediate timeout (0
+ * is the default deadline, -1 none); below -1 otherwise is MP_EINVAL. */
+TEST(options_timeout_now_is_an_immediate_timeout)
+{
+    mp_conn *a, *b;
+    CHECK_OK(mp_pipe(&a, &b, true));
+    uint64_t t0 = th_now_ms();
+    CHECK_RC(MP_ETIMEDOUT, mp_deliver_challenge(a, KEY, KEYLEN,
+                                                &(mp_auth_options){.timeout_ms = MP_TIMEOUT_NOW}));
+    CHECK(th_now_ms() - t0 < 1000); /* not the 5 s default */
+    CHECK_RC(MP_EINVAL, mp_answer_challenge(b, KEY, KEYLEN, &(mp_auth_options){.timeout_ms = -3}));
+    mp_conn_destroy(a);
+    mp_conn_destroy(b);
+    mp_conn *c = NULL;
+    CHECK_RC(MP_EINVAL,
+             mp_client(&c, "127.0.0.1:1", &(mp_client_options){.connect_timeout_ms = -3}));
+    CHECK_RC(MP_EINVAL,
+             mp_client(&c, "127.0.0.1:1", &(mp_client_options){.handshake_timeout_ms = -3}));
+    mp_listener *l = NULL;
+    CHECK_RC(MP_EINVAL, mp_listener_new(&l, "127.0.0.1:0",
+                                        &(mp_listener_options){.handshake_timeout_ms = -3}));
+    CHECK_OK(mp_listener_new(&l, "127.0.0.1:0",
+                             &(mp_listener_options){.handshake_timeout_ms = MP_TIMEOUT_NOW}));
+    mp_listener_close(l);
     mp_listener_destroy(l);
 }
