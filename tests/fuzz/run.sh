@@ -16,7 +16,7 @@ mkdir -p "$out"
 for f in "$src"/tests/fuzz/fuzz_*.c; do
     name=$(basename "$f" .c)
     clang -std=c11 -D_GNU_SOURCE -g -O1 -fvisibility=hidden -fsanitize=fuzzer,address,undefined \
-        -I"$src/include" -iquote "$src/src" -o "$out/$name" "$f" "$src"/src/*/*.c -lpthread -lcrypto
+        -I"$src/include" -iquote "$src/src" -o "$out/$name" "$f" "$src"/src/*/*.c -lpthread -lcrypto -lm
     mkdir -p "$out/corpus-$name"
     seeds="$src/tests/fuzz/seeds/$name"
     echo "fuzzing $name for $seconds s"
