@@ -12,7 +12,7 @@
 #include "harness.h"
 #include "queue/queue.h"
 
-#define RING 4096 /* the smallest ring: messages of a few KiB are streamed */
+#define RING 4096 /* the smallest ring: messages of a few KiB go to blocks of their own */
 
 /* ---- message contents that can be checked ---- */
 
@@ -634,99 +634,126 @@ TEST(queue_consumer_killed_before_commit_leaves_the_message)
     mp_queue_destroy(q);
 }
 
-static int stream_and_die(void *arg)
+static int blob_and_die(void *arg)
 {
     mp_queue *q = arg;
-    arm_death(MP__QF_STREAM_CHUNK, 1); /* the start and one piece (a full ring) are in */
+    arm_death(MP__QF_BLOB_HALF_WRITTEN, 1); /* block reserved, half of it written */
     put_pattern(q, 0, 5 * RING);
     return 0; /* not reached */
 }
 
-struct after_death {
-    mp_queue *q;
-    int pid;
-};
-
-static void *put_after_death(void *arg)
+static int blob_and_die_before_commit(void *arg)
 {
-    struct after_death *a = arg;
-    CHECK_EQ(-SIGKILL, th_wait(a->pid));
-    put_pattern(a->q, 7, 300);
-    return NULL;
+    mp_queue *q = arg;
+    arm_death(MP__QF_PUT_BEFORE_COMMIT, 1); /* block written, record not committed */
+    put_pattern(q, 0, 7 * RING);
+    return 0; /* not reached */
 }
 
-TEST(queue_producer_killed_mid_stream_never_delivers_part_of_it)
+TEST(queue_producer_killed_mid_long_message_delivers_nothing_and_leaks_nothing)
 {
     mp_queue *q = ring_queue(0, RING);
-    /* A consumer already inside the stream when the producer dies. */
-    struct after_death a = {q, th_fork(stream_and_die, q)};
-    pthread_t th;
-    CHECK(pthread_create(&th, NULL, put_after_death, &a) == 0);
-    get_pattern(q, 7, 300, 20000);
-    pthread_join(th, NULL);
-
-    /* A consumer that comes after the death finds the start and a piece. */
-    CHECK_EQ(-SIGKILL, th_wait(th_fork(stream_and_die, q)));
-    CHECK_EQ(1, mp_queue_qsize(q));
+    CHECK_EQ(-SIGKILL, th_wait(th_fork(blob_and_die, q)));
+    CHECK_EQ(-SIGKILL, th_wait(th_fork(blob_and_die_before_commit, q)));
+    CHECK_EQ(0, mp_queue_qsize(q));
     void *m;
     size_t len;
     CHECK_RC(MP_EEMPTY, mp_queue_get(q, &m, &len, 100));
-    CHECK(mp_queue_empty(q));
-    put_pattern(q, 8, 30);
-    get_pattern(q, 8, 30, 0);
+    CHECK(mp__queue_blob_bytes(q) > 0); /* the dead producers' half-written blocks */
+    /* The next long message sweeps them away, and is itself released once taken. */
+    put_pattern(q, 8, 3 * RING);
+    put_pattern(q, 9, 30);
+    get_pattern(q, 8, 3 * RING, 0);
+    get_pattern(q, 9, 30, 0);
+    CHECK_EQ(0, mp__queue_blob_bytes(q));
     mp_queue_destroy(q);
 }
 
-static int get_and_die_mid_stream(void *arg)
+static int get_and_die_mid_copy(void *arg)
 {
     mp_queue *q = arg;
-    arm_death(MP__QF_GET_STREAM_CHUNK, 2);
+    arm_death(MP__QF_GET_BLOB_HALF_READ, 1);
     void *m;
     size_t len;
     mp_queue_get(q, &m, &len, -1);
     return 0; /* not reached */
 }
 
-static void *put_big_then_small(void *arg)
-{
-    mp_queue *q = arg;
-    put_pattern(q, 0, 6 * RING);
-    put_pattern(q, 1, 123);
-    return NULL;
-}
-
-TEST(queue_consumer_killed_mid_stream_lets_the_next_consumer_skip_the_rest)
+TEST(queue_consumer_killed_mid_copy_of_a_long_message_leaves_it_whole)
 {
     mp_queue *q = ring_queue(0, RING);
-    pthread_t th;
-    CHECK(pthread_create(&th, NULL, put_big_then_small, q) == 0);
-    CHECK_EQ(-SIGKILL, th_wait(th_fork(get_and_die_mid_stream, q)));
-    get_pattern(q, 1, 123, 20000);
-    pthread_join(th, NULL);
+    put_pattern(q, 0, 6 * RING + 3);
+    put_pattern(q, 1, 123);
+    for (int i = 0; i < 3; i++) /* each dies half way through the copy */
+        CHECK_EQ(-SIGKILL, th_wait(th_fork(get_and_die_mid_copy, q)));
+    CHECK_EQ(2, mp_queue_qsize(q));
+    get_pattern(q, 0, 6 * RING + 3, 0);
+    get_pattern(q, 1, 123, 0);
     CHECK(mp_queue_empty(q));
+    CHECK_EQ(0, mp__queue_blob_bytes(q));
     mp_queue_destroy(q);
 }
 
-static void *put_small_later(void *arg)
+static int get_blob_and_die_before_release(void *arg)
 {
-    th_sleep_ms(100);
-    put_pattern(arg, 3, 10);
+    arm_death(MP__QF_GET_BLOB_TAKEN, 1);
+    void *m;
+    size_t len;
+    mp_queue_get(arg, &m, &len, -1);
+    return 0; /* not reached */
+}
+
+TEST(queue_block_of_a_consumer_killed_after_taking_it_is_released_later)
+{
+    mp_queue *q = ring_queue(0, RING);
+    put_pattern(q, 0, 4 * RING);
+    put_pattern(q, 1, 5 * RING);
+    /* Killed after its commit: the message was its own (at-most-once), and its
+     * block outlives it until a producer's next sweep. */
+    CHECK_EQ(-SIGKILL, th_wait(th_fork(get_blob_and_die_before_release, q)));
+    CHECK_EQ(1, mp_queue_qsize(q));
+    CHECK(mp__queue_blob_bytes(q) >= 9 * RING);
+    put_pattern(q, 2, 2 * RING); /* sweeps the first block, not the second */
+    CHECK(mp__queue_blob_bytes(q) >= 7 * RING);
+    get_pattern(q, 1, 5 * RING, 0);
+    get_pattern(q, 2, 2 * RING, 0);
+    CHECK_EQ(0, mp__queue_blob_bytes(q));
+    mp_queue_destroy(q);
+}
+
+static void *take_blob_later(void *arg)
+{
+    th_sleep_ms(150);
+    get_pattern(arg, 0, 5 * RING, 0);
     return NULL;
 }
 
-TEST(queue_put_timing_out_mid_stream_drops_the_message)
+TEST(queue_long_messages_wait_for_their_budget_and_any_length_fits_alone)
 {
-    mp_queue *q = ring_queue(0, RING);
+    mp_queue *q = ring_queue(0, RING); /* blob budget: 64 rings */
+    int n = 0;
     void *big = make_msg(0, 0, 5 * RING);
+    for (size_t k = 0; k < sizeof(struct tag); k++)
+        ((unsigned char *)big)[k] = byte_at(0, 0, k);
+    while (mp_queue_put(q, big, 5 * RING, 0) == 0)
+        n++;
+    CHECK_EQ(64 / 5, n);
     uint64_t t0 = th_now_ms();
-    CHECK_RC(MP_EFULL, mp_queue_put(q, big, 5 * RING, 100)); /* nobody drains the ring */
+    CHECK_RC(MP_EFULL, mp_queue_put(q, big, 5 * RING, 100)); /* nobody takes one */
     CHECK(th_now_ms() - t0 >= 100);
-    free(big);
     pthread_t th;
-    CHECK(pthread_create(&th, NULL, put_small_later, q) == 0);
-    get_pattern(q, 3, 10, 20000); /* the partial message is never delivered */
+    CHECK(pthread_create(&th, NULL, take_blob_later, q) == 0);
+    CHECK_OK(mp_queue_put(q, big, 5 * RING, 20000)); /* room once one is taken */
     pthread_join(th, NULL);
+    free(big);
+    for (int i = 0; i < n; i++)
+        get_pattern(q, 0, 5 * RING, 0);
     CHECK(mp_queue_empty(q));
+    /* A message longer than the whole budget goes in when no other is queued, and
+     * needs no consumer while it is put. */
+    put_pattern(q, 1, 100 * RING);
+    get_pattern(q, 1, 100 * RING, 0);
+    CHECK_EQ(0, mp__queue_blob_bytes(q));
     mp_queue_destroy(q);
 }
 
@@ -960,25 +987,25 @@ TEST(joinable_queue_join_returns_when_every_task_is_done)
     mp_joinable_queue_destroy(q);
 }
 
-static int jstream_and_die(void *arg)
+static int jblob_and_die(void *arg)
 {
     mp_joinable_queue *q = arg;
-    arm_death(MP__QF_STREAM_CHUNK, 1);
+    arm_death(MP__QF_BLOB_HALF_WRITTEN, 1);
     void *m = make_msg(0, 0, 5 * RING);
     mp_joinable_queue_put(q, m, 5 * RING, -1);
     return 0; /* not reached */
 }
 
-TEST(joinable_queue_counts_a_dropped_stream_as_done)
+TEST(joinable_queue_counts_no_task_for_a_producer_killed_mid_put)
 {
     mp_joinable_queue *q;
     CHECK_OK(mp_joinable_queue_new(&q, 0, &(mp_queue_options){.ring_bytes = RING}));
-    CHECK_EQ(-SIGKILL, th_wait(th_fork(jstream_and_die, q)));
-    CHECK_RC(MP_ETIMEDOUT, mp_joinable_queue_join(q, 0));
+    CHECK_EQ(-SIGKILL, th_wait(th_fork(jblob_and_die, q)));
+    CHECK_OK(mp_joinable_queue_join(q, 0));
     void *m;
     size_t len;
     CHECK_RC(MP_EEMPTY, mp_joinable_queue_get(q, &m, &len, 100));
-    CHECK_OK(mp_joinable_queue_join(q, 0));
+    CHECK_RC(MP_ERANGE, mp_joinable_queue_task_done(q));
     mp_joinable_queue_destroy(q);
 }
 
@@ -1030,7 +1057,7 @@ TEST(simple_queue_carries_messages_longer_than_its_ring)
     mp_simple_queue_destroy(q);
 }
 
-TEST(queue_get_into_refuses_a_short_buffer_for_a_streamed_message)
+TEST(queue_get_into_refuses_a_short_buffer_for_a_long_message)
 {
     mp_queue *q = ring_queue(0, RING);
     int pid = th_fork(produce_ring_sizes, q); /* sizes up to 3 * RING + 5 */
@@ -1234,41 +1261,6 @@ TEST(queue_sleeping_producer_sees_room_freed_by_a_consumer_that_died_before_waki
     mp_queue_destroy(q);
 }
 
-static int get_stream_and_die_holding_both(void *arg)
-{
-    arm_death(MP__QF_GET_HOLDS_BOTH, 1);
-    void *m;
-    size_t len;
-    mp_queue_get(arg, &m, &len, -1);
-    return 0; /* not reached */
-}
-
-static void *put_big(void *arg)
-{
-    put_pattern(arg, 9, 3 * RING + 5);
-    return NULL;
-}
-
-TEST(queue_consumer_killed_holding_both_sides_leaves_the_queue_usable)
-{
-    mp_queue *q = ring_queue(0, RING);
-    void *big = make_msg(0, 0, 5 * RING);
-    /* The start and a ring of pieces, then the producer gives up: put_lock is free. */
-    CHECK_RC(MP_EFULL, mp_queue_put(q, big, 5 * RING, 100));
-    free(big);
-    /* The consumer drains the pieces, then takes put_lock to see the stream is dead. */
-    CHECK_EQ(-SIGKILL, th_wait(th_fork(get_stream_and_die_holding_both, q)));
-    put_pattern(q, 1, 100);
-    get_pattern(q, 1, 100, 0);
-    CHECK(mp_queue_empty(q));
-    pthread_t th;
-    CHECK(pthread_create(&th, NULL, put_big, q) == 0);
-    get_pattern(q, 9, 3 * RING + 5, 20000);
-    pthread_join(th, NULL);
-    CHECK(mp_queue_empty(q));
-    mp_queue_destroy(q);
-}
-
 static int jget_and_die(void *arg)
 {
     void *m;
@@ -1374,7 +1366,7 @@ TEST(queue_indices_wrap_around_2_to_the_32)
     }
     CHECK_OK(mp_joinable_queue_join(jq, 0));
     CHECK(mp_queue_empty(q));
-    /* Records that wrap the ring, and streamed ones, across the boundary. */
+    /* Records that wrap the ring, and long ones in blocks, across the boundary. */
     mp__queue_skew(q, UINT32_MAX - 1, UINT32_MAX - 7 - 1000);
     pthread_t th;
     CHECK(pthread_create(&th, NULL, put_sizes, q) == 0);
@@ -1441,7 +1433,7 @@ TEST(queue_qsize_stays_between_zero_and_maxsize_under_traffic)
     mp_queue_destroy(c.q);
 }
 
-/* ---- a death at every fault point, on either side, around a streamed message ---- */
+/* ---- a death at every fault point, on either side, around a long message ---- */
 
 static const size_t seq_lens[4] = {100, 3 * RING + 5, 200, 40};
 
@@ -1503,9 +1495,8 @@ TEST(queue_producer_killed_at_each_fault_point_leaves_whole_messages_in_order)
 {
     static const int cases[][2] = {
         {MP__QF_PUT_BEFORE_COMMIT, 1}, {MP__QF_PUT_BEFORE_COMMIT, 2}, {MP__QF_PUT_BEFORE_COMMIT, 3},
-        {MP__QF_STREAM_CHUNK, 1},      {MP__QF_STREAM_CHUNK, 2},      {MP__QF_STREAM_CHUNK, 4},
-        {MP__QF_PUT_AFTER_COMMIT, 1},  {MP__QF_PUT_AFTER_COMMIT, 2},  {MP__QF_PUT_AFTER_COMMIT, 3},
-        {MP__QF_PUT_AFTER_COMMIT, 7},
+        {MP__QF_BLOB_HALF_WRITTEN, 1}, {MP__QF_PUT_AFTER_COMMIT, 1},  {MP__QF_PUT_AFTER_COMMIT, 2},
+        {MP__QF_PUT_AFTER_COMMIT, 3},
     };
     struct fault_case *f = shared_area(sizeof *f);
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
@@ -1515,13 +1506,17 @@ TEST(queue_producer_killed_at_each_fault_point_leaves_whole_messages_in_order)
         int pid = th_fork(produce_armed, f);
         uint32_t seen = 0;
         int st;
-        while ((st = exited(pid)) == 1) /* the streamed message needs a consumer */
+        while ((st = exited(pid)) == 1) /* until the producer has died */
             drain_checked(f->q, &seen, 100);
         CHECK_EQ(-SIGKILL, st);
         drain_checked(f->q, &seen, 100);
         /* Whatever was cut is gone; what came before the death arrived. */
         if (f->point == MP__QF_PUT_BEFORE_COMMIT)
             CHECK_EQ((1u << (f->nth - 1)) - 1, seen);
+        if (f->point == MP__QF_PUT_AFTER_COMMIT) /* committed: it arrives */
+            CHECK_EQ((1u << f->nth) - 1, seen);
+        if (f->point == MP__QF_BLOB_HALF_WRITTEN)
+            CHECK_EQ(1, seen); /* the first; the long second one was cut */
         CHECK_EQ(0, mp_queue_qsize(f->q));
         put_pattern(f->q, 3, seq_lens[3]);
         get_pattern(f->q, 3, seq_lens[3], 0);
@@ -1562,9 +1557,11 @@ static void *produce_four(void *arg)
 TEST(queue_consumer_killed_at_each_fault_point_loses_at_most_the_message_it_took)
 {
     static const int cases[][2] = {
-        {MP__QF_GET_BEFORE_COMMIT, 1}, {MP__QF_GET_BEFORE_COMMIT, 2}, {MP__QF_GET_BEFORE_COMMIT, 3},
-        {MP__QF_GET_STREAM_CHUNK, 1},  {MP__QF_GET_STREAM_CHUNK, 3},  {MP__QF_GET_AFTER_COMMIT, 1},
-        {MP__QF_GET_AFTER_COMMIT, 2},  {MP__QF_GET_AFTER_COMMIT, 3},  {MP__QF_GET_AFTER_COMMIT, 5},
+        {MP__QF_GET_BEFORE_COMMIT, 1}, {MP__QF_GET_BEFORE_COMMIT, 2},
+        {MP__QF_GET_BEFORE_COMMIT, 3}, {MP__QF_GET_BLOB_HALF_READ, 1},
+        {MP__QF_GET_BLOB_TAKEN, 1},    {MP__QF_GET_AFTER_COMMIT, 1},
+        {MP__QF_GET_AFTER_COMMIT, 2},  {MP__QF_GET_AFTER_COMMIT, 3},
+        {MP__QF_GET_AFTER_COMMIT, 5},
     };
     struct fault_case *f = shared_area(sizeof *f);
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
@@ -1580,7 +1577,7 @@ TEST(queue_consumer_killed_at_each_fault_point_loses_at_most_the_message_it_took
         int st = th_wait(pid);
         CHECK(st == -SIGKILL || st == 0);
         uint32_t seen = 0;
-        while (!atomic_load(&f->produced)) /* a streamed put may wait for us */
+        while (!atomic_load(&f->produced)) /* until everything is put */
             drain_checked(f->q, &seen, 100);
         pthread_join(th, NULL);
         drain_checked(f->q, &seen, 0);
@@ -1589,7 +1586,7 @@ TEST(queue_consumer_killed_at_each_fault_point_loses_at_most_the_message_it_took
         CHECK_EQ(0, taken & seen); /* never delivered twice */
         uint32_t lost = 0xf & ~(taken | seen);
         CHECK(lost == 0 || (st == -SIGKILL && (lost & (lost - 1)) == 0)); /* at most one */
-        if (f->point == MP__QF_GET_BEFORE_COMMIT)
+        if (f->point == MP__QF_GET_BEFORE_COMMIT || f->point == MP__QF_GET_BLOB_HALF_READ)
             CHECK_EQ(0, lost); /* not committed: it stays */
         CHECK_EQ(0, mp_queue_qsize(f->q));
         mp_queue_destroy(f->q);
