@@ -1093,8 +1093,9 @@ TEST(concurrent_spawns_from_threads_keep_their_pipes_apart)
 {
     pthread_t t[4];
     struct spawner s[4];
+    const char *path = helper(); /* before the threads: helper() writes a global */
     for (int i = 0; i < 4; i++) {
-        s[i] = (struct spawner){helper(), 0};
+        s[i] = (struct spawner){path, 0};
         CHECK(pthread_create(&t[i], NULL, spawn_many, &s[i]) == 0);
     }
     for (int i = 0; i < 4; i++) {

@@ -104,18 +104,14 @@ int mp__mutex_lock_until(pthread_mutex_t *m, const mp__deadline *d)
 {
     if (d->forever)
         return pthread_mutex_lock(m);
-    struct timespec mono, real;
-    clock_gettime(CLOCK_MONOTONIC, &mono);
-    clock_gettime(CLOCK_REALTIME, &real);
-    int64_t left_ns = (int64_t)(d->at.tv_sec - mono.tv_sec) * 1000000000 +
-                      (int64_t)(d->at.tv_nsec - mono.tv_nsec);
-    if (left_ns < 0)
-        left_ns = 0;
-    int64_t at_ns = (int64_t)real.tv_nsec + left_ns % 1000000000;
-    struct timespec at = {real.tv_sec + (time_t)(left_ns / 1000000000) +
-                              (time_t)(at_ns / 1000000000),
-                          (long)(at_ns % 1000000000)};
-    return pthread_mutex_timedlock(m, &at);
+    for (;;) {
+        int r = pthread_mutex_trylock(m);
+        if (r != EBUSY)
+            return r;
+        if (mp__deadline_passed(d))
+            return ETIMEDOUT;
+        nanosleep(&(struct timespec){0, 200000}, NULL);
+    }
 }
 #else
 int mp__mutex_lock_until(pthread_mutex_t *m, const mp__deadline *d)

@@ -26,6 +26,7 @@
  *          past value of tail kept by the get_lock holder: each side reads the
  *          other's index only when its old copy says "full" / "empty". Indices
  *          only move forward, so an old copy only ever understates room or data.
+ *          (Under ThreadSanitizer each side always reads afresh: TRUST_SEEN_INDEX.)
  *   blob_tail  memfd offset where the next block goes: written only by the
  *          put_lock holder, which moves it past a block (reserving it) before
  *          writing the block's bytes. Offsets only grow and are never reused
@@ -118,6 +119,13 @@
 #define BLOB_BUDGET_RINGS 64           /* blob bytes queued at once: 64 rings' worth */
 #define BLOB_LIMIT ((uint64_t)1 << 62) /* memfd offsets stay below (tmpfs allows 2^63) */
 #define BLOB_IO_MAX ((size_t)1 << 30)  /* one pread/pwrite at most */
+
+/* Whether a side may trust head_seen / tail_seen, the copy of the other side's
+ * index that an earlier lock holder, perhaps in another process, read. The
+ * bytes that copy vouches for were published to that holder; ThreadSanitizer
+ * cannot see a happens-before that runs through another process and would report
+ * our ring copies as races, so under it each side reads the index afresh. */
+#define TRUST_SEEN_INDEX (!MP__TSAN)
 
 enum { KIND_WHOLE = 1, KIND_BLOB = 2 };
 enum { Q_QUEUE, Q_SIMPLE, Q_JOINABLE };
@@ -371,7 +379,7 @@ static bool room_against(const struct shared *s, uint64_t tail, uint64_t head, u
  * enough: head only moves forward, so an old value never overstates the room. */
 static bool has_room(struct shared *s, uint64_t tail, uint32_t need, bool counts)
 {
-    if (room_against(s, tail, s->head_seen, need, counts))
+    if (TRUST_SEEN_INDEX && room_against(s, tail, s->head_seen, need, counts))
         return true;
     s->head_seen = atomic_load(&s->head);
     return room_against(s, tail, s->head_seen, need, counts);
@@ -618,7 +626,7 @@ static void commit_head(struct shared *s, uint64_t head)
 /* Waits (holding get_lock) for a record at head. */
 static bool has_data(struct shared *s, uint64_t head)
 {
-    if (pos_of(s->tail_seen) != pos_of(head))
+    if (TRUST_SEEN_INDEX && pos_of(s->tail_seen) != pos_of(head))
         return true;
     s->tail_seen = atomic_load(&s->tail);
     return pos_of(s->tail_seen) != pos_of(head);
