@@ -1748,9 +1748,9 @@ TEST(queue_consumer_killed_at_each_fault_point_loses_at_most_the_message_it_took
         atomic_store(&f->taken, 0);
         atomic_store(&f->corrupt, 0);
         atomic_store(&f->produced, false);
+        int pid = th_fork(consume_armed, f); /* before the thread: a clean fork */
         pthread_t th;
         CHECK(pthread_create(&th, NULL, produce_four, f) == 0);
-        int pid = th_fork(consume_armed, f);
         int st = th_wait(pid);
         CHECK(st == -SIGKILL || st == 0);
         uint32_t seen = 0;
