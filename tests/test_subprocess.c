@@ -859,6 +859,24 @@ TEST(terminate_ends_a_running_child_with_sigterm)
     mp_popen_destroy(p);
 }
 
+TEST(popen_poll_accepts_a_null_returncode)
+{
+    const char *argv[] = {helper(), "exit", "3", NULL};
+    mp_popen *p;
+    CHECK_OK(mp_popen_new(&p, argv, NULL));
+    int rc;
+    uint64_t t0 = th_now_ms();
+    while ((rc = mp_popen_poll(p, NULL)) == MP_ENOTREADY && th_now_ms() - t0 < 20000)
+        th_sleep_ms(5);
+    CHECK_OK(rc);
+    int code = -1;
+    CHECK_OK(mp_popen_returncode(p, &code));
+    CHECK_EQ(3, code);
+    CHECK_OK(mp_popen_poll(p, NULL)); /* reaped already: still 0 */
+    CHECK_RC(MP_EINVAL, mp_popen_poll(NULL, NULL));
+    mp_popen_destroy(p);
+}
+
 TEST(kill_and_terminate_of_a_finished_child_are_no_ops)
 {
     const char *argv[] = {helper(), "exit", "4", NULL};
