@@ -2,7 +2,9 @@
 #   make            build (build/)
 #   make check      build and run every test through CTest
 #   make demo       build and run the examples
-#   make bench      side-by-side benchmarks: mproc, CPython, raw syscalls (CASES="a b" for some)
+#   make bench      side-by-side benchmarks: mproc, CPython, raw syscalls (CASES="a b" for some);
+#                   SWEEP=1 also runs the sweeps and charts them into docs/performance.md
+#                   (installs Debian's gnuplot-nox when gnuplot is missing)
 #   make sanitize   the tests under AddressSanitizer + UndefinedBehaviorSanitizer (build-sanitize/)
 #   make tsan       the tests under ThreadSanitizer (build-tsan/, clang; tests/tsan.supp)
 #   make install    PREFIX=/usr/local by default
@@ -14,6 +16,7 @@ PREFIX   ?= /usr/local
 JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
 WERROR   ?= OFF
 CASES    ?=
+SWEEP    ?=
 CMAKE_FLAGS ?=
 
 .PHONY: all build check demo bench sanitize tsan install clean configure fuzz
@@ -34,6 +37,11 @@ demo: build
 
 bench: build
 	python3 bench/run.py --build $(BUILD) $(CASES)
+ifeq ($(SWEEP),1)
+	@command -v gnuplot >/dev/null 2>&1 || { echo "installing gnuplot (Debian package gnuplot-nox)"; \
+		apt-get update -qq && apt-get install -y -qq gnuplot-nox >/dev/null; }
+	python3 bench/sweep.py --build $(BUILD)
+endif
 
 sanitize:
 	@cmake -S . -B $(SAN) -DCMAKE_BUILD_TYPE=Debug -DMPROC_SANITIZE=ON -DMPROC_WERROR=$(WERROR) \

@@ -24,6 +24,16 @@ static inline double bench_now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+/* One pause of a spin-wait, as the library's own spinners do. */
+static inline void bench_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield" ::: "memory");
+#endif
+}
+
 #define BENCH_MAIN(unit, mproc_fn, raw_fn)                                                         \
     int main(int argc, char **argv)                                                                \
     {                                                                                              \

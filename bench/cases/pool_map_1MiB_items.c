@@ -1,5 +1,7 @@
 /* pool_map_1MiB_items: map over 200 items of 1 MiB each (result: their length) on
- * a pool of 2 workers, default chunksize, per item. No raw equivalent. */
+ * a pool of 2 workers, default chunksize, per item; after a 2-item warm-up map,
+ * ROUNDS warm rounds are timed, on both sides. The first round of a new pool is
+ * pool_map_1MiB_items_first_round. No raw equivalent. */
 #include <stdint.h>
 #include <stdlib.h>
 

@@ -1,4 +1,5 @@
-/* lock_acquire_release: one uncontended acquire + release pair of a Lock.
+/* lock_acquire_release_uncontended: one acquire + release pair of a Lock that
+ * no other process wants, in one process.
  * raw: a process-shared pthread mutex in MAP_SHARED memory, lock + unlock. */
 #include <pthread.h>
 #include <sys/mman.h>

@@ -1,4 +1,4 @@
-# lock_acquire_release, CPython side: multiprocessing.Lock().acquire(); release().
+# lock_acquire_release_uncontended, CPython side: multiprocessing.Lock().acquire(); release().
 import multiprocessing as mp
 import time
 

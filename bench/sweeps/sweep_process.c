@@ -1,0 +1,87 @@
+/* sweep_process: process start + join by how many start at once and by the
+ * parent's size.
+ *     sweep_process mproc|raw <at_once> <parent_MiB>
+ * The parent first touches <parent_MiB> MiB of memory, then starts <at_once>
+ * children that return at once and joins them all, repeatedly; microseconds per
+ * child. mproc: mp_process_new/start/join (the start method in MPROC_START_METHOD
+ * when the library offers one). raw: fork + _exit + waitpid. */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "bench.h"
+#include "mproc.h"
+
+static int nothing(void *arg)
+{
+    (void)arg;
+    return 0;
+}
+
+static int rounds_for(int at_once, size_t mib)
+{
+    int children = mib >= 512 ? 200 : 2000; /* a large parent forks slowly */
+    return children / at_once > 0 ? children / at_once : 1;
+}
+
+static double run_mproc(int at_once, int rounds)
+{
+    mp_process *p[at_once];
+    double t0 = bench_now_s();
+    for (int r = 0; r < rounds; r++) {
+        for (int i = 0; i < at_once; i++)
+            if (mp_process_new(&p[i], nothing, NULL, NULL) || mp_process_start(p[i]))
+                return -1;
+        for (int i = 0; i < at_once; i++) {
+            if (mp_process_join(p[i], -1))
+                return -1;
+            mp_process_destroy(p[i]);
+        }
+    }
+    return (bench_now_s() - t0) / ((double)rounds * at_once) * 1e6;
+}
+
+static double run_raw(int at_once, int rounds)
+{
+    pid_t p[at_once];
+    double t0 = bench_now_s();
+    for (int r = 0; r < rounds; r++) {
+        for (int i = 0; i < at_once; i++) {
+            if ((p[i] = fork()) < 0)
+                return -1;
+            if (p[i] == 0)
+                _exit(0);
+        }
+        for (int i = 0; i < at_once; i++) {
+            int status;
+            if (waitpid(p[i], &status, 0) != p[i])
+                return -1;
+        }
+    }
+    return (bench_now_s() - t0) / ((double)rounds * at_once) * 1e6;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 4) {
+        fprintf(stderr, "usage: %s mproc|raw at_once parent_MiB\n", argv[0]);
+        return 2;
+    }
+    int at_once = atoi(argv[2]);
+    size_t mib = strtoul(argv[3], NULL, 0);
+    if (at_once < 1)
+        return 2;
+    char *ballast = mib ? malloc(mib << 20) : NULL;
+    if (mib && ballast == NULL)
+        return 1;
+    if (ballast)
+        memset(ballast, 1, mib << 20);
+    int rounds = rounds_for(at_once, mib);
+    double us = strcmp(argv[1], "raw") == 0 ? run_raw(at_once, rounds) : run_mproc(at_once, rounds);
+    if (us < 0)
+        return 1;
+    printf("%.6g us\n", us);
+    free(ballast);
+    return 0;
+}
