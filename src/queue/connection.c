@@ -19,8 +19,8 @@
  * (MP_EMSGSIZE) leaves the message where it was for the next receive.
  *
  * A header is only a claim: recv_bytes allocates at most FIRST_ALLOC bytes for a
- * payload before any of it has arrived and grows the buffer (doubling, never past
- * the claim) as the bytes come, so a peer that announces 8 GiB and sends nothing
+ * payload before any of it has arrived and grows the buffer (GROWTH times, never
+ * past the claim) as the bytes come, so a peer that announces 8 GiB and sends nothing
  * costs FIRST_ALLOC. A payload whose buffer cannot grow (MP_ENOMEM) stays in the
  * connection as far as it came (`part`), and the next receive goes on from there.
  * Lengths above 2^63 - 1 are protocol errors: CPython cannot make such a bytes.
@@ -41,6 +41,7 @@
 #define RBUF_SIZE 65536
 #define FIRST_ALLOC ((size_t)256 * 1024) /* a payload's buffer before its bytes arrive */
 #define MAX_CLAIM ((uint64_t)INT64_MAX)  /* the longest bytes CPython can send */
+#define GROWTH 8      /* a full buffer grows 8 times: few copies, at most 8 times what came */
 #define SMALL_MSG 512 /* payloads copied behind their header and sent in one piece */
 
 struct mp_conn {
@@ -393,7 +394,7 @@ int mp_conn_recv_bytes(mp_conn *c, void **out, size_t *len, size_t maxlength)
     }
     while (c->part_got < n) {
         if (c->part_got == c->part_cap) { /* more bytes came than we hold: grow */
-            size_t cap = c->part_cap > n / 2 ? n : 2 * c->part_cap;
+            size_t cap = c->part_cap > n / GROWTH ? n : GROWTH * c->part_cap;
             char *p = realloc(c->part, cap);
             if (p == NULL)
                 return MP_ENOMEM; /* what came stays in part for the next receive */
