@@ -12,7 +12,8 @@
 #include "harness.h"
 #include "queue/queue.h"
 
-#define RING 4096 /* the smallest ring: messages of a few KiB go to blocks of their own */
+#define RING 4096       /* the smallest ring: messages of a few KiB go to blocks of their own */
+#define AREA (4 * RING) /* the block area of such a queue: longer ones are oversized */
 
 /* ---- message contents that can be checked ---- */
 
@@ -638,7 +639,7 @@ static int blob_and_die(void *arg)
 {
     mp_queue *q = arg;
     arm_death(MP__QF_BLOB_HALF_WRITTEN, 1); /* block reserved, half of it written */
-    put_pattern(q, 0, 5 * RING);
+    put_pattern(q, 0, 3 * RING);
     return 0; /* not reached */
 }
 
@@ -646,8 +647,16 @@ static int blob_and_die_before_commit(void *arg)
 {
     mp_queue *q = arg;
     arm_death(MP__QF_PUT_BEFORE_COMMIT, 1); /* block written, record not committed */
-    put_pattern(q, 0, 7 * RING);
+    put_pattern(q, 0, 2 * RING + 5);
     return 0; /* not reached */
+}
+
+static int oversized_and_die(void *arg)
+{
+    mp_queue *q = arg;
+    arm_death(MP__QF_BLOB_HALF_WRITTEN, 1);
+    put_pattern(q, 0, 3 * AREA); /* longer than the block area: the file grows */
+    return 0;                    /* not reached */
 }
 
 TEST(queue_producer_killed_mid_long_message_delivers_nothing_and_leaks_nothing)
@@ -659,13 +668,20 @@ TEST(queue_producer_killed_mid_long_message_delivers_nothing_and_leaks_nothing)
     void *m;
     size_t len;
     CHECK_RC(MP_EEMPTY, mp_queue_get(q, &m, &len, 100));
-    CHECK(mp__queue_blob_bytes(q) > 0); /* the dead producers' half-written blocks */
-    /* The next long message sweeps them away, and is itself released once taken. */
+    /* Their half-written blocks are garbage in the area, reused from now on. */
+    CHECK(mp__queue_blob_bytes(q) <= AREA);
     put_pattern(q, 8, 3 * RING);
     put_pattern(q, 9, 30);
     get_pattern(q, 8, 3 * RING, 0);
     get_pattern(q, 9, 30, 0);
-    CHECK_EQ(0, mp__queue_blob_bytes(q));
+    /* A dead producer's oversized block is cut away by the next long put. */
+    CHECK_EQ(-SIGKILL, th_wait(th_fork(oversized_and_die, q)));
+    CHECK(mp__queue_blob_bytes(q) > AREA);
+    CHECK_RC(MP_EEMPTY, mp_queue_get(q, &m, &len, 0));
+    put_pattern(q, 10, 2 * RING);
+    CHECK(mp__queue_blob_bytes(q) <= AREA);
+    get_pattern(q, 10, 2 * RING, 0);
+    CHECK(mp_queue_empty(q));
     mp_queue_destroy(q);
 }
 
@@ -682,19 +698,23 @@ static int get_and_die_mid_copy(void *arg)
 TEST(queue_consumer_killed_mid_copy_of_a_long_message_leaves_it_whole)
 {
     mp_queue *q = ring_queue(0, RING);
-    put_pattern(q, 0, 6 * RING + 3);
+    put_pattern(q, 0, 3 * RING + 3);
     put_pattern(q, 1, 123);
     for (int i = 0; i < 3; i++) /* each dies half way through the copy */
         CHECK_EQ(-SIGKILL, th_wait(th_fork(get_and_die_mid_copy, q)));
     CHECK_EQ(2, mp_queue_qsize(q));
-    get_pattern(q, 0, 6 * RING + 3, 0);
+    get_pattern(q, 0, 3 * RING + 3, 0);
     get_pattern(q, 1, 123, 0);
     CHECK(mp_queue_empty(q));
-    CHECK_EQ(0, mp__queue_blob_bytes(q));
+    /* The same for an oversized message, mapped on its own for the copy. */
+    put_pattern(q, 2, 3 * AREA + 5);
+    CHECK_EQ(-SIGKILL, th_wait(th_fork(get_and_die_mid_copy, q)));
+    get_pattern(q, 2, 3 * AREA + 5, 0);
+    CHECK(mp__queue_blob_bytes(q) <= AREA); /* and its memory is given back at once */
     mp_queue_destroy(q);
 }
 
-static int get_blob_and_die_before_release(void *arg)
+static int get_oversized_and_die_before_shrinking(void *arg)
 {
     arm_death(MP__QF_GET_BLOB_TAKEN, 1);
     void *m;
@@ -703,57 +723,61 @@ static int get_blob_and_die_before_release(void *arg)
     return 0; /* not reached */
 }
 
-TEST(queue_block_of_a_consumer_killed_after_taking_it_is_released_later)
+TEST(queue_memory_of_an_oversized_message_is_given_back_even_if_its_consumer_dies)
 {
     mp_queue *q = ring_queue(0, RING);
-    put_pattern(q, 0, 4 * RING);
-    put_pattern(q, 1, 5 * RING);
-    /* Killed after its commit: the message was its own (at-most-once), and its
-     * block outlives it until a producer's next sweep. */
-    CHECK_EQ(-SIGKILL, th_wait(th_fork(get_blob_and_die_before_release, q)));
-    CHECK_EQ(1, mp_queue_qsize(q));
-    CHECK(mp__queue_blob_bytes(q) >= 9 * RING);
-    put_pattern(q, 2, 2 * RING); /* sweeps the first block, not the second */
-    CHECK(mp__queue_blob_bytes(q) >= 7 * RING);
-    get_pattern(q, 1, 5 * RING, 0);
-    get_pattern(q, 2, 2 * RING, 0);
-    CHECK_EQ(0, mp__queue_blob_bytes(q));
+    put_pattern(q, 0, 2 * AREA);
+    CHECK(mp__queue_blob_bytes(q) >= 2 * AREA);
+    /* Killed after its commit: the message was its own (at-most-once), and the
+     * file stays long until the next long put cuts it back. */
+    CHECK_EQ(-SIGKILL, th_wait(th_fork(get_oversized_and_die_before_shrinking, q)));
+    CHECK_EQ(0, mp_queue_qsize(q));
+    CHECK(mp__queue_blob_bytes(q) >= 2 * AREA);
+    put_pattern(q, 1, 2 * RING);
+    CHECK(mp__queue_blob_bytes(q) <= AREA);
+    get_pattern(q, 1, 2 * RING, 0);
     mp_queue_destroy(q);
 }
+
+#define LONG_LEN (RING + 100) /* a block of two pages */
 
 static void *take_blob_later(void *arg)
 {
     th_sleep_ms(150);
-    get_pattern(arg, 0, 5 * RING, 0);
+    get_pattern(arg, 0, LONG_LEN, 0);
     return NULL;
 }
 
 TEST(queue_long_messages_wait_for_their_budget_and_any_length_fits_alone)
 {
-    mp_queue *q = ring_queue(0, RING); /* blob budget: 64 rings */
+    mp_queue *q = ring_queue(0, RING); /* the block area: 4 rings */
     int n = 0;
-    void *big = make_msg(0, 0, 5 * RING);
+    void *big = make_msg(0, 0, LONG_LEN);
     for (size_t k = 0; k < sizeof(struct tag); k++)
         ((unsigned char *)big)[k] = byte_at(0, 0, k);
-    while (mp_queue_put(q, big, 5 * RING, 0) == 0)
+    while (mp_queue_put(q, big, LONG_LEN, 0) == 0)
         n++;
-    CHECK_EQ(64 / 5, n);
+    CHECK_EQ(AREA / (2 * 4096), n);
     uint64_t t0 = th_now_ms();
-    CHECK_RC(MP_EFULL, mp_queue_put(q, big, 5 * RING, 100)); /* nobody takes one */
+    CHECK_RC(MP_EFULL, mp_queue_put(q, big, LONG_LEN, 100)); /* nobody takes one */
     CHECK(th_now_ms() - t0 >= 100);
     pthread_t th;
     CHECK(pthread_create(&th, NULL, take_blob_later, q) == 0);
-    CHECK_OK(mp_queue_put(q, big, 5 * RING, 20000)); /* room once one is taken */
+    CHECK_OK(mp_queue_put(q, big, LONG_LEN, 20000)); /* room once one is taken */
     pthread_join(th, NULL);
     free(big);
     for (int i = 0; i < n; i++)
-        get_pattern(q, 0, 5 * RING, 0);
+        get_pattern(q, 0, LONG_LEN, 0);
     CHECK(mp_queue_empty(q));
-    /* A message longer than the whole budget goes in when no other is queued, and
-     * needs no consumer while it is put. */
+    /* A message longer than the whole area goes in when no other is queued, and
+     * needs no consumer while it is put; while it is there, no other long one fits. */
     put_pattern(q, 1, 100 * RING);
+    static char page[RING];
+    CHECK_RC(MP_EFULL, mp_queue_put(q, page, sizeof page, 0));
+    CHECK_OK(mp_queue_put(q, "short", 5, 0));
     get_pattern(q, 1, 100 * RING, 0);
-    CHECK_EQ(0, mp__queue_blob_bytes(q));
+    get_str(q, "short", 0);
+    CHECK(mp__queue_blob_bytes(q) <= AREA);
     mp_queue_destroy(q);
 }
 
@@ -1008,10 +1032,10 @@ TEST(queue_delivers_every_message_exactly_once_whatever_its_size_through_random_
             kills, killed_in_get, put, big, atomic_load(&ex->received), lost);
     CHECK(lost <= killed_in_get);
     CHECK(big > 0 && put > 100);
-    /* Nothing leaks: the next long message sweeps what dead processes left. */
+    /* Nothing leaks: what dead processes left is in the area, reused. */
     put_pattern(ex->q, 1, 2 * RING);
     get_pattern(ex->q, 1, 2 * RING, 0);
-    CHECK_EQ(0, mp__queue_blob_bytes(ex->q));
+    CHECK(mp__queue_blob_bytes(ex->q) <= AREA);
     CHECK_EQ(0, mp_queue_qsize(ex->q));
     mp_queue_destroy(ex->q);
     munmap(ex, sizeof *ex);

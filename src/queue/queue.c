@@ -3,17 +3,18 @@
  * Layout. One block of arena memory per queue: a struct shared followed by a ring
  * of `cap` bytes (a power of two), and one memfd per queue (made at creation, so
  * every process forked afterwards has it under the same descriptor number) that
- * holds the messages too long for the ring. Messages are records at 8-byte aligned
+ * holds the messages too long for the ring; each process maps its block area on
+ * first use. Messages are records at 8-byte aligned
  * ring positions: an 8-byte header (kind << 56 | length) and a body, padded to 8.
  *   WHOLE  a message that fits in the ring: header + payload.
- *   BLOB   a message that does not: header + the 8-byte file offset of its block,
- *          a page-aligned range of the memfd holding its bytes (length rounded up
- *          to a page). The ring carries only this reference.
+ *   BLOB   a message that does not: header + the 8-byte position of its block,
+ *          a range of the memfd holding its bytes (its length rounded up to whole
+ *          pages; see blob_tail). The ring carries only this reference.
  *
  * Two sides, each serialized by a robust process-shared mutex, so the ring is a
  * single-producer single-consumer ring between the two current lock holders:
  *   put_lock  held by one producer for a whole put, including its waits for room
- *             and the copy of a blob into its block.
+ *             and the copy of a long message into its block.
  *   get_lock  held by one consumer for a whole get, likewise.
  *
  * Shared words and who changes them:
@@ -27,12 +28,15 @@
  *          other's index only when its old copy says "full" / "empty". Indices
  *          only move forward, so an old copy only ever understates room or data.
  *          (Under ThreadSanitizer each side always reads afresh: TRUST_SEEN_INDEX.)
- *   blob_tail  memfd offset where the next block goes: written only by the
- *          put_lock holder, which moves it past a block (reserving it) before
- *          writing the block's bytes. Offsets only grow and are never reused
- *          (the memfd is sparse; BLOB_LIMIT bounds them).
- *   blob_swept  every memfd byte below it has been released (hole punched):
- *          written only by the put_lock holder.
+ *   blob_tail  position (bytes, modulo 2^64) where the next block goes: written
+ *          only by the put_lock holder, which moves it past a block (reserving it)
+ *          before writing the block's bytes. Positions only grow; a block at
+ *          position p lives at offset p mod blob_span of the memfd's block area
+ *          [0, blob_span) (wrapping at its end), so the area is reused, never
+ *          reallocated. An oversized block (longer than the area) is only ever
+ *          placed when no other block is live, and fills the file from offset 0.
+ *   blob_over, blob_over_pos  the file was grown for the oversized block at
+ *          blob_over_pos and not yet shrunk back to the area: under put_lock.
  *   data_seq, get_waiting   futex word a consumer sleeps on when the ring is empty,
  *          and a flag saying it sleeps. Only the get_lock holder sleeps on
  *          data_seq and sets the flag; it clears it when done waiting, and a
@@ -55,27 +59,30 @@
  * also clears the side's sleeping flag, which only a lock holder ever sets.
  *
  * Blobs follow the same rule, because a block is only ever written before the
- * record naming it is committed and only released after the record is consumed:
- *   - put: reserve [blob_tail, +span) by storing blob_tail, write the bytes, then
- *     commit the BLOB record. A producer killed before the commit leaves a
- *     reserved block that no record names: garbage, released by the next sweep.
+ * record naming it is committed and only reused after that record is consumed:
+ *   - put: wait for room, reserve [blob_tail, +span) by storing blob_tail, copy
+ *     the bytes in, then commit the BLOB record (it names the position). A
+ *     producer killed before the commit leaves a reserved block that no record
+ *     names: garbage that the area's reuse overwrites.
  *   - get: read the record at head, copy the block out (the block stays as it
- *     is), commit head, and after unlocking release the block (punch a hole).
- *     A consumer killed before its commit leaves record and block whole for the
- *     next consumer; one killed after the commit and before the release leaves
- *     a consumed block, released by the next sweep.
- *   - sweep (a producer, before placing each blob): the live blocks are exactly
+ *     is), commit head. A consumer killed before its commit leaves record and
+ *     block whole for the next consumer.
+ *   - room (a producer, before placing each blob): the live blocks are exactly
  *     those named by BLOB records in [head, tail), which only the put_lock holder
- *     writes, so it walks them from head: the first one's offset, or blob_tail if
- *     none, is `low`; everything in [blob_swept, low) is garbage or consumed and is
- *     released, then blob_swept = low. A head read while a consumer copies still
- *     names that consumer's record, so low never passes a block being read.
- *   blob_tail - low is the blob bytes in use: a producer waits (as for ring room)
- *   while a new block would take it past blob_budget, unless none is in use, so a
- *   message of any length can always be put.
+ *     writes, so it walks them from head: the first one's position, or blob_tail
+ *     if none, is `low`. A head read while a consumer copies still names that
+ *     consumer's record, so low never passes a block being read. blob_tail - low
+ *     is the area in use; a new block must keep it within blob_span (so it never
+ *     overlaps a live one modulo blob_span), or be alone (used == 0): an oversized
+ *     block is placed only then, and while it is live nothing else fits.
+ *   - shrink: once low has passed blob_over_pos, the oversized block is consumed
+ *     and the file is cut back to the area (ftruncate) under put_lock: by the
+ *     consumer that took it, if put_lock is free then, else by the next long put.
+ *     A death anywhere leaves blob_over set, so the next holder shrinks.
  * So a message of any size is delivered whole exactly once, or (killed before its
  * commit) never; the only loss is a consumer killed after its commit, that is
- * after it owns its copy.
+ * after it owns its copy. The area's memory (at most blob_span bytes, touched as
+ * used) is kept for reuse until the queue is destroyed.
  *
  * Sleeping (Dekker style, all seq_cst): a waiter spins briefly, then sets its
  * flag, reads the sequence word, re-checks the ring and only then futex-waits on
@@ -88,7 +95,6 @@
  * sleeper re-checks the ring; a death costs a sleeper that much, never a hang.
  */
 #include <assert.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdalign.h>
@@ -114,11 +120,9 @@
 #define SLEEP_SLICE_MS 1000
 #define MAX_MSG (((uint64_t)1 << 56) - 1) /* the length field of a record header */
 #define NONBLOCK_GRACE_NS 200000000u
-#define BLOB_REC 16u                   /* header + the block's offset */
-#define BLOB_PAGE ((uint64_t)4096)     /* blocks are whole pages, so each is released whole */
-#define BLOB_BUDGET_RINGS 64           /* blob bytes queued at once: 64 rings' worth */
-#define BLOB_LIMIT ((uint64_t)1 << 62) /* memfd offsets stay below (tmpfs allows 2^63) */
-#define BLOB_IO_MAX ((size_t)1 << 30)  /* one pread/pwrite at most */
+#define BLOB_REC 16u               /* header + the block's offset */
+#define BLOB_PAGE ((uint64_t)4096) /* blocks are whole pages, so each is released whole */
+#define BLOB_AREA_RINGS 4 /* the block area, and so the blob bytes queued at once: 4 rings */
 
 /* Whether a side may trust head_seen / tail_seen, the copy of the other side's
  * index that an earlier lock holder, perhaps in another process, read. The
@@ -136,12 +140,13 @@ enum { Q_QUEUE, Q_SIMPLE, Q_JOINABLE };
 struct shared {
     uint32_t cap;                         /* ring bytes, power of two; constant */
     uint32_t maxsize;                     /* message limit, 0: none; constant */
-    uint64_t blob_budget;                 /* blob bytes in use before put waits; constant */
+    uint64_t blob_span;                   /* bytes of the block area (the budget); constant */
     alignas(64) pthread_mutex_t put_lock; /* robust, process-shared: the producer side */
     uint64_t head_seen;                   /* a past value of head (room is at least as
                                              it says); under put_lock */
-    _Atomic uint64_t blob_tail;           /* memfd offset of the next block; under put_lock */
-    _Atomic uint64_t blob_swept;          /* memfd bytes below are released; under put_lock */
+    _Atomic uint64_t blob_tail;           /* position of the next block; under put_lock */
+    _Atomic uint64_t blob_over_pos;       /* position of the last oversized block; under put_lock */
+    _Atomic uint32_t blob_over;           /* the file may be longer than the area; under put_lock */
     alignas(64) pthread_mutex_t get_lock; /* robust, process-shared: the consumer side */
     uint64_t tail_seen;                   /* a past value of tail; under get_lock */
     alignas(64) _Atomic uint64_t tail;    /* nput << 32 | tpos; under put_lock */
@@ -160,11 +165,12 @@ struct shared {
 
 struct mp_queue {
     struct shared *s;
-    int blob_fd;         /* the memfd of blocks: the same number in every process */
-    uint64_t creator;    /* the process whose destroy frees s: pid and start time, so a
-                            later process given the same pid is not taken for it */
-    int kind;            /* Q_QUEUE, Q_SIMPLE or Q_JOINABLE */
-    _Atomic bool closed; /* close() was called in this process */
+    int blob_fd;              /* the memfd of blocks: the same number in every process */
+    _Atomic(char *) blob_map; /* this process's mapping of the block area, or NULL */
+    uint64_t creator;         /* the process whose destroy frees s: pid and start time, so a
+                                 later process given the same pid is not taken for it */
+    int kind;                 /* Q_QUEUE, Q_SIMPLE or Q_JOINABLE */
+    _Atomic bool closed;      /* close() was called in this process */
 };
 
 struct mp_simple_queue {
@@ -281,7 +287,13 @@ static int queue_create(mp_queue **out, int kind, size_t maxsize, const mp_queue
     pthread_mutexattr_destroy(&attr);
     s->cap = (uint32_t)cap;
     s->maxsize = maxsize > INT32_MAX ? 0 : (uint32_t)maxsize;
-    s->blob_budget = (uint64_t)cap * BLOB_BUDGET_RINGS;
+    s->blob_span = (uint64_t)cap * BLOB_AREA_RINGS;
+    if (ftruncate(q->blob_fd, (off_t)s->blob_span) != 0) {
+        mp__shm_free(s);
+        mp__close_fd(q->blob_fd);
+        free(q);
+        return MP_ENOMEM;
+    }
     q->s = s;
     q->creator = mp__self_id();
     q->kind = kind;
@@ -293,6 +305,9 @@ static void queue_destroy(mp_queue *q)
 {
     if (q == NULL)
         return;
+    char *m = atomic_load(&q->blob_map);
+    if (m != NULL)
+        munmap(m, (size_t)q->s->blob_span);
     if (q->creator == mp__self_id()) {
         pthread_mutex_destroy(&q->s->put_lock);
         pthread_mutex_destroy(&q->s->get_lock);
@@ -334,6 +349,19 @@ static int side_lock(pthread_mutex_t *m, _Atomic uint32_t *waiting, const mp__de
         r = 0;
     }
     return -r;
+}
+
+/* Takes a side lock if it is free (recovering it from a dead holder as side_lock
+ * does); false when another holds it. */
+static bool side_trylock(pthread_mutex_t *m, _Atomic uint32_t *waiting)
+{
+    int r = pthread_mutex_trylock(m);
+    if (r == EOWNERDEAD) {
+        atomic_store(waiting, 0);
+        pthread_mutex_consistent(m);
+        r = 0;
+    }
+    return r == 0;
 }
 
 /* ---- ring copies ---- */
@@ -447,64 +475,91 @@ static uint64_t blob_span(uint64_t len)
     return (len + BLOB_PAGE - 1) & ~(BLOB_PAGE - 1);
 }
 
-/* Releases the memory of [off, off + n) (a no-op on a hole); best effort. */
-static void blob_release(int fd, uint64_t off, uint64_t n)
+/* This process's mapping of the block area [0, span_bytes) of the memfd, made on
+ * first use (a child forked later inherits it). NULL when out of memory. */
+static char *blob_area(mp_queue *q)
 {
-    if (n > 0)
-        (void)fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)n);
+    char *m = atomic_load_explicit(&q->blob_map, memory_order_acquire);
+    if (m != NULL)
+        return m;
+    size_t n = (size_t)q->s->blob_span;
+    void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_SHARED, q->blob_fd, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    if (!atomic_compare_exchange_strong(&q->blob_map, &m, (char *)p)) {
+        munmap(p, n); /* another thread of ours mapped it first */
+        return m;
+    }
+    return p;
 }
 
-/* pwrite (write) or pread of all n bytes at off, calling the fault hook once half
- * is done. 0, MP_ENOMEM (no memory or space for the block), or MP_EIO. */
-static int blob_io(int fd, bool write, uint64_t off, void *buf, size_t n, int half_point)
+/* Copies n bytes between buf and the block at position pos (write: into the
+ * block), calling the fault hook half way. A block of at most blob_span bytes is
+ * in the area at pos modulo blob_span (it may wrap); a longer one fills the file
+ * from offset 0 and is mapped for the copy alone. 0 or MP_ENOMEM. */
+static int blob_copy(mp_queue *q, bool write, uint64_t pos, void *buf, size_t n, int half_point)
 {
-    size_t done = 0;
-    bool faulted = false;
-    while (done < n) {
-        size_t want = n - done;
-        if (!faulted && done < n / 2 && want > n / 2 - done)
-            want = n / 2 - done;
-        if (want > BLOB_IO_MAX)
-            want = BLOB_IO_MAX;
-        ssize_t r = write ? pwrite(fd, (char *)buf + done, want, (off_t)(off + done))
-                          : pread(fd, (char *)buf + done, want, (off_t)(off + done));
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            return errno == ENOSPC || errno == ENOMEM || errno == EFBIG ? MP_ENOMEM : MP_EIO;
-        if (r == 0) /* read past the end: the block was never written */
-            return MP_EIO;
-        done += (size_t)r;
-        if (!faulted && done >= n / 2) {
-            faulted = true;
-            fault(half_point);
-        }
+    uint64_t span_bytes = q->s->blob_span;
+    char *base;
+    size_t off, first;
+    if (blob_span(n) > span_bytes) {
+        base = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_SHARED, q->blob_fd, 0);
+        if (base == MAP_FAILED)
+            return MP_ENOMEM;
+        off = 0;
+        first = n;
+    } else {
+        base = blob_area(q);
+        if (base == NULL)
+            return MP_ENOMEM;
+        off = (size_t)(pos % span_bytes);
+        first = span_bytes - off < n ? (size_t)(span_bytes - off) : n;
     }
+    /* Two halves, so that tests can kill us in the middle. */
+    size_t half = n / 2, done = 0;
+    while (done < n) {
+        size_t k = (done < half ? half : n) - done;
+        for (size_t left = k; left > 0;) { /* at most the part before the wrap */
+            size_t at = done, piece = left;
+            char *area = at < first ? base + off + at : base + (at - first);
+            if (at < first && piece > first - at)
+                piece = first - at;
+            if (write)
+                memcpy(area, (const char *)buf + at, piece);
+            else
+                memcpy((char *)buf + at, area, piece);
+            done += piece;
+            left -= piece;
+        }
+        if (done == half)
+            fault(half_point);
+    }
+    if (blob_span(n) > span_bytes)
+        munmap(base, n);
     return 0;
 }
 
-/* The sweep (see the top of the file): the offset of the oldest block a record in
- * [head, tail) names, or blob_tail when none does; releases what lies below it.
- * Under put_lock: those records are ours and stay as they are while we read. */
+/* The sweep (see the top of the file), under put_lock: the position of the oldest
+ * block a record in [head, tail) names, or blob_tail when none does. Those records
+ * are ours and stay as they are while we read them. Once the oversized block (if
+ * any) is older than that, it is gone: the file shrinks back to the area. */
 static uint64_t blob_low(mp_queue *q, uint64_t tail)
 {
     struct shared *s = q->s;
     uint64_t head = atomic_load(&s->head);
-    s->head_seen = head;
     uint64_t low = atomic_load_explicit(&s->blob_tail, memory_order_relaxed);
     for (uint32_t p = pos_of(head); p != pos_of(tail);) {
         uint64_t h = ring_header(s, p);
-        uint64_t len = h & MAX_MSG;
         if ((int)(h >> 56) == KIND_BLOB) {
             ring_read(s, p + HDR, &low, sizeof low);
             break;
         }
-        p += HDR + (uint32_t)round8(len);
+        p += HDR + (uint32_t)round8(h & MAX_MSG);
     }
-    uint64_t swept = atomic_load_explicit(&s->blob_swept, memory_order_relaxed);
-    if (low > swept) {
-        blob_release(q->blob_fd, swept, low - swept);
-        atomic_store(&s->blob_swept, low);
+    if (atomic_load_explicit(&s->blob_over, memory_order_relaxed) &&
+        (int64_t)(low - atomic_load_explicit(&s->blob_over_pos, memory_order_relaxed)) > 0) {
+        if (ftruncate(q->blob_fd, (off_t)s->blob_span) == 0)
+            atomic_store(&s->blob_over, 0);
     }
     return low;
 }
@@ -513,11 +568,11 @@ static bool blob_room(mp_queue *q, uint64_t tail, uint64_t span)
 {
     uint64_t used =
         atomic_load_explicit(&q->s->blob_tail, memory_order_relaxed) - blob_low(q, tail);
-    return used == 0 || (used <= q->s->blob_budget && span <= q->s->blob_budget - used);
+    return used == 0 || (used <= q->s->blob_span && span <= q->s->blob_span - used);
 }
 
-/* Waits (holding put_lock) until a block of span bytes is within the budget:
- * consumers taking blobs free it, and commit_head wakes us as for ring room. */
+/* Waits (holding put_lock) until a block of span bytes fits beside the live ones:
+ * consumers taking blobs make room, and commit_head wakes us as for ring room. */
 static int wait_blob_room(mp_queue *q, uint64_t tail, uint64_t span, const mp__deadline *d)
 {
     struct shared *s = q->s;
@@ -545,8 +600,8 @@ static int wait_blob_room(mp_queue *q, uint64_t tail, uint64_t span, const mp__d
     return 0;
 }
 
-/* A message that does not fit the ring: its bytes into a fresh block, then a BLOB
- * record naming it (holding put_lock). */
+/* A message that does not fit the ring: its bytes into a block, then a BLOB record
+ * naming it (holding put_lock). */
 static int put_blob(mp_queue *q, uint64_t tail, const void *buf, size_t len, const mp__deadline *d)
 {
     struct shared *s = q->s;
@@ -556,17 +611,20 @@ static int put_blob(mp_queue *q, uint64_t tail, const void *buf, size_t len, con
         rc = wait_blob_room(q, tail, span, d);
     if (rc != 0)
         return rc;
-    uint64_t off = atomic_load_explicit(&s->blob_tail, memory_order_relaxed);
-    if (off > BLOB_LIMIT || span > BLOB_LIMIT - off)
-        return MP_ENOMEM;
-    atomic_store(&s->blob_tail, off + span); /* reserved: a death from here on leaves garbage */
-    rc = blob_io(q->blob_fd, true, off, (void *)buf, len, MP__QF_BLOB_HALF_WRITTEN);
-    if (rc != 0) { /* nothing names the block: give it back */
-        blob_release(q->blob_fd, off, span);
-        atomic_store(&s->blob_tail, off);
+    uint64_t pos = atomic_load_explicit(&s->blob_tail, memory_order_relaxed);
+    if (span > s->blob_span) { /* alone in the queue (blob_room): the file from 0 */
+        atomic_store(&s->blob_over_pos, pos);
+        atomic_store(&s->blob_over, 1); /* before growing: a death here still shrinks */
+        if (span > (uint64_t)INT64_MAX || ftruncate(q->blob_fd, (off_t)span) != 0)
+            return MP_ENOMEM; /* the next sweep shrinks what did grow */
+    }
+    atomic_store(&s->blob_tail, pos + span); /* reserved: a death from here on leaves garbage */
+    rc = blob_copy(q, true, pos, (void *)buf, len, MP__QF_BLOB_HALF_WRITTEN);
+    if (rc != 0) {
+        atomic_store(&s->blob_tail, pos); /* nothing names the block: give it back */
         return rc;
     }
-    put_record(s, tail, KIND_BLOB, len, &off, sizeof off);
+    put_record(s, tail, KIND_BLOB, len, &pos, sizeof pos);
     return 0;
 }
 
@@ -707,7 +765,7 @@ static int queue_get(mp_queue *q, struct dest *dst, int timeout_ms)
     if (rc != 0)
         return rc == MP_ETIMEDOUT ? MP_EEMPTY : rc;
     uint64_t head = atomic_load_explicit(&s->head, memory_order_relaxed);
-    uint64_t blob_off = 0, blob_len = 0; /* a block to release once unlocked */
+    bool oversized = false; /* took a block longer than the area: shrink the file */
     rc = wait_data(s, head, &d);
     if (rc == 0) {
         uint64_t h = ring_header(s, pos_of(head));
@@ -718,22 +776,23 @@ static int queue_get(mp_queue *q, struct dest *dst, int timeout_ms)
             fault(MP__QF_GET_BEFORE_COMMIT);
             commit_head(s, word(cnt_of(head) + 1, pos_of(head) + HDR + (uint32_t)round8(len)));
         } else if (rc == 0) { /* KIND_BLOB: the block stays whole until head moves */
-            uint64_t off;
-            ring_read(s, pos_of(head) + HDR, &off, sizeof off);
-            rc = blob_io(q->blob_fd, false, off, dest_bytes(dst), (size_t)len,
-                         MP__QF_GET_BLOB_HALF_READ);
+            uint64_t pos;
+            ring_read(s, pos_of(head) + HDR, &pos, sizeof pos);
+            rc = blob_copy(q, false, pos, dest_bytes(dst), (size_t)len, MP__QF_GET_BLOB_HALF_READ);
             if (rc == 0) {
                 fault(MP__QF_GET_BEFORE_COMMIT);
                 commit_head(s, word(cnt_of(head) + 1, pos_of(head) + BLOB_REC));
-                blob_off = off;
-                blob_len = blob_span(len);
+                oversized = blob_span(len) > s->blob_span;
             }
         }
     }
     pthread_mutex_unlock(&s->get_lock);
-    if (blob_len > 0) {
+    if (oversized) { /* give its memory back now if no producer is busy; else the next will */
         fault(MP__QF_GET_BLOB_TAKEN);
-        blob_release(q->blob_fd, blob_off, blob_len);
+        if (side_trylock(&s->put_lock, &s->put_waiting)) {
+            blob_low(q, atomic_load(&s->tail));
+            pthread_mutex_unlock(&s->put_lock);
+        }
     }
     if (rc == MP_ETIMEDOUT)
         rc = MP_EEMPTY;
