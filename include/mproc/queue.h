@@ -17,10 +17,11 @@
  * (thread) arrive in the order it put them.
  *
  * Messages are byte strings of any length, including 0 and lengths larger than the
- * ring: a message that does not fit the ring is written into shared memory of its
- * own (a block of a memory file the queue made at creation, so it holds one file
- * descriptor, close-on-exec, in each process) and the ring carries only a
- * reference to it. A message is delivered whole or not at all, and exactly once:
+ * ring: a message that does not fit the ring is written into a block of shared
+ * memory outside it (in a memory file the queue made at creation, so a queue holds
+ * one file descriptor, close-on-exec, in each process, and a mapping of 4 times
+ * ring_bytes once it has carried such a message) and the ring carries only a
+ * reference to the block. A message is delivered whole or not at all, and exactly once:
  * see the kills below.
  *
  * Differences from CPython, all on the safe side:
@@ -30,13 +31,16 @@
  * - The ring has a fixed size in bytes (options.ring_bytes); when it is full, put
  *   waits even for a queue without an item limit (CPython's buffer grows without
  *   bound in the feeder thread). Messages longer than the ring are bounded too: at
- *   most 64 times ring_bytes of them (rounded up to 4 KiB pages each) wait in the
+ *   most 4 times ring_bytes of them (each rounded up to 4 KiB pages) wait in the
  *   queue at once, beyond which put waits likewise, except that a message of any
- *   length is accepted when no other long message is queued.
+ *   length is accepted when no other long message is queued (and then no other
+ *   long one until it is taken). That memory, touched as used, is kept for reuse
+ *   until destroy; a message longer than 4 rings gets memory of its own, given
+ *   back once it is taken (at the latest at the next long put).
  * - A producer or consumer killed in the middle of put or get (even SIGKILL), at
  *   any point and whatever the message's length, leaves the queue consistent for
- *   everyone else: a message it had not finished putting is never delivered (and
- *   its memory is reclaimed by the next long put); a message it had not finished
+ *   everyone else: a message it had not finished putting is never delivered (its
+ *   memory is reused); a message it had not finished
  *   taking stays in the queue, whole, for the next consumer. Delivery is
  *   at-most-once only towards a consumer that dies in the instant between taking
  *   a message and get returning it, or after: the message is then its own.
