@@ -55,6 +55,7 @@ sanitize:
 # atexit_sleep_ms=0: TSan otherwise sleeps a second in every exiting process that
 # had threads, and the tests fork thousands of children.
 tsan:
+	@command -v clang >/dev/null || { echo "make tsan needs clang (Debian: apt-get install clang)"; exit 1; }
 	@CC=clang cmake -S . -B $(TSAN) -DCMAKE_BUILD_TYPE=Debug -DMPROC_TSAN=ON -DMPROC_WERROR=$(WERROR) \
 		-DMPROC_EXAMPLES=OFF -DMPROC_BENCH=OFF $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(TSAN) -j $(JOBS)
