@@ -102,8 +102,8 @@ MP_EXTERN int mp_queue_put_nowait(mp_queue *q, const void *buf, size_t len);
 /* Takes the oldest message: *out receives a malloc'd copy the caller frees (never
  * NULL on success, even for an empty message) and *len its length. Waits up to
  * timeout_ms for a message (a message is there whole or not at all).
- * Errors: MP_EEMPTY (no message in time), MP_ECLOSED, MP_ENOMEM (the message stays
- * in the queue), MP_EIO (a long message's block could not be read; it stays),
+ * Errors: MP_EEMPTY (no message in time), MP_ECLOSED, MP_ENOMEM (no memory for
+ * the copy, or to map a long message's block; the message stays in the queue),
  * MP_EINVAL, MP_ENOTRECOVERABLE. */
 MP_EXTERN int mp_queue_get(mp_queue *q, void **out, size_t *len, int timeout_ms);
 
