@@ -157,7 +157,8 @@ MP_EXTERN int mp_pool_new(mp_pool **out, const mp_pool_options *opt);
 MP_EXTERN int mp_pool_processes(const mp_pool *pool);
 
 /* The pids of the current workers, up to max of them, into pids; returns how many
- * (0 for a thread pool). For tests and diagnostics. Errors: MP_EINVAL, MP_ECHILD. */
+ * (0 for a thread pool). pids may be NULL when max is 0. For tests and diagnostics.
+ * Errors: MP_EINVAL (pool NULL, max < 0, or pids NULL with max > 0), MP_ECHILD. */
 MP_EXTERN int mp_pool_worker_pids(mp_pool *pool, int *pids, int max);
 
 /* Submits fn(arg) and returns at once. The len bytes of arg are copied; the caller
@@ -191,7 +192,9 @@ MP_EXTERN const char *mp_pool_last_message(void);
  * (n * out_size bytes). Returns 0, or the error of the first failing chunk in item
  * order (MP_ETASKFAILED, MP_EWORKERDIED, MP_ETERMINATED, ...), message in
  * mp_pool_last_message(); out then holds the results of the chunks that succeeded.
- * n == 0 returns 0 at once. Errors also: MP_EINVAL, MP_ECLOSED, MP_ENOMEM. */
+ * n == 0 returns 0 at once. Errors also (of every map form): MP_EINVAL,
+ * MP_EOVERFLOW (n * in_size or n * out_size does not fit in a size_t), MP_ECLOSED,
+ * MP_ENOMEM. */
 MP_EXTERN int mp_pool_map(mp_pool *pool, mp_task_fn fn, const void *in, size_t in_size, size_t n,
                           void *out, size_t out_size, const mp_async_options *opt);
 
@@ -239,7 +242,8 @@ MP_EXTERN void mp_pool_shared_free(mp_pool *pool, void *p);
  * 0 (no input), out_size may be 0 (no output). Returns 0 or the error of the first
  * failing chunk (MP_ETASKFAILED with the kernel's code as task code,
  * MP_EWORKERDIED, MP_ETERMINATED). Errors also: MP_EINVAL (memory outside the
- * pool's shared memory, fn NULL), MP_ECLOSED, MP_ENOMEM (also: n / chunksize
+ * pool's shared memory, fn NULL), MP_EOVERFLOW (n * in_size or n * out_size does not
+ * fit in a size_t), MP_ECLOSED, MP_ENOMEM (also: n / chunksize
  * chunks too many to track). A worker that cannot take the map when it starts
  * (it has its last task under maxtasksperchild) is replaced, and the replacement
  * joins it. */
@@ -270,10 +274,15 @@ MP_EXTERN int mp_pool_join(mp_pool *pool, int timeout_ms);
 /* Terminates the pool (as leaving Python's `with Pool()` block does: tasks not yet
  * completed fail with MP_ETERMINATED; close and join first to let them finish),
  * joins it and frees it, with its shared memory. From a callback it terminates the
- * pool and returns; the pool is freed once its handler thread ends (the callback
- * must not touch the pool, or its shared memory, after the call). Results
- * still held by the caller stay valid (completed, MP_ETERMINATED if they never
- * ran) until destroyed. NULL is accepted. No other call on the pool may run. */
+ * pool and returns; the pool is freed once its handler thread ends and no call on
+ * the pool that had begun before is still running in another thread (such as the
+ * apply_async that submitted the callback's task; a join or terminate waiting there
+ * returns). The callback must not touch the pool, or its shared memory, after the
+ * call, and no call may begin on it from then on. Results still held by the
+ * caller stay valid (completed, MP_ETERMINATED if they never ran) until destroyed,
+ * and may be read, waited for and destroyed from any thread while a pool destroyed
+ * from a callback is being freed. NULL is accepted. Apart from that case, no other
+ * call on the pool or its results may run during destroy. */
 MP_EXTERN void mp_pool_destroy(mp_pool *pool);
 
 /* --- AsyncResult ---

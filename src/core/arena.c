@@ -35,6 +35,7 @@
 #include <sys/mman.h>
 
 #include "core/arena.h"
+#include "core/fork.h"
 
 #define CHUNK_SIZE ((size_t)1 << 20)
 #define UNIT ((size_t)MP__SHM_ALIGN)
@@ -84,7 +85,9 @@ static void list_lock_release(void)
  * child; holding it across fork keeps the list consistent on both sides. */
 static void install_atfork(void)
 {
-    pthread_atfork(list_lock_acquire, list_lock_release, list_lock_release);
+    static const struct mp__fork_handlers h = {list_lock_acquire, list_lock_release,
+                                               list_lock_release};
+    mp__fork_register(MP__FORK_ARENA, &h);
 }
 
 static struct tag *first_tag(struct chunk *c)

@@ -1,6 +1,7 @@
 /* error.c — names and descriptions of MP_E* codes. */
 #include <string.h>
 
+#include "linux/sys.h"
 #include "mproc/error.h"
 #include "mproc/version.h"
 
@@ -78,7 +79,7 @@ const char *mp_strerror(int code)
     if (c != NULL && c->text != NULL)
         return c->text;
     if (code > MP_ELIBRARY_FIRST) {
-        const char *s = strerrordesc_np(-code); /* static, unlike strerror's */
+        const char *s = mp__errno_text(-code); /* static, unlike strerror's */
         if (s != NULL)
             return s;
     }

@@ -1,8 +1,11 @@
-/* util.c — deadlines and descriptor helpers shared by every module. */
+/* util.c — the helpers every module shares (core/util.h). */
 #include <poll.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 
 #include "core/util.h"
+#include "linux/futex.h"
 
 uint64_t mp__now_ns(void)
 {
@@ -16,16 +19,66 @@ int mp__deadline_init(mp__deadline *d, int timeout_ms)
     if (timeout_ms < -1)
         return MP_EINVAL;
     d->forever = timeout_ms == -1;
+    if (timeout_ms == -1 || timeout_ms == 0) {
+        d->at = (struct timespec){0, 0};
+        return 0;
+    }
     clock_gettime(CLOCK_MONOTONIC, &d->at);
-    if (!d->forever) {
-        d->at.tv_sec += timeout_ms / 1000;
-        d->at.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-        if (d->at.tv_nsec >= 1000000000L) {
-            d->at.tv_sec++;
-            d->at.tv_nsec -= 1000000000L;
-        }
+    d->at.tv_sec += timeout_ms / 1000;
+    d->at.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (d->at.tv_nsec >= 1000000000L) {
+        d->at.tv_sec++;
+        d->at.tv_nsec -= 1000000000L;
     }
     return 0;
+}
+
+int mp__futex_wait_slice(_Atomic uint32_t *w, uint32_t expected, const mp__deadline *d,
+                         unsigned slice_ms)
+{
+    mp__deadline s;
+    mp__deadline_init(&s, (int)slice_ms);
+    if (!d->forever && mp__timespec_before(&d->at, &s.at))
+        s = *d;
+    for (;;) {
+        int rc = mp__futex_wait(w, expected, &s);
+        if (rc == MP_EINTR)
+            continue;
+        return rc == MP_ETIMEDOUT ? MP_ETIMEDOUT : 0;
+    }
+}
+
+void mp__iov_advance(struct iovec **iov, int *n, size_t written)
+{
+    while (*n > 0 && written >= (*iov)->iov_len) {
+        written -= (*iov)->iov_len;
+        (*iov)++;
+        (*n)--;
+    }
+    if (*n > 0) {
+        (*iov)->iov_base = (char *)(*iov)->iov_base + written;
+        (*iov)->iov_len -= written;
+    }
+}
+
+char **mp__strv_copy(const char *const *v, size_t extra_front)
+{
+    size_t n = 0, bytes = 0;
+    for (; v[n] != NULL; n++)
+        bytes += strlen(v[n]) + 1;
+    char **out = malloc((n + 1 + extra_front) * sizeof *out + bytes);
+    if (out == NULL)
+        return NULL;
+    char *s = (char *)(out + n + 1 + extra_front);
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(v[i]) + 1;
+        out[extra_front + i] = memcpy(s, v[i], len);
+        s += len;
+    }
+    out[extra_front + n] = NULL;
+    for (size_t i = 0; i < extra_front; i++)
+        out[i] = NULL;
+    return out;
 }
 
 bool mp__deadline_left(const mp__deadline *d, struct timespec *left)

@@ -1,12 +1,17 @@
-/* core/util.h — small helpers every module shares: deadlines, descriptors.
+/* core/util.h — small helpers every module shares, one copy of each: deadlines
+ * and timespec comparison, the futex sleep slice, the spin-wait pause, the
+ * advance of an iovec after a short write, the argv copier, descriptors.
  * Hidden symbols, prefixed mp__. */
 #ifndef MPROC_INTERNAL_UTIL_H
 #define MPROC_INTERNAL_UTIL_H
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -47,8 +52,22 @@ typedef struct mp__deadline {
     bool forever;
 } mp__deadline;
 
-/* MP_EINVAL for timeouts below -1; otherwise fills d and returns 0. */
+/* MP_EINVAL for timeouts below -1; otherwise fills d and returns 0. Timeouts -1
+ * and 0, the common cases of hot paths, do not read the clock: 0 gives the
+ * deadline {0, 0}, which has always passed (see mp__deadline_is_now). */
 MP__HIDDEN int mp__deadline_init(mp__deadline *d, int timeout_ms);
+
+/* True for the deadline of timeout 0: check once, never spin or sleep. */
+static inline bool mp__deadline_is_now(const mp__deadline *d)
+{
+    return !d->forever && d->at.tv_sec == 0 && d->at.tv_nsec == 0;
+}
+
+/* True when a is earlier than b. */
+static inline bool mp__timespec_before(const struct timespec *a, const struct timespec *b)
+{
+    return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
+}
 
 /* Milliseconds left, rounded up, for poll(): -1 when forever, 0 once passed. */
 MP__HIDDEN int mp__deadline_poll_ms(const mp__deadline *d);
@@ -59,6 +78,33 @@ MP__HIDDEN bool mp__deadline_passed(const mp__deadline *d);
 /* Time left as a relative timespec for futex waits; false when forever.
  * A deadline that has passed gives {0, 0}. */
 MP__HIDDEN bool mp__deadline_left(const mp__deadline *d, struct timespec *left);
+
+/* Sleeps on the futex word w while *w == expected, at most slice_ms and at most
+ * until d: the way every waiter that must look around now and then (for a dead
+ * peer, a wake-up lost with its waker) sleeps. 0: woken or *w changed (the
+ * caller re-checks); MP_ETIMEDOUT: the slice or the deadline ended
+ * (mp__deadline_passed tells which). Signals are absorbed. */
+MP__HIDDEN int mp__futex_wait_slice(_Atomic uint32_t *w, uint32_t expected, const mp__deadline *d,
+                                    unsigned slice_ms);
+
+/* One round of a spin-wait: the CPU's pause hint (nothing where there is none). */
+#if defined(__x86_64__) || defined(__i386__)
+#define mp__cpu_relax() __builtin_ia32_pause()
+#elif defined(__aarch64__)
+#define mp__cpu_relax() __asm__ __volatile__("yield" ::: "memory")
+#else
+#define mp__cpu_relax() atomic_signal_fence(memory_order_seq_cst)
+#endif
+
+/* After a write of `written` bytes from (*iov)[0..*n): drops the iovecs written
+ * whole and moves the first partly written one past its written bytes, so that
+ * *iov, *n is what is left to write (*n becomes 0 when all was written). */
+MP__HIDDEN void mp__iov_advance(struct iovec **iov, int *n, size_t written);
+
+/* A NULL-terminated copy of the NULL-terminated v in one allocation (pointers,
+ * then strings), with extra_front NULL slots before the copied pointers for the
+ * caller to fill; free() releases it. NULL when out of memory. */
+MP__HIDDEN char **mp__strv_copy(const char *const *v, size_t extra_front);
 
 /* CLOCK_MONOTONIC now, in nanoseconds. */
 MP__HIDDEN uint64_t mp__now_ns(void);

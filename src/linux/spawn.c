@@ -35,6 +35,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "core/fork.h"
 #include "linux/spawn.h"
 
 #ifndef SYS_close_range
@@ -321,7 +322,9 @@ static void inflight_postfork_child(void)
 }
 static void inflight_init(void)
 {
-    pthread_atfork(inflight_prefork, inflight_postfork_parent, inflight_postfork_child);
+    static const struct mp__fork_handlers h = {inflight_prefork, inflight_postfork_parent,
+                                               inflight_postfork_child};
+    mp__fork_register(MP__FORK_SPAWN, &h);
 }
 
 /* Creates the error pipe and, for the fork path, lists it in one step: no fork

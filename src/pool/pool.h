@@ -1,4 +1,4 @@
-/* pool/pool.h — what the pool's parent side (pool.c) and its workers
+/* pool/pool.h — what the pool's parent side (pool_*.c, pool.c) and its workers
  * (pool_worker.c) share: the frames on each worker's socket and the zero-copy map
  * job in shared memory. The protocol is described at the top of pool.c. */
 #ifndef MPROC_INTERNAL_POOL_H
@@ -45,27 +45,60 @@ struct mp__result_hdr {
     uint64_t payload_len;
 };
 
-enum { MP__CHUNK_OPEN = 0, MP__CHUNK_DONE = 1, MP__CHUNK_FAILED = 2 };
+/* Chunk c of a map of n items in chunks of chunksize: its first item and its count. */
+struct mp__span {
+    size_t first, count;
+};
 
-/* A zero-copy map in the pool's shared region. Workers claim chunks with
- * next_chunk; see pool.c for who writes what. */
+static inline struct mp__span mp__chunk_span(size_t n, size_t chunksize, size_t c)
+{
+    size_t first = c * chunksize;
+    return (struct mp__span){first, n - first < chunksize ? n - first : chunksize};
+}
+
+/* The futex words that say "complete" (mp_async_result.ready, mp__job.state). A
+ * waiter turns PENDING into PENDING_WAITED before it sleeps; the completer exchanges
+ * the word for READY and makes the wake-up system call only when it replaced
+ * PENDING_WAITED. READY is final. */
+enum mp__ready_state { MP__PENDING = 0, MP__READY = 1, MP__PENDING_WAITED = 2 };
+
+/* A zero-copy map's chunk, in mp__job.chunk_state: written once, by its runner. */
+enum mp__chunk_state { MP__CHUNK_OPEN = 0, MP__CHUNK_DONE = 1, MP__CHUNK_FAILED = 2 };
+
+/* A zero-copy map in the pool's shared region (pool.c describes the protocol).
+ * Who writes what:
+ *   kernel .. n_chunks, chunk_state and chunk_code (the pointers)
+ *             the parent, before it sends the first JOB frame; constant after.
+ *   fast      the parent, at creation: 1 when no callback waits to run, so the
+ *             worker finishing the last chunk may complete the job itself.
+ *   cancel    the parent (terminate): 0 -> 1; workers claim no chunk after it.
+ *   next_chunk      fetch_add by a participant to claim a chunk (may pass n_chunks).
+ *   Then the chunk's runner, in this order:
+ *   chunk_code[c]   its kernel's code, when the kernel failed;
+ *   failed          0 -> 1, when the kernel failed;
+ *   chunk_state[c]  once: OPEN -> DONE or FAILED;
+ *   done_items, finished_chunks  fetch_add, last.
+ *   state     (enum mp__ready_state) a waiter sets PENDING_WAITED; READY is set by
+ *             the worker that finishes the last chunk of a fast job without
+ *             failures (fast path), otherwise by the handler after callbacks.
+ * The parent reads chunk_state[c] only after finished_chunks counted c, or after
+ * every participant left the job (a chunk still OPEN then was claimed by a worker
+ * that died). */
 struct mp__job {
     uint64_t kernel;
     void *ctx;
     const char *in;
     char *out;
     size_t in_size, out_size, n, chunksize, n_chunks;
-    int n_slots;
-    _Atomic uint64_t next_chunk;      /* next chunk to claim; fetch_add by workers */
-    _Atomic uint64_t finished_chunks; /* chunks done or failed by the kernel */
-    _Atomic uint64_t done_items;      /* progress */
-    _Atomic uint32_t failed;          /* 1 once a kernel failed */
-    _Atomic uint32_t cancel;          /* 1: terminated, claim no more chunks; by the parent */
-    _Atomic uint32_t fast;            /* 1: the worker finishing the last chunk completes */
-    _Atomic uint32_t state;           /* futex word: 0 running, 1 complete */
-    _Atomic int64_t *current;         /* per worker slot: chunk being run, -1 none */
-    _Atomic uint8_t *chunk_state;     /* MP__CHUNK_* per chunk; set by the chunk's runner */
-    int32_t *chunk_code;              /* a failed kernel's code, written before chunk_state */
+    _Atomic uint64_t next_chunk;
+    _Atomic uint64_t finished_chunks;
+    _Atomic uint64_t done_items;
+    _Atomic uint32_t failed;
+    _Atomic uint32_t cancel;
+    _Atomic uint32_t fast;
+    _Atomic uint32_t state;
+    _Atomic uint8_t *chunk_state; /* enum mp__chunk_state per chunk */
+    int32_t *chunk_code;          /* a failed kernel's code per chunk */
 };
 
 #define MP__RUNNING_INIT UINT64_MAX /* `running` while the initializer runs */
@@ -74,12 +107,17 @@ struct mp__job {
  * flushes before the batch reaches 64 KiB and batches frames of at most 32 KiB. */
 #define MP__BATCH_CAP (96u << 10)
 
-/* Per worker, in the pool's shared region, one cache line each. */
+/* Per worker slot, in the pool's shared region, one cache line each. Who writes:
+ *   running    the slot's worker: the id of the task it runs, 0 between tasks,
+ *              MP__RUNNING_INIT during the initializer.
+ *   batch_len  the slot's worker: bytes of whole result frames in its batch not yet
+ *              known to be in the socket, stored (release) after each frame's bytes
+ *              and set to 0 once the batch is written.
+ * The parent resets both before it starts the slot's worker, and reads them only
+ * after that worker ended (waitpid or pthread_join orders the accesses). */
 struct mp__wslot {
-    _Atomic uint64_t running;   /* id of the task the worker runs, 0 between tasks; by the worker */
-    _Atomic uint64_t batch_len; /* bytes of whole result frames in its batch, not yet known
-                                 * written to the socket; by the worker (release after the
-                                 * frame's bytes); the parent reads it after the worker ended */
+    _Atomic uint64_t running;
+    _Atomic uint64_t batch_len;
     char pad[48];
 };
 
@@ -87,8 +125,7 @@ struct mp__wslot {
  * locks, so it is safe in a child forked while other threads held them. */
 struct mp__worker_ctx {
     int fd;                      /* the worker's end of its socket */
-    int slot;                    /* index of the worker in the pool, for job->current */
-    _Atomic uint64_t *running;   /* shared: id of the task being run, 0 between tasks */
+    _Atomic uint64_t *running;   /* shared: see struct mp__wslot */
     char *batch;                 /* shared: MP__BATCH_CAP bytes for batched results, or NULL */
     _Atomic uint64_t *batch_len; /* shared: see struct mp__wslot */
     unsigned maxtasks;

@@ -1,6 +1,8 @@
 /* pool_submit.c — turning apply/map/starmap/map_shared calls into tasks for the
  * pool (pool.c describes the protocol). Arguments are copied here, outside the pool
- * lock: inline into the task's frame, or into a block of the shared region. */
+ * lock: inline into the task's frame, or into a block of the shared region. The
+ * units then go to the handler through the inbox; a zero-copy map's job is set up
+ * in the region and offered to the workers directly, under the pool lock. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,7 +31,7 @@ static struct mp__unit *new_unit(mp_pool *p, uint32_t kind, uint32_t flags, uint
     void *block = NULL;
     if (payload_len >= MP__POOL_REGION_MIN) {
         mp__pool_lock(p);
-        block = mp__pool_region_alloc(p, payload_len);
+        block = mp__pool_region_alloc_locked(p, payload_len);
         mp__pool_unlock(p);
     }
     struct mp__unit *u = mp__pool_make_unit(kind, flags | (block ? MP__UNIT_REGION : 0), fn, count,
@@ -37,7 +39,7 @@ static struct mp__unit *new_unit(mp_pool *p, uint32_t kind, uint32_t flags, uint
     if (u == NULL) {
         if (block) {
             mp__pool_lock(p);
-            mp__pool_region_free(p, block);
+            mp__pool_region_free_locked(p, block);
             mp__pool_unlock(p);
         }
         return NULL;
@@ -57,16 +59,17 @@ static void free_units(mp_pool *p, struct mp__unit *list)
     mp__pool_lock(p);
     while (list) {
         struct mp__unit *next = list->next;
-        mp__pool_free_unit(p, list);
+        mp__pool_free_unit_locked(p, list);
         list = next;
     }
     mp__pool_unlock(p);
 }
 
-/* Queues a list of units (in order) for result r; MP_ECLOSED frees them. */
 /* Hands a list of units (in order) to the handler through the inbox: a short lock
  * that the handler holds only to take the whole list, so submitters do not wait for
- * the handler's work. MP_ECLOSED frees them. */
+ * the handler's work. MP_ECLOSED frees them. The caller is inside the pool
+ * (mp__pool_enter) until after the wake: the handler may already be running these
+ * tasks and their callbacks. */
 static int submit(mp_pool *p, struct mp__unit *list)
 {
     struct mp__unit *last = list;
@@ -84,30 +87,25 @@ static int submit(mp_pool *p, struct mp__unit *list)
         p->inbox = list;
     p->inbox_tail = last;
     pthread_mutex_unlock(&p->inbox_mu);
-    mp__pool_wake_if_asleep(p);
+    mp__pool_wake(p);
     return 0;
 }
 
-int mp_pool_apply_async(mp_pool *pool, mp_async_result **out, mp_task_fn fn, const void *arg,
-                        size_t len, const mp_async_options *opt)
+static int apply_async_entered(mp_pool *pool, mp_async_result **out, mp_task_fn fn, const void *arg,
+                               size_t len, const mp_async_options *opt)
 {
-    if (out != NULL)
-        *out = NULL;
-    int rc = mp__pool_check_pool(pool);
-    if (rc != 0)
-        return rc;
+    int rc;
     if (fn == NULL || (arg == NULL && len > 0))
         return MP_EINVAL;
-    mp_async_result *r = mp__result_new(MP__R_APPLY, out != NULL ? 2 : 1);
+    unsigned holders = MP__HOLDER_COMPLETION | (out != NULL ? MP__HOLDER_CALLER : 0);
+    mp_async_result *r = mp__result_new(MP__R_APPLY, holders);
     if (r == NULL)
         return MP_ENOMEM;
     char *dst;
     struct mp__unit *u =
         new_unit(pool, MP__UNIT_APPLY, 0, (uint64_t)(uintptr_t)fn, 1, 0, 0, len, &dst);
     if (u == NULL) {
-        mp__result_release(r);
-        if (out)
-            mp__result_release(r);
+        mp__result_drop(r, holders);
         return MP_ENOMEM;
     }
     if (len > 0)
@@ -119,14 +117,26 @@ int mp_pool_apply_async(mp_pool *pool, mp_async_result **out, mp_task_fn fn, con
     u->r = r;
     rc = submit(pool, u);
     if (rc != 0) {
-        mp__result_release(r);
-        if (out)
-            mp__result_release(r);
+        mp__result_drop(r, holders);
         return rc;
     }
     if (out != NULL)
         *out = r;
     return 0;
+}
+
+int mp_pool_apply_async(mp_pool *pool, mp_async_result **out, mp_task_fn fn, const void *arg,
+                        size_t len, const mp_async_options *opt)
+{
+    if (out != NULL)
+        *out = NULL;
+    int rc = mp__pool_check_pool(pool);
+    if (rc != 0)
+        return rc;
+    mp__pool_enter(pool);
+    rc = apply_async_entered(pool, out, fn, arg, len, opt);
+    mp__pool_leave(pool);
+    return rc;
 }
 
 int mp_pool_apply(mp_pool *pool, mp_task_fn fn, const void *arg, size_t len, void **result,
@@ -212,22 +222,19 @@ static int check_items(const void *in, size_t in_size, const mp_args *tuples, si
     return 0;
 }
 
-static int map_common(mp_pool *pool, mp_async_result **out, uint64_t fn, const void *in,
-                      size_t in_size, const mp_args *tuples, size_t n, void *out_array,
-                      size_t out_size, const mp_async_options *opt, bool iter, bool unordered)
+static int map_entered(mp_pool *pool, mp_async_result **out, uint64_t fn, const void *in,
+                       size_t in_size, const mp_args *tuples, size_t n, void *out_array,
+                       size_t out_size, const mp_async_options *opt, bool iter, bool unordered)
 {
-    if (out != NULL)
-        *out = NULL;
-    int rc = mp__pool_check_pool(pool);
-    if (rc != 0)
-        return rc;
+    int rc;
     if (out == NULL || fn == 0)
         return MP_EINVAL;
+    if (out_size && n > SIZE_MAX / out_size)
+        return MP_EOVERFLOW; /* before check_items, which reads the n items */
     if ((rc = check_items(in, in_size, tuples, n)) != 0)
         return rc;
-    if (out_size && n > SIZE_MAX / out_size)
-        return MP_EOVERFLOW;
-    mp_async_result *r = mp__result_new(MP__R_MAP, 2);
+    const unsigned holders = MP__HOLDER_CALLER | MP__HOLDER_COMPLETION;
+    mp_async_result *r = mp__result_new(MP__R_MAP, holders);
     if (r == NULL)
         return MP_ENOMEM;
     r->handler = pool->handler;
@@ -256,8 +263,8 @@ static int map_common(mp_pool *pool, mp_async_result **out, uint64_t fn, const v
     uint32_t flags = tuples ? MP__UNIT_STAR : 0;
     struct mp__unit *list = NULL, **tail = &list;
     for (size_t c = 0; c < r->n_chunks; c++) {
-        size_t first = c * r->chunksize;
-        size_t count = n - first < r->chunksize ? n - first : r->chunksize;
+        struct mp__span s = mp__chunk_span(n, r->chunksize, c);
+        size_t first = s.first, count = s.count;
         size_t payload = kind == MP__UNIT_MAP_VAR ? 8 * count : 0;
         for (size_t i = first; i < first + count; i++)
             payload += item_len(in, in_size, tuples, i);
@@ -290,7 +297,7 @@ static int map_common(mp_pool *pool, mp_async_result **out, uint64_t fn, const v
         mp__pool_lock(pool);
         rc = pool->state == MP__RUN ? 0 : MP_ECLOSED;
         if (rc == 0)
-            mp__pool_map_finish(pool, r);
+            mp__result_map_finish_locked(pool, r);
         mp__pool_unlock(pool);
     } else {
         rc = submit(pool, list);
@@ -301,8 +308,23 @@ static int map_common(mp_pool *pool, mp_async_result **out, uint64_t fn, const v
     return 0;
 
 out_release:
-    mp__result_release(r);
-    mp__result_release(r);
+    mp__result_drop(r, holders);
+    return rc;
+}
+
+static int map_common(mp_pool *pool, mp_async_result **out, uint64_t fn, const void *in,
+                      size_t in_size, const mp_args *tuples, size_t n, void *out_array,
+                      size_t out_size, const mp_async_options *opt, bool iter, bool unordered)
+{
+    if (out != NULL)
+        *out = NULL;
+    int rc = mp__pool_check_pool(pool);
+    if (rc != 0)
+        return rc;
+    mp__pool_enter(pool);
+    rc = map_entered(pool, out, fn, in, in_size, tuples, n, out_array, out_size, opt, iter,
+                     unordered);
+    mp__pool_leave(pool);
     return rc;
 }
 
@@ -368,30 +390,11 @@ int mp_pool_starmap(mp_pool *pool, mp_star_fn fn, const mp_args *tuples, size_t 
                     n, out, out_size, opt);
 }
 
-/* Sends job r to worker i (pool lock held). */
-int mp__pool_job_send(mp_pool *p, mp_async_result *r, int i)
+static int map_shared_entered(mp_pool *pool, mp_async_result **out, mp_kernel_fn kernel,
+                              const void *in, size_t in_size, void *out_array, size_t out_size,
+                              size_t n, void *ctx, const mp_async_options *opt)
 {
-    struct mp__unit *u = mp__pool_make_unit(MP__UNIT_JOB, 0, 0, 0, 0, 0, 0);
-    if (u == NULL)
-        return MP_ENOMEM;
-    struct mp__task_hdr *h = (struct mp__task_hdr *)u->frame;
-    h->id = u->id = ++p->next_id;
-    h->region_off = (uint64_t)(uintptr_t)r->job;
-    u->r = r;
-    mp__pool_out_push(&p->w[i], u);
-    r->parts++;
-    return 0;
-}
-
-int mp_pool_map_shared_async(mp_pool *pool, mp_async_result **out, mp_kernel_fn kernel,
-                             const void *in, size_t in_size, void *out_array, size_t out_size,
-                             size_t n, void *ctx, const mp_async_options *opt)
-{
-    if (out != NULL)
-        *out = NULL;
-    int rc = mp__pool_check_pool(pool);
-    if (rc != 0)
-        return rc;
+    int rc;
     if (out == NULL || kernel == NULL || (in_size && in == NULL) || (out_size && out_array == NULL))
         return MP_EINVAL;
     if ((in_size && n > SIZE_MAX / in_size) || (out_size && n > SIZE_MAX / out_size))
@@ -400,7 +403,8 @@ int mp_pool_map_shared_async(mp_pool *pool, mp_async_result **out, mp_kernel_fn 
         ((in_size && !mp__pool_in_region(pool, in, n * in_size)) ||
          (out_size && !mp__pool_in_region(pool, out_array, n * out_size))))
         return MP_EINVAL;
-    mp_async_result *r = mp__result_new(MP__R_JOB, 3); /* caller, ready, jobs list */
+    const unsigned holders = MP__HOLDER_CALLER | MP__HOLDER_COMPLETION | MP__HOLDER_JOB_LIST;
+    mp_async_result *r = mp__result_new(MP__R_JOB, holders);
     if (r == NULL)
         return MP_ENOMEM;
     r->handler = pool->handler;
@@ -409,8 +413,7 @@ int mp_pool_map_shared_async(mp_pool *pool, mp_async_result **out, mp_kernel_fn 
     r->n = n;
     r->chunksize = opt && opt->chunksize ? opt->chunksize : default_chunksize(pool, n);
     r->n_chunks = n == 0 ? 0 : (n - 1) / r->chunksize + 1;
-    size_t slots = (size_t)pool->n;
-    size_t fixed = sizeof(struct mp__job) + slots * sizeof(int64_t);
+    size_t fixed = sizeof(struct mp__job);
     if (r->n_chunks > (SIZE_MAX - fixed) / (sizeof(int32_t) + 1)) { /* no region holds it */
         rc = MP_ENOMEM;
         goto out_release;
@@ -422,7 +425,7 @@ int mp_pool_map_shared_async(mp_pool *pool, mp_async_result **out, mp_kernel_fn 
         rc = MP_ECLOSED;
         goto out_release;
     }
-    struct mp__job *j = mp__pool_region_alloc(pool, size);
+    struct mp__job *j = mp__pool_region_alloc_locked(pool, size);
     if (j == NULL) {
         mp__pool_unlock(pool);
         rc = MP_ENOMEM;
@@ -438,12 +441,8 @@ int mp_pool_map_shared_async(mp_pool *pool, mp_async_result **out, mp_kernel_fn 
     j->n = n;
     j->chunksize = r->chunksize;
     j->n_chunks = r->n_chunks;
-    j->n_slots = pool->n;
-    j->current = (_Atomic int64_t *)(j + 1);
-    j->chunk_code = (int32_t *)(j->current + slots);
+    j->chunk_code = (int32_t *)(j + 1);
     j->chunk_state = (_Atomic uint8_t *)(j->chunk_code + r->n_chunks);
-    for (size_t i = 0; i < slots; i++)
-        atomic_store(&j->current[i], -1);
     atomic_store(&j->fast, r->cb.callback == NULL && r->cb.error_callback == NULL);
     r->job = j;
     r->pool = pool;
@@ -451,27 +450,47 @@ int mp_pool_map_shared_async(mp_pool *pool, mp_async_result **out, mp_kernel_fn 
     r->job_next = pool->jobs;
     pool->jobs = r;
     if (n > 0)
-        mp__pool_job_offer(pool, r);
-    mp__pool_kick(pool); /* it writes the job frames, or completes a job nobody could join */
+        mp__pool_job_offer_locked(pool, r);
+    mp__pool_kick_locked(pool); /* it writes the job frames, or completes a job nobody could join */
     mp__pool_unlock(pool);
     *out = r;
     return 0;
 
 out_release:
-    for (int k = 0; k < 3; k++)
-        mp__result_release(r);
+    mp__result_drop(r, holders);
     return rc;
 }
 
+int mp_pool_map_shared_async(mp_pool *pool, mp_async_result **out, mp_kernel_fn kernel,
+                             const void *in, size_t in_size, void *out_array, size_t out_size,
+                             size_t n, void *ctx, const mp_async_options *opt)
+{
+    if (out != NULL)
+        *out = NULL;
+    int rc = mp__pool_check_pool(pool);
+    if (rc != 0)
+        return rc;
+    mp__pool_enter(pool);
+    rc = map_shared_entered(pool, out, kernel, in, in_size, out_array, out_size, n, ctx, opt);
+    mp__pool_leave(pool);
+    return rc;
+}
+
+/* The whole call is inside the pool: destroying a job result touches the pool. */
 int mp_pool_map_shared(mp_pool *pool, mp_kernel_fn kernel, const void *in, size_t in_size,
                        void *out, size_t out_size, size_t n, void *ctx, const mp_async_options *opt)
 {
-    mp_async_result *r;
-    int rc = mp_pool_map_shared_async(pool, &r, kernel, in, in_size, out, out_size, n, ctx, opt);
+    int rc = mp__pool_check_pool(pool);
     if (rc != 0)
         return rc;
-    rc = mp_async_result_get(r, -1, NULL, NULL);
-    set_last_message(r->msg);
-    mp_async_result_destroy(r);
+    mp__pool_enter(pool);
+    mp_async_result *r;
+    rc = mp_pool_map_shared_async(pool, &r, kernel, in, in_size, out, out_size, n, ctx, opt);
+    if (rc == 0) {
+        rc = mp_async_result_get(r, -1, NULL, NULL);
+        set_last_message(r->msg);
+        mp_async_result_destroy(r);
+    }
+    mp__pool_leave(pool);
     return rc;
 }

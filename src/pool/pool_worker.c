@@ -2,7 +2,7 @@
  *
  * A worker reads task frames (pool/pool.h) from its socket, one at a time, runs
  * each and answers it with one result frame, in task order; small frames wait in a
- * batch (see struct wout) while the next task is already read. The parent
+ * batch (see struct result_writer) while the next task is already read. The parent
  * attributes a death with `running` (the id of the task being run, set before the
  * task starts and cleared once its result is in the batch or the socket), not with
  * the order of the results.
@@ -92,7 +92,7 @@ struct rbuf {
     size_t pos, len, cap;
 };
 
-/* 0, or -1 at EOF or on error (the parent is gone or closed our socket). */
+/* 0; MP_EEOF when the parent closed our socket, or -errno (it is gone). */
 static int read_full(int fd, struct rbuf *b, void *buf, size_t n)
 {
     char *dst = buf;
@@ -120,12 +120,15 @@ static int read_full(int fd, struct rbuf *b, void *buf, size_t n)
                 b->len = (size_t)r;
             }
         }
-        if (r == 0 || (r < 0 && errno != EINTR))
-            return -1;
+        if (r == 0)
+            return MP_EEOF;
+        if (r < 0 && errno != EINTR)
+            return -errno;
     }
 }
 
-/* MSG_NOSIGNAL: a parent that went away must not kill a thread pool's process. */
+/* 0 or -errno (MP_EPIPE: the parent went away; MSG_NOSIGNAL, so that this does
+ * not kill a thread pool's process). */
 static int write_all(int fd, struct iovec *iov, int cnt)
 {
     while (cnt > 0) {
@@ -134,17 +137,9 @@ static int write_all(int fd, struct iovec *iov, int cnt)
         if (w < 0) {
             if (errno == EINTR)
                 continue;
-            return -1;
+            return -errno;
         }
-        while (cnt > 0 && (size_t)w >= iov->iov_len) {
-            w -= (ssize_t)iov->iov_len;
-            iov++;
-            cnt--;
-        }
-        if (cnt > 0) {
-            iov->iov_base = (char *)iov->iov_base + w;
-            iov->iov_len -= (size_t)w;
-        }
+        mp__iov_advance(&iov, &cnt, (size_t)w);
     }
     return 0;
 }
@@ -154,6 +149,7 @@ struct growbuf {
     size_t len, cap;
 };
 
+/* Room for extra more bytes: 0 or MP_ENOMEM. */
 static int grow(struct growbuf *b, size_t extra)
 {
     if (b->len + extra <= b->cap)
@@ -163,7 +159,7 @@ static int grow(struct growbuf *b, size_t extra)
         cap *= 2;
     char *p = realloc(b->p, cap);
     if (p == NULL)
-        return -1;
+        return MP_ENOMEM;
     b->p = p;
     b->cap = cap;
     return 0;
@@ -176,14 +172,15 @@ static int grow(struct growbuf *b, size_t extra)
  * batch is in the socket, so the parent finds the finished results of a worker
  * that dies before writing them. Without a shared batch (a thread, or a small
  * region) the parent re-runs the finished tasks it did not hear of (see pool.c). */
-struct wout {
+struct result_writer {
     int fd;
     struct growbuf b;
-    unsigned n;
+    unsigned n;                  /* frames in b */
     _Atomic uint64_t *published; /* the slot's batch_len when b is the shared batch */
 };
 
-static int wout_flush(struct wout *o)
+/* Writes the batch to the socket: 0 or -errno. */
+static int flush_results(struct result_writer *o)
 {
     if (o->b.len == 0)
         return 0;
@@ -196,8 +193,10 @@ static int wout_flush(struct wout *o)
     return rc;
 }
 
-static int send_result(struct wout *o, uint64_t id, int status, int task_code, const char *msg,
-                       const void *payload, size_t payload_len)
+/* Sends one result frame: into the batch when small (flushing it when it is
+ * full), else after the batch, directly. 0 or -errno. */
+static int send_result(struct result_writer *o, uint64_t id, int status, int task_code,
+                       const char *msg, const void *payload, size_t payload_len)
 {
     struct mp__result_hdr h = {.id = id,
                                .status = status,
@@ -216,10 +215,11 @@ static int send_result(struct wout *o, uint64_t id, int status, int task_code, c
         o->b.len += total;
         if (o->published != NULL)
             atomic_store_explicit(o->published, o->b.len, memory_order_release);
-        return ++o->n >= 64 || o->b.len >= (64u << 10) ? wout_flush(o) : 0;
+        return ++o->n >= 64 || o->b.len >= (64u << 10) ? flush_results(o) : 0;
     }
-    if (wout_flush(o) != 0)
-        return -1;
+    int rc = flush_results(o);
+    if (rc != 0)
+        return rc;
     struct iovec iov[3] = {
         {&h, sizeof h}, {(void *)msg, h.msg_len}, {(void *)payload, payload_len}};
     return write_all(o->fd, iov, 3);
@@ -264,7 +264,7 @@ static int call_item(const struct mp__task_hdr *h, const char *item, size_t len,
     return rc;
 }
 
-static int run_apply(struct wout *fd, const struct mp__task_hdr *h, const char *arg)
+static int run_apply(struct result_writer *out, const struct mp__task_hdr *h, const char *arg)
 {
     mp_task t = {0};
     int rc = ((mp_task_fn)(uintptr_t)h->fn)(arg, h->payload_len, &t);
@@ -273,25 +273,26 @@ static int run_apply(struct wout *fd, const struct mp__task_hdr *h, const char *
     if (rc != 0) {
         if (t.msg == NULL)
             t.msg = default_msg(rc);
-        w = send_result(fd, h->id, MP_ETASKFAILED, rc, t.msg, NULL, 0);
+        w = send_result(out, h->id, MP_ETASKFAILED, rc, t.msg, NULL, 0);
     } else {
-        w = send_result(fd, h->id, 0, 0, NULL, t.data, t.len);
+        w = send_result(out, h->id, 0, 0, NULL, t.data, t.len);
     }
     task_reset(&t);
     return w;
 }
 
-/* A map chunk. out collects the results; on the first failing item the chunk fails. */
-static int run_chunk(struct wout *fd, const struct mp__task_hdr *h, const char *payload,
-                     struct growbuf *out)
+/* A map chunk. results collects the items' results; on the first failing item the
+ * chunk fails. */
+static int run_chunk(struct result_writer *out, const struct mp__task_hdr *h, const char *payload,
+                     struct growbuf *results)
 {
     bool fixed_in = h->kind == MP__UNIT_MAP_FIXED, fixed_out = h->out_size > 0;
     size_t count = h->count;
     const char *data = fixed_in ? payload : payload + 8 * count;
-    out->len = 0;
-    if (grow(out, fixed_out ? count * h->out_size : 8 * count) != 0)
-        return send_result(fd, h->id, MP_ENOMEM, 0, "worker out of memory", NULL, 0);
-    out->len = fixed_out ? count * h->out_size : 8 * count;
+    results->len = 0;
+    if (grow(results, fixed_out ? count * h->out_size : 8 * count) != 0)
+        return send_result(out, h->id, MP_ENOMEM, 0, "worker out of memory", NULL, 0);
+    results->len = fixed_out ? count * h->out_size : 8 * count;
     int status = 0, code = 0;
     char *msg = NULL;
     for (size_t i = 0; i < count && status == 0; i++) {
@@ -300,7 +301,7 @@ static int run_chunk(struct wout *fd, const struct mp__task_hdr *h, const char *
             memcpy(&len, payload + 8 * i, 8);
         mp_task t = {0};
         if (fixed_out)
-            t = (mp_task){.fixed = out->p + i * h->out_size, .fixed_size = h->out_size};
+            t = (mp_task){.fixed = results->p + i * h->out_size, .fixed_size = h->out_size};
         int rc = call_item(h, data, len, &t);
         data += len;
         if (rc != 0) {
@@ -315,55 +316,53 @@ static int run_chunk(struct wout *fd, const struct mp__task_hdr *h, const char *
                 msg = NULL;
         } else if (!fixed_out) {
             uint64_t l = t.data ? t.len : 0;
-            if (grow(out, l) != 0) {
+            if (grow(results, l) != 0) {
                 status = MP_ENOMEM;
             } else {
-                memcpy(out->p + 8 * i, &l, 8);
+                memcpy(results->p + 8 * i, &l, 8);
                 if (l > 0)
-                    memcpy(out->p + out->len, t.data, l);
-                out->len += l;
+                    memcpy(results->p + results->len, t.data, l);
+                results->len += l;
             }
         }
         task_reset(&t);
     }
     flush_stdio();
-    int w = status == 0 ? send_result(fd, h->id, 0, 0, NULL, out->p, out->len)
-                        : send_result(fd, h->id, status, code, msg, NULL, 0);
+    int w = status == 0 ? send_result(out, h->id, 0, 0, NULL, results->p, results->len)
+                        : send_result(out, h->id, status, code, msg, NULL, 0);
     free(msg);
     return w;
 }
 
 /* Zero-copy job: claim chunks until none is left. The order of the shared writes
- * (current, then chunk_state, then finished_chunks) is what pool.c relies on. */
-static int run_job(struct wout *fd, const struct mp__task_hdr *h, int slot)
+ * is the one in the table at struct mp__job (pool/pool.h), which the parent relies on. */
+static int run_job(struct result_writer *out, const struct mp__task_hdr *h)
 {
     struct mp__job *j = (struct mp__job *)(uintptr_t)h->region_off;
-    if (wout_flush(fd) != 0) /* a job is long: nothing waits behind it */
-        return -1;
+    int rc = flush_results(out); /* a job is long: nothing waits behind it */
+    if (rc != 0)
+        return rc;
     mp_kernel_fn kernel = (mp_kernel_fn)(uintptr_t)j->kernel;
     while (!atomic_load(&j->cancel)) {
         uint64_t c = atomic_fetch_add(&j->next_chunk, 1);
         if (c >= j->n_chunks)
             break;
-        atomic_store(&j->current[slot], (int64_t)c);
-        size_t first = c * j->chunksize;
-        size_t count = j->n - first < j->chunksize ? j->n - first : j->chunksize;
-        int rc = kernel(j->in ? j->in + first * j->in_size : NULL,
-                        j->out ? j->out + first * j->out_size : NULL, count, j->ctx);
-        if (rc != 0) {
-            j->chunk_code[c] = rc;
+        struct mp__span s = mp__chunk_span(j->n, j->chunksize, c);
+        int code = kernel(j->in ? j->in + s.first * j->in_size : NULL,
+                          j->out ? j->out + s.first * j->out_size : NULL, s.count, j->ctx);
+        if (code != 0) {
+            j->chunk_code[c] = code;
             atomic_store(&j->failed, 1);
         }
-        atomic_store(&j->chunk_state[c], rc ? MP__CHUNK_FAILED : MP__CHUNK_DONE);
-        atomic_store(&j->current[slot], -1);
-        atomic_fetch_add(&j->done_items, count);
+        atomic_store(&j->chunk_state[c], code ? MP__CHUNK_FAILED : MP__CHUNK_DONE);
+        atomic_fetch_add(&j->done_items, s.count);
         uint64_t f = atomic_fetch_add(&j->finished_chunks, 1) + 1;
         if (f == j->n_chunks && atomic_load(&j->fast) && !atomic_load(&j->failed) &&
-            atomic_exchange(&j->state, 1) == 2) /* 2: someone sleeps on it */
+            atomic_exchange(&j->state, MP__READY) == MP__PENDING_WAITED)
             mp__futex_wake(&j->state, INT32_MAX);
     }
     flush_stdio();
-    return send_result(fd, h->id, 0, 0, NULL, NULL, 0);
+    return send_result(out, h->id, 0, 0, NULL, NULL, 0);
 }
 
 /* True when a whole task frame is already buffered (the next read won't block). */
@@ -384,17 +383,17 @@ void mp__pool_worker_main(const struct mp__worker_ctx *c)
         flush_stdio();
         atomic_store(c->running, 0);
     }
-    struct growbuf in = {0}, out = {0};
-    struct wout wo = {.fd = c->fd};
+    struct growbuf in = {0}, results = {0};
+    struct result_writer out = {.fd = c->fd};
     if (c->batch != NULL)
-        wo = (struct wout){
+        out = (struct result_writer){
             .fd = c->fd, .b = {.p = c->batch, .cap = MP__BATCH_CAP}, .published = c->batch_len};
     struct rbuf rb = {.cap = 64 << 10};
     rb.p = malloc(rb.cap);
     unsigned done = 0;
     while (rb.p != NULL) {
         struct mp__task_hdr h;
-        if (!frame_buffered(&rb) && wout_flush(&wo) != 0)
+        if (!frame_buffered(&rb) && flush_results(&out) != 0)
             break;
         if (read_full(c->fd, &rb, &h, sizeof h) != 0)
             break;
@@ -409,23 +408,23 @@ void mp__pool_worker_main(const struct mp__worker_ctx *c)
             payload = in.p;
         }
         atomic_store(c->running, h.id);
-        int w;
+        int rc;
         if (h.kind == MP__UNIT_JOB)
-            w = run_job(&wo, &h, c->slot);
+            rc = run_job(&out, &h);
         else if (h.kind == MP__UNIT_APPLY)
-            w = run_apply(&wo, &h, payload);
+            rc = run_apply(&out, &h, payload);
         else
-            w = run_chunk(&wo, &h, payload, &out);
+            rc = run_chunk(&out, &h, payload, &results);
         atomic_store(c->running, 0);
-        if (w != 0)
+        if (rc != 0) /* the parent is gone or closed our socket */
             break;
         if (h.kind != MP__UNIT_JOB && c->maxtasks != 0 && ++done >= c->maxtasks)
             break;
     }
-    wout_flush(&wo);
-    if (wo.published == NULL)
-        free(wo.b.p);
+    flush_results(&out);
+    if (out.published == NULL)
+        free(out.b.p);
     free(rb.p);
     free(in.p);
-    free(out.p);
+    free(results.p);
 }

@@ -32,10 +32,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 
+#include "core/fork.h"
+#include "core/identity.h"
 #include "linux/pidfd.h"
+#include "linux/proc.h"
 #include "mproc/error.h"
 #include "mproc/process.h"
 
@@ -48,7 +50,8 @@ struct mp_process {
     char *name;     /* malloc'd; never changes */
     char *identity; /* "1", "1:2": the path of counters that named this process */
     bool daemon;
-    pid_t owner;    /* the process that created this handle */
+    /* the process that created this handle (core/identity.h) */
+    mp__proc_id owner;
     pid_t pid;      /* 0 until started; under registry_lock */
     int sentinel;   /* pidfd or pipe read end, -1 until needed; under registry_lock */
     int exitcode;   /* valid once reaped */
@@ -93,7 +96,8 @@ static void after_fork_in_child(void)
 static void init(void)
 {
     /* Holding registry_lock across any fork() keeps the registry whole. */
-    pthread_atfork(lock, unlock, after_fork_in_child);
+    static const struct mp__fork_handlers h = {lock, unlock, after_fork_in_child};
+    mp__fork_register(MP__FORK_PROCESS, &h);
     atexit(at_exit);
 }
 
@@ -151,7 +155,7 @@ static void reap_destroyed(void)
 
 static int check_child(const mp_process *p)
 {
-    if (p->kind != KIND_CHILD || p->owner != getpid())
+    if (p->kind != KIND_CHILD || !mp__id_is_self(p->owner))
         return MP_ECHILD;
     if (p->closed)
         return MP_ECLOSED;
@@ -188,7 +192,7 @@ int mp_process_new(mp_process **out, mp_target target, void *arg, const mp_proce
     p->target = target;
     p->arg = arg;
     p->daemon = opt != NULL && opt->daemon;
-    p->owner = getpid();
+    p->owner = mp__self_id();
     p->sentinel = -1;
     *out = p;
     return 0;
@@ -218,12 +222,12 @@ static _Noreturn void run_child(mp_process *p, pid_t parent_pid, int pipe_write_
                            .name = p->name,
                            .identity = p->identity,
                            .daemon = p->daemon,
-                           .pid = getpid(),
+                           .pid = mp__self_pid(),
                            .sentinel = -1};
     self = p;
     if (p->daemon) {
-        /* If the parent died before prctl, the signal would never come: check. */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        /* If the parent died before this, the signal would never come: check. */
+        mp__set_parent_death_signal(SIGKILL);
         if (getppid() != parent_pid)
             raise(SIGKILL);
     }
@@ -235,7 +239,7 @@ int mp_process_start(mp_process *p)
 {
     if (p == NULL)
         return MP_EINVAL;
-    if (p->kind != KIND_CHILD || p->owner != getpid())
+    if (p->kind != KIND_CHILD || !mp__id_is_self(p->owner))
         return MP_ECHILD;
     if (current.daemon)
         return MP_EDAEMON;
@@ -254,7 +258,7 @@ int mp_process_start(mp_process *p)
         goto out_unclaim;
     }
     fflush(NULL);
-    pid_t parent_pid = getpid();
+    pid_t parent_pid = mp__self_pid();
     pid_t pid = fork();
     if (pid < 0) {
         rc = -errno;
@@ -417,7 +421,7 @@ pid_t mp_process_pid(const mp_process *p)
     if (p == NULL)
         return 0;
     if (p->kind == KIND_CURRENT)
-        return getpid();
+        return mp__self_pid();
     lock(); /* start writes pid under the lock */
     pid_t pid = p->pid;
     unlock();
@@ -488,7 +492,7 @@ int mp_process_close(mp_process *p)
 {
     if (p == NULL || p->kind != KIND_CHILD)
         return MP_EINVAL;
-    if (p->owner != getpid())
+    if (!mp__id_is_self(p->owner))
         return MP_ECHILD;
     lock();
     int rc = 0;
@@ -511,7 +515,7 @@ void mp_process_destroy(mp_process *p)
 {
     if (p == NULL || p->kind != KIND_CHILD)
         return;
-    if (p->owner != getpid()) { /* a copy inherited through fork: not ours to reap */
+    if (!mp__id_is_self(p->owner)) { /* a copy inherited through fork: not ours to reap */
         if (p != self)
             free_process(p);
         return;

@@ -199,16 +199,7 @@ static int write_all(mp_conn *c, struct iovec *iov, int n)
             rc = -errno;
             break;
         }
-        size_t left = (size_t)w;
-        while (n > 0 && left >= iov->iov_len) {
-            left -= iov->iov_len;
-            iov++;
-            n--;
-        }
-        if (n > 0) {
-            iov->iov_base = (char *)iov->iov_base + left;
-            iov->iov_len -= left;
-        }
+        mp__iov_advance(&iov, &n, (size_t)w);
     }
     if (!c->is_socket)
         sigpipe_restore(&old, was_pending, rc == MP_EPIPE);

@@ -188,15 +188,6 @@ static inline void fault(int point)
         mp__queue_fault_hook(point);
 }
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#else
-    atomic_signal_fence(memory_order_seq_cst);
-#endif
-}
-
 static inline uint32_t pos_of(uint64_t w)
 {
     return (uint32_t)w;
@@ -214,39 +205,12 @@ static inline uint64_t round8(uint64_t n)
     return (n + 7) & ~(uint64_t)7;
 }
 
-/* mp__deadline_init without reading the clock for -1 and 0, the common cases of
- * a hot path (a zero deadline at time 0 has always passed). */
-static int deadline_for(mp__deadline *d, int timeout_ms)
-{
-    if (timeout_ms == -1 || timeout_ms == 0) {
-        d->forever = timeout_ms == -1;
-        d->at = (struct timespec){0, 0};
-        return 0;
-    }
-    return mp__deadline_init(d, timeout_ms);
-}
-
-/* The deadline of timeout 0: check once, never spin or sleep. */
-static bool is_now(const mp__deadline *d)
-{
-    return !d->forever && d->at.tv_sec == 0 && d->at.tv_nsec == 0;
-}
-
-static bool before(const struct timespec *a, const struct timespec *b)
-{
-    return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
-}
-
-/* mp__futex_wait for at most SLEEP_SLICE_MS (see Sleeping above): the end of a
- * slice is reported as a wake-up (0), the end of d as MP_ETIMEDOUT. */
+/* mp__futex_wait_slice for at most SLEEP_SLICE_MS (see Sleeping above): the end
+ * of a slice is reported as a wake-up (0), the end of d as MP_ETIMEDOUT. */
 static int sleep_on(_Atomic uint32_t *word, uint32_t expected, const mp__deadline *d)
 {
-    mp__deadline slice;
-    mp__deadline_init(&slice, SLEEP_SLICE_MS);
-    if (!d->forever && !before(&slice.at, &d->at))
-        return mp__futex_wait(word, expected, d);
-    int rc = mp__futex_wait(word, expected, &slice);
-    return rc == MP_ETIMEDOUT ? 0 : rc;
+    int rc = mp__futex_wait_slice(word, expected, d, SLEEP_SLICE_MS);
+    return rc == MP_ETIMEDOUT && !mp__deadline_passed(d) ? 0 : rc;
 }
 
 /* ---- creation ---- */
@@ -330,7 +294,7 @@ static int side_lock(pthread_mutex_t *m, _Atomic uint32_t *waiting, const mp__de
     for (int i = 0; i < SPIN && r == EBUSY; i++) {
         r = pthread_mutex_trylock(m);
         if (r == EBUSY)
-            cpu_relax();
+            mp__cpu_relax();
     }
     /* A holder that is only copying finishes in a moment; one that sleeps waits
      * for the same thing we would. Bounded, for a holder that is stopped. */
@@ -418,12 +382,12 @@ static bool has_room(struct shared *s, uint64_t tail, uint32_t need, bool counts
 static int wait_room(struct shared *s, uint64_t tail, uint32_t need, bool counts,
                      const mp__deadline *d)
 {
-    if (is_now(d))
+    if (mp__deadline_is_now(d))
         return has_room(s, tail, need, counts) ? 0 : MP_ETIMEDOUT;
     for (int i = 0; i < SPIN; i++) {
         if (has_room(s, tail, need, counts))
             return 0;
-        cpu_relax();
+        mp__cpu_relax();
     }
     for (int i = 0; i < YIELDS; i++) {
         if (has_room(s, tail, need, counts))
@@ -578,7 +542,7 @@ static int wait_blob_room(mp_queue *q, uint64_t tail, uint64_t span, const mp__d
     struct shared *s = q->s;
     if (blob_room(q, tail, span))
         return 0;
-    if (is_now(d))
+    if (mp__deadline_is_now(d))
         return MP_ETIMEDOUT;
     for (int i = 0; i < YIELDS; i++) {
         sched_yield();
@@ -633,7 +597,7 @@ static int queue_put(mp_queue *q, const void *buf, size_t len, int timeout_ms)
     if (q == NULL || (buf == NULL && len > 0) || (uint64_t)len > MAX_MSG)
         return MP_EINVAL;
     mp__deadline d;
-    int rc = deadline_for(&d, timeout_ms);
+    int rc = mp__deadline_init(&d, timeout_ms);
     if (rc != 0)
         return rc;
     if (atomic_load(&q->closed))
@@ -692,12 +656,12 @@ static bool has_data(struct shared *s, uint64_t head)
 
 static int wait_data(struct shared *s, uint64_t head, const mp__deadline *d)
 {
-    if (is_now(d))
+    if (mp__deadline_is_now(d))
         return has_data(s, head) ? 0 : MP_ETIMEDOUT;
     for (int i = 0; i < SPIN; i++) {
         if (has_data(s, head))
             return 0;
-        cpu_relax();
+        mp__cpu_relax();
     }
     for (int i = 0; i < YIELDS; i++) {
         if (has_data(s, head))
@@ -755,7 +719,7 @@ static void dest_drop(struct dest *dst)
 static int queue_get(mp_queue *q, struct dest *dst, int timeout_ms)
 {
     mp__deadline d;
-    int rc = deadline_for(&d, timeout_ms);
+    int rc = mp__deadline_init(&d, timeout_ms);
     if (rc != 0)
         return rc;
     if (atomic_load(&q->closed))
@@ -1063,7 +1027,7 @@ int mp_joinable_queue_join(mp_joinable_queue *q, int timeout_ms)
     if (q == NULL)
         return MP_EINVAL;
     mp__deadline d;
-    int rc = deadline_for(&d, timeout_ms);
+    int rc = mp__deadline_init(&d, timeout_ms);
     if (rc != 0)
         return rc;
     if (atomic_load(&q->q.closed))

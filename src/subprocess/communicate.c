@@ -178,7 +178,7 @@ int mp_popen_communicate(mp_popen *p, const void *input, size_t input_len, int t
         *err = NULL;
     if (p == NULL || p->failed || (input == NULL && input_len > 0))
         return MP_EINVAL;
-    if (p->owner != getpid())
+    if (!mp__id_is_self(p->owner))
         return MP_ECHILD;
     if (!p->comm_started && input_len > 0 && p->fd_in < 0)
         return MP_EINVAL;

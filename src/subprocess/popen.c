@@ -24,8 +24,11 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#include "core/fork.h"
+#include "core/identity.h"
 #include "linux/pidfd.h"
 #include "linux/spawn.h"
+#include "linux/sys.h"
 #include "mproc/subprocess.h"
 #include "subprocess/subprocess.h"
 
@@ -39,7 +42,7 @@ extern char **environ;
 static pthread_mutex_t orphans_lock = PTHREAD_MUTEX_INITIALIZER;
 static pid_t *orphans; /* under orphans_lock */
 static size_t n_orphans, cap_orphans;
-static pid_t orphans_owner; /* the process whose children these are */
+static mp__proc_id orphans_owner; /* the process whose children these are */
 static pthread_once_t orphans_once = PTHREAD_ONCE_INIT;
 
 /* fork() while another thread holds orphans_lock would leave the lock held for
@@ -56,12 +59,14 @@ static void orphans_postfork_parent(void)
 static void orphans_postfork_child(void)
 {
     n_orphans = 0;
-    orphans_owner = getpid();
+    orphans_owner = mp__self_id();
     pthread_mutex_unlock(&orphans_lock);
 }
 static void orphans_init(void)
 {
-    pthread_atfork(orphans_prefork, orphans_postfork_parent, orphans_postfork_child);
+    static const struct mp__fork_handlers h = {orphans_prefork, orphans_postfork_parent,
+                                               orphans_postfork_child};
+    mp__fork_register(MP__FORK_POPEN, &h);
 }
 
 static void lock_orphans(void)
@@ -73,7 +78,7 @@ static void lock_orphans(void)
 static void reap_orphans(void)
 {
     lock_orphans();
-    if (orphans_owner != getpid())
+    if (!mp__id_is_self(orphans_owner))
         n_orphans = 0; /* inherited across fork: the parent's children, not ours */
     for (size_t i = 0; i < n_orphans;) {
         pid_t r;
@@ -91,8 +96,8 @@ static void reap_orphans(void)
 static void add_orphan(pid_t pid)
 {
     lock_orphans();
-    if (orphans_owner != getpid()) {
-        orphans_owner = getpid();
+    if (!mp__id_is_self(orphans_owner)) {
+        orphans_owner = mp__self_id();
         n_orphans = 0;
     }
     if (n_orphans == cap_orphans) {
@@ -109,27 +114,6 @@ static void add_orphan(pid_t pid)
 }
 
 /* ---- building the plan ----------------------------------------------------- */
-
-/* A NULL-terminated copy of argv in one allocation (pointers, then strings). */
-static char **copy_strv(const char *const *v, size_t extra_front)
-{
-    size_t n = 0, bytes = 0;
-    for (; v[n] != NULL; n++)
-        bytes += strlen(v[n]) + 1;
-    char **out = malloc((n + 1 + extra_front) * sizeof *out + bytes);
-    if (out == NULL)
-        return NULL;
-    char *s = (char *)(out + n + 1 + extra_front);
-    for (size_t i = 0; i < n; i++) {
-        size_t len = strlen(v[i]) + 1;
-        out[extra_front + i] = memcpy(s, v[i], len);
-        s += len;
-    }
-    out[extra_front + n] = NULL;
-    for (size_t i = 0; i < extra_front; i++)
-        out[i] = NULL;
-    return out;
-}
 
 static size_t name_len(const char *kv)
 {
@@ -187,7 +171,7 @@ static char **exec_candidates(const char *prog, const char *path)
 {
     if (strchr(prog, '/') != NULL || prog[0] == '\0') {
         const char *one[] = {prog, NULL};
-        return copy_strv(one, 0);
+        return mp__strv_copy(one, 0);
     }
     if (path == NULL)
         path = DEFAULT_PATH;
@@ -262,7 +246,7 @@ static int make_pipe(int fd[2])
 
 static void set_message(mp_popen *p, int step, int err, const char *prog, const char *cwd)
 {
-    const char *what = strerrordesc_np(err);
+    const char *what = mp__errno_text(err);
     if (what == NULL)
         what = "Unknown error";
     if (step == MP__STEP_PREEXEC)
@@ -290,21 +274,21 @@ int mp_popen_new(mp_popen **out, const char *const *argv, const mp_popen_options
     mp_popen *p = calloc(1, sizeof *p);
     if (p == NULL)
         return MP_ENOMEM;
-    p->owner = getpid();
+    p->owner = mp__self_id();
     p->pidfd = p->fd_in = p->fd_out = p->fd_err = -1;
     pthread_mutex_init(&p->lock, NULL);
     int child_fds[3] = {-1, -1, -1}, devnull = -1;
     char **exec_argv = NULL, **envp = NULL, **candidates = NULL;
     int *pass = NULL;
     rc = MP_ENOMEM;
-    if ((p->args = copy_strv(argv, 0)) == NULL)
+    if ((p->args = mp__strv_copy(argv, 0)) == NULL)
         goto out_fail;
 
     /* Python: shell prepends "/bin/sh -c"; executable replaces argv[0] of the
      * shell, or is the program to run with argv left as given. */
     const char *prog;
     if (o->shell) {
-        if ((exec_argv = copy_strv(argv, 2)) == NULL)
+        if ((exec_argv = mp__strv_copy(argv, 2)) == NULL)
             goto out_fail;
         exec_argv[0] = (char *)(o->executable ? o->executable : "/bin/sh");
         exec_argv[1] = "-c";
@@ -474,7 +458,7 @@ static int check_running_handle(const mp_popen *p)
 {
     if (p == NULL || p->failed)
         return MP_EINVAL;
-    if (p->owner != getpid())
+    if (!mp__id_is_self(p->owner))
         return MP_ECHILD;
     return 0;
 }
@@ -525,7 +509,7 @@ int mp__popen_wait_deadline(mp_popen *p, const mp__deadline *d)
             return MP_ETIMEDOUT;
         struct timespec left, nap = {0, (long)sleep_us * 1000};
         mp__deadline_left(d, &left);
-        if (left.tv_sec == 0 && left.tv_nsec < nap.tv_nsec)
+        if (mp__timespec_before(&left, &nap))
             nap = left;
         nanosleep(&nap, NULL);
         if (sleep_us < 50000)
@@ -566,7 +550,7 @@ int mp_popen_returncode(const mp_popen *p, int *returncode)
     if (p == NULL || p->failed)
         return MP_EINVAL;
     /* In a forked child the lock may have been copied held; nothing changes there. */
-    bool mine = p->owner == getpid();
+    bool mine = mp__id_is_self(p->owner);
     pthread_mutex_t *lock = (pthread_mutex_t *)&p->lock; /* p is logically const */
     if (mine)
         pthread_mutex_lock(lock);
@@ -611,7 +595,7 @@ void mp_popen_destroy(mp_popen *p)
     mp__close_fd(p->fd_out);
     mp__close_fd(p->fd_err);
     mp__close_fd(p->pidfd);
-    if (!p->failed && p->owner == getpid() && !try_reap(p))
+    if (!p->failed && mp__id_is_self(p->owner) && !try_reap(p))
         add_orphan(p->pid);
     pthread_mutex_destroy(&p->lock);
     free(p->out.data);

@@ -7,24 +7,6 @@
 
 #include "subprocess/subprocess.h"
 
-static char **copy_args(const char *const *argv)
-{
-    size_t n = 0, bytes = 0;
-    for (; argv[n] != NULL; n++)
-        bytes += strlen(argv[n]) + 1;
-    char **out = malloc((n + 1) * sizeof *out + bytes);
-    if (out == NULL)
-        return NULL;
-    char *s = (char *)(out + n + 1);
-    for (size_t i = 0; i < n; i++) {
-        size_t len = strlen(argv[i]) + 1;
-        out[i] = memcpy(s, argv[i], len);
-        s += len;
-    }
-    out[n] = NULL;
-    return out;
-}
-
 /* Kills and reaps a child we give up on. */
 static void kill_and_reap(mp_popen *p)
 {
@@ -64,7 +46,7 @@ int mp_run(mp_completed_process *r, const char *const *argv, const mp_run_option
             return MP_EINVAL;
         po.stdout_mode = po.stderr_mode = MP_PIPE;
     }
-    if ((r->args = copy_args(argv)) == NULL)
+    if ((r->args = mp__strv_copy(argv, 0)) == NULL)
         return MP_ENOMEM;
 
     mp_popen *p;

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "core/identity.h"
 #include "core/util.h"
 #include "mproc/subprocess.h"
 
@@ -17,7 +18,7 @@ typedef struct mp__buf {
 } mp__buf;
 
 struct mp_popen {
-    pid_t owner;               /* the process that created the handle */
+    mp__proc_id owner;         /* the process that created the handle */
     pid_t pid;                 /* 0 when the spawn failed */
     int pidfd;                 /* -1 when the kernel has none; kept open until destroy, so a
                                   thread still polling it never polls a reused number */

@@ -44,19 +44,8 @@
  * Ordering: every CAS and the exchange are sequentially consistent, so what the
  * holder wrote before release is visible to the next acquirer.
  */
-#include <fcntl.h>
-#include <poll.h>
-#include <pthread.h>
-#include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
 #include "core/arena.h"
 #include "linux/futex.h"
-#include "linux/pidfd.h"
 #include "mproc/sync.h"
 #include "sync/sync.h"
 
@@ -65,142 +54,7 @@ struct mp_lock {
     uint64_t creator;  /* mp__self_id of the process that may free it; set once */
 };
 
-/* ---- who am I, who is alive ------------------------------------------------ */
-
-MP__TLS uint64_t mp__tls_id;
-MP__TLS pid_t mp__tls_tid;
-static _Atomic uint64_t process_id; /* mp__self_id of the process; 0: not read yet */
-static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
-
-/* fork() copies the caller's thread, caches included: forget them in the child. */
-static void forget_ids(void)
-{
-    mp__tls_id = 0;
-    mp__tls_tid = 0;
-    atomic_store(&process_id, 0);
-}
-
-static void install_atfork(void)
-{
-    pthread_atfork(NULL, NULL, forget_ids);
-}
-
-/* Field 22 of /proc/<pid>/stat, the start time in clock ticks since boot, cut to
- * 32 bits: 0 when unknown. *gone is set when the process has ended and not been
- * reaped: its main thread is a zombie (state Z or X, field 3) and no other
- * thread is left (num_threads, field 20). A zombie main thread whose process has
- * other threads running (it called pthread_exit) is a live process. A file that
- * cannot be read tells nothing (/proc may be missing): the callers have asked
- * the kernel whether pid exists, and ask again at the next slice. */
-static uint32_t start_tag(pid_t pid, bool *gone)
-{
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    *gone = false;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    ssize_t n;
-    while ((n = read(fd, buf, sizeof buf - 1)) < 0 && errno == EINTR)
-        ;
-    mp__close_fd(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = '\0';
-    const char *p = strrchr(buf, ')'); /* the command name may hold anything */
-    if (p == NULL)
-        return 0;
-    bool zombie = p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
-    long threads = 0;
-    for (int field = 2; field < 22 && p != NULL; field++) {
-        p = strchr(p + 1, ' '); /* now before field + 1 */
-        if (field + 1 == 20 && p != NULL)
-            threads = strtol(p + 1, NULL, 10);
-    }
-    *gone = zombie && threads <= 1;
-    return p != NULL ? (uint32_t)strtoull(p + 1, NULL, 10) : 0;
-}
-
-void mp__fill_ids(void)
-{
-    pthread_once(&atfork_once, install_atfork); /* before the caches can be filled */
-    uint64_t id = atomic_load(&process_id);
-    if (id == 0) {
-        pid_t pid = getpid();
-        bool gone;
-        uint64_t mine = (uint64_t)start_tag(pid, &gone) << 32 | (uint32_t)pid;
-        /* Threads racing here may read different tags (one /proc read may fail):
-         * the first stored wins, so that every thread has the same id. */
-        if (atomic_compare_exchange_strong(&process_id, &id, mine))
-            id = mine;
-    }
-    mp__tls_id = id;
-    mp__tls_tid = (pid_t)syscall(SYS_gettid);
-}
-
-/* Without pidfds: kill(pid, 0) finds zombies alive, so look at /proc too. */
-static bool alive_by_proc(pid_t pid)
-{
-    if (kill(pid, 0) != 0 && errno == ESRCH)
-        return false;
-    bool gone;
-    start_tag(pid, &gone);
-    return !gone;
-}
-
-/* False once process pid has ended (a zombie counts as ended) or never existed. */
-static bool pid_alive(pid_t pid)
-{
-    if (pid <= 0)
-        return false;
-    int fd = mp__pidfd_open(pid);
-    if (fd == MP_ESRCH)
-        return false;
-    if (fd < 0)
-        return alive_by_proc(pid);
-    /* A pidfd polls readable once the process has ended, zombie or not. */
-    struct pollfd p = {.fd = fd, .events = POLLIN};
-    int n;
-    while ((n = poll(&p, 1, 0)) < 0 && errno == EINTR)
-        ;
-    mp__close_fd(fd);
-    return n == 0;
-}
-
-bool mp__id_alive(uint64_t id)
-{
-    pid_t pid = (pid_t)(id & MP__LOCK_PID_MASK);
-    uint32_t tag = (uint32_t)(id >> 32);
-    if (!pid_alive(pid))
-        return false;
-    if (tag == 0)
-        return true;
-    bool gone;
-    uint32_t now = start_tag(pid, &gone);
-    return !gone && (now == 0 || now == tag);
-}
-
 /* ---- the lock word --------------------------------------------------------- */
-
-static bool ts_before(const struct timespec *a, const struct timespec *b)
-{
-    return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
-}
-
-int mp__futex_wait_slice(_Atomic uint32_t *w, uint32_t expected, const mp__deadline *d,
-                         unsigned slice_ms)
-{
-    mp__deadline s;
-    mp__deadline_init(&s, (int)slice_ms);
-    if (!d->forever && ts_before(&d->at, &s.at))
-        s = *d;
-    for (;;) {
-        int rc = mp__futex_wait(w, expected, &s);
-        if (rc == MP_EINTR)
-            continue;
-        return rc == MP_ETIMEDOUT ? MP_ETIMEDOUT : 0;
-    }
-}
 
 /* If the holder recorded in v has ended, takes the word over (true). A holder
  * with our pid but another start time is an earlier process, dead. */

@@ -26,6 +26,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/fork.h"
 #include "core/util.h"
 #include "mproc/shared.h"
 #include "sync/sync.h"
@@ -80,7 +81,8 @@ static void unlock_created(void)
  * thread held it would otherwise hang in its exit handler. */
 static void install_atexit(void)
 {
-    pthread_atfork(lock_created, unlock_created, unlock_created);
+    static const struct mp__fork_handlers h = {lock_created, unlock_created, unlock_created};
+    mp__fork_register(MP__FORK_SHARED_MEMORY, &h);
     atexit(unlink_created_at_exit);
 }
 

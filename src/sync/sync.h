@@ -1,5 +1,4 @@
-/* sync/sync.h — pieces the synchronization primitives share: the calling
- * thread's ids without a system call, a liveness test for a process, the
+/* sync/sync.h — pieces the synchronization primitives share: the
  * process-shared lock word behind Lock, RLock, Condition and Barrier, and futex
  * waits cut into slices so that a waiter can look for dead peers.
  *
@@ -7,7 +6,7 @@
  *   0                                unlocked
  *   tag << 32 | pid                  locked by process pid, nobody sleeps on it
  *   tag << 32 | pid | WAITERS        locked, and someone may sleep on it
- * tag identifies the holder's incarnation of pid (see mp__self_id).
+ * tag identifies the holder's incarnation of pid (mp__self_id, core/identity.h).
  * See lock.c for the protocol. */
 #ifndef MPROC_INTERNAL_SYNC_H
 #define MPROC_INTERNAL_SYNC_H
@@ -17,10 +16,11 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "core/identity.h"
 #include "core/util.h"
 
 #define MP__LOCK_WAITERS 0x80000000u
-#define MP__LOCK_PID_MASK 0x3fffffffu
+#define MP__LOCK_PID_MASK MP__ID_PID_MASK
 
 typedef _Atomic uint64_t mp__lockword;
 
@@ -34,55 +34,11 @@ typedef _Atomic uint64_t mp__lockword;
 /* How long an Event waiter spins before it sleeps in the kernel: a hand-off
  * from a process running on another CPU then costs no system call on either
  * side. Each round is one pause instruction (about 5-40 ns depending on the
- * CPU). Locks do not spin (see lock.c). */
+ * CPU; mp__cpu_relax, core/util.h). Locks do not spin (see lock.c). */
 #define MP__SPINS 100
-#if defined(__x86_64__) || defined(__i386__)
-#define mp__cpu_relax() __builtin_ia32_pause()
-#elif defined(__aarch64__)
-#define mp__cpu_relax() __asm__ __volatile__("yield" ::: "memory")
-#else
-#define mp__cpu_relax() ((void)0)
-#endif
 
 /* How long a waiter that must watch for dead peers sleeps before it looks again. */
 #define MP__DEATH_SLICE_MS 50
-
-/* Per-thread caches behind mp__self_id and mp__self_tid (lock.c); 0 until
- * mp__fill_ids fills them, and again in the child after fork(). */
-#define MP__TLS __thread __attribute__((tls_model("initial-exec")))
-MP__HIDDEN extern MP__TLS uint64_t mp__tls_id;
-MP__HIDDEN extern MP__TLS pid_t mp__tls_tid;
-MP__HIDDEN void mp__fill_ids(void);
-
-/* What a lock word holds for the calling process: tag << 32 | pid, where tag is
- * the low 32 bits of the process's start time (clock ticks since boot, from
- * /proc), or 0 where /proc cannot tell. A pid the system has reused for a new
- * process comes with another start time. No system call after the first use in
- * a thread. */
-static inline uint64_t mp__self_id(void)
-{
-    if (__builtin_expect(mp__tls_id == 0, 0))
-        mp__fill_ids();
-    return mp__tls_id;
-}
-
-/* The calling process's pid and the calling thread's tid, from the same caches. */
-static inline pid_t mp__self_pid(void)
-{
-    return (pid_t)(mp__self_id() & MP__LOCK_PID_MASK);
-}
-
-static inline pid_t mp__self_tid(void)
-{
-    if (__builtin_expect(mp__tls_tid == 0, 0))
-        mp__fill_ids();
-    return mp__tls_tid;
-}
-
-/* False once the process of id (tag << 32 | pid, as mp__self_id) has ended
- * (a zombie counts as ended) or never existed, and also when pid now belongs to
- * a process with another start time (tag 0: the pid alone decides). */
-MP__HIDDEN bool mp__id_alive(uint64_t id);
 
 /* Takes the lock word for the calling process. 0: taken; MP_EOWNERDEAD: taken
  * from a holder that died; MP_ETIMEDOUT: the deadline passed (d NULL: do not
@@ -101,12 +57,6 @@ static inline bool mp__lockword_held_by_self(mp__lockword *w)
     return (atomic_load_explicit(w, memory_order_relaxed) & ~(uint64_t)MP__LOCK_WAITERS) ==
            mp__self_id();
 }
-
-/* Sleeps while *w == expected, at most slice_ms and at most until d.
- * 0: woken or *w changed (the caller re-checks); MP_ETIMEDOUT: the slice or the
- * deadline ended (mp__deadline_passed tells which). Signals are absorbed. */
-MP__HIDDEN int mp__futex_wait_slice(_Atomic uint32_t *w, uint32_t expected, const mp__deadline *d,
-                                    unsigned slice_ms);
 
 struct mp_lock;
 

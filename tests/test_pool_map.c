@@ -1,0 +1,304 @@
+/* mp_pool map, map_async, imap, imap_unordered and starmap: order, chunks, sizes,
+ * failures. */
+// TEST_TIMEOUT 120
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "pool_tasks.h"
+
+TEST(pool_map_results_in_order)
+{
+    mp_pool *p = new_pool(3);
+    int in[1000], out[1000];
+    for (int i = 0; i < 1000; i++)
+        in[i] = i;
+    CHECK_OK(mp_pool_map(p, square, in, sizeof in[0], 1000, out, sizeof out[0], NULL));
+    for (int i = 0; i < 1000; i++)
+        CHECK_EQ(i * i, out[i]);
+    finish(p);
+}
+
+TEST(pool_map_empty_input)
+{
+    mp_pool *p = new_pool(2);
+    CHECK_OK(mp_pool_map(p, square, NULL, sizeof(int), 0, NULL, sizeof(int), NULL));
+    mp_async_result *r;
+    CHECK_OK(mp_pool_imap(p, &r, square, NULL, sizeof(int), 0, sizeof(int), NULL));
+    CHECK_RC(MP_EEOF, mp_imap_next(r, NULL, NULL, NULL, 1000));
+    CHECK_OK(mp_async_result_get(r, 1000, NULL, NULL));
+    mp_async_result_destroy(r);
+    finish(p);
+}
+
+static void map_with_chunksize(size_t chunksize)
+{
+    mp_pool *p = new_pool(2);
+    enum { N = 101 };
+    int in[N], out[N];
+    for (int i = 0; i < N; i++)
+        in[i] = i - 50;
+    CHECK_OK(mp_pool_map(p, square, in, sizeof in[0], N, out, sizeof out[0],
+                         &(mp_async_options){.chunksize = chunksize}));
+    for (int i = 0; i < N; i++)
+        CHECK_EQ(in[i] * in[i], out[i]);
+    finish(p);
+}
+
+TEST(pool_map_chunksize_one)
+{
+    map_with_chunksize(1);
+}
+
+TEST(pool_map_chunksize_default)
+{
+    map_with_chunksize(0);
+}
+
+TEST(pool_map_chunksize_larger_than_n)
+{
+    map_with_chunksize(1000);
+}
+
+TEST(pool_map_error_fails_its_chunk_others_complete)
+{
+    mp_pool *p = new_pool(2);
+    int in[20], out[20];
+    for (int i = 0; i < 20; i++)
+        in[i] = i == 13 ? -1 : i;
+    memset(out, 0xff, sizeof out);
+    CHECK_RC(MP_ETASKFAILED, mp_pool_map(p, fail_on_negative, in, sizeof in[0], 20, out,
+                                         sizeof out[0], &(mp_async_options){.chunksize = 5}));
+    CHECK_STR("negative input -1", mp_pool_last_message());
+    for (int i = 0; i < 10; i++)
+        CHECK_EQ(i, out[i]); /* chunks 0 and 1 */
+    for (int i = 15; i < 20; i++)
+        CHECK_EQ(i, out[i]); /* chunk 3 */
+    finish(p);
+}
+
+TEST(pool_map_wrong_result_size_is_emsgsize)
+{
+    mp_pool *p = new_pool(1);
+    int in[3] = {1, 2, 3};
+    short out[3];
+    CHECK_RC(MP_EMSGSIZE, mp_pool_map(p, square, in, sizeof in[0], 3, out, sizeof out[0], NULL));
+    finish(p);
+}
+
+TEST(pool_imap_streams_in_order)
+{
+    mp_pool *p = new_pool(3);
+    enum { N = 200 };
+    int in[N];
+    for (int i = 0; i < N; i++)
+        in[i] = i;
+    mp_async_result *r;
+    CHECK_OK(mp_pool_imap(p, &r, square, in, sizeof in[0], N, sizeof(int),
+                          &(mp_async_options){.chunksize = 7}));
+    for (int i = 0; i < N; i++) {
+        size_t idx;
+        const void *d;
+        size_t len;
+        CHECK_OK(mp_imap_next(r, &idx, &d, &len, 10000));
+        CHECK_EQ(i, idx);
+        CHECK_EQ(sizeof(int), len);
+        CHECK_EQ(i * i, *(const int *)d);
+    }
+    CHECK_RC(MP_EEOF, mp_imap_next(r, NULL, NULL, NULL, 0));
+    mp_async_result_destroy(r);
+    finish(p);
+}
+
+TEST(pool_imap_unordered_returns_each_result_once)
+{
+    mp_pool *p = new_pool(4);
+    int in[10], seen[10] = {0};
+    for (int i = 0; i < 10; i++)
+        in[i] = i;
+    mp_async_result *r;
+    CHECK_OK(mp_pool_imap_unordered(p, &r, slow_reverse, in, sizeof in[0], 10, sizeof(int),
+                                    &(mp_async_options){.chunksize = 1}));
+    for (int i = 0; i < 10; i++) {
+        size_t idx;
+        const void *d;
+        CHECK_OK(mp_imap_next(r, &idx, &d, NULL, 10000));
+        CHECK(idx < 10);
+        CHECK_EQ((int)idx, *(const int *)d);
+        seen[idx]++;
+    }
+    CHECK_RC(MP_EEOF, mp_imap_next(r, NULL, NULL, NULL, 0));
+    for (int i = 0; i < 10; i++)
+        CHECK_EQ(1, seen[i]);
+    mp_async_result_destroy(r);
+    finish(p);
+}
+
+TEST(pool_imap_next_times_out)
+{
+    mp_pool *p = new_pool(1);
+    unsigned ms[2] = {800, 800};
+    mp_async_result *r;
+    CHECK_OK(mp_pool_imap(p, &r, sleep_ms_task, ms, sizeof ms[0], 2, 0, NULL));
+    uint64_t t0 = th_now_ms();
+    CHECK_RC(MP_ETIMEDOUT, mp_imap_next(r, NULL, NULL, NULL, 50));
+    CHECK(th_now_ms() - t0 >= 50);
+    mp_async_result_destroy(r);
+    finish(p);
+}
+
+static int concat_len(const void *arg, size_t len, mp_task *t)
+{
+    char *buf = mp_task_result_buffer(t, len * 2 + 1);
+    if (buf == NULL)
+        return len == 0 ? 0 : -1;
+    memcpy(buf, arg, len);
+    memcpy(buf + len, arg, len);
+    buf[2 * len] = '!';
+    return 0;
+}
+
+TEST(pool_map_variable_size_items_and_results)
+{
+    mp_pool *p = new_pool(2);
+    const char *words[] = {"a", "bc", "", "defg", "hello world"};
+    mp_buf in[5];
+    for (int i = 0; i < 5; i++)
+        in[i] = (mp_buf){words[i], strlen(words[i])};
+    mp_async_result *r;
+    CHECK_OK(
+        mp_pool_map_async(p, &r, concat_len, in, 0, 5, 0, &(mp_async_options){.chunksize = 2}));
+    const void *d = (void *)1;
+    size_t len = 1;
+    CHECK_OK(mp_async_result_get(r, -1, &d, &len));
+    CHECK(d == NULL);
+    for (int i = 0; i < 5; i++) {
+        size_t wl = strlen(words[i]);
+        CHECK_OK(mp_async_result_item(r, (size_t)i, &d, &len));
+        if (wl == 0) {
+            CHECK_EQ(1, len); /* the task returned 0 and wrote "!" */
+            continue;
+        }
+        CHECK_EQ(2 * wl + 1, len);
+        CHECK(memcmp(d, words[i], wl) == 0);
+        CHECK_EQ('!', ((const char *)d)[2 * wl]);
+    }
+    CHECK_RC(MP_ERANGE, mp_async_result_item(r, 5, &d, &len));
+    size_t done, total;
+    CHECK_OK(mp_async_result_progress(r, &done, &total));
+    CHECK_EQ(5, done);
+    CHECK_EQ(5, total);
+    mp_async_result_destroy(r);
+    finish(p);
+}
+
+static int star_add(size_t argc, const mp_buf *argv, mp_task *t)
+{
+    int sum = 0;
+    for (size_t i = 0; i < argc; i++)
+        sum += *(const int *)argv[i].data;
+    return mp_task_return(t, &sum, sizeof sum);
+}
+
+TEST(pool_starmap_unpacks_tuples)
+{
+    mp_pool *p = new_pool(2);
+    int v[6] = {1, 2, 3, 4, 5, 6};
+    mp_buf b[6];
+    for (int i = 0; i < 6; i++)
+        b[i] = (mp_buf){&v[i], sizeof v[i]};
+    mp_args tuples[3] = {{2, &b[0]}, {3, &b[2]}, {1, &b[5]}};
+    int out[3];
+    CHECK_OK(mp_pool_starmap(p, star_add, tuples, 3, out, sizeof out[0], NULL));
+    CHECK_EQ(3, out[0]);
+    CHECK_EQ(12, out[1]);
+    CHECK_EQ(6, out[2]);
+    finish(p);
+}
+
+TEST(pool_imap_reports_failed_chunk_items_and_continues)
+{
+    mp_pool *p = new_pool(2);
+    int in[9] = {0, 1, 2, 3, -4, 5, 6, 7, 8};
+    mp_async_result *r;
+    CHECK_OK(mp_pool_imap(p, &r, fail_on_negative, in, sizeof in[0], 9, sizeof(int),
+                          &(mp_async_options){.chunksize = 3}));
+    for (size_t i = 0; i < 9; i++) {
+        size_t idx;
+        const void *d;
+        int rc = mp_imap_next(r, &idx, &d, NULL, 10000);
+        CHECK_EQ(i, idx);
+        if (i >= 3 && i < 6) {
+            CHECK_RC(MP_ETASKFAILED, rc);
+            CHECK(d == NULL);
+        } else {
+            CHECK_OK(rc);
+            CHECK_EQ(in[i], *(const int *)d);
+        }
+    }
+    CHECK_RC(MP_EEOF, mp_imap_next(r, NULL, NULL, NULL, 0));
+    CHECK_RC(MP_ETASKFAILED, mp_async_result_get(r, 10000, NULL, NULL));
+    CHECK_STR("negative input -4", mp_async_result_message(r));
+    mp_async_result_destroy(r);
+    finish(p);
+}
+
+TEST(pool_imap_default_chunksize_is_one)
+{
+    mp_pool *p = new_pool(2);
+    int in[6] = {1, 2, 3, -4, 5, 6};
+    mp_async_result *r;
+    CHECK_OK(mp_pool_imap(p, &r, fail_on_negative, in, sizeof in[0], 6, sizeof(int), NULL));
+    for (int i = 0; i < 6; i++) /* only item 3 fails: chunks of one */
+        CHECK_RC(i == 3 ? MP_ETASKFAILED : 0, mp_imap_next(r, NULL, NULL, NULL, 10000));
+    mp_async_result_destroy(r);
+    finish(p);
+}
+
+static int star_nop(size_t argc, const mp_buf *argv, mp_task *t)
+{
+    (void)argc;
+    (void)argv;
+    (void)t;
+    return 0;
+}
+
+/* Item counts whose byte size does not fit in a size_t: MP_EOVERFLOW, as the header
+ * says, from every map form, with nothing submitted. */
+TEST(pool_map_with_sizes_that_overflow_is_eoverflow)
+{
+    mp_pool *p;
+    CHECK_OK(mp_pool_new(&p, &(mp_pool_options){.processes = 1}));
+    int in[1] = {0}, out[1];
+    size_t huge = SIZE_MAX / 2;
+    CHECK_RC(MP_EOVERFLOW,
+             mp_pool_map(p, square, in, sizeof in[0], huge, out, sizeof out[0], NULL));
+    CHECK_RC(MP_EOVERFLOW, mp_pool_map(p, square, in, 1, huge, out, sizeof out[0], NULL));
+    mp_async_result *r = (mp_async_result *)1;
+    CHECK_RC(MP_EOVERFLOW, mp_pool_map_async(p, &r, square, in, sizeof in[0], huge, 0, NULL));
+    CHECK(r == NULL);
+    CHECK_RC(MP_EOVERFLOW, mp_pool_imap(p, &r, square, in, sizeof in[0], huge, 0, NULL));
+    CHECK_RC(MP_EOVERFLOW, mp_pool_imap_unordered(p, &r, square, in, 8, huge, 0, NULL));
+    mp_args tuples[1] = {{0, NULL}};
+    CHECK_RC(MP_EOVERFLOW, mp_pool_starmap_async(p, &r, star_nop, tuples, huge, 8, NULL));
+    CHECK_RC(MP_EOVERFLOW, mp_pool_starmap(p, star_nop, tuples, huge, out, 8, NULL));
+    void *shared = mp_pool_shared_alloc(p, 64);
+    CHECK(shared != NULL);
+    CHECK_RC(MP_EOVERFLOW, mp_pool_map_shared_async(p, &r, square_kernel, shared, 4, shared, 4,
+                                                    huge, NULL, NULL));
+    CHECK(r == NULL);
+    int x = 6;
+    void *res;
+    CHECK_OK(mp_pool_apply(p, square, &x, sizeof x, &res, NULL)); /* the pool is unharmed */
+    CHECK_EQ(36, *(int *)res);
+    free(res);
+    mp_pool_shared_free(p, shared);
+    CHECK_OK(mp_pool_close(p));
+    CHECK_OK(mp_pool_join(p, -1));
+    mp_pool_destroy(p);
+}
