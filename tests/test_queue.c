@@ -1636,7 +1636,8 @@ TEST(queue_qsize_stays_between_zero_and_maxsize_under_traffic)
 
 /* ---- a death at every fault point, on either side, around a long message ---- */
 
-static const size_t seq_lens[4] = {100, 3 * RING + 5, 200, 40};
+/* Short, long (a block in the area) and oversized (a block of its own). */
+static const size_t seq_lens[4] = {100, 3 * RING + 5, 200, AREA + 2 * RING + 3};
 
 struct fault_case {
     mp_queue *q;
@@ -1734,8 +1735,10 @@ static int consume_armed(void *arg)
         void *m;
         size_t len;
         int rc = mp_queue_get(f->q, &m, &len, 300);
-        if (rc == MP_EEMPTY)
+        if (rc == MP_EEMPTY) {
+            mp_queue_destroy(f->q); /* this process's handle */
             return 0;
+        }
         int i = rc == 0 ? which(m, len) : -1;
         if (rc == 0)
             free(m);
@@ -1758,11 +1761,11 @@ static void *produce_four(void *arg)
 TEST(queue_consumer_killed_at_each_fault_point_loses_at_most_the_message_it_took)
 {
     static const int cases[][2] = {
-        {MP__QF_GET_BEFORE_COMMIT, 1}, {MP__QF_GET_BEFORE_COMMIT, 2},
-        {MP__QF_GET_BEFORE_COMMIT, 3}, {MP__QF_GET_BLOB_HALF_READ, 1},
-        {MP__QF_GET_BLOB_TAKEN, 1},    {MP__QF_GET_AFTER_COMMIT, 1},
-        {MP__QF_GET_AFTER_COMMIT, 2},  {MP__QF_GET_AFTER_COMMIT, 3},
-        {MP__QF_GET_AFTER_COMMIT, 5},
+        {MP__QF_GET_BEFORE_COMMIT, 1},  {MP__QF_GET_BEFORE_COMMIT, 2},
+        {MP__QF_GET_BEFORE_COMMIT, 3},  {MP__QF_GET_BLOB_HALF_READ, 1},
+        {MP__QF_GET_BLOB_HALF_READ, 2}, {MP__QF_GET_BLOB_TAKEN, 1},
+        {MP__QF_GET_AFTER_COMMIT, 1},   {MP__QF_GET_AFTER_COMMIT, 2},
+        {MP__QF_GET_AFTER_COMMIT, 3},   {MP__QF_GET_AFTER_COMMIT, 5},
     };
     struct fault_case *f = shared_area(sizeof *f);
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
