@@ -3,9 +3,13 @@
  * Layout. One block of arena memory per queue: a struct shared followed by a ring
  * of `cap` bytes (a power of two), and one memfd per queue (made at creation, so
  * every process forked afterwards has it under the same descriptor number) that
- * holds the messages too long for the ring; each process maps its block area on
- * first use. Messages are records at 8-byte aligned
- * ring positions: an 8-byte header (kind << 56 | length) and a body, padded to 8.
+ * holds the messages too long for the ring; each process maps its block area of
+ * blob_span = 4 * cap bytes (a constant) on first use. Not arena memory: a chunk
+ * the arena maps after a fork exists only in the process that mapped it, so a
+ * forked producer could not hand a block to its siblings; the memfd made before
+ * the fork is the same file in all of them. Messages are records at 8-byte
+ * aligned ring positions: an 8-byte header (kind << 56 | length) and a body,
+ * padded to 8.
  *   WHOLE  a message that fits in the ring: header + payload.
  *   BLOB   a message that does not: header + the 8-byte position of its block,
  *          a range of the memfd holding its bytes (its length rounded up to whole
