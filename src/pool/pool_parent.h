@@ -62,7 +62,9 @@ struct mp__chunk_res {
  *   seq, items_done, order, n_order, chunks_left  the handler, per chunk done
  *             (chunks_left under the pool lock); seq is the futex word imap sleeps on.
  *   cur, cur_k, emitted  the one iterating thread (mp_imap_next).
- *   job, pool  set at creation; cleared once (pool lock) when the job is detached.
+ *   job, pool  set at creation; cleared once, when the job is detached (by the
+ *             handler under the pool lock, or by mp__pool_free after
+ *             mp__result_job_unpublish).
  *   parts, died, death_msg, orphan, job_next, cb_next  pool lock. */
 struct mp_async_result {
     _Atomic uint32_t ready;

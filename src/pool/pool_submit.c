@@ -91,6 +91,24 @@ static int submit(mp_pool *p, struct mp__unit *list)
     return 0;
 }
 
+/* A result of kind for n items in chunks of chunksize (0: an apply, no chunks),
+ * with a reference for each of holders, the pool's handler and the caller's
+ * options; NULL when out of memory. */
+static mp_async_result *new_result(mp_pool *pool, enum mp__rkind kind, unsigned holders,
+                                   const mp_async_options *opt, size_t n, size_t chunksize)
+{
+    mp_async_result *r = mp__result_new(kind, holders);
+    if (r == NULL)
+        return NULL;
+    r->handler = pool->handler;
+    if (opt != NULL)
+        r->cb = *opt;
+    r->n = n;
+    r->chunksize = chunksize;
+    r->n_chunks = n == 0 || chunksize == 0 ? 0 : (n - 1) / chunksize + 1;
+    return r;
+}
+
 static int apply_async_entered(mp_pool *pool, mp_async_result **out, mp_task_fn fn, const void *arg,
                                size_t len, const mp_async_options *opt)
 {
@@ -98,7 +116,7 @@ static int apply_async_entered(mp_pool *pool, mp_async_result **out, mp_task_fn 
     if (fn == NULL || (arg == NULL && len > 0))
         return MP_EINVAL;
     unsigned holders = MP__HOLDER_COMPLETION | (out != NULL ? MP__HOLDER_CALLER : 0);
-    mp_async_result *r = mp__result_new(MP__R_APPLY, holders);
+    mp_async_result *r = new_result(pool, MP__R_APPLY, holders, opt, 1, 0);
     if (r == NULL)
         return MP_ENOMEM;
     char *dst;
@@ -110,10 +128,6 @@ static int apply_async_entered(mp_pool *pool, mp_async_result **out, mp_task_fn 
     }
     if (len > 0)
         memcpy(dst, arg, len);
-    r->handler = pool->handler;
-    r->n = 1;
-    if (opt != NULL)
-        r->cb = *opt;
     u->r = r;
     rc = submit(pool, u);
     if (rc != 0) {
@@ -234,16 +248,13 @@ static int map_entered(mp_pool *pool, mp_async_result **out, uint64_t fn, const 
     if ((rc = check_items(in, in_size, tuples, n)) != 0)
         return rc;
     const unsigned holders = MP__HOLDER_CALLER | MP__HOLDER_COMPLETION;
-    mp_async_result *r = mp__result_new(MP__R_MAP, holders);
+    /* Python's defaults: map and starmap ceil(n / (4 * workers)), imap 1. */
+    size_t chunksize = opt && opt->chunksize ? opt->chunksize
+                       : iter                ? 1
+                                             : default_chunksize(pool, n);
+    mp_async_result *r = new_result(pool, MP__R_MAP, holders, opt, n, chunksize);
     if (r == NULL)
         return MP_ENOMEM;
-    r->handler = pool->handler;
-    if (opt != NULL)
-        r->cb = *opt;
-    r->n = n;
-    /* Python's defaults: map and starmap ceil(n / (4 * workers)), imap 1. */
-    r->chunksize = opt && opt->chunksize ? opt->chunksize : iter ? 1 : default_chunksize(pool, n);
-    r->n_chunks = n == 0 ? 0 : (n - 1) / r->chunksize + 1;
     r->chunks_left = r->n_chunks;
     r->out_size = out_size;
     r->var = out_size == 0;
@@ -404,15 +415,10 @@ static int map_shared_entered(mp_pool *pool, mp_async_result **out, mp_kernel_fn
          (out_size && !mp__pool_in_region(pool, out_array, n * out_size))))
         return MP_EINVAL;
     const unsigned holders = MP__HOLDER_CALLER | MP__HOLDER_COMPLETION | MP__HOLDER_JOB_LIST;
-    mp_async_result *r = mp__result_new(MP__R_JOB, holders);
+    size_t chunksize = opt && opt->chunksize ? opt->chunksize : default_chunksize(pool, n);
+    mp_async_result *r = new_result(pool, MP__R_JOB, holders, opt, n, chunksize);
     if (r == NULL)
         return MP_ENOMEM;
-    r->handler = pool->handler;
-    if (opt != NULL)
-        r->cb = *opt;
-    r->n = n;
-    r->chunksize = opt && opt->chunksize ? opt->chunksize : default_chunksize(pool, n);
-    r->n_chunks = n == 0 ? 0 : (n - 1) / r->chunksize + 1;
     size_t fixed = sizeof(struct mp__job);
     if (r->n_chunks > (SIZE_MAX - fixed) / (sizeof(int32_t) + 1)) { /* no region holds it */
         rc = MP_ENOMEM;
