@@ -19,10 +19,10 @@
  * Messages are byte strings of any length, including 0 and lengths larger than the
  * ring: a message that does not fit the ring is written into a block of shared
  * memory outside it (in a memory file the queue made at creation, so a queue holds
- * one file descriptor, close-on-exec, in each process, and a mapping of 4 times
- * ring_bytes once it has carried such a message) and the ring carries only a
- * reference to the block. A message is delivered whole or not at all, and exactly once:
- * see the kills below.
+ * one file descriptor, close-on-exec, in each process, which the program must not
+ * close behind its back, and a mapping of 4 times ring_bytes once it has carried
+ * such a message) and the ring carries only a reference to the block. A message
+ * is delivered whole or not at all, and exactly once: see the kills below.
  *
  * Differences from CPython, all on the safe side:
  * - put copies the bytes into shared memory before it returns; a process that put
