@@ -19,11 +19,18 @@ CASES    ?=
 SWEEP    ?=
 CMAKE_FLAGS ?=
 
-.PHONY: all build check demo bench sanitize tsan install clean configure fuzz
+.PHONY: all deps build check demo bench sanitize tsan install clean configure fuzz
 
 all: build
 
-configure:
+# libcrypto's headers (the authkey handshake): Debian's libssl-dev, installed when missing.
+deps:
+	@if [ ! -f /usr/include/openssl/hmac.h ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing libssl-dev (OpenSSL's libcrypto headers, for the authkey handshake)"; \
+		if [ "$$(id -u)" = 0 ]; then apt-get install -y libssl-dev; else sudo apt-get install -y libssl-dev; fi; \
+	fi
+
+configure: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMPROC_WERROR=$(WERROR) $(CMAKE_FLAGS) >/dev/null
 
 build: configure
@@ -43,7 +50,7 @@ ifeq ($(SWEEP),1)
 	python3 bench/sweep.py --build $(BUILD)
 endif
 
-sanitize:
+sanitize: deps
 	@cmake -S . -B $(SAN) -DCMAKE_BUILD_TYPE=Debug -DMPROC_SANITIZE=ON -DMPROC_WERROR=$(WERROR) \
 		-DMPROC_EXAMPLES=OFF -DMPROC_BENCH=OFF $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(SAN) -j $(JOBS)
@@ -54,7 +61,7 @@ sanitize:
 # tests/harness.h); tests/tsan.supp lists each suppression with its reason.
 # atexit_sleep_ms=0: TSan otherwise sleeps a second in every exiting process that
 # had threads, and the tests fork thousands of children.
-tsan:
+tsan: deps
 	@command -v clang >/dev/null || { echo "make tsan needs clang (Debian: apt-get install clang)"; exit 1; }
 	@CC=clang cmake -S . -B $(TSAN) -DCMAKE_BUILD_TYPE=Debug -DMPROC_TSAN=ON -DMPROC_WERROR=$(WERROR) \
 		-DMPROC_EXAMPLES=OFF -DMPROC_BENCH=OFF $(CMAKE_FLAGS) >/dev/null

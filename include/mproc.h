@@ -5,6 +5,7 @@
 
 #include "mproc/connection.h"
 #include "mproc/error.h"
+#include "mproc/listener.h"
 #include "mproc/pool.h"
 #include "mproc/process.h"
 #include "mproc/queue.h"

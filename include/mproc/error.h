@@ -49,6 +49,10 @@ extern "C" {
 #define MP_ETIMEDOUT (-ETIMEDOUT)   /* the timeout passed before the operation could finish */
 #define MP_EOWNERDEAD (-EOWNERDEAD) /* acquired, but the previous holder died holding it */
 #define MP_ENOTRECOVERABLE (-ENOTRECOVERABLE)
+#define MP_EADDRINUSE (-EADDRINUSE)       /* address already in use (listeners) */
+#define MP_EADDRNOTAVAIL (-EADDRNOTAVAIL) /* address not on this machine (listeners) */
+#define MP_ENETUNREACH (-ENETUNREACH)
+#define MP_EHOSTUNREACH (-EHOSTUNREACH)
 
 /* Codes that only mproc produces. */
 #define MP_ELIBRARY_FIRST (-10000)

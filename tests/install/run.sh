@@ -23,6 +23,16 @@ else
     "$tmp/pc_consumer"
 fi
 
+# A static link needs mproc's private dependencies (libcrypto): pkg-config --static
+# lists them.
+if command -v pkg-config >/dev/null 2>&1; then
+    # shellcheck disable=SC2046
+    cc -o "$tmp/pc_static" "$src/tests/install/consumer_net.c" $(pkg-config --cflags mproc) \
+        "$libdir/libmproc.a" $(pkg-config --static --libs mproc | sed 's/-lmproc//')
+    "$tmp/pc_static"
+fi
+
 cmake -S "$src/tests/install" -B "$tmp/consumer" -DCMAKE_PREFIX_PATH="$tmp/prefix" >/dev/null
 cmake --build "$tmp/consumer" >/dev/null
 "$tmp/consumer/consumer"
+"$tmp/consumer/consumer_net_static"
