@@ -22,7 +22,10 @@ static double now_s(void)
 static int work(void *arg)
 {
     struct job *job = arg;
-    srand((unsigned)getpid());
+    /* A forked child inherits the parent's rand() state: without this reseed every
+     * child would draw the same "random" sleep (Python reseeds its random module
+     * after fork; C's rand(), random() and drand48() are left as they were). */
+    srand((unsigned)getpid() ^ (unsigned)time(NULL));
     unsigned ms = 100 + (unsigned)(rand() % 300);
     mp_lock_acquire(job->lock, -1);
     printf("process %d has the lock, sleeping %u ms\n", job->i, ms);

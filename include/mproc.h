@@ -6,6 +6,10 @@
 #include "mproc/connection.h"
 #include "mproc/error.h"
 #include "mproc/listener.h"
+#include "mproc/manager.h"
+#include "mproc/object.h"
+#include "mproc/object_io.h"
+#include "mproc/pickle.h"
 #include "mproc/pool.h"
 #include "mproc/process.h"
 #include "mproc/queue.h"
@@ -13,6 +17,8 @@
 #include "mproc/shlex.h"
 #include "mproc/subprocess.h"
 #include "mproc/sync.h"
+#include "mproc/sync_manager.h"
+#include "mproc/timeout.h"
 #include "mproc/version.h"
 
 #endif /* MPROC_H */

@@ -22,12 +22,12 @@ PEERS = {("core", "linux"), ("linux", "core")}
 
 # Each public header belongs to the layer of the folder that implements it.
 PUBLIC = {
-    "export": "core", "version": "core", "error": "core",
+    "export": "core", "version": "core", "error": "core", "timeout": "core",
     "object": "pickle", "pickle": "pickle",
     "process": "process", "sync": "sync", "shared": "sync",
-    "connection": "queue", "queue": "queue",
+    "connection": "queue", "queue": "queue", "object_io": "queue",
     "pool": "pool", "subprocess": "subprocess", "shlex": "subprocess",
-    "listener": "net", "net": "net", "manager": "manager",
+    "listener": "net", "net": "net", "manager": "manager", "sync_manager": "manager",
 }
 
 RANK = {folder: i for i, group in enumerate(LAYERS) for folder in group}

@@ -1165,3 +1165,30 @@ TEST(client_with_key_against_listener_without_key_times_out)
     mp_conn_destroy(s);
     mp_listener_destroy(l);
 }
+
+/* mproc/timeout.h: in an options field MP_TIMEOUT_NOW is an immediate timeout (0
+ * is the default deadline, -1 none); below -1 otherwise is MP_EINVAL. */
+TEST(options_timeout_now_is_an_immediate_timeout)
+{
+    mp_conn *a, *b;
+    CHECK_OK(mp_pipe(&a, &b, true));
+    uint64_t t0 = th_now_ms();
+    CHECK_RC(MP_ETIMEDOUT, mp_deliver_challenge(a, KEY, KEYLEN,
+                                                &(mp_auth_options){.timeout_ms = MP_TIMEOUT_NOW}));
+    CHECK(th_now_ms() - t0 < 1000); /* not the 5 s default */
+    CHECK_RC(MP_EINVAL, mp_answer_challenge(b, KEY, KEYLEN, &(mp_auth_options){.timeout_ms = -3}));
+    mp_conn_destroy(a);
+    mp_conn_destroy(b);
+    mp_conn *c = NULL;
+    CHECK_RC(MP_EINVAL,
+             mp_client(&c, "127.0.0.1:1", &(mp_client_options){.connect_timeout_ms = -3}));
+    CHECK_RC(MP_EINVAL,
+             mp_client(&c, "127.0.0.1:1", &(mp_client_options){.handshake_timeout_ms = -3}));
+    mp_listener *l = NULL;
+    CHECK_RC(MP_EINVAL, mp_listener_new(&l, "127.0.0.1:0",
+                                        &(mp_listener_options){.handshake_timeout_ms = -3}));
+    CHECK_OK(mp_listener_new(&l, "127.0.0.1:0",
+                             &(mp_listener_options){.handshake_timeout_ms = MP_TIMEOUT_NOW}));
+    mp_listener_close(l);
+    mp_listener_destroy(l);
+}

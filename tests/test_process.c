@@ -413,12 +413,128 @@ TEST(process_destroyed_while_running_is_reaped_later)
     mp_process *p = started(sleep_ms, (void *)(intptr_t)100, NULL);
     pid_t pid = mp_process_pid(p);
     mp_process_destroy(p);
-    CHECK_EQ(0, mp_active_children(NULL)); /* not listed: the handle is gone */
-    CHECK_EQ(0, kill(pid, 0));             /* but not killed */
+    CHECK_EQ(0, kill(pid, 0)); /* not killed */
     th_sleep_ms(300);
     CHECK_EQ(0, mp_active_children(NULL)); /* reaps it */
     siginfo_t si;
     CHECK(waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) != 0 && errno == ECHILD);
+}
+
+/* Python's Process(target=f).start() without keeping the object: the child stays
+ * in active_children() until it is joined. */
+TEST(process_fire_and_forget_child_is_listed_and_can_be_joined)
+{
+    mp_process *kept = started(sleep_forever, NULL, NULL);
+    mp_process *p = started(return_arg, (void *)(intptr_t)5, NULL);
+    pid_t pid = mp_process_pid(p);
+    wait_until_ended(pid); /* ended, not reaped yet */
+    mp_process *q = started(sleep_forever, NULL, NULL);
+    pid_t qpid = mp_process_pid(q);
+    mp_process_destroy(q); /* fire and forget, still running */
+    mp_process_destroy(p);
+    mp_process **kids;
+    CHECK_EQ(2, mp_active_children(&kids)); /* kept and q; p has ended */
+    mp_process *forgotten = kids[0] == kept ? kids[1] : kids[0];
+    CHECK(kids[0] == kept || kids[1] == kept);
+    free(kids);
+    CHECK_EQ(qpid, mp_process_pid(forgotten));
+    CHECK(mp_process_is_alive(forgotten));
+    mp_process_destroy(forgotten); /* destroyed already: a no-op */
+    CHECK_OK(mp_process_close(forgotten));
+    CHECK_OK(mp_process_terminate(forgotten));
+    CHECK_OK(mp_process_join(forgotten, 5000));
+    int code = 0;
+    CHECK_OK(mp_process_exitcode(forgotten, &code));
+    CHECK_EQ(-SIGTERM, code);
+    CHECK_EQ(1, mp_active_children(&kids)); /* frees forgotten */
+    CHECK(kids[0] == kept);
+    free(kids);
+    CHECK_OK(mp_process_kill(kept));
+    CHECK_OK(mp_process_join(kept, -1));
+    mp_process_destroy(kept);
+    CHECK_EQ(0, mp_active_children(NULL));
+}
+
+static int join_all_children(void *arg)
+{
+    (void)arg;
+    mp_process **kids;
+    int n = mp_active_children(&kids);
+    for (int i = 0; i < n; i++)
+        CHECK_OK(mp_process_join(kids[i], -1));
+    free(kids);
+    return n;
+}
+
+static void *join_listed_in_thread(void *arg)
+{
+    mp_process *p = arg;
+    return (void *)(intptr_t)mp_process_join(p, -1);
+}
+
+/* A join in progress keeps a fire-and-forget handle valid, even when another
+ * thread's mp_active_children would free it. */
+TEST(process_join_of_a_listed_handle_survives_other_listings)
+{
+    mp_process *p = started(sleep_ms, (void *)(intptr_t)200, NULL);
+    mp_process_destroy(p);
+    mp_process **kids;
+    CHECK_EQ(1, mp_active_children(&kids));
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, join_listed_in_thread, kids[0]) == 0);
+    for (int i = 0; i < 50; i++) {
+        mp_active_children(NULL);
+        th_sleep_ms(10);
+    }
+    void *rc;
+    pthread_join(t, &rc);
+    CHECK_EQ(0, (int)(intptr_t)rc);
+    free(kids);
+    CHECK_EQ(0, join_all_children(NULL));
+}
+
+static int start_and_forget_then_exit(void *arg)
+{
+    mp_process *p = started(write_done_later, arg, NULL);
+    mp_process_destroy(p); /* fire and forget */
+    CHECK_EQ(1, mp_active_children(NULL));
+    return 0; /* exit() still waits for it */
+}
+
+TEST(process_exit_waits_for_fire_and_forget_children)
+{
+    int fds[2];
+    CHECK(pipe2(fds, O_NONBLOCK) == 0);
+    CHECK_EQ(0, th_wait(th_fork(start_and_forget_then_exit, (void *)(intptr_t)fds[1])));
+    char buf[8] = {0};
+    CHECK_EQ(4, read(fds[0], buf, sizeof buf));
+    CHECK_STR("done", buf);
+    close(fds[0]);
+    close(fds[1]);
+}
+
+TEST(process_misuse_leaves_pythons_message)
+{
+    mp_process *p;
+    CHECK_OK(mp_process_new(&p, sleep_forever, NULL, NULL));
+    CHECK_STR("", mp_process_message(p));
+    CHECK_RC(MP_ENOTSTARTED, mp_process_join(p, 0));
+    CHECK_STR("can only join a started process", mp_process_message(p));
+    CHECK_OK(mp_process_start(p));
+    CHECK_RC(MP_EALREADY, mp_process_start(p));
+    CHECK_STR("cannot start a process twice", mp_process_message(p));
+    CHECK_RC(MP_EBUSY, mp_process_close(p));
+    CHECK_STR("Cannot close a process while it is still running. You should first call join() "
+              "or terminate().",
+              mp_process_message(p));
+    CHECK_OK(mp_process_kill(p));
+    CHECK_OK(mp_process_join(p, -1));
+    CHECK_OK(mp_process_close(p));
+    CHECK_RC(MP_ECLOSED, mp_process_join(p, 0));
+    CHECK_STR("process object is closed", mp_process_message(p));
+    CHECK_STR("", mp_process_message(NULL));
+    CHECK_STR("", mp_process_message(mp_current_process()));
+    mp_process_destroy(p);
 }
 
 static mp_process *sibling;
@@ -722,4 +838,25 @@ TEST(process_plain_fork_child_may_destroy_inherited_handles)
     CHECK_OK(mp_process_kill(inherited));
     CHECK_OK(mp_process_join(inherited, -1));
     mp_process_destroy(inherited);
+}
+
+static int draw_rand(void *arg)
+{
+    (void)arg;
+    return rand() & 0x7f;
+}
+
+/* Documented in process.h: children inherit the parent's rand() state (C does not
+ * reseed after fork as Python's random module does). */
+TEST(process_children_inherit_the_rand_state)
+{
+    srand(12345);
+    int first = rand() & 0x7f;
+    srand(12345);
+    mp_process *a = started(draw_rand, NULL, NULL);
+    mp_process *b = started(draw_rand, NULL, NULL);
+    CHECK_EQ(first, joined_exitcode(a));
+    CHECK_EQ(first, joined_exitcode(b));
+    mp_process_destroy(a);
+    mp_process_destroy(b);
 }

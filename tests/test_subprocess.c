@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "linux/pidfd.h"
 
 static char helper_path[4096];
 
@@ -1036,18 +1037,21 @@ TEST(check_output_returns_stdout)
     const char *argv[] = {"echo", "out", NULL};
     char *out;
     size_t len;
-    CHECK_OK(mp_check_output(argv, NULL, &out, &len));
+    CHECK_OK(mp_check_output(argv, NULL, &out, &len, NULL));
     CHECK_STR("out\n", out);
     CHECK_EQ(4, len);
     free(out);
     const char *fail[] = {"echo gone; exit 2", NULL};
+    int code = 0;
     CHECK_RC(MP_ENONZERO,
-             mp_check_output(fail, &(mp_run_options){.popen.shell = true}, &out, NULL));
+             mp_check_output(fail, &(mp_run_options){.popen.shell = true}, &out, NULL, &code));
     CHECK_STR("gone\n", out);
+    CHECK_EQ(2, code); /* CalledProcessError.returncode */
     free(out);
-    CHECK_RC(MP_EINVAL,
-             mp_check_output(argv, &(mp_run_options){.popen.stdout_mode = MP_PIPE}, &out, NULL));
+    CHECK_RC(MP_EINVAL, mp_check_output(argv, &(mp_run_options){.popen.stdout_mode = MP_PIPE}, &out,
+                                        NULL, &code));
     CHECK(out == NULL);
+    CHECK_EQ(-1, code);
 }
 
 TEST(large_output_is_captured_whole)
@@ -1469,12 +1473,10 @@ TEST(communicate_after_the_streams_were_read_or_closed)
     CHECK_EQ(0, err_len);
     free(out);
     free(err);
-    /* Once more after the end: the same, at once. */
-    CHECK_OK(mp_popen_communicate(p, NULL, 0, 0, &out, NULL, &err, NULL));
-    CHECK_STR("", out);
-    CHECK_STR("", err);
-    free(out);
-    free(err);
+    /* Once more after the end: Python's "read of closed file", at once. */
+    CHECK_RC(MP_ECLOSED, mp_popen_communicate(p, NULL, 0, 0, &out, NULL, &err, NULL));
+    CHECK(out == NULL && err == NULL);
+    CHECK_STR("read of closed file", mp_popen_message(p));
     int code = -1;
     CHECK_OK(mp_popen_returncode(p, &code));
     CHECK_EQ(0, code);
@@ -1555,4 +1557,370 @@ TEST(spawn_does_not_wait_for_children_forked_meanwhile_by_other_threads)
     close(holders_pipe[0]);
     CHECK(spawns > 0);
     CHECK(!atomic_load(&holders_rescued));
+}
+
+/* ---- what a newcomer trips over (issue 15) ----------------------------------- */
+
+/* Python's `for line in p.stdout:`: the descriptor is taken over, wrapped in a
+ * FILE *, read line by line and fclose'd; the handle never closes it again. */
+TEST(take_stdout_reads_lines_as_they_come_and_the_handle_forgets_it)
+{
+    const char *argv[] = {"sh", "-c", "echo one; echo two; echo three", NULL};
+    mp_popen *p;
+    CHECK_OK(mp_popen_new(&p, argv, &(mp_popen_options){.stdout_mode = MP_PIPE}));
+    int fd = mp_popen_take_stdout(p);
+    CHECK(fd >= 0);
+    CHECK_EQ(-1, mp_popen_stdout(p));
+    CHECK_RC(MP_EBADF, mp_popen_take_stdout(p)); /* taken before */
+    CHECK_RC(MP_EBADF, mp_popen_take_stdin(p));  /* not a pipe */
+    CHECK_RC(MP_EINVAL, mp_popen_take_stderr(NULL));
+    FILE *f = fdopen(fd, "r");
+    CHECK(f != NULL);
+    char *line = NULL;
+    size_t cap = 0;
+    char got[64] = "";
+    int lines = 0;
+    while (getline(&line, &cap, f) > 0) {
+        strcat(got, line);
+        lines++;
+    }
+    free(line);
+    CHECK_EQ(3, lines);
+    CHECK_STR("one\ntwo\nthree\n", got);
+    int code = -1;
+    CHECK_OK(mp_popen_wait(p, -1, &code));
+    CHECK_EQ(0, code);
+    /* communicate treats the taken stream as closed */
+    char *out = NULL;
+    CHECK_OK(mp_popen_communicate(p, NULL, 0, -1, &out, NULL, NULL, NULL));
+    CHECK_STR("", out);
+    free(out);
+    /* Another descriptor takes a number; destroy must not close the taken one. */
+    mp_popen_destroy(p);
+    CHECK(fcntl(fd, F_GETFD) >= 0);
+    CHECK_EQ(0, fclose(f));
+}
+
+TEST(take_stdin_gives_the_write_end_to_the_caller)
+{
+    const char *argv[] = {"cat", NULL};
+    mp_popen *p;
+    CHECK_OK(
+        mp_popen_new(&p, argv, &(mp_popen_options){.stdin_mode = MP_PIPE, .stdout_mode = MP_PIPE}));
+    int in = mp_popen_take_stdin(p);
+    CHECK(in >= 0);
+    CHECK_EQ(-1, mp_popen_stdin(p));
+    CHECK(write(in, "abc", 3) == 3);
+    close(in);
+    char *out = NULL;
+    CHECK_OK(mp_popen_communicate(p, NULL, 0, 10000, &out, NULL, NULL, NULL));
+    CHECK_STR("abc", out);
+    free(out);
+    mp_popen_destroy(p);
+}
+
+TEST(run_nonzero_and_timeout_carry_pythons_messages)
+{
+    mp_completed_process r;
+    const char *exit2[] = {"sh", "-c", "exit 2", "it's", NULL};
+    CHECK_RC(MP_ENONZERO, mp_run(&r, exit2, &(mp_run_options){.check = true}));
+    CHECK_STR("Command '['sh', '-c', 'exit 2', \"it's\"]' returned non-zero exit status 2.",
+              r.message);
+    mp_completed_process_free(&r);
+
+    const char *shell[] = {"exit 3", NULL};
+    CHECK_RC(MP_ENONZERO, mp_run(&r, shell, &(mp_run_options){.check = true, .popen.shell = true}));
+    CHECK_STR("Command 'exit 3' returned non-zero exit status 3.", r.message);
+    mp_completed_process_free(&r);
+
+    const char *killed[] = {"sh", "-c", "kill -9 $$", NULL};
+    CHECK_RC(MP_ENONZERO, mp_run(&r, killed, &(mp_run_options){.check = true}));
+    CHECK_STR("Command '['sh', '-c', 'kill -9 $$']' died with <Signals.SIGKILL: 9>.", r.message);
+    mp_completed_process_free(&r);
+
+    const char *odd[] = {
+        "false",      "a\\b", "x\x7f\xc2\xa0\xc2\x85y", "\xc3\xa9\xe4\xb8\xad", "\xff",
+        "it's \"q\"", NULL};
+    CHECK_RC(MP_ENONZERO, mp_run(&r, odd, &(mp_run_options){.check = true}));
+    CHECK_STR("Command '['false', 'a\\\\b', 'x\\x7f\\xa0\\x85y', '\xc3\xa9\xe4\xb8\xad', "
+              "'\\udcff', 'it\\'s \"q\"']' returned non-zero exit status 1.",
+              r.message);
+    mp_completed_process_free(&r);
+
+    const char *sleeper[] = {"sleep", "10", NULL};
+    CHECK_RC(MP_ETIMEDOUT, mp_run(&r, sleeper, &(mp_run_options){.timeout_ms = 300}));
+    CHECK_STR("Command '['sleep', '10']' timed out after 0.3 seconds", r.message);
+    mp_completed_process_free(&r);
+    const char *line[] = {"sleep 10", NULL};
+    CHECK_RC(MP_ETIMEDOUT,
+             mp_run(&r, line, &(mp_run_options){.timeout_ms = 1000, .popen.shell = true}));
+    CHECK_STR("Command 'sleep 10' timed out after 1 seconds", r.message);
+    mp_completed_process_free(&r);
+
+    /* Success keeps NULL; a misuse has Python's ValueError text. */
+    const char *ok[] = {"true", NULL};
+    CHECK_OK(mp_run(&r, ok, &(mp_run_options){.check = true}));
+    CHECK(r.message == NULL);
+    mp_completed_process_free(&r);
+    CHECK_RC(MP_EINVAL, mp_run(&r, ok,
+                               &(mp_run_options){
+                                   .input = "x", .input_len = 1, .popen.stdin_mode = MP_DEVNULL}));
+    CHECK_STR("stdin and input arguments may not both be used.", r.message);
+    mp_completed_process_free(&r);
+}
+
+/* mproc/timeout.h: in mp_run_options, 0 and -1 are no limit, MP_TIMEOUT_NOW is
+ * Python's timeout=0, and mp_call's plain argument 0 does not block. */
+TEST(run_option_timeout_now_is_an_immediate_timeout)
+{
+    const char *sleeper[] = {"sleep", "10", NULL};
+    mp_completed_process r;
+    uint64_t t0 = th_now_ms();
+    CHECK_RC(MP_ETIMEDOUT, mp_run(&r, sleeper, &(mp_run_options){.timeout_ms = MP_TIMEOUT_NOW}));
+    CHECK(th_now_ms() - t0 < 5000);
+    CHECK_EQ(-SIGKILL, r.returncode);
+    CHECK_STR("Command '['sleep', '10']' timed out after 0 seconds", r.message);
+    mp_completed_process_free(&r);
+    CHECK_RC(MP_ETIMEDOUT,
+             mp_run(&r, sleeper,
+                    &(mp_run_options){.timeout_ms = MP_TIMEOUT_NOW, .capture_output = true}));
+    mp_completed_process_free(&r);
+    const char *quick[] = {"sh", "-c", "sleep 0.2", NULL};
+    CHECK_OK(mp_run(&r, quick, &(mp_run_options){.timeout_ms = -1}));
+    mp_completed_process_free(&r);
+    CHECK_OK(mp_run(&r, quick, &(mp_run_options){.timeout_ms = 0}));
+    mp_completed_process_free(&r);
+    CHECK_RC(MP_EINVAL, mp_run(&r, quick, &(mp_run_options){.timeout_ms = -3}));
+    mp_completed_process_free(&r);
+    char *out = NULL;
+    int code = 0;
+    CHECK_RC(MP_ETIMEDOUT, mp_check_output(sleeper, &(mp_run_options){.timeout_ms = MP_TIMEOUT_NOW},
+                                           &out, NULL, &code));
+    CHECK_EQ(-SIGKILL, code);
+    free(out);
+    CHECK_RC(MP_ETIMEDOUT, mp_call(sleeper, NULL, 0, &code));
+    CHECK_RC(MP_EINVAL, mp_call(sleeper, NULL, MP_TIMEOUT_NOW, &code));
+}
+
+TEST(second_communicate_is_eclosed)
+{
+    const char *argv[] = {"echo", "hi", NULL};
+    mp_popen *p;
+    CHECK_OK(mp_popen_new(&p, argv, &(mp_popen_options){.stdout_mode = MP_PIPE}));
+    char *out = NULL;
+    CHECK_OK(mp_popen_communicate(p, NULL, 0, 10000, &out, NULL, NULL, NULL));
+    CHECK_STR("hi\n", out);
+    free(out);
+    CHECK_RC(MP_ECLOSED, mp_popen_communicate(p, NULL, 0, 10000, &out, NULL, NULL, NULL));
+    CHECK(out == NULL);
+    CHECK_STR("read of closed file", mp_popen_message(p));
+    mp_popen_destroy(p);
+
+    const char *cat[] = {"cat", NULL};
+    CHECK_OK(mp_popen_new(&p, cat,
+                          &(mp_popen_options){.stdin_mode = MP_PIPE, .stdout_mode = MP_DEVNULL}));
+    CHECK_OK(mp_popen_communicate(p, "x", 1, 10000, NULL, NULL, NULL, NULL));
+    CHECK_RC(MP_ECLOSED, mp_popen_communicate(p, "y", 1, 10000, NULL, NULL, NULL, NULL));
+    CHECK_STR("write to closed file", mp_popen_message(p));
+    CHECK_OK(mp_popen_communicate(p, NULL, 0, 10000, NULL, NULL, NULL, NULL)); /* as Python */
+    mp_popen_destroy(p);
+
+    /* Without pipes communicate only waits: again and again, as in Python. */
+    const char *t[] = {"true", NULL};
+    CHECK_OK(mp_popen_new(&p, t, NULL));
+    CHECK_OK(mp_popen_communicate(p, NULL, 0, 10000, NULL, NULL, NULL, NULL));
+    CHECK_OK(mp_popen_communicate(p, NULL, 0, 10000, NULL, NULL, NULL, NULL));
+    CHECK_STR("", mp_popen_message(p));
+    mp_popen_destroy(p);
+}
+
+TEST(communicate_misuse_leaves_pythons_message)
+{
+    const char *argv[] = {"cat", NULL};
+    mp_popen *p;
+    CHECK_OK(
+        mp_popen_new(&p, argv, &(mp_popen_options){.stdin_mode = MP_PIPE, .stdout_mode = MP_PIPE}));
+    CHECK_STR("", mp_popen_message(p));
+    CHECK_RC(MP_ETIMEDOUT, mp_popen_communicate(p, "abc", 3, 0, NULL, NULL, NULL, NULL));
+    CHECK_RC(MP_EINVAL, mp_popen_communicate(p, "ab", 2, 0, NULL, NULL, NULL, NULL));
+    CHECK_STR("Cannot send input after starting communication", mp_popen_message(p));
+    char *out = NULL;
+    CHECK_OK(mp_popen_communicate(p, "abc", 3, 10000, &out, NULL, NULL, NULL));
+    CHECK_STR("abc", out);
+    free(out);
+    mp_popen_destroy(p);
+}
+
+/* CPython's _try_wait: ChildProcessError (the status is gone) gives returncode 0. */
+TEST(sigchld_ignored_reports_returncode_zero_as_cpython)
+{
+    struct sigaction ign = {.sa_handler = SIG_IGN}, old;
+    sigemptyset(&ign.sa_mask);
+    CHECK(sigaction(SIGCHLD, &ign, &old) == 0);
+    const char *argv[] = {"sh", "-c", "exit 3", NULL};
+    int code = -1;
+    CHECK_OK(mp_call(argv, NULL, 10000, &code));
+    CHECK_EQ(0, code);
+    mp_completed_process r;
+    CHECK_OK(mp_run(&r, argv, &(mp_run_options){.capture_output = true}));
+    CHECK_EQ(0, r.returncode);
+    mp_completed_process_free(&r);
+    mp_popen *p;
+    CHECK_OK(mp_popen_new(&p, argv, NULL));
+    CHECK_OK(mp_popen_wait(p, -1, &code));
+    CHECK_EQ(0, code);
+    mp_popen_destroy(p);
+    CHECK(sigaction(SIGCHLD, &old, NULL) == 0);
+}
+
+/* CPython joins each PATH directory with '' and gets EACCES from "dir/". */
+TEST(empty_program_name_is_eacces_as_cpython)
+{
+    mp_popen *p = NULL;
+    const char *empty[] = {"", NULL};
+    CHECK_RC(MP_EACCES, mp_popen_new(&p, empty, NULL));
+    CHECK(p != NULL);
+    CHECK_STR("Permission denied: ''", mp_popen_message(p));
+    mp_popen_destroy(p);
+    const char *ls[] = {"ls", NULL};
+    CHECK_RC(MP_EACCES, mp_popen_new(&p, ls, &(mp_popen_options){.executable = ""}));
+    CHECK_STR("Permission denied: ''", mp_popen_message(p));
+    mp_popen_destroy(p);
+    mp_completed_process r;
+    CHECK_RC(MP_EACCES, mp_run(&r, empty, NULL));
+    CHECK_STR("Permission denied: ''", r.message);
+    mp_completed_process_free(&r);
+}
+
+static int count_open_fds(void)
+{
+    int n = 0;
+    for (int fd = 0; fd < 1024; fd++)
+        n += fcntl(fd, F_GETFD) >= 0;
+    return n;
+}
+
+/* Documented in subprocess.h: the pidfd is held until destroy; communicate closes
+ * the parent's pipe ends. */
+TEST(live_handle_holds_its_pidfd_until_destroy_and_communicate_closes_pipes)
+{
+    bool pidfds = getenv("MPROC_NO_PIDFD") == NULL && mp__have_pidfd();
+    const char *argv[] = {"echo", "x", NULL};
+    int before = count_open_fds();
+    mp_popen *p;
+    CHECK_OK(mp_popen_new(&p, argv, &(mp_popen_options){.stdout_mode = MP_PIPE}));
+    int out_fd = mp_popen_stdout(p);
+    CHECK_EQ(before + 1 + pidfds, count_open_fds());
+    char *out = NULL;
+    CHECK_OK(mp_popen_communicate(p, NULL, 0, 10000, &out, NULL, NULL, NULL));
+    free(out);
+    CHECK_EQ(-1, mp_popen_stdout(p));
+    CHECK(fcntl(out_fd, F_GETFD) < 0 || pidfds); /* closed (unless the pidfd reused it) */
+    CHECK_EQ(before + pidfds, count_open_fds()); /* the ended child's pidfd is still held */
+    mp_popen_destroy(p);
+    CHECK_EQ(before, count_open_fds());
+}
+
+/* Runs in a forked child whose stdout is the pipe in arg: "a" printed before
+ * mp_popen_new stays in the stdio buffer, so the command's "b" comes first. */
+static int print_then_spawn(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    CHECK(dup2(fd, 1) == 1);
+    setvbuf(stdout, NULL, _IOFBF, 4096);
+    printf("a");
+    const char *argv[] = {"printf", "b", NULL};
+    int code = -1;
+    CHECK_OK(mp_call(argv, NULL, 10000, &code));
+    CHECK_EQ(0, code);
+    fflush(stdout);
+    return 0;
+}
+
+/* Documented in subprocess.h: mp_popen_new does not flush stdio (as CPython's
+ * Popen), unlike mp_process_start. */
+TEST(popen_new_does_not_flush_stdio)
+{
+    int fds[2];
+    CHECK(pipe(fds) == 0);
+    CHECK_EQ(0, th_wait(th_fork(print_then_spawn, (void *)(intptr_t)fds[1])));
+    close(fds[1]);
+    char buf[8] = {0};
+    size_t got = 0;
+    ssize_t n;
+    while (got < sizeof buf - 1 && (n = read(fds[0], buf + got, sizeof buf - 1 - got)) > 0)
+        got += (size_t)n;
+    close(fds[0]);
+    CHECK_STR("ba", buf);
+}
+
+/* Python's own str() of CalledProcessError / TimeoutExpired for the given words
+ * (python3 decodes its argv as os.fsdecode does), or NULL without python3. */
+static char *python_message(const char *kind, int value, const char *const *words)
+{
+    const char *code = "import subprocess,sys\n"
+                       "k,v,w=sys.argv[1],int(sys.argv[2]),sys.argv[3:]\n"
+                       "e=subprocess.CalledProcessError(v,w) if k=='e' else "
+                       "subprocess.TimeoutExpired(w,v/1000 if v%1000 else v//1000)\n"
+                       "sys.stdout.buffer.write(str(e).encode('utf-8','surrogateescape'))\n";
+    char num[16];
+    snprintf(num, sizeof num, "%d", value);
+    const char *argv[32] = {"python3", "-c", code, kind, num};
+    int n = 5;
+    for (int i = 0; words[i] != NULL && n < 31; i++)
+        argv[n++] = words[i];
+    argv[n] = NULL;
+    mp_completed_process r;
+    int rc = mp_run(&r, argv, &(mp_run_options){.capture_output = true});
+    char *res = rc == 0 && r.returncode == 0 ? r.stdout_data : NULL;
+    if (res != NULL)
+        r.stdout_data = NULL;
+    mp_completed_process_free(&r);
+    return res;
+}
+
+TEST(messages_match_a_live_python3)
+{
+    const char *words[] = {"sh",
+                           "-c",
+                           "exit 7",
+                           "it's",
+                           "say \"hi\"",
+                           "both ' \"",
+                           "a\\b",
+                           "tab\t",
+                           "nl\nx\r",
+                           "\x01\x1f\x7f",
+                           "\xc3\xa9\xe2\x82\xac",
+                           "\xc2\x85\xc2\xa0\xc2\xad",
+                           "\xff\xfe",
+                           "\xf0\x9f\x98\x80",
+                           NULL};
+    char *want = python_message("e", 7, words);
+    if (want == NULL)
+        SKIP("python3 cannot be run");
+    mp_completed_process r;
+    CHECK_RC(MP_ENONZERO, mp_run(&r, words, &(mp_run_options){.check = true}));
+    CHECK_STR(want, r.message);
+    mp_completed_process_free(&r);
+    free(want);
+
+    const char *killer[] = {"sh", "-c", "kill -TERM $$", NULL};
+    want = python_message("e", -SIGTERM, killer);
+    CHECK(want != NULL);
+    CHECK_RC(MP_ENONZERO, mp_run(&r, killer, &(mp_run_options){.check = true}));
+    CHECK_STR(want, r.message);
+    mp_completed_process_free(&r);
+    free(want);
+
+    const char *sleeper[] = {"sleep", "10", NULL};
+    const int timeouts[] = {250, 1000};
+    for (int i = 0; i < 2; i++) {
+        want = python_message("t", timeouts[i], sleeper);
+        CHECK(want != NULL);
+        CHECK_RC(MP_ETIMEDOUT, mp_run(&r, sleeper, &(mp_run_options){.timeout_ms = timeouts[i]}));
+        CHECK_STR(want, r.message);
+        mp_completed_process_free(&r);
+        free(want);
+    }
 }

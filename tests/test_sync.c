@@ -1344,6 +1344,25 @@ TEST(barrier_default_timeout_applies_to_waits_given_minus_one)
     mp_barrier_destroy(b);
 }
 
+/* mproc/timeout.h: in an options field, MP_TIMEOUT_NOW is Python's timeout=0 and
+ * -1 (like 0) is timeout=None. */
+TEST(barrier_option_timeout_now_times_out_at_once_and_minus_one_is_none)
+{
+    mp_barrier *b;
+    CHECK_OK(mp_barrier_new(&b, 2, &(mp_barrier_options){.timeout_ms = MP_TIMEOUT_NOW}));
+    uint64_t t0 = th_now_ms();
+    CHECK_RC(MP_ETIMEDOUT, mp_barrier_wait(b, -1));
+    CHECK(th_now_ms() - t0 < 1000);
+    CHECK(mp_barrier_broken(b)); /* as Python: the timed-out wait broke it */
+    mp_barrier_destroy(b);
+    CHECK_OK(mp_barrier_new(&b, 1, &(mp_barrier_options){.timeout_ms = -1}));
+    CHECK_EQ(0, mp_barrier_wait(b, -1));
+    mp_barrier_destroy(b);
+    CHECK_OK(mp_barrier_new(&b, 2, &(mp_barrier_options){.timeout_ms = -1}));
+    CHECK_RC(MP_ETIMEDOUT, mp_barrier_wait(b, 50)); /* the argument still rules */
+    mp_barrier_destroy(b);
+}
+
 static int wait_at_barrier(void *arg)
 {
     struct shared *s = arg;
@@ -1541,7 +1560,7 @@ TEST(barrier_rejects_bad_arguments)
     mp_barrier *b;
     CHECK_RC(MP_EINVAL, mp_barrier_new(&b, 0, NULL));
     CHECK_RC(MP_EINVAL, mp_barrier_new(NULL, 2, NULL));
-    CHECK_RC(MP_EINVAL, mp_barrier_new(&b, 2, &(mp_barrier_options){.timeout_ms = -1}));
+    CHECK_RC(MP_EINVAL, mp_barrier_new(&b, 2, &(mp_barrier_options){.timeout_ms = -3}));
     CHECK_OK(mp_barrier_new(&b, 1, NULL));
     CHECK_RC(MP_EINVAL, mp_barrier_wait(b, -2));
     CHECK_EQ(0, mp_barrier_wait(b, -1)); /* one party: passes at once */

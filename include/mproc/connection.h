@@ -132,6 +132,10 @@ typedef struct mp_wait_object {
 /* Python's multiprocessing.connection.wait: waits up to timeout_ms until at least
  * one of the n objects is ready, then sets each one's ready flag and returns how
  * many are ready; 0 when the timeout passed first. Signals do not shorten the wait.
+ * Readiness is a state, not an event: a process that has ended (and a connection
+ * at end-of-file) stays ready, so every later mp_wait that includes it returns at
+ * once. Take such an object out of the array once it has been handled, as Python
+ * programs remove it from their list.
  * Errors: MP_EINVAL (objs NULL with n > 0, an object with none or two of its
  * fields set, timeout below -1), MP_ECLOSED (a closed connection), MP_EBADF
  * (send-only connection), errors of mp_process_sentinel, MP_ENOMEM. */

@@ -70,6 +70,7 @@
 
 #include "mproc/connection.h"
 #include "mproc/export.h"
+#include "mproc/timeout.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -87,12 +88,14 @@ typedef struct mp_listener mp_listener;
 /* ---- Listener ---- */
 
 typedef struct mp_listener_options {
-    int backlog;              /* listen() backlog; 0: 128 */
-    const void *authkey;      /* NULL: no handshake; else authkey_len bytes (copied) */
-    size_t authkey_len;       /* may be 0 with a non-NULL authkey: the empty key */
-    int handshake_timeout_ms; /* per peer, from its arrival; 0: default; -1: no limit */
-    bool refuse_md5;          /* reject MD5 answers (3.11 peers) and never answer with MD5 */
-    char *errbuf;             /* optional: the message of a failed mp_listener_new */
+    int backlog;         /* listen() backlog; 0: 128 */
+    const void *authkey; /* NULL: no handshake; else authkey_len bytes (copied) */
+    size_t authkey_len;  /* may be 0 with a non-NULL authkey: the empty key */
+    /* per peer, from its arrival; 0: default; -1: no limit; MP_TIMEOUT_NOW: none to wait
+     * (mproc/timeout.h) */
+    int handshake_timeout_ms;
+    bool refuse_md5; /* reject MD5 answers (3.11 peers) and never answer with MD5 */
+    char *errbuf;    /* optional: the message of a failed mp_listener_new */
     size_t errbuf_len;
 } mp_listener_options;
 
@@ -158,8 +161,10 @@ MP_EXTERN void mp_listener_destroy(mp_listener *l);
 typedef struct mp_client_options {
     const void *authkey; /* NULL: no handshake; else authkey_len bytes */
     size_t authkey_len;
-    int connect_timeout_ms;   /* for the connection itself; 0: default; -1: no limit */
-    int handshake_timeout_ms; /* for both handshakes together; 0: default; -1: no limit */
+    /* Options fields (mproc/timeout.h): 0: the default above; -1: no limit;
+     * MP_TIMEOUT_NOW: nothing waited for. */
+    int connect_timeout_ms;   /* for the connection itself */
+    int handshake_timeout_ms; /* for both handshakes together */
     bool refuse_md5;          /* as in mp_listener_options */
     char *errbuf;             /* optional: the message of a failure */
     size_t errbuf_len;
@@ -182,7 +187,7 @@ MP_EXTERN int mp_client(mp_conn **out, const char *address, const mp_client_opti
 /* ---- The handshake steps, as Python's deliver_challenge / answer_challenge ---- */
 
 typedef struct mp_auth_options {
-    int timeout_ms;  /* deadline for this step; 0: default; -1: no limit */
+    int timeout_ms;  /* deadline for this step; 0: default; -1: no limit; MP_TIMEOUT_NOW */
     bool refuse_md5; /* as in mp_listener_options */
     char *errbuf;    /* optional: the message of a failure */
     size_t errbuf_len;

@@ -30,6 +30,12 @@
  * memory as it was when the worker was forked (at pool creation, or later for a
  * replacement worker); only the argument bytes reflect the time of submission.
  *
+ * Output: a process worker flushes its stdout and stderr after each task (and
+ * when it exits), so what a task printed with stdio reaches the terminal or file
+ * promptly and is not lost if the worker dies later; the order between the lines
+ * of different workers is still not defined. mp_pool_new flushes the caller's
+ * stdio buffers before it forks the workers, so nothing is printed twice.
+ *
  * Beyond Python: a worker that dies while running a task (killed, segfault, exit
  * or _exit from the task) makes exactly that task (or map chunk) fail with
  * MP_EWORKERDIED, with a message naming the signal or the exit status; the worker is

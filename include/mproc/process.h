@@ -16,17 +16,43 @@
  * with _exit() after fflush). Objects from mproc's shared arena (locks, queues,
  * values) created before start are shared with the child.
  *
+ * Randomness: a child inherits the parent's rand(), random() and drand48() state
+ * (and that of any other generator in memory), so children that "sleep a random
+ * time" all draw the same numbers. CPython reseeds its random module after fork;
+ * mproc does not touch the C library's generators. Reseed at the top of the
+ * target, with something that differs per child:
+ *
+ *     srand((unsigned)getpid() ^ (unsigned)time(NULL));
+ *     srand48((long)getpid() ^ (long)time(NULL));  // for drand48
+ *
+ * (or read getrandom() for numbers that must not be guessable; see
+ * examples/21_lock_random_sleep.c).
+ *
  * Handles are private to the process that created them: only that process may
  * start, join, signal or close a child (others get MP_ECHILD). A handle may be used
  * from several threads of its process at once.
  *
+ * Fire-and-forget (Python's `Process(target=f).start()` without keeping the
+ * object): a child whose handle was destroyed while it ran is still this
+ * process's child, as in Python: mp_active_children counts and lists it (its
+ * handle stays usable for join, is_alive, pid, exitcode until the next
+ * mp_active_children call), and the exit below waits for it.
+ *
  * When a process exits normally (return from main or exit()), mproc terminates
  * its daemon children with SIGTERM and then joins every child it started, as
- * CPython does, so no zombie is left behind. mp_process_start also reaps, first,
+ * CPython does, so no zombie is left behind: a non-daemon child, fire-and-forget
+ * or not, keeps its parent's exit waiting until it ends. An abrupt end (_exit, a
+ * signal) waits for nothing; daemon children then get SIGKILL from the kernel,
+ * the others live on. mp_process_start and mp_active_children also reap, first,
  * the children whose handles were destroyed and that have ended.
  *
  * If something else reaps a child (a waitpid(-1) of the program's own, or SIGCHLD
  * set to SIG_IGN), mproc cannot learn its status and reports exit code 255.
+ * (External commands, mproc/subprocess.h, report 0 then, as CPython's Popen.)
+ *
+ * Misuse messages: a call that refuses a misuse with an error code leaves
+ * Python's text for it in mp_process_message(p) ("cannot start a process twice",
+ * "can only join a started process", "process object is closed", ...).
  */
 #ifndef MPROC_PROCESS_H
 #define MPROC_PROCESS_H
@@ -64,7 +90,9 @@ typedef struct mp_process_options {
 MP_EXTERN int mp_process_new(mp_process **out, mp_target target, void *arg,
                              const mp_process_options *opt);
 
-/* Starts the child. stdio buffers are flushed first, so nothing is printed twice.
+/* Starts the child. stdio buffers (every FILE *) are flushed first, with
+ * fflush(NULL), so nothing buffered before start is printed twice (by the parent
+ * and by the forked copy). mp_popen_new does not flush (see mproc/subprocess.h).
  * Errors: MP_EALREADY (started before), MP_ECLOSED, MP_ECHILD (handle of another
  * process), MP_EDAEMON (the caller is a daemon process), MP_EAGAIN / MP_ENOMEM
  * (fork failed: process or memory limit). */
@@ -123,6 +151,13 @@ MP_EXTERN int mp_process_close(mp_process *p);
  * mp_current_process() and mp_parent_process() are not to be destroyed. */
 MP_EXTERN void mp_process_destroy(mp_process *p);
 
+/* A short text, in Python's words, of the last misuse a call on p refused
+ * ("cannot start a process twice", "can only join a started process", "process
+ * object is closed", "Cannot close a process while it is still running. You
+ * should first call join() or terminate()."), or "". Static strings; never NULL.
+ * mp_current_process() and mp_parent_process() carry none. */
+MP_EXTERN const char *mp_process_message(const mp_process *p);
+
 /* The calling process: name "MainProcess" in a program's first process, the
  * child's name in a child. Owned by mproc; never NULL. */
 MP_EXTERN mp_process *mp_current_process(void);
@@ -132,8 +167,13 @@ MP_EXTERN mp_process *mp_current_process(void);
 MP_EXTERN mp_process *mp_parent_process(void);
 
 /* Reaps every child of the caller that has ended and returns how many are still
- * alive. When children is not NULL, *children is set to a malloc'd array of their
- * handles (free() the array, not the handles; NULL when there are none).
+ * alive, fire-and-forget children (handle destroyed while running) included, as
+ * Python's active_children(). When children is not NULL, *children is set to a
+ * malloc'd array of their handles (free() the array, not the handles; NULL when
+ * there are none). The handle of a fire-and-forget child in the array may be
+ * joined, polled and signalled until the next mp_active_children call of this
+ * process, which frees it once the child has ended (a join in progress keeps it
+ * valid); destroy and close are no-ops on it.
  * Errors: MP_ENOMEM. */
 MP_EXTERN int mp_active_children(mp_process ***children);
 

@@ -20,8 +20,23 @@
  *
  * Waiting uses a pidfd where the kernel has one. mproc never installs a SIGCHLD
  * handler, and only ever waits for the pid of its own child, so it does not steal
- * other children's statuses. Do not reap mproc's children yourself
- * (waitpid(-1, ...)): their exit status would be lost (reported as 255).
+ * other children's statuses. If something else reaps one of its children (a
+ * waitpid(-1, ...) of the program's own, or SIGCHLD set to SIG_IGN, under which
+ * the kernel reaps every child itself), its status is lost and mproc reports
+ * returncode 0, as CPython does (mp_process children report 255 then; see
+ * mproc/process.h). So do not reap mproc's children yourself: the real status
+ * would be lost.
+ *
+ * Descriptors: a live handle holds the parent's pipe ends it was asked for and,
+ * where the kernel has pidfds, one more descriptor (the child's pidfd) until
+ * mp_popen_destroy, even after the child ended: a program that starts many
+ * commands at once should destroy the handles it is done with.
+ *
+ * stdio: mp_popen_new does not flush the caller's stdio buffers (as CPython's
+ * Popen does not; exec discards the child's copy, so nothing is printed twice),
+ * so text printed before may appear after the child's own output: fflush(stdout)
+ * first when the order matters. (mp_process_start does flush: a forked child
+ * would print the buffer a second time.)
  *
  * A mp_popen handle belongs to the process that created it (in a forked child,
  * wait, poll, communicate and signals return MP_ECHILD; destroy only closes the
@@ -42,6 +57,7 @@
 #include <sys/types.h>
 
 #include "mproc/export.h"
+#include "mproc/timeout.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -105,10 +121,17 @@ typedef struct mp_popen_options {
  * only, *out is still set, to a handle without a process (the failed child was
  * reaped) whose mp_popen_message() says what failed, e.g. "No such file or
  * directory: 'nosuchcmd'": destroy it. On every other error *out is NULL.
+ * An empty program name (argv[0] "" without executable, or executable "") is
+ * searched on PATH as CPython does, so it fails with MP_EACCES, "Permission
+ * denied: ''" (each "dir/" is a directory).
  * Thread-safe (spawns from several threads at once are fine); fork-safe. */
 MP_EXTERN int mp_popen_new(mp_popen **out, const char *const *argv, const mp_popen_options *opt);
 
-/* The message of a failed spawn, "" otherwise. Owned by p. */
+/* What went wrong, in Python's words: the message of a failed spawn ("No such
+ * file or directory: 'nosuchcmd'"), else a short text of the last misuse a call
+ * on p refused ("read of closed file", "Cannot send input after starting
+ * communication"), else "". Owned by p (static texts for misuses); valid until
+ * destroy. */
 MP_EXTERN const char *mp_popen_message(const mp_popen *p);
 
 /* The child's pid (0 for a handle whose spawn failed). */
@@ -117,11 +140,38 @@ MP_EXTERN pid_t mp_popen_pid(const mp_popen *p);
 /* The argv given to mp_popen_new (a copy owned by p), NULL-terminated. */
 MP_EXTERN const char *const *mp_popen_args(const mp_popen *p);
 
-/* The parent's ends of the pipes (MP_PIPE), owned by p; -1 when that stream is not
- * a pipe or was closed. Read and write them directly to stream data. */
+/* The parent's ends of the pipes (MP_PIPE); -1 when that stream is not a pipe or
+ * was closed or taken. Ownership: the descriptor stays owned by p, which closes it
+ * in communicate, mp_popen_close_* and mp_popen_destroy. Read and write it
+ * directly (read(), write(), poll()), but never close it and never wrap it in a
+ * FILE * that you fclose (fdopen + fclose closes it: the handle's later close
+ * would then close an unrelated descriptor that took the same number). To keep
+ * a stream for yourself, take it over with mp_popen_take_*. */
 MP_EXTERN int mp_popen_stdin(const mp_popen *p);
 MP_EXTERN int mp_popen_stdout(const mp_popen *p);
 MP_EXTERN int mp_popen_stderr(const mp_popen *p);
+
+/* Takes the parent's end of a pipe over: returns the descriptor, which the caller
+ * now owns and must close (fclose of a FILE * made of it with fdopen is fine);
+ * the handle forgets it (mp_popen_stdout returns -1, destroy does not close it,
+ * communicate treats that stream as closed). Reading a child's output as it
+ * comes, Python's `for line in p.stdout:`:
+ *
+ *     FILE *f = fdopen(mp_popen_take_stdout(p), "r");
+ *     char *line = NULL;
+ *     size_t cap = 0;
+ *     while (getline(&line, &cap, f) > 0)
+ *         handle(line);
+ *     free(line);
+ *     fclose(f);                       // closes the descriptor: it is yours
+ *     mp_popen_wait(p, -1, &code);
+ *
+ * The descriptor is close-on-exec and blocking. Not thread-safe against other
+ * calls on the same stream of p. Errors: MP_EINVAL (p NULL), MP_EBADF (that
+ * stream is not a pipe, or was closed or taken before). */
+MP_EXTERN int mp_popen_take_stdin(mp_popen *p);
+MP_EXTERN int mp_popen_take_stdout(mp_popen *p);
+MP_EXTERN int mp_popen_take_stderr(mp_popen *p);
 
 /* Close the parent's end of a pipe: p.stdin.close() (the child reads end-of-file),
  * p.stdout.close() / p.stderr.close() (after handing the descriptor to another
@@ -165,7 +215,12 @@ MP_EXTERN int mp_popen_kill(mp_popen *p);
  *
  * On success, *out / *err (each may be NULL) receive malloc'd NUL-terminated
  * buffers the caller frees, NULL for streams that are not pipes; *out_len /
- * *err_len (may be NULL) their lengths. A child that exits or closes its stdin
+ * *err_len (may be NULL) their lengths. Every parent pipe end is closed by then
+ * (mp_popen_stdin/stdout/stderr return -1), as in Python, and the output is the
+ * caller's: a second communicate after one that succeeded is MP_ECLOSED with
+ * mp_popen_message "read of closed file" when stdout or stderr was a pipe
+ * ("write to closed file" for new input to a stdin pipe); for a command without
+ * pipes it just waits again and returns 0. A child that exits or closes its stdin
  * without reading everything is not an error (EPIPE is absorbed, no SIGPIPE).
  *
  * On MP_ETIMEDOUT nothing is lost: the output read so far stays in p, and calling
@@ -174,8 +229,9 @@ MP_EXTERN int mp_popen_kill(mp_popen *p);
  * valid across resumed calls. The returncode is then available from
  * mp_popen_returncode. Errors: MP_ETIMEDOUT, MP_EINVAL (input without a stdin pipe,
  * timeout below -1, a resumed call with an input_len other than the first call's,
- * as Python's "Cannot send input after starting communication"), MP_ECHILD,
- * MP_ENOMEM, MP_EIO. */
+ * as Python's "Cannot send input after starting communication"), MP_ECLOSED (a
+ * second communicate, above), MP_ECHILD, MP_ENOMEM, MP_EIO. The misuses leave a
+ * text in mp_popen_message. */
 MP_EXTERN int mp_popen_communicate(mp_popen *p, const void *input, size_t input_len, int timeout_ms,
                                    char **out, size_t *out_len, char **err, size_t *err_len);
 
@@ -194,15 +250,27 @@ typedef struct mp_completed_process {
     size_t stdout_len;
     char *stderr_data; /* captured stderr (or NULL) */
     size_t stderr_len;
-    char *message; /* why the spawn failed, or NULL */
+    /* What went wrong, as Python's exception says it, or NULL. After a failed
+     * spawn: "No such file or directory: 'nosuchcmd'". MP_ENONZERO
+     * (CalledProcessError): "Command '['ls', 'x']' returned non-zero exit status
+     * 2." or "Command '['sleep', '9']' died with <Signals.SIGKILL: 9>.".
+     * MP_ETIMEDOUT (TimeoutExpired): "Command '['sleep', '9']' timed out after
+     * 1.5 seconds". The command is shown as Python shows Popen.args: the repr of
+     * the argv list, or, for a shell command given alone (popen.shell with only
+     * argv[0]), the command line as it is. A misuse refused with MP_EINVAL:
+     * Python's ValueError text ("stdin and input arguments may not both be
+     * used."). */
+    char *message;
 } mp_completed_process;
 
 typedef struct mp_run_options {
     const void *input; /* written to the child's stdin (then closed); implies a pipe */
     size_t input_len;
     bool capture_output; /* stdout and stderr as MP_PIPE */
-    int timeout_ms;      /* 0 or -1: no limit (Python's None); > 0: the child is
-                            killed and reaped when it expires */
+    int timeout_ms;      /* an options field (mproc/timeout.h): 0 or -1: no limit
+                            (Python's None); > 0: that many ms; MP_TIMEOUT_NOW: at
+                            once (Python's timeout=0). When it expires the child is
+                            killed and reaped. */
     bool check;          /* a non-zero returncode is the error MP_ENONZERO */
     mp_popen_options popen;
 } mp_run_options;
@@ -220,7 +288,8 @@ MP_EXTERN int mp_run(mp_completed_process *result, const char *const *argv,
 /* Frees what mp_run put in r and zeroes it; NULL is accepted. */
 MP_EXTERN void mp_completed_process_free(mp_completed_process *r);
 
-/* call(args, timeout): runs argv, waits up to timeout_ms (-1: forever), stores
+/* call(args, timeout): runs argv, waits up to timeout_ms (-1: forever; 0: the child
+ * is killed unless it has already ended, Python's timeout=0), stores
  * the returncode in *returncode (may be NULL). On timeout the child is killed and
  * reaped, and MP_ETIMEDOUT returned. Errors: those of mp_popen_new, MP_ETIMEDOUT. */
 MP_EXTERN int mp_call(const char *const *argv, const mp_popen_options *opt, int timeout_ms,
@@ -234,10 +303,12 @@ MP_EXTERN int mp_check_call(const char *const *argv, const mp_popen_options *opt
 /* check_output: runs argv with stdout captured and check set; *out receives the
  * output (malloc'd, NUL-terminated, the caller frees it; also set, possibly
  * partial, on MP_ENONZERO and MP_ETIMEDOUT; NULL on other errors), *out_len (may be
- * NULL) its length. opt may be NULL; its popen.stdout_mode must be left 0.
- * Errors: those of mp_run. */
+ * NULL) its length, *returncode (may be NULL) the returncode, as
+ * CalledProcessError.returncode: also set on MP_ENONZERO and MP_ETIMEDOUT (-9
+ * there: the child was killed), -1 when the command did not start. opt may be
+ * NULL; its popen.stdout_mode must be left 0. Errors: those of mp_run. */
 MP_EXTERN int mp_check_output(const char *const *argv, const mp_run_options *opt, char **out,
-                              size_t *out_len);
+                              size_t *out_len, int *returncode);
 
 #ifdef __cplusplus
 }

@@ -26,7 +26,9 @@
  *
  * Timeouts. Every blocking call takes timeout_ms: -1 waits forever, 0 only tries
  * (MP_ETIMEDOUT at once if it would block), a positive value waits at most that
- * long. Below -1 is MP_EINVAL. Signals do not shorten or lengthen a wait.
+ * long. Below -1 is MP_EINVAL. Signals do not shorten or lengthen a wait. The
+ * one options field, mp_barrier_options.timeout_ms, follows the rule for fields
+ * (mproc/timeout.h): 0 or -1 none, MP_TIMEOUT_NOW Python's timeout=0.
  *
  * Error codes common to the whole header:
  *   MP_ETIMEDOUT  the timeout passed (or, with timeout 0, it would have blocked)
@@ -59,6 +61,7 @@
 #include <stddef.h>
 
 #include "mproc/export.h"
+#include "mproc/timeout.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -256,14 +259,17 @@ typedef int (*mp_barrier_action)(void *arg);
 typedef struct mp_barrier_options {
     mp_barrier_action action; /* NULL: none */
     void *action_arg;
-    /* The timeout of a mp_barrier_wait called with -1, in ms. 0 (the default):
-     * none, such a wait may wait forever (Python's timeout=None). A party that
+    /* The timeout of a mp_barrier_wait called with -1, in ms. 0 (the default) or
+     * -1: none, such a wait may wait forever (Python's timeout=None);
+     * MP_TIMEOUT_NOW: Python's timeout=0, a wait(-1) that does not complete the
+     * barrier at once times out and breaks it. A party that
      * dies before it reaches the barrier cannot be told from a slow one, so set
      * this when parties may die. */
     int timeout_ms;
 } mp_barrier_options;
 
-/* Errors: MP_EINVAL (out NULL, parties < 1, timeout_ms < 0), MP_ENOMEM. */
+/* Errors: MP_EINVAL (out NULL, parties < 1, timeout_ms below -1 and not
+ * MP_TIMEOUT_NOW), MP_ENOMEM. */
 MP_EXTERN int mp_barrier_new(mp_barrier **out, int parties, const mp_barrier_options *opt);
 
 /* Waits for all parties. Returns the arrival index, 0 for the first party to

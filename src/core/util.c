@@ -115,6 +115,11 @@ int mp__deadline_poll_ms(const mp__deadline *d)
 
 bool mp__reap_nohang(pid_t pid, int *code)
 {
+    return mp__reap_nohang_lost(pid, code, 255);
+}
+
+bool mp__reap_nohang_lost(pid_t pid, int *code, int lost_code)
+{
     int status;
     pid_t r;
     do
@@ -122,7 +127,7 @@ bool mp__reap_nohang(pid_t pid, int *code)
     while (r < 0 && errno == EINTR);
     if (r == 0)
         return false;
-    *code = r != pid ? 255 : WIFSIGNALED(status) ? -WTERMSIG(status) : WEXITSTATUS(status);
+    *code = r != pid ? lost_code : WIFSIGNALED(status) ? -WTERMSIG(status) : WEXITSTATUS(status);
     return true;
 }
 

@@ -133,4 +133,8 @@ MP__HIDDEN int mp__poll_one(int fd, short events, const mp__deadline *d, short *
  * (a waitpid(-1) of the program's own, or SIGCHLD ignored). False while it runs. */
 MP__HIDDEN bool mp__reap_nohang(pid_t pid, int *code);
 
+/* As mp__reap_nohang, but a status that is lost (the pid is no longer a child
+ * to wait for: reaped elsewhere, or SIGCHLD ignored) is reported as lost_code. */
+MP__HIDDEN bool mp__reap_nohang_lost(pid_t pid, int *code, int lost_code);
+
 #endif /* MPROC_INTERNAL_UTIL_H */

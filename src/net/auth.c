@@ -57,9 +57,10 @@ void mp__net_msg(char *buf, size_t len, const char *fmt, ...)
 
 int mp__handshake_ms(int opt_ms, int *out)
 {
-    if (opt_ms < -1)
+    /* An options field (mproc/timeout.h): MP_TIMEOUT_NOW is an immediate timeout. */
+    if (opt_ms < -1 && opt_ms != MP_TIMEOUT_NOW)
         return MP_EINVAL;
-    *out = opt_ms == 0 ? MP_HANDSHAKE_TIMEOUT_DEFAULT_MS : opt_ms;
+    *out = opt_ms == MP_TIMEOUT_NOW ? 0 : opt_ms == 0 ? MP_HANDSHAKE_TIMEOUT_DEFAULT_MS : opt_ms;
     return 0;
 }
 

@@ -65,7 +65,8 @@ int mp_client(mp_conn **out, const char *address, const mp_client_options *opt)
     char *err = opt->errbuf;
     size_t errlen = opt->errbuf_len;
     int hs_ms;
-    if (out == NULL || address == NULL || opt->connect_timeout_ms < -1 ||
+    if (out == NULL || address == NULL ||
+        (opt->connect_timeout_ms < -1 && opt->connect_timeout_ms != MP_TIMEOUT_NOW) ||
         mp__handshake_ms(opt->handshake_timeout_ms, &hs_ms) != 0 ||
         (opt->authkey == NULL && opt->authkey_len > 0)) {
         mp__net_msg(err, errlen,
@@ -73,8 +74,9 @@ int mp_client(mp_conn **out, const char *address, const mp_client_options *opt)
                     "authkey NULL with authkey_len > 0");
         return MP_EINVAL;
     }
-    int conn_ms =
-        opt->connect_timeout_ms == 0 ? MP_CONNECT_TIMEOUT_DEFAULT_MS : opt->connect_timeout_ms;
+    int conn_ms = opt->connect_timeout_ms == MP_TIMEOUT_NOW ? 0
+                  : opt->connect_timeout_ms == 0            ? MP_CONNECT_TIMEOUT_DEFAULT_MS
+                                                            : opt->connect_timeout_ms;
     mp__addr a;
     int rc = mp__addr_parse(&a, address, false, err, errlen);
     if (rc != 0)

@@ -103,8 +103,8 @@ MP__HIDDEN int mp__auth_respond(const void *key, size_t keylen, const unsigned c
                                 size_t msglen, bool refuse_md5, unsigned char *out, size_t *outlen,
                                 char *err, size_t errlen);
 
-/* A handshake timeout option (0: default, -1: none) as milliseconds for a deadline;
- * MP_EINVAL below -1. */
+/* A handshake timeout option (0: default, -1: none, MP_TIMEOUT_NOW: 0) as
+ * milliseconds for a deadline; MP_EINVAL for anything else below -1. */
 MP__HIDDEN int mp__handshake_ms(int opt_ms, int *out);
 
 #endif /* MPROC_INTERNAL_NET_H */

@@ -52,15 +52,19 @@ struct mp_process {
     bool daemon;
     /* the process that created this handle (core/identity.h) */
     mp__proc_id owner;
-    pid_t pid;      /* 0 until started; under registry_lock */
-    int sentinel;   /* pidfd or pipe read end, -1 until needed; under registry_lock */
-    int exitcode;   /* valid once reaped */
-    bool starting;  /* start claimed, fork in progress; under registry_lock */
-    bool reaped;    /* under registry_lock */
-    bool linked;    /* in the registry; under registry_lock */
-    int pollers;    /* joins polling the sentinel now: close waits; under registry_lock */
-    bool closed;    /* under registry_lock */
-    bool destroyed; /* handle released while the child ran: free once reaped */
+    pid_t pid;        /* 0 until started; under registry_lock */
+    int sentinel;     /* pidfd or pipe read end, -1 until needed; under registry_lock */
+    int exitcode;     /* valid once reaped */
+    bool starting;    /* start claimed, fork in progress; under registry_lock */
+    bool reaped;      /* under registry_lock */
+    bool linked;      /* in the registry; under registry_lock */
+    int pollers;      /* joins polling the sentinel now: close waits; under registry_lock */
+    bool closed;      /* under registry_lock */
+    bool destroyed;   /* handle released while the child ran: free once reaped */
+    bool listed;      /* destroyed, and returned by mp_active_children: freed only by
+                         its next call (the caller may still be joining it) */
+    int joiners;      /* joins in progress: the handle is not freed; under registry_lock */
+    const char *note; /* static text of the last misuse refused (mp_process_message) */
     struct mp_process *prev, *next; /* registry links; under registry_lock */
 };
 
@@ -140,28 +144,51 @@ static void free_process(mp_process *p)
 }
 
 /* Frees the handles destroyed while their child ran, once it has ended (CPython's
- * _cleanup), so fire-and-forget children do not pile up as zombies. Caller holds
- * registry_lock. */
-static void reap_destroyed(void)
+ * _cleanup), so fire-and-forget children do not pile up as zombies. Handles that
+ * mp_active_children returned are reaped but freed only when from_listing (its
+ * next call), and never while a join uses them. Caller holds registry_lock. */
+static void reap_destroyed(bool from_listing)
 {
     for (mp_process *p = registry, *next; p != NULL; p = next) {
         next = p->next;
-        if (p->destroyed && try_reap(p)) {
+        if (p->destroyed && try_reap(p) && p->joiners == 0 && (from_listing || !p->listed)) {
             registry_remove(p);
             free_process(p);
         }
     }
 }
 
-static int check_child(const mp_process *p)
+/* Records a short static text of a misuse (Python's assertion or ValueError
+ * message) for mp_process_message and returns rc. Not for the shared handles of
+ * mp_current_process() / mp_parent_process(), which are never written. */
+static int note(mp_process *p, int rc, const char *text)
 {
-    if (p->kind != KIND_CHILD || !mp__id_is_self(p->owner))
-        return MP_ECHILD;
+    if (p->kind == KIND_CHILD)
+        __atomic_store_n(&p->note, text, __ATOMIC_RELAXED);
+    return rc;
+}
+
+/* what: "join", "test", ... for the message of a handle of another process. */
+static int check_child(mp_process *p, const char *what)
+{
+    if (p->kind != KIND_CHILD || !mp__id_is_self(p->owner)) {
+        static const char *const texts[] = {"can only join a child process",
+                                            "can only test a child process",
+                                            "can only signal a child process"};
+        return note(p, MP_ECHILD, texts[what[0] == 'j' ? 0 : what[0] == 't' ? 1 : 2]);
+    }
     if (p->closed)
-        return MP_ECLOSED;
+        return note(p, MP_ECLOSED, "process object is closed");
     if (p->pid == 0)
-        return MP_ENOTSTARTED;
+        return note(p, MP_ENOTSTARTED,
+                    what[0] == 'j' ? "can only join a started process" : "process not started");
     return 0;
+}
+
+const char *mp_process_message(const mp_process *p)
+{
+    const char *text = p != NULL ? __atomic_load_n(&p->note, __ATOMIC_RELAXED) : NULL;
+    return text != NULL ? text : "";
 }
 
 int mp_process_new(mp_process **out, mp_target target, void *arg, const mp_process_options *opt)
@@ -240,17 +267,19 @@ int mp_process_start(mp_process *p)
     if (p == NULL)
         return MP_EINVAL;
     if (p->kind != KIND_CHILD || !mp__id_is_self(p->owner))
-        return MP_ECHILD;
+        return note(p, MP_ECHILD, "can only start a process object created by current process");
     if (current.daemon)
-        return MP_EDAEMON;
+        return note(p, MP_EDAEMON, "daemonic processes are not allowed to have children");
     lock();
-    reap_destroyed();
+    reap_destroyed(false);
     int rc = p->closed ? MP_ECLOSED : (p->pid != 0 || p->starting) ? MP_EALREADY : 0;
     if (rc == 0)
         p->starting = true;
     unlock();
+    if (rc == MP_ECLOSED)
+        return note(p, rc, "process object is closed");
     if (rc != 0)
-        return rc;
+        return note(p, rc, "cannot start a process twice");
 
     int pipe_fds[2] = {-1, -1};
     if (!mp__have_pidfd() && pipe2(pipe_fds, O_CLOEXEC) != 0) {
@@ -357,18 +386,20 @@ static void wait_ended(pid_t pid)
  * also hold, so it may never hang up: poll it in slices and reap in between. */
 #define PIPE_POLL_SLICE_MS 50
 
-int mp_process_join(mp_process *p, int timeout_ms)
+static int join_child(mp_process *p, int timeout_ms)
 {
-    if (p == NULL || p->kind == KIND_CURRENT)
+    if (p == NULL)
         return MP_EINVAL;
+    if (p->kind == KIND_CURRENT)
+        return MP_EINVAL; /* Python: "cannot join current process" (no text: shared) */
     if (p->kind == KIND_PARENT)
         return join_parent(timeout_ms);
     mp__deadline d;
     if (mp__deadline_init(&d, timeout_ms) != 0)
-        return MP_EINVAL;
+        return note(p, MP_EINVAL, "timeout below -1");
     for (;;) {
         lock();
-        int rc = check_child(p);
+        int rc = check_child(p, "join");
         bool done = rc == 0 && try_reap(p);
         int fd = -1;
         if (rc == 0 && !done && !d.forever) {
@@ -402,6 +433,22 @@ int mp_process_join(mp_process *p, int timeout_ms)
     }
 }
 
+/* A join in progress counts in joiners from start to end, so the reaper never
+ * frees a fire-and-forget handle under it (see reap_destroyed). */
+int mp_process_join(mp_process *p, int timeout_ms)
+{
+    if (p == NULL || p->kind != KIND_CHILD)
+        return join_child(p, timeout_ms);
+    lock();
+    p->joiners++;
+    unlock();
+    int rc = join_child(p, timeout_ms);
+    lock();
+    p->joiners--;
+    unlock();
+    return rc;
+}
+
 bool mp_process_is_alive(mp_process *p)
 {
     if (p == NULL)
@@ -411,7 +458,7 @@ bool mp_process_is_alive(mp_process *p)
     if (p->kind == KIND_PARENT)
         return getppid() == p->pid;
     lock();
-    bool alive = check_child(p) == 0 && !try_reap(p);
+    bool alive = check_child(p, "test") == 0 && !try_reap(p);
     unlock();
     return alive;
 }
@@ -445,7 +492,7 @@ int mp_process_exitcode(mp_process *p, int *exitcode)
     if (p->kind != KIND_CHILD)
         return MP_ENOTREADY;
     lock();
-    int rc = check_child(p);
+    int rc = check_child(p, "test");
     if (rc == 0)
         rc = try_reap(p) ? 0 : MP_ENOTREADY;
     if (rc == 0)
@@ -459,7 +506,7 @@ static int send_signal(mp_process *p, int sig)
     if (p == NULL)
         return MP_EINVAL;
     lock();
-    int rc = check_child(p);
+    int rc = check_child(p, "signal");
     if (rc == 0 && !try_reap(p))
         rc = kill(p->pid, sig) == 0 ? 0 : -errno; /* unreaped: the pid is still p's */
     unlock();
@@ -481,7 +528,7 @@ int mp_process_sentinel(mp_process *p)
     if (p == NULL || p->kind == KIND_CURRENT)
         return MP_EINVAL;
     lock();
-    int rc = p->kind == KIND_PARENT ? parent_sentinel() : check_child(p);
+    int rc = p->kind == KIND_PARENT ? parent_sentinel() : check_child(p, "sentinel");
     if (rc == 0 && p->kind == KIND_CHILD)
         rc = child_sentinel(p);
     unlock();
@@ -493,12 +540,14 @@ int mp_process_close(mp_process *p)
     if (p == NULL || p->kind != KIND_CHILD)
         return MP_EINVAL;
     if (!mp__id_is_self(p->owner))
-        return MP_ECHILD;
+        return note(p, MP_ECHILD, "can only close a child process");
     lock();
     int rc = 0;
-    if (!p->closed) {
+    if (!p->closed && !p->destroyed) { /* a destroyed one is freed by the reaper */
         if (p->starting || (p->pid != 0 && !try_reap(p)) || p->pollers > 0) {
-            rc = MP_EBUSY;
+            rc = note(p, MP_EBUSY,
+                      "Cannot close a process while it is still running. You should first call "
+                      "join() or terminate().");
         } else {
             if (p->linked)
                 registry_remove(p);
@@ -521,6 +570,10 @@ void mp_process_destroy(mp_process *p)
         return;
     }
     lock();
+    if (p->destroyed) { /* destroyed before, listed by mp_active_children since */
+        unlock();
+        return;
+    }
     bool running = p->starting || (p->linked && !try_reap(p));
     if (running)
         p->destroyed = true; /* freed by whoever reaps it */
@@ -546,10 +599,13 @@ int mp_active_children(mp_process ***children)
     if (children != NULL)
         *children = NULL;
     lock();
-    reap_destroyed();
+    reap_destroyed(true);
+    /* Python keeps a started child in _children until it is joined, whether or not
+     * the program kept the Process object: a destroyed handle's child is listed too
+     * (and then stays valid until the next call, see listed). */
     size_t n = 0;
     for (mp_process *p = registry; p != NULL; p = p->next)
-        n += !try_reap(p) && !p->destroyed;
+        n += !try_reap(p);
     int rc = (int)n;
     if (children != NULL && n > 0) {
         mp_process **list = malloc(n * sizeof *list);
@@ -558,8 +614,10 @@ int mp_active_children(mp_process ***children)
         } else {
             size_t i = 0;
             for (mp_process *p = registry; p != NULL; p = p->next)
-                if (!p->reaped && !p->destroyed)
+                if (!p->reaped) {
+                    p->listed = p->destroyed;
                     list[i++] = p;
+                }
             *children = list;
         }
     }

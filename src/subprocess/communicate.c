@@ -180,16 +180,23 @@ int mp_popen_communicate(mp_popen *p, const void *input, size_t input_len, int t
         return MP_EINVAL;
     if (!mp__id_is_self(p->owner))
         return MP_ECHILD;
+    /* After a communicate that returned everything, the pipes are closed and the
+     * output was handed over: Python's "read of closed file" (a command without
+     * pipes is only waited for again, as in Python). */
+    if (p->comm_done && (p->out_piped || p->err_piped))
+        return mp__popen_note(p, MP_ECLOSED, "read of closed file");
+    if (p->comm_done && input_len > 0 && p->in_piped)
+        return mp__popen_note(p, MP_ECLOSED, "write to closed file");
     if (!p->comm_started && input_len > 0 && p->fd_in < 0)
-        return MP_EINVAL;
+        return mp__popen_note(p, MP_EINVAL, "input given, but stdin is not a pipe");
     /* A resumed call passes the input of the first (or none once stdin is closed):
      * other input would be dropped or cut short without a word. */
     if (p->comm_started && input_len != p->in_len && (input_len > 0 || p->fd_in >= 0))
-        return MP_EINVAL;
+        return mp__popen_note(p, MP_EINVAL, "Cannot send input after starting communication");
     mp__deadline d;
     int rc = mp__deadline_init(&d, timeout_ms);
     if (rc != 0)
-        return rc;
+        return mp__popen_note(p, rc, "timeout below -1");
     if ((rc = mp__popen_pump(p, input, input_len, &d)) != 0)
         return rc;
     if ((rc = mp__popen_wait_deadline(p, &d)) != 0)
@@ -203,5 +210,6 @@ int mp_popen_communicate(mp_popen *p, const void *input, size_t input_len, int t
         }
         return rc;
     }
+    p->comm_done = true;
     return 0;
 }

@@ -166,10 +166,12 @@ static const char *env_get(char *const *envp, const char *name)
 }
 
 /* The paths execve will try, in order: prog itself when it has a '/', else
- * each PATH entry joined with prog (an empty entry is the current directory). */
+ * each PATH entry joined with prog (an empty entry is the current directory).
+ * As in CPython, an empty prog has no directory part either, so it becomes each
+ * "dir/": exec fails with EACCES ("Permission denied: ''"), not ENOENT. */
 static char **exec_candidates(const char *prog, const char *path)
 {
-    if (strchr(prog, '/') != NULL || prog[0] == '\0') {
+    if (strchr(prog, '/') != NULL) {
         const char *one[] = {prog, NULL};
         return mp__strv_copy(one, 0);
     }
@@ -340,6 +342,7 @@ int mp_popen_new(mp_popen **out, const char *const *argv, const mp_popen_options
             break;
         }
     }
+    p->in_piped = p->fd_in >= 0;
     p->out_piped = p->fd_out >= 0;
     p->err_piped = p->fd_err >= 0;
 
@@ -404,7 +407,12 @@ out_fail:
 
 const char *mp_popen_message(const mp_popen *p)
 {
-    return p != NULL ? p->message : "";
+    if (p == NULL)
+        return "";
+    if (p->failed)
+        return p->message;
+    const char *note = __atomic_load_n(&p->note, __ATOMIC_RELAXED);
+    return note != NULL ? note : "";
 }
 
 pid_t mp_popen_pid(const mp_popen *p)
@@ -439,6 +447,32 @@ static int close_end(mp_popen *p, int *fd)
     return 0;
 }
 
+/* Hands the descriptor over: the handle forgets it, communicate treats the
+ * stream as closed. */
+static int take_end(mp_popen *p, int *fd, const char *none)
+{
+    if (p == NULL)
+        return MP_EINVAL;
+    if (*fd < 0)
+        return mp__popen_note(p, MP_EBADF, none);
+    int taken = *fd;
+    *fd = -1;
+    return taken;
+}
+
+int mp_popen_take_stdin(mp_popen *p)
+{
+    return take_end(p, p ? &p->fd_in : NULL, "stdin is not a pipe, or was closed or taken");
+}
+int mp_popen_take_stdout(mp_popen *p)
+{
+    return take_end(p, p ? &p->fd_out : NULL, "stdout is not a pipe, or was closed or taken");
+}
+int mp_popen_take_stderr(mp_popen *p)
+{
+    return take_end(p, p ? &p->fd_err : NULL, "stderr is not a pipe, or was closed or taken");
+}
+
 int mp_popen_close_stdin(mp_popen *p)
 {
     return close_end(p, p ? &p->fd_in : NULL);
@@ -467,8 +501,10 @@ static int check_running_handle(const mp_popen *p)
  * True once reaped (by this call or an earlier one). */
 static bool reap_locked(mp_popen *p)
 {
+    /* A status the program's own waitpid(-1) or SIGCHLD = SIG_IGN took away is
+     * reported as 0, as CPython does (ChildProcessError in _try_wait). */
     if (!p->reaped)
-        p->reaped = mp__reap_nohang(p->pid, &p->returncode);
+        p->reaped = mp__reap_nohang_lost(p->pid, &p->returncode, 0);
     return p->reaped;
 }
 

@@ -25,6 +25,13 @@ static void take_buf(mp__buf *b, bool piped, char **data, size_t *len)
     *b = (mp__buf){0};
 }
 
+/* MP_EINVAL for a misuse, with Python's ValueError text as the message. */
+static int refuse(mp_completed_process *r, const char *why)
+{
+    r->message = strdup(why);
+    return MP_EINVAL;
+}
+
 int mp_run(mp_completed_process *r, const char *const *argv, const mp_run_options *opt)
 {
     static const mp_run_options defaults;
@@ -32,18 +39,21 @@ int mp_run(mp_completed_process *r, const char *const *argv, const mp_run_option
         return MP_EINVAL;
     *r = (mp_completed_process){.returncode = -1};
     const mp_run_options *o = opt != NULL ? opt : &defaults;
-    if (argv == NULL || argv[0] == NULL || o->timeout_ms < -1 ||
+    /* An options field (mproc/timeout.h): 0 and -1 none, MP_TIMEOUT_NOW zero. */
+    int timeout_ms = o->timeout_ms == MP_TIMEOUT_NOW ? 0 : o->timeout_ms > 0 ? o->timeout_ms : -1;
+    if (argv == NULL || argv[0] == NULL ||
+        (o->timeout_ms < -1 && o->timeout_ms != MP_TIMEOUT_NOW) ||
         (o->input == NULL && o->input_len > 0))
         return MP_EINVAL;
     mp_popen_options po = o->popen;
     if (o->input != NULL) {
         if (po.stdin_mode != MP_INHERIT)
-            return MP_EINVAL;
+            return refuse(r, "stdin and input arguments may not both be used.");
         po.stdin_mode = MP_PIPE;
     }
     if (o->capture_output) {
         if (po.stdout_mode != MP_INHERIT || po.stderr_mode != MP_INHERIT)
-            return MP_EINVAL;
+            return refuse(r, "stdout and stderr arguments may not be used with capture_output.");
         po.stdout_mode = po.stderr_mode = MP_PIPE;
     }
     if ((r->args = mp__strv_copy(argv, 0)) == NULL)
@@ -58,7 +68,7 @@ int mp_run(mp_completed_process *r, const char *const *argv, const mp_run_option
         return rc;
     }
     mp__deadline d;
-    mp__deadline_init(&d, o->timeout_ms > 0 ? o->timeout_ms : -1);
+    mp__deadline_init(&d, timeout_ms);
     rc = mp__popen_pump(p, o->input, o->input_len, &d);
     if (rc == 0)
         rc = mp__popen_wait_deadline(p, &d);
@@ -70,6 +80,10 @@ int mp_run(mp_completed_process *r, const char *const *argv, const mp_run_option
     mp_popen_destroy(p);
     if (rc == 0 && o->check && r->returncode != 0)
         rc = MP_ENONZERO;
+    if (rc == MP_ENONZERO)
+        r->message = mp__called_process_error_text(r->args, o->popen.shell, r->returncode);
+    else if (rc == MP_ETIMEDOUT)
+        r->message = mp__timeout_expired_text(r->args, o->popen.shell, timeout_ms);
     return rc;
 }
 
@@ -118,9 +132,12 @@ int mp_check_call(const char *const *argv, const mp_popen_options *opt, int time
     return rc;
 }
 
-int mp_check_output(const char *const *argv, const mp_run_options *opt, char **out, size_t *out_len)
+int mp_check_output(const char *const *argv, const mp_run_options *opt, char **out, size_t *out_len,
+                    int *returncode)
 {
     static const mp_run_options defaults;
+    if (returncode != NULL)
+        *returncode = -1;
     if (out == NULL)
         return MP_EINVAL;
     *out = NULL;
@@ -134,6 +151,8 @@ int mp_check_output(const char *const *argv, const mp_run_options *opt, char **o
     *out = r.stdout_data;
     if (out_len != NULL)
         *out_len = r.stdout_len;
+    if (returncode != NULL)
+        *returncode = r.returncode;
     r.stdout_data = NULL;
     mp_completed_process_free(&r);
     return rc;

@@ -56,13 +56,15 @@ struct mp_barrier {
 
 int mp_barrier_new(mp_barrier **out, int parties, const mp_barrier_options *opt)
 {
-    if (out == NULL || parties < 1 || (opt != NULL && opt->timeout_ms < 0))
+    /* An options field: 0 and -1 none (Python's None), MP_TIMEOUT_NOW zero. */
+    int t = opt != NULL ? opt->timeout_ms : 0;
+    if (out == NULL || parties < 1 || (t < -1 && t != MP_TIMEOUT_NOW))
         return MP_EINVAL;
     mp_barrier *b = mp__shm_alloc(sizeof *b + (size_t)parties * sizeof b->slots[0]);
     if (b == NULL)
         return MP_ENOMEM;
     b->parties = (uint32_t)parties;
-    b->default_timeout_ms = opt != NULL && opt->timeout_ms > 0 ? opt->timeout_ms : -1;
+    b->default_timeout_ms = t == MP_TIMEOUT_NOW ? 0 : t > 0 ? t : -1;
     b->action = opt != NULL ? opt->action : NULL;
     b->action_arg = opt != NULL ? opt->action_arg : NULL;
     b->creator = mp__self_id();

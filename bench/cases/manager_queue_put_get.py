@@ -1,0 +1,13 @@
+# manager_queue_put_get, CPython side: a CPython client and a CPython manager server
+# (BaseManager.start()), put then get of a small int; microseconds per pair.
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
+import manager_peer  # noqa: E402
+
+if __name__ == '__main__':
+    m = manager_peer.start_server()
+    host, port = m.address
+    print('%.6g us' % (manager_peer.pairs(host, port, 5000) * 1e6))
+    m.shutdown()

@@ -1,0 +1,360 @@
+/* channel.c — the client's connections to a manager server: one request/reply
+ * round trip with a deadline, the per-thread persistent channels, the control
+ * channel, and the per-thread remote error.
+ *
+ * A round trip that fails in transport (timeout, EOF, reset, a reply that is not
+ * one) leaves the connection out of step with the server, so the channel is
+ * closed and the next call opens a new one. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "manager/client.h"
+#include "mproc/listener.h"
+
+/* ---- the thread's remote error ---- */
+
+typedef struct remote_error {
+    mp_obj *exc;
+    char *text;
+} remote_error;
+
+static pthread_key_t err_key;
+static pthread_once_t err_once = PTHREAD_ONCE_INIT;
+
+static void free_remote_error(void *p)
+{
+    remote_error *e = p;
+    if (e == NULL)
+        return;
+    mp_obj_unref(e->exc);
+    free(e->text);
+    free(e);
+}
+
+static void make_err_key(void)
+{
+    pthread_key_create(&err_key, free_remote_error);
+}
+
+void mp__mgr_set_remote_error(mp_obj *exc, const char *text)
+{
+    pthread_once(&err_once, make_err_key);
+    remote_error *e = pthread_getspecific(err_key);
+    if (e == NULL) {
+        if (exc == NULL && text == NULL)
+            return;
+        e = calloc(1, sizeof *e);
+        if (e == NULL) {
+            mp_obj_unref(exc);
+            return;
+        }
+        pthread_setspecific(err_key, e);
+    }
+    mp_obj_unref(e->exc);
+    free(e->text);
+    e->exc = exc;
+    e->text = text ? strdup(text) : NULL;
+}
+
+int mp_manager_remote_error(const mp_obj **exc, const char **text)
+{
+    pthread_once(&err_once, make_err_key);
+    remote_error *e = pthread_getspecific(err_key);
+    if (exc != NULL)
+        *exc = e ? e->exc : NULL;
+    if (text != NULL)
+        *text = e ? e->text : NULL;
+    return e != NULL && (e->exc != NULL || e->text != NULL) ? 0 : MP_ENOENT;
+}
+
+/* ---- this process's pid, without a system call per call ---- */
+
+static pid_t cached_pid;
+static pthread_once_t pid_once = PTHREAD_ONCE_INIT;
+
+static void pid_after_fork(void)
+{
+    cached_pid = getpid();
+}
+
+static void pid_init(void)
+{
+    cached_pid = getpid();
+    pthread_atfork(NULL, NULL, pid_after_fork);
+}
+
+/* getpid(), kept up to date across fork() by an atfork handler: a channel is
+ * checked against it on every call. */
+static pid_t my_pid(void)
+{
+    pthread_once(&pid_once, pid_init);
+    return cached_pid;
+}
+
+/* ---- one round trip ---- */
+
+static int classify_error(mp_obj *exc)
+{
+    int rc = MP_EREMOTE;
+    if (mp_obj_is_exception(exc, "_queue", "Empty") || mp_obj_is_exception(exc, "queue", "Empty"))
+        rc = MP_EEMPTY;
+    else if (mp_obj_is_exception(exc, "queue", "Full"))
+        rc = MP_EFULL;
+    char *r = mp_obj_repr(exc);
+    mp__mgr_set_remote_error(exc, r);
+    free(r);
+    return rc;
+}
+
+int mp__mgr_roundtrip(struct mp_manager *m, mp_conn *c, const char *ident, const char *method,
+                      const mp_obj *args, const mp_obj *kwds, int timeout_ms, mp_obj **result)
+{
+    mp__mgr_set_remote_error(NULL, NULL);
+    if (result != NULL)
+        *result = NULL;
+    void *buf = NULL;
+    size_t len = 0;
+    int rc = mp__mgr_request_encode(ident, method, args, kwds, &buf, &len);
+    if (rc < 0)
+        return rc;
+    rc = mp_conn_send_bytes(c, buf, len);
+    free(buf);
+    if (rc < 0)
+        return rc;
+    if (timeout_ms == 0)
+        timeout_ms = m->opt.call_timeout_ms;
+    if (timeout_ms != -1) { /* -1: the receive itself waits, one system call fewer */
+        rc = mp_conn_poll(c, timeout_ms);
+        if (rc == 0)
+            return MP_ETIMEDOUT;
+        if (rc < 0)
+            return rc;
+    }
+    buf = NULL;
+    rc = mp_conn_recv_bytes(c, &buf, &len, 0);
+    if (rc < 0)
+        return rc;
+    int kind;
+    mp_obj *value = NULL;
+    rc = mp__mgr_reply_decode(buf, len, &kind, &value);
+    free(buf);
+    if (rc < 0)
+        return rc;
+    switch (kind) {
+    case MP__REPLY_RETURN:
+    case MP__REPLY_PROXY:
+        if (result != NULL)
+            *result = value;
+        else
+            mp_obj_unref(value);
+        return kind == MP__REPLY_PROXY ? 1 : 0;
+    case MP__REPLY_ERROR:
+        return classify_error(value);
+    default: {
+        const char *t = mp_str_cstr(value);
+        char *owned = NULL;
+        if (t == NULL)
+            t = owned = mp_obj_repr(value);
+        if (kind == MP__REPLY_UNSERIALIZABLE) {
+            size_t n = strlen(t ? t : "") + 32;
+            char *u = malloc(n);
+            if (u != NULL)
+                snprintf(u, n, "Unserializable message: %s", t ? t : "");
+            mp__mgr_set_remote_error(NULL, u);
+            free(u);
+        } else {
+            mp__mgr_set_remote_error(NULL, t);
+        }
+        free(owned);
+        mp_obj_unref(value);
+        return MP_EREMOTE;
+    }
+    }
+}
+
+/* ---- channels ---- */
+
+static int open_channel(struct mp_manager *m, mp__mgr_chan **out)
+{
+    mp__mgr_chan *ch = calloc(1, sizeof *ch);
+    if (ch == NULL)
+        return MP_ENOMEM;
+    int rc = mp__mgr_open(m, &ch->conn);
+    if (rc < 0) {
+        free(ch);
+        return rc;
+    }
+    char name[128];
+    mp__mgr_channel_name(name, sizeof name);
+    mp_obj *args = mp_tuple1(mp_str_c(name));
+    rc = args ? mp__mgr_roundtrip(m, ch->conn, NULL, "accept_connection", args, NULL, 0, NULL)
+              : MP_ENOMEM;
+    mp_obj_unref(args);
+    if (rc != 0) {
+        mp_conn_destroy(ch->conn);
+        free(ch);
+        return rc > 0 ? MP_EPROTO : rc;
+    }
+    ch->m = m;
+    ch->pid = my_pid();
+    ch->owner = pthread_self();
+    pthread_mutex_init(&ch->mu, NULL);
+    pthread_mutex_lock(&m->lock);
+    ch->next = m->chans;
+    m->chans = ch;
+    pthread_mutex_unlock(&m->lock);
+    *out = ch;
+    return 0;
+}
+
+/* Removes ch from m's list; false when it was not there (close_all took it). */
+static bool unlink_chan(struct mp_manager *m, mp__mgr_chan *ch)
+{
+    for (mp__mgr_chan **p = &m->chans; *p != NULL; p = &(*p)->next) {
+        if (*p == ch) {
+            *p = ch->next;
+            return true;
+        }
+    }
+    return false;
+}
+
+static void free_chan(mp__mgr_chan *ch)
+{
+    mp_conn_destroy(ch->conn);
+    pthread_mutex_destroy(&ch->mu);
+    free(ch);
+}
+
+void mp__mgr_chan_thread_exit(void *p)
+{
+    mp__mgr_chan *ch = p;
+    struct mp_manager *m = ch->m;
+    pthread_mutex_lock(&m->lock);
+    /* Not on the list any more: close_all has freed it (or is freeing it). */
+    bool mine = !ch->is_ctl && unlink_chan(m, ch);
+    pthread_mutex_unlock(&m->lock);
+    if (mine)
+        free_chan(ch);
+}
+
+void mp__mgr_chans_close_all(struct mp_manager *m)
+{
+    pthread_mutex_lock(&m->lock);
+    mp__mgr_chan *list = m->chans;
+    m->chans = NULL;
+    m->ctl = NULL;
+    m->mproc_server = false;
+    m->connected = false;
+    pthread_mutex_unlock(&m->lock);
+    /* Only the calling thread's key can be cleared; other threads' keys still
+     * point at freed channels, which acquire detects (not on the list). */
+    pthread_setspecific(m->chan_key, NULL);
+    while (list != NULL) {
+        mp__mgr_chan *next = list->next;
+        if (list->pid == my_pid())
+            free_chan(list);
+        else
+            free(list); /* a forked child's copy: not ours to close on the wire */
+        list = next;
+    }
+}
+
+int mp__mgr_connect_ctl(struct mp_manager *m)
+{
+    mp__mgr_chan *ch;
+    int rc = open_channel(m, &ch);
+    if (rc < 0)
+        return rc;
+    /* A mproc server answers a control request on a channel; CPython's answers
+     * KeyError(None) as a traceback and keeps the channel. */
+    pthread_mutex_lock(&ch->mu);
+    rc = mp__mgr_roundtrip(m, ch->conn, NULL, "dummy", NULL, NULL, 0, NULL);
+    pthread_mutex_unlock(&ch->mu);
+    if (rc < 0 && rc != MP_EREMOTE) {
+        pthread_mutex_lock(&m->lock);
+        unlink_chan(m, ch);
+        pthread_mutex_unlock(&m->lock);
+        free_chan(ch);
+        return rc;
+    }
+    mp__mgr_set_remote_error(NULL, NULL);
+    pthread_mutex_lock(&m->lock);
+    m->connected = true;
+    m->mproc_server = rc == 0;
+    if (m->mproc_server) {
+        /* Kept for create and decref only, so that a method call timing out (which
+         * closes its channel) never drops the process's references. */
+        ch->is_ctl = true;
+        m->ctl = ch;
+    }
+    pthread_mutex_unlock(&m->lock);
+    if (!ch->is_ctl)
+        pthread_setspecific(m->chan_key, ch);
+    return 0;
+}
+
+mp__mgr_chan *mp__mgr_ctl_acquire(struct mp_manager *m)
+{
+    pthread_mutex_lock(&m->lock);
+    mp__mgr_chan *ch = m->mproc_server ? m->ctl : NULL;
+    if (ch != NULL && ch->pid != my_pid())
+        ch = NULL;
+    if (ch != NULL)
+        pthread_mutex_lock(&ch->mu); /* under m->lock: close_all cannot free it meanwhile */
+    pthread_mutex_unlock(&m->lock);
+    return ch;
+}
+
+int mp__mgr_chan_acquire(struct mp_manager *m, mp__mgr_chan **out)
+{
+    mp__mgr_chan *ch = pthread_getspecific(m->chan_key);
+    if (ch != NULL) {
+        /* Still on the manager's list (not closed by shutdown) and ours (not a
+         * fork's copy)? */
+        pthread_mutex_lock(&m->lock);
+        bool listed = false;
+        for (mp__mgr_chan *p = m->chans; p != NULL; p = p->next)
+            listed |= p == ch;
+        /* The address of a freed channel may have been reused by another
+         * thread's: check the owner too. */
+        if (!listed || ch->pid != my_pid() || !pthread_equal(ch->owner, pthread_self()))
+            ch = NULL;
+        pthread_mutex_unlock(&m->lock);
+    }
+    if (ch == NULL) {
+        int rc = open_channel(m, &ch);
+        if (rc < 0)
+            return rc;
+        pthread_setspecific(m->chan_key, ch);
+    }
+    pthread_mutex_lock(&ch->mu);
+    if (ch->conn == NULL) { /* broken by an earlier call: open a fresh one */
+        pthread_mutex_unlock(&ch->mu);
+        mp__mgr_chan *fresh;
+        int rc = open_channel(m, &fresh);
+        if (rc < 0)
+            return rc;
+        pthread_mutex_lock(&m->lock);
+        bool mine = unlink_chan(m, ch);
+        pthread_mutex_unlock(&m->lock);
+        if (mine)
+            free_chan(ch);
+        ch = fresh;
+        pthread_setspecific(m->chan_key, ch);
+        pthread_mutex_lock(&ch->mu);
+    }
+    *out = ch;
+    return 0;
+}
+
+void mp__mgr_chan_release(mp__mgr_chan *ch, bool broken)
+{
+    if (broken && ch->conn != NULL) {
+        mp_conn_destroy(ch->conn);
+        ch->conn = NULL;
+    }
+    pthread_mutex_unlock(&ch->mu);
+}

@@ -1,0 +1,92 @@
+/* manager/client.h — the client side's internals: the manager object and its
+ * channels (client.c, channel.c, proxy.c). */
+#ifndef MPROC_INTERNAL_MGR_CLIENT_H
+#define MPROC_INTERNAL_MGR_CLIENT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/types.h>
+
+#include "manager/mgr.h"
+#include "mproc/process.h"
+
+/* A persistent channel: an authenticated connection that sent accept_connection. */
+typedef struct mp__mgr_chan {
+    struct mp__mgr_chan *next; /* the manager's list, under m->lock */
+    struct mp_manager *m;
+    mp_conn *conn;      /* NULL once broken */
+    pthread_mutex_t mu; /* one call at a time */
+    pid_t pid;          /* the process that opened it */
+    pthread_t owner;    /* the thread that opened it */
+    bool is_ctl;        /* the manager's control channel: never closed by a thread's exit */
+} mp__mgr_chan;
+
+struct mp_manager {
+    char *address;         /* as given */
+    char *_Atomic bound;   /* the server's bound address, once known */
+    char *connect_address; /* where clients connect (under lock once set) */
+    void *authkey;
+    size_t authkey_len;
+    mp_manager_options opt;
+    char *errbuf;
+    size_t errbuf_len;
+    /* registry (server side) */
+    mp__mgr_typeid *types;
+    size_t ntypes, captypes;
+    /* server state */
+    bool serving;     /* in serve_forever */
+    mp_process *proc; /* the child of start */
+    int parent_pipe;  /* write end held while the child should live; -1 */
+    int stop_pipe[2]; /* mp_manager_stop -> serve_forever */
+    /* client state */
+    pthread_mutex_t lock;         /* chans list, connect_address, ctl */
+    pthread_mutex_t connect_lock; /* one implicit connect at a time */
+    pthread_key_t chan_key;
+    mp__mgr_chan *chans;
+    mp__mgr_chan *ctl; /* the control channel (mproc servers only), or NULL */
+    bool connected;    /* connect (or an implicit one) succeeded */
+    bool mproc_server; /* the server accepts control requests on channels */
+};
+
+/* Opens a fresh authenticated connection to the server. */
+MP__HIDDEN int mp__mgr_open(struct mp_manager *m, mp_conn **out);
+
+/* Sends one request on c and reads its reply. Returns 0 (*result the value),
+ * 1 ('#PROXY': *result the (exposed, Token) tuple), MP_EEMPTY / MP_EFULL /
+ * MP_EREMOTE (the thread's remote error is set), or a transport error (then c
+ * must not be used again). timeout_ms: -1 forever, 0 the manager's call timeout. */
+MP__HIDDEN int mp__mgr_roundtrip(struct mp_manager *m, mp_conn *c, const char *ident,
+                                 const char *method, const mp_obj *args, const mp_obj *kwds,
+                                 int timeout_ms, mp_obj **result);
+
+/* A control request on a fresh connection (CPython's dispatch). */
+MP__HIDDEN int mp__mgr_dispatch(struct mp_manager *m, const char *method, const mp_obj *args,
+                                int timeout_ms, mp_obj **result, int nreplies);
+
+/* Opens the control channel (connect). */
+MP__HIDDEN int mp__mgr_connect_ctl(struct mp_manager *m);
+
+/* The calling thread's channel, opened if needed, with its mutex locked; release
+ * with mp__mgr_chan_release (broken: the call failed in transport and the channel
+ * must be closed). */
+MP__HIDDEN int mp__mgr_chan_acquire(struct mp_manager *m, mp__mgr_chan **out);
+MP__HIDDEN void mp__mgr_chan_release(mp__mgr_chan *ch, bool broken);
+
+/* The control channel, locked (release with pthread_mutex_unlock(&ch->mu), or
+ * mp__mgr_chan_release), or NULL when there is none (a CPython server, or not
+ * connected). A broken control channel (conn NULL) stays so. */
+MP__HIDDEN mp__mgr_chan *mp__mgr_ctl_acquire(struct mp_manager *m);
+
+/* pthread key destructor: closes a thread's channel when the thread exits. */
+MP__HIDDEN void mp__mgr_chan_thread_exit(void *chan);
+
+/* Closes and frees every channel of m (shutdown, destroy). */
+MP__HIDDEN void mp__mgr_chans_close_all(struct mp_manager *m);
+
+/* accept_connection's name for the calling thread. */
+MP__HIDDEN void mp__mgr_channel_name(char *buf, size_t len);
+
+/* The thread's remote error: set (exc taken, text copied), or cleared. */
+MP__HIDDEN void mp__mgr_set_remote_error(mp_obj *exc, const char *text);
+
+#endif /* MPROC_INTERNAL_MGR_CLIENT_H */

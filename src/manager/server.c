@@ -1,0 +1,756 @@
+/* server.c — the manager server: CPython's managers.Server, in C.
+ *
+ * Threads: the thread that calls mp__mgr_serve runs the accept loop; the
+ * listener (mproc/listener.h) authenticates peers concurrently, each with its own
+ * handshake deadline, so silent or garbage peers never hold up real ones and
+ * nothing is ever sent to a peer that failed to authenticate. Every authenticated
+ * connection gets a thread of its own (as CPython): it reads one control request
+ * and closes, or, after 'accept_connection', serves method calls until the peer
+ * closes. Served methods run concurrently, unlocked, as in CPython.
+ *
+ * Lock: s->lock guards the object table, the connection list and every channel's
+ * owned references. It is never held while a method runs, while sending or while
+ * a served object is destroyed.
+ *
+ * Lifetimes: a connection's thread never closes its descriptor; when it is done
+ * it marks itself done and wakes the accept loop, which joins it and then closes
+ * and frees the connection. So while the connection is on the list, its fd is
+ * valid, and the stop path may shutdown() every listed fd under the lock to wake
+ * threads blocked in a receive.
+ *
+ * Stop: a 'shutdown' request (or the config's stop_fd) sets stopping; the accept
+ * loop closes the listener, shuts every connection's socket down, waits that are
+ * in progress see stopping within one slice (served.c), every thread is joined,
+ * and the table's objects are released. */
+#include <fcntl.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "manager/mgr.h"
+#include "manager/table.h"
+#include "mproc/listener.h"
+#include "mproc/pickle.h"
+
+#define THREAD_STACK (256 * 1024)
+
+struct mp_mgr_server {
+    const mp__mgr_server_config *cfg;
+    mp_listener *l;
+    const char *address;
+    pthread_mutex_t lock;
+    mp__mgr_table table;
+    mp__mgr_conn *conns;
+    size_t nconns;
+    uint64_t next_id;
+    _Atomic bool stopping;
+    int wake[2]; /* written when a thread ends or a shutdown arrives */
+};
+
+bool mp__mgr_server_stopping(const struct mp_mgr_server *s)
+{
+    return atomic_load(&((struct mp_mgr_server *)s)->stopping);
+}
+
+static void wake_loop(struct mp_mgr_server *s)
+{
+    char b = 1;
+    ssize_t r;
+    do
+        r = write(s->wake[1], &b, 1);
+    while (r < 0 && errno == EINTR);
+}
+
+/* ---- replies ---- */
+
+static int send_reply(mp__mgr_conn *c, const char *kind, const mp_obj *result)
+{
+    void *buf = NULL;
+    size_t len = 0;
+    int rc = mp__mgr_reply_encode(kind, result, &buf, &len);
+    if (rc < 0) {
+        /* CPython: send(('#UNSERIALIZABLE', format_exc())). */
+        char *tb = mp__mgr_traceback_text("serve_client", "ValueError: the result could not be "
+                                                          "pickled");
+        mp_obj *t = tb ? mp_str_c(tb) : NULL;
+        free(tb);
+        rc = t ? mp__mgr_reply_encode("#UNSERIALIZABLE", t, &buf, &len) : MP_ENOMEM;
+        mp_obj_unref(t);
+        if (rc < 0)
+            return rc;
+    }
+    rc = mp_conn_send_bytes(c->conn, buf, len);
+    free(buf);
+    return rc;
+}
+
+static int send_traceback(mp__mgr_conn *c, const char *where, const char *line)
+{
+    char *tb = mp__mgr_traceback_text(where, line);
+    mp_obj *t = tb ? mp_str_c(tb) : NULL;
+    free(tb);
+    if (t == NULL)
+        return MP_ENOMEM;
+    int rc = send_reply(c, "#TRACEBACK", t);
+    mp_obj_unref(t);
+    return rc;
+}
+
+static int send_tracebackf(mp__mgr_conn *c, const char *where, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int send_tracebackf(mp__mgr_conn *c, const char *where, const char *fmt, ...)
+{
+    char line[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    return send_traceback(c, where, line);
+}
+
+/* ---- control requests ---- */
+
+static const mp__mgr_typeid *find_typeid(struct mp_mgr_server *s, const char *typeid)
+{
+    for (size_t i = 0; i < s->cfg->ntypes; i++)
+        if (strcmp(s->cfg->types[i].typeid, typeid) == 0)
+            return &s->cfg->types[i];
+    return NULL;
+}
+
+static void release_object(mp_served *obj)
+{
+    mp_served_unref(obj);
+}
+
+/* Adds one reference to ident (owned by c when c is a channel). Locked. */
+static int incref_locked(struct mp_mgr_server *s, mp__mgr_conn *c, mp__mgr_entry *e)
+{
+    if (c->channel && mp__mgr_owned_add(c, e->ident, 1) < 0)
+        return MP_ENOMEM;
+    e->refcount++;
+    (void)s;
+    return 0;
+}
+
+/* Sends the reply of a method or control function that ran with call. */
+static int send_outcome(mp__mgr_conn *c, mp_manager_call *call, int rc, mp_obj *result,
+                        const char *where)
+{
+    if (call->reply_kind == MP__REPLY_ERROR && call->exc != NULL)
+        return send_reply(c, "#ERROR", call->exc);
+    if (call->reply_kind == MP__REPLY_TRACEBACK && call->text != NULL) {
+        mp_obj *t = mp_str_c(call->text);
+        int r = t ? send_reply(c, "#TRACEBACK", t) : MP_ENOMEM;
+        mp_obj_unref(t);
+        return r;
+    }
+    if (rc == MP_EREMOTE) /* raised, but the exception could not be made */
+        return send_traceback(c, where, "MemoryError");
+    if (rc < 0)
+        return send_tracebackf(c, where, "OSError: [mproc %s] %s", mp_err_name(rc),
+                               mp_strerror(rc));
+    return send_reply(c, "#RETURN", result);
+}
+
+static int do_create(struct mp_mgr_server *s, mp__mgr_conn *c, const mp__mgr_request *req)
+{
+    int64_t na = mp_obj_len(req->args);
+    const char *typeid = na > 0 ? mp_str_cstr(mp_seq_item(req->args, 0)) : NULL;
+    if (na < 1)
+        return send_traceback(c, "_handle_request",
+                              "TypeError: Server.create() missing 1 required positional "
+                              "argument: 'typeid'");
+    const mp__mgr_typeid *t = typeid ? find_typeid(s, typeid) : NULL;
+    if (t == NULL || (t->type == NULL && t->object == NULL && t->callable == NULL)) {
+        char *r = mp_obj_repr(mp_seq_item(req->args, 0));
+        int rc = send_tracebackf(c, "create", "KeyError: %.200s", r ? r : "?");
+        free(r);
+        return rc;
+    }
+    mp_obj *rest = mp_tuple_new((size_t)(na - 1));
+    if (rest == NULL)
+        return MP_ENOMEM;
+    for (int64_t i = 1; i < na; i++)
+        mp_tuple_set(rest, (size_t)(i - 1), mp_obj_ref(mp_seq_item(req->args, (size_t)i)));
+    mp_manager_call call = {
+        .server = s, .conn = c, .method = "create", .python_version = s->cfg->python_version};
+    mp_served *obj = NULL;
+    int rc = 0;
+    if (t->object != NULL) {
+        if (na > 1 || mp_obj_len(req->kwds) > 0)
+            rc = mp_manager_call_raisef(&call, "builtins", "TypeError",
+                                        "<lambda>() takes 0 positional arguments but %lld were "
+                                        "given",
+                                        (long long)(na - 1));
+        else
+            obj = mp_served_ref(t->object);
+    } else if (t->callable != NULL) {
+        rc = t->callable(t->callable_arg, &call, rest, req->kwds, &obj);
+        if (rc >= 0 && obj == NULL)
+            rc = MP_EINVAL;
+    } else if (t->type != NULL && t->type->create != NULL) {
+        void *self = NULL;
+        rc = t->type->create(&self, &call, rest, req->kwds);
+        if (rc >= 0 && (rc = mp_served_wrap(&obj, t->type, self)) < 0 && t->type->destroy)
+            t->type->destroy(self);
+    } else {
+        rc = MP_ENOSYS;
+    }
+    mp_obj_unref(rest);
+    if (rc < 0 || obj == NULL) {
+        /* CPython sends the create's exception as a traceback. */
+        if (call.reply_kind == MP__REPLY_ERROR && call.exc != NULL) {
+            char *r = mp_obj_repr(call.exc);
+            const char *name = mp_object_name(call.exc);
+            const mp_obj *a0 = mp_seq_item(mp_object_args(call.exc), 0);
+            rc = send_tracebackf(c, "create", "%s: %s", name ? name : "Exception",
+                                 mp_str_cstr(a0) ? mp_str_cstr(a0) : (r ? r : ""));
+            free(r);
+        } else {
+            rc = send_outcome(c, &call, rc, NULL, "create");
+        }
+        mp__mgr_call_clear(&call);
+        mp_served_unref(obj);
+        return rc;
+    }
+    mp__mgr_call_clear(&call);
+    mp_obj *exposed =
+        mp__mgr_exposed(obj->type, (const char *const *)t->exposed, s->cfg->python_version);
+    mp_obj *reply = NULL;
+    if (exposed != NULL) {
+        pthread_mutex_lock(&s->lock);
+        mp__mgr_entry *e;
+        rc = mp__mgr_table_add(&s->table, obj, mp_obj_ref(exposed), &e);
+        if (rc == 0)
+            rc = incref_locked(s, c, e);
+        if (rc == 0)
+            reply = mp_tuple2(mp_str_c(e->ident), mp_obj_ref(exposed));
+        pthread_mutex_unlock(&s->lock);
+    }
+    mp_obj_unref(exposed);
+    mp_served_unref(obj);
+    if (reply == NULL)
+        return send_traceback(c, "create", "MemoryError");
+    rc = send_reply(c, "#RETURN", reply);
+    mp_obj_unref(reply);
+    return rc;
+}
+
+static const char *one_str_arg(const mp__mgr_request *req)
+{
+    return mp_obj_len(req->args) == 1 ? mp_str_cstr(mp_seq_item(req->args, 0)) : NULL;
+}
+
+static int do_incref(struct mp_mgr_server *s, mp__mgr_conn *c, const mp__mgr_request *req, bool up)
+{
+    const char *ident = one_str_arg(req);
+    if (mp_obj_len(req->args) != 1 || mp_obj_len(req->kwds) != 0)
+        return send_tracebackf(c, "_handle_request",
+                               "TypeError: Server.%s() takes 3 positional arguments but %lld "
+                               "were given",
+                               req->method, (long long)mp_obj_len(req->args) + 2);
+    mp_served *drop = NULL;
+    long bad = 0;
+    bool asserted = false;
+    pthread_mutex_lock(&s->lock);
+    mp__mgr_entry *e = mp__mgr_table_find(&s->table, ident);
+    int rc = 0;
+    if (e != NULL && up) {
+        rc = incref_locked(s, c, e);
+    } else if (e != NULL) {
+        if (e->refcount <= 0) {
+            bad = e->refcount;
+            asserted = true;
+        } else {
+            e->refcount--;
+            if (c->channel)
+                mp__mgr_owned_add(c, e->ident, -1);
+            if (e->refcount == 0)
+                drop = mp__mgr_table_drop(&s->table, e);
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    release_object(drop);
+    if (e == NULL) {
+        char *r = mp_obj_repr(mp_seq_item(req->args, 0));
+        rc = send_tracebackf(c, req->method, "KeyError: %.200s", r ? r : "?");
+        free(r);
+        return rc;
+    }
+    if (asserted)
+        return send_tracebackf(c, "decref", "AssertionError: Id %s has refcount %ld, not 1+", ident,
+                               bad);
+    if (rc < 0)
+        return send_traceback(c, req->method, "MemoryError");
+    return send_reply(c, "#RETURN", NULL);
+}
+
+static int do_get_methods(struct mp_mgr_server *s, mp__mgr_conn *c, const mp__mgr_request *req)
+{
+    const mp_obj *token = mp_obj_len(req->args) == 1 ? mp_seq_item(req->args, 0) : NULL;
+    const mp_obj *state = token ? mp_object_state(token) : NULL;
+    const char *ident = state ? mp_str_cstr(mp_seq_item(state, 2)) : NULL;
+    mp_obj *exposed = NULL;
+    pthread_mutex_lock(&s->lock);
+    mp__mgr_entry *e = mp__mgr_table_find(&s->table, ident);
+    if (e != NULL)
+        exposed = mp_obj_ref(e->exposed);
+    pthread_mutex_unlock(&s->lock);
+    if (exposed == NULL) {
+        if (token == NULL)
+            return send_traceback(c, "_handle_request",
+                                  "TypeError: Server.get_methods() missing 1 required positional "
+                                  "argument: 'token'");
+        return send_tracebackf(c, "get_methods", "KeyError: '%.100s'", ident ? ident : "?");
+    }
+    int rc = send_reply(c, "#RETURN", exposed);
+    mp_obj_unref(exposed);
+    return rc;
+}
+
+static int do_debug_info(struct mp_mgr_server *s, mp__mgr_conn *c)
+{
+    size_t cap = 256, len = 0;
+    char *text = malloc(cap);
+    if (text == NULL)
+        return MP_ENOMEM;
+    text[0] = '\0';
+    pthread_mutex_lock(&s->lock);
+    for (size_t i = 0; i < s->table.n; i++) {
+        mp__mgr_entry *e = &s->table.entries[i];
+        char *r = mp__mgr_served_repr(e->obj);
+        char line[256];
+        int n = snprintf(line, sizeof line, "%s  %s:       refcount=%ld\n    %.75s", i ? "\n" : "",
+                         e->ident, e->refcount, r ? r : "?");
+        free(r);
+        if (n < 0)
+            continue;
+        if (len + (size_t)n + 1 > cap) {
+            size_t ncap = (len + (size_t)n + 1) * 2;
+            char *nt = realloc(text, ncap);
+            if (nt == NULL)
+                break;
+            text = nt;
+            cap = ncap;
+        }
+        memcpy(text + len, line, (size_t)n + 1);
+        len += (size_t)n;
+    }
+    pthread_mutex_unlock(&s->lock);
+    mp_obj *t = mp_str(text, len);
+    free(text);
+    int rc = t ? send_reply(c, "#RETURN", t) : MP_ENOMEM;
+    mp_obj_unref(t);
+    return rc;
+}
+
+/* Runs one control request. Returns 1 when the connection must become a channel
+ * (accept_connection on a fresh connection), 0 otherwise, or a negative code when
+ * the connection is broken. */
+static int control(struct mp_mgr_server *s, mp__mgr_conn *c, const mp__mgr_request *req)
+{
+    const char *f = req->method;
+    if (strcmp(f, "dummy") == 0)
+        return send_reply(c, "#RETURN", NULL);
+    if (strcmp(f, "create") == 0)
+        return do_create(s, c, req);
+    if (strcmp(f, "incref") == 0)
+        return do_incref(s, c, req, true);
+    if (strcmp(f, "decref") == 0)
+        return do_incref(s, c, req, false);
+    if (strcmp(f, "accept_connection") == 0) {
+        int rc = send_reply(c, "#RETURN", NULL);
+        return rc < 0 ? rc : c->channel ? 0 : 1;
+    }
+    if (strcmp(f, "get_methods") == 0)
+        return do_get_methods(s, c, req);
+    if (strcmp(f, "number_of_objects") == 0) {
+        pthread_mutex_lock(&s->lock);
+        mp_obj *n = mp_int((int64_t)s->table.n);
+        pthread_mutex_unlock(&s->lock);
+        int rc = send_reply(c, "#RETURN", n);
+        mp_obj_unref(n);
+        return rc;
+    }
+    if (strcmp(f, "debug_info") == 0)
+        return do_debug_info(s, c);
+    if (strcmp(f, "shutdown") == 0) {
+        /* CPython's shutdown() replies, then _handle_request replies again; both go
+         * before the stop, which shuts every connection down. */
+        send_reply(c, "#RETURN", NULL);
+        send_reply(c, "#RETURN", NULL);
+        atomic_store(&s->stopping, true);
+        wake_loop(s);
+        return 0;
+    }
+    char *r = mp_obj_repr(mp_seq_item(req->root, 1));
+    int rc =
+        send_tracebackf(c, "_handle_request", "AssertionError: %.200s unrecognized", r ? r : "?");
+    free(r);
+    return rc;
+}
+
+/* ---- method calls ---- */
+
+static void touch(mp__mgr_conn *c, mp_served *obj)
+{
+    if (obj->type->conn_closed == NULL)
+        return;
+    for (size_t i = 0; i < c->ntouched; i++)
+        if (c->touched[i] == obj)
+            return;
+    if (c->ntouched == c->captouched) {
+        size_t ncap = c->captouched ? c->captouched * 2 : 4;
+        mp_served **nt = realloc(c->touched, ncap * sizeof *nt);
+        if (nt == NULL)
+            return;
+        c->touched = nt;
+        c->captouched = ncap;
+    }
+    c->touched[c->ntouched++] = mp_served_ref(obj);
+}
+
+static bool exposes(const mp_obj *exposed, const char *name)
+{
+    int64_t n = mp_obj_len(exposed);
+    for (int64_t i = 0; i < n; i++) {
+        const char *e = mp_str_cstr(mp_seq_item(exposed, (size_t)i));
+        if (e != NULL && strcmp(e, name) == 0)
+            return true;
+    }
+    return false;
+}
+
+static int method_call(struct mp_mgr_server *s, mp__mgr_conn *c, const mp__mgr_request *req)
+{
+    mp_served *obj = NULL;
+    mp_obj *exposed = NULL;
+    pthread_mutex_lock(&s->lock);
+    mp__mgr_entry *e = mp__mgr_table_find(&s->table, req->ident);
+    if (e != NULL) {
+        obj = mp_served_ref(e->obj);
+        exposed = mp_obj_ref(e->exposed);
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (obj == NULL)
+        return send_tracebackf(c, "serve_client", "KeyError: '%.100s'", req->ident);
+
+    int rc;
+    const mp_manager_method *m = NULL;
+    if (!exposes(exposed, req->method)) {
+        const char *f = req->method;
+        if (strcmp(f, "__repr__") == 0 || strcmp(f, "__str__") == 0) {
+            char *r = mp__mgr_served_repr(obj);
+            mp_obj *t = r ? mp_str_c(r) : NULL;
+            free(r);
+            rc = t ? send_reply(c, "#RETURN", t) : send_traceback(c, "serve_client", "MemoryError");
+            mp_obj_unref(t);
+        } else if (strcmp(f, "#GETVALUE") == 0 && obj->type->getvalue != NULL) {
+            mp_manager_call call = {
+                .server = s, .conn = c, .method = f, .python_version = s->cfg->python_version};
+            mp_obj *v = obj->type->getvalue(obj->self, &call);
+            rc = send_outcome(c, &call, v ? 0 : MP_EREMOTE, v, "fallback_getvalue");
+            mp_obj_unref(v);
+            mp__mgr_call_clear(&call);
+        } else {
+            char *ex = mp_obj_repr(exposed);
+            rc = send_tracebackf(c, "serve_client",
+                                 "AttributeError: method '%.100s' of <class '%s'> object is not "
+                                 "in exposed=%.300s\n\nDuring handling of the above exception, "
+                                 "another exception occurred:\n\nKeyError: '%.100s'",
+                                 f, obj->type->name, ex ? ex : "?", f);
+            free(ex);
+        }
+        goto out;
+    }
+    m = mp__mgr_find_method(obj->type, req->method);
+    if (m == NULL) {
+        rc = send_tracebackf(c, "serve_client",
+                             "AttributeError: '%s' object has no attribute '%.100s'",
+                             obj->type->name, req->method);
+        goto out;
+    }
+    touch(c, obj);
+    mp_manager_call call = {
+        .server = s, .conn = c, .method = m->name, .python_version = s->cfg->python_version};
+    mp_obj *result = NULL;
+    rc = m->fn(obj->self, &call, req->args, req->kwds, &result);
+    if (rc >= 0 && call.reply_kind == MP__REPLY_PROXY && call.proxied != NULL) {
+        const mp__mgr_typeid *t = find_typeid(s, call.proxied_typeid);
+        mp_obj *ex = mp__mgr_exposed(call.proxied->type, t ? (const char *const *)t->exposed : NULL,
+                                     s->cfg->python_version);
+        mp_obj *reply = NULL;
+        if (ex != NULL) {
+            pthread_mutex_lock(&s->lock);
+            mp__mgr_entry *ne;
+            int r = mp__mgr_table_add(&s->table, call.proxied, mp_obj_ref(ex), &ne);
+            if (r == 0 && incref_locked(s, c, ne) == 0)
+                reply = mp_tuple2(mp_obj_ref(ex),
+                                  mp__mgr_token(call.proxied_typeid, s->address, ne->ident));
+            pthread_mutex_unlock(&s->lock);
+        }
+        mp_obj_unref(ex);
+        rc = reply ? send_reply(c, "#PROXY", reply) : send_traceback(c, m->name, "MemoryError");
+        mp_obj_unref(reply);
+    } else {
+        if (rc >= 0 && result == NULL)
+            result = mp_none();
+        rc = send_outcome(c, &call, rc, result, m->name);
+        if (rc < 0 && call.undelivered != NULL && result != NULL &&
+            call.reply_kind == MP__REPLY_RETURN)
+            call.undelivered(obj->self, result, call.undelivered_arg);
+    }
+    mp_obj_unref(result);
+    mp__mgr_call_clear(&call);
+out:
+    mp_obj_unref(exposed);
+    mp_served_unref(obj);
+    return rc;
+}
+
+/* ---- connections ---- */
+
+typedef enum { RECV_OK, RECV_EOF, RECV_BAD_PICKLE, RECV_BROKEN } recv_status;
+
+static recv_status recv_request(struct mp_mgr_server *s, mp__mgr_conn *c, mp__mgr_request *req,
+                                mp_obj_error *err)
+{
+    void *buf = NULL;
+    size_t len = 0;
+    int rc = mp_conn_recv_bytes(c->conn, &buf, &len, s->cfg->max_message);
+    if (rc == MP_EEOF)
+        return RECV_EOF;
+    if (rc < 0)
+        return RECV_BROKEN;
+    rc = mp__mgr_request_decode(buf, len, req, err);
+    free(buf);
+    if (rc == MP_ENOMEM) {
+        snprintf(err->text, sizeof err->text, "MemoryError");
+        return RECV_BAD_PICKLE;
+    }
+    return rc < 0 ? RECV_BAD_PICKLE : RECV_OK;
+}
+
+static void serve_channel(struct mp_mgr_server *s, mp__mgr_conn *c)
+{
+    c->channel = true;
+    while (!atomic_load(&s->stopping)) {
+        mp__mgr_request req;
+        mp_obj_error err;
+        recv_status st = recv_request(s, c, &req, &err);
+        if (st == RECV_EOF || st == RECV_BROKEN)
+            break;
+        int rc;
+        if (st == RECV_BAD_PICKLE)
+            rc = send_traceback(c, "serve_client", err.text);
+        else if (req.ident == NULL)
+            rc = control(s, c, &req); /* mproc's own clients: references owned by c */
+        else
+            rc = method_call(s, c, &req);
+        mp__mgr_request_free(&req);
+        if (rc < 0)
+            break;
+    }
+}
+
+static void connection_closed(struct mp_mgr_server *s, mp__mgr_conn *c)
+{
+    atomic_store(&c->gone, true);
+    /* Give back the references this channel owned. */
+    mp_served **drop = NULL;
+    size_t ndrop = 0;
+    pthread_mutex_lock(&s->lock);
+    if (c->nowned > 0)
+        drop = calloc(c->nowned, sizeof *drop);
+    for (size_t i = 0; i < c->nowned; i++) {
+        mp__mgr_entry *e = mp__mgr_table_find(&s->table, c->owned[i].ident);
+        if (e != NULL) {
+            long d = c->owned[i].count < e->refcount ? c->owned[i].count : e->refcount;
+            e->refcount -= d;
+            if (e->refcount <= 0) {
+                mp_served *o = mp__mgr_table_drop(&s->table, e);
+                if (drop != NULL)
+                    drop[ndrop++] = o;
+                else
+                    mp_served_unref(o); /* out of memory: destroy under the lock */
+            }
+        }
+        free(c->owned[i].ident);
+    }
+    c->nowned = 0;
+    pthread_mutex_unlock(&s->lock);
+    for (size_t i = 0; i < c->ntouched; i++) {
+        c->touched[i]->type->conn_closed(c->touched[i]->self, c->id);
+        mp_served_unref(c->touched[i]);
+    }
+    c->ntouched = 0;
+    for (size_t i = 0; i < ndrop; i++)
+        release_object(drop[i]);
+    free(drop);
+}
+
+static void *connection_main(void *arg)
+{
+    mp__mgr_conn *c = arg;
+    struct mp_mgr_server *s = c->server;
+    mp__mgr_request req;
+    mp_obj_error err;
+    recv_status st = recv_request(s, c, &req, &err);
+    if (st == RECV_BAD_PICKLE) {
+        send_traceback(c, "_handle_request", err.text);
+    } else if (st == RECV_OK) {
+        /* A fresh connection: the ident is ignored, as CPython's _handle_request. */
+        int rc = control(s, c, &req);
+        mp__mgr_request_free(&req);
+        if (rc == 1)
+            serve_channel(s, c);
+    }
+    connection_closed(s, c);
+    shutdown(c->fd, SHUT_RDWR);
+    atomic_store(&c->done, true);
+    wake_loop(s);
+    return NULL;
+}
+
+static void free_conn(mp__mgr_conn *c)
+{
+    mp_conn_destroy(c->conn);
+    free(c->owned);
+    free(c->touched);
+    free(c);
+}
+
+/* Joins and frees the connections whose threads are done (all of them when all). */
+static void reap(struct mp_mgr_server *s, bool all)
+{
+    for (;;) {
+        mp__mgr_conn *done = NULL;
+        pthread_mutex_lock(&s->lock);
+        for (mp__mgr_conn **p = &s->conns; *p != NULL; p = &(*p)->next) {
+            if (all || atomic_load(&(*p)->done)) {
+                done = *p;
+                *p = done->next;
+                s->nconns--;
+                break;
+            }
+        }
+        pthread_mutex_unlock(&s->lock);
+        if (done == NULL)
+            return;
+        pthread_join(done->thread, NULL);
+        free_conn(done);
+    }
+}
+
+static void start_connection(struct mp_mgr_server *s, mp_conn *conn)
+{
+    int max = s->cfg->max_connections > 0 ? s->cfg->max_connections : 1024;
+    mp__mgr_conn *c = NULL;
+    pthread_mutex_lock(&s->lock);
+    bool full = s->nconns >= (size_t)max;
+    pthread_mutex_unlock(&s->lock);
+    if (full || (c = calloc(1, sizeof *c)) == NULL) {
+        mp_conn_destroy(conn);
+        return;
+    }
+    c->server = s;
+    c->conn = conn;
+    c->fd = mp_conn_fileno(conn);
+    c->id = ++s->next_id;
+    pthread_attr_t a;
+    pthread_attr_init(&a);
+    pthread_attr_setstacksize(&a, THREAD_STACK);
+    pthread_mutex_lock(&s->lock);
+    int e = pthread_create(&c->thread, &a, connection_main, c);
+    if (e == 0) {
+        c->next = s->conns;
+        s->conns = c;
+        s->nconns++;
+    }
+    pthread_mutex_unlock(&s->lock);
+    pthread_attr_destroy(&a);
+    if (e != 0)
+        free_conn(c);
+}
+
+static void drain(int fd)
+{
+    char b[64];
+    while (read(fd, b, sizeof b) > 0) {
+    }
+}
+
+int mp__mgr_serve(const mp__mgr_server_config *cfg,
+                  void (*ready)(void *arg, const char *address, int rc), void *arg)
+{
+    struct mp_mgr_server *s = calloc(1, sizeof *s);
+    if (s == NULL) {
+        ready(arg, NULL, MP_ENOMEM);
+        return MP_ENOMEM;
+    }
+    s->cfg = cfg;
+    s->wake[0] = s->wake[1] = -1;
+    pthread_mutex_init(&s->lock, NULL);
+    int rc = pipe2(s->wake, O_CLOEXEC | O_NONBLOCK) ? -errno : 0;
+    if (rc == 0)
+        rc = mp_listener_new(
+            &s->l, cfg->address,
+            &(mp_listener_options){.backlog = 128,
+                                   .authkey = cfg->authkey,
+                                   .authkey_len = cfg->authkey_len,
+                                   .handshake_timeout_ms = cfg->handshake_timeout_ms,
+                                   .errbuf = cfg->errbuf,
+                                   .errbuf_len = cfg->errbuf_len});
+    if (rc < 0) {
+        ready(arg, NULL, rc);
+        goto out_free;
+    }
+    s->address = mp_listener_address(s->l);
+    ready(arg, s->address, 0);
+    int lfd = mp_listener_fileno(s->l);
+    while (!atomic_load(&s->stopping)) {
+        struct pollfd p[3] = {{.fd = lfd, .events = POLLIN},
+                              {.fd = s->wake[0], .events = POLLIN},
+                              {.fd = cfg->stop_fd, .events = POLLIN}};
+        int n = poll(p, cfg->stop_fd >= 0 ? 3 : 2, 1000);
+        if (n < 0 && errno != EINTR)
+            break;
+        if (n <= 0)
+            continue;
+        if (p[1].revents)
+            drain(s->wake[0]);
+        if (cfg->stop_fd >= 0 && p[2].revents)
+            atomic_store(&s->stopping, true);
+        reap(s, false);
+        if (p[0].revents && !atomic_load(&s->stopping)) {
+            mp_conn *conn;
+            while (mp_listener_accept(s->l, &conn, 0) == 0)
+                start_connection(s, conn);
+        }
+    }
+    atomic_store(&s->stopping, true);
+    mp_listener_close(s->l);
+    pthread_mutex_lock(&s->lock);
+    for (mp__mgr_conn *c = s->conns; c != NULL; c = c->next)
+        shutdown(c->fd, SHUT_RDWR);
+    pthread_mutex_unlock(&s->lock);
+    reap(s, true);
+    rc = 0;
+    pthread_mutex_lock(&s->lock);
+    mp__mgr_table t = s->table;
+    memset(&s->table, 0, sizeof s->table);
+    pthread_mutex_unlock(&s->lock);
+    mp__mgr_table_clear(&t);
+out_free:
+    mp_listener_destroy(s->l);
+    mp__close_fd(s->wake[0]);
+    mp__close_fd(s->wake[1]);
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+    return rc;
+}
