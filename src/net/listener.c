@@ -23,11 +23,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <sys/un.h>
 
+#include "core/identity.h"
+#include "linux/sys.h"
 #include "mproc/listener.h"
 #include "net/net.h"
 
@@ -125,7 +126,7 @@ int mp_listener_new(mp_listener **out, const char *address, const mp_listener_op
     l->has_key = opt->authkey != NULL;
     l->refuse_md5 = opt->refuse_md5;
     l->hs_ms = hs_ms;
-    l->owner = getpid();
+    l->owner = mp__self_pid();
     l->family = a.family;
 
     l->fd = socket(a.family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -157,7 +158,7 @@ int mp_listener_new(mp_listener **out, const char *address, const mp_listener_op
         snprintf(l->address, sizeof l->address, "%s", address);
 
     l->ep = epoll_create1(EPOLL_CLOEXEC);
-    l->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    l->wake = mp__eventfd_new();
     l->timer = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
     if (l->ep < 0 || l->wake < 0 || l->timer < 0) {
         rc = -errno;
@@ -421,7 +422,7 @@ int mp_listener_close(mp_listener *l)
                 drop(l, i, false);
         mp__close_fd(l->fd);
         l->fd = -1;
-        if (l->owns_path && getpid() == l->owner)
+        if (l->owns_path && mp__self_pid() == l->owner)
             unlink(l->address);
         mp__close_fd(l->ep);
         mp__close_fd(l->wake);

@@ -94,13 +94,13 @@ static void at_exit(void);
 static void after_fork_in_child(void)
 {
     registry = NULL;
-    unlock();
 }
 
 static void init(void)
 {
     /* Holding registry_lock across any fork() keeps the registry whole. */
-    static const struct mp__fork_handlers h = {lock, unlock, after_fork_in_child};
+    static const struct mp__fork_handlers h = {.mutex = &registry_lock,
+                                               .child = after_fork_in_child};
     mp__fork_register(MP__FORK_PROCESS, &h);
     atexit(at_exit);
 }
