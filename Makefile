@@ -6,10 +6,12 @@
 #                   SWEEP=1 also runs the sweeps and charts them into docs/performance.md
 #                   (installs Debian's gnuplot-nox when gnuplot is missing)
 #   make sanitize   the tests under AddressSanitizer + UndefinedBehaviorSanitizer (build-sanitize/)
+#   make tsan       the tests under ThreadSanitizer (build-tsan/, clang; tests/tsan.supp)
 #   make install    PREFIX=/usr/local by default
 #   make fuzz       libFuzzer on the decoders of what peers send (FUZZ_SECONDS=60 each; clang)
 BUILD    ?= build
 SAN      ?= build-sanitize
+TSAN     ?= build-tsan
 PREFIX   ?= /usr/local
 JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
 WERROR   ?= OFF
@@ -17,7 +19,7 @@ CASES    ?=
 SWEEP    ?=
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build check demo bench sanitize install clean configure fuzz
+.PHONY: all deps build check demo bench sanitize tsan install clean configure fuzz
 
 all: build
 
@@ -55,6 +57,18 @@ sanitize: deps
 	cd $(SAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=0 \
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS)
 
+# Tests not written for TSan skip themselves with a reason (SKIP_UNDER_TSAN in
+# tests/harness.h); tests/tsan.supp lists each suppression with its reason.
+# atexit_sleep_ms=0: TSan otherwise sleeps a second in every exiting process that
+# had threads, and the tests fork thousands of children.
+tsan: deps
+	@command -v clang >/dev/null || { echo "make tsan needs clang (Debian: apt-get install clang)"; exit 1; }
+	@CC=clang cmake -S . -B $(TSAN) -DCMAKE_BUILD_TYPE=Debug -DMPROC_TSAN=ON -DMPROC_WERROR=$(WERROR) \
+		-DMPROC_EXAMPLES=OFF -DMPROC_BENCH=OFF $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(TSAN) -j $(JOBS)
+	cd $(TSAN) && TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:atexit_sleep_ms=0:suppressions=$(CURDIR)/tests/tsan.supp" \
+		ctest --output-on-failure -j $(JOBS)
+
 fuzz:
 	sh tests/fuzz/run.sh
 
@@ -62,4 +76,4 @@ install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)
 
 clean:
-	rm -rf $(BUILD) $(SAN) build-fuzz
+	rm -rf $(BUILD) $(SAN) $(TSAN) build-fuzz

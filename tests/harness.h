@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/util.h" /* MP__TSAN */
 #include "mproc.h"
 
 typedef void (*th_test_fn)(void);
@@ -32,6 +33,18 @@ _Noreturn void th_fail(const char *file, int line, const char *fmt, ...)
 #define TH_SKIP_CODE 77
 _Noreturn void th_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 #define SKIP(...) th_skip(__VA_ARGS__)
+
+/* The one mark for tests not written for ThreadSanitizer (make tsan): the test
+ * skips itself there, printing why. Reasons in use: threads started in a child
+ * forked from a multi-threaded process (TSan does not support it), a child that
+ * may make no system call at all (TSan's runtime makes its own), pid-reuse
+ * staging in a pid namespace (thousands of forks, each copying TSan's state),
+ * gigabytes of shared memory touched (TSan shadows each byte). */
+#define SKIP_UNDER_TSAN(reason)                                                                    \
+    do {                                                                                           \
+        if (MP__TSAN)                                                                              \
+            SKIP("not run under ThreadSanitizer: %s", reason);                                     \
+    } while (0)
 
 /* The test binary's own path, for tests that run it again as a helper. */
 extern const char *th_argv0;

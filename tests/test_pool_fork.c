@@ -209,6 +209,7 @@ static int pool_in_child_body(mp_pool *parent_pool)
 /* A child forked from a process with a running pool creates and uses its own. */
 TEST(pool_created_in_a_forked_child_works)
 {
+    SKIP_UNDER_TSAN("the child of a multi-threaded process starts threads");
     mp_pool *p;
     CHECK_OK(mp_pool_new(&p, &(mp_pool_options){.processes = 2}));
     CHECK_EQ(0, th_wait(th_fork(pool_in_child, p)));

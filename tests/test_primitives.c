@@ -62,6 +62,7 @@ static void *create_all_in_c(void *arg)
 
 TEST(destroy_in_a_process_given_the_creators_pid_is_a_no_op)
 {
+    SKIP_UNDER_TSAN("pid-reuse staging");
     int rc = th_with_reused_pid(create_all_in_c, destroy_all_in_e, NULL, NULL);
     if (rc == TH_NOT_STAGED)
         SKIP("%s", th_not_staged_why());
@@ -106,6 +107,7 @@ static int uncontended_operations(void *arg)
 
 TEST(uncontended_operations_make_no_system_call)
 {
+    SKIP_UNDER_TSAN("the child may make no system call, and TSan's runtime makes its own");
     struct shared *s = shared_new();
     CHECK_OK(mp_lock_new(&s->lock, NULL));
     CHECK_OK(mp_rlock_new(&s->rlock, NULL));

@@ -12,7 +12,8 @@
 #include "harness.h"
 #include "queue/queue.h"
 
-#define RING 4096 /* the smallest ring: messages of a few KiB are streamed */
+#define RING 4096       /* the smallest ring: messages of a few KiB go to blocks of their own */
+#define AREA (4 * RING) /* the block area of such a queue: longer ones are oversized */
 
 /* ---- message contents that can be checked ---- */
 
@@ -634,99 +635,149 @@ TEST(queue_consumer_killed_before_commit_leaves_the_message)
     mp_queue_destroy(q);
 }
 
-static int stream_and_die(void *arg)
+static int blob_and_die(void *arg)
 {
     mp_queue *q = arg;
-    arm_death(MP__QF_STREAM_CHUNK, 1); /* the start and one piece (a full ring) are in */
-    put_pattern(q, 0, 5 * RING);
+    arm_death(MP__QF_BLOB_HALF_WRITTEN, 1); /* block reserved, half of it written */
+    put_pattern(q, 0, 3 * RING);
     return 0; /* not reached */
 }
 
-struct after_death {
-    mp_queue *q;
-    int pid;
-};
-
-static void *put_after_death(void *arg)
+static int blob_and_die_before_commit(void *arg)
 {
-    struct after_death *a = arg;
-    CHECK_EQ(-SIGKILL, th_wait(a->pid));
-    put_pattern(a->q, 7, 300);
-    return NULL;
+    mp_queue *q = arg;
+    arm_death(MP__QF_PUT_BEFORE_COMMIT, 1); /* block written, record not committed */
+    put_pattern(q, 0, 2 * RING + 5);
+    return 0; /* not reached */
 }
 
-TEST(queue_producer_killed_mid_stream_never_delivers_part_of_it)
+static int oversized_and_die(void *arg)
+{
+    mp_queue *q = arg;
+    arm_death(MP__QF_BLOB_HALF_WRITTEN, 1);
+    put_pattern(q, 0, 3 * AREA); /* longer than the block area: the file grows */
+    return 0;                    /* not reached */
+}
+
+TEST(queue_producer_killed_mid_long_message_delivers_nothing_and_leaks_nothing)
 {
     mp_queue *q = ring_queue(0, RING);
-    /* A consumer already inside the stream when the producer dies. */
-    struct after_death a = {q, th_fork(stream_and_die, q)};
-    pthread_t th;
-    CHECK(pthread_create(&th, NULL, put_after_death, &a) == 0);
-    get_pattern(q, 7, 300, 20000);
-    pthread_join(th, NULL);
-
-    /* A consumer that comes after the death finds the start and a piece. */
-    CHECK_EQ(-SIGKILL, th_wait(th_fork(stream_and_die, q)));
-    CHECK_EQ(1, mp_queue_qsize(q));
+    CHECK_EQ(-SIGKILL, th_wait(th_fork(blob_and_die, q)));
+    CHECK_EQ(-SIGKILL, th_wait(th_fork(blob_and_die_before_commit, q)));
+    CHECK_EQ(0, mp_queue_qsize(q));
     void *m;
     size_t len;
     CHECK_RC(MP_EEMPTY, mp_queue_get(q, &m, &len, 100));
+    /* Their half-written blocks are garbage in the area, reused from now on. */
+    CHECK(mp__queue_blob_bytes(q) <= AREA);
+    put_pattern(q, 8, 3 * RING);
+    put_pattern(q, 9, 30);
+    get_pattern(q, 8, 3 * RING, 0);
+    get_pattern(q, 9, 30, 0);
+    /* A dead producer's oversized block is cut away by the next long put. */
+    CHECK_EQ(-SIGKILL, th_wait(th_fork(oversized_and_die, q)));
+    CHECK(mp__queue_blob_bytes(q) > AREA);
+    CHECK_RC(MP_EEMPTY, mp_queue_get(q, &m, &len, 0));
+    put_pattern(q, 10, 2 * RING);
+    CHECK(mp__queue_blob_bytes(q) <= AREA);
+    get_pattern(q, 10, 2 * RING, 0);
     CHECK(mp_queue_empty(q));
-    put_pattern(q, 8, 30);
-    get_pattern(q, 8, 30, 0);
     mp_queue_destroy(q);
 }
 
-static int get_and_die_mid_stream(void *arg)
+static int get_and_die_mid_copy(void *arg)
 {
     mp_queue *q = arg;
-    arm_death(MP__QF_GET_STREAM_CHUNK, 2);
+    arm_death(MP__QF_GET_BLOB_HALF_READ, 1);
     void *m;
     size_t len;
     mp_queue_get(q, &m, &len, -1);
     return 0; /* not reached */
 }
 
-static void *put_big_then_small(void *arg)
-{
-    mp_queue *q = arg;
-    put_pattern(q, 0, 6 * RING);
-    put_pattern(q, 1, 123);
-    return NULL;
-}
-
-TEST(queue_consumer_killed_mid_stream_lets_the_next_consumer_skip_the_rest)
+TEST(queue_consumer_killed_mid_copy_of_a_long_message_leaves_it_whole)
 {
     mp_queue *q = ring_queue(0, RING);
-    pthread_t th;
-    CHECK(pthread_create(&th, NULL, put_big_then_small, q) == 0);
-    CHECK_EQ(-SIGKILL, th_wait(th_fork(get_and_die_mid_stream, q)));
-    get_pattern(q, 1, 123, 20000);
-    pthread_join(th, NULL);
+    put_pattern(q, 0, 3 * RING + 3);
+    put_pattern(q, 1, 123);
+    for (int i = 0; i < 3; i++) /* each dies half way through the copy */
+        CHECK_EQ(-SIGKILL, th_wait(th_fork(get_and_die_mid_copy, q)));
+    CHECK_EQ(2, mp_queue_qsize(q));
+    get_pattern(q, 0, 3 * RING + 3, 0);
+    get_pattern(q, 1, 123, 0);
     CHECK(mp_queue_empty(q));
+    /* The same for an oversized message, mapped on its own for the copy. */
+    put_pattern(q, 2, 3 * AREA + 5);
+    CHECK_EQ(-SIGKILL, th_wait(th_fork(get_and_die_mid_copy, q)));
+    get_pattern(q, 2, 3 * AREA + 5, 0);
+    CHECK(mp__queue_blob_bytes(q) <= AREA); /* and its memory is given back at once */
     mp_queue_destroy(q);
 }
 
-static void *put_small_later(void *arg)
+static int get_oversized_and_die_before_shrinking(void *arg)
 {
-    th_sleep_ms(100);
-    put_pattern(arg, 3, 10);
+    arm_death(MP__QF_GET_BLOB_TAKEN, 1);
+    void *m;
+    size_t len;
+    mp_queue_get(arg, &m, &len, -1);
+    return 0; /* not reached */
+}
+
+TEST(queue_memory_of_an_oversized_message_is_given_back_even_if_its_consumer_dies)
+{
+    mp_queue *q = ring_queue(0, RING);
+    put_pattern(q, 0, 2 * AREA);
+    CHECK(mp__queue_blob_bytes(q) >= 2 * AREA);
+    /* Killed after its commit: the message was its own (at-most-once), and the
+     * file stays long until the next long put cuts it back. */
+    CHECK_EQ(-SIGKILL, th_wait(th_fork(get_oversized_and_die_before_shrinking, q)));
+    CHECK_EQ(0, mp_queue_qsize(q));
+    CHECK(mp__queue_blob_bytes(q) >= 2 * AREA);
+    put_pattern(q, 1, 2 * RING);
+    CHECK(mp__queue_blob_bytes(q) <= AREA);
+    get_pattern(q, 1, 2 * RING, 0);
+    mp_queue_destroy(q);
+}
+
+#define LONG_LEN (RING + 100) /* a block of two pages */
+
+static void *take_blob_later(void *arg)
+{
+    th_sleep_ms(150);
+    get_pattern(arg, 0, LONG_LEN, 0);
     return NULL;
 }
 
-TEST(queue_put_timing_out_mid_stream_drops_the_message)
+TEST(queue_long_messages_wait_for_their_budget_and_any_length_fits_alone)
 {
-    mp_queue *q = ring_queue(0, RING);
-    void *big = make_msg(0, 0, 5 * RING);
+    mp_queue *q = ring_queue(0, RING); /* the block area: 4 rings */
+    int n = 0;
+    void *big = make_msg(0, 0, LONG_LEN);
+    for (size_t k = 0; k < sizeof(struct tag); k++)
+        ((unsigned char *)big)[k] = byte_at(0, 0, k);
+    while (mp_queue_put(q, big, LONG_LEN, 0) == 0)
+        n++;
+    CHECK_EQ(AREA / (2 * 4096), n);
     uint64_t t0 = th_now_ms();
-    CHECK_RC(MP_EFULL, mp_queue_put(q, big, 5 * RING, 100)); /* nobody drains the ring */
+    CHECK_RC(MP_EFULL, mp_queue_put(q, big, LONG_LEN, 100)); /* nobody takes one */
     CHECK(th_now_ms() - t0 >= 100);
-    free(big);
     pthread_t th;
-    CHECK(pthread_create(&th, NULL, put_small_later, q) == 0);
-    get_pattern(q, 3, 10, 20000); /* the partial message is never delivered */
+    CHECK(pthread_create(&th, NULL, take_blob_later, q) == 0);
+    CHECK_OK(mp_queue_put(q, big, LONG_LEN, 20000)); /* room once one is taken */
     pthread_join(th, NULL);
+    free(big);
+    for (int i = 0; i < n; i++)
+        get_pattern(q, 0, LONG_LEN, 0);
     CHECK(mp_queue_empty(q));
+    /* A message longer than the whole area goes in when no other is queued, and
+     * needs no consumer while it is put; while it is there, no other long one fits. */
+    put_pattern(q, 1, 100 * RING);
+    static char page[RING];
+    CHECK_RC(MP_EFULL, mp_queue_put(q, page, sizeof page, 0));
+    CHECK_OK(mp_queue_put(q, "short", 5, 0));
+    get_pattern(q, 1, 100 * RING, 0);
+    get_str(q, "short", 0);
+    CHECK(mp__queue_blob_bytes(q) <= AREA);
     mp_queue_destroy(q);
 }
 
@@ -811,6 +862,183 @@ TEST(queue_survives_producers_and_consumers_killed_at_random)
     get_pattern(q, 5, 10, 0);
     munmap(c, sizeof *c);
     mp_queue_destroy(q);
+}
+
+/* Exactly once, whatever the size: producers and consumers SIGKILLed at random
+ * while messages small, about the ring's size and many rings long go through.
+ * Every message put (put returned 0) must arrive exactly once and whole, except
+ * one per consumer killed between its commit and counting the message (it owns
+ * the message then: the inherent at-most-once); a message whose producer died inside put arrives
+ * whole once or never. MPROC_CHAOS_ROUNDS sets the number of kills (default 150). */
+
+enum { EX_INC = 1024, EX_PER = 1024, EX_P = 3, EX_C = 3 };
+
+struct exact {
+    mp_queue *q;
+    _Atomic uint32_t next_inc; /* producer incarnations so far */
+    _Atomic int corrupt, dup, received;
+    _Atomic int in_get[EX_C]; /* consumer slot i: 1 inside get, 2 taking (see ex_hook) */
+    _Atomic uint8_t put_ok[EX_INC][EX_PER];
+    _Atomic uint8_t got[EX_INC][EX_PER];
+};
+
+static struct exact *ex;
+
+static size_t ex_len(uint32_t inc, uint32_t seq)
+{
+    uint32_t h = (inc * 2654435761u) ^ (seq * 40503u + 0x9e3779b9u);
+    h ^= h >> 15;
+    h *= 0x2c1b3c6du;
+    h ^= h >> 12;
+    uint32_t r = h % 100, x = h >> 8;
+    if (r < 55)
+        return 16 + x % 300; /* small */
+    if (r < 75)
+        return RING - 64 + x % 128; /* about the ring: in it, or just too long */
+    if (r < 97)
+        return 2 * RING + x % (4 * RING); /* several rings */
+    return 20 * RING + x % RING;
+}
+
+static int ex_produce(void *arg)
+{
+    (void)arg;
+    uint32_t inc = atomic_fetch_add(&ex->next_inc, 1);
+    if (inc >= EX_INC)
+        return 0;
+    for (uint32_t seq = 0; seq < EX_PER;) {
+        size_t len = ex_len(inc, seq);
+        void *m = make_msg(inc, seq, len);
+        int rc = mp_queue_put(ex->q, m, len, 1000);
+        free(m);
+        if (rc == 0)
+            atomic_store(&ex->put_ok[inc][seq++], 1);
+        else if (rc != MP_EFULL) /* MP_EFULL: nothing delivered, the same seq again */
+            atomic_fetch_add(&ex->corrupt, 1000);
+    }
+    return 0;
+}
+
+/* Counts the message by its tag first, then checks its bytes, so that a consumer's
+ * window between taking a message and counting it stays short. */
+static void ex_record(void *m, size_t len)
+{
+    struct tag t;
+    if (len < sizeof t) {
+        atomic_fetch_add(&ex->corrupt, 1);
+        return;
+    }
+    memcpy(&t, m, sizeof t);
+    bool known = t.producer < EX_INC && t.seq < EX_PER;
+    if (known && atomic_fetch_add(&ex->got[t.producer][t.seq], 1) != 0)
+        atomic_fetch_add(&ex->dup, 1);
+    if (!known || !msg_ok(m, len, &t))
+        atomic_fetch_add(&ex->corrupt, 1);
+    atomic_fetch_add(&ex->received, 1);
+}
+
+static int ex_slot;
+
+/* In a consumer: from just before get commits its take until the message is
+ * counted, a kill may lose the message (the consumer owns it). Before that
+ * point, a kill must lose nothing. */
+static void ex_hook(int point)
+{
+    if (point == MP__QF_GET_BEFORE_COMMIT)
+        atomic_store(&ex->in_get[ex_slot], 2);
+}
+
+static int ex_consume(void *arg)
+{
+    ex_slot = (int)(intptr_t)arg;
+    mp__queue_fault_hook = ex_hook;
+    for (;;) {
+        void *m;
+        size_t len;
+        atomic_store(&ex->in_get[ex_slot], 1);
+        int rc = mp_queue_get(ex->q, &m, &len, 500);
+        if (rc == 0) {
+            ex_record(m, len);
+            atomic_store(&ex->in_get[ex_slot], 0);
+            free(m);
+        } else if (rc != MP_EEMPTY) {
+            atomic_fetch_add(&ex->corrupt, 1);
+        }
+        atomic_store(&ex->in_get[ex_slot], 0);
+    }
+    return 0;
+}
+
+static int ex_start(int i)
+{
+    return i < EX_P ? th_fork(ex_produce, NULL) : th_fork(ex_consume, (void *)(intptr_t)(i - EX_P));
+}
+
+TEST(queue_delivers_every_message_exactly_once_whatever_its_size_through_random_kills)
+{
+    ex = shared_area(sizeof *ex);
+    ex->q = ring_queue(0, RING);
+    const char *env = getenv("MPROC_CHAOS_ROUNDS");
+    int rounds = env != NULL ? atoi(env) : 150;
+    int pids[EX_P + EX_C];
+    for (int i = 0; i < EX_P + EX_C; i++)
+        pids[i] = ex_start(i);
+    unsigned seed = 4242;
+    int killed_in_get = 0, kills = 0;
+    for (int round = 0; round < rounds; round++) {
+        th_sleep_ms(2 + rand_r(&seed) % 20);
+        int i = (int)(rand_r(&seed) % (EX_P + EX_C));
+        kill(pids[i], SIGKILL);
+        int st = th_wait(pids[i]);
+        CHECK(st == -SIGKILL || st == 0);
+        kills++;
+        if (i >= EX_P && atomic_exchange(&ex->in_get[i - EX_P], 0) == 2)
+            killed_in_get++;
+        pids[i] = ex_start(i);
+    }
+    for (int i = 0; i < EX_P + EX_C; i++) {
+        kill(pids[i], SIGKILL);
+        th_wait(pids[i]);
+        if (i >= EX_P && atomic_exchange(&ex->in_get[i - EX_P], 0) == 2)
+            killed_in_get++;
+    }
+    for (;;) { /* what is left */
+        void *m;
+        size_t len;
+        int rc = mp_queue_get(ex->q, &m, &len, 200);
+        if (rc == MP_EEMPTY)
+            break;
+        CHECK_OK(rc);
+        ex_record(m, len);
+        free(m);
+    }
+    CHECK_EQ(0, atomic_load(&ex->corrupt));
+    CHECK_EQ(0, atomic_load(&ex->dup));
+    uint32_t incs = atomic_load(&ex->next_inc);
+    int lost = 0, put = 0, big = 0;
+    for (uint32_t inc = 0; inc < incs && inc < EX_INC; inc++)
+        for (uint32_t seq = 0; seq < EX_PER; seq++) {
+            if (!atomic_load(&ex->put_ok[inc][seq]))
+                continue;
+            put++;
+            big += ex_len(inc, seq) > RING - 8;
+            if (!atomic_load(&ex->got[inc][seq]))
+                lost++;
+        }
+    fprintf(stderr,
+            "%d kills (%d consumers between commit and count), %d messages put (%d longer than the "
+            "ring), "
+            "%d received, %d lost\n",
+            kills, killed_in_get, put, big, atomic_load(&ex->received), lost);
+    CHECK(lost <= killed_in_get);
+    CHECK(big > 0 && put > 100);
+    /* Nothing leaks: what dead processes left is in the area, reused. */
+    put_pattern(ex->q, 1, 2 * RING);
+    get_pattern(ex->q, 1, 2 * RING, 0);
+    CHECK(mp__queue_blob_bytes(ex->q) <= AREA);
+    CHECK_EQ(0, mp_queue_qsize(ex->q));
+    mp_queue_destroy(ex->q);
+    munmap(ex, sizeof *ex);
 }
 
 /* ---- lifetime ---- */
@@ -960,25 +1188,25 @@ TEST(joinable_queue_join_returns_when_every_task_is_done)
     mp_joinable_queue_destroy(q);
 }
 
-static int jstream_and_die(void *arg)
+static int jblob_and_die(void *arg)
 {
     mp_joinable_queue *q = arg;
-    arm_death(MP__QF_STREAM_CHUNK, 1);
+    arm_death(MP__QF_BLOB_HALF_WRITTEN, 1);
     void *m = make_msg(0, 0, 5 * RING);
     mp_joinable_queue_put(q, m, 5 * RING, -1);
     return 0; /* not reached */
 }
 
-TEST(joinable_queue_counts_a_dropped_stream_as_done)
+TEST(joinable_queue_counts_no_task_for_a_producer_killed_mid_put)
 {
     mp_joinable_queue *q;
     CHECK_OK(mp_joinable_queue_new(&q, 0, &(mp_queue_options){.ring_bytes = RING}));
-    CHECK_EQ(-SIGKILL, th_wait(th_fork(jstream_and_die, q)));
-    CHECK_RC(MP_ETIMEDOUT, mp_joinable_queue_join(q, 0));
+    CHECK_EQ(-SIGKILL, th_wait(th_fork(jblob_and_die, q)));
+    CHECK_OK(mp_joinable_queue_join(q, 0));
     void *m;
     size_t len;
     CHECK_RC(MP_EEMPTY, mp_joinable_queue_get(q, &m, &len, 100));
-    CHECK_OK(mp_joinable_queue_join(q, 0));
+    CHECK_RC(MP_ERANGE, mp_joinable_queue_task_done(q));
     mp_joinable_queue_destroy(q);
 }
 
@@ -1030,7 +1258,7 @@ TEST(simple_queue_carries_messages_longer_than_its_ring)
     mp_simple_queue_destroy(q);
 }
 
-TEST(queue_get_into_refuses_a_short_buffer_for_a_streamed_message)
+TEST(queue_get_into_refuses_a_short_buffer_for_a_long_message)
 {
     mp_queue *q = ring_queue(0, RING);
     int pid = th_fork(produce_ring_sizes, q); /* sizes up to 3 * RING + 5 */
@@ -1234,41 +1462,6 @@ TEST(queue_sleeping_producer_sees_room_freed_by_a_consumer_that_died_before_waki
     mp_queue_destroy(q);
 }
 
-static int get_stream_and_die_holding_both(void *arg)
-{
-    arm_death(MP__QF_GET_HOLDS_BOTH, 1);
-    void *m;
-    size_t len;
-    mp_queue_get(arg, &m, &len, -1);
-    return 0; /* not reached */
-}
-
-static void *put_big(void *arg)
-{
-    put_pattern(arg, 9, 3 * RING + 5);
-    return NULL;
-}
-
-TEST(queue_consumer_killed_holding_both_sides_leaves_the_queue_usable)
-{
-    mp_queue *q = ring_queue(0, RING);
-    void *big = make_msg(0, 0, 5 * RING);
-    /* The start and a ring of pieces, then the producer gives up: put_lock is free. */
-    CHECK_RC(MP_EFULL, mp_queue_put(q, big, 5 * RING, 100));
-    free(big);
-    /* The consumer drains the pieces, then takes put_lock to see the stream is dead. */
-    CHECK_EQ(-SIGKILL, th_wait(th_fork(get_stream_and_die_holding_both, q)));
-    put_pattern(q, 1, 100);
-    get_pattern(q, 1, 100, 0);
-    CHECK(mp_queue_empty(q));
-    pthread_t th;
-    CHECK(pthread_create(&th, NULL, put_big, q) == 0);
-    get_pattern(q, 9, 3 * RING + 5, 20000);
-    pthread_join(th, NULL);
-    CHECK(mp_queue_empty(q));
-    mp_queue_destroy(q);
-}
-
 static int jget_and_die(void *arg)
 {
     void *m;
@@ -1374,7 +1567,7 @@ TEST(queue_indices_wrap_around_2_to_the_32)
     }
     CHECK_OK(mp_joinable_queue_join(jq, 0));
     CHECK(mp_queue_empty(q));
-    /* Records that wrap the ring, and streamed ones, across the boundary. */
+    /* Records that wrap the ring, and long ones in blocks, across the boundary. */
     mp__queue_skew(q, UINT32_MAX - 1, UINT32_MAX - 7 - 1000);
     pthread_t th;
     CHECK(pthread_create(&th, NULL, put_sizes, q) == 0);
@@ -1441,9 +1634,10 @@ TEST(queue_qsize_stays_between_zero_and_maxsize_under_traffic)
     mp_queue_destroy(c.q);
 }
 
-/* ---- a death at every fault point, on either side, around a streamed message ---- */
+/* ---- a death at every fault point, on either side, around a long message ---- */
 
-static const size_t seq_lens[4] = {100, 3 * RING + 5, 200, 40};
+/* Short, long (a block in the area) and oversized (a block of its own). */
+static const size_t seq_lens[4] = {100, 3 * RING + 5, 200, AREA + 2 * RING + 3};
 
 struct fault_case {
     mp_queue *q;
@@ -1503,9 +1697,8 @@ TEST(queue_producer_killed_at_each_fault_point_leaves_whole_messages_in_order)
 {
     static const int cases[][2] = {
         {MP__QF_PUT_BEFORE_COMMIT, 1}, {MP__QF_PUT_BEFORE_COMMIT, 2}, {MP__QF_PUT_BEFORE_COMMIT, 3},
-        {MP__QF_STREAM_CHUNK, 1},      {MP__QF_STREAM_CHUNK, 2},      {MP__QF_STREAM_CHUNK, 4},
-        {MP__QF_PUT_AFTER_COMMIT, 1},  {MP__QF_PUT_AFTER_COMMIT, 2},  {MP__QF_PUT_AFTER_COMMIT, 3},
-        {MP__QF_PUT_AFTER_COMMIT, 7},
+        {MP__QF_BLOB_HALF_WRITTEN, 1}, {MP__QF_PUT_AFTER_COMMIT, 1},  {MP__QF_PUT_AFTER_COMMIT, 2},
+        {MP__QF_PUT_AFTER_COMMIT, 3},
     };
     struct fault_case *f = shared_area(sizeof *f);
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
@@ -1515,13 +1708,17 @@ TEST(queue_producer_killed_at_each_fault_point_leaves_whole_messages_in_order)
         int pid = th_fork(produce_armed, f);
         uint32_t seen = 0;
         int st;
-        while ((st = exited(pid)) == 1) /* the streamed message needs a consumer */
+        while ((st = exited(pid)) == 1) /* until the producer has died */
             drain_checked(f->q, &seen, 100);
         CHECK_EQ(-SIGKILL, st);
         drain_checked(f->q, &seen, 100);
         /* Whatever was cut is gone; what came before the death arrived. */
         if (f->point == MP__QF_PUT_BEFORE_COMMIT)
             CHECK_EQ((1u << (f->nth - 1)) - 1, seen);
+        if (f->point == MP__QF_PUT_AFTER_COMMIT) /* committed: it arrives */
+            CHECK_EQ((1u << f->nth) - 1, seen);
+        if (f->point == MP__QF_BLOB_HALF_WRITTEN)
+            CHECK_EQ(1, seen); /* the first; the long second one was cut */
         CHECK_EQ(0, mp_queue_qsize(f->q));
         put_pattern(f->q, 3, seq_lens[3]);
         get_pattern(f->q, 3, seq_lens[3], 0);
@@ -1538,8 +1735,10 @@ static int consume_armed(void *arg)
         void *m;
         size_t len;
         int rc = mp_queue_get(f->q, &m, &len, 300);
-        if (rc == MP_EEMPTY)
+        if (rc == MP_EEMPTY) {
+            mp_queue_destroy(f->q); /* this process's handle */
             return 0;
+        }
         int i = rc == 0 ? which(m, len) : -1;
         if (rc == 0)
             free(m);
@@ -1562,9 +1761,11 @@ static void *produce_four(void *arg)
 TEST(queue_consumer_killed_at_each_fault_point_loses_at_most_the_message_it_took)
 {
     static const int cases[][2] = {
-        {MP__QF_GET_BEFORE_COMMIT, 1}, {MP__QF_GET_BEFORE_COMMIT, 2}, {MP__QF_GET_BEFORE_COMMIT, 3},
-        {MP__QF_GET_STREAM_CHUNK, 1},  {MP__QF_GET_STREAM_CHUNK, 3},  {MP__QF_GET_AFTER_COMMIT, 1},
-        {MP__QF_GET_AFTER_COMMIT, 2},  {MP__QF_GET_AFTER_COMMIT, 3},  {MP__QF_GET_AFTER_COMMIT, 5},
+        {MP__QF_GET_BEFORE_COMMIT, 1},  {MP__QF_GET_BEFORE_COMMIT, 2},
+        {MP__QF_GET_BEFORE_COMMIT, 3},  {MP__QF_GET_BLOB_HALF_READ, 1},
+        {MP__QF_GET_BLOB_HALF_READ, 2}, {MP__QF_GET_BLOB_TAKEN, 1},
+        {MP__QF_GET_AFTER_COMMIT, 1},   {MP__QF_GET_AFTER_COMMIT, 2},
+        {MP__QF_GET_AFTER_COMMIT, 3},   {MP__QF_GET_AFTER_COMMIT, 5},
     };
     struct fault_case *f = shared_area(sizeof *f);
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
@@ -1574,13 +1775,13 @@ TEST(queue_consumer_killed_at_each_fault_point_loses_at_most_the_message_it_took
         atomic_store(&f->taken, 0);
         atomic_store(&f->corrupt, 0);
         atomic_store(&f->produced, false);
+        int pid = th_fork(consume_armed, f); /* before the thread: a clean fork */
         pthread_t th;
         CHECK(pthread_create(&th, NULL, produce_four, f) == 0);
-        int pid = th_fork(consume_armed, f);
         int st = th_wait(pid);
         CHECK(st == -SIGKILL || st == 0);
         uint32_t seen = 0;
-        while (!atomic_load(&f->produced)) /* a streamed put may wait for us */
+        while (!atomic_load(&f->produced)) /* until everything is put */
             drain_checked(f->q, &seen, 100);
         pthread_join(th, NULL);
         drain_checked(f->q, &seen, 0);
@@ -1589,7 +1790,7 @@ TEST(queue_consumer_killed_at_each_fault_point_loses_at_most_the_message_it_took
         CHECK_EQ(0, taken & seen); /* never delivered twice */
         uint32_t lost = 0xf & ~(taken | seen);
         CHECK(lost == 0 || (st == -SIGKILL && (lost & (lost - 1)) == 0)); /* at most one */
-        if (f->point == MP__QF_GET_BEFORE_COMMIT)
+        if (f->point == MP__QF_GET_BEFORE_COMMIT || f->point == MP__QF_GET_BLOB_HALF_READ)
             CHECK_EQ(0, lost); /* not committed: it stays */
         CHECK_EQ(0, mp_queue_qsize(f->q));
         mp_queue_destroy(f->q);

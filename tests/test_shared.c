@@ -716,6 +716,7 @@ static int segment_still_there(void *s)
 
 TEST(shm_exit_of_a_process_given_the_creators_pid_leaves_the_segment)
 {
+    SKIP_UNDER_TSAN("pid-reuse staging");
     char name[64];
     test_name(name, sizeof name, "reuse");
     int rc = th_with_reused_pid(create_segment_in_c, just_exit, segment_still_there, name);

@@ -860,6 +860,24 @@ TEST(terminate_ends_a_running_child_with_sigterm)
     mp_popen_destroy(p);
 }
 
+TEST(popen_poll_accepts_a_null_returncode)
+{
+    const char *argv[] = {helper(), "exit", "3", NULL};
+    mp_popen *p;
+    CHECK_OK(mp_popen_new(&p, argv, NULL));
+    int rc;
+    uint64_t t0 = th_now_ms();
+    while ((rc = mp_popen_poll(p, NULL)) == MP_ENOTREADY && th_now_ms() - t0 < 20000)
+        th_sleep_ms(5);
+    CHECK_OK(rc);
+    int code = -1;
+    CHECK_OK(mp_popen_returncode(p, &code));
+    CHECK_EQ(3, code);
+    CHECK_OK(mp_popen_poll(p, NULL)); /* reaped already: still 0 */
+    CHECK_RC(MP_EINVAL, mp_popen_poll(NULL, NULL));
+    mp_popen_destroy(p);
+}
+
 TEST(kill_and_terminate_of_a_finished_child_are_no_ops)
 {
     const char *argv[] = {helper(), "exit", "4", NULL};
@@ -1097,8 +1115,9 @@ TEST(concurrent_spawns_from_threads_keep_their_pipes_apart)
 {
     pthread_t t[4];
     struct spawner s[4];
+    const char *path = helper(); /* before the threads: helper() writes a global */
     for (int i = 0; i < 4; i++) {
-        s[i] = (struct spawner){helper(), 0};
+        s[i] = (struct spawner){path, 0};
         CHECK(pthread_create(&t[i], NULL, spawn_many, &s[i]) == 0);
     }
     for (int i = 0; i < 4; i++) {

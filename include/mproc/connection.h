@@ -78,11 +78,16 @@ MP_EXTERN int mp_conn_send_bytes_range(mp_conn *c, const void *buf, size_t bufle
  * Blocks until a whole message has arrived. maxlength 0 means no limit; a message
  * longer than a non-zero maxlength is refused with MP_EMSGSIZE, *len set to its
  * length and the message kept for the next receive (Python closes the connection
- * instead).
+ * instead). The length in a header is not trusted: memory for the payload grows
+ * as its bytes arrive (at most 256 KiB before the first byte), so a peer claiming
+ * gigabytes it does not send costs nothing.
  * Errors: MP_EEOF (the peer closed its end between messages), MP_ETRUNCATED (the
  * peer closed in the middle of a message: the partial message is dropped),
- * MP_EMSGSIZE, MP_EPROTO (a length CPython cannot have sent), MP_ENOMEM (the
- * message is kept), MP_ECLOSED, MP_EBADF (send-only end), MP_EINVAL. */
+ * MP_EMSGSIZE (longer than maxlength, or, on 32-bit systems, than memory can
+ * address), MP_EPROTO (a length CPython cannot have sent: a negative 32-bit one
+ * other than -1, or a 64-bit one above 2^63 - 1, whatever maxlength; every later
+ * receive returns it again), MP_ENOMEM (the message is kept: the next receive goes
+ * on with what has arrived), MP_ECLOSED, MP_EBADF (send-only end), MP_EINVAL. */
 MP_EXTERN int mp_conn_recv_bytes(mp_conn *c, void **out, size_t *len, size_t maxlength);
 
 /* Python's recv_bytes_into(buffer, offset): receives one message into

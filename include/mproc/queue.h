@@ -17,9 +17,12 @@
  * (thread) arrive in the order it put them.
  *
  * Messages are byte strings of any length, including 0 and lengths larger than the
- * ring: a message that does not fit is streamed through the ring in pieces while
- * its producer holds the producer side, and reassembled by the consumer that takes
- * its start. A message is delivered whole or not at all.
+ * ring: a message that does not fit the ring is written into a block of shared
+ * memory outside it (in a memory file the queue made at creation, so a queue holds
+ * one file descriptor, close-on-exec, in each process, which the program must not
+ * close behind its back, and a mapping of 4 times ring_bytes once it has carried
+ * such a message) and the ring carries only a reference to the block. A message
+ * is delivered whole or not at all, and exactly once: see the kills below.
  *
  * Differences from CPython, all on the safe side:
  * - put copies the bytes into shared memory before it returns; a process that put
@@ -27,11 +30,20 @@
  *   queue for others (no "joining processes that use queues" deadlock).
  * - The ring has a fixed size in bytes (options.ring_bytes); when it is full, put
  *   waits even for a queue without an item limit (CPython's buffer grows without
- *   bound in the feeder thread).
- * - A producer or consumer killed in the middle of put or get (even SIGKILL) leaves
- *   the queue consistent for everyone else: a message it had not finished putting
- *   is never delivered; a message it had not finished taking stays in the queue,
- *   unless it had already begun taking a streamed one, which is then dropped.
+ *   bound in the feeder thread). Messages longer than the ring are bounded too: at
+ *   most 4 times ring_bytes of them (each rounded up to 4 KiB pages) wait in the
+ *   queue at once, beyond which put waits likewise, except that a message of any
+ *   length is accepted when no other long message is queued (and then no other
+ *   long one until it is taken). That memory, touched as used, is kept for reuse
+ *   until destroy; a message longer than 4 rings gets memory of its own, given
+ *   back once it is taken (at the latest at the next long put).
+ * - A producer or consumer killed in the middle of put or get (even SIGKILL), at
+ *   any point and whatever the message's length, leaves the queue consistent for
+ *   everyone else: a message it had not finished putting is never delivered (its
+ *   memory is reused); a message it had not finished
+ *   taking stays in the queue, whole, for the next consumer. Delivery is
+ *   at-most-once only towards a consumer that dies in the instant between taking
+ *   a message and get returning it, or after: the message is then its own.
  * - close() affects only the calling process, as in CPython, and does not
  *   interrupt calls already blocked in other threads.
  *
@@ -59,8 +71,8 @@ typedef struct mp_joinable_queue mp_joinable_queue;
 typedef struct mp_queue_options {
     /* Bytes of the shared ring, rounded up to a power of two between 4 KiB and
      * 1 GiB. 0: 1 MiB. Each message takes its length rounded up to 8 plus 8 bytes;
-     * messages longer than the ring are streamed through it. Memory is touched only
-     * as it is used. */
+     * messages longer than the ring take 16 bytes of it and live outside it (see
+     * above). Memory is touched only as it is used. */
     size_t ring_bytes;
 } mp_queue_options;
 
@@ -68,15 +80,17 @@ typedef struct mp_queue_options {
 
 /* Creates a queue of at most maxsize messages (0: no limit but the ring's bytes,
  * as Python's maxsize <= 0). The caller becomes the owner of the shared memory.
- * Errors: MP_EINVAL (out NULL, ring_bytes above 1 GiB), MP_ENOMEM. */
+ * Errors: MP_EINVAL (out NULL, ring_bytes above 1 GiB), MP_ENOMEM, MP_EMFILE (no
+ * descriptor left for the queue's memory file). */
 MP_EXTERN int mp_queue_new(mp_queue **out, size_t maxsize, const mp_queue_options *opt);
 
 /* Copies len bytes of buf into the queue as one message; the caller keeps buf.
  * Waits up to timeout_ms (-1: forever, 0: not at all) for room: fewer than maxsize
- * messages and enough free ring bytes. A message longer than the ring needs
- * consumers taking it while it is put, so with timeout 0 it usually fails.
- * Safe from any thread of any process forked after q was created.
+ * messages, enough free ring bytes and, for a message longer than the ring, room
+ * in the budget of long messages (see above). Safe from any thread of any process
+ * forked after q was created.
  * Errors: MP_EFULL (no room in time; nothing of the message will be delivered),
+ * MP_ENOMEM (no memory for a long message's block; nothing delivered),
  * MP_ECLOSED (closed in this process), MP_EINVAL (q NULL, buf NULL with len > 0,
  * len above 2^56 - 1, timeout below -1), MP_ENOTRECOVERABLE (the shared state was
  * damaged beyond repair: a process died while repairing it). */
@@ -87,10 +101,10 @@ MP_EXTERN int mp_queue_put_nowait(mp_queue *q, const void *buf, size_t len);
 
 /* Takes the oldest message: *out receives a malloc'd copy the caller frees (never
  * NULL on success, even for an empty message) and *len its length. Waits up to
- * timeout_ms for a message to begin arriving; once a streamed message has begun, it
- * waits for its end (its producer finishing, failing or dying ends the wait).
- * Errors: MP_EEMPTY (no message in time), MP_ECLOSED, MP_ENOMEM (the message stays
- * in the queue), MP_EINVAL, MP_ENOTRECOVERABLE. */
+ * timeout_ms for a message (a message is there whole or not at all).
+ * Errors: MP_EEMPTY (no message in time), MP_ECLOSED, MP_ENOMEM (no memory for
+ * the copy, or to map a long message's block; the message stays in the queue),
+ * MP_EINVAL, MP_ENOTRECOVERABLE. */
 MP_EXTERN int mp_queue_get(mp_queue *q, void **out, size_t *len, int timeout_ms);
 
 /* Like mp_queue_get, into the caller's buffer of cap bytes. A message longer than
@@ -102,8 +116,7 @@ MP_EXTERN int mp_queue_get_nowait(mp_queue *q, void **out, size_t *len);
 
 /* The number of messages in the queue at one recent instant, so between 0 and
  * maxsize, but possibly out of date once returned while others put and get (as in
- * Python); a streamed message counts from its start until a consumer takes its
- * start. Errors: MP_EINVAL, MP_ECLOSED. */
+ * Python). Errors: MP_EINVAL, MP_ECLOSED. */
 MP_EXTERN int mp_queue_qsize(mp_queue *q);
 
 /* Whether the queue holds no message / has no room for even an empty message;
@@ -161,8 +174,8 @@ MP_EXTERN bool mp_joinable_queue_full(mp_joinable_queue *q);
 MP_EXTERN int mp_joinable_queue_close(mp_joinable_queue *q);
 MP_EXTERN void mp_joinable_queue_destroy(mp_joinable_queue *q);
 
-/* Marks one task taken from the queue as finished. A streamed message dropped
- * because its producer failed or died is marked finished by the queue itself.
+/* Marks one task taken from the queue as finished (a message whose put failed or
+ * whose producer died inside put never counted as a task).
  * Errors: MP_ERANGE (called more times than messages were put; nothing changed),
  * MP_ECLOSED, MP_EINVAL. */
 MP_EXTERN int mp_joinable_queue_task_done(mp_joinable_queue *q);

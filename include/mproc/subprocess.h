@@ -181,9 +181,11 @@ MP_EXTERN int mp_popen_close_stdin(mp_popen *p);
 MP_EXTERN int mp_popen_close_stdout(mp_popen *p);
 MP_EXTERN int mp_popen_close_stderr(mp_popen *p);
 
-/* poll(): reaps the child if it has ended and stores its returncode: the exit
- * status, or -N if signal N killed it. Never blocks.
- * Errors: MP_ENOTREADY (still running), MP_EINVAL (NULL, or a failed spawn),
+/* poll(): reaps the child if it has ended and stores its returncode in
+ * *returncode: the exit status, or -N if signal N killed it. returncode may be
+ * NULL: then only whether the child has ended is returned (mp_popen_returncode
+ * gives the code later). Never blocks.
+ * Errors: MP_ENOTREADY (still running), MP_EINVAL (p NULL, or a failed spawn),
  * MP_ECHILD (handle of another process). */
 MP_EXTERN int mp_popen_poll(mp_popen *p, int *returncode);
 

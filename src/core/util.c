@@ -148,3 +148,24 @@ int mp__poll_one(int fd, short events, const mp__deadline *d, short *revents)
             return -errno;
     }
 }
+
+#if MP__TSAN
+int mp__mutex_lock_until(pthread_mutex_t *m, const mp__deadline *d)
+{
+    if (d->forever)
+        return pthread_mutex_lock(m);
+    for (;;) {
+        int r = pthread_mutex_trylock(m);
+        if (r != EBUSY)
+            return r;
+        if (mp__deadline_passed(d))
+            return ETIMEDOUT;
+        nanosleep(&(struct timespec){0, 200000}, NULL);
+    }
+}
+#else
+int mp__mutex_lock_until(pthread_mutex_t *m, const mp__deadline *d)
+{
+    return d->forever ? pthread_mutex_lock(m) : pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &d->at);
+}
+#endif

@@ -6,6 +6,7 @@
 #define MPROC_INTERNAL_UTIL_H
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -17,6 +18,31 @@
 #include "mproc/error.h"
 
 #define MP__HIDDEN __attribute__((visibility("hidden")))
+
+/* MP__ASAN / MP__TSAN: 1 when built with AddressSanitizer / ThreadSanitizer (gcc
+ * defines __SANITIZE_*__, clang answers __has_feature). The only places that look
+ * at them choose a whole function or a constant once (linux/spawn.c: fork instead
+ * of clone(CLONE_VM); core/util.c: mp__mutex_lock_until), never inside a body. */
+#if defined(__SANITIZE_ADDRESS__)
+#define MP__ASAN 1
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define MP__TSAN 1
+#endif
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) && !defined(MP__ASAN)
+#define MP__ASAN 1
+#endif
+#if __has_feature(thread_sanitizer) && !defined(MP__TSAN)
+#define MP__TSAN 1
+#endif
+#endif
+#ifndef MP__ASAN
+#define MP__ASAN 0
+#endif
+#ifndef MP__TSAN
+#define MP__TSAN 0
+#endif
 
 /* An absolute CLOCK_MONOTONIC deadline made from a public timeout_ms argument.
  * forever: timeout_ms was -1. A wait interrupted by a signal recomputes the time
@@ -96,6 +122,16 @@ MP__HIDDEN char **mp__strv_copy(const char *const *v, size_t extra_front);
 
 /* CLOCK_MONOTONIC now, in nanoseconds. */
 MP__HIDDEN uint64_t mp__now_ns(void);
+
+/* Locks m, waiting until d (forever when d->forever): pthread_mutex_lock or
+ * pthread_mutex_clocklock(CLOCK_MONOTONIC). Returns what they return (0,
+ * EOWNERDEAD, ETIMEDOUT, ...). Under ThreadSanitizer the bounded wait polls
+ * pthread_mutex_trylock every 0.2 ms instead: clang 14's TSan does not intercept
+ * pthread_mutex_clocklock (it would miss the lock and report false races on all
+ * the mutex guards), and its pthread_mutex_timedlock misses EOWNERDEAD (it would
+ * report the unlock of a mutex recovered from a dead owner); it follows trylock
+ * and lock in full. */
+MP__HIDDEN int mp__mutex_lock_until(pthread_mutex_t *m, const mp__deadline *d);
 
 /* close() that keeps errno and accepts -1; EINTR on close is not retried (Linux
  * has already released the descriptor). */

@@ -45,16 +45,10 @@
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
 
-#if defined(__SANITIZE_ADDRESS__)
-#define USE_CLONE_VM 0
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define USE_CLONE_VM 0
-#endif
-#endif
-#ifndef USE_CLONE_VM
-#define USE_CLONE_VM 1
-#endif
+/* The sanitizers cannot follow a child that shares the parent's memory and stack
+ * (ASan's shadow and TSan's thread state would be changed under the parent's
+ * feet): take the fork path there. */
+#define USE_CLONE_VM (!MP__ASAN && !MP__TSAN)
 
 /* The child's stack on the fast path. The child's frames are small: a few system
  * calls and an 8 KiB getdents buffer on the fallback path only. */

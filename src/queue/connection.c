@@ -17,6 +17,13 @@
  * ahead of the message. Once a header has been decoded its length is kept in
  * `known`, so a receive refused for a short buffer (MP_ETOOSHORT) or a length limit
  * (MP_EMSGSIZE) leaves the message where it was for the next receive.
+ *
+ * A header is only a claim: recv_bytes allocates at most FIRST_ALLOC bytes for a
+ * payload before any of it has arrived and grows the buffer (GROWTH times, never
+ * past the claim) as the bytes come, so a peer that announces 8 GiB and sends nothing
+ * costs FIRST_ALLOC. A payload whose buffer cannot grow (MP_ENOMEM) stays in the
+ * connection as far as it came (`part`), and the next receive goes on from there.
+ * Lengths above 2^63 - 1 are protocol errors: CPython cannot make such a bytes.
  */
 #include <fcntl.h>
 #include <poll.h>
@@ -32,18 +39,23 @@
 #include "queue/conn.h"
 
 #define RBUF_SIZE 65536
+#define FIRST_ALLOC ((size_t)256 * 1024) /* a payload's buffer before its bytes arrive */
+#define MAX_CLAIM ((uint64_t)INT64_MAX)  /* the longest bytes CPython can send */
+#define GROWTH 8      /* a full buffer grows 8 times: few copies, at most 8 times what came */
 #define SMALL_MSG 512 /* payloads copied behind their header and sent in one piece */
 
 struct mp_conn {
-    int fd;         /* -1 once closed */
-    bool readable;  /* may receive */
-    bool writable;  /* may send */
-    bool is_socket; /* sendmsg(MSG_NOSIGNAL) works */
-    char *rbuf;     /* read-ahead buffer, RBUF_SIZE bytes, allocated on first receive */
-    size_t rpos;    /* next unread byte in rbuf */
-    size_t rlen;    /* bytes in rbuf */
-    bool has_known; /* a header was decoded and its payload not yet received */
-    uint64_t known; /* that payload's length */
+    int fd;                    /* -1 once closed */
+    bool readable;             /* may receive */
+    bool writable;             /* may send */
+    bool is_socket;            /* sendmsg(MSG_NOSIGNAL) works */
+    char *rbuf;                /* read-ahead buffer, RBUF_SIZE bytes, allocated on first receive */
+    size_t rpos;               /* next unread byte in rbuf */
+    size_t rlen;               /* bytes in rbuf */
+    bool has_known;            /* a header was decoded and its payload not yet received */
+    uint64_t known;            /* that payload's length */
+    char *part;                /* the payload received so far after an MP_ENOMEM, or NULL */
+    size_t part_got, part_cap; /* bytes in part, and its size */
 };
 
 size_t mp__frame_header(uint64_t len, unsigned char out[MP__FRAME_HEADER_MAX])
@@ -308,16 +320,29 @@ static int read_header(mp_conn *c)
     return 0;
 }
 
+static void drop_part(mp_conn *c)
+{
+    free(c->part);
+    c->part = NULL;
+    c->part_got = c->part_cap = 0;
+}
+
 /* Receives the known payload into dst (c->known bytes) and forgets the header. */
 static int read_payload(mp_conn *c, char *dst)
 {
     uint64_t n = c->known;
+    uint64_t got = 0;
+    if (c->part != NULL) { /* what an earlier receive got before MP_ENOMEM */
+        memcpy(dst, c->part, c->part_got);
+        got = c->part_got;
+        drop_part(c);
+    }
     size_t have = c->rlen - c->rpos;
-    size_t take = have < n ? have : (size_t)n;
+    size_t take = have < n - got ? have : (size_t)(n - got);
     if (take > 0)
-        memcpy(dst, c->rbuf + c->rpos, take);
+        memcpy(dst + got, c->rbuf + c->rpos, take);
     c->rpos += take;
-    uint64_t got = take;
+    got += take;
     int rc = 0;
     while (got < n) {
         ssize_t r = read_some(c->fd, dst + got, (size_t)(n - got));
@@ -340,21 +365,46 @@ int mp_conn_recv_bytes(mp_conn *c, void **out, size_t *len, size_t maxlength)
         rc = read_header(c);
     if (rc != 0)
         return rc;
+    if (c->known > MAX_CLAIM)
+        return MP_EPROTO;
     if (c->known > SIZE_MAX - 1 || (maxlength != 0 && c->known > maxlength)) {
         *len = c->known > SIZE_MAX ? SIZE_MAX : (size_t)c->known;
         return MP_EMSGSIZE;
     }
-    char *buf = malloc(c->known > 0 ? (size_t)c->known : 1);
-    if (buf == NULL)
-        return MP_ENOMEM;
     size_t n = (size_t)c->known;
-    rc = read_payload(c, buf);
-    if (rc != 0) {
-        free(buf);
-        return rc;
+    if (c->part == NULL) {
+        size_t have = c->rlen - c->rpos;
+        size_t first = n < FIRST_ALLOC ? n : have > FIRST_ALLOC ? have : FIRST_ALLOC;
+        c->part = malloc(first > 0 ? first : 1);
+        if (c->part == NULL)
+            return MP_ENOMEM;
+        c->part_cap = first;
+        c->part_got = have < n ? have : n;
+        memcpy(c->part, c->rbuf + c->rpos, c->part_got);
+        c->rpos += c->part_got;
     }
-    *out = buf;
+    while (c->part_got < n) {
+        if (c->part_got == c->part_cap) { /* more bytes came than we hold: grow */
+            size_t cap = c->part_cap > n / GROWTH ? n : GROWTH * c->part_cap;
+            char *p = realloc(c->part, cap);
+            if (p == NULL)
+                return MP_ENOMEM; /* what came stays in part for the next receive */
+            c->part = p;
+            c->part_cap = cap;
+        }
+        ssize_t r = read_some(c->fd, c->part + c->part_got, c->part_cap - c->part_got);
+        if (r <= 0) {
+            drop_part(c);
+            c->has_known = false;
+            return r == 0 ? MP_ETRUNCATED : (int)r;
+        }
+        c->part_got += (size_t)r;
+    }
+    *out = c->part;
     *len = n;
+    c->part = NULL;
+    c->part_got = c->part_cap = 0;
+    c->has_known = false;
     return 0;
 }
 
@@ -367,6 +417,8 @@ int mp_conn_recv_bytes_into(mp_conn *c, void *buf, size_t buflen, size_t offset,
         rc = read_header(c);
     if (rc != 0)
         return rc;
+    if (c->known > MAX_CLAIM)
+        return MP_EPROTO;
     if (c->known > buflen - offset) {
         *len = c->known > SIZE_MAX ? SIZE_MAX : (size_t)c->known;
         return MP_ETOOSHORT;
@@ -422,6 +474,7 @@ int mp_conn_close(mp_conn *c)
     c->fd = -1;
     free(c->rbuf);
     c->rbuf = NULL;
+    drop_part(c);
     c->rpos = c->rlen = 0;
     c->has_known = false;
     return 0;

@@ -1,29 +1,46 @@
 /* queue.c — Queue, SimpleQueue and JoinableQueue in shared memory.
  *
  * Layout. One block of arena memory per queue: a struct shared followed by a ring
- * of `cap` bytes (a power of two). Messages are records at 8-byte aligned ring
- * positions: an 8-byte header (kind << 56 | length) and the payload, padded to 8.
+ * of `cap` bytes (a power of two), and one memfd per queue (made at creation, so
+ * every process forked afterwards has it under the same descriptor number) that
+ * holds the messages too long for the ring; each process maps its block area of
+ * blob_span = 4 * cap bytes (a constant) on first use. Not arena memory: a chunk
+ * the arena maps after a fork exists only in the process that mapped it, so a
+ * forked producer could not hand a block to its siblings; the memfd made before
+ * the fork is the same file in all of them. Messages are records at 8-byte
+ * aligned ring positions: an 8-byte header (kind << 56 | length) and a body,
+ * padded to 8.
  *   WHOLE  a message that fits in the ring: header + payload.
- *   BEGIN  the start of a message longer than the ring: header only, length = the
- *          message's total length. Its bytes follow as CONT records.
- *   CONT   a piece of the streamed message that the last BEGIN started.
+ *   BLOB   a message that does not: header + the 8-byte position of its block,
+ *          a range of the memfd holding its bytes (its length rounded up to whole
+ *          pages; see blob_tail). The ring carries only this reference.
  *
  * Two sides, each serialized by a robust process-shared mutex, so the ring is a
  * single-producer single-consumer ring between the two current lock holders:
  *   put_lock  held by one producer for a whole put, including its waits for room
- *             and every piece of a streamed message (pieces are never interleaved).
+ *             and the copy of a long message into its block.
  *   get_lock  held by one consumer for a whole get, likewise.
  *
  * Shared words and who changes them:
  *   tail   (nput << 32 | tpos): written only by the put_lock holder.
  *   head   (nget << 32 | hpos): written only by the get_lock holder.
  *          tpos/hpos are byte positions modulo 2^32 (cap divides 2^32, so
- *          pos & (cap - 1) is the ring offset); nput/nget count WHOLE and BEGIN
- *          records modulo 2^32. Bytes in use = tpos - hpos, messages = nput - nget.
+ *          pos & (cap - 1) is the ring offset); nput/nget count records modulo
+ *          2^32. Bytes in use = tpos - hpos, messages = nput - nget.
  *   head_seen  a past value of head kept by the put_lock holder, and tail_seen a
  *          past value of tail kept by the get_lock holder: each side reads the
  *          other's index only when its old copy says "full" / "empty". Indices
  *          only move forward, so an old copy only ever understates room or data.
+ *          (Under ThreadSanitizer each side always reads afresh: TRUST_SEEN_INDEX.)
+ *   blob_tail  position (bytes, modulo 2^64) where the next block goes: written
+ *          only by the put_lock holder, which moves it past a block (reserving it)
+ *          before writing the block's bytes. Positions only grow; a block at
+ *          position p lives at offset p mod blob_span of the memfd's block area
+ *          [0, blob_span) (wrapping at its end), so the area is reused, never
+ *          reallocated. An oversized block (longer than the area) is only ever
+ *          placed when no other block is live, and fills the file from offset 0.
+ *   blob_over, blob_over_pos  the file was grown for the oversized block at
+ *          blob_over_pos and not yet shrunk back to the area: under put_lock.
  *   data_seq, get_waiting   futex word a consumer sleeps on when the ring is empty,
  *          and a flag saying it sleeps. Only the get_lock holder sleeps on
  *          data_seq and sets the flag; it clears it when done waiting, and a
@@ -31,8 +48,8 @@
  *          one wake-up costs one system call however many messages follow.
  *   space_seq, put_waiting  the same for the put_lock holder waiting for room.
  *   ndone  task_done count modulo 2^32 (JoinableQueue); unfinished = nput - ndone.
- *          Changed by task_done with a compare-and-swap that refuses to pass nput,
- *          and by a consumer that drops a streamed message nobody will finish.
+ *          Changed only by task_done, with a compare-and-swap that refuses to
+ *          pass nput.
  *   join_waiters  how many join() callers sleep on ndone.
  *
  * Commit rule (why a death never half-delivers): a producer writes a record's
@@ -45,17 +62,31 @@
  * the committed word valid as it is, marks the mutex consistent and goes on. It
  * also clears the side's sleeping flag, which only a lock holder ever sets.
  *
- * Streamed messages. BEGIN is committed first, then each CONT as room appears. The
- * consumer that takes the BEGIN holds get_lock until it has all the pieces, so the
- * pieces reach one consumer in order. A stream ends early when its producer times
- * out (it unlocks put_lock and wakes consumers) or dies. The consumer notices in two
- * ways: the next record is not a CONT (another producer got put_lock and put a new
- * message), or, with the ring empty, it can itself take put_lock (every 50 ms it
- * tries): holding put_lock with the ring drained, no piece can still come. Either
- * way it drops the partial message (and counts it done for join). A consumer that
- * is not inside a stream skips CONT records: they belong to a stream whose consumer
- * died after taking its BEGIN. So a streamed message reaches a consumer whole or
- * not at all. Lock order is get_lock then put_lock; producers never take get_lock.
+ * Blobs follow the same rule, because a block is only ever written before the
+ * record naming it is committed and only reused after that record is consumed:
+ *   - put: wait for room, reserve [blob_tail, +span) by storing blob_tail, copy
+ *     the bytes in, then commit the BLOB record (it names the position). A
+ *     producer killed before the commit leaves a reserved block that no record
+ *     names: garbage that the area's reuse overwrites.
+ *   - get: read the record at head, copy the block out (the block stays as it
+ *     is), commit head. A consumer killed before its commit leaves record and
+ *     block whole for the next consumer.
+ *   - room (a producer, before placing each blob): the live blocks are exactly
+ *     those named by BLOB records in [head, tail), which only the put_lock holder
+ *     writes, so it walks them from head: the first one's position, or blob_tail
+ *     if none, is `low`. A head read while a consumer copies still names that
+ *     consumer's record, so low never passes a block being read. blob_tail - low
+ *     is the area in use; a new block must keep it within blob_span (so it never
+ *     overlaps a live one modulo blob_span), or be alone (used == 0): an oversized
+ *     block is placed only then, and while it is live nothing else fits.
+ *   - shrink: once low has passed blob_over_pos, the oversized block is consumed
+ *     and the file is cut back to the area (ftruncate) under put_lock: by the
+ *     consumer that took it, if put_lock is free then, else by the next long put.
+ *     A death anywhere leaves blob_over set, so the next holder shrinks.
+ * So a message of any size is delivered whole exactly once, or (killed before its
+ * commit) never; the only loss is a consumer killed after its commit, that is
+ * after it owns its copy. The area's memory (at most blob_span bytes, touched as
+ * used) is kept for reuse until the queue is destroyed.
  *
  * Sleeping (Dekker style, all seq_cst): a waiter spins briefly, then sets its
  * flag, reads the sequence word, re-checks the ring and only then futex-waits on
@@ -74,6 +105,9 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/arena.h"
 #include "linux/futex.h"
@@ -87,12 +121,21 @@
 #define HDR 8u
 #define SPIN 200
 #define YIELDS 20
-#define STREAM_POLL_MS 50
 #define SLEEP_SLICE_MS 1000
 #define MAX_MSG (((uint64_t)1 << 56) - 1) /* the length field of a record header */
 #define NONBLOCK_GRACE_NS 200000000u
+#define BLOB_REC 16u               /* header + the block's offset */
+#define BLOB_PAGE ((uint64_t)4096) /* blocks are whole pages, so each is released whole */
+#define BLOB_AREA_RINGS 4 /* the block area, and so the blob bytes queued at once: 4 rings */
 
-enum { KIND_WHOLE = 1, KIND_BEGIN = 2, KIND_CONT = 3 };
+/* Whether a side may trust head_seen / tail_seen, the copy of the other side's
+ * index that an earlier lock holder, perhaps in another process, read. The
+ * bytes that copy vouches for were published to that holder; ThreadSanitizer
+ * cannot see a happens-before that runs through another process and would report
+ * our ring copies as races, so under it each side reads the index afresh. */
+#define TRUST_SEEN_INDEX (!MP__TSAN)
+
+enum { KIND_WHOLE = 1, KIND_BLOB = 2 };
 enum { Q_QUEUE, Q_SIMPLE, Q_JOINABLE };
 
 /* Each group on its own cache line: a line written by one side and read by the
@@ -101,9 +144,13 @@ enum { Q_QUEUE, Q_SIMPLE, Q_JOINABLE };
 struct shared {
     uint32_t cap;                         /* ring bytes, power of two; constant */
     uint32_t maxsize;                     /* message limit, 0: none; constant */
+    uint64_t blob_span;                   /* bytes of the block area (the budget); constant */
     alignas(64) pthread_mutex_t put_lock; /* robust, process-shared: the producer side */
     uint64_t head_seen;                   /* a past value of head (room is at least as
                                              it says); under put_lock */
+    _Atomic uint64_t blob_tail;           /* position of the next block; under put_lock */
+    _Atomic uint64_t blob_over_pos;       /* position of the last oversized block; under put_lock */
+    _Atomic uint32_t blob_over;           /* the file may be longer than the area; under put_lock */
     alignas(64) pthread_mutex_t get_lock; /* robust, process-shared: the consumer side */
     uint64_t tail_seen;                   /* a past value of tail; under get_lock */
     alignas(64) _Atomic uint64_t tail;    /* nput << 32 | tpos; under put_lock */
@@ -122,10 +169,12 @@ struct shared {
 
 struct mp_queue {
     struct shared *s;
-    uint64_t creator;    /* the process whose destroy frees s: pid and start time, so a
-                            later process given the same pid is not taken for it */
-    int kind;            /* Q_QUEUE, Q_SIMPLE or Q_JOINABLE */
-    _Atomic bool closed; /* close() was called in this process */
+    int blob_fd;              /* the memfd of blocks: the same number in every process */
+    _Atomic(char *) blob_map; /* this process's mapping of the block area, or NULL */
+    uint64_t creator;         /* the process whose destroy frees s: pid and start time, so a
+                                 later process given the same pid is not taken for it */
+    int kind;                 /* Q_QUEUE, Q_SIMPLE or Q_JOINABLE */
+    _Atomic bool closed;      /* close() was called in this process */
 };
 
 struct mp_simple_queue {
@@ -185,8 +234,15 @@ static int queue_create(mp_queue **out, int kind, size_t maxsize, const mp_queue
                                                : sizeof(mp_joinable_queue));
     if (q == NULL)
         return MP_ENOMEM;
+    q->blob_fd = memfd_create("mproc-queue", MFD_CLOEXEC);
+    if (q->blob_fd < 0) {
+        int err = errno == EMFILE || errno == ENFILE ? MP_EMFILE : MP_ENOMEM;
+        free(q);
+        return err;
+    }
     struct shared *s = mp__shm_alloc(sizeof *s + cap);
     if (s == NULL) {
+        mp__close_fd(q->blob_fd);
         free(q);
         return MP_ENOMEM;
     }
@@ -199,6 +255,13 @@ static int queue_create(mp_queue **out, int kind, size_t maxsize, const mp_queue
     pthread_mutexattr_destroy(&attr);
     s->cap = (uint32_t)cap;
     s->maxsize = maxsize > INT32_MAX ? 0 : (uint32_t)maxsize;
+    s->blob_span = (uint64_t)cap * BLOB_AREA_RINGS;
+    if (ftruncate(q->blob_fd, (off_t)s->blob_span) != 0) {
+        mp__shm_free(s);
+        mp__close_fd(q->blob_fd);
+        free(q);
+        return MP_ENOMEM;
+    }
     q->s = s;
     q->creator = mp__self_id();
     q->kind = kind;
@@ -210,11 +273,15 @@ static void queue_destroy(mp_queue *q)
 {
     if (q == NULL)
         return;
+    char *m = atomic_load(&q->blob_map);
+    if (m != NULL)
+        munmap(m, (size_t)q->s->blob_span);
     if (q->creator == mp__self_id()) {
         pthread_mutex_destroy(&q->s->put_lock);
         pthread_mutex_destroy(&q->s->get_lock);
         mp__shm_free(q->s);
     }
+    mp__close_fd(q->blob_fd);
     free(q);
 }
 
@@ -243,14 +310,26 @@ static int side_lock(pthread_mutex_t *m, _Atomic uint32_t *waiting, const mp__de
         r = pthread_mutex_trylock(m);
     }
     if (r == EBUSY)
-        r = d->forever ? pthread_mutex_lock(m)
-                       : pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &d->at);
+        r = mp__mutex_lock_until(m, d);
     if (r == EOWNERDEAD) {
         atomic_store(waiting, 0);
         pthread_mutex_consistent(m);
         r = 0;
     }
     return -r;
+}
+
+/* Takes a side lock if it is free (recovering it from a dead holder as side_lock
+ * does); false when another holds it. */
+static bool side_trylock(pthread_mutex_t *m, _Atomic uint32_t *waiting)
+{
+    int r = pthread_mutex_trylock(m);
+    if (r == EOWNERDEAD) {
+        atomic_store(waiting, 0);
+        pthread_mutex_consistent(m);
+        r = 0;
+    }
+    return r == 0;
 }
 
 /* ---- ring copies ---- */
@@ -296,7 +375,7 @@ static bool room_against(const struct shared *s, uint64_t tail, uint64_t head, u
  * enough: head only moves forward, so an old value never overstates the room. */
 static bool has_room(struct shared *s, uint64_t tail, uint32_t need, bool counts)
 {
-    if (room_against(s, tail, s->head_seen, need, counts))
+    if (TRUST_SEEN_INDEX && room_against(s, tail, s->head_seen, need, counts))
         return true;
     s->head_seen = atomic_load(&s->head);
     return room_against(s, tail, s->head_seen, need, counts);
@@ -344,25 +423,177 @@ static void commit_tail(struct shared *s, uint64_t tail)
     }
 }
 
-static void wake_consumers(struct shared *s)
-{
-    atomic_fetch_add(&s->data_seq, 1);
-    mp__futex_wake(&s->data_seq, INT32_MAX);
-}
-
 /* Appends one record at tail (room already checked) and commits it. */
 static uint64_t put_record(struct shared *s, uint64_t tail, int kind, uint64_t len, const void *buf,
-                           size_t n, int point)
+                           size_t n)
 {
     uint64_t h = (uint64_t)kind << 56 | len;
     ring_write(s, pos_of(tail), &h, HDR);
     ring_write(s, pos_of(tail) + HDR, buf, n);
-    if (point != 0)
-        fault(point);
-    uint32_t cnt = cnt_of(tail) + (kind != KIND_CONT);
-    tail = word(cnt, pos_of(tail) + HDR + (uint32_t)round8(n));
+    fault(MP__QF_PUT_BEFORE_COMMIT);
+    tail = word(cnt_of(tail) + 1, pos_of(tail) + HDR + (uint32_t)round8(n));
     commit_tail(s, tail);
     return tail;
+}
+
+/* ---- blobs: messages longer than the ring, in blocks of the memfd ---- */
+
+static uint64_t blob_span(uint64_t len)
+{
+    return (len + BLOB_PAGE - 1) & ~(BLOB_PAGE - 1);
+}
+
+/* This process's mapping of the block area [0, span_bytes) of the memfd, made on
+ * first use (a child forked later inherits it). NULL when out of memory. */
+static char *blob_area(mp_queue *q)
+{
+    char *m = atomic_load_explicit(&q->blob_map, memory_order_acquire);
+    if (m != NULL)
+        return m;
+    size_t n = (size_t)q->s->blob_span;
+    void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_SHARED, q->blob_fd, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    if (!atomic_compare_exchange_strong(&q->blob_map, &m, (char *)p)) {
+        munmap(p, n); /* another thread of ours mapped it first */
+        return m;
+    }
+    return p;
+}
+
+/* Copies n bytes between buf and the block at position pos (write: into the
+ * block), calling the fault hook half way. A block of at most blob_span bytes is
+ * in the area at pos modulo blob_span (it may wrap); a longer one fills the file
+ * from offset 0 and is mapped for the copy alone. 0 or MP_ENOMEM. */
+static int blob_copy(mp_queue *q, bool write, uint64_t pos, void *buf, size_t n, int half_point)
+{
+    uint64_t span_bytes = q->s->blob_span;
+    char *base;
+    size_t off, first;
+    if (blob_span(n) > span_bytes) {
+        base = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_SHARED, q->blob_fd, 0);
+        if (base == MAP_FAILED)
+            return MP_ENOMEM;
+        off = 0;
+        first = n;
+    } else {
+        base = blob_area(q);
+        if (base == NULL)
+            return MP_ENOMEM;
+        off = (size_t)(pos % span_bytes);
+        first = span_bytes - off < n ? (size_t)(span_bytes - off) : n;
+    }
+    /* Two halves, so that tests can kill us in the middle. */
+    size_t half = n / 2, done = 0;
+    while (done < n) {
+        size_t k = (done < half ? half : n) - done;
+        for (size_t left = k; left > 0;) { /* at most the part before the wrap */
+            size_t at = done, piece = left;
+            char *area = at < first ? base + off + at : base + (at - first);
+            if (at < first && piece > first - at)
+                piece = first - at;
+            if (write)
+                memcpy(area, (const char *)buf + at, piece);
+            else
+                memcpy((char *)buf + at, area, piece);
+            done += piece;
+            left -= piece;
+        }
+        if (done == half)
+            fault(half_point);
+    }
+    if (blob_span(n) > span_bytes)
+        munmap(base, n);
+    return 0;
+}
+
+/* The sweep (see the top of the file), under put_lock: the position of the oldest
+ * block a record in [head, tail) names, or blob_tail when none does. Those records
+ * are ours and stay as they are while we read them. Once the oversized block (if
+ * any) is older than that, it is gone: the file shrinks back to the area. */
+static uint64_t blob_low(mp_queue *q, uint64_t tail)
+{
+    struct shared *s = q->s;
+    uint64_t head = atomic_load(&s->head);
+    uint64_t low = atomic_load_explicit(&s->blob_tail, memory_order_relaxed);
+    for (uint32_t p = pos_of(head); p != pos_of(tail);) {
+        uint64_t h = ring_header(s, p);
+        if ((int)(h >> 56) == KIND_BLOB) {
+            ring_read(s, p + HDR, &low, sizeof low);
+            break;
+        }
+        p += HDR + (uint32_t)round8(h & MAX_MSG);
+    }
+    if (atomic_load_explicit(&s->blob_over, memory_order_relaxed) &&
+        (int64_t)(low - atomic_load_explicit(&s->blob_over_pos, memory_order_relaxed)) > 0) {
+        if (ftruncate(q->blob_fd, (off_t)s->blob_span) == 0)
+            atomic_store(&s->blob_over, 0);
+    }
+    return low;
+}
+
+static bool blob_room(mp_queue *q, uint64_t tail, uint64_t span)
+{
+    uint64_t used =
+        atomic_load_explicit(&q->s->blob_tail, memory_order_relaxed) - blob_low(q, tail);
+    return used == 0 || (used <= q->s->blob_span && span <= q->s->blob_span - used);
+}
+
+/* Waits (holding put_lock) until a block of span bytes fits beside the live ones:
+ * consumers taking blobs make room, and commit_head wakes us as for ring room. */
+static int wait_blob_room(mp_queue *q, uint64_t tail, uint64_t span, const mp__deadline *d)
+{
+    struct shared *s = q->s;
+    if (blob_room(q, tail, span))
+        return 0;
+    if (mp__deadline_is_now(d))
+        return MP_ETIMEDOUT;
+    for (int i = 0; i < YIELDS; i++) {
+        sched_yield();
+        if (blob_room(q, tail, span))
+            return 0;
+    }
+    for (;;) {
+        atomic_store(&s->put_waiting, 1);
+        uint32_t seq = atomic_load(&s->space_seq);
+        if (blob_room(q, tail, span))
+            break;
+        int rc = sleep_on(&s->space_seq, seq, d);
+        if (rc == MP_ETIMEDOUT && !blob_room(q, tail, span)) {
+            atomic_store(&s->put_waiting, 0);
+            return MP_ETIMEDOUT;
+        }
+    }
+    atomic_store(&s->put_waiting, 0);
+    return 0;
+}
+
+/* A message that does not fit the ring: its bytes into a block, then a BLOB record
+ * naming it (holding put_lock). */
+static int put_blob(mp_queue *q, uint64_t tail, const void *buf, size_t len, const mp__deadline *d)
+{
+    struct shared *s = q->s;
+    int rc = wait_room(s, tail, BLOB_REC, true, d);
+    uint64_t span = blob_span(len);
+    if (rc == 0)
+        rc = wait_blob_room(q, tail, span, d);
+    if (rc != 0)
+        return rc;
+    uint64_t pos = atomic_load_explicit(&s->blob_tail, memory_order_relaxed);
+    if (span > s->blob_span) { /* alone in the queue (blob_room): the file from 0 */
+        atomic_store(&s->blob_over_pos, pos);
+        atomic_store(&s->blob_over, 1); /* before growing: a death here still shrinks */
+        if (span > (uint64_t)INT64_MAX || ftruncate(q->blob_fd, (off_t)span) != 0)
+            return MP_ENOMEM; /* the next sweep shrinks what did grow */
+    }
+    atomic_store(&s->blob_tail, pos + span); /* reserved: a death from here on leaves garbage */
+    rc = blob_copy(q, true, pos, (void *)buf, len, MP__QF_BLOB_HALF_WRITTEN);
+    if (rc != 0) {
+        atomic_store(&s->blob_tail, pos); /* nothing names the block: give it back */
+        return rc;
+    }
+    put_record(s, tail, KIND_BLOB, len, &pos, sizeof pos);
+    return 0;
 }
 
 static int queue_put(mp_queue *q, const void *buf, size_t len, int timeout_ms)
@@ -380,38 +611,15 @@ static int queue_put(mp_queue *q, const void *buf, size_t len, int timeout_ms)
     if (rc != 0)
         return rc == MP_ETIMEDOUT ? MP_EFULL : rc;
     uint64_t tail = atomic_load_explicit(&s->tail, memory_order_relaxed);
-    bool cut = false;
     if (len <= s->cap - HDR && HDR + round8(len) <= s->cap) {
         uint32_t need = HDR + (uint32_t)round8(len);
         rc = wait_room(s, tail, need, true, &d);
         if (rc == 0)
-            put_record(s, tail, KIND_WHOLE, len, buf, len, MP__QF_PUT_BEFORE_COMMIT);
+            put_record(s, tail, KIND_WHOLE, len, buf, len);
     } else {
-        rc = wait_room(s, tail, HDR, true, &d);
-        bool begun = rc == 0;
-        if (begun)
-            tail = put_record(s, tail, KIND_BEGIN, len, NULL, 0, MP__QF_PUT_BEFORE_COMMIT);
-        size_t off = 0;
-        uint32_t piece_min = s->cap / 4;
-        while (rc == 0 && off < len) {
-            size_t left = len - off;
-            uint32_t want = HDR + (uint32_t)(left < piece_min ? round8(left) : piece_min);
-            rc = wait_room(s, tail, want, false, &d);
-            if (rc != 0)
-                break;
-            uint32_t room = s->cap - (pos_of(tail) - pos_of(s->head_seen));
-            size_t n = (room - HDR) & ~(size_t)7;
-            if (n > left)
-                n = left;
-            tail = put_record(s, tail, KIND_CONT, n, (const char *)buf + off, n, 0);
-            fault(MP__QF_STREAM_CHUNK);
-            off += n;
-        }
-        cut = rc != 0 && begun;
+        rc = put_blob(q, tail, buf, len, &d);
     }
     pthread_mutex_unlock(&s->put_lock);
-    if (cut) /* a consumer inside the stream sees it end once put_lock is free */
-        wake_consumers(s);
     return rc == MP_ETIMEDOUT ? MP_EFULL : rc;
 }
 
@@ -441,37 +649,18 @@ static void commit_head(struct shared *s, uint64_t head)
     }
 }
 
-/* Inside a stream with the ring drained: true when no piece can come any more,
- * because put_lock is free (or its holder died). */
-static bool stream_is_dead(struct shared *s, uint64_t head)
-{
-    int r = pthread_mutex_trylock(&s->put_lock);
-    if (r == EBUSY)
-        return false;
-    if (r == EOWNERDEAD) {
-        atomic_store(&s->put_waiting, 0);
-        pthread_mutex_consistent(&s->put_lock);
-    }
-    fault(MP__QF_GET_HOLDS_BOTH);
-    bool dead = pos_of(atomic_load(&s->tail)) == pos_of(head);
-    pthread_mutex_unlock(&s->put_lock);
-    return dead;
-}
-
-/* Waits (holding get_lock) for a record at head. Inside a stream the caller's
- * deadline does not apply; instead every STREAM_POLL_MS the stream is checked for
- * a producer that went away: MP_ECONNRESET then. */
+/* Waits (holding get_lock) for a record at head. */
 static bool has_data(struct shared *s, uint64_t head)
 {
-    if (pos_of(s->tail_seen) != pos_of(head))
+    if (TRUST_SEEN_INDEX && pos_of(s->tail_seen) != pos_of(head))
         return true;
     s->tail_seen = atomic_load(&s->tail);
     return pos_of(s->tail_seen) != pos_of(head);
 }
 
-static int wait_data(struct shared *s, uint64_t head, const mp__deadline *d, bool in_stream)
+static int wait_data(struct shared *s, uint64_t head, const mp__deadline *d)
 {
-    if (mp__deadline_is_now(d) && !in_stream)
+    if (mp__deadline_is_now(d))
         return has_data(s, head) ? 0 : MP_ETIMEDOUT;
     for (int i = 0; i < SPIN; i++) {
         if (has_data(s, head))
@@ -489,16 +678,6 @@ static int wait_data(struct shared *s, uint64_t head, const mp__deadline *d, boo
         uint32_t seq = atomic_load(&s->data_seq);
         if (has_data(s, head))
             break;
-        if (in_stream) {
-            if (stream_is_dead(s, head)) {
-                rc = MP_ECONNRESET;
-                break;
-            }
-            mp__deadline poll;
-            mp__deadline_init(&poll, STREAM_POLL_MS);
-            mp__futex_wait(&s->data_seq, seq, &poll);
-            continue;
-        }
         rc = sleep_on(&s->data_seq, seq, d);
         if (rc == MP_ETIMEDOUT) {
             if (has_data(s, head))
@@ -554,65 +733,35 @@ static int queue_get(mp_queue *q, struct dest *dst, int timeout_ms)
     if (rc != 0)
         return rc == MP_ETIMEDOUT ? MP_EEMPTY : rc;
     uint64_t head = atomic_load_explicit(&s->head, memory_order_relaxed);
-    bool in_stream = false;
-    uint64_t total = 0, got = 0;
-    for (;;) {
-        rc = wait_data(s, head, &d, in_stream);
-        if (rc == MP_ECONNRESET) { /* the stream's producer went away */
-            dest_drop(dst);
-            done_one(s);
-            in_stream = false;
-            continue;
-        }
-        if (rc != 0)
-            break;
+    bool oversized = false; /* took a block longer than the area: shrink the file */
+    rc = wait_data(s, head, &d);
+    if (rc == 0) {
         uint64_t h = ring_header(s, pos_of(head));
-        int kind = (int)(h >> 56);
-        uint64_t len = h & (((uint64_t)1 << 56) - 1);
-        if (kind != KIND_CONT && in_stream) { /* a new message: the stream was cut */
-            dest_drop(dst);
-            done_one(s);
-            in_stream = false;
-        }
-        if (kind == KIND_WHOLE) {
-            rc = dest_prepare(dst, len);
-            if (rc != 0)
-                break;
+        uint64_t len = h & MAX_MSG;
+        rc = dest_prepare(dst, len);
+        if (rc == 0 && (int)(h >> 56) == KIND_WHOLE) {
             ring_read(s, pos_of(head) + HDR, dest_bytes(dst), (size_t)len);
             fault(MP__QF_GET_BEFORE_COMMIT);
             commit_head(s, word(cnt_of(head) + 1, pos_of(head) + HDR + (uint32_t)round8(len)));
-            break;
+        } else if (rc == 0) { /* KIND_BLOB: the block stays whole until head moves */
+            uint64_t pos;
+            ring_read(s, pos_of(head) + HDR, &pos, sizeof pos);
+            rc = blob_copy(q, false, pos, dest_bytes(dst), (size_t)len, MP__QF_GET_BLOB_HALF_READ);
+            if (rc == 0) {
+                fault(MP__QF_GET_BEFORE_COMMIT);
+                commit_head(s, word(cnt_of(head) + 1, pos_of(head) + BLOB_REC));
+                oversized = blob_span(len) > s->blob_span;
+            }
         }
-        if (kind == KIND_BEGIN) {
-            rc = dest_prepare(dst, len);
-            if (rc != 0)
-                break;
-            head = word(cnt_of(head) + 1, pos_of(head) + HDR);
-            commit_head(s, head);
-            in_stream = true;
-            total = len;
-            got = 0;
-            continue;
-        }
-        /* CONT: a piece of our stream, or of one whose consumer died: skip it. */
-        uint32_t step = HDR + (uint32_t)round8(len);
-        if (in_stream && got + len > total) { /* cannot happen with our producers */
-            dest_drop(dst);
-            done_one(s);
-            in_stream = false;
-        }
-        if (in_stream)
-            ring_read(s, pos_of(head) + HDR, dest_bytes(dst) + got, (size_t)len);
-        head = word(cnt_of(head), pos_of(head) + step);
-        commit_head(s, head);
-        if (!in_stream)
-            continue;
-        fault(MP__QF_GET_STREAM_CHUNK);
-        got += len;
-        if (got >= total)
-            break;
     }
     pthread_mutex_unlock(&s->get_lock);
+    if (oversized) { /* give its memory back now if no producer is busy; else the next will */
+        fault(MP__QF_GET_BLOB_TAKEN);
+        if (side_trylock(&s->put_lock, &s->put_waiting)) {
+            blob_low(q, atomic_load(&s->tail));
+            pthread_mutex_unlock(&s->put_lock);
+        }
+    }
     if (rc == MP_ETIMEDOUT)
         rc = MP_EEMPTY;
     if (rc != 0 && rc != MP_ETOOSHORT)
@@ -710,6 +859,12 @@ void mp__queue_skew(mp_queue *q, uint32_t cnt, uint32_t pos)
     atomic_store(&s->tail, word(cnt, pos));
     s->head_seen = s->tail_seen = word(cnt, pos);
     atomic_store(&s->ndone, cnt);
+}
+
+uint64_t mp__queue_blob_bytes(mp_queue *q)
+{
+    struct stat st;
+    return fstat(q->blob_fd, &st) == 0 ? (uint64_t)st.st_blocks * 512 : UINT64_MAX;
 }
 
 /* ---- Queue ---- */
