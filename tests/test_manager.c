@@ -1224,3 +1224,44 @@ TEST(threads_get_channels_of_their_own_closed_when_they_exit)
     CHECK_OK(mp_manager_shutdown(m));
     mp_manager_destroy(m);
 }
+
+struct used_then_wait {
+    mp_proxy *q;
+    int used[2], go[2];
+};
+
+static void *use_then_wait(void *arg)
+{
+    struct used_then_wait *u = arg;
+    mp_obj *v = mp_int(7), *got = NULL;
+    CHECK_OK(mp_proxy_put(u->q, v, -1)); /* opens this thread's channel */
+    CHECK_OK(mp_proxy_get(u->q, &got, 5000));
+    mp_obj_unref(got);
+    mp_obj_unref(v);
+    char b = 1;
+    CHECK_EQ(1, (int)write(u->used[1], &b, 1));
+    CHECK_EQ(1, (int)read(u->go[0], &b, 1));
+    return NULL; /* the channel's key destructor runs after the shutdown freed it */
+}
+
+TEST(thread_exiting_after_shutdown_does_not_touch_its_freed_channel)
+{
+    mp_manager *m = start_master(NULL);
+    struct used_then_wait u;
+    CHECK_OK(mp_manager_create(m, "get_task_queue", NULL, NULL, &u.q));
+    CHECK_EQ(0, pipe(u.used));
+    CHECK_EQ(0, pipe(u.go));
+    pthread_t t;
+    CHECK_EQ(0, pthread_create(&t, NULL, use_then_wait, &u));
+    char b;
+    CHECK_EQ(1, (int)read(u.used[0], &b, 1));
+    mp_proxy_destroy(u.q);
+    CHECK_OK(mp_manager_shutdown(m)); /* closes every channel, the thread's too */
+    CHECK_EQ(1, (int)write(u.go[1], &b, 1));
+    CHECK_EQ(0, pthread_join(t, NULL));
+    mp_manager_destroy(m);
+    close(u.used[0]);
+    close(u.used[1]);
+    close(u.go[0]);
+    close(u.go[1]);
+}
