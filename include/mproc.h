@@ -17,6 +17,7 @@
 #include "mproc/shlex.h"
 #include "mproc/subprocess.h"
 #include "mproc/sync.h"
+#include "mproc/sync_manager.h"
 #include "mproc/timeout.h"
 #include "mproc/version.h"
 

@@ -27,7 +27,7 @@ PUBLIC = {
     "process": "process", "sync": "sync", "shared": "sync",
     "connection": "queue", "queue": "queue", "object_io": "queue",
     "pool": "pool", "subprocess": "subprocess", "shlex": "subprocess",
-    "listener": "net", "net": "net", "manager": "manager",
+    "listener": "net", "net": "net", "manager": "manager", "sync_manager": "manager",
 }
 
 RANK = {folder: i for i, group in enumerate(LAYERS) for folder in group}

@@ -1,5 +1,4 @@
-/* 60_pickle_pipe.c — a C program and python3 exchange tuples, lists and dicts over a Pipe, printing
- * what each received */
+/* 61_pickle_pipe.c — C and python3 exchange tuples, lists and dicts over a Pipe (repr) */
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,7 +20,7 @@ int main(void)
         fcntl(fd, F_SETFD, 0);
         char arg[16];
         snprintf(arg, sizeof arg, "%d", fd);
-        execlp("python3", "python3", "60_pickle_pipe.py", arg, (char *)NULL);
+        execlp("python3", "python3", "61_pickle_pipe.py", arg, (char *)NULL);
         _exit(127);
     }
     mp_conn_destroy(theirs);

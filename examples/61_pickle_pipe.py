@@ -1,4 +1,4 @@
-# 60_pickle_pipe.py — the Python end of 60_pickle_pipe.c: a multiprocessing
+# 61_pickle_pipe.py — the Python end of 61_pickle_pipe.c: a multiprocessing
 # Connection on the descriptor the C program passed, exchanging objects.
 import sys
 from multiprocessing.connection import Connection

@@ -1,0 +1,236 @@
+/* tests/sync_manager_fixture.h — what the SyncManager and mproc-manager tests
+ * share: python interpreters by version, running a program and capturing its
+ * output, and the mproc-manager program started on a free port. */
+#ifndef MPROC_TESTS_SYNC_MANAGER_FIXTURE_H
+#define MPROC_TESTS_SYNC_MANAGER_FIXTURE_H
+
+#include <errno.h>
+#include <fcntl.h>
+#include <glob.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define FX_KEY "fixture-key"
+#define FX_KEYLEN 11
+
+/* The python3 of version ver ("3.11", "3.12", "3.13"): under pyenv, or NULL. */
+static inline const char *fx_python(const char *ver)
+{
+    static char path[3][512];
+    int slot = ver[3] == '1' ? 0 : ver[3] == '2' ? 1 : 2;
+    const char *root = getenv("PYENV_ROOT");
+    char pattern[600];
+    if (root != NULL)
+        snprintf(pattern, sizeof pattern, "%s/versions/%s.*/bin/python3", root, ver);
+    else
+        snprintf(pattern, sizeof pattern, "%s/.pyenv/versions/%s.*/bin/python3",
+                 getenv("HOME") ? getenv("HOME") : "/root", ver);
+    glob_t g;
+    if (glob(pattern, 0, NULL, &g) != 0 || g.gl_pathc == 0) {
+        globfree(&g);
+        return NULL;
+    }
+    snprintf(path[slot], sizeof path[slot], "%s", g.gl_pathv[g.gl_pathc - 1]);
+    globfree(&g);
+    return path[slot];
+}
+
+static inline const char *fx_need_python(const char *ver)
+{
+    const char *py = fx_python(ver);
+    if (py == NULL)
+        SKIP("python %s is not installed under pyenv here", ver);
+    return py;
+}
+
+/* A file of the source tree (tests/...), in a static buffer per call site slot. */
+static inline const char *fx_source(const char *rel)
+{
+    static char buf[4][1024];
+    static int slot;
+    const char *src = getenv("MPROC_SOURCE_DIR");
+    char *b = buf[slot++ % 4];
+    snprintf(b, 1024, "%s/%s", src ? src : ".", rel);
+    return b;
+}
+
+/* A program of the build tree, relative to the build directory ("tools/mproc-manager"). */
+static inline const char *fx_built(const char *rel)
+{
+    static char buf[4][1024];
+    static int slot;
+    const char *helpers = getenv("MPROC_TEST_HELPERS");
+    char *b = buf[slot++ % 4];
+    snprintf(b, 1024, "%s/../%s", helpers ? helpers : ".", rel);
+    return b;
+}
+
+/* A helper program of tests/helpers. */
+static inline const char *fx_helper(const char *name)
+{
+    static char buf[4][1024];
+    static int slot;
+    const char *helpers = getenv("MPROC_TEST_HELPERS");
+    char *b = buf[slot++ % 4];
+    snprintf(b, 1024, "%s/%s", helpers ? helpers : ".", name);
+    return b;
+}
+
+/* Runs argv with the environment extras, captures stdout and stderr, waits up to
+ * timeout_ms. Returns the exit code (or -signal); *out gets stdout (malloc'd). */
+static inline int fx_run(const char *const *argv, const char *const *env_extra, int timeout_ms,
+                         char **out, char **err)
+{
+    mp_completed_process r;
+    int rc = mp_run(&r, argv,
+                    &(mp_run_options){.capture_output = true,
+                                      .timeout_ms = timeout_ms,
+                                      .popen = {.env_extra = env_extra}});
+    if (rc < 0 && rc != MP_ETIMEDOUT && rc != MP_ENONZERO) {
+        fprintf(stderr, "fx_run %s: %s %s\n", argv[0], mp_err_name(rc), r.message ? r.message : "");
+        mp_completed_process_free(&r);
+        return -1000;
+    }
+    int code = rc == MP_ETIMEDOUT ? -999 : r.returncode;
+    if (out) {
+        *out = r.stdout_data;
+        r.stdout_data = NULL;
+    }
+    if (err) {
+        *err = r.stderr_data;
+        r.stderr_data = NULL;
+    } else if (r.stderr_len > 0 && code != 0) {
+        fprintf(stderr, "--- stderr of %s:\n%s\n", argv[0], r.stderr_data);
+    }
+    mp_completed_process_free(&r);
+    return code;
+}
+
+/* The mproc-manager program, started with extra arguments on a free port of
+ * 127.0.0.1 (unless args has a --listen), the authkey FX_KEY in MPROC_AUTHKEY. */
+typedef struct fx_program {
+    mp_popen *p;
+    char address[128];
+    char address_file[256];
+    char log[256]; /* its stderr goes here */
+} fx_program;
+
+static inline void fx_program_start(fx_program *fp, const char *const *args)
+{
+    memset(fp, 0, sizeof *fp);
+    snprintf(fp->address_file, sizeof fp->address_file, "/tmp/mproc-test-addr.%d", (int)getpid());
+    snprintf(fp->log, sizeof fp->log, "/tmp/mproc-test-log.%d", (int)getpid());
+    unlink(fp->address_file);
+    const char *argv[64];
+    int n = 0;
+    argv[n++] = fx_built("tools/mproc-manager");
+    bool listen = false;
+    for (int i = 0; args && args[i] && n < 56; i++) {
+        listen |= strcmp(args[i], "--listen") == 0;
+        argv[n++] = args[i];
+    }
+    if (!listen) {
+        argv[n++] = "--listen";
+        argv[n++] = "127.0.0.1:0";
+    }
+    argv[n++] = "--address-file";
+    argv[n++] = fp->address_file;
+    argv[n] = NULL;
+    int logfd = open(fp->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    CHECK(logfd >= 0);
+    const char *env[] = {"MPROC_AUTHKEY=" FX_KEY, NULL};
+    CHECK_OK(mp_popen_new(
+        &fp->p, argv,
+        &(mp_popen_options){.env_extra = env, .stderr_mode = MP_FD, .stderr_fd = logfd}));
+    close(logfd);
+    for (int i = 0; i < 1000; i++) {
+        FILE *f = fopen(fp->address_file, "r");
+        if (f != NULL) {
+            bool got = fgets(fp->address, sizeof fp->address, f) != NULL;
+            fclose(f);
+            if (got) {
+                fp->address[strcspn(fp->address, "\n")] = '\0';
+                return;
+            }
+        }
+        int code;
+        if (mp_popen_poll(fp->p, &code) == 0)
+            th_fail(__FILE__, __LINE__, "mproc-manager exited with %d before listening", code);
+        th_sleep_ms(10);
+    }
+    th_fail(__FILE__, __LINE__, "mproc-manager did not listen within 10 s");
+}
+
+/* Stops the program with sig (0: none, it should exit by itself) and returns its
+ * exit code. */
+static inline int fx_program_stop(fx_program *fp, int sig)
+{
+    if (sig)
+        mp_popen_send_signal(fp->p, sig);
+    int code = -1000;
+    if (mp_popen_wait(fp->p, 15000, &code) < 0) {
+        mp_popen_kill(fp->p);
+        mp_popen_wait(fp->p, -1, &code);
+        code = -999;
+    }
+    mp_popen_destroy(fp->p);
+    fp->p = NULL;
+    unlink(fp->address_file);
+    return code;
+}
+
+/* The program's stderr so far (malloc'd). */
+static inline char *fx_program_log(const fx_program *fp)
+{
+    FILE *f = fopen(fp->log, "r");
+    if (f == NULL)
+        return strdup("");
+    char *buf = calloc(1, 1 << 20);
+    size_t n = fread(buf, 1, (1 << 20) - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+/* Reads one line (up to '\n', which is kept) from fd into buf within timeout_ms;
+ * returns its length, or -1 on timeout or EOF. The descriptor may be non-blocking. */
+static inline int fx_read_line(int fd, char *buf, size_t cap, int timeout_ms)
+{
+    size_t n = 0;
+    uint64_t end = th_now_ms() + (uint64_t)timeout_ms;
+    while (n + 1 < cap) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int left = (int)(end - th_now_ms());
+        if (left <= 0 || poll(&p, 1, left) <= 0)
+            break;
+        ssize_t r = read(fd, buf + n, 1);
+        if (r < 0 && (errno == EAGAIN || errno == EINTR))
+            continue;
+        if (r <= 0)
+            break;
+        if (buf[n++] == '\n') {
+            buf[n] = '\0';
+            return (int)n;
+        }
+    }
+    buf[n] = '\0';
+    return -1;
+}
+
+/* A C client manager connected to address. */
+static inline mp_manager *fx_connect(const char *address)
+{
+    mp_manager *m;
+    CHECK_OK(mp_manager_new(&m, address, FX_KEY, FX_KEYLEN, NULL));
+    CHECK_OK(mp_manager_connect(m));
+    return m;
+}
+
+#endif
