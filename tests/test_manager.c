@@ -1224,3 +1224,97 @@ TEST(threads_get_channels_of_their_own_closed_when_they_exit)
     CHECK_OK(mp_manager_shutdown(m));
     mp_manager_destroy(m);
 }
+
+struct used_then_wait {
+    mp_proxy *q;
+    int used[2], go[2];
+};
+
+static void *use_then_wait(void *arg)
+{
+    struct used_then_wait *u = arg;
+    mp_obj *v = mp_int(7), *got = NULL;
+    CHECK_OK(mp_proxy_put(u->q, v, -1)); /* opens this thread's channel */
+    CHECK_OK(mp_proxy_get(u->q, &got, 5000));
+    mp_obj_unref(got);
+    mp_obj_unref(v);
+    char b = 1;
+    CHECK_EQ(1, (int)write(u->used[1], &b, 1));
+    CHECK_EQ(1, (int)read(u->go[0], &b, 1));
+    return NULL; /* the channel's key destructor runs after the shutdown freed it */
+}
+
+TEST(thread_exiting_after_shutdown_does_not_touch_its_freed_channel)
+{
+    mp_manager *m = start_master(NULL);
+    struct used_then_wait u;
+    CHECK_OK(mp_manager_create(m, "get_task_queue", NULL, NULL, &u.q));
+    CHECK_EQ(0, pipe(u.used));
+    CHECK_EQ(0, pipe(u.go));
+    pthread_t t;
+    CHECK_EQ(0, pthread_create(&t, NULL, use_then_wait, &u));
+    char b;
+    CHECK_EQ(1, (int)read(u.used[0], &b, 1));
+    mp_proxy_destroy(u.q);
+    CHECK_OK(mp_manager_shutdown(m)); /* closes every channel, the thread's too */
+    CHECK_EQ(1, (int)write(u.go[1], &b, 1));
+    CHECK_EQ(0, pthread_join(t, NULL));
+    mp_manager_destroy(m);
+    close(u.used[0]);
+    close(u.used[1]);
+    close(u.go[0]);
+    close(u.go[1]);
+}
+
+static int maker_make(void *self, mp_manager_call *call, const mp_obj *args, const mp_obj *kwds,
+                      mp_obj **result)
+{
+    (void)self, (void)args, (void)kwds, (void)result;
+    mp_served *obj;
+    int rc = mp_served_new(&obj, &counter_type, NULL, NULL);
+    if (rc < 0)
+        return rc;
+    rc = mp_manager_call_return_proxy(call, obj, "Counter");
+    mp_served_unref(obj);
+    return rc;
+}
+
+static const mp_manager_method maker_methods[] = {
+    {"make", maker_make, 0},
+    {NULL, NULL, 0},
+};
+
+static const mp_manager_type maker_type = {
+    .name = "tests.Maker",
+    .create = counter_create,
+    .destroy = counter_destroy,
+    .methods = maker_methods,
+};
+
+TEST(proxies_returned_by_methods_are_released_when_destroyed)
+{
+    mp_manager *m;
+    CHECK_OK(mp_manager_new(&m, "127.0.0.1:0", KEY, 3, NULL));
+    CHECK_OK(
+        mp_manager_register(m, "Counter", &(mp_manager_register_options){.type = &counter_type}));
+    CHECK_OK(mp_manager_register(m, "Maker", &(mp_manager_register_options){.type = &maker_type}));
+    CHECK_OK(mp_manager_start(m));
+    mp_proxy *maker;
+    CHECK_OK(mp_manager_create(m, "Maker", NULL, NULL, &maker));
+    long n;
+    for (int i = 0; i < 20; i++) {
+        mp_proxy *c;
+        CHECK_OK(mp_proxy_call_proxy(maker, "make", NULL, NULL, 0, &c));
+        mp_obj *r = NULL;
+        CHECK_OK(mp_proxy_call(c, "add", NULL, NULL, 0, &r));
+        mp_obj_unref(r);
+        mp_proxy_destroy(c); /* this long-lived thread's channel stays open */
+    }
+    CHECK_OK(mp_manager_number_of_objects(m, &n));
+    CHECK_EQ(1, n);
+    mp_proxy_destroy(maker);
+    CHECK_OK(mp_manager_number_of_objects(m, &n));
+    CHECK_EQ(0, n);
+    CHECK_OK(mp_manager_shutdown(m));
+    mp_manager_destroy(m);
+}

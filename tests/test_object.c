@@ -532,3 +532,20 @@ TEST(object_deep_nesting_frees_without_recursion)
     CHECK_RC(MP_EINVAL, mp_pickle_dumps(root, 4, &buf, &len));
     mp_obj_unref(root);
 }
+
+TEST(object_hash_of_any_names_is_defined)
+{
+    /* The hash of an object node combines its module's and name's hashes: any
+     * 64-bit pair must combine without signed overflow (UBSan: make sanitize). */
+    static const char *const names[] = {"a", "b", "Token", "Queue", "x1", "zz", "Empty", "q"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        for (size_t j = 0; j < sizeof names / sizeof names[0]; j++) {
+            mp_obj *o = mp_object_new_form(names[i], names[j], MP_OBJECT_NEWOBJ, NULL, NULL, NULL);
+            CHECK(o != NULL);
+            int64_t h;
+            CHECK_OK(mp_obj_hash(o, &h));
+            CHECK(h != -1);
+            mp_obj_unref(o);
+        }
+    }
+}

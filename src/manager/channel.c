@@ -209,16 +209,22 @@ static int open_channel(struct mp_manager *m, mp__mgr_chan **out)
     return 0;
 }
 
-/* Removes ch from m's list; false when it was not there (close_all took it). */
-static bool unlink_chan(struct mp_manager *m, mp__mgr_chan *ch)
+/* Removes ch from the list at *head; false when it was not there. */
+static bool unlink_from(mp__mgr_chan **head, mp__mgr_chan *ch)
 {
-    for (mp__mgr_chan **p = &m->chans; *p != NULL; p = &(*p)->next) {
+    for (mp__mgr_chan **p = head; *p != NULL; p = &(*p)->next) {
         if (*p == ch) {
             *p = ch->next;
             return true;
         }
     }
     return false;
+}
+
+/* Removes ch from m's list; false when it was not there (close_all took it). */
+static bool unlink_chan(struct mp_manager *m, mp__mgr_chan *ch)
+{
+    return unlink_from(&m->chans, ch);
 }
 
 static void free_chan(mp__mgr_chan *ch)
@@ -233,8 +239,8 @@ void mp__mgr_chan_thread_exit(void *p)
     mp__mgr_chan *ch = p;
     struct mp_manager *m = ch->m;
     pthread_mutex_lock(&m->lock);
-    /* Not on the list any more: close_all has freed it (or is freeing it). */
-    bool mine = !ch->is_ctl && unlink_chan(m, ch);
+    /* Listed, or an orphan close_all left for this exit (never freed meanwhile). */
+    bool mine = !ch->is_ctl && (unlink_chan(m, ch) || unlink_from(&m->orphans, ch));
     pthread_mutex_unlock(&m->lock);
     if (mine)
         free_chan(ch);
@@ -254,10 +260,32 @@ void mp__mgr_chans_close_all(struct mp_manager *m)
     pthread_setspecific(m->chan_key, NULL);
     while (list != NULL) {
         mp__mgr_chan *next = list->next;
-        if (list->pid == my_pid())
-            free_chan(list);
-        else
+        if (list->pid != my_pid()) {
             free(list); /* a forked child's copy: not ours to close on the wire */
+        } else if (list->is_ctl || pthread_equal(list->owner, pthread_self())) {
+            free_chan(list);
+        } else {
+            /* Another live thread's key still points at it: its exit frees it. */
+            mp_conn_destroy(list->conn);
+            list->conn = NULL;
+            pthread_mutex_lock(&m->lock);
+            list->next = m->orphans;
+            m->orphans = list;
+            pthread_mutex_unlock(&m->lock);
+        }
+        list = next;
+    }
+}
+
+void mp__mgr_chans_free_orphans(struct mp_manager *m)
+{
+    pthread_mutex_lock(&m->lock);
+    mp__mgr_chan *list = m->orphans;
+    m->orphans = NULL;
+    pthread_mutex_unlock(&m->lock);
+    while (list != NULL) {
+        mp__mgr_chan *next = list->next;
+        free_chan(list);
         list = next;
     }
 }
@@ -320,9 +348,12 @@ int mp__mgr_chan_acquire(struct mp_manager *m, mp__mgr_chan **out)
             listed |= p == ch;
         /* The address of a freed channel may have been reused by another
          * thread's: check the owner too. */
+        mp__mgr_chan *orphan = !listed && unlink_from(&m->orphans, ch) ? ch : NULL;
         if (!listed || ch->pid != my_pid() || !pthread_equal(ch->owner, pthread_self()))
             ch = NULL;
         pthread_mutex_unlock(&m->lock);
+        if (orphan != NULL)
+            free_chan(orphan); /* closed by a shutdown: replaced below */
     }
     if (ch == NULL) {
         int rc = open_channel(m, &ch);

@@ -196,6 +196,7 @@ void mp_manager_destroy(mp_manager *m)
         mp_manager_shutdown(m);
     pthread_key_delete(m->chan_key);
     mp__mgr_chans_close_all(m);
+    mp__mgr_chans_free_orphans(m);
     free_types(m);
     mp__close_fd(m->stop_pipe[0]);
     mp__close_fd(m->stop_pipe[1]);

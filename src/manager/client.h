@@ -43,9 +43,11 @@ struct mp_manager {
     pthread_mutex_t connect_lock; /* one implicit connect at a time */
     pthread_key_t chan_key;
     mp__mgr_chan *chans;
-    mp__mgr_chan *ctl; /* the control channel (mproc servers only), or NULL */
-    bool connected;    /* connect (or an implicit one) succeeded */
-    bool mproc_server; /* the server accepts control requests on channels */
+    mp__mgr_chan *orphans; /* closed by close_all while their thread lives: freed at
+                            * that thread's exit, or by mp__mgr_chans_free_orphans */
+    mp__mgr_chan *ctl;     /* the control channel (mproc servers only), or NULL */
+    bool connected;        /* connect (or an implicit one) succeeded */
+    bool mproc_server;     /* the server accepts control requests on channels */
 };
 
 /* Opens a fresh authenticated connection to the server. */
@@ -80,8 +82,13 @@ MP__HIDDEN mp__mgr_chan *mp__mgr_ctl_acquire(struct mp_manager *m);
 /* pthread key destructor: closes a thread's channel when the thread exits. */
 MP__HIDDEN void mp__mgr_chan_thread_exit(void *chan);
 
-/* Closes and frees every channel of m (shutdown, destroy). */
+/* Closes every channel of m (shutdown, destroy) and frees those no other live
+ * thread's key points at; another thread's channel is closed and kept on
+ * m->orphans until that thread exits (its key destructor frees it). */
 MP__HIDDEN void mp__mgr_chans_close_all(struct mp_manager *m);
+
+/* Frees m->orphans (destroy, after the key was deleted). */
+MP__HIDDEN void mp__mgr_chans_free_orphans(struct mp_manager *m);
 
 /* accept_connection's name for the calling thread. */
 MP__HIDDEN void mp__mgr_channel_name(char *buf, size_t len);

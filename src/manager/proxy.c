@@ -130,6 +130,30 @@ int mp_proxy_call(mp_proxy *p, const char *method, const mp_obj *args, const mp_
     return rc;
 }
 
+/* Moves the reference of a proxy made from a '#PROXY' reply from the calling
+ * thread's channel to the control channel (mproc servers only). On failure the
+ * reference stays the channel's, as before. */
+static void adopt_reference(mp_proxy *p)
+{
+    pthread_mutex_lock(&p->m->lock);
+    bool mproc_server = p->m->mproc_server;
+    pthread_mutex_unlock(&p->m->lock);
+    if (!mproc_server)
+        return;
+    mp_obj *args = mp_tuple1(mp_str_c(p->ident));
+    bool via_ctl = false;
+    if (args != NULL && ref_request(p->m, "incref", args, NULL, NULL, &via_ctl) == 0 && via_ctl) {
+        p->via_ctl = true;
+        mp__mgr_chan *ch;
+        if (mp__mgr_chan_acquire(p->m, &ch) == 0) {
+            int rc = mp__mgr_roundtrip(p->m, ch->conn, NULL, "decref", args, NULL, 0, NULL);
+            mp__mgr_chan_release(ch, transport_error(rc));
+        }
+    }
+    mp_obj_unref(args);
+    mp__mgr_set_remote_error(NULL, NULL);
+}
+
 int mp_proxy_call_proxy(mp_proxy *p, const char *method, const mp_obj *args, const mp_obj *kwds,
                         int timeout_ms, mp_proxy **out)
 {
@@ -150,9 +174,13 @@ int mp_proxy_call_proxy(mp_proxy *p, const char *method, const mp_obj *args, con
             rc = MP_EPROTO;
         else
             rc = new_proxy(p->m, typeid, ident, exposed, false, out);
-        /* The server took the reference on the calling thread's channel (ours) or
-         * as an unowned one (CPython's); either way this proxy gives it back with
-         * an ordinary decref. */
+        /* A mproc server took the reference on the calling thread's channel, where
+         * it would stay until the thread exits (or a call on the channel times out
+         * and closes it under a live proxy). Move it to the control channel, as
+         * create's: incref there, then decref on the thread's channel. A CPython
+         * server's reference is unowned; its proxy decrefs on a fresh connection. */
+        if (rc == 0)
+            adopt_reference(*out);
     }
     mp_obj_unref(r);
     return rc;
