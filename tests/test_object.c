@@ -532,3 +532,26 @@ TEST(object_deep_nesting_frees_without_recursion)
     CHECK_RC(MP_EINVAL, mp_pickle_dumps(root, 4, &buf, &len));
     mp_obj_unref(root);
 }
+
+/* An object node's hash mixes its module's and name's 64-bit str hashes: without
+ * overflow (UBSan's signed-overflow check runs this under make sanitize). */
+TEST(object_node_hash_is_defined_for_any_name)
+{
+    const char *names[] = {"array", "collections", "OrderedDict", "datetime", "x", "zz"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        for (size_t j = 0; j < sizeof names / sizeof names[0]; j++) {
+            mp_obj *a = mp_object_new(names[i], names[j], mp_tuple_new(0), NULL);
+            mp_obj *b = mp_object_new(names[i], names[j], mp_tuple_new(0), NULL);
+            CHECK(a != NULL && b != NULL);
+            int64_t ha, hb;
+            int rc = mp_obj_hash(a, &ha);
+            if (rc == 0) {
+                CHECK_OK(mp_obj_hash(b, &hb));
+                CHECK_EQ(ha, hb);
+                CHECK(ha != -1);
+            }
+            mp_obj_unref(a);
+            mp_obj_unref(b);
+        }
+    }
+}
