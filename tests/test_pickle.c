@@ -68,6 +68,8 @@ static void judge_with(const char *version)
     char python[1024];
     pypeer_find(version, python, sizeof python);
     mp_conn *c;
+    /* The peer's str hashes, so its sets' orders, the same every run. */
+    setenv("PYTHONHASHSEED", "0", 1);
     int pid = pypeer_start(python, "pickle_peer.py", "judge", &c);
     size_t cases = 0;
     for (;;) {
@@ -215,6 +217,7 @@ static void echo_with(const char *version)
     char python[1024];
     pypeer_find(version, python, sizeof python);
     mp_conn *c;
+    setenv("PYTHONHASHSEED", "0", 1);
     int pid = pypeer_start(python, "pickle_peer.py", "echo", &c);
     mp_obj *corpus = c_corpus();
     int64_t n = mp_obj_len(corpus);
