@@ -555,3 +555,25 @@ TEST(object_node_hash_is_defined_for_any_name)
         }
     }
 }
+
+/* mp_str reads exactly len bytes: every length, with ASCII, multi-byte and cut-off
+ * sequences at the very end of an exactly-sized heap buffer (ASan under make
+ * sanitize catches a read past it). */
+TEST(object_str_reads_only_its_length)
+{
+    const char *tails[] = {"",     "\xc3\xa9", "\xe6\x97\xa5", "\xf0\x9f\x98\x80",
+                           "\xc3", "\xe6\x97", "\xf0\x9f\x98"};
+    for (size_t n = 0; n < 40; n++) {
+        for (size_t t = 0; t < sizeof tails / sizeof tails[0]; t++) {
+            size_t tl = strlen(tails[t]), len = n + tl;
+            char *buf = malloc(len > 0 ? len : 1);
+            CHECK(buf != NULL);
+            memset(buf, 'a', n);
+            memcpy(buf + n, tails[t], tl);
+            mp_obj *s = mp_str(buf, len);
+            CHECK((s != NULL) == (t < 4)); /* the last three end mid-sequence */
+            mp_obj_unref(s);
+            free(buf);
+        }
+    }
+}

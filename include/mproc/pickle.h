@@ -48,7 +48,7 @@ extern "C" {
 
 /* Limits for loads; a zero field means its default. */
 typedef struct mp_pickle_limits {
-    size_t max_depth; /* nesting of containers and objects; default 1000 */
+    size_t max_depth; /* nesting of containers and objects; default 1000, at most 65534 */
     size_t max_size;  /* bytes of input accepted; default 1 GiB */
     size_t max_memo;  /* memo entries; default 1 << 20 */
     size_t max_items; /* values in the result (containers count their items); default 1 << 26 */
