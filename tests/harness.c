@@ -1,9 +1,11 @@
 /* tests/harness.c — the runner behind TEST(): one test per process, with the
  * leak checks described in harness.h. */
 #include <dirent.h>
+#include <errno.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -31,27 +33,42 @@ void th_register(const char *name, th_test_fn fn)
     tests[n_tests++] = (struct test){name, fn};
 }
 
-/* SIGKILLs the children of every thread of this process: a failed test must not
- * leave a child behind holding CTest's output pipe (CTest would wait for it). */
-static void kill_children(void)
+/* SIGKILLs pid's children (of every thread), theirs first. */
+static void kill_descendants(const char *pid, int depth)
 {
-    DIR *tasks = opendir("/proc/self/task");
+    char dir[64];
+    snprintf(dir, sizeof dir, "/proc/%s/task", pid);
+    DIR *tasks = opendir(dir);
     if (tasks == NULL)
         return;
     struct dirent *e;
     while ((e = readdir(tasks)) != NULL) {
         if (e->d_name[0] == '.')
             continue;
-        char path[300];
-        snprintf(path, sizeof path, "/proc/self/task/%.255s/children", e->d_name);
+        char path[400];
+        snprintf(path, sizeof path, "%s/%.255s/children", dir, e->d_name);
         FILE *f = fopen(path, "r");
         int kid;
-        while (f != NULL && fscanf(f, "%d", &kid) == 1)
+        while (f != NULL && fscanf(f, "%d", &kid) == 1) {
+            char name[16];
+            snprintf(name, sizeof name, "%d", kid);
+            kill(kid, SIGSTOP); /* no new children meanwhile */
+            if (depth < 8)
+                kill_descendants(name, depth + 1);
             kill(kid, SIGKILL);
+        }
         if (f != NULL)
             fclose(f);
     }
     closedir(tasks);
+}
+
+/* SIGKILLs the descendants of this process: a failed test must not leave a
+ * process behind holding CTest's output pipe (CTest would wait for it). The
+ * grandchildren too: a forkserver's children are not ours. */
+static void kill_children(void)
+{
+    kill_descendants("self", 0);
 }
 
 void th_fail(const char *file, int line, const char *fmt, ...)
@@ -122,6 +139,32 @@ static struct {
     void *arg, *state;
 } stage;
 
+/* Written by whichever stage process finds the stage cannot be set up; shared
+ * (MAP_SHARED) with the test body, which reads it once the stage has ended. */
+struct not_staged {
+    bool set;
+    char why[200];
+};
+static struct not_staged *not_staged;
+static char not_staged_why[200];
+
+/* Records why the stage cannot be set up (the first reason wins); returns 0,
+ * so that the stage's processes end normally. */
+static int give_up(const char *what)
+{
+    if (!not_staged->set) {
+        snprintf(not_staged->why, sizeof not_staged->why,
+                 "pid reuse cannot be staged here: %s (%s)", what, strerror(errno));
+        not_staged->set = true;
+    }
+    return 0;
+}
+
+const char *th_not_staged_why(void)
+{
+    return not_staged_why;
+}
+
 static int reuse_in_e(void *unused)
 {
     (void)unused;
@@ -136,14 +179,16 @@ static int reuse_d(void *unused)
     th_sleep_ms(50); /* E must start some clock ticks after C: start times differ */
     FILE *f = fopen("/proc/sys/kernel/ns_last_pid", "w");
     if (f == NULL)
-        return 0;
+        return give_up("open /proc/sys/kernel/ns_last_pid");
     fprintf(f, "1");
     if (fclose(f) != 0)
-        return 0;
+        return give_up("write /proc/sys/kernel/ns_last_pid");
     int e = th_fork(reuse_in_e, NULL);
     int rc = th_wait(e);
-    if (e != 2)
-        return 0; /* someone else took pid 2: not staged */
+    if (e != 2) {
+        errno = EEXIST;
+        return give_up("another process took pid 2");
+    }
     return rc != 0 ? rc : stage.after != NULL ? stage.after(stage.state) : 0;
 }
 
@@ -160,8 +205,14 @@ static int reuse_init(void *unused)
     (void)unused;
     /* A mount namespace of our own for our /proc: the outer process keeps its
      * own (LeakSanitizer reads it at exit). */
-    if (getpid() != 1 || unshare(CLONE_NEWNS) != 0 || mount("proc", "/proc", "proc", 0, NULL) != 0)
-        return 0;
+    if (getpid() != 1) {
+        errno = ESRCH;
+        return give_up("the namespace's init is not pid 1");
+    }
+    if (unshare(CLONE_NEWNS) != 0)
+        return give_up("unshare(CLONE_NEWNS) in the namespace");
+    if (mount("proc", "/proc", "proc", 0, NULL) != 0)
+        return give_up("mount /proc in the namespace");
     CHECK_EQ(0, th_wait(th_fork(reuse_c, NULL)));
     int status, rc = 0;
     while (wait(&status) > 0) /* D, adopted */
@@ -173,9 +224,10 @@ static int reuse_init(void *unused)
 static int reuse_outer(void *unused)
 {
     (void)unused;
-    if (unshare(CLONE_NEWPID | CLONE_NEWNS) != 0 ||
-        mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
-        return 0;
+    if (unshare(CLONE_NEWPID | CLONE_NEWNS) != 0)
+        return give_up("unshare(CLONE_NEWPID | CLONE_NEWNS)");
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
+        return give_up("make the mounts private");
     int rc = th_wait(th_fork(reuse_init, NULL));
     /* Once the namespace's init has ended this process can make no child, and
      * LeakSanitizer needs one at exit: leave without exit handlers. */
@@ -189,7 +241,17 @@ int th_with_reused_pid(void *(*create)(void *), int (*reuse)(void *), int (*afte
     stage.reuse = reuse;
     stage.after = after;
     stage.arg = arg;
-    return th_wait(th_fork(reuse_outer, NULL));
+    not_staged =
+        mmap(NULL, sizeof *not_staged, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (not_staged == MAP_FAILED)
+        th_fail(__FILE__, __LINE__, "mmap failed: %s", strerror(errno));
+    *not_staged = (struct not_staged){0};
+    int rc = th_wait(th_fork(reuse_outer, NULL));
+    bool skipped = not_staged->set;
+    snprintf(not_staged_why, sizeof not_staged_why, "%s", not_staged->why);
+    munmap(not_staged, sizeof *not_staged);
+    not_staged = NULL;
+    return skipped ? TH_NOT_STAGED : rc;
 }
 
 /* Names in a directory, sorted; returns the count. */
@@ -229,6 +291,9 @@ static int run_one(const struct test *t)
     int n_shm = list_dir("/dev/shm", shm_before, MAX_ENTRIES);
     t->fn();
     fflush(NULL);
+    /* A forkserver the test started is not a leak; one that stop cannot end is
+     * still seen as a child below. */
+    mp_forkserver_stop();
     int failures = 0;
 
     siginfo_t si = {0};

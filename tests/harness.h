@@ -95,9 +95,15 @@ int th_wait(int pid);
  * vanishes without exit handlers (as if killed). A later process E, forked from
  * C's child D, is given pid 2 again, runs reuse(state) and exit()s with its value.
  * Then D runs after(state) (when not NULL). Returns 0 when E and after both
- * returned 0, and also when the stage cannot be set up here (nothing tested);
- * non-zero otherwise. */
+ * returned 0, TH_NOT_STAGED when the stage could not be set up here (nothing was
+ * tested: th_not_staged_why() says why; the test cleans up what create may have
+ * made and SKIPs with that reason), another value otherwise. The stage runs in
+ * forked processes; its "not staged" travels back through shared memory. */
+#define TH_NOT_STAGED (-1000)
 int th_with_reused_pid(void *(*create)(void *arg), int (*reuse)(void *state),
                        int (*after)(void *state), void *arg);
+
+/* Why the last th_with_reused_pid returned TH_NOT_STAGED. */
+const char *th_not_staged_why(void);
 
 #endif /* MPROC_TESTS_HARNESS_H */

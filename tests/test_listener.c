@@ -996,6 +996,31 @@ TEST(unix_path_listener_removes_its_file_on_close)
     rmdir(dir);
 }
 
+/* Someone removes our socket file and binds their own socket at the same path:
+ * our close must not remove theirs (only the file we created is ours). */
+TEST(unix_listener_close_leaves_a_socket_another_process_bound_at_its_path)
+{
+    char dir[] = "/tmp/mproc-listener-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char path[96];
+    snprintf(path, sizeof path, "%s/sock", dir);
+    mp_listener *l = new_listener(path, 0, false);
+    CHECK(unlink(path) == 0);
+    int other = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+    CHECK(bind(other, (struct sockaddr *)&sa, sizeof sa) == 0);
+    CHECK(listen(other, 1) == 0);
+    CHECK_OK(mp_listener_close(l));
+    struct stat st;
+    bool kept = stat(path, &st) == 0 && S_ISSOCK(st.st_mode);
+    mp_listener_destroy(l);
+    close(other);
+    unlink(path);
+    rmdir(dir);
+    CHECK(kept);
+}
+
 TEST(abstract_socket_works_with_c_and_python_clients)
 {
     char name[64];
@@ -1163,6 +1188,182 @@ TEST(client_with_key_against_listener_without_key_times_out)
     mp_conn *s;
     CHECK_OK(mp_listener_accept(l, &s, 1000)); /* it was accepted, without a handshake */
     mp_conn_destroy(s);
+    mp_listener_destroy(l);
+}
+
+/* The documented codes of the handshake steps for a connection they cannot use. */
+TEST(handshake_steps_on_a_one_way_connection_are_ebadf)
+{
+    int sv[2];
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+    mp_conn *c = NULL;
+    CHECK_OK(mp_conn_from_fd(&c, sv[0], true, false));
+    CHECK_RC(MP_EBADF, mp_deliver_challenge(c, KEY, KEYLEN, NULL));
+    CHECK_RC(MP_EBADF, mp_answer_challenge(c, KEY, KEYLEN, NULL));
+    CHECK_RC(MP_EINVAL, mp_answer_challenge(c, KEY, KEYLEN, &(mp_auth_options){.timeout_ms = -3}));
+    mp_conn_destroy(c);
+    close(sv[1]);
+}
+
+/* A forked child that closes its inherited copy of the listener (the usual thing
+ * after fork) must not take the parent's peers mid-handshake out of the epoll set
+ * the two processes share: the parent still answers them at once. */
+TEST(child_closing_an_inherited_listener_leaves_the_parents_handshakes_alone)
+{
+    mp_listener *l = new_listener("127.0.0.1:0", 10000, false);
+    int peer = raw_connect(port_of(mp_listener_address(l)));
+    mp_conn *c = NULL;
+    CHECK_RC(MP_ETIMEDOUT, mp_listener_accept(l, &c, 100)); /* peer is now pending */
+    unsigned char buf[300];
+    CHECK_EQ(59, raw_recv_frame(peer, buf, sizeof buf));
+    fflush(NULL);
+    int pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        mp_listener_destroy(l);
+        _exit(0);
+    }
+    CHECK_EQ(0, th_wait(pid));
+    CHECK(write(peer, "\x00\x00\x00\x05hello", 9) == 9);
+    uint64_t t0 = th_now_ms();
+    CHECK_RC(MP_ETIMEDOUT, mp_listener_accept(l, &c, 200));
+    for (int i = 0; i < 10 && mp_listener_rejected(l) == 0; i++)
+        CHECK_RC(MP_ETIMEDOUT, mp_listener_accept(l, &c, 100));
+    CHECK_EQ(1, mp_listener_rejected(l));
+    CHECK(th_now_ms() - t0 < 2000); /* seen at once, not only at its 10 s deadline */
+    CHECK(strstr(mp_listener_last_error(l), "has no {digest} prefix") != NULL);
+    close(peer);
+    mp_listener_destroy(l);
+}
+
+/* A slow-loris peer that sends its answer one byte at a time, each well within
+ * any per-read limit: the listener's deadline is for the whole handshake, from
+ * the peer's arrival, so it is dropped at that deadline all the same. */
+TEST(listener_drops_a_slow_loris_peer_at_the_handshake_deadline)
+{
+    mp_listener *l = new_listener("127.0.0.1:0", 500, false);
+    int peer = raw_connect(port_of(mp_listener_address(l)));
+    mp_conn *c = NULL;
+    uint64_t t0 = th_now_ms();
+    CHECK_RC(MP_ETIMEDOUT, mp_listener_accept(l, &c, 50));
+    unsigned char buf[300];
+    CHECK_EQ(59, raw_recv_frame(peer, buf, sizeof buf));
+    static const char answer[] = "\x00\x00\x00\x28{sha256}0123456789012345678901234567890";
+    size_t sent = 0;
+    while (mp_listener_rejected(l) == 0 && th_now_ms() - t0 < 3000 && sent < sizeof answer - 1) {
+        if (send(peer, answer + sent, 1, MSG_NOSIGNAL) == 1)
+            sent++;
+        CHECK_RC(MP_ETIMEDOUT, mp_listener_accept(l, &c, 100));
+    }
+    CHECK_EQ(1, mp_listener_rejected(l));
+    uint64_t took = th_now_ms() - t0;
+    CHECK(took >= 450 && took < 2500);
+    CHECK(strstr(mp_listener_last_error(l), "handshake timed out after 500 ms") != NULL);
+    close(peer);
+    mp_listener_destroy(l);
+}
+
+/* A server that sends its challenge one byte every 50 ms. */
+static void *slow_server_thread(void *p)
+{
+    struct raw_server *s = p;
+    int fd = accept(s->lfd, NULL, NULL);
+    if (fd >= 0) {
+        const unsigned char *b = s->bytes;
+        for (size_t i = 0; i < s->n; i++) {
+            if (send(fd, b + i, 1, MSG_NOSIGNAL) != 1)
+                break;
+            struct pollfd pfd = {fd, POLLIN, 0};
+            if (poll(&pfd, 1, 50) == 1) { /* the client gave up */
+                char x[64];
+                if (read(fd, x, sizeof x) <= 0)
+                    break;
+            }
+        }
+        close(fd);
+    }
+    return NULL;
+}
+
+TEST(client_handshake_deadline_is_for_the_whole_handshake_not_per_read)
+{
+    int port;
+    int lfd = raw_listen(&port, 4);
+    unsigned char chal[63] = "\x00\x00\x00\x3b#CHALLENGE#{sha256}";
+    memset(chal + 23, 'r', 40);
+    struct raw_server s = {lfd, chal, sizeof chal};
+    pthread_t t;
+    pthread_create(&t, NULL, slow_server_thread, &s);
+    char addr[64], err[300] = "";
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+    mp_conn *c = NULL;
+    uint64_t t0 = th_now_ms();
+    CHECK_RC(MP_ETIMEDOUT, mp_client(&c, addr,
+                                     &(mp_client_options){.authkey = KEY,
+                                                          .authkey_len = KEYLEN,
+                                                          .handshake_timeout_ms = 400,
+                                                          .errbuf = err,
+                                                          .errbuf_len = sizeof err}));
+    uint64_t took = th_now_ms() - t0;
+    CHECK(took >= 350 && took < 2500);
+    CHECK(strstr(err, "timed out after 400 ms") != NULL);
+    pthread_join(t, NULL);
+    close(lfd);
+}
+
+/* A name in "host:port" resolves to IPv4, as CPython's (host, port): where
+ * "localhost" lists ::1 first (the usual /etc/hosts of Debian and Ubuntu), a
+ * listener on "localhost:0" must still be on 127.0.0.1, where CPython's
+ * Client(('localhost', port)) looks for it. (Here localhost may be IPv4 only, so
+ * this can only fail on such a machine.) */
+TEST(host_names_resolve_to_ipv4_as_cpython)
+{
+    mp_listener *l;
+    CHECK_OK(mp_listener_new(&l, "localhost:0", NULL));
+    CHECK(strncmp(mp_listener_address(l), "127.", 4) == 0);
+    mp_listener_destroy(l);
+}
+
+struct empty_key_client {
+    const char *address;
+    int rc;
+};
+
+static void *empty_key_client_thread(void *p)
+{
+    struct empty_key_client *a = p;
+    mp_conn *c = NULL;
+    a->rc = mp_client(&c, a->address, &(mp_client_options){.authkey = "", .authkey_len = 0});
+    if (a->rc == 0) {
+        a->rc = mp_conn_send_bytes(c, "ping", 4);
+        mp_conn_destroy(c);
+    }
+    return NULL;
+}
+
+/* The empty key (non-NULL, length 0) runs the handshake, with a MAC over an
+ * empty key, and a different key is still told apart from it. */
+TEST(empty_authkey_runs_the_handshake)
+{
+    mp_listener *l;
+    CHECK_OK(mp_listener_new(&l, "127.0.0.1:0",
+                             &(mp_listener_options){.authkey = "", .authkey_len = 0}));
+    struct empty_key_client a = {.address = mp_listener_address(l)};
+    pthread_t t;
+    pthread_create(&t, NULL, empty_key_client_thread, &a);
+    mp_conn *s;
+    CHECK_OK(mp_listener_accept(l, &s, 5000));
+    pthread_join(t, NULL);
+    CHECK_OK(a.rc);
+    recv_expect(s, "ping");
+    mp_conn_destroy(s);
+    unsigned char chal[48] = "{sha256}";
+    memset(chal + 8, 'x', 40);
+    unsigned char ans[MP_HANDSHAKE_FRAME_MAX];
+    size_t n;
+    CHECK_OK(mp__auth_respond("", 0, chal, sizeof chal, false, ans, &n, NULL, 0));
+    CHECK_OK(mp__auth_verify("", 0, chal, sizeof chal, ans, n, false, NULL, 0));
+    CHECK_RC(MP_EAUTH, mp__auth_verify("k", 1, chal, sizeof chal, ans, n, false, NULL, 0));
     mp_listener_destroy(l);
 }
 

@@ -1,5 +1,6 @@
 /* mp_process: CPython's Process in C. */
 // TEST_VARIANT nopidfd MPROC_NO_PIDFD=1
+// TEST_VARIANT forkserver MPROC_START_METHOD=forkserver
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
@@ -9,6 +10,14 @@
 #include <unistd.h>
 
 #include "harness.h"
+
+/* Under the forkserver variant a child inherits no descriptor, pointer or other
+ * fork-time state from the test: the tests that need them say so. */
+#define SKIP_UNDER_FORKSERVER(why)                                                                 \
+    do {                                                                                           \
+        if (mp_get_start_method() == MP_START_FORKSERVER)                                          \
+            SKIP("needs fork's inheritance: %s", why);                                             \
+    } while (0)
 
 static int return_arg(void *arg)
 {
@@ -35,6 +44,19 @@ static void wait_until_ended(pid_t pid)
     siginfo_t si;
     while (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT) != 0 && errno != ECHILD)
         CHECK(errno == EINTR);
+}
+
+/* The same for a handle: a forkserver child is not ours to waitid, so wait on its
+ * sentinel then (the status socket: no new descriptor). */
+static void wait_until_handle_ended(mp_process *p)
+{
+    if (mp_get_start_method() != MP_START_FORKSERVER) {
+        wait_until_ended(mp_process_pid(p));
+        return;
+    }
+    int fd = mp_process_sentinel(p);
+    CHECK(fd >= 0);
+    CHECK_EQ(1, poll(&(struct pollfd){.fd = fd, .events = POLLIN}, 1, 10000));
 }
 
 /* Joins p (which must end by itself) and returns its exit code. */
@@ -357,7 +379,16 @@ TEST(process_daemon_dies_with_a_parent_killed_abruptly)
     CHECK(prctl(PR_SET_CHILD_SUBREAPER, 1) == 0); /* orphans come to us */
     struct family f = {.daemon = true, .die_abruptly = true};
     pid_t child = run_family(&f, -SIGKILL);
+    /* Under the forkserver the daemon is the middle's server's child: it comes to
+     * us once that server has seen its starter die and has gone. */
+    siginfo_t si;
+    uint64_t until = th_now_ms() + 5000;
+    while (waitid(P_PID, (id_t)child, &si, WEXITED | WNOWAIT) != 0 && th_now_ms() < until)
+        th_sleep_ms(1);
     CHECK_EQ(-SIGKILL, th_wait(child));
+    /* and the middle's server, orphaned to us too */
+    while (mp_get_start_method() == MP_START_FORKSERVER && wait(NULL) > 0)
+        ;
 }
 
 static int write_done_later(void *arg)
@@ -376,6 +407,7 @@ static int exit_with_running_child(void *arg)
 
 TEST(process_exit_waits_for_non_daemon_children)
 {
+    SKIP_UNDER_FORKSERVER("a pipe's descriptor passed through arg");
     int fds[2];
     CHECK(pipe2(fds, O_NONBLOCK) == 0);
     CHECK_EQ(0, th_wait(th_fork(exit_with_running_child, (void *)(intptr_t)fds[1])));
@@ -391,7 +423,7 @@ TEST(process_active_children_lists_running_and_reaps_ended)
     CHECK_EQ(0, mp_active_children(NULL));
     mp_process *quick = started(return_arg, NULL, NULL);
     mp_process *slow = started(sleep_forever, NULL, NULL);
-    wait_until_ended(mp_process_pid(quick));
+    wait_until_handle_ended(quick);
     mp_process **kids;
     CHECK_EQ(1, mp_active_children(&kids));
     CHECK(kids[0] == slow);
@@ -416,6 +448,7 @@ TEST(process_destroyed_while_running_is_reaped_later)
     CHECK_EQ(0, kill(pid, 0)); /* not killed */
     th_sleep_ms(300);
     CHECK_EQ(0, mp_active_children(NULL)); /* reaps it */
+    mp_forkserver_stop();                  /* under the forkserver: our only other child */
     siginfo_t si;
     CHECK(waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) != 0 && errno == ECHILD);
 }
@@ -426,8 +459,7 @@ TEST(process_fire_and_forget_child_is_listed_and_can_be_joined)
 {
     mp_process *kept = started(sleep_forever, NULL, NULL);
     mp_process *p = started(return_arg, (void *)(intptr_t)5, NULL);
-    pid_t pid = mp_process_pid(p);
-    wait_until_ended(pid); /* ended, not reaped yet */
+    wait_until_handle_ended(p); /* ended, not reaped yet */
     mp_process *q = started(sleep_forever, NULL, NULL);
     pid_t qpid = mp_process_pid(q);
     mp_process_destroy(q); /* fire and forget, still running */
@@ -503,6 +535,7 @@ static int start_and_forget_then_exit(void *arg)
 
 TEST(process_exit_waits_for_fire_and_forget_children)
 {
+    SKIP_UNDER_FORKSERVER("a pipe's descriptor passed through arg");
     int fds[2];
     CHECK(pipe2(fds, O_NONBLOCK) == 0);
     CHECK_EQ(0, th_wait(th_fork(start_and_forget_then_exit, (void *)(intptr_t)fds[1])));
@@ -557,6 +590,7 @@ static int use_sibling(void *arg)
 
 TEST(process_handle_of_another_process_is_refused)
 {
+    SKIP_UNDER_FORKSERVER("the sibling's handle, a global pointer");
     sibling = started(sleep_forever, NULL, NULL);
     mp_process *p = started(use_sibling, NULL, NULL);
     CHECK_EQ(0, joined_exitcode(p));
@@ -677,6 +711,7 @@ static int count_zombies(void)
 
 TEST(process_destroyed_children_do_not_pile_up_as_zombies)
 {
+    SKIP_UNDER_FORKSERVER("the zombies counted are the test's (the forkserver reaps its own)");
     pid_t pids[20];
     for (int i = 0; i < 20; i++) {
         mp_process *p = started(return_arg, NULL, NULL);
@@ -713,6 +748,7 @@ static int start_watcher_then_die(void *arg)
 
 TEST(process_join_on_the_parent_returns_when_it_dies)
 {
+    SKIP_UNDER_FORKSERVER("a pipe's descriptor passed through arg (see forkserver_*)");
     CHECK(prctl(PR_SET_CHILD_SUBREAPER, 1) == 0);
     int fds[2];
     CHECK(pipe(fds) == 0);
@@ -770,6 +806,7 @@ static void close_from_another_thread_at_fork(void)
 
 TEST(process_close_during_start_is_refused)
 {
+    SKIP_UNDER_FORKSERVER("the race is staged in a fork handler of the starting process");
     CHECK_OK(mp_process_new(&racing, sleep_ms, (void *)(intptr_t)50, NULL));
     pthread_atfork(close_from_another_thread_at_fork, NULL, NULL);
     CHECK_OK(mp_process_start(racing));
@@ -806,6 +843,7 @@ static void start_sibling_at_fork(void)
 
 TEST(process_timed_join_does_not_trust_a_shared_sentinel_pipe)
 {
+    SKIP_UNDER_FORKSERVER("the race is staged in a fork handler of the starting process");
     setenv("MPROC_NO_PIDFD", "1", 1);
     CHECK_OK(mp_process_new(&sibling_p, sleep_ms, (void *)(intptr_t)100, NULL));
     CHECK_OK(mp_process_new(&sibling_q, sleep_forever, NULL, NULL));
@@ -850,6 +888,7 @@ static int draw_rand(void *arg)
  * reseed after fork as Python's random module does). */
 TEST(process_children_inherit_the_rand_state)
 {
+    SKIP_UNDER_FORKSERVER("the parent's rand() state, copied by fork");
     srand(12345);
     int first = rand() & 0x7f;
     srand(12345);

@@ -24,8 +24,9 @@
  * by Nagle's algorithm.
  *
  * Addresses are strings:
- *   "host:port"       TCP over IPv4 (or a name, resolved with getaddrinfo; name
- *                     resolution is not bounded by the timeouts), e.g. "127.0.0.1:5000",
+ *   "host:port"       TCP over IPv4 (or a name, resolved to its first IPv4 address
+ *                     with getaddrinfo, as CPython does; name resolution is not
+ *                     bounded by the timeouts), e.g. "127.0.0.1:5000",
  *                     "localhost:5000". Port 0 for a listener picks a free port;
  *                     mp_listener_address reports it. An empty host (":5000") listens
  *                     on every interface (clients need a host).
@@ -121,7 +122,8 @@ MP_EXTERN int mp_listener_new(mp_listener **out, const char *address,
  * Thread safety: calls on one listener are serialised by a mutex; mp_listener_close
  * may be called from another thread to end an accept in progress (MP_ECLOSED).
  * Fork: one process at a time should accept on a listener (a child may take it over
- * from its parent); only the creating process removes its Unix socket file.
+ * from its parent); either process may close its copy without disturbing the
+ * other's handshakes; only the creating process removes its Unix socket file.
  * Errors: MP_ETIMEDOUT (no authenticated peer in time), MP_ECLOSED, MP_EMFILE,
  * MP_ENOMEM, MP_EINVAL (NULL argument, timeout below -1). */
 MP_EXTERN int mp_listener_accept(mp_listener *l, mp_conn **out, int timeout_ms);
@@ -149,7 +151,9 @@ MP_EXTERN const char *mp_listener_last_error(const mp_listener *l);
 
 /* Stops listening: wakes an accept blocked in another thread (it returns
  * MP_ECLOSED), closes the socket and the peers mid-handshake, and removes the Unix
- * socket file the listener created. Connections already returned are not affected.
+ * socket file the listener created, if that file is still there (same device and
+ * inode: a socket someone else bound at the path since is left alone).
+ * Connections already returned are not affected.
  * Closing twice returns 0. Errors: MP_EINVAL (l NULL). */
 MP_EXTERN int mp_listener_close(mp_listener *l);
 
@@ -180,7 +184,8 @@ typedef struct mp_client_options {
  * MP_ETIMEDOUT (connect or handshake deadline), MP_EAUTH (a digest was rejected,
  * either way; errbuf says which), MP_EPROTO (the peer broke the handshake
  * framing, e.g. a frame over 256 bytes), MP_EEOF / MP_ETRUNCATED / MP_ECONNRESET
- * (the peer went away mid-handshake), MP_EMFILE, MP_ENOMEM. On any failure no
+ * / MP_EPIPE (the peer went away mid-handshake), MP_EACCES (a Unix socket we may
+ * not connect to), MP_EADDRNOTAVAIL, MP_EMFILE, MP_ENOMEM. On any failure no
  * descriptor is left open. */
 MP_EXTERN int mp_client(mp_conn **out, const char *address, const mp_client_options *opt);
 
@@ -202,16 +207,19 @@ typedef struct mp_auth_options {
  * Errors: MP_EAUTH (wrong or refused answer; #FAILURE# was sent), MP_EPROTO
  * (oversized or malformed frame, or bytes sent before the peer's turn), MP_ETIMEDOUT, MP_EEOF,
  * MP_ETRUNCATED, MP_ECONNRESET, MP_EPIPE, MP_EBUSY (c holds bytes already received), MP_ECLOSED,
- * MP_EINVAL (c NULL, authkey NULL with keylen > 0). */
+ * MP_EBADF (c is not duplex), MP_EINVAL (c NULL, authkey NULL with keylen > 0, timeout_ms below -1
+ * but not MP_TIMEOUT_NOW). */
 MP_EXTERN int mp_deliver_challenge(mp_conn *c, const void *authkey, size_t keylen,
                                    const mp_auth_options *opt);
 
 /* Answerer's half: reads a challenge (at most 256 bytes), sends the answer by
  * CPython 3.12's rules (20 bytes: raw HMAC-MD5; "{name}": that digest), and reads
  * the verdict. Same conditions on c as mp_deliver_challenge.
- * Errors: MP_EAUTH (the peer sent #FAILURE#, or its challenge cannot be answered:
- * unknown digest, shorter than 20 bytes, MD5 with refuse_md5, not a #CHALLENGE#),
- * and the rest as mp_deliver_challenge. */
+ * Errors: MP_EAUTH (the peer sent #FAILURE# or another verdict than #WELCOME#, or its
+ * challenge cannot be answered: unknown digest, no "{name}" prefix, shorter than 20
+ * bytes, MD5 with refuse_md5), MP_EPROTO (the first frame is not a #CHALLENGE#, e.g.
+ * the peer runs no handshake, or a framing error), and the rest as
+ * mp_deliver_challenge. */
 MP_EXTERN int mp_answer_challenge(mp_conn *c, const void *authkey, size_t keylen,
                                   const mp_auth_options *opt);
 

@@ -8,7 +8,8 @@
  *     mp_process_join(p, -1);
  *     mp_process_destroy(p);
  *
- * The start method is fork: the child is a copy of the caller, it runs
+ * The default start method is fork (the forkserver, below, is the other): the
+ * child is a copy of the caller, it runs
  * target(arg), and the target's return value becomes its exit code: the child
  * calls exit() with it, so stdio is flushed and atexit handlers run, including
  * those the parent registered before start (a handler that must run only in the
@@ -73,6 +74,22 @@ typedef struct mp_process mp_process;
  * low 8 bits reach the parent, as with exit()). */
 typedef int (*mp_target)(void *arg);
 
+/* How a child is started.
+ *  MP_START_FORK: the child is a copy of the caller (fork()), as described above.
+ *    Its cost grows with the caller's size (the kernel copies its page tables:
+ *    10-20 ms for a 1 GiB parent), and forking a multi-threaded caller is
+ *    unsafe if another thread holds a lock the child needs (malloc's, stdio's).
+ *  MP_START_FORKSERVER: a small server process, a fresh exec of this program
+ *    (/proc/self/exe) started once (mp_forkserver_ensure_running, or the first
+ *    such start), forks each child; the cost is flat whatever the caller's size,
+ *    and any thread may start children. See "The forkserver" below.
+ *  MP_START_DEFAULT (0): the process-wide default, mp_get_start_method(). */
+typedef enum mp_start_method {
+    MP_START_DEFAULT = 0,
+    MP_START_FORK = 1,
+    MP_START_FORKSERVER = 2,
+} mp_start_method;
+
 typedef struct mp_process_options {
     /* The process's name, copied. NULL: "Process-N", where N counts the processes
      * this process has created ("Process-1:2" for the second child of Process-1). */
@@ -82,11 +99,22 @@ typedef struct mp_process_options {
      * signal; it follows the thread that called start, so start daemons from a
      * thread that lives as long as they should). A daemon may not create children. */
     bool daemon;
+    /* MP_START_DEFAULT: mp_get_start_method() at start. */
+    mp_start_method start_method;
+    /* 0: arg is passed as a pointer value (under the forkserver only the value
+     * travels: fine for an integer cast to a pointer, meaningless for an address).
+     * Otherwise the child gets a pointer to its own copy of the arg_size bytes at
+     * arg, read during mp_process_start (keep them valid until it returns); later
+     * changes in the parent are not seen. Under fork this is what the child sees
+     * anyway; under the forkserver it is how data reaches the child. */
+    size_t arg_size;
 } mp_process_options;
 
 /* Creates a process object that will run target(arg); nothing is started yet.
- * arg is passed as is: the child sees the parent's memory as it was at start.
- * Errors: MP_EINVAL (out or target NULL), MP_ENOMEM. */
+ * Under fork arg is passed as is: the child sees the parent's memory as it was at
+ * start. Under the forkserver see arg_size.
+ * Errors: MP_EINVAL (out or target NULL, arg NULL with arg_size, a start method
+ * out of range), MP_ENOMEM. */
 MP_EXTERN int mp_process_new(mp_process **out, mp_target target, void *arg,
                              const mp_process_options *opt);
 
@@ -95,7 +123,10 @@ MP_EXTERN int mp_process_new(mp_process **out, mp_target target, void *arg,
  * and by the forked copy). mp_popen_new does not flush (see mproc/subprocess.h).
  * Errors: MP_EALREADY (started before), MP_ECLOSED, MP_ECHILD (handle of another
  * process), MP_EDAEMON (the caller is a daemon process), MP_EAGAIN / MP_ENOMEM
- * (fork failed: process or memory limit). */
+ * (fork failed: process or memory limit). Under the forkserver also: MP_ENOENT
+ * (target not in an object the server has loaded), MP_ESRCH (the server died;
+ * the next start launches a new one), MP_ETIMEDOUT (the server did not answer
+ * within 10 s), MP_EMFILE. */
 MP_EXTERN int mp_process_start(mp_process *p);
 
 /* Waits up to timeout_ms (-1: forever, 0: just check) for the child to end and
@@ -176,6 +207,64 @@ MP_EXTERN mp_process *mp_parent_process(void);
  * valid); destroy and close are no-ops on it.
  * Errors: MP_ENOMEM. */
 MP_EXTERN int mp_active_children(mp_process ***children);
+
+/* The forkserver (MP_START_FORKSERVER).
+ *
+ * The server is started once per process by mp_forkserver_ensure_running (call
+ * it early, while the program is small and has one thread: it costs one exec of
+ * the program), or by the first forkserver start. It is a child of the caller
+ * that exits when the caller exits (or calls mp_forkserver_stop); it never runs
+ * main: a constructor in mproc takes over the exec'd program. The program itself
+ * must link mproc (statically or as a DT_NEEDED library), not dlopen it, and its
+ * executable must still be /proc/self/exe.
+ *
+ * A forkserver child inherits:
+ *  - the program's code and the state its constructors made: those of the
+ *    libraries it links and those that run before mproc's own (the program's own
+ *    constructors may not all have run; do not rely on them);
+ *  - the environment and working directory from when the server started;
+ *  - the caller's descriptors 0, 1 and 2 at mp_process_start (those open);
+ *  - the argument as bytes (arg_size) or as a pointer value (arg_size 0);
+ *  - its name and identity, mp_current_process(); mp_parent_process() is the
+ *    caller (is_alive, join and sentinel watch the caller through a pidfd).
+ * It does not inherit the caller's globals, heap, other descriptors, threads,
+ * signal dispositions or mask (all default), atexit handlers, or mproc shared
+ * objects (locks, queues, values, pools made by the caller are not shared with
+ * it: share by name with mp_shared_memory, or through a connection it opens).
+ * Its exit code is target(arg), through exit() (its own atexit handlers run).
+ * A daemon child dies (SIGKILL) when the server does, and so when the caller
+ * exits or stops the server; at normal exit the caller terminates its daemon
+ * children with SIGTERM first, as under fork.
+ * The target must be a function of the program or of a library it had loaded
+ * when the server started: one from a library dlopen'ed later is refused at
+ * start with MP_ENOENT.
+ * If the server dies (killed), the next start fails with MP_ESRCH and drops
+ * it, and the start after that launches a new one. Children whose
+ * status the dead server could not report end with exit code 255. */
+
+/* Sets the start method used when the options say MP_START_DEFAULT (Python's
+ * set_start_method). The initial default is fork, or the value of the
+ * environment variable MPROC_START_METHOD ("fork" or "forkserver"; anything else
+ * is fork) read at the first call of either function. Thread-safe.
+ * Errors: MP_EINVAL (not MP_START_FORK or MP_START_FORKSERVER). */
+MP_EXTERN int mp_set_start_method(mp_start_method method);
+MP_EXTERN mp_start_method mp_get_start_method(void);
+
+/* Starts this process's forkserver now if it is not running (Python's
+ * forkserver.ensure_running); 0 when it runs. Thread-safe. A child made with
+ * fork() has no forkserver (its parent's is not inherited) and starts its own.
+ * Errors: MP_ESRCH (the server did not come up: the program does not link mproc,
+ * or /proc/self/exe is not this program), MP_EMFILE, MP_ENOMEM, MP_EAGAIN. */
+MP_EXTERN int mp_forkserver_ensure_running(void);
+
+/* Stops this process's forkserver, if one runs, and reaps it; always 0. Its
+ * daemon children die with it; other children keep running but their exit
+ * status is lost (exit code 255): join them first. The next forkserver start
+ * launches a new server. Thread-safe. */
+MP_EXTERN int mp_forkserver_stop(void);
+
+/* The pid of this process's forkserver, 0 when none runs. */
+MP_EXTERN pid_t mp_forkserver_pid(void);
 
 /* The number of CPUs in the system (at least 1). */
 MP_EXTERN int mp_cpu_count(void);

@@ -85,8 +85,7 @@ static void list_lock_release(void)
  * child; holding it across fork keeps the list consistent on both sides. */
 static void install_atfork(void)
 {
-    static const struct mp__fork_handlers h = {list_lock_acquire, list_lock_release,
-                                               list_lock_release};
+    static const struct mp__fork_handlers h = {.mutex = &list_lock};
     mp__fork_register(MP__FORK_ARENA, &h);
 }
 

@@ -16,25 +16,38 @@ static MP__TLS const struct mp__fork_handlers *ran[MP__FORK_SLOTS];
 static void hub_prepare(void)
 {
     for (int i = MP__FORK_SLOTS - 1; i >= 0; i--) {
-        ran[i] = atomic_load(&slots[i]);
-        if (ran[i] != NULL && ran[i]->prepare != NULL)
-            ran[i]->prepare();
+        const struct mp__fork_handlers *h = ran[i] = atomic_load(&slots[i]);
+        if (h == NULL)
+            continue;
+        if (h->mutex != NULL)
+            pthread_mutex_lock(h->mutex);
+        if (h->prepare != NULL)
+            h->prepare();
     }
+}
+
+/* After fork, on either side: the module's own step, then its mutex back. */
+static void after(const struct mp__fork_handlers *h, void (*step)(void))
+{
+    if (step != NULL)
+        step();
+    if (h->mutex != NULL)
+        pthread_mutex_unlock(h->mutex);
 }
 
 static void hub_parent(void)
 {
     for (int i = 0; i < MP__FORK_SLOTS; i++)
-        if (ran[i] != NULL && ran[i]->parent != NULL)
-            ran[i]->parent();
+        if (ran[i] != NULL)
+            after(ran[i], ran[i]->parent);
 }
 
 static void hub_child(void)
 {
     mp__identity_forget();
     for (int i = 0; i < MP__FORK_SLOTS; i++)
-        if (ran[i] != NULL && ran[i]->child != NULL)
-            ran[i]->child();
+        if (ran[i] != NULL)
+            after(ran[i], ran[i]->child);
 }
 
 static void install(void)

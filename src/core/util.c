@@ -14,15 +14,8 @@ uint64_t mp__now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-int mp__deadline_init(mp__deadline *d, int timeout_ms)
+void mp__deadline_from_now(mp__deadline *d, int timeout_ms)
 {
-    if (timeout_ms < -1)
-        return MP_EINVAL;
-    d->forever = timeout_ms == -1;
-    if (timeout_ms == -1 || timeout_ms == 0) {
-        d->at = (struct timespec){0, 0};
-        return 0;
-    }
     clock_gettime(CLOCK_MONOTONIC, &d->at);
     d->at.tv_sec += timeout_ms / 1000;
     d->at.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
@@ -30,7 +23,6 @@ int mp__deadline_init(mp__deadline *d, int timeout_ms)
         d->at.tv_sec++;
         d->at.tv_nsec -= 1000000000L;
     }
-    return 0;
 }
 
 int mp__futex_wait_slice(_Atomic uint32_t *w, uint32_t expected, const mp__deadline *d,

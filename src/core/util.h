@@ -26,10 +26,24 @@ typedef struct mp__deadline {
     bool forever;
 } mp__deadline;
 
+/* d->at = now + timeout_ms (> 0); mp__deadline_init's out-of-line part. */
+MP__HIDDEN void mp__deadline_from_now(mp__deadline *d, int timeout_ms);
+
 /* MP_EINVAL for timeouts below -1; otherwise fills d and returns 0. Timeouts -1
  * and 0, the common cases of hot paths, do not read the clock: 0 gives the
- * deadline {0, 0}, which has always passed (see mp__deadline_is_now). */
-MP__HIDDEN int mp__deadline_init(mp__deadline *d, int timeout_ms);
+ * deadline {0, 0}, which has always passed (see mp__deadline_is_now). Inline,
+ * so that a queue's put and get make no call for them. */
+static inline int mp__deadline_init(mp__deadline *d, int timeout_ms)
+{
+    if (timeout_ms < -1)
+        return MP_EINVAL;
+    d->forever = timeout_ms == -1;
+    if (timeout_ms <= 0)
+        d->at = (struct timespec){0, 0};
+    else
+        mp__deadline_from_now(d, timeout_ms);
+    return 0;
+}
 
 /* True for the deadline of timeout 0: check once, never spin or sleep. */
 static inline bool mp__deadline_is_now(const mp__deadline *d)

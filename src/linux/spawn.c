@@ -298,7 +298,7 @@ static __attribute__((noinline)) pid_t start_clone(struct child_args *a)
 
 /* Error pipes of fork-path spawns in flight. A process that another thread forks
  * meanwhile (fork without exec) gets a copy of the write end, and our read of the
- * pipe would wait for that process to end: the atfork child handler closes those
+ * pipe would wait for that process to end: the fork child handler closes those
  * copies there, all but the forking thread's own (that child is ours and needs
  * it). The clone path needs no entry: its read does not wait for end-of-file. */
 struct inflight {
@@ -310,31 +310,22 @@ static pthread_mutex_t inflight_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct inflight *inflight; /* under inflight_lock; nodes live in mp__spawn frames */
 static pthread_once_t inflight_once = PTHREAD_ONCE_INIT;
 
-static void inflight_prefork(void)
-{
-    pthread_mutex_lock(&inflight_lock);
-}
-static void inflight_postfork_parent(void)
-{
-    pthread_mutex_unlock(&inflight_lock);
-}
 static void inflight_postfork_child(void)
 {
     for (struct inflight *e = inflight; e != NULL; e = e->next)
         if (!pthread_equal(e->owner, pthread_self()))
             close(e->wfd);
     inflight = NULL; /* the other threads, and their frames, are not in this process */
-    pthread_mutex_unlock(&inflight_lock);
 }
 static void inflight_init(void)
 {
-    static const struct mp__fork_handlers h = {inflight_prefork, inflight_postfork_parent,
-                                               inflight_postfork_child};
+    static const struct mp__fork_handlers h = {.mutex = &inflight_lock,
+                                               .child = inflight_postfork_child};
     mp__fork_register(MP__FORK_SPAWN, &h);
 }
 
 /* Creates the error pipe and, for the fork path, lists it in one step: no fork
- * can come between (the prefork handler takes the same lock). */
+ * can come between (the fork hub takes the same lock before fork). */
 static int make_error_pipe(int pfd[2], struct inflight *e)
 {
     if (e == NULL)

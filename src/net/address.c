@@ -93,7 +93,10 @@ static int resolve_host(mp__addr *out, const char *host, int port, bool v6_only,
         mp__net_msg(err, errlen, "'%s' in '%s' is not an IPv6 address", host, text);
         return MP_EINVAL;
     }
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
+    /* IPv4 only, as CPython's (host, port) addresses: "localhost" lists ::1 first on
+     * many systems, and a listener on [::1] is unreachable for a CPython client at
+     * ('localhost', port), as a CPython listener there is for us. IPv6 is "[v6]:port". */
+    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *res = NULL;
     int g = getaddrinfo(host, NULL, &hints, &res);
     if (g != 0) {
         mp__net_msg(err, errlen, "cannot resolve host '%s' in '%s': %s", host, text,
@@ -102,22 +105,20 @@ static int resolve_host(mp__addr *out, const char *host, int port, bool v6_only,
     }
     int rc = MP_EINVAL;
     for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
-        if ((ai->ai_family == AF_INET || ai->ai_family == AF_INET6) &&
-            ai->ai_addrlen <= sizeof out->ss) {
+        if (ai->ai_family == AF_INET && ai->ai_addrlen <= sizeof out->ss) {
             memcpy(&out->ss, ai->ai_addr, ai->ai_addrlen);
             out->len = ai->ai_addrlen;
             out->family = ai->ai_family;
-            if (ai->ai_family == AF_INET)
-                in4->sin_port = htons((uint16_t)port);
-            else
-                in6->sin6_port = htons((uint16_t)port);
+            in4->sin_port = htons((uint16_t)port);
             rc = 0;
             break;
         }
     }
     freeaddrinfo(res);
     if (rc != 0)
-        mp__net_msg(err, errlen, "host '%s' in '%s' has no IPv4 or IPv6 address", host, text);
+        mp__net_msg(err, errlen,
+                    "host '%s' in '%s' has no IPv4 address (use [v6addr]:port for IPv6)", host,
+                    text);
     return rc;
 }
 

@@ -23,11 +23,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <sys/un.h>
 
+#include "core/identity.h"
+#include "linux/sys.h"
 #include "mproc/listener.h"
 #include "net/net.h"
 
@@ -62,7 +63,9 @@ struct mp_listener {
     bool refuse_md5;
     int hs_ms;      /* handshake timeout, -1: none */
     pid_t owner;    /* the process that created a Unix socket file */
-    bool owns_path; /* unlink address on close */
+    bool owns_path; /* unlink address on close, if it is still our file */
+    dev_t path_dev; /* the socket file bind created (to tell it from one bound later) */
+    ino_t path_ino;
     char address[MP__ADDR_TEXT_MAX];
     struct pending *pend[MAX_PENDING]; /* NULL: free slot; guarded by mu */
     int npend;
@@ -125,7 +128,7 @@ int mp_listener_new(mp_listener **out, const char *address, const mp_listener_op
     l->has_key = opt->authkey != NULL;
     l->refuse_md5 = opt->refuse_md5;
     l->hs_ms = hs_ms;
-    l->owner = getpid();
+    l->owner = mp__self_pid();
     l->family = a.family;
 
     l->fd = socket(a.family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -141,7 +144,14 @@ int mp_listener_new(mp_listener **out, const char *address, const mp_listener_op
         rc = map_bind_error(-errno, address, err, errlen);
         goto out_close;
     }
-    l->owns_path = a.unix_path;
+    if (a.unix_path) {
+        struct stat st;
+        if (stat(address, &st) == 0) {
+            l->owns_path = true;
+            l->path_dev = st.st_dev;
+            l->path_ino = st.st_ino;
+        }
+    }
     if (listen(l->fd, opt->backlog > 0 ? opt->backlog : DEFAULT_BACKLOG) != 0) {
         rc = map_bind_error(-errno, address, err, errlen);
         goto out_close;
@@ -157,7 +167,7 @@ int mp_listener_new(mp_listener **out, const char *address, const mp_listener_op
         snprintf(l->address, sizeof l->address, "%s", address);
 
     l->ep = epoll_create1(EPOLL_CLOEXEC);
-    l->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    l->wake = mp__eventfd_new();
     l->timer = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
     if (l->ep < 0 || l->wake < 0 || l->timer < 0) {
         rc = -errno;
@@ -404,6 +414,15 @@ const char *mp_listener_last_error(const mp_listener *l)
     return l == NULL ? "" : l->last_error;
 }
 
+/* The Unix socket file at our address is the one our bind created, in the process
+ * that created it: someone may have removed it and bound another socket there. */
+static bool still_our_file(const mp_listener *l)
+{
+    struct stat st;
+    return l->owns_path && mp__self_pid() == l->owner && lstat(l->address, &st) == 0 &&
+           st.st_dev == l->path_dev && st.st_ino == l->path_ino;
+}
+
 int mp_listener_close(mp_listener *l)
 {
     if (l == NULL)
@@ -416,17 +435,26 @@ int mp_listener_close(mp_listener *l)
     }
     pthread_mutex_lock(&l->mu);
     if (l->fd >= 0) {
-        for (int i = 0; i < MAX_PENDING; i++)
-            if (l->pend[i] != NULL)
-                drop(l, i, false);
+        /* No EPOLL_CTL_DEL: after a fork the epoll set is shared with the other
+         * process, where these peers may still be mid-handshake; closing our
+         * descriptors (and ep itself, below) is all this process needs. */
+        for (int i = 0; i < MAX_PENDING; i++) {
+            if (l->pend[i] != NULL) {
+                mp__close_fd(l->pend[i]->fd);
+                free(l->pend[i]);
+                l->pend[i] = NULL;
+            }
+        }
+        l->npend = 0;
         mp__close_fd(l->fd);
         l->fd = -1;
-        if (l->owns_path && getpid() == l->owner)
+        if (still_our_file(l))
             unlink(l->address);
         mp__close_fd(l->ep);
-        mp__close_fd(l->wake);
         mp__close_fd(l->timer);
-        l->ep = l->wake = l->timer = -1;
+        /* wake stays open until destroy: a concurrent close writes it without mu,
+         * and must never write to a descriptor number reused by someone else. */
+        l->ep = l->timer = -1;
     }
     pthread_mutex_unlock(&l->mu);
     return 0;
@@ -437,6 +465,7 @@ void mp_listener_destroy(mp_listener *l)
     if (l == NULL)
         return;
     mp_listener_close(l);
+    mp__close_fd(l->wake);
     pthread_mutex_destroy(&l->mu);
     explicit_bzero(l->key, l->keylen);
     free(l->key);

@@ -32,7 +32,7 @@ typedef struct mp__addr {
 
 /* Parses a public address string (see mproc/listener.h). for_listener: port 0 and
  * an empty host are allowed. Host names are resolved with getaddrinfo (first
- * IPv4/IPv6 stream result). MP_EINVAL with a message in err on a bad address. */
+ * IPv4 stream result, as CPython). MP_EINVAL with a message in err on a bad address. */
 MP__HIDDEN int mp__addr_parse(mp__addr *out, const char *text, bool for_listener, char *err,
                               size_t errlen);
 

@@ -115,14 +115,12 @@ void mp__pool_write_units_locked(struct mp__worker *w)
                 continue;
             return; /* EAGAIN: wait for POLLOUT; EPIPE: the worker is ending */
         }
-        size_t left = (size_t)n;
-        while (w->unsent != NULL && left >= w->unsent->frame_len - w->unsent_off) {
-            left -= w->unsent->frame_len - w->unsent_off;
+        struct iovec *rest = iov; /* iov[k] is the k-th unit from w->unsent */
+        int left = cnt;
+        mp__iov_advance(&rest, &left, (size_t)n);
+        for (int k = cnt - left; k > 0; k--)
             w->unsent = w->unsent->next;
-            w->unsent_off = 0;
-        }
-        if (w->unsent != NULL)
-            w->unsent_off += left;
+        w->unsent_off = left > 0 ? (size_t)((char *)rest->iov_base - w->unsent->frame) : 0;
     }
 }
 

@@ -20,6 +20,12 @@
  * are its siblings, not its children: a fork handler does it, for plain fork()s
  * too) and, when started by mp_process_start, makes a fresh identity for itself.
  *
+ * A child started through the forkserver (process/forkserver.c) is not ours to
+ * wait for: its end is learnt from its status socket (which is its sentinel)
+ * and it is signalled through the pidfd the server sent. The few functions that
+ * learn a child's end or signal it (child_reap_nohang, child_signal, and join's
+ * choice of wait) branch on p->via_fs; nothing else differs.
+ *
  * Known limit: a join without timeout waits in waitid() on the pid, outside the
  * lock. If, in that window, another thread reaped the child and this process
  * started a new child that was given the same pid, the join would wait for that
@@ -40,6 +46,7 @@
 #include "linux/proc.h"
 #include "mproc/error.h"
 #include "mproc/process.h"
+#include "process/forkserver.h"
 
 enum kind { KIND_CHILD, KIND_CURRENT, KIND_PARENT };
 
@@ -50,6 +57,10 @@ struct mp_process {
     char *name;     /* malloc'd; never changes */
     char *identity; /* "1", "1:2": the path of counters that named this process */
     bool daemon;
+    mp_start_method method; /* as given; MP_START_DEFAULT resolved at start */
+    size_t arg_size;        /* bytes at arg sent to a forkserver child */
+    bool via_fs;            /* started by the forkserver; fs valid; under registry_lock */
+    struct mp__fs_child fs; /* fs.status_fd is then the sentinel */
     /* the process that created this handle (core/identity.h) */
     mp__proc_id owner;
     pid_t pid;        /* 0 until started; under registry_lock */
@@ -77,7 +88,9 @@ static mp_process current = {
     .kind = KIND_CURRENT, .name = "MainProcess", .identity = "", .sentinel = -1};
 static mp_process parent = {.kind = KIND_PARENT, .sentinel = -1};
 static bool have_parent;
-static mp_process *self; /* in a child: the handle it was started from, never freed */
+static int parent_pidfd = -1; /* a forkserver child's pidfd of its parent (not its ppid) */
+static bool parent_remote;    /* started by the forkserver: the parent is not our ppid */
+static mp_process *self;      /* in a child: the handle it was started from, never freed */
 
 static void lock(void)
 {
@@ -94,13 +107,13 @@ static void at_exit(void);
 static void after_fork_in_child(void)
 {
     registry = NULL;
-    unlock();
 }
 
 static void init(void)
 {
     /* Holding registry_lock across any fork() keeps the registry whole. */
-    static const struct mp__fork_handlers h = {lock, unlock, after_fork_in_child};
+    static const struct mp__fork_handlers h = {.mutex = &registry_lock,
+                                               .child = after_fork_in_child};
     mp__fork_register(MP__FORK_PROCESS, &h);
     atexit(at_exit);
 }
@@ -127,17 +140,35 @@ static void registry_remove(mp_process *p)
     p->linked = false;
 }
 
+/* Whether p has ended, reaping it if so (exit code in p->exitcode). */
+static bool child_reap_nohang(mp_process *p)
+{
+    if (p->via_fs)
+        return mp__fs_reap_nohang(p->fs.status_fd, &p->exitcode);
+    return mp__reap_nohang(p->pid, &p->exitcode);
+}
+
+/* Signals p, which is not reaped (so its pid is still its own). */
+static int child_signal(mp_process *p, int sig)
+{
+    if (p->via_fs)
+        return mp__fs_signal(&p->fs, sig);
+    return kill(p->pid, sig) == 0 ? 0 : -errno;
+}
+
 /* Reaps p if it has ended; true once reaped. Caller holds registry_lock. */
 static bool try_reap(mp_process *p)
 {
     if (!p->reaped)
-        p->reaped = mp__reap_nohang(p->pid, &p->exitcode);
+        p->reaped = child_reap_nohang(p);
     return p->reaped;
 }
 
 static void free_process(mp_process *p)
 {
     mp__close_fd(p->sentinel);
+    if (p->via_fs)
+        mp__close_fd(p->fs.pidfd);
     free(p->name);
     free(p->identity);
     free(p);
@@ -196,6 +227,9 @@ int mp_process_new(mp_process **out, mp_target target, void *arg, const mp_proce
     if (out == NULL || target == NULL)
         return MP_EINVAL;
     *out = NULL;
+    if (opt != NULL &&
+        ((unsigned)opt->start_method > MP_START_FORKSERVER || (opt->arg_size > 0 && arg == NULL)))
+        return MP_EINVAL;
     pthread_once(&init_once, init);
     mp_process *p = calloc(1, sizeof *p);
     if (p == NULL)
@@ -219,6 +253,8 @@ int mp_process_new(mp_process **out, mp_target target, void *arg, const mp_proce
     p->target = target;
     p->arg = arg;
     p->daemon = opt != NULL && opt->daemon;
+    p->method = opt != NULL ? opt->start_method : MP_START_DEFAULT;
+    p->arg_size = opt != NULL ? opt->arg_size : 0;
     p->owner = mp__self_id();
     p->sentinel = -1;
     *out = p;
@@ -230,36 +266,57 @@ int mp_process_new(mp_process **out, mp_target target, void *arg, const mp_proce
  * symbol lazily again (and dirty its copy of the GOT). */
 static void (*const exit_now)(int) = exit;
 
+/* In a new child: become the process named name/identity, child of parent (its
+ * name and identity given), and, for a daemon, die with death_parent (the
+ * process whose death the kernel reports: the parent, or the forkserver). */
+static void become(const char *name, const char *identity, bool daemon, const char *parent_name,
+                   const char *parent_identity, bool parent_daemon, pid_t parent_pid,
+                   pid_t death_parent)
+{
+    child_counter = 0;
+    parent = (mp_process){.kind = KIND_PARENT,
+                          .name = (char *)parent_name,
+                          .identity = (char *)parent_identity,
+                          .daemon = parent_daemon,
+                          .pid = parent_pid,
+                          .sentinel = -1};
+    have_parent = true;
+    current = (mp_process){.kind = KIND_CURRENT,
+                           .name = (char *)name,
+                           .identity = (char *)identity,
+                           .daemon = daemon,
+                           .pid = mp__self_pid(),
+                           .sentinel = -1};
+    if (daemon) {
+        /* If the parent died before this, the signal would never come: check. */
+        mp__set_parent_death_signal(SIGKILL);
+        if (getppid() != death_parent)
+            raise(SIGKILL);
+    }
+}
+
 /* In the child, just after fork: become p. Never returns. Writes as few pages as
  * it can: each page written is a copy-on-write fault. */
 static _Noreturn void run_child(mp_process *p, pid_t parent_pid, int pipe_write_end)
 {
     (void)pipe_write_end; /* held open until exit: the parent's sentinel */
-    child_counter = 0;
-    parent = (mp_process){.kind = KIND_PARENT,
-                          .name = current.name,
-                          .identity = current.identity,
-                          .daemon = current.daemon,
-                          .pid = parent_pid,
-                          .sentinel = -1};
-    have_parent = true;
     /* Shares p's strings: mp_process_destroy in the child does not free the handle
      * the child is running as (see self). */
-    current = (mp_process){.kind = KIND_CURRENT,
-                           .name = p->name,
-                           .identity = p->identity,
-                           .daemon = p->daemon,
-                           .pid = mp__self_pid(),
-                           .sentinel = -1};
+    become(p->name, p->identity, p->daemon, current.name, current.identity, current.daemon,
+           parent_pid, parent_pid);
     self = p;
-    if (p->daemon) {
-        /* If the parent died before this, the signal would never come: check. */
-        mp__set_parent_death_signal(SIGKILL);
-        if (getppid() != parent_pid)
-            raise(SIGKILL);
-    }
     exit_now(p->target(p->arg));
     abort(); /* not reached */
+}
+
+void mp__process_become(const char *name, const char *identity, bool daemon,
+                        const char *parent_name, const char *parent_identity, pid_t parent_pid,
+                        int parent_fd, pid_t server_pid)
+{
+    pthread_once(&init_once, init);
+    become(name, identity, daemon, parent_name, parent_identity, false, parent_pid, server_pid);
+    parent_pidfd = parent_fd;
+    parent_remote = true;
 }
 
 int mp_process_start(mp_process *p)
@@ -280,6 +337,32 @@ int mp_process_start(mp_process *p)
         return note(p, rc, "process object is closed");
     if (rc != 0)
         return note(p, rc, "cannot start a process twice");
+
+    mp_start_method method = p->method != MP_START_DEFAULT ? p->method : mp_get_start_method();
+    if (method == MP_START_FORKSERVER) {
+        struct mp__fs_request req = {.target = p->target,
+                                     .arg = p->arg,
+                                     .arg_size = p->arg_size,
+                                     .name = p->name,
+                                     .identity = p->identity,
+                                     .parent_name = current.name,
+                                     .parent_identity = current.identity,
+                                     .daemon = p->daemon};
+        fflush(NULL); /* the child writes to the same stdio: keep the order */
+        struct mp__fs_child c;
+        rc = mp__fs_start(&req, &c);
+        lock();
+        if (rc == 0) {
+            p->via_fs = true;
+            p->fs = c;
+            p->pid = c.pid;
+            p->sentinel = c.status_fd;
+            registry_insert(p);
+        }
+        p->starting = false;
+        unlock();
+        return rc;
+    }
 
     int pipe_fds[2] = {-1, -1};
     if (!mp__have_pidfd() && pipe2(pipe_fds, O_CLOEXEC) != 0) {
@@ -336,6 +419,14 @@ static int child_sentinel(mp_process *p)
 
 static int parent_sentinel(void)
 {
+    if (parent.sentinel < 0 && parent_pidfd >= 0) {
+        short ev = 0;
+        mp__deadline now;
+        mp__deadline_init(&now, 0);
+        if (mp__poll_one(parent_pidfd, POLLIN, &now, &ev) == 1)
+            return MP_ESRCH; /* it has ended */
+        parent.sentinel = parent_pidfd;
+    }
     if (parent.sentinel < 0) {
         int fd = mp__pidfd_open(parent.pid);
         if (fd < 0)
@@ -349,6 +440,20 @@ static int parent_sentinel(void)
     return parent.sentinel;
 }
 
+/* Without a sentinel: the parent is our ppid, except under the forkserver. */
+static bool parent_alive(void)
+{
+    if (parent_pidfd >= 0) {
+        short ev = 0;
+        mp__deadline now;
+        mp__deadline_init(&now, 0);
+        return mp__poll_one(parent_pidfd, POLLIN, &now, &ev) != 1;
+    }
+    if (parent_remote) /* no pidfds: the pid may be reused, the best we have */
+        return kill(parent.pid, 0) == 0 || errno == EPERM;
+    return getppid() == parent.pid;
+}
+
 static int join_parent(int timeout_ms)
 {
     mp__deadline d;
@@ -360,7 +465,7 @@ static int join_parent(int timeout_ms)
     if (fd == MP_ESRCH)
         return 0;
     if (fd == MP_ENOSYS) { /* no pidfds: a dead parent shows as a new parent pid */
-        while (getppid() == parent.pid) {
+        while (parent_alive()) {
             if (mp__deadline_passed(&d))
                 return MP_ETIMEDOUT;
             struct timespec tick = {0, 10 * 1000000L};
@@ -402,7 +507,8 @@ static int join_child(mp_process *p, int timeout_ms)
         int rc = check_child(p, "join");
         bool done = rc == 0 && try_reap(p);
         int fd = -1;
-        if (rc == 0 && !done && !d.forever) {
+        bool wait_pid = d.forever && !p->via_fs; /* a forkserver child is not ours to wait */
+        if (rc == 0 && !done && !wait_pid) {
             rc = fd = child_sentinel(p);
             p->pollers += fd >= 0; /* keeps fd open: close refuses while we poll */
         }
@@ -412,13 +518,14 @@ static int join_child(mp_process *p, int timeout_ms)
             return rc;
         if (done)
             return 0;
-        if (d.forever) { /* the cheapest wait, and it cannot be fooled by a shared pipe */
+        if (wait_pid) { /* the cheapest wait, and it cannot be fooled by a shared pipe */
             wait_ended(pid);
             continue;
         }
         mp__deadline slice;
         mp__deadline_init(&slice, PIPE_POLL_SLICE_MS);
-        bool sliced = !mp__have_pidfd() && mp__deadline_poll_ms(&d) > PIPE_POLL_SLICE_MS;
+        bool sliced =
+            !mp__have_pidfd() && !p->via_fs && mp__deadline_poll_ms(&d) > PIPE_POLL_SLICE_MS;
         rc = mp__poll_one(fd, POLLIN, sliced ? &slice : &d, NULL);
         lock();
         p->pollers--;
@@ -456,7 +563,7 @@ bool mp_process_is_alive(mp_process *p)
     if (p->kind == KIND_CURRENT)
         return true;
     if (p->kind == KIND_PARENT)
-        return getppid() == p->pid;
+        return parent_alive();
     lock();
     bool alive = check_child(p, "test") == 0 && !try_reap(p);
     unlock();
@@ -508,7 +615,7 @@ static int send_signal(mp_process *p, int sig)
     lock();
     int rc = check_child(p, "signal");
     if (rc == 0 && !try_reap(p))
-        rc = kill(p->pid, sig) == 0 ? 0 : -errno; /* unreaped: the pid is still p's */
+        rc = child_signal(p, sig); /* unreaped: the pid is still p's */
     unlock();
     return rc;
 }
@@ -631,7 +738,7 @@ static void at_exit(void)
     lock();
     for (mp_process *p = registry; p != NULL; p = p->next)
         if (p->daemon && !try_reap(p))
-            kill(p->pid, SIGTERM);
+            child_signal(p, SIGTERM);
     unlock();
     for (;;) {
         mp_process *waiting = NULL;

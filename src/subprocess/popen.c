@@ -48,24 +48,15 @@ static pthread_once_t orphans_once = PTHREAD_ONCE_INIT;
 /* fork() while another thread holds orphans_lock would leave the lock held for
  * good in the child: fork takes it first, and the child starts with an empty list
  * (the parent's children are not its own). */
-static void orphans_prefork(void)
-{
-    pthread_mutex_lock(&orphans_lock);
-}
-static void orphans_postfork_parent(void)
-{
-    pthread_mutex_unlock(&orphans_lock);
-}
 static void orphans_postfork_child(void)
 {
     n_orphans = 0;
-    orphans_owner = mp__self_id();
-    pthread_mutex_unlock(&orphans_lock);
+    orphans_owner = 0; /* the next add_orphan records the child (no /proc read in fork) */
 }
 static void orphans_init(void)
 {
-    static const struct mp__fork_handlers h = {orphans_prefork, orphans_postfork_parent,
-                                               orphans_postfork_child};
+    static const struct mp__fork_handlers h = {.mutex = &orphans_lock,
+                                               .child = orphans_postfork_child};
     mp__fork_register(MP__FORK_POPEN, &h);
 }
 

@@ -68,20 +68,11 @@ static void unlink_created_at_exit(void)
     pthread_mutex_unlock(&created_lock);
 }
 
-static void lock_created(void)
-{
-    pthread_mutex_lock(&created_lock);
-}
-static void unlock_created(void)
-{
-    pthread_mutex_unlock(&created_lock);
-}
-
 /* fork() holds created_lock across the fork: a child forked while another
  * thread held it would otherwise hang in its exit handler. */
 static void install_atexit(void)
 {
-    static const struct mp__fork_handlers h = {lock_created, unlock_created, unlock_created};
+    static const struct mp__fork_handlers h = {.mutex = &created_lock};
     mp__fork_register(MP__FORK_SHARED_MEMORY, &h);
     atexit(unlink_created_at_exit);
 }

@@ -1,6 +1,7 @@
 /* sync/sync.h — pieces the synchronization primitives share: the
- * process-shared lock word behind Lock, RLock, Condition and Barrier, and futex
- * waits cut into slices so that a waiter can look for dead peers.
+ * process-shared lock word behind Lock, RLock, Condition and Barrier, and the
+ * slice (MP__DEATH_SLICE_MS) their waits are cut into with mp__futex_wait_slice
+ * (core/util.h), so that a waiter can look for dead peers.
  *
  * The lock word (64 bits in shared memory; its low half is the futex word):
  *   0                                unlocked

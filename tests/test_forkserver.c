@@ -1,0 +1,304 @@
+/* The forkserver start method: what its children get, threads, refusals, the
+ * server's death and its end with the parent. (Every Process behaviour test runs
+ * under it too: test_process's forkserver variant.) */
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+static const mp_process_options via_server = {.start_method = MP_START_FORKSERVER};
+
+static mp_process *started(mp_target fn, void *arg, const mp_process_options *opt)
+{
+    mp_process *p;
+    CHECK_OK(mp_process_new(&p, fn, arg, opt));
+    CHECK_OK(mp_process_start(p));
+    return p;
+}
+
+static int joined_exitcode(mp_process *p)
+{
+    CHECK_OK(mp_process_join(p, -1));
+    int code = -1000;
+    CHECK_OK(mp_process_exitcode(p, &code));
+    return code;
+}
+
+static int return_arg(void *arg)
+{
+    return (int)(intptr_t)arg;
+}
+
+static int sleep_forever(void *arg)
+{
+    while (arg == NULL)
+        pause();
+    return 0;
+}
+
+static char message[64] = "set by the parent at start";
+
+/* 0 when arg holds the bytes sent and the global is as the program started. */
+static int check_bytes(void *arg)
+{
+    if (strcmp(arg, "set by the parent at start") != 0)
+        return 1;
+    if (arg == (void *)message)
+        return 2; /* a copy of our own, not the parent's address */
+    if (strcmp(message, "set by the parent at start") != 0)
+        return 3; /* the parent's later write must not show */
+    return 0;
+}
+
+static int sum_bytes(void *arg)
+{
+    const unsigned char *b = arg;
+    unsigned sum = 0;
+    for (size_t i = 0; i < 300000; i++)
+        sum = sum * 31 + b[i];
+    return (int)(sum & 0x7f);
+}
+
+TEST(forkserver_child_sees_the_argument_bytes_not_later_memory)
+{
+    mp_process_options o = via_server;
+    o.arg_size = strlen(message) + 1;
+    mp_process *p = started(check_bytes, message, &o);
+    strcpy(message, "changed after start");
+    CHECK_EQ(0, joined_exitcode(p));
+    mp_process_destroy(p);
+    strcpy(message, "set by the parent at start");
+
+    /* Bigger than a control message: through a memfd. */
+    unsigned char *big = malloc(300000);
+    CHECK(big != NULL);
+    unsigned sum = 0;
+    for (size_t i = 0; i < 300000; i++) {
+        big[i] = (unsigned char)(i * 7 + 3);
+        sum = sum * 31 + big[i];
+    }
+    o.arg_size = 300000;
+    p = started(sum_bytes, big, &o);
+    memset(big, 0, 300000);
+    CHECK_EQ((int)(sum & 0x7f), joined_exitcode(p));
+    mp_process_destroy(p);
+    free(big);
+}
+
+TEST(forkserver_target_return_code_signals_timeouts_and_sentinel)
+{
+    CHECK_EQ(MP_START_FORK, mp_get_start_method()); /* the default stays fork */
+    mp_process *p = started(return_arg, (void *)(intptr_t)42, &via_server);
+    CHECK_EQ(42, joined_exitcode(p));
+    mp_process_destroy(p);
+
+    mp_process *s = started(sleep_forever, NULL, &via_server);
+    CHECK(mp_process_pid(s) > 0 && mp_process_pid(s) != mp_forkserver_pid());
+    CHECK_RC(MP_ETIMEDOUT, mp_process_join(s, 50));
+    CHECK(mp_process_is_alive(s));
+    int fd = mp_process_sentinel(s);
+    CHECK(fd >= 0);
+    CHECK_EQ(0, poll(&(struct pollfd){.fd = fd, .events = POLLIN}, 1, 0));
+    CHECK_OK(mp_process_terminate(s));
+    CHECK_EQ(1, poll(&(struct pollfd){.fd = fd, .events = POLLIN}, 1, 10000));
+    CHECK_EQ(-SIGTERM, joined_exitcode(s));
+    CHECK(!mp_process_is_alive(s));
+    CHECK_OK(mp_process_kill(s)); /* ended: a no-op */
+    mp_process_destroy(s);
+
+    s = started(sleep_forever, NULL, &via_server);
+    CHECK_OK(mp_process_kill(s));
+    CHECK_EQ(-SIGKILL, joined_exitcode(s));
+    mp_process_destroy(s);
+}
+
+static int check_parent(void *arg)
+{
+    mp_process *parent = mp_parent_process();
+    if (parent == NULL || mp_process_pid(parent) != (pid_t)(intptr_t)arg)
+        return 1;
+    if (!mp_process_is_alive(parent) || getppid() == (pid_t)(intptr_t)arg)
+        return 2; /* alive, and not our ppid: the server is */
+    if (mp_process_join(parent, 20) != MP_ETIMEDOUT)
+        return 3;
+    if (strcmp(mp_process_name(mp_current_process()), "named") != 0)
+        return 4;
+    return 0;
+}
+
+TEST(forkserver_child_knows_its_starter_as_parent)
+{
+    mp_process_options o = via_server;
+    o.name = "named";
+    mp_process *p = started(check_parent, (void *)(intptr_t)getpid(), &o);
+    CHECK_EQ(0, joined_exitcode(p));
+    mp_process_destroy(p);
+}
+
+static void *start_several(void *arg)
+{
+    intptr_t base = (intptr_t)arg;
+    for (int i = 0; i < 10; i++) {
+        mp_process *p = started(return_arg, (void *)(base + i), &via_server);
+        CHECK_EQ((int)(base + i), joined_exitcode(p));
+        mp_process_destroy(p);
+    }
+    return NULL;
+}
+
+static void *busy_thread(void *arg)
+{
+    volatile bool *stop = arg;
+    while (!*stop) { /* holds malloc's lock often: what makes fork unsafe */
+        void *m = malloc(100);
+        free(m);
+    }
+    return NULL;
+}
+
+TEST(forkserver_multithreaded_parent_starts_children)
+{
+    volatile bool stop = false;
+    pthread_t busy, t[4];
+    CHECK_EQ(0, pthread_create(&busy, NULL, busy_thread, (void *)&stop));
+    for (int i = 0; i < 4; i++)
+        CHECK_EQ(0, pthread_create(&t[i], NULL, start_several, (void *)(intptr_t)(10 * i + 1)));
+    for (int i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
+    stop = true;
+    pthread_join(busy, NULL);
+    CHECK_EQ(0, mp_active_children(NULL));
+}
+
+TEST(forkserver_refuses_a_function_of_a_library_dlopened_later)
+{
+    CHECK_OK(mp_forkserver_ensure_running());
+    const char *dir = getenv("MPROC_TEST_HELPERS");
+    if (dir == NULL)
+        SKIP("MPROC_TEST_HELPERS not set");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/forkserver_plugin.so", dir);
+    void *lib = dlopen(path, RTLD_NOW);
+    if (lib == NULL)
+        SKIP("cannot load %s: %s", path, dlerror());
+    mp_target fn = (mp_target)dlsym(lib, "mp_test_plugin_target");
+    CHECK(fn != NULL);
+    mp_process *p;
+    CHECK_OK(mp_process_new(&p, fn, NULL, &via_server));
+    CHECK_RC(MP_ENOENT, mp_process_start(p));
+    CHECK_EQ(0, mp_process_pid(p));
+    mp_process_destroy(p);
+    /* Under fork it is fine. */
+    p = started(fn, NULL, &(mp_process_options){.start_method = MP_START_FORK});
+    CHECK_EQ(9, joined_exitcode(p));
+    mp_process_destroy(p);
+    /* The server is still good. */
+    p = started(return_arg, (void *)(intptr_t)5, &via_server);
+    CHECK_EQ(5, joined_exitcode(p));
+    mp_process_destroy(p);
+    dlclose(lib);
+}
+
+TEST(forkserver_killed_fails_the_next_start_and_the_one_after_works)
+{
+    mp_process *running = started(sleep_forever, NULL, &via_server);
+    pid_t server = mp_forkserver_pid();
+    CHECK(server > 0);
+    CHECK_EQ(0, kill(server, SIGKILL));
+    siginfo_t si;
+    CHECK_EQ(0, waitid(P_PID, (id_t)server, &si, WEXITED | WNOWAIT)); /* dead, not reaped */
+    /* Its child keeps running, orphaned; for mproc its status is lost: 255. */
+    pid_t orphan = mp_process_pid(running);
+    CHECK_EQ(0, kill(orphan, SIGKILL));
+    mp_process *p;
+    CHECK_OK(mp_process_new(&p, return_arg, (void *)(intptr_t)3, &via_server));
+    CHECK_RC(MP_ESRCH, mp_process_start(p));
+    CHECK_EQ(0, mp_forkserver_pid()); /* dropped and reaped */
+    CHECK_OK(mp_process_start(p));    /* a new server */
+    CHECK(mp_forkserver_pid() > 0 && mp_forkserver_pid() != server);
+    CHECK_EQ(3, joined_exitcode(p));
+    mp_process_destroy(p);
+    CHECK_EQ(255, joined_exitcode(running));
+    CHECK_OK(mp_process_kill(running)); /* ended, as far as mproc knows: a no-op */
+    mp_process_destroy(running);
+    for (int i = 0; i < 5000 && kill(orphan, 0) == 0; i++)
+        th_sleep_ms(1);
+}
+
+static int report_server_then_exit(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    CHECK_OK(mp_forkserver_ensure_running());
+    pid_t server = mp_forkserver_pid();
+    CHECK(write(fd, &server, sizeof server) == sizeof server);
+    mp_process *p =
+        started(sleep_forever, NULL,
+                &(mp_process_options){.start_method = MP_START_FORKSERVER, .daemon = true});
+    pid_t daemon = mp_process_pid(p);
+    CHECK(write(fd, &daemon, sizeof daemon) == sizeof daemon);
+    return 0; /* exit(): the daemon is terminated, the server sees the end */
+}
+
+static int report_server_then_die(void *arg)
+{
+    report_server_then_exit(arg);
+    raise(SIGKILL);
+    return 1;
+}
+
+/* No server (nor daemon child of it) outlives its parent, however it ends. */
+static void check_nothing_left(int (*middle)(void *), int expect)
+{
+    int fds[2];
+    CHECK(pipe(fds) == 0);
+    CHECK_EQ(expect, th_wait(th_fork(middle, (void *)(intptr_t)fds[1])));
+    close(fds[1]);
+    pid_t server = 0, daemon = 0;
+    CHECK(read(fds[0], &server, sizeof server) == sizeof server);
+    CHECK(read(fds[0], &daemon, sizeof daemon) == sizeof daemon);
+    close(fds[0]);
+    /* Both come to us (a subreaper) once the middle is gone: they must end. */
+    for (int i = 0; i < 2; i++) {
+        pid_t pid = i == 0 ? server : daemon;
+        uint64_t until = th_now_ms() + 5000;
+        int status;
+        pid_t r;
+        while ((r = waitpid(pid, &status, WNOHANG)) == 0 && th_now_ms() < until)
+            th_sleep_ms(1);
+        /* the daemon may have been reaped by its server already (normal exit) */
+        CHECK(r == pid || (i == 1 && r < 0 && errno == ECHILD && kill(pid, 0) != 0));
+    }
+}
+
+TEST(forkserver_no_server_is_left_after_its_parent_exits_or_dies)
+{
+    CHECK(prctl(PR_SET_CHILD_SUBREAPER, 1) == 0);
+    check_nothing_left(report_server_then_exit, 0);
+    check_nothing_left(report_server_then_die, -SIGKILL);
+}
+
+TEST(forkserver_start_method_is_settable)
+{
+    CHECK_RC(MP_EINVAL, mp_set_start_method(MP_START_DEFAULT));
+    CHECK_RC(MP_EINVAL, mp_set_start_method((mp_start_method)7));
+    mp_process *p;
+    CHECK_RC(MP_EINVAL, mp_process_new(&p, return_arg, NULL,
+                                       &(mp_process_options){.start_method = (mp_start_method)7}));
+    CHECK_RC(MP_EINVAL, mp_process_new(&p, return_arg, NULL, &(mp_process_options){.arg_size = 4}));
+    CHECK_OK(mp_set_start_method(MP_START_FORKSERVER));
+    CHECK_EQ(MP_START_FORKSERVER, mp_get_start_method());
+    CHECK_EQ(0, mp_forkserver_pid());
+    p = started(return_arg, (void *)(intptr_t)6, NULL);
+    CHECK(mp_forkserver_pid() > 0); /* started on first use */
+    CHECK_EQ(6, joined_exitcode(p));
+    mp_process_destroy(p);
+    CHECK_OK(mp_set_start_method(MP_START_FORK));
+    CHECK_OK(mp_forkserver_stop());
+    CHECK_EQ(0, mp_forkserver_pid());
+}
