@@ -549,3 +549,48 @@ TEST(object_hash_of_any_names_is_defined)
         }
     }
 }
+
+/* An object node's hash mixes its module's and name's 64-bit str hashes: without
+ * overflow (UBSan's signed-overflow check runs this under make sanitize). */
+TEST(object_node_hash_is_defined_for_any_name)
+{
+    const char *names[] = {"array", "collections", "OrderedDict", "datetime", "x", "zz"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        for (size_t j = 0; j < sizeof names / sizeof names[0]; j++) {
+            mp_obj *a = mp_object_new(names[i], names[j], mp_tuple_new(0), NULL);
+            mp_obj *b = mp_object_new(names[i], names[j], mp_tuple_new(0), NULL);
+            CHECK(a != NULL && b != NULL);
+            int64_t ha, hb;
+            int rc = mp_obj_hash(a, &ha);
+            if (rc == 0) {
+                CHECK_OK(mp_obj_hash(b, &hb));
+                CHECK_EQ(ha, hb);
+                CHECK(ha != -1);
+            }
+            mp_obj_unref(a);
+            mp_obj_unref(b);
+        }
+    }
+}
+
+/* mp_str reads exactly len bytes: every length, with ASCII, multi-byte and cut-off
+ * sequences at the very end of an exactly-sized heap buffer (ASan under make
+ * sanitize catches a read past it). */
+TEST(object_str_reads_only_its_length)
+{
+    const char *tails[] = {"",     "\xc3\xa9", "\xe6\x97\xa5", "\xf0\x9f\x98\x80",
+                           "\xc3", "\xe6\x97", "\xf0\x9f\x98"};
+    for (size_t n = 0; n < 40; n++) {
+        for (size_t t = 0; t < sizeof tails / sizeof tails[0]; t++) {
+            size_t tl = strlen(tails[t]), len = n + tl;
+            char *buf = malloc(len > 0 ? len : 1);
+            CHECK(buf != NULL);
+            memset(buf, 'a', n);
+            memcpy(buf + n, tails[t], tl);
+            mp_obj *s = mp_str(buf, len);
+            CHECK((s != NULL) == (t < 4)); /* the last three end mid-sequence */
+            mp_obj_unref(s);
+            free(buf);
+        }
+    }
+}

@@ -333,13 +333,14 @@ MP_EXTERN bool mp_obj_is_exception(const mp_obj *o, const char *module, const ch
 /* ---- comparison, hashing, repr ---- */
 
 /* Python's ==, for every kind (object nodes: same global, form, args, kwargs, state
- * and items). NULL equals only NULL. */
+ * and items). NULL equals only NULL. Values nested deeper than 10000 compare unequal
+ * (where Python raises RecursionError). */
 MP_EXTERN bool mp_obj_equal(const mp_obj *a, const mp_obj *b);
 
 /* Python's hash(o) for numbers (exactly), mproc's own for str and bytes, and a hash
  * consistent with mp_obj_equal for tuple, frozenset and object nodes (which hash by
  * their global). Errors: MP_ETYPE (unhashable: list, dict, set, bytearray, or a
- * tuple holding one), MP_EINVAL. */
+ * tuple holding one; also a tuple nested deeper than 10000), MP_EINVAL (NULL). */
 MP_EXTERN int mp_obj_hash(const mp_obj *o, int64_t *out);
 
 /* Python's repr(o) as a new malloc'd NUL-terminated string (free it), or NULL on

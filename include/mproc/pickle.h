@@ -21,9 +21,11 @@
  * out-of-band buffers (NEXT_BUFFER, READONLY_BUFFER), the extension registry (EXT1/2/4),
  * INST/OBJ, and pickles that build a cycle (a container inside itself).
  *
- * Memory: the values one loads makes are carved out of a few blocks of at most
- * 512 KiB each (one malloc for many small values); a block is freed when the last
- * value in it is, so keeping one small value of a large message keeps its block.
+ * Memory: the values one loads of a pickle of 1 KiB or more makes are carved out of
+ * a few blocks of at most 512 KiB each (one malloc for many small values); a block is
+ * freed when the last value in it is, so keeping one small value of a large message
+ * keeps its block. A smaller pickle's values are malloc'd one by one, so keeping one
+ * value of a small message (a queued item) keeps only that value.
  *
  * Both functions are thread-safe and fork-safe (no global state).
  */
@@ -46,7 +48,7 @@ extern "C" {
 
 /* Limits for loads; a zero field means its default. */
 typedef struct mp_pickle_limits {
-    size_t max_depth; /* nesting of containers and objects; default 1000 */
+    size_t max_depth; /* nesting of containers and objects; default 1000, at most 65534 */
     size_t max_size;  /* bytes of input accepted; default 1 GiB */
     size_t max_memo;  /* memo entries; default 1 << 20 */
     size_t max_items; /* values in the result (containers count their items); default 1 << 26 */

@@ -125,7 +125,8 @@ int mp__hash(const mp_obj *o, int64_t *out, int depth)
         int64_t a, b;
         mp__hash(n->module, &a, depth + 1);
         mp__hash(n->name, &b, depth + 1);
-        int64_t h = (int64_t)((uint64_t)a * 31u + (uint64_t)b); /* wraps, as defined */
+        /* Unsigned: str hashes use all 64 bits, and signed overflow is undefined. */
+        int64_t h = (int64_t)((uint64_t)a * 31u + (uint64_t)b);
         *out = h == -1 ? -2 : h;
         return 0;
     }

@@ -33,6 +33,8 @@
 #define INLINE_STACK 64
 #define INLINE_MARKS 16
 #define INLINE_MEMO 32
+/* Pickles shorter than this get no arena: their values are malloc'd one by one. */
+#define LOADS_ARENA_MIN 1024
 
 typedef struct unpickler {
     const uint8_t *buf, *p, *end;
@@ -1529,12 +1531,14 @@ int mp_pickle_loads(const void *buf, size_t len, const mp_pickle_limits *limits,
     if (len > lim.max_size) {
         rc = fail(&u, MP_EPROTO, "pickle of %zu bytes is over the limit of %zu", len, lim.max_size);
     } else {
-        /* The values come from blocks sized for the input: a few values per byte. */
-        /* Blocks of small pickles stay small enough for malloc's per-thread cache. */
-        size_t first = len < 32 ? 256 : len < ((size_t)1 << 20) ? len * 8 : (size_t)8 << 20;
+        /* The values of a large pickle come from blocks sized for the input (a few
+         * values per byte). A block lives while any of its values does, so a small
+         * pickle's values are malloc'd one by one: a server keeping one small value
+         * of each small message (a queue's item) keeps only that value. */
+        size_t first = len < ((size_t)1 << 20) ? len * 8 : (size_t)8 << 20;
         mp__arena arena = {.blk = NULL, .used = 0, .next = first};
         mp__arena *saved = mp__cur_arena;
-        mp__cur_arena = &arena;
+        mp__cur_arena = len < LOADS_ARENA_MIN ? NULL : &arena;
         rc = run(&u, out);
         mp__cur_arena = saved;
         mp__arena_release(&arena);

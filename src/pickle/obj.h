@@ -47,10 +47,11 @@ static inline uint16_t mp__sat16(uint32_t d)
     return d > MP__DEPTH_MAX ? MP__DEPTH_MAX : (uint16_t)d;
 }
 
-/* Blocks: loads carves the values it makes out of blocks of up to 512 KiB (one
- * malloc for many small values). A block counts its live values (atomically: they
- * may be freed by any thread) plus one while loads still fills it, and is freed
- * when the count drops to zero. */
+/* Blocks: loads carves the values of a pickle of 1 KiB or more out of blocks of up
+ * to 512 KiB (one malloc for many small values; a smaller pickle's values are
+ * malloc'd one by one, so a value kept from a small message pins nothing else). A block counts its
+ * live values (atomically: they may be freed by any thread) plus one while loads still fills it,
+ * and is freed when the count drops to zero. */
 typedef struct mp__block {
     uint32_t live;
     uint32_t size;
