@@ -111,30 +111,19 @@ static pid_t server_pid; /* 0 when none; under client_lock */
 static pid_t client_pid; /* the process ctl_fd belongs to */
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
-static void client_lock_take(void)
-{
-    pthread_mutex_lock(&client_lock);
-}
-static void client_lock_drop(void)
-{
-    pthread_mutex_unlock(&client_lock);
-}
-
 /* A child of fork() has no forkserver: the parent's is not its to use, and its
  * copy of the control socket must not keep the server alive after the parent.
- * client_lock is held across fork (the hub's prepare and parent handlers). */
+ * The hub holds client_lock across fork and releases it after this handler. */
 static void client_after_fork(void)
 {
     mp__close_fd(ctl_fd);
     ctl_fd = -1;
     server_pid = 0;
-    pthread_mutex_unlock(&client_lock);
 }
 
 static void client_register_atfork(void)
 {
-    static const struct mp__fork_handlers h = {client_lock_take, client_lock_drop,
-                                               client_after_fork};
+    static const struct mp__fork_handlers h = {.mutex = &client_lock, .child = client_after_fork};
     mp__fork_register(MP__FORK_FORKSERVER, &h);
 }
 
@@ -411,26 +400,26 @@ static int launch_locked(void)
 int mp_forkserver_ensure_running(void)
 {
     pthread_once(&atfork_once, client_register_atfork);
-    client_lock_take();
+    pthread_mutex_lock(&client_lock);
     int rc = launch_locked();
-    client_lock_drop();
+    pthread_mutex_unlock(&client_lock);
     return rc;
 }
 
 int mp_forkserver_stop(void)
 {
-    client_lock_take();
+    pthread_mutex_lock(&client_lock);
     if (ctl_fd >= 0 && client_pid == getpid())
         drop_server(false);
-    client_lock_drop();
+    pthread_mutex_unlock(&client_lock);
     return 0;
 }
 
 pid_t mp_forkserver_pid(void)
 {
-    client_lock_take();
+    pthread_mutex_lock(&client_lock);
     pid_t pid = ctl_fd >= 0 && client_pid == getpid() ? server_pid : 0;
-    client_lock_drop();
+    pthread_mutex_unlock(&client_lock);
     return pid;
 }
 
@@ -508,7 +497,7 @@ int mp__fs_start(const struct mp__fs_request *req, struct mp__fs_child *out)
                            {(void *)req->arg, r.inline_arg ? req->arg_size : 0}};
     if (rc == 0) {
         pthread_once(&atfork_once, client_register_atfork);
-        client_lock_take();
+        pthread_mutex_lock(&client_lock);
         rc = launch_locked();
         if (rc == 0) {
             rc = send_with_fds(ctl_fd, iov, 7, fds, nfds);
@@ -517,7 +506,7 @@ int mp__fs_start(const struct mp__fs_request *req, struct mp__fs_child *out)
                 rc = MP_ESRCH;
             }
         }
-        client_lock_drop();
+        pthread_mutex_unlock(&client_lock);
     }
     mp__close_fd(sv[1]);
     mp__close_fd(memfd);
@@ -551,10 +540,10 @@ int mp__fs_start(const struct mp__fs_request *req, struct mp__fs_child *out)
     if (got == (ssize_t)sizeof rep && rep.kind == REPLY_REFUSED && rep.value < 0)
         return rep.value;
     /* Hung up without an answer: the server died. */
-    client_lock_take();
+    pthread_mutex_lock(&client_lock);
     if (ctl_fd >= 0 && client_pid == getpid())
         drop_server(true);
-    client_lock_drop();
+    pthread_mutex_unlock(&client_lock);
     return MP_ESRCH;
 }
 
