@@ -302,3 +302,19 @@ TEST(forkserver_start_method_is_settable)
     CHECK_OK(mp_forkserver_stop());
     CHECK_EQ(0, mp_forkserver_pid());
 }
+
+/* A fork after the forkserver started: the hub takes the forkserver's lock across
+ * the fork and its child handler forgets the server (a fork child has none). */
+TEST(forkserver_a_fork_after_it_started_works_on_both_methods)
+{
+    mp_process *p = started(return_arg, (void *)(intptr_t)3, &via_server);
+    CHECK_EQ(3, joined_exitcode(p));
+    mp_process_destroy(p);
+    p = started(return_arg, (void *)(intptr_t)4,
+                &(mp_process_options){.start_method = MP_START_FORK});
+    CHECK_EQ(4, joined_exitcode(p));
+    mp_process_destroy(p);
+    p = started(return_arg, (void *)(intptr_t)5, &via_server);
+    CHECK_EQ(5, joined_exitcode(p));
+    mp_process_destroy(p);
+}
