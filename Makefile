@@ -62,7 +62,10 @@ sanitize: deps
 # atexit_sleep_ms=0: TSan otherwise sleeps a second in every exiting process that
 # had threads, and the tests fork thousands of children.
 tsan: deps
-	@command -v clang >/dev/null || { echo "make tsan needs clang (Debian: apt-get install clang)"; exit 1; }
+	@if ! echo 'int main(void){return 0;}' | clang -x c -fsanitize=thread -o /dev/null - >/dev/null 2>&1; then \
+		echo "installing clang and its sanitizer runtime (Debian packages clang, libclang-rt-14-dev)"; \
+		apt-get update -qq && apt-get install -y -qq clang libclang-rt-14-dev >/dev/null; \
+	fi
 	@CC=clang cmake -S . -B $(TSAN) -DCMAKE_BUILD_TYPE=Debug -DMPROC_TSAN=ON -DMPROC_WERROR=$(WERROR) \
 		-DMPROC_EXAMPLES=OFF -DMPROC_BENCH=OFF $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(TSAN) -j $(JOBS)
