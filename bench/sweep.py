@@ -58,16 +58,22 @@ def run(cmd, timeout, env=None):
     return (None if value == "none" else float(value)), unit
 
 
+def gp(text):
+    """text as a gnuplot single-quoted string ('' is a literal quote there)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
 def chart(sweep, xlabel, unit, rows, labels, path):
     data = path[:-4] + ".dat"
     with open(data, "w") as f:
         for r in rows:
             f.write(" ".join([str(r["x"])] + ["NaN" if r[l] is None else repr(r[l]) for l in labels]) + "\n")
-    plots = ", ".join(f"'{data}' using 1:{i + 2} with linespoints title '{l}'" for i, l in enumerate(labels))
-    script = (f"set terminal svg size 720,420 dynamic font 'sans,11'; set output '{path}';"
+    plots = ", ".join(f"{gp(data)} using 1:{i + 2} with linespoints title {gp(l)}"
+                      for i, l in enumerate(labels))
+    script = (f"set terminal svg size 720,420 dynamic font 'sans,11'; set output {gp(path)};"
               f"set datafile missing 'NaN'; set logscale xy; set grid; set key top left;"
-              f"set title '{sweep}'; set xlabel '{xlabel}'; set ylabel '{unit} per operation (log)';"
-              f"plot {plots}")
+              f"set title {gp(sweep)}; set xlabel {gp(xlabel)};"
+              f"set ylabel {gp(unit + ' per operation (log)')}; plot {plots}")
     subprocess.run(["gnuplot", "-e", script], check=True)
     os.unlink(data)
 
@@ -85,7 +91,11 @@ def main():
     if shutil.which("gnuplot") is None:
         sys.exit("gnuplot is missing (make bench SWEEP=1 installs Debian's gnuplot-nox)")
     os.makedirs(os.path.join(ROOT, "docs", "perf"), exist_ok=True)
+    json_path = os.path.join(args.build, "sweep.json")
     results = {}
+    if os.path.exists(json_path):
+        with open(json_path) as f:
+            results = json.load(f)
     for name, family, xlabel, points, what, extra in chosen:
         exe = os.path.join(args.build, "bench", f"bench_{family}")
         py = os.path.join(HERE, "sweeps", f"{family}.py")
@@ -112,10 +122,10 @@ def main():
         labels = list(sides)
         chart(name, xlabel, unit, rows, labels, os.path.join(ROOT, "docs", "perf", f"{name}.svg"))
         results[name] = {"xlabel": xlabel, "unit": unit, "what": what, "labels": labels, "rows": rows}
-    with open(os.path.join(args.build, "sweep.json"), "w") as f:
-        json.dump(results, f, indent=2)
-        f.write("\n")
-    write_page(results)
+        with open(json_path, "w") as f:  # after each sweep: an interrupted run keeps what it did
+            json.dump(results, f, indent=2)
+            f.write("\n")
+    write_page({s[0]: results[s[0]] for s in SWEEPS if s[0] in results})
 
 
 def write_page(results):
