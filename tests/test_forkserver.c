@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -154,8 +155,8 @@ static void *start_several(void *arg)
 
 static void *busy_thread(void *arg)
 {
-    volatile bool *stop = arg;
-    while (!*stop) { /* holds malloc's lock often: what makes fork unsafe */
+    atomic_bool *stop = arg;
+    while (!atomic_load(stop)) { /* holds malloc's lock often: what makes fork unsafe */
         void *m = malloc(100);
         free(m);
     }
@@ -164,14 +165,14 @@ static void *busy_thread(void *arg)
 
 TEST(forkserver_multithreaded_parent_starts_children)
 {
-    volatile bool stop = false;
+    atomic_bool stop = false;
     pthread_t busy, t[4];
     CHECK_EQ(0, pthread_create(&busy, NULL, busy_thread, (void *)&stop));
     for (int i = 0; i < 4; i++)
         CHECK_EQ(0, pthread_create(&t[i], NULL, start_several, (void *)(intptr_t)(10 * i + 1)));
     for (int i = 0; i < 4; i++)
         pthread_join(t[i], NULL);
-    stop = true;
+    atomic_store(&stop, true);
     pthread_join(busy, NULL);
     CHECK_EQ(0, mp_active_children(NULL));
 }

@@ -100,10 +100,11 @@ static inline bool drop(mp_obj *o)
 {
     if (o == NULL || mp__is_tagged(o) || (o->flags & MP__IMMORTAL))
         return false;
-    if (__atomic_load_n(&o->refs, __ATOMIC_RELAXED) == 1) {
-        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    /* The last reference: nobody else can add one. An acquire load (not a relaxed
+     * load and a fence: ThreadSanitizer does not model fences) orders every other
+     * holder's earlier reads of o before the free. */
+    if (__atomic_load_n(&o->refs, __ATOMIC_ACQUIRE) == 1)
         return true;
-    }
     return __atomic_sub_fetch(&o->refs, 1, __ATOMIC_ACQ_REL) == 0;
 }
 
