@@ -125,20 +125,21 @@ def main():
         with open(json_path, "w") as f:  # after each sweep: an interrupted run keeps what it did
             json.dump(results, f, indent=2)
             f.write("\n")
-    write_page({s[0]: results[s[0]] for s in SWEEPS if s[0] in results})
+    write_page({s[0]: results[s[0]] for s in SWEEPS if s[0] in results}, args.reps)
 
 
-def write_page(results):
+def write_page(results, reps):
     def fmt(v):
         return "-" if v is None else f"{v:.4g}"
 
     out = ["# Performance: how cost grows with the work", "",
            "Made by `make bench SWEEP=1` (bench/sweep.py): every point runs mproc, CPython",
            "(python3's own modules, fork start method) and the raw-syscall floor side by side",
-           "in one run, median of 3; lower is better, both axes logarithmic. The machine is",
-           "shared and has 2 cores: compare the curves of one chart, not absolute times",
-           "across runs. The single-point cases and their ratios are in the README's table",
-           "(`make bench`).", ""]
+           f"in one run, median of {reps}; lower is better, both axes logarithmic. The machine",
+           "is shared and has 2 cores: compare the curves of one chart, not absolute times",
+           "across runs; a mproc/raw ratio below 0.9 is noise or a floor to fix. The",
+           "single-point cases and their ratios are `make bench`'s table (build/bench.json).",
+           ""]
     for name, r in results.items():
         out += [f"## {name}", "", f"{r['what']}; {r['unit']} per operation.", "",
                 f"![{name}](perf/{name}.svg)", "",
