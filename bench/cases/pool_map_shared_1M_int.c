@@ -6,6 +6,7 @@
 
 #include "bench.h"
 #include "mproc.h"
+#include "square_floor.h"
 
 #define N 1000000
 #define REPS 300
@@ -49,25 +50,7 @@ static double run_mproc(void)
 
 static double run_raw(void)
 {
-    int *in = malloc(N * sizeof(int)), *out = malloc(N * sizeof(int));
-    if (in == NULL || out == NULL)
-        return -1;
-    for (int i = 0; i < N; i++)
-        in[i] = i;
-    double t0 = 0;
-    for (int r = -1; r < REPS; r++) {
-        if (r == 0)
-            t0 = bench_now_s();
-#pragma omp parallel for num_threads(2)
-        for (int i = 0; i < N; i++)
-            out[i] = in[i] * in[i];
-    }
-    double dt = bench_now_s() - t0;
-    if (out[N - 1] != (int)((unsigned)(N - 1) * (unsigned)(N - 1)))
-        return -1;
-    free(in);
-    free(out);
-    return dt / REPS / N * 1e9;
+    return square_floor(N, REPS);
 }
 
 BENCH_MAIN("ns", run_mproc, run_raw)
