@@ -639,3 +639,23 @@ TEST(pickle_loads_small_message_value_keeps_only_itself)
     free(buf);
 #endif
 }
+
+/* An empty APPENDS or SETITEMS leaves an opaque object as it was: dumps writes no
+ * empty listitems or dictitems, so keeping them would change the value on a round
+ * trip (found by fuzz_pickle_loads). */
+TEST(pickle_empty_appends_leave_an_object_unchanged)
+{
+    mp_obj *o = loads_hex("636d0a660a2952286528752e"); /* m.f() then MARK APPENDS, MARK SETITEMS */
+    check_repr("m.f()", o);
+    for (int p = 2; p <= 5; p++) {
+        void *buf;
+        size_t len;
+        CHECK_OK(mp_pickle_dumps(o, p, &buf, &len));
+        mp_obj *back;
+        CHECK_OK(mp_pickle_loads(buf, len, NULL, &back, NULL));
+        check_repr("m.f()", back);
+        free(buf);
+        mp_obj_unref(back);
+    }
+    mp_obj_unref(o);
+}

@@ -895,12 +895,16 @@ static int push_call(unpickler *u, mp_obj *callable, mp_obj *args, mp_obj *kwarg
 /* Appends stack[k, sn) to the list or object node at stack[k - 1]. */
 static int do_appends(unpickler *u, size_t k)
 {
-    if (k == 0 || k <= base(u) - (base(u) > 0 ? 0 : 0) || k - 1 < base(u))
+    if (k == 0 || k - 1 < base(u))
         return underflow(u);
     mp_obj *target = u->stack[k - 1];
     size_t n = u->sn - k;
     mp_obj *list = target;
     if (mp__kind(target) == MP_OBJ_OBJECT) {
+        /* No items leave the node as it was: an empty listitems would not survive
+         * dumps, which writes none (as CPython's extend([]) changes nothing). */
+        if (n == 0)
+            return 0;
         mp__object *ob = (mp__object *)target;
         if (ob->listitems == NULL && (ob->listitems = mp_list_new()) == NULL)
             return oom(u);
@@ -946,6 +950,8 @@ static int do_setitems(unpickler *u, size_t k)
     mp_obj *target = u->stack[k - 1];
     mp_obj *dict = target;
     if (mp__kind(target) == MP_OBJ_OBJECT) {
+        if (u->sn == k)
+            return 0; /* as in do_appends */
         mp__object *ob = (mp__object *)target;
         if (ob->dictitems == NULL && (ob->dictitems = mp_dict_new()) == NULL)
             return oom(u);
