@@ -15,8 +15,9 @@
  *          a range of the memfd holding its bytes (its length rounded up to whole
  *          pages; see blob_tail). The ring carries only this reference.
  *
- * Two sides, each serialized by a robust process-shared mutex, so the ring is a
- * single-producer single-consumer ring between the two current lock holders:
+ * Two sides, each serialized by a lock word (sync/sync.h: one compare-and-swap to
+ * take, one exchange to give back, a holder's death found by its waiters), so the
+ * ring is a single-producer single-consumer ring between the two current holders:
  *   put_lock  held by one producer for a whole put, including its waits for room
  *             and the copy of a long message into its block.
  *   get_lock  held by one consumer for a whole get, likewise.
@@ -58,9 +59,17 @@
  * new tail). A consumer copies a record out and frees it with one atomic store of
  * head, its last step. Each side's state is that single word, so a process killed
  * anywhere inside put or get leaves either the old word (the operation never
- * happened) or the new one (it happened). The next locker gets EOWNERDEAD, finds
- * the committed word valid as it is, marks the mutex consistent and goes on. It
- * also clears the side's sleeping flag, which only a lock holder ever sets.
+ * happened) or the new one (it happened). The next locker finds the lock word
+ * naming a dead process (mp__lockword_acquire: MP_EOWNERDEAD, after at most one
+ * MP__DEATH_SLICE_MS of waiting), takes it over, finds the committed word valid
+ * as it is and goes on. It also clears the side's sleeping flag, which only a
+ * lock holder ever sets. Recovery writes nothing else, so a death during it is
+ * recovered the same way (no state is ever beyond repair). The lock word names a
+ * process, not a thread: a thread cannot end inside put or get short of its
+ * whole process (neither waits at a cancellation point), except by an exec()
+ * from another thread of the holder's process, which the word does not see.
+ * (A robust pthread mutex did, but its lock and unlock cost 30 ns a message on
+ * each side, the largest item of a put or a get.)
  *
  * Blobs follow the same rule, because a block is only ever written before the
  * record naming it is committed and only reused after that record is consumed:
@@ -138,33 +147,45 @@
 enum { KIND_WHOLE = 1, KIND_BLOB = 2 };
 enum { Q_QUEUE, Q_SIMPLE, Q_JOINABLE };
 
-/* Each group on its own cache line: a line written by one side and read by the
- * other moves between cores, so the words each side writes per message (its lock,
- * its index) are kept apart from the words it only reads. */
+/* Each group on a cache line of its own, followed by an empty one: a line written
+ * by one side and read by the other moves between cores, so the words each side
+ * writes per message (its lock, its index) are kept apart from the words it only
+ * reads, and 128 bytes apart, since CPUs fetch lines in adjacent pairs (the
+ * block is only 64-byte aligned, so a group may share a pair with the padding
+ * before or after it, never with another group). */
+#define PAD(name) char name[64]
 struct shared {
-    uint32_t cap;                         /* ring bytes, power of two; constant */
-    uint32_t maxsize;                     /* message limit, 0: none; constant */
-    uint64_t blob_span;                   /* bytes of the block area (the budget); constant */
-    alignas(64) pthread_mutex_t put_lock; /* robust, process-shared: the producer side */
-    uint64_t head_seen;                   /* a past value of head (room is at least as
-                                             it says); under put_lock */
-    _Atomic uint64_t blob_tail;           /* position of the next block; under put_lock */
-    _Atomic uint64_t blob_over_pos;       /* position of the last oversized block; under put_lock */
-    _Atomic uint32_t blob_over;           /* the file may be longer than the area; under put_lock */
-    alignas(64) pthread_mutex_t get_lock; /* robust, process-shared: the consumer side */
-    uint64_t tail_seen;                   /* a past value of tail; under get_lock */
-    alignas(64) _Atomic uint64_t tail;    /* nput << 32 | tpos; under put_lock */
-    alignas(64) _Atomic uint64_t head;    /* nget << 32 | hpos; under get_lock */
+    uint32_t cap;       /* ring bytes, power of two; constant */
+    uint32_t maxsize;   /* message limit, 0: none; constant */
+    uint64_t blob_span; /* bytes of the block area (the budget); constant */
+    PAD(pad0);
+    alignas(64) mp__lockword put_lock; /* the producer side (sync/sync.h) */
+    uint64_t head_seen;                /* a past value of head (room is at least as
+                                          it says); under put_lock */
+    _Atomic uint64_t blob_tail;        /* position of the next block; under put_lock */
+    _Atomic uint64_t blob_over_pos;    /* position of the last oversized block; under put_lock */
+    _Atomic uint32_t blob_over;        /* the file may be longer than the area; under put_lock */
+    PAD(pad1);
+    alignas(64) mp__lockword get_lock; /* the consumer side */
+    uint64_t tail_seen;                /* a past value of tail; under get_lock */
+    PAD(pad2);
+    alignas(64) _Atomic uint64_t tail; /* nput << 32 | tpos; under put_lock */
+    PAD(pad3);
+    alignas(64) _Atomic uint64_t head; /* nget << 32 | hpos; under get_lock */
+    PAD(pad4);
     alignas(
         64) _Atomic uint32_t data_seq; /* futex; bumped by the producer that clears get_waiting */
     _Atomic uint32_t get_waiting;      /* set by the get_lock holder before it sleeps;
                                           cleared by it or by the producer that wakes it */
+    PAD(pad5);
     alignas(
         64) _Atomic uint32_t space_seq; /* futex; bumped by the consumer that clears put_waiting */
     _Atomic uint32_t put_waiting;       /* likewise for the put_lock holder */
+    PAD(pad6);
     alignas(64) _Atomic uint32_t ndone; /* task_done count; CAS, never past nput */
     _Atomic uint32_t join_waiters;      /* join callers sleeping on ndone; atomic add */
-    alignas(64) unsigned char ring[];   /* cap bytes of records */
+    PAD(pad7);
+    alignas(64) unsigned char ring[]; /* cap bytes of records */
 };
 
 struct mp_queue {
@@ -246,13 +267,6 @@ static int queue_create(mp_queue **out, int kind, size_t maxsize, const mp_queue
         free(q);
         return MP_ENOMEM;
     }
-    pthread_mutexattr_t attr;
-    pthread_mutexattr_init(&attr);
-    pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
-    pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
-    pthread_mutex_init(&s->put_lock, &attr);
-    pthread_mutex_init(&s->get_lock, &attr);
-    pthread_mutexattr_destroy(&attr);
     s->cap = (uint32_t)cap;
     s->maxsize = maxsize > INT32_MAX ? 0 : (uint32_t)maxsize;
     s->blob_span = (uint64_t)cap * BLOB_AREA_RINGS;
@@ -276,60 +290,72 @@ static void queue_destroy(mp_queue *q)
     char *m = atomic_load(&q->blob_map);
     if (m != NULL)
         munmap(m, (size_t)q->s->blob_span);
-    if (q->creator == mp__self_id()) {
-        pthread_mutex_destroy(&q->s->put_lock);
-        pthread_mutex_destroy(&q->s->get_lock);
+    if (q->creator == mp__self_id())
         mp__shm_free(q->s);
-    }
     mp__close_fd(q->blob_fd);
     free(q);
 }
 
 /* ---- the two side locks ---- */
 
-/* Takes a side lock. A previous holder that died left its side committed (see the
- * top of the file): clear its sleeping flag and mark the mutex consistent.
- * nonblocking: fail with MP_ETIMEDOUT instead of waiting, unless the holder is
- * only busy copying (its waiting flag is clear), which ends in a moment. */
-static int side_lock(pthread_mutex_t *m, _Atomic uint32_t *waiting, const mp__deadline *d,
-                     bool nonblocking)
+/* A side lock's holder died (its commits are whole, see the top of the file):
+ * clear its sleeping flag, which only a holder sets. */
+static int side_recovered(_Atomic uint32_t *waiting, int r)
 {
-    int r = EBUSY;
-    for (int i = 0; i < SPIN && r == EBUSY; i++) {
-        r = pthread_mutex_trylock(m);
-        if (r == EBUSY)
-            mp__cpu_relax();
-    }
-    /* A holder that is only copying finishes in a moment; one that sleeps waits
-     * for the same thing we would. Bounded, for a holder that is stopped. */
-    uint64_t give_up = nonblocking ? mp__now_ns() + NONBLOCK_GRACE_NS : 0;
-    while (r == EBUSY && nonblocking) {
-        if (atomic_load(waiting) || mp__now_ns() > give_up)
-            return MP_ETIMEDOUT;
-        sched_yield();
-        r = pthread_mutex_trylock(m);
-    }
-    if (r == EBUSY)
-        r = mp__mutex_lock_until(m, d);
-    if (r == EOWNERDEAD) {
+    if (r == MP_EOWNERDEAD) {
         atomic_store(waiting, 0);
-        pthread_mutex_consistent(m);
         r = 0;
     }
-    return -r;
+    return r;
+}
+
+/* Takes a side lock word: a compare-and-swap when it is free (the whole cost of
+ * an uncontended put or get), else a short spin, else mp__lockword_acquire,
+ * which sleeps and takes the word over from a dead holder.
+ * nonblocking: fail with MP_ETIMEDOUT instead of waiting, unless the holder is
+ * only busy copying (its waiting flag is clear), which ends in a moment. */
+static inline int side_lock(mp__lockword *w, _Atomic uint32_t *waiting, const mp__deadline *d,
+                            bool nonblocking)
+{
+    uint64_t me = mp__self_id();
+    uint64_t v = 0;
+    if (__builtin_expect(atomic_compare_exchange_strong(w, &v, me), 1))
+        return 0;
+    for (int i = 0; i < SPIN; i++) {
+        mp__cpu_relax();
+        v = 0;
+        if (atomic_load_explicit(w, memory_order_relaxed) == 0 &&
+            atomic_compare_exchange_strong(w, &v, me))
+            return 0;
+    }
+    if (!nonblocking)
+        return side_recovered(waiting, mp__lockword_acquire(w, d));
+    /* A holder that is only copying finishes in a moment; one that sleeps waits
+     * for the same thing we would. Bounded, for a holder that is stopped; a dead
+     * one is taken over (d NULL: without waiting), at the start and at the end. */
+    int r = mp__lockword_acquire(w, NULL);
+    uint64_t give_up = mp__now_ns() + NONBLOCK_GRACE_NS;
+    while (r == MP_ETIMEDOUT && !atomic_load(waiting) && mp__now_ns() <= give_up) {
+        sched_yield();
+        v = 0;
+        if (atomic_compare_exchange_strong(w, &v, me))
+            r = 0;
+    }
+    if (r == MP_ETIMEDOUT)
+        r = mp__lockword_acquire(w, NULL);
+    return side_recovered(waiting, r);
+}
+
+static inline void side_unlock(mp__lockword *w)
+{
+    mp__lockword_release(w);
 }
 
 /* Takes a side lock if it is free (recovering it from a dead holder as side_lock
  * does); false when another holds it. */
-static bool side_trylock(pthread_mutex_t *m, _Atomic uint32_t *waiting)
+static bool side_trylock(mp__lockword *w, _Atomic uint32_t *waiting)
 {
-    int r = pthread_mutex_trylock(m);
-    if (r == EOWNERDEAD) {
-        atomic_store(waiting, 0);
-        pthread_mutex_consistent(m);
-        r = 0;
-    }
-    return r == 0;
+    return side_recovered(waiting, mp__lockword_acquire(w, NULL)) == 0;
 }
 
 /* ---- ring copies ---- */
@@ -619,7 +645,7 @@ static int queue_put(mp_queue *q, const void *buf, size_t len, int timeout_ms)
     } else {
         rc = put_blob(q, tail, buf, len, &d);
     }
-    pthread_mutex_unlock(&s->put_lock);
+    side_unlock(&s->put_lock);
     return rc == MP_ETIMEDOUT ? MP_EFULL : rc;
 }
 
@@ -754,12 +780,12 @@ static int queue_get(mp_queue *q, struct dest *dst, int timeout_ms)
             }
         }
     }
-    pthread_mutex_unlock(&s->get_lock);
+    side_unlock(&s->get_lock);
     if (oversized) { /* give its memory back now if no producer is busy; else the next will */
         fault(MP__QF_GET_BLOB_TAKEN);
         if (side_trylock(&s->put_lock, &s->put_waiting)) {
             blob_low(q, atomic_load(&s->tail));
-            pthread_mutex_unlock(&s->put_lock);
+            side_unlock(&s->put_lock);
         }
     }
     if (rc == MP_ETIMEDOUT)
