@@ -346,9 +346,11 @@ static inline int side_lock(mp__lockword *w, _Atomic uint32_t *waiting, const mp
     return side_recovered(waiting, r);
 }
 
+/* mp__lockword_release, inline: the exchange, and a wake-up only for sleepers. */
 static inline void side_unlock(mp__lockword *w)
 {
-    mp__lockword_release(w);
+    if (__builtin_expect(atomic_exchange(w, 0) & MP__LOCK_WAITERS, 0))
+        mp__futex_wake(mp__lockword_futex(w), 1);
 }
 
 /* Takes a side lock if it is free (recovering it from a dead holder as side_lock
@@ -360,7 +362,7 @@ static bool side_trylock(mp__lockword *w, _Atomic uint32_t *waiting)
 
 /* ---- ring copies ---- */
 
-static void ring_write(struct shared *s, uint32_t pos, const void *src, size_t n)
+static inline void ring_write(struct shared *s, uint32_t pos, const void *src, size_t n)
 {
     uint32_t off = pos & (s->cap - 1);
     size_t first = s->cap - off < n ? s->cap - off : n;
@@ -370,7 +372,7 @@ static void ring_write(struct shared *s, uint32_t pos, const void *src, size_t n
         memcpy(s->ring, (const char *)src + first, n - first);
 }
 
-static void ring_read(const struct shared *s, uint32_t pos, void *dst, size_t n)
+static inline void ring_read(const struct shared *s, uint32_t pos, void *dst, size_t n)
 {
     uint32_t off = pos & (s->cap - 1);
     size_t first = s->cap - off < n ? s->cap - off : n;
@@ -380,7 +382,7 @@ static void ring_read(const struct shared *s, uint32_t pos, void *dst, size_t n)
         memcpy((char *)dst + first, s->ring, n - first);
 }
 
-static uint64_t ring_header(const struct shared *s, uint32_t pos)
+static inline uint64_t ring_header(const struct shared *s, uint32_t pos)
 {
     uint64_t h;
     memcpy(&h, s->ring + (pos & (s->cap - 1)), sizeof h);
@@ -389,8 +391,8 @@ static uint64_t ring_header(const struct shared *s, uint32_t pos)
 
 /* ---- producer side ---- */
 
-static bool room_against(const struct shared *s, uint64_t tail, uint64_t head, uint32_t need,
-                         bool counts)
+static inline bool room_against(const struct shared *s, uint64_t tail, uint64_t head, uint32_t need,
+                                bool counts)
 {
     if (s->cap - (pos_of(tail) - pos_of(head)) < need)
         return false;
@@ -399,7 +401,7 @@ static bool room_against(const struct shared *s, uint64_t tail, uint64_t head, u
 
 /* Checks against head_seen first, and reads the shared head only when that is not
  * enough: head only moves forward, so an old value never overstates the room. */
-static bool has_room(struct shared *s, uint64_t tail, uint32_t need, bool counts)
+static inline bool has_room(struct shared *s, uint64_t tail, uint32_t need, bool counts)
 {
     if (TRUST_SEEN_INDEX && room_against(s, tail, s->head_seen, need, counts))
         return true;
@@ -439,7 +441,7 @@ static int wait_room(struct shared *s, uint64_t tail, uint32_t need, bool counts
     return 0;
 }
 
-static void commit_tail(struct shared *s, uint64_t tail)
+static inline void commit_tail(struct shared *s, uint64_t tail)
 {
     atomic_store(&s->tail, tail);
     fault(MP__QF_PUT_AFTER_COMMIT);
@@ -450,8 +452,8 @@ static void commit_tail(struct shared *s, uint64_t tail)
 }
 
 /* Appends one record at tail (room already checked) and commits it. */
-static uint64_t put_record(struct shared *s, uint64_t tail, int kind, uint64_t len, const void *buf,
-                           size_t n)
+static inline uint64_t put_record(struct shared *s, uint64_t tail, int kind, uint64_t len,
+                                  const void *buf, size_t n)
 {
     uint64_t h = (uint64_t)kind << 56 | len;
     ring_write(s, pos_of(tail), &h, HDR);
@@ -639,7 +641,7 @@ static int queue_put(mp_queue *q, const void *buf, size_t len, int timeout_ms)
     uint64_t tail = atomic_load_explicit(&s->tail, memory_order_relaxed);
     if (len <= s->cap - HDR && HDR + round8(len) <= s->cap) {
         uint32_t need = HDR + (uint32_t)round8(len);
-        rc = wait_room(s, tail, need, true, &d);
+        rc = has_room(s, tail, need, true) ? 0 : wait_room(s, tail, need, true, &d);
         if (rc == 0)
             put_record(s, tail, KIND_WHOLE, len, buf, len);
     } else {
@@ -665,7 +667,7 @@ static int done_one(struct shared *s)
     return 0;
 }
 
-static void commit_head(struct shared *s, uint64_t head)
+static inline void commit_head(struct shared *s, uint64_t head)
 {
     atomic_store(&s->head, head);
     fault(MP__QF_GET_AFTER_COMMIT);
@@ -676,7 +678,7 @@ static void commit_head(struct shared *s, uint64_t head)
 }
 
 /* Waits (holding get_lock) for a record at head. */
-static bool has_data(struct shared *s, uint64_t head)
+static inline bool has_data(struct shared *s, uint64_t head)
 {
     if (TRUST_SEEN_INDEX && pos_of(s->tail_seen) != pos_of(head))
         return true;
@@ -760,7 +762,7 @@ static int queue_get(mp_queue *q, struct dest *dst, int timeout_ms)
         return rc == MP_ETIMEDOUT ? MP_EEMPTY : rc;
     uint64_t head = atomic_load_explicit(&s->head, memory_order_relaxed);
     bool oversized = false; /* took a block longer than the area: shrink the file */
-    rc = wait_data(s, head, &d);
+    rc = has_data(s, head) ? 0 : wait_data(s, head, &d);
     if (rc == 0) {
         uint64_t h = ring_header(s, pos_of(head));
         uint64_t len = h & MAX_MSG;
