@@ -129,6 +129,11 @@
 #define MAX_RING ((size_t)1 << 30)
 #define HDR 8u
 #define SPIN 200
+/* A side waiting for the other looks at its index once every SPIN_STRIDE pauses,
+ * not at every one: each look takes the index's cache line away from the side
+ * that writes it at every message, and a look that finds several messages (or
+ * several messages' room) lets both run on undisturbed for a while. */
+#define SPIN_STRIDE 8
 #define YIELDS 20
 #define SLEEP_SLICE_MS 1000
 #define MAX_MSG (((uint64_t)1 << 56) - 1) /* the length field of a record header */
@@ -159,8 +164,7 @@ struct shared {
     uint32_t maxsize;   /* message limit, 0: none; constant */
     uint64_t blob_span; /* bytes of the block area (the budget); constant */
     PAD(pad0);
-    alignas(64) mp__lockword put_lock; /* the producer side (side_lock) */
-    _Atomic uint32_t put_sleepers;     /* producers asleep on put_lock */
+    alignas(64) mp__lockword put_lock; /* the producer side (sync/sync.h) */
     uint64_t head_seen;                /* a past value of head (room is at least as
                                           it says); under put_lock */
     _Atomic uint64_t blob_tail;        /* position of the next block; under put_lock */
@@ -168,7 +172,6 @@ struct shared {
     _Atomic uint32_t blob_over;        /* the file may be longer than the area; under put_lock */
     PAD(pad1);
     alignas(64) mp__lockword get_lock; /* the consumer side */
-    _Atomic uint32_t get_sleepers;     /* consumers asleep on get_lock */
     uint64_t tail_seen;                /* a past value of tail; under get_lock */
     PAD(pad2);
     alignas(64) _Atomic uint64_t tail; /* nput << 32 | tpos; under put_lock */
@@ -311,58 +314,13 @@ static int side_recovered(_Atomic uint32_t *waiting, int r)
     return r;
 }
 
-/* If the holder recorded in v has ended, takes the word over (true); as lock.c's
- * take_from_dead. A holder with our pid but another start time is an earlier
- * process, dead. */
-static bool side_take_from_dead(mp__lockword *w, uint64_t v, uint64_t me)
-{
-    if ((v & MP__LOCK_PID_MASK) == 0 || v == me || mp__id_alive(v))
-        return false;
-    return atomic_compare_exchange_strong(w, &v, me);
-}
-
-/* The sleeping part of side_lock: count ourselves in sleepers, then sleep on the
- * word's low half while it names a holder, a slice at a time, looking for the
- * holder's death after each slice that ends without a wake-up. */
-static int side_lock_slow(mp__lockword *w, _Atomic uint32_t *sleepers, uint64_t me,
-                          const mp__deadline *d)
-{
-    int rc;
-    atomic_fetch_add(sleepers, 1);
-    for (;;) {
-        uint64_t v = atomic_load(w);
-        if (v == 0) {
-            if (atomic_compare_exchange_strong(w, &v, me)) {
-                rc = 0;
-                break;
-            }
-            continue;
-        }
-        rc = mp__futex_wait_slice(mp__lockword_futex(w), (uint32_t)v, d, MP__DEATH_SLICE_MS);
-        if (rc == MP_ETIMEDOUT) {
-            if (side_take_from_dead(w, v, me)) {
-                rc = MP_EOWNERDEAD;
-                break;
-            }
-            if (mp__deadline_passed(d))
-                break;
-        }
-    }
-    atomic_fetch_sub(sleepers, 1);
-    /* Leaving without the word: a wake-up meant for us passes on. */
-    if (rc == MP_ETIMEDOUT && atomic_load(w) == 0 && atomic_load(sleepers) > 0)
-        mp__futex_wake(mp__lockword_futex(w), 1);
-    return rc;
-}
-
-/* Takes a side lock word (mp__lockword layout: the holder's mp__self_id, or 0;
- * the WAITERS bit is not used, sleepers counts the sleepers instead, so that
- * side_unlock is a plain store): a compare-and-swap when it is free (the whole
- * cost of an uncontended put or get), else a short spin, else sleep.
+/* Takes a side lock word: a compare-and-swap when it is free (the whole cost of
+ * an uncontended put or get), else a short spin, else mp__lockword_acquire,
+ * which sleeps and takes the word over from a dead holder.
  * nonblocking: fail with MP_ETIMEDOUT instead of waiting, unless the holder is
  * only busy copying (its waiting flag is clear), which ends in a moment. */
-static inline int side_lock(mp__lockword *w, _Atomic uint32_t *sleepers, _Atomic uint32_t *waiting,
-                            const mp__deadline *d, bool nonblocking)
+static inline int side_lock(mp__lockword *w, _Atomic uint32_t *waiting, const mp__deadline *d,
+                            bool nonblocking)
 {
     uint64_t me = mp__self_id();
     uint64_t v = 0;
@@ -376,51 +334,35 @@ static inline int side_lock(mp__lockword *w, _Atomic uint32_t *sleepers, _Atomic
             return 0;
     }
     if (!nonblocking)
-        return side_recovered(waiting, side_lock_slow(w, sleepers, me, d));
+        return side_recovered(waiting, mp__lockword_acquire(w, d));
     /* A holder that is only copying finishes in a moment; one that sleeps waits
      * for the same thing we would. Bounded, for a holder that is stopped; a dead
-     * one is taken over, at the start and at the end. */
+     * one is taken over (d NULL: without waiting), at the start and at the end. */
+    int r = mp__lockword_acquire(w, NULL);
     uint64_t give_up = mp__now_ns() + NONBLOCK_GRACE_NS;
-    for (bool first = true;; first = false) {
+    while (r == MP_ETIMEDOUT && !atomic_load(waiting) && mp__now_ns() <= give_up) {
+        sched_yield();
         v = 0;
         if (atomic_compare_exchange_strong(w, &v, me))
-            return 0;
-        bool last = atomic_load(waiting) || mp__now_ns() > give_up;
-        if ((first || last) && side_take_from_dead(w, v, me))
-            return side_recovered(waiting, MP_EOWNERDEAD);
-        if (last)
-            return MP_ETIMEDOUT;
-        sched_yield();
+            r = 0;
     }
+    if (r == MP_ETIMEDOUT)
+        r = mp__lockword_acquire(w, NULL);
+    return side_recovered(waiting, r);
 }
 
-/* Gives a side lock back, then (one full fence for both, Dekker style: our stores
- * before the flags we read) wakes a sleeper on the lock, and, when the holder
- * committed a record or freed one (other_waiting not NULL), the other side's
- * holder if it sleeps for that (see Sleeping at the top of the file). */
-static inline void side_unlock(mp__lockword *w, _Atomic uint32_t *sleepers,
-                               _Atomic uint32_t *other_waiting, _Atomic uint32_t *other_seq)
+/* mp__lockword_release, inline: the exchange, and a wake-up only for sleepers. */
+static inline void side_unlock(mp__lockword *w)
 {
-    atomic_store_explicit(w, 0, memory_order_release);
-    atomic_thread_fence(memory_order_seq_cst);
-    if (__builtin_expect(atomic_load_explicit(sleepers, memory_order_relaxed) != 0, 0))
+    if (__builtin_expect(atomic_exchange(w, 0) & MP__LOCK_WAITERS, 0))
         mp__futex_wake(mp__lockword_futex(w), 1);
-    if (other_waiting != NULL && atomic_load_explicit(other_waiting, memory_order_relaxed) &&
-        atomic_exchange(other_waiting, 0)) {
-        atomic_fetch_add(other_seq, 1);
-        mp__futex_wake(other_seq, INT32_MAX);
-    }
 }
 
 /* Takes a side lock if it is free (recovering it from a dead holder as side_lock
  * does); false when another holds it. */
 static bool side_trylock(mp__lockword *w, _Atomic uint32_t *waiting)
 {
-    uint64_t me = mp__self_id();
-    uint64_t v = 0;
-    if (atomic_compare_exchange_strong(w, &v, me))
-        return true;
-    return side_take_from_dead(w, v, me) && side_recovered(waiting, MP_EOWNERDEAD) == 0;
+    return side_recovered(waiting, mp__lockword_acquire(w, NULL)) == 0;
 }
 
 /* ---- ring copies ---- */
@@ -479,10 +421,10 @@ static int wait_room(struct shared *s, uint64_t tail, uint32_t need, bool counts
 {
     if (mp__deadline_is_now(d))
         return has_room(s, tail, need, counts) ? 0 : MP_ETIMEDOUT;
-    for (int i = 0; i < SPIN; i++) {
-        if (has_room(s, tail, need, counts))
-            return 0;
+    for (int i = 1; i <= SPIN; i++) {
         mp__cpu_relax();
+        if (i % SPIN_STRIDE == 0 && has_room(s, tail, need, counts))
+            return 0;
     }
     for (int i = 0; i < YIELDS; i++) {
         if (has_room(s, tail, need, counts))
@@ -504,11 +446,14 @@ static int wait_room(struct shared *s, uint64_t tail, uint32_t need, bool counts
     return 0;
 }
 
-/* The commit of a put; side_unlock then wakes a sleeping consumer. */
 static inline void commit_tail(struct shared *s, uint64_t tail)
 {
-    atomic_store_explicit(&s->tail, tail, memory_order_release);
+    atomic_store(&s->tail, tail);
     fault(MP__QF_PUT_AFTER_COMMIT);
+    if (atomic_load(&s->get_waiting) && atomic_exchange(&s->get_waiting, 0)) {
+        atomic_fetch_add(&s->data_seq, 1);
+        mp__futex_wake(&s->data_seq, INT32_MAX);
+    }
 }
 
 /* Appends one record at tail (room already checked) and commits it. */
@@ -695,7 +640,7 @@ static int queue_put(mp_queue *q, const void *buf, size_t len, int timeout_ms)
     if (atomic_load(&q->closed))
         return MP_ECLOSED;
     struct shared *s = q->s;
-    rc = side_lock(&s->put_lock, &s->put_sleepers, &s->put_waiting, &d, timeout_ms == 0);
+    rc = side_lock(&s->put_lock, &s->put_waiting, &d, timeout_ms == 0);
     if (rc != 0)
         return rc == MP_ETIMEDOUT ? MP_EFULL : rc;
     uint64_t tail = atomic_load_explicit(&s->tail, memory_order_relaxed);
@@ -707,7 +652,7 @@ static int queue_put(mp_queue *q, const void *buf, size_t len, int timeout_ms)
     } else {
         rc = put_blob(q, tail, buf, len, &d);
     }
-    side_unlock(&s->put_lock, &s->put_sleepers, rc == 0 ? &s->get_waiting : NULL, &s->data_seq);
+    side_unlock(&s->put_lock);
     return rc == MP_ETIMEDOUT ? MP_EFULL : rc;
 }
 
@@ -727,11 +672,14 @@ static int done_one(struct shared *s)
     return 0;
 }
 
-/* The commit of a get; side_unlock then wakes a sleeping producer. */
 static inline void commit_head(struct shared *s, uint64_t head)
 {
-    atomic_store_explicit(&s->head, head, memory_order_release);
+    atomic_store(&s->head, head);
     fault(MP__QF_GET_AFTER_COMMIT);
+    if (atomic_load(&s->put_waiting) && atomic_exchange(&s->put_waiting, 0)) {
+        atomic_fetch_add(&s->space_seq, 1);
+        mp__futex_wake(&s->space_seq, INT32_MAX);
+    }
 }
 
 /* Waits (holding get_lock) for a record at head. */
@@ -747,10 +695,10 @@ static int wait_data(struct shared *s, uint64_t head, const mp__deadline *d)
 {
     if (mp__deadline_is_now(d))
         return has_data(s, head) ? 0 : MP_ETIMEDOUT;
-    for (int i = 0; i < SPIN; i++) {
-        if (has_data(s, head))
-            return 0;
+    for (int i = 1; i <= SPIN; i++) {
         mp__cpu_relax();
+        if (i % SPIN_STRIDE == 0 && has_data(s, head))
+            return 0;
     }
     for (int i = 0; i < YIELDS; i++) {
         if (has_data(s, head))
@@ -814,7 +762,7 @@ static int queue_get(mp_queue *q, struct dest *dst, int timeout_ms)
     if (atomic_load(&q->closed))
         return MP_ECLOSED;
     struct shared *s = q->s;
-    rc = side_lock(&s->get_lock, &s->get_sleepers, &s->get_waiting, &d, timeout_ms == 0);
+    rc = side_lock(&s->get_lock, &s->get_waiting, &d, timeout_ms == 0);
     if (rc != 0)
         return rc == MP_ETIMEDOUT ? MP_EEMPTY : rc;
     uint64_t head = atomic_load_explicit(&s->head, memory_order_relaxed);
@@ -839,12 +787,12 @@ static int queue_get(mp_queue *q, struct dest *dst, int timeout_ms)
             }
         }
     }
-    side_unlock(&s->get_lock, &s->get_sleepers, rc == 0 ? &s->put_waiting : NULL, &s->space_seq);
+    side_unlock(&s->get_lock);
     if (oversized) { /* give its memory back now if no producer is busy; else the next will */
         fault(MP__QF_GET_BLOB_TAKEN);
         if (side_trylock(&s->put_lock, &s->put_waiting)) {
             blob_low(q, atomic_load(&s->tail));
-            side_unlock(&s->put_lock, &s->put_sleepers, NULL, NULL);
+            side_unlock(&s->put_lock);
         }
     }
     if (rc == MP_ETIMEDOUT)
