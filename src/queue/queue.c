@@ -134,6 +134,7 @@
  * that writes it at every message, and a look that finds several messages (or
  * several messages' room) lets both run on undisturbed for a while. */
 #define SPIN_STRIDE 8
+#define ROOM_BATCH 4096u /* see room_fresh */
 #define YIELDS 20
 #define SLEEP_SLICE_MS 1000
 #define MAX_MSG (((uint64_t)1 << 56) - 1) /* the length field of a record header */
@@ -414,6 +415,31 @@ static inline bool has_room(struct shared *s, uint64_t tail, uint32_t need, bool
     return room_against(s, tail, s->head_seen, need, counts);
 }
 
+/* has_room after head_seen said no: reads head. When that shows room but less
+ * than a batch beyond need (the ring is nearly full: consumers are the slower
+ * side and each put would read head again, taking its cache line from the
+ * consumer that writes it at every get), waits a short while (at most the SPIN
+ * pauses, never for put_nowait) for a batch of room, so that the next puts
+ * need not read head at all. The put goes ahead with the room it has either
+ * way: this only spaces the reads of head out. */
+static bool room_fresh(struct shared *s, uint64_t tail, uint32_t need, const mp__deadline *d)
+{
+    s->head_seen = atomic_load(&s->head);
+    if (!room_against(s, tail, s->head_seen, need, true))
+        return false;
+    uint32_t batch = s->cap / 8 < ROOM_BATCH ? s->cap / 8 : ROOM_BATCH;
+    if (mp__deadline_is_now(d))
+        return true;
+    for (int i = 1; i <= SPIN; i++) {
+        if (s->cap - (pos_of(tail) - pos_of(s->head_seen)) >= need + batch)
+            break;
+        mp__cpu_relax();
+        if (i % SPIN_STRIDE == 0)
+            s->head_seen = atomic_load(&s->head);
+    }
+    return true;
+}
+
 /* Waits (holding put_lock) until `need` ring bytes are free and, when counts, fewer
  * than maxsize messages are queued. */
 static int wait_room(struct shared *s, uint64_t tail, uint32_t need, bool counts,
@@ -646,7 +672,10 @@ static int queue_put(mp_queue *q, const void *buf, size_t len, int timeout_ms)
     uint64_t tail = atomic_load_explicit(&s->tail, memory_order_relaxed);
     if (len <= s->cap - HDR && HDR + round8(len) <= s->cap) {
         uint32_t need = HDR + (uint32_t)round8(len);
-        rc = has_room(s, tail, need, true) ? 0 : wait_room(s, tail, need, true, &d);
+        if (TRUST_SEEN_INDEX && room_against(s, tail, s->head_seen, need, true))
+            rc = 0;
+        else
+            rc = room_fresh(s, tail, need, &d) ? 0 : wait_room(s, tail, need, true, &d);
         if (rc == 0)
             put_record(s, tail, KIND_WHOLE, len, buf, len);
     } else {
