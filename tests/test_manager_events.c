@@ -101,13 +101,13 @@ static void *serve_main(void *arg)
     return NULL;
 }
 
-static void serve_here(here *h, bool refuse)
+static void serve_at(here *h, const char *address, bool refuse)
 {
     memset(h, 0, sizeof *h);
     pthread_mutex_init(&h->rec.mu, NULL);
     mp_served *q;
     CHECK_OK(mp_served_queue_new(&q, 0));
-    CHECK_OK(mp_manager_new(&h->m, "127.0.0.1:0", FX_KEY, FX_KEYLEN,
+    CHECK_OK(mp_manager_new(&h->m, address, FX_KEY, FX_KEYLEN,
                             &(mp_manager_options){.refuse_remote_shutdown = refuse,
                                                   .handshake_timeout_ms = 2000,
                                                   .on_event = record,
@@ -117,6 +117,11 @@ static void serve_here(here *h, bool refuse)
     CHECK_EQ(0, pthread_create(&h->thread, NULL, serve_main, h));
     wait_kind(&h->rec, MP_MANAGER_EVENT_LISTENING, 1);
     CHECK(strcmp(mp_manager_address(h->m), "127.0.0.1:0") != 0);
+}
+
+static void serve_here(here *h, bool refuse)
+{
+    serve_at(h, "127.0.0.1:0", refuse);
 }
 
 /* Joins the serving thread (after a stop or an accepted shutdown request). */
@@ -365,4 +370,21 @@ TEST(refused_shutdown_from_python_3_12_raises_remote_error)
 TEST(refused_shutdown_from_python_3_13_raises_remote_error)
 {
     python_refused_then_allowed("3.13");
+}
+
+TEST(hook_gives_an_empty_peer_for_a_unix_socket_client)
+{
+    char address[64];
+    snprintf(address, sizeof address, "@mproc-test-events-%d", (int)getpid());
+    here h;
+    serve_at(&h, address, false);
+    mp_manager *c = fx_connect(address);
+    mp_manager_destroy(c);
+    wait_kind(&h.rec, MP_MANAGER_EVENT_CLOSED, 1);
+    int at = find_event(&h.rec, MP_MANAGER_EVENT_ACCEPTED, 0);
+    CHECK(at >= 0);
+    CHECK(h.rec.ev[at].has_peer);
+    CHECK_STR("", h.rec.ev[at].peer);
+    CHECK_OK(mp_manager_stop(h.m));
+    join_here(&h);
 }
