@@ -15,9 +15,10 @@
  *          a range of the memfd holding its bytes (its length rounded up to whole
  *          pages; see blob_tail). The ring carries only this reference.
  *
- * Two sides, each serialized by a lock word (sync/sync.h: one compare-and-swap to
- * take, one exchange to give back, a holder's death found by its waiters), so the
- * ring is a single-producer single-consumer ring between the two current holders:
+ * Two sides, each serialized by a side lock (struct side_lock: a word naming the
+ * holder process, taken with one compare-and-swap, given back with a plain store
+ * and a fence, a holder's death found by its waiters), so the ring is a
+ * single-producer single-consumer ring between the two current holders:
  *   put_lock  held by one producer for a whole put, including its waits for room
  *             and the copy of a long message into its block.
  *   get_lock  held by one consumer for a whole get, likewise.
@@ -60,7 +61,7 @@
  * head, its last step. Each side's state is that single word, so a process killed
  * anywhere inside put or get leaves either the old word (the operation never
  * happened) or the new one (it happened). The next locker finds the lock word
- * naming a dead process (mp__lockword_acquire: MP_EOWNERDEAD, after at most one
+ * naming a dead process (side_take_from_dead, after at most one
  * MP__DEATH_SLICE_MS of waiting), takes it over, finds the committed word valid
  * as it is and goes on. It also clears the side's sleeping flag, which only a
  * lock holder ever sets. Recovery writes nothing else, so a death during it is
@@ -69,7 +70,9 @@
  * whole process (neither waits at a cancellation point), except by an exec()
  * from another thread of the holder's process, which the word does not see.
  * (A robust pthread mutex did, but its lock and unlock cost 30 ns a message on
- * each side, the largest item of a put or a get.)
+ * each side, the largest item of a put or a get.) The commits themselves are
+ * release stores; the fence of the unlock that follows orders them before the
+ * look at the other side's waiting flag (Sleeping, below).
  *
  * Blobs follow the same rule, because a block is only ever written before the
  * record naming it is committed and only reused after that record is consumed:
@@ -97,13 +100,13 @@
  * after it owns its copy. The area's memory (at most blob_span bytes, touched as
  * used) is kept for reuse until the queue is destroyed.
  *
- * Sleeping (Dekker style, all seq_cst): a waiter spins briefly, then sets its
- * flag, reads the sequence word, re-checks the ring and only then futex-waits on
+ * Sleeping (Dekker style): a waiter spins briefly, then sets its flag, reads the
+ * sequence word, re-checks the ring (all seq_cst) and only then futex-waits on
  * the sequence value it read (setting the flag again on every round); the other
- * side commits, then reads the flag and, if set, clears it, bumps the sequence and
- * wakes. Either the waiter sees the commit or the committer sees the flag, and a
- * bumped sequence makes a wait that starts late return at once. The committer's
- * wake-up is not part of its commit: one killed between the two never wakes the
+ * side commits, unlocks, makes a seq_cst fence (side_unlock), then reads the flag
+ * and, if set, clears it, bumps the sequence and wakes. Either the waiter sees the commit or the
+ * committer sees the flag, and a bumped sequence makes a wait that starts late return at once. The
+ * committer's wake-up is not part of its commit: one killed between the two never wakes the
  * sleeper, so every sleep (join's too) lasts at most SLEEP_SLICE_MS before the
  * sleeper re-checks the ring; a death costs a sleeper that much, never a hang.
  */
@@ -153,6 +156,22 @@
 enum { KIND_WHOLE = 1, KIND_BLOB = 2 };
 enum { Q_QUEUE, Q_SIMPLE, Q_JOINABLE };
 
+/* A side lock: the word (the holder's mp__self_id, or 0; sync/sync.h's layout,
+ * without its WAITERS bit) and, for sleepers, the protocol of the ring's own
+ * waits (Sleeping, at the top of the file): a sleeper sets `waiting`, reads
+ * `seq`, looks at the word again and futex-waits on seq; the releaser stores 0,
+ * makes one full fence and, if waiting is set, clears it, bumps seq and wakes
+ * every sleeper (each sets the flag again before it sleeps again). So a release
+ * is a plain store and the fence, which also orders the holder's commit before
+ * its look at the other side's waiting flag: two locked instructions a message
+ * on each side, not the three of a lock word's exchange on top of a sequentially
+ * consistent commit. */
+struct side_lock {
+    mp__lockword word;
+    _Atomic uint32_t waiting; /* a locker may sleep on seq */
+    _Atomic uint32_t seq;     /* futex; bumped by the releaser that clears waiting */
+};
+
 /* Each group on a cache line of its own, followed by an empty one: a line written
  * by one side and read by the other moves between cores, so the words each side
  * writes per message (its lock, its index) are kept apart from the words it only
@@ -165,15 +184,15 @@ struct shared {
     uint32_t maxsize;   /* message limit, 0: none; constant */
     uint64_t blob_span; /* bytes of the block area (the budget); constant */
     PAD(pad0);
-    alignas(64) mp__lockword put_lock; /* the producer side (sync/sync.h) */
-    uint64_t head_seen;                /* a past value of head (room is at least as
-                                          it says); under put_lock */
-    _Atomic uint64_t blob_tail;        /* position of the next block; under put_lock */
-    _Atomic uint64_t blob_over_pos;    /* position of the last oversized block; under put_lock */
-    _Atomic uint32_t blob_over;        /* the file may be longer than the area; under put_lock */
+    alignas(64) struct side_lock put_lock; /* the producer side */
+    uint64_t head_seen;                    /* a past value of head (room is at least as
+                                              it says); under put_lock */
+    _Atomic uint64_t blob_tail;            /* position of the next block; under put_lock */
+    _Atomic uint64_t blob_over_pos; /* position of the last oversized block; under put_lock */
+    _Atomic uint32_t blob_over;     /* the file may be longer than the area; under put_lock */
     PAD(pad1);
-    alignas(64) mp__lockword get_lock; /* the consumer side */
-    uint64_t tail_seen;                /* a past value of tail; under get_lock */
+    alignas(64) struct side_lock get_lock; /* the consumer side */
+    uint64_t tail_seen;                    /* a past value of tail; under get_lock */
     PAD(pad2);
     alignas(64) _Atomic uint64_t tail; /* nput << 32 | tpos; under put_lock */
     PAD(pad3);
@@ -304,66 +323,121 @@ static void queue_destroy(mp_queue *q)
 
 /* ---- the two side locks ---- */
 
-/* A side lock's holder died (its commits are whole, see the top of the file):
- * clear its sleeping flag, which only a holder sets. */
-static int side_recovered(_Atomic uint32_t *waiting, int r)
+/* If the holder recorded in v has ended, takes the word over (true); as lock.c's
+ * take_from_dead. A holder with our pid but another start time is an earlier
+ * process, dead. */
+static bool side_take_from_dead(struct side_lock *l, uint64_t v, uint64_t me)
 {
-    if (r == MP_EOWNERDEAD) {
+    if ((v & MP__LOCK_PID_MASK) == 0 || v == me || mp__id_alive(v))
+        return false;
+    return atomic_compare_exchange_strong(&l->word, &v, me);
+}
+
+/* The sleeping part of side_lock: 0, MP_EOWNERDEAD or MP_ETIMEDOUT. A holder's
+ * death is looked for after each slice of sleep that ends without a wake-up. */
+static int side_lock_slow(struct side_lock *l, uint64_t me, const mp__deadline *d)
+{
+    for (;;) {
+        uint64_t v = atomic_load(&l->word);
+        if (v == 0) {
+            if (atomic_compare_exchange_strong(&l->word, &v, me))
+                return 0;
+            continue;
+        }
+        atomic_store(&l->waiting, 1);
+        uint32_t seq = atomic_load(&l->seq);
+        if (atomic_load(&l->word) != v)
+            continue;
+        if (mp__futex_wait_slice(&l->seq, seq, d, MP__DEATH_SLICE_MS) == MP_ETIMEDOUT) {
+            if (side_take_from_dead(l, v, me))
+                return MP_EOWNERDEAD;
+            if (mp__deadline_passed(d))
+                return MP_ETIMEDOUT;
+        }
+    }
+}
+
+/* Takes a side lock: a compare-and-swap when it is free (the whole cost of an
+ * uncontended put or get), else a short spin, else sleep (side_lock_slow).
+ * nonblocking: fail with MP_ETIMEDOUT instead of waiting, unless the holder is
+ * only busy copying (its waiting flag is clear), which ends in a moment. */
+static inline int side_lock(struct side_lock *l, _Atomic uint32_t *waiting, const mp__deadline *d,
+                            bool nonblocking)
+{
+    uint64_t me = mp__self_id();
+    uint64_t v = 0;
+    if (__builtin_expect(atomic_compare_exchange_strong(&l->word, &v, me), 1))
+        return 0;
+    for (int i = 0; i < SPIN; i++) {
+        mp__cpu_relax();
+        v = 0;
+        if (atomic_load_explicit(&l->word, memory_order_relaxed) == 0 &&
+            atomic_compare_exchange_strong(&l->word, &v, me))
+            return 0;
+    }
+    int r = MP_ETIMEDOUT;
+    if (!nonblocking) {
+        r = side_lock_slow(l, me, d);
+    } else {
+        /* A holder that is only copying finishes in a moment; one that sleeps
+         * waits for the same thing we would. Bounded, for a holder that is
+         * stopped; a dead one is taken over, at the start and at the end. */
+        uint64_t give_up = mp__now_ns() + NONBLOCK_GRACE_NS;
+        for (bool first = true; r == MP_ETIMEDOUT; first = false) {
+            v = 0;
+            if (atomic_compare_exchange_strong(&l->word, &v, me)) {
+                r = 0;
+                break;
+            }
+            bool last = atomic_load(waiting) || mp__now_ns() > give_up;
+            if ((first || last) && side_take_from_dead(l, v, me))
+                r = MP_EOWNERDEAD;
+            else if (last)
+                break;
+            else
+                sched_yield();
+        }
+    }
+    if (r == MP_EOWNERDEAD) { /* its commits are whole: clear its sleeping flag */
         atomic_store(waiting, 0);
         r = 0;
     }
     return r;
 }
 
-/* Takes a side lock word: a compare-and-swap when it is free (the whole cost of
- * an uncontended put or get), else a short spin, else mp__lockword_acquire,
- * which sleeps and takes the word over from a dead holder.
- * nonblocking: fail with MP_ETIMEDOUT instead of waiting, unless the holder is
- * only busy copying (its waiting flag is clear), which ends in a moment. */
-static inline int side_lock(mp__lockword *w, _Atomic uint32_t *waiting, const mp__deadline *d,
-                            bool nonblocking)
+/* Gives a side lock back (see struct side_lock), then wakes sleepers on it and,
+ * when the holder committed a record or freed one (other_waiting not NULL), the
+ * other side's holder if it sleeps for that (Sleeping, at the top of the file):
+ * one fence orders both stores before both looks. */
+static inline void side_unlock(struct side_lock *l, _Atomic uint32_t *other_waiting,
+                               _Atomic uint32_t *other_seq)
 {
-    uint64_t me = mp__self_id();
-    uint64_t v = 0;
-    if (__builtin_expect(atomic_compare_exchange_strong(w, &v, me), 1))
-        return 0;
-    for (int i = 0; i < SPIN; i++) {
-        mp__cpu_relax();
-        v = 0;
-        if (atomic_load_explicit(w, memory_order_relaxed) == 0 &&
-            atomic_compare_exchange_strong(w, &v, me))
-            return 0;
+    atomic_store_explicit(&l->word, 0, memory_order_release);
+    atomic_thread_fence(memory_order_seq_cst);
+    if (__builtin_expect(atomic_load_explicit(&l->waiting, memory_order_relaxed) != 0, 0) &&
+        atomic_exchange(&l->waiting, 0)) {
+        atomic_fetch_add(&l->seq, 1);
+        mp__futex_wake(&l->seq, INT32_MAX);
     }
-    if (!nonblocking)
-        return side_recovered(waiting, mp__lockword_acquire(w, d));
-    /* A holder that is only copying finishes in a moment; one that sleeps waits
-     * for the same thing we would. Bounded, for a holder that is stopped; a dead
-     * one is taken over (d NULL: without waiting), at the start and at the end. */
-    int r = mp__lockword_acquire(w, NULL);
-    uint64_t give_up = mp__now_ns() + NONBLOCK_GRACE_NS;
-    while (r == MP_ETIMEDOUT && !atomic_load(waiting) && mp__now_ns() <= give_up) {
-        sched_yield();
-        v = 0;
-        if (atomic_compare_exchange_strong(w, &v, me))
-            r = 0;
+    if (other_waiting != NULL && atomic_load_explicit(other_waiting, memory_order_relaxed) &&
+        atomic_exchange(other_waiting, 0)) {
+        atomic_fetch_add(other_seq, 1);
+        mp__futex_wake(other_seq, INT32_MAX);
     }
-    if (r == MP_ETIMEDOUT)
-        r = mp__lockword_acquire(w, NULL);
-    return side_recovered(waiting, r);
-}
-
-/* mp__lockword_release, inline: the exchange, and a wake-up only for sleepers. */
-static inline void side_unlock(mp__lockword *w)
-{
-    if (__builtin_expect(atomic_exchange(w, 0) & MP__LOCK_WAITERS, 0))
-        mp__futex_wake(mp__lockword_futex(w), 1);
 }
 
 /* Takes a side lock if it is free (recovering it from a dead holder as side_lock
  * does); false when another holds it. */
-static bool side_trylock(mp__lockword *w, _Atomic uint32_t *waiting)
+static bool side_trylock(struct side_lock *l, _Atomic uint32_t *waiting)
 {
-    return side_recovered(waiting, mp__lockword_acquire(w, NULL)) == 0;
+    uint64_t me = mp__self_id();
+    uint64_t v = 0;
+    if (atomic_compare_exchange_strong(&l->word, &v, me))
+        return true;
+    if (!side_take_from_dead(l, v, me))
+        return false;
+    atomic_store(waiting, 0);
+    return true;
 }
 
 /* ---- ring copies ---- */
@@ -472,14 +546,11 @@ static int wait_room(struct shared *s, uint64_t tail, uint32_t need, bool counts
     return 0;
 }
 
+/* The commit of a put; side_unlock then wakes a sleeping consumer. */
 static inline void commit_tail(struct shared *s, uint64_t tail)
 {
-    atomic_store(&s->tail, tail);
+    atomic_store_explicit(&s->tail, tail, memory_order_release);
     fault(MP__QF_PUT_AFTER_COMMIT);
-    if (atomic_load(&s->get_waiting) && atomic_exchange(&s->get_waiting, 0)) {
-        atomic_fetch_add(&s->data_seq, 1);
-        mp__futex_wake(&s->data_seq, INT32_MAX);
-    }
 }
 
 /* Appends one record at tail (room already checked) and commits it. */
@@ -681,7 +752,7 @@ static int queue_put(mp_queue *q, const void *buf, size_t len, int timeout_ms)
     } else {
         rc = put_blob(q, tail, buf, len, &d);
     }
-    side_unlock(&s->put_lock);
+    side_unlock(&s->put_lock, rc == 0 ? &s->get_waiting : NULL, &s->data_seq);
     return rc == MP_ETIMEDOUT ? MP_EFULL : rc;
 }
 
@@ -701,14 +772,11 @@ static int done_one(struct shared *s)
     return 0;
 }
 
+/* The commit of a get; side_unlock then wakes a sleeping producer. */
 static inline void commit_head(struct shared *s, uint64_t head)
 {
-    atomic_store(&s->head, head);
+    atomic_store_explicit(&s->head, head, memory_order_release);
     fault(MP__QF_GET_AFTER_COMMIT);
-    if (atomic_load(&s->put_waiting) && atomic_exchange(&s->put_waiting, 0)) {
-        atomic_fetch_add(&s->space_seq, 1);
-        mp__futex_wake(&s->space_seq, INT32_MAX);
-    }
 }
 
 /* Waits (holding get_lock) for a record at head. */
@@ -816,12 +884,12 @@ static int queue_get(mp_queue *q, struct dest *dst, int timeout_ms)
             }
         }
     }
-    side_unlock(&s->get_lock);
+    side_unlock(&s->get_lock, rc == 0 ? &s->put_waiting : NULL, &s->space_seq);
     if (oversized) { /* give its memory back now if no producer is busy; else the next will */
         fault(MP__QF_GET_BLOB_TAKEN);
         if (side_trylock(&s->put_lock, &s->put_waiting)) {
             blob_low(q, atomic_load(&s->tail));
-            side_unlock(&s->put_lock);
+            side_unlock(&s->put_lock, NULL, NULL);
         }
     }
     if (rc == MP_ETIMEDOUT)
