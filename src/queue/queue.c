@@ -158,8 +158,8 @@ enum { Q_QUEUE, Q_SIMPLE, Q_JOINABLE };
 
 /* A side lock: the word (the holder's mp__self_id, or 0; sync/sync.h's layout,
  * without its WAITERS bit) and, for sleepers, the protocol of the ring's own
- * waits (Sleeping, at the top of the file): a sleeper sets `waiting`, reads
- * `seq`, looks at the word again and futex-waits on seq; the releaser stores 0,
+ * waits (Sleeping, at the top of the file): a sleeper reads `seq`, sets
+ * `waiting`, looks at the word again and futex-waits on seq; the releaser stores 0,
  * makes one full fence and, if waiting is set, clears it, bumps seq and wakes
  * every sleeper (each sets the flag again before it sleeps again). So a release
  * is a plain store and the fence, which also orders the holder's commit before
@@ -344,8 +344,12 @@ static int side_lock_slow(struct side_lock *l, uint64_t me, const mp__deadline *
                 return 0;
             continue;
         }
-        atomic_store(&l->waiting, 1);
+        /* seq before the flag: a releaser that clears our flag bumps seq after,
+         * so the wait returns at once. (Flag first, a releaser could clear it
+         * and bump seq before we read it, and the word, free then taken by the
+         * same process again, look unchanged: a sleep nobody ends.) */
         uint32_t seq = atomic_load(&l->seq);
+        atomic_store(&l->waiting, 1);
         if (atomic_load(&l->word) != v)
             continue;
         if (mp__futex_wait_slice(&l->seq, seq, d, MP__DEATH_SLICE_MS) == MP_ETIMEDOUT) {
