@@ -3,8 +3,10 @@
  * thread holds a side, and hand-offs between many lockers. */
 // TEST_TIMEOUT 120
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -254,4 +256,62 @@ TEST(queue_side_lock_hand_offs_between_threads_lose_no_wake_up)
     CHECK(mp_queue_empty(h.q));
     CHECK(atomic_load(&h.slowest_ms) < 15000);
     mp_queue_destroy(h.q);
+}
+
+/* Deadlines on a busy CPU: the waits spin, then yield a number of times, then
+ * sleep until the deadline. With other threads runnable on the same CPU each
+ * yield can cost a scheduler slice, so yields that do not look at the deadline
+ * overshoot a short timeout many times over. */
+static _Atomic int busy_stop;
+
+static void *busy_loop(void *arg)
+{
+    (void)arg;
+    while (!atomic_load_explicit(&busy_stop, memory_order_relaxed))
+        ;
+    return NULL;
+}
+
+TEST(queue_short_timeouts_hold_on_a_busy_cpu)
+{
+    SKIP_UNDER_TSAN("timing on a loaded CPU");
+    cpu_set_t one, old;
+    CHECK(sched_getaffinity(0, sizeof old, &old) == 0);
+    CPU_ZERO(&one);
+    CPU_SET(sched_getcpu(), &one);
+    CHECK(sched_setaffinity(0, sizeof one, &one) == 0); /* this thread, inherited below */
+    atomic_store(&busy_stop, 0);
+    pthread_t busy[8];
+    for (int i = 0; i < 8; i++)
+        CHECK(pthread_create(&busy[i], NULL, busy_loop, NULL) == 0);
+    mp_queue *q;
+    CHECK_OK(mp_queue_new(&q, 1, NULL));
+    uint64_t worst_get = 0, worst_put = 0;
+    for (int i = 0; i < 5; i++) {
+        void *m;
+        size_t len;
+        uint64_t t0 = th_now_ms();
+        int rc = mp_queue_get(q, &m, &len, 20);
+        uint64_t w = th_now_ms() - t0;
+        CHECK_RC(MP_EEMPTY, rc);
+        worst_get = w > worst_get ? w : worst_get;
+    }
+    CHECK_OK(mp_queue_put(q, "x", 1, 0));
+    for (int i = 0; i < 5; i++) {
+        uint64_t t0 = th_now_ms();
+        int rc = mp_queue_put(q, "y", 1, 20);
+        uint64_t w = th_now_ms() - t0;
+        CHECK_RC(MP_EFULL, rc);
+        worst_put = w > worst_put ? w : worst_put;
+    }
+    atomic_store(&busy_stop, 1);
+    for (int i = 0; i < 8; i++)
+        pthread_join(busy[i], NULL);
+    sched_setaffinity(0, sizeof old, &old);
+    fprintf(stderr, "20 ms timeouts on a busy CPU: worst get %llu ms, worst put %llu ms\n",
+            (unsigned long long)worst_get, (unsigned long long)worst_put);
+    CHECK(worst_get < 150); /* 20 yields, not looking at the deadline: 300+ ms */
+    CHECK(worst_put < 150);
+    get_str(q, "x", 0);
+    mp_queue_destroy(q);
 }

@@ -530,10 +530,10 @@ static int wait_room(struct shared *s, uint64_t tail, uint32_t need, bool counts
         if (i % SPIN_STRIDE == 0 && has_room(s, tail, need, counts))
             return 0;
     }
-    for (int i = 0; i < YIELDS; i++) {
+    for (int i = 0; i < YIELDS && !mp__deadline_passed(d); i++) {
         if (has_room(s, tail, need, counts))
             return 0;
-        sched_yield();
+        sched_yield(); /* may cost a scheduler slice on a busy CPU: see the deadline */
     }
     for (;;) {
         atomic_store(&s->put_waiting, 1);
@@ -682,8 +682,8 @@ static int wait_blob_room(mp_queue *q, uint64_t tail, uint64_t span, const mp__d
         return 0;
     if (mp__deadline_is_now(d))
         return MP_ETIMEDOUT;
-    for (int i = 0; i < YIELDS; i++) {
-        sched_yield();
+    for (int i = 0; i < YIELDS && !mp__deadline_passed(d); i++) {
+        sched_yield(); /* may cost a scheduler slice on a busy CPU: see the deadline */
         if (blob_room(q, tail, span))
             return 0;
     }
@@ -801,10 +801,10 @@ static int wait_data(struct shared *s, uint64_t head, const mp__deadline *d)
         if (i % SPIN_STRIDE == 0 && has_data(s, head))
             return 0;
     }
-    for (int i = 0; i < YIELDS; i++) {
+    for (int i = 0; i < YIELDS && !mp__deadline_passed(d); i++) {
         if (has_data(s, head))
             return 0;
-        sched_yield();
+        sched_yield(); /* may cost a scheduler slice on a busy CPU: see the deadline */
     }
     int rc = 0;
     for (;;) {
