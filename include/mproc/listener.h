@@ -101,9 +101,10 @@ typedef struct mp_listener_options {
     /* Optional: called once for every rejected peer (the ones mp_listener_rejected
      * counts), with its address ("127.0.0.1:51234", "" for an unnamed Unix socket
      * peer) and why ("digest received was wrong: ...", "handshake timed out after
-     * 5000 ms"), both borrowed for the call. It runs in the thread calling
-     * mp_listener_accept, with the listener's mutex held: it must be quick and must
-     * not call functions on this listener. */
+     * 5000 ms"), both borrowed for the call. A Unix socket peer's address is what it
+     * bound its own socket to: any bytes but NUL; escape it before logging. It runs in the thread
+     * calling mp_listener_accept, with the listener's mutex held: it must be quick and must not
+     * call functions on this listener. */
     void (*on_reject)(void *arg, const char *peer, const char *reason);
     void *on_reject_arg;
 } mp_listener_options;

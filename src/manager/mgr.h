@@ -95,6 +95,11 @@ typedef struct mp__mgr_conn {
      * (malloc'd) and when the connection was accepted. */
     char *peer;
     int64_t opened_ns;
+    /* Held by the accept loop from before the thread starts until ACCEPTED has been
+     * emitted; the thread takes it before emitting CLOSED, so that CLOSED follows
+     * ACCEPTED, and a connection whose thread could not start gets TURNED_AWAY
+     * only. */
+    pthread_mutex_t announce;
 } mp__mgr_conn;
 
 typedef struct mp__mgr_owned {

@@ -673,6 +673,8 @@ static void *connection_main(void *arg)
     connection_closed(s, c);
     shutdown(c->fd, SHUT_RDWR);
     atomic_fetch_sub(&s->nlive, 1);
+    pthread_mutex_lock(&c->announce); /* after the accept loop's ACCEPTED */
+    pthread_mutex_unlock(&c->announce);
     if (s->cfg->on_event != NULL)
         emit(s,
              (mp_manager_event){.kind = MP_MANAGER_EVENT_CLOSED,
@@ -691,6 +693,7 @@ static void free_conn(mp__mgr_conn *c)
     free(c->owned);
     free(c->touched);
     free(c->peer);
+    pthread_mutex_destroy(&c->announce);
     free(c);
 }
 
@@ -733,6 +736,7 @@ static void start_connection(struct mp_mgr_server *s, mp_conn *conn)
         mp_conn_destroy(conn);
         return;
     }
+    pthread_mutex_init(&c->announce, NULL);
     c->server = s;
     c->conn = conn;
     c->fd = mp_conn_fileno(conn);
@@ -744,11 +748,10 @@ static void start_connection(struct mp_mgr_server *s, mp_conn *conn)
     pthread_attr_t a;
     pthread_attr_init(&a);
     pthread_attr_setstacksize(&a, THREAD_STACK);
-    /* Counted and reported before the thread starts, so that its CLOSED comes after. */
+    /* Counted before the thread starts; reported once it has started (a connection
+     * without a thread is only TURNED_AWAY), with its CLOSED held back until then. */
     atomic_fetch_add(&s->nlive, 1);
-    if (s->cfg->on_event != NULL)
-        emit(s, (mp_manager_event){
-                    .kind = MP_MANAGER_EVENT_ACCEPTED, .conn_id = c->id, .peer = c->peer});
+    pthread_mutex_lock(&c->announce);
     pthread_mutex_lock(&s->lock);
     int e = pthread_create(&c->thread, &a, connection_main, c);
     if (e == 0) {
@@ -759,12 +762,18 @@ static void start_connection(struct mp_mgr_server *s, mp_conn *conn)
     pthread_mutex_unlock(&s->lock);
     pthread_attr_destroy(&a);
     if (e != 0) {
+        pthread_mutex_unlock(&c->announce);
         atomic_fetch_sub(&s->nlive, 1);
         emit(s, (mp_manager_event){.kind = MP_MANAGER_EVENT_TURNED_AWAY,
                                    .peer = c->peer,
                                    .reason = "no thread for it"});
         free_conn(c);
+        return;
     }
+    if (s->cfg->on_event != NULL)
+        emit(s, (mp_manager_event){
+                    .kind = MP_MANAGER_EVENT_ACCEPTED, .conn_id = c->id, .peer = c->peer});
+    pthread_mutex_unlock(&c->announce);
 }
 
 static void drain(int fd)
