@@ -14,11 +14,15 @@
 
 /* ---- thread creation that can be made to fail ---- */
 
-/* While fail_creates_in is set, pthread_create called by that thread (a server's
- * accept loop) fails with EAGAIN, as when the process is out of threads. Every
- * other call goes to the real pthread_create. */
+/* While fail_creates is set, pthread_create called by the thread fail_creates_in
+ * (a server's accept loop) fails with EAGAIN, as when the process is out of
+ * threads. Every other call goes on to the next pthread_create (ASan's shared
+ * runtime, or libc's). Not under TSan, whose pthread_create interceptor is linked
+ * into this program and would be bypassed. */
 static _Atomic(pthread_t) fail_creates_in;
 static _Atomic bool fail_creates;
+
+#if !MP__TSAN
 
 int pthread_create(pthread_t *t, const pthread_attr_t *a, void *(*fn)(void *), void *arg)
 {
@@ -30,6 +34,7 @@ int pthread_create(pthread_t *t, const pthread_attr_t *a, void *(*fn)(void *), v
         return EAGAIN;
     return real(t, a, fn, arg);
 }
+#endif
 
 /* ---- a hook that records every event ---- */
 
@@ -412,6 +417,7 @@ TEST(hook_gives_an_empty_peer_for_a_unix_socket_client)
 
 TEST(a_connection_without_a_thread_is_turned_away_without_accepted_or_closed)
 {
+    SKIP_UNDER_TSAN("the failing pthread_create would bypass TSan's interceptor");
     here h;
     serve_here(&h, false);
     atomic_store(&fail_creates_in, h.thread);
