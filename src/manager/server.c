@@ -672,9 +672,9 @@ static void *connection_main(void *arg)
     }
     connection_closed(s, c);
     shutdown(c->fd, SHUT_RDWR);
-    atomic_fetch_sub(&s->nlive, 1);
     pthread_mutex_lock(&c->announce); /* after the accept loop's ACCEPTED */
     pthread_mutex_unlock(&c->announce);
+    atomic_fetch_sub(&s->nlive, 1);
     if (s->cfg->on_event != NULL)
         emit(s,
              (mp_manager_event){.kind = MP_MANAGER_EVENT_CLOSED,
