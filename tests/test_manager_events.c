@@ -36,6 +36,18 @@ int pthread_create(pthread_t *t, const pthread_attr_t *a, void *(*fn)(void *), v
 }
 #endif
 
+/* Likewise strdup, out of memory in that thread while fail_strdup is set. */
+static _Atomic bool fail_strdup;
+
+char *strdup(const char *text)
+{
+    if (atomic_load(&fail_strdup) && pthread_equal(pthread_self(), atomic_load(&fail_creates_in)))
+        return NULL;
+    size_t n = strlen(text) + 1;
+    char *copy = malloc(n);
+    return copy ? memcpy(copy, text, n) : NULL;
+}
+
 /* ---- a hook that records every event ---- */
 
 #define MAX_EVENTS 256
@@ -442,6 +454,27 @@ TEST(a_connection_without_a_thread_is_turned_away_without_accepted_or_closed)
     CHECK_EQ(1, count_kind(&h.rec, MP_MANAGER_EVENT_ACCEPTED));
     CHECK(find_event(&h.rec, MP_MANAGER_EVENT_ACCEPTED, 0) <
           find_event(&h.rec, MP_MANAGER_EVENT_CLOSED, 0));
+    CHECK_OK(mp_manager_stop(h.m));
+    join_here(&h);
+}
+
+TEST(an_accepted_connection_has_its_peer_even_when_memory_is_short)
+{
+    here h;
+    serve_here(&h, false);
+    atomic_store(&fail_creates_in, h.thread);
+    atomic_store(&fail_strdup, true);
+    mp_manager *c = fx_connect(mp_manager_address(h.m));
+    mp_manager_destroy(c);
+    wait_kind(&h.rec, MP_MANAGER_EVENT_CLOSED, 1);
+    atomic_store(&fail_strdup, false);
+    int at = find_event(&h.rec, MP_MANAGER_EVENT_ACCEPTED, 0);
+    CHECK(at >= 0);
+    CHECK(h.rec.ev[at].has_peer); /* NULL is for events without a peer */
+    CHECK(strncmp(h.rec.ev[at].peer, "127.0.0.1:", 10) == 0);
+    at = find_event(&h.rec, MP_MANAGER_EVENT_CLOSED, 0);
+    CHECK(h.rec.ev[at].has_peer);
+    CHECK(strncmp(h.rec.ev[at].peer, "127.0.0.1:", 10) == 0);
     CHECK_OK(mp_manager_stop(h.m));
     join_here(&h);
 }
