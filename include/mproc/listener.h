@@ -54,7 +54,8 @@
  * sha384, sha3_256, sha3_384) and the raw 16-byte HMAC-MD5 answer CPython 3.11
  * sends. As answerer it follows CPython 3.12's rules: a 20-byte challenge gets raw
  * HMAC-MD5 (3.11 peers), a "{name}" challenge gets "{name}"+HMAC-name over the
- * whole challenge, anything else fails. MACs come from OpenSSL's libcrypto and are
+ * whole challenge, anything else fails. The MACs are the library's own HMAC over
+ * MD5/SHA-256/SHA-384/SHA3-256/SHA3-384 (no libcrypto; src/net/digest.c) and are
  * compared in constant time. Hardening beyond CPython: every handshake frame is
  * read with a 256-byte limit (a longer one is MP_EPROTO, and nothing is allocated
  * on a length the peer claims), and the whole handshake has a deadline.
