@@ -315,3 +315,28 @@ TEST(queue_short_timeouts_hold_on_a_busy_cpu)
     get_str(q, "x", 0);
     mp_queue_destroy(q);
 }
+
+/* A holder killed but not yet reaped (a zombie: its parent is busy) is dead. */
+TEST(queue_holder_killed_and_not_yet_reaped_is_taken_over)
+{
+    mp_queue *q;
+    CHECK_OK(mp_queue_new(&q, 0, NULL));
+    int pid = th_fork(get_forever, q);
+    th_sleep_ms(200);
+    kill(pid, SIGKILL);
+    siginfo_t si;
+    CHECK(waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT) == 0); /* a zombie, still ours */
+    CHECK_OK(mp_queue_put(q, "zombie", 6, 0));
+    void *m;
+    size_t len;
+    CHECK_OK(mp_queue_get_nowait(q, &m, &len));
+    CHECK_EQ(6, len);
+    free(m);
+    struct waiter w = {.q = q, .timeout_ms = 2000};
+    CHECK_OK(mp_queue_put(q, "again", 5, 0));
+    timed_get(&w);
+    CHECK_OK(w.rc);
+    CHECK_STR("again", w.got);
+    CHECK_EQ(-SIGKILL, th_wait(pid));
+    mp_queue_destroy(q);
+}
