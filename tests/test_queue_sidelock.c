@@ -310,8 +310,8 @@ TEST(queue_short_timeouts_hold_on_a_busy_cpu)
     sched_setaffinity(0, sizeof old, &old);
     fprintf(stderr, "20 ms timeouts on a busy CPU: worst get %llu ms, worst put %llu ms\n",
             (unsigned long long)worst_get, (unsigned long long)worst_put);
-    CHECK(worst_get < 150); /* 20 yields, not looking at the deadline: 300+ ms */
-    CHECK(worst_put < 150);
+    CHECK(worst_get < 250); /* 20 yields, not looking at the deadline: 330-750 ms */
+    CHECK(worst_put < 250);
     get_str(q, "x", 0);
     mp_queue_destroy(q);
 }
