@@ -124,7 +124,8 @@ struct mp__unit {
     size_t chunk;
     char *frame; /* header + inline payload */
     size_t frame_len;
-    void *region; /* region block holding the payload, or NULL */
+    void *region;     /* region block holding the payload, or NULL */
+    void *out_region; /* region block the worker writes a fixed map chunk's results into */
 };
 
 /* A worker slot, in the parent; pool lock. */

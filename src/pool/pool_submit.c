@@ -23,23 +23,30 @@ static void set_last_message(const char *m)
 }
 
 /* A unit whose payload_len bytes go to *dst: a region block when large and the
- * region has room, else inline in the frame. Takes the pool lock briefly. */
+ * region has room, else inline in the frame. out_len > 0 (a fixed-size map chunk's
+ * count * out_size) asks for a region block the worker writes the results into,
+ * when large enough and the region has room; else they come back in the result
+ * frame. Takes the pool lock briefly. */
 static struct mp__unit *new_unit(mp_pool *p, uint32_t kind, uint32_t flags, uint64_t fn,
                                  size_t count, size_t in_size, size_t out_size, size_t payload_len,
-                                 char **dst)
+                                 size_t out_len, char **dst)
 {
-    void *block = NULL;
-    if (payload_len >= MP__POOL_REGION_MIN) {
+    void *block = NULL, *out_block = NULL;
+    if (payload_len >= MP__POOL_REGION_MIN || out_len >= MP__POOL_REGION_MIN) {
         mp__pool_lock(p);
-        block = mp__pool_region_alloc_locked(p, payload_len);
+        if (payload_len >= MP__POOL_REGION_MIN)
+            block = mp__pool_region_alloc_locked(p, payload_len);
+        if (out_len >= MP__POOL_REGION_MIN)
+            out_block = mp__pool_region_alloc_locked(p, out_len);
         mp__pool_unlock(p);
     }
     struct mp__unit *u = mp__pool_make_unit(kind, flags | (block ? MP__UNIT_REGION : 0), fn, count,
                                             in_size, out_size, block ? 0 : payload_len);
     if (u == NULL) {
-        if (block) {
+        if (block || out_block) {
             mp__pool_lock(p);
             mp__pool_region_free_locked(p, block);
+            mp__pool_region_free_locked(p, out_block);
             mp__pool_unlock(p);
         }
         return NULL;
@@ -49,6 +56,10 @@ static struct mp__unit *new_unit(mp_pool *p, uint32_t kind, uint32_t flags, uint
     if (block) {
         u->region = block;
         h->region_off = (uint64_t)(uintptr_t)block;
+    }
+    if (out_block) {
+        u->out_region = out_block;
+        h->out_off = (uint64_t)(uintptr_t)out_block;
     }
     *dst = block ? block : u->frame + sizeof *h;
     return u;
@@ -121,7 +132,7 @@ static int apply_async_entered(mp_pool *pool, mp_async_result **out, mp_task_fn 
         return MP_ENOMEM;
     char *dst;
     struct mp__unit *u =
-        new_unit(pool, MP__UNIT_APPLY, 0, (uint64_t)(uintptr_t)fn, 1, 0, 0, len, &dst);
+        new_unit(pool, MP__UNIT_APPLY, 0, (uint64_t)(uintptr_t)fn, 1, 0, 0, len, 0, &dst);
     if (u == NULL) {
         mp__result_drop(r, holders);
         return MP_ENOMEM;
@@ -276,13 +287,16 @@ static int map_entered(mp_pool *pool, mp_async_result **out, uint64_t fn, const 
     for (size_t c = 0; c < r->n_chunks; c++) {
         struct mp__span s = mp__chunk_span(n, r->chunksize, c);
         size_t first = s.first, count = s.count;
-        size_t payload = kind == MP__UNIT_MAP_VAR ? 8 * count : 0;
-        for (size_t i = first; i < first + count; i++)
-            payload += item_len(in, in_size, tuples, i);
+        size_t payload = count * in_size; /* fixed-size items: n * in_size was checked */
+        if (kind == MP__UNIT_MAP_VAR) {
+            payload = 8 * count;
+            for (size_t i = first; i < first + count; i++)
+                payload += item_len(in, in_size, tuples, i);
+        }
         char *dst;
         struct mp__unit *u =
             new_unit(pool, kind, flags, fn, count, kind == MP__UNIT_MAP_FIXED ? in_size : 0,
-                     out_size, payload, &dst);
+                     out_size, payload, count * out_size, &dst);
         if (u == NULL) {
             free_units(pool, list);
             rc = MP_ENOMEM;
