@@ -108,6 +108,7 @@ struct mp_async_result {
 
 #define MP__POOL_MAX_OUT 32             /* tasks in flight per worker with a long backlog */
 #define MP__POOL_REGION_MIN (64u << 10) /* payloads this large go through the region */
+#define MP__POOL_STREAM_BYTES ((size_t)64 << 20) /* a streamed map's payloads in flight */
 #define MP__POOL_REGION_DEFAULT ((size_t)1 << 30)
 #define MP__POOL_STAGE_CAP (64u << 10)
 #define MP__POOL_MAX_WORKERS 4096
@@ -336,6 +337,11 @@ MP__HIDDEN void mp__pool_kill_worker_locked(mp_pool *p, struct mp__worker *w);
 /* Ends unit u (not a job) with status and msg; its result no longer waits for it. */
 MP__HIDDEN void mp__pool_fail_unit_locked(mp_pool *p, struct mp__unit *u, int status,
                                           const char *msg);
+
+/* Ends chunks from .. n_chunks - 1 of map r, never submitted, with status and msg
+ * (a streamed map that could not submit them). */
+MP__HIDDEN void mp__result_fail_chunks_locked(mp_pool *p, mp_async_result *r, size_t from,
+                                              int status, const char *msg);
 
 /* Fails and frees every pending unit, with status and msg. */
 MP__HIDDEN void mp__pool_fail_pending_locked(mp_pool *p, int status, const char *msg);

@@ -247,11 +247,44 @@ static int check_items(const void *in, size_t in_size, const mp_args *tuples, si
     return 0;
 }
 
+/* A synchronous map (whose items stay valid until it returns) streams its chunks:
+ * each goes to the workers as soon as it is copied, and a chunk whose payload goes
+ * through the region first waits until this map's payloads in flight (copied, not
+ * yet answered) leave room for it within MP__POOL_STREAM_BYTES, one chunk per
+ * worker always allowed. So a map keeps a bounded part of the region whatever its
+ * size, the next chunks reuse the blocks (already faulted in) of answered ones,
+ * and the workers start on the first chunk while the next ones are copied. Not
+ * from a callback (the handler thread), which could not see the answers arrive. */
+struct stream {
+    size_t *bytes; /* per chunk: its payload's bytes in the region (0: inline) */
+    size_t seen;   /* answered chunks accounted for, in r->order */
+    size_t in_flight, in_flight_bytes;
+};
+
+static void stream_wait(mp_pool *pool, mp_async_result *r, struct stream *st, size_t next)
+{
+    for (;;) {
+        uint32_t seq = atomic_load(&r->seq);
+        size_t done = atomic_load_explicit(&r->n_order, memory_order_acquire);
+        for (; st->seen < done; st->seen++) {
+            size_t c = r->order[st->seen];
+            st->in_flight--;
+            st->in_flight_bytes -= st->bytes[c];
+        }
+        if (st->in_flight < (size_t)pool->n || st->in_flight_bytes + next <= MP__POOL_STREAM_BYTES)
+            return;
+        mp__deadline d; /* a bounded sleep: the condition is re-checked */
+        mp__deadline_init(&d, 100);
+        mp__futex_wait(&r->seq, seq, &d);
+    }
+}
+
 static int map_entered(mp_pool *pool, mp_async_result **out, uint64_t fn, const void *in,
                        size_t in_size, const mp_args *tuples, size_t n, void *out_array,
-                       size_t out_size, const mp_async_options *opt, bool iter, bool unordered)
+                       size_t out_size, const mp_async_options *opt, bool iter, bool unordered,
+                       bool stream)
 {
-    int rc;
+    int rc = 0;
     if (out == NULL || fn == 0)
         return MP_EINVAL;
     if (out_size && n > SIZE_MAX / out_size)
@@ -284,7 +317,11 @@ static int map_entered(mp_pool *pool, mp_async_result **out, uint64_t fn, const 
     uint32_t kind = in_size && !tuples ? MP__UNIT_MAP_FIXED : MP__UNIT_MAP_VAR;
     uint32_t flags = tuples ? MP__UNIT_STAR : 0;
     struct mp__unit *list = NULL, **tail = &list;
-    for (size_t c = 0; c < r->n_chunks; c++) {
+    struct stream st = {0};
+    if (stream && r->n_chunks > 1 && (st.bytes = calloc(r->n_chunks, sizeof *st.bytes)) == NULL)
+        stream = false; /* out of memory for the bookkeeping: copy everything first */
+    size_t c = 0;
+    for (; c < r->n_chunks; c++) {
         struct mp__span s = mp__chunk_span(n, r->chunksize, c);
         size_t first = s.first, count = s.count;
         size_t payload = count * in_size; /* fixed-size items: n * in_size was checked */
@@ -293,14 +330,17 @@ static int map_entered(mp_pool *pool, mp_async_result **out, uint64_t fn, const 
             for (size_t i = first; i < first + count; i++)
                 payload += item_len(in, in_size, tuples, i);
         }
+        if (st.bytes != NULL && payload >= MP__POOL_REGION_MIN)
+            stream_wait(pool, r, &st, payload);
         char *dst;
         struct mp__unit *u =
             new_unit(pool, kind, flags, fn, count, kind == MP__UNIT_MAP_FIXED ? in_size : 0,
                      out_size, payload, count * out_size, &dst);
         if (u == NULL) {
             free_units(pool, list);
+            list = NULL;
             rc = MP_ENOMEM;
-            goto out_release;
+            break;
         }
         if (kind == MP__UNIT_MAP_VAR) {
             char *data = dst + 8 * count;
@@ -315,16 +355,37 @@ static int map_entered(mp_pool *pool, mp_async_result **out, uint64_t fn, const 
         }
         u->r = r;
         u->chunk = c;
+        if (st.bytes != NULL) { /* to the workers now */
+            if ((rc = submit(pool, u)) != 0)
+                break;
+            st.bytes[c] = u->region != NULL ? payload : 0;
+            st.in_flight++;
+            st.in_flight_bytes += st.bytes[c];
+            continue;
+        }
         *tail = u;
         tail = &u->next;
     }
+    free(st.bytes);
+    if (rc != 0 && st.bytes != NULL && c > 0) {
+        /* chunks 0 .. c-1 are with the workers: the rest fail, and so does the map */
+        mp__pool_lock(pool);
+        mp__result_fail_chunks_locked(pool, r, c, rc,
+                                      rc == MP_ECLOSED ? "the pool was closed during the map"
+                                                       : "out of memory submitting the map");
+        mp__pool_unlock(pool);
+        *out = r;
+        return 0;
+    }
+    if (rc != 0)
+        goto out_release;
     if (n == 0) {
         mp__pool_lock(pool);
         rc = pool->state == MP__RUN ? 0 : MP_ECLOSED;
         if (rc == 0)
             mp__result_map_finish_locked(pool, r);
         mp__pool_unlock(pool);
-    } else {
+    } else if (list != NULL) {
         rc = submit(pool, list);
     }
     if (rc != 0)
@@ -339,7 +400,8 @@ out_release:
 
 static int map_common(mp_pool *pool, mp_async_result **out, uint64_t fn, const void *in,
                       size_t in_size, const mp_args *tuples, size_t n, void *out_array,
-                      size_t out_size, const mp_async_options *opt, bool iter, bool unordered)
+                      size_t out_size, const mp_async_options *opt, bool iter, bool unordered,
+                      bool stream)
 {
     if (out != NULL)
         *out = NULL;
@@ -348,7 +410,7 @@ static int map_common(mp_pool *pool, mp_async_result **out, uint64_t fn, const v
         return rc;
     mp__pool_enter(pool);
     rc = map_entered(pool, out, fn, in, in_size, tuples, n, out_array, out_size, opt, iter,
-                     unordered);
+                     unordered, stream && !mp__pool_on_handler(pool));
     mp__pool_leave(pool);
     return rc;
 }
@@ -357,21 +419,21 @@ int mp_pool_map_async(mp_pool *pool, mp_async_result **out, mp_task_fn fn, const
                       size_t in_size, size_t n, size_t out_size, const mp_async_options *opt)
 {
     return map_common(pool, out, (uint64_t)(uintptr_t)fn, in, in_size, NULL, n, NULL, out_size, opt,
-                      false, false);
+                      false, false, false);
 }
 
 int mp_pool_imap(mp_pool *pool, mp_async_result **out, mp_task_fn fn, const void *in,
                  size_t in_size, size_t n, size_t out_size, const mp_async_options *opt)
 {
     return map_common(pool, out, (uint64_t)(uintptr_t)fn, in, in_size, NULL, n, NULL, out_size, opt,
-                      true, false);
+                      true, false, false);
 }
 
 int mp_pool_imap_unordered(mp_pool *pool, mp_async_result **out, mp_task_fn fn, const void *in,
                            size_t in_size, size_t n, size_t out_size, const mp_async_options *opt)
 {
     return map_common(pool, out, (uint64_t)(uintptr_t)fn, in, in_size, NULL, n, NULL, out_size, opt,
-                      true, true);
+                      true, true, false);
 }
 
 int mp_pool_starmap_async(mp_pool *pool, mp_async_result **out, mp_star_fn fn,
@@ -381,7 +443,8 @@ int mp_pool_starmap_async(mp_pool *pool, mp_async_result **out, mp_star_fn fn,
     if (tuples == NULL && n > 0)
         return MP_EINVAL;
     return map_common(pool, out, (uint64_t)(uintptr_t)fn, NULL, 0,
-                      tuples ? tuples : (const mp_args *)"", n, NULL, out_size, opt, false, false);
+                      tuples ? tuples : (const mp_args *)"", n, NULL, out_size, opt, false, false,
+                      false);
 }
 
 static int sync_map(mp_pool *pool, uint64_t fn, const void *in, size_t in_size,
@@ -391,7 +454,9 @@ static int sync_map(mp_pool *pool, uint64_t fn, const void *in, size_t in_size,
     if (out_size == 0 || (out == NULL && n > 0))
         return MP_EINVAL;
     mp_async_result *r;
-    int rc = map_common(pool, &r, fn, in, in_size, tuples, n, out, out_size, opt, false, false);
+    /* the items stay valid until the map returns: it streams them (see stream_wait) */
+    int rc =
+        map_common(pool, &r, fn, in, in_size, tuples, n, out, out_size, opt, false, false, true);
     if (rc != 0)
         return rc;
     rc = mp_async_result_get(r, -1, NULL, NULL);
