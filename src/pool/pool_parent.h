@@ -338,11 +338,6 @@ MP__HIDDEN void mp__pool_kill_worker_locked(mp_pool *p, struct mp__worker *w);
 MP__HIDDEN void mp__pool_fail_unit_locked(mp_pool *p, struct mp__unit *u, int status,
                                           const char *msg);
 
-/* Ends chunks from .. n_chunks - 1 of map r, never submitted, with status and msg
- * (a streamed map that could not submit them). */
-MP__HIDDEN void mp__result_fail_chunks_locked(mp_pool *p, mp_async_result *r, size_t from,
-                                              int status, const char *msg);
-
 /* Fails and frees every pending unit, with status and msg. */
 MP__HIDDEN void mp__pool_fail_pending_locked(mp_pool *p, int status, const char *msg);
 

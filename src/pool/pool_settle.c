@@ -74,13 +74,6 @@ void mp__pool_fail_unit_locked(mp_pool *p, struct mp__unit *u, int status, const
     }
 }
 
-void mp__result_fail_chunks_locked(mp_pool *p, mp_async_result *r, size_t from, int status,
-                                   const char *msg)
-{
-    for (size_t c = from; c < r->n_chunks; c++)
-        chunk_done_locked(p, r, c, status, 0, msg, NULL, 0);
-}
-
 void mp__pool_fail_pending_locked(mp_pool *p, int status, const char *msg)
 {
     while (p->pend != NULL) {

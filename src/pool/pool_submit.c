@@ -250,9 +250,9 @@ static int check_items(const void *in, size_t in_size, const mp_args *tuples, si
 /* A synchronous map (whose items stay valid until it returns) streams its chunks:
  * each goes to the workers as soon as it is copied, and a chunk whose payload goes
  * through the region first waits until this map's payloads in flight (copied, not
- * yet answered) leave room for it within MP__POOL_STREAM_BYTES, one chunk per
- * worker always allowed. So a map keeps a bounded part of the region whatever its
- * size, the next chunks reuse the blocks (already faulted in) of answered ones,
+ * yet answered) leave room for it within MP__POOL_STREAM_BYTES (or a quarter of
+ * a smaller region), one chunk per worker always allowed. So a map keeps a bounded part of the
+ * region whatever its size, the next chunks reuse the blocks (already faulted in) of answered ones,
  * and the workers start on the first chunk while the next ones are copied. Not
  * from a callback (the handler thread), which could not see the answers arrive. */
 struct stream {
@@ -271,9 +271,30 @@ static void stream_wait(mp_pool *pool, mp_async_result *r, struct stream *st, si
             st->in_flight--;
             st->in_flight_bytes -= st->bytes[c];
         }
-        if (st->in_flight < (size_t)pool->n || st->in_flight_bytes + next <= MP__POOL_STREAM_BYTES)
+        size_t budget = pool->region_size / 4 < MP__POOL_STREAM_BYTES ? pool->region_size / 4
+                                                                      : MP__POOL_STREAM_BYTES;
+        if (st->in_flight < (size_t)pool->n || st->in_flight_bytes + next <= budget)
             return;
         mp__deadline d; /* a bounded sleep: the condition is re-checked */
+        mp__deadline_init(&d, 100);
+        mp__futex_wait(&r->seq, seq, &d);
+    }
+}
+
+/* A streamed map that could not submit all its chunks (the pool closed, or memory
+ * ran out) fails as a whole with the call's code, once the first submitted ones
+ * are answered (each task gets exactly one answer, also when the pool is
+ * terminated): then no unit refers to r and its results are dropped uncompleted. */
+static void stream_drain(mp_pool *pool, mp_async_result *r, size_t submitted)
+{
+    for (;;) {
+        uint32_t seq = atomic_load(&r->seq);
+        if (atomic_load_explicit(&r->n_order, memory_order_acquire) >= submitted) {
+            mp__pool_lock(pool); /* the answer's writer holds it until it is done with r */
+            mp__pool_unlock(pool);
+            return;
+        }
+        mp__deadline d;
         mp__deadline_init(&d, 100);
         mp__futex_wait(&r->seq, seq, &d);
     }
@@ -367,16 +388,8 @@ static int map_entered(mp_pool *pool, mp_async_result **out, uint64_t fn, const 
         tail = &u->next;
     }
     free(st.bytes);
-    if (rc != 0 && st.bytes != NULL && c > 0) {
-        /* chunks 0 .. c-1 are with the workers: the rest fail, and so does the map */
-        mp__pool_lock(pool);
-        mp__result_fail_chunks_locked(pool, r, c, rc,
-                                      rc == MP_ECLOSED ? "the pool was closed during the map"
-                                                       : "out of memory submitting the map");
-        mp__pool_unlock(pool);
-        *out = r;
-        return 0;
-    }
+    if (rc != 0 && st.bytes != NULL && c > 0)
+        stream_drain(pool, r, c); /* then nothing refers to r but us: it goes, as below */
     if (rc != 0)
         goto out_release;
     if (n == 0) {
