@@ -387,10 +387,11 @@ static int map_entered(mp_pool *pool, mp_async_result **out, uint64_t fn, const 
         }
         u->r = r;
         u->chunk = c;
-        if (st.bytes != NULL) { /* to the workers now */
+        if (st.bytes != NULL) { /* to the workers now: u may be gone once submitted */
+            size_t in_region = u->region != NULL ? payload : 0;
             if ((rc = submit(pool, u)) != 0)
                 break;
-            st.bytes[c] = u->region != NULL ? payload : 0;
+            st.bytes[c] = in_region;
             st.in_flight++;
             st.in_flight_bytes += st.bytes[c];
             continue;
