@@ -3,8 +3,9 @@
  * defaults, without the processes: the arrays in MAP_SHARED memory (as the pool's
  * region), chunks of ceil(n / 8) items (the default chunksize for 2 workers) claimed
  * with an atomic fetch_add by whichever thread is free, the same scalar loop per
- * chunk, and threads that sleep in the kernel between rounds (a futex-based
- * barrier) as the pool's workers do. One warm-up pass, then reps timed passes;
+ * chunk, threads that sleep in the kernel between rounds as the pool's workers
+ * do, and a round that ends when its last chunk is done (the finisher wakes the
+ * waiter), not when both threads checked in. One warm-up pass, then reps timed passes;
  * nanoseconds per item, or -1 when memory ran out or the result is wrong.
  *
  * Not an OpenMP parallel for: its static halves and spinning barrier lose far more
@@ -13,11 +14,15 @@
 #ifndef MPROC_BENCH_SQUARE_FLOOR_H
 #define MPROC_BENCH_SQUARE_FLOOR_H
 
+#include <linux/futex.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "bench.h"
 
@@ -25,10 +30,22 @@ struct square_floor_job {
     const int *in;
     int *out;
     size_t n, chunksize, n_chunks;
-    _Atomic size_t next;
-    bool stop;
-    pthread_barrier_t start, end;
+    _Atomic size_t next;     /* chunks claimed this round (may pass n_chunks) */
+    _Atomic size_t finished; /* chunks done this round */
+    _Atomic uint32_t gen;    /* futex word: a new round (or stop) for the helper */
+    _Atomic uint32_t done;   /* futex word: 1 once every chunk of the round is done */
+    _Atomic bool stop;
 };
+
+static inline void square_floor_wait(_Atomic uint32_t *word, uint32_t expected)
+{
+    syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, expected, NULL, NULL, 0);
+}
+
+static inline void square_floor_wake(_Atomic uint32_t *word)
+{
+    syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
+}
 
 /* The kernel of one chunk: the same loop as the pool cases' kernels. */
 __attribute__((noinline)) static void square_floor_chunk(const int *a, int *b, size_t n)
@@ -37,6 +54,9 @@ __attribute__((noinline)) static void square_floor_chunk(const int *a, int *b, s
         b[i] = a[i] * a[i];
 }
 
+/* Claims and squares chunks until none is left; whoever finishes the last one
+ * ends the round (the pool's fast path: the worker finishing the last chunk wakes
+ * the waiter, a worker that never woke up delays nothing). */
 static void square_floor_claim(struct square_floor_job *j)
 {
     for (;;) {
@@ -46,18 +66,25 @@ static void square_floor_claim(struct square_floor_job *j)
         size_t first = c * j->chunksize;
         size_t count = j->n - first < j->chunksize ? j->n - first : j->chunksize;
         square_floor_chunk(j->in + first, j->out + first, count);
+        if (atomic_fetch_add(&j->finished, 1) + 1 == j->n_chunks) {
+            atomic_store(&j->done, 1);
+            square_floor_wake(&j->done);
+        }
     }
 }
 
 static void *square_floor_helper(void *arg)
 {
     struct square_floor_job *j = arg;
+    uint32_t seen = 0;
     for (;;) {
-        pthread_barrier_wait(&j->start);
-        if (j->stop)
+        uint32_t g;
+        while ((g = atomic_load(&j->gen)) == seen)
+            square_floor_wait(&j->gen, seen);
+        seen = g;
+        if (atomic_load(&j->stop))
             return NULL;
         square_floor_claim(j);
-        pthread_barrier_wait(&j->end);
     }
 }
 
@@ -76,25 +103,27 @@ static inline double square_floor(int n, int reps)
     for (int i = 0; i < n; i++)
         ((int *)mem)[i] = i;
     pthread_t helper;
-    if (pthread_barrier_init(&j.start, NULL, 2) != 0 ||
-        pthread_barrier_init(&j.end, NULL, 2) != 0 ||
-        pthread_create(&helper, NULL, square_floor_helper, &j) != 0)
+    if (pthread_create(&helper, NULL, square_floor_helper, &j) != 0)
         return -1;
     double t0 = 0;
     for (int r = -1; r < reps; r++) {
         if (r == 0)
             t0 = bench_now_s();
+        /* the previous round is over: every claimed chunk was finished */
+        atomic_store(&j.finished, 0);
+        atomic_store(&j.done, 0);
         atomic_store(&j.next, 0);
-        pthread_barrier_wait(&j.start);
+        atomic_fetch_add(&j.gen, 1);
+        square_floor_wake(&j.gen);
         square_floor_claim(&j);
-        pthread_barrier_wait(&j.end);
+        while (atomic_load(&j.done) == 0)
+            square_floor_wait(&j.done, 0);
     }
     double dt = bench_now_s() - t0;
-    j.stop = true;
-    pthread_barrier_wait(&j.start);
+    atomic_store(&j.stop, true);
+    atomic_fetch_add(&j.gen, 1);
+    square_floor_wake(&j.gen);
     pthread_join(helper, NULL);
-    pthread_barrier_destroy(&j.start);
-    pthread_barrier_destroy(&j.end);
     bool ok = j.out[n - 1] == (int)((unsigned)(n - 1) * (unsigned)(n - 1));
     munmap(mem, 2 * bytes);
     return ok ? dt / reps / n * 1e9 : -1;
