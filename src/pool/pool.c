@@ -70,7 +70,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <unistd.h>
 
 #include "linux/futex.h"
 #include "linux/pidfd.h"
@@ -100,21 +99,11 @@ int mp_pool_new(mp_pool **out, const mp_pool_options *opt)
     p->initializer = o.initializer;
     p->initarg = o.initarg;
     p->efd = mp__eventfd_new();
-    p->region_fd = -1;
     p->w = calloc((size_t)p->n, sizeof *p->w);
     p->region_size =
         o.shared_size ? (o.shared_size + 4095) & ~(size_t)4095 : MP__POOL_REGION_DEFAULT;
-    /* A memfd, so that payloads can be written into pages never touched before
-     * with pwrite (no page fault, no zeroing: see mp__pool_region_copy); anonymous
-     * shared memory when there is no memfd. */
-    p->region_fd = memfd_create("mproc-pool", MFD_CLOEXEC);
-    if (p->region_fd >= 0 && ftruncate(p->region_fd, (off_t)p->region_size) != 0) {
-        mp__close_fd(p->region_fd);
-        p->region_fd = -1;
-    }
-    p->region =
-        mmap(NULL, p->region_size, PROT_READ | PROT_WRITE,
-             MAP_SHARED | MAP_NORESERVE | (p->region_fd < 0 ? MAP_ANONYMOUS : 0), p->region_fd, 0);
+    p->region = mmap(NULL, p->region_size, PROT_READ | PROT_WRITE,
+                     MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     p->cap_free = 16;
     p->free_ext = malloc(p->cap_free * sizeof *p->free_ext);
     int rc = 0;

@@ -452,7 +452,6 @@ void mp__pool_free(mp_pool *p)
     }
     if (p->region != NULL)
         munmap(p->region, p->region_size);
-    mp__close_fd(p->region_fd);
     free(p->free_ext);
     free(p->w);
     mp__close_fd(p->efd);

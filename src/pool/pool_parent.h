@@ -192,9 +192,6 @@ struct mp_pool {
     mp_async_result *cbq, *cbq_tail; /* completed, waiting for callbacks */
     char *region;
     size_t region_size;
-    int region_fd; /* the region's memfd, or -1 (anonymous shared memory) */
-    size_t
-        region_hwm; /* offset past the highest block ever allocated: beyond, no page was touched */
     struct mp__wslot *slots;     /* n, in the region */
     char *batches;               /* n * MP__BATCH_CAP in the region (process pools), or NULL */
     struct mp__extent *free_ext; /* free extents of the region, by offset */
@@ -248,14 +245,6 @@ static inline void mp__pool_leave(mp_pool *p)
 
 /* A block of size bytes of the region (64-byte aligned), or NULL when none is free. */
 MP__HIDDEN void *mp__pool_region_alloc_locked(mp_pool *p, size_t size);
-
-/* Copies len bytes from src to dst, inside a region block whose pages from fresh
- * on were never touched (allocated beyond region_hwm): a large copy there goes
- * through pwrite on the region's memfd, which fills new pages without faulting
- * them into the parent or zeroing them first (several times cheaper than a
- * first-touch memcpy); the rest is a memcpy. No lock: the caller owns the block. */
-MP__HIDDEN void mp__pool_region_copy(const mp_pool *p, char *dst, const void *src, size_t len,
-                                     const char *fresh);
 
 /* Gives back a block from mp__pool_region_alloc_locked; NULL is ignored. */
 MP__HIDDEN void mp__pool_region_free_locked(mp_pool *p, void *ptr);

@@ -4,10 +4,8 @@
  * sorted by offset (pool->free_ext), under the pool lock. It holds the workers'
  * slots and result batches, large task payloads, zero-copy jobs and what callers
  * get from mp_pool_shared_alloc. */
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "linux/sys.h"
 #include "pool/pool_parent.h"
@@ -31,40 +29,9 @@ void *mp__pool_region_alloc_locked(mp_pool *p, size_t size)
             p->n_free--;
         }
         *(size_t *)block = need;
-        size_t end = (size_t)(block - p->region) + need;
-        if (end > p->region_hwm)
-            p->region_hwm = end;
         return block + RHEAD;
     }
     return NULL;
-}
-
-void mp__pool_region_copy(const mp_pool *p, char *dst, const void *src, size_t len,
-                          const char *fresh)
-{
-    const char *s = src;
-    if (p->region_fd >= 0 && len >= 4096 && fresh != NULL && dst + len > fresh) {
-        size_t head = dst < fresh ? (size_t)(fresh - dst) : 0;
-        memcpy(dst, s, head);
-        size_t done = head;
-        while (done < len) {
-            ssize_t w = pwrite(p->region_fd, s + done, len - done, dst + done - p->region);
-            if (w > 0)
-                done += (size_t)w;
-            else if (w == 0 || errno != EINTR)
-                break; /* out of memory in the kernel, say: the memcpy below faults instead */
-        }
-        memcpy(dst + done, s + done, len - done);
-        return;
-    }
-    if (p->region_fd >= 0 && len >= 4096) {
-        /* Pages filled by pwrite are not mapped here yet: a read of one byte per
-         * 64 KiB maps them 16 at a time (fault-around; writable, as shared memory
-         * keeps no dirty accounting) where the copy would fault on each. */
-        for (size_t off = 0; off < len; off += 64u << 10)
-            (void)*(volatile const char *)(dst + off);
-    }
-    memcpy(dst, s, len);
 }
 
 void mp__pool_region_free_locked(mp_pool *p, void *ptr)

@@ -26,21 +26,16 @@ static void set_last_message(const char *m)
  * region has room, else inline in the frame. out_len > 0 (a fixed-size map chunk's
  * count * out_size) asks for a region block the worker writes the results into,
  * when large enough and the region has room; else they come back in the result
- * frame. *fresh: where the payload block's untouched pages start (for
- * mp__pool_region_copy), or NULL. Takes the pool lock briefly. */
+ * frame. Takes the pool lock briefly. */
 static struct mp__unit *new_unit(mp_pool *p, uint32_t kind, uint32_t flags, uint64_t fn,
                                  size_t count, size_t in_size, size_t out_size, size_t payload_len,
-                                 size_t out_len, char **dst, const char **fresh)
+                                 size_t out_len, char **dst)
 {
     void *block = NULL, *out_block = NULL;
-    *fresh = NULL;
     if (payload_len >= MP__POOL_REGION_MIN || out_len >= MP__POOL_REGION_MIN) {
         mp__pool_lock(p);
-        const char *hwm = p->region + p->region_hwm;
         if (payload_len >= MP__POOL_REGION_MIN)
             block = mp__pool_region_alloc_locked(p, payload_len);
-        if (block != NULL)
-            *fresh = (char *)block > hwm ? (char *)block : hwm;
         if (out_len >= MP__POOL_REGION_MIN)
             out_block = mp__pool_region_alloc_locked(p, out_len);
         mp__pool_unlock(p);
@@ -136,15 +131,14 @@ static int apply_async_entered(mp_pool *pool, mp_async_result **out, mp_task_fn 
     if (r == NULL)
         return MP_ENOMEM;
     char *dst;
-    const char *fresh;
     struct mp__unit *u =
-        new_unit(pool, MP__UNIT_APPLY, 0, (uint64_t)(uintptr_t)fn, 1, 0, 0, len, 0, &dst, &fresh);
+        new_unit(pool, MP__UNIT_APPLY, 0, (uint64_t)(uintptr_t)fn, 1, 0, 0, len, 0, &dst);
     if (u == NULL) {
         mp__result_drop(r, holders);
         return MP_ENOMEM;
     }
     if (len > 0)
-        mp__pool_region_copy(pool, dst, arg, len, fresh);
+        memcpy(dst, arg, len);
     u->r = r;
     rc = submit(pool, u);
     if (rc != 0) {
@@ -207,9 +201,7 @@ static size_t item_len(const void *in, size_t in_size, const mp_args *tuples, si
     return in_size ? in_size : ((const mp_buf *)in)[i].len;
 }
 
-/* Writes item i at dst (fresh: as for mp__pool_region_copy, NULL outside the region). */
-static void write_item(const mp_pool *p, char *dst, const void *in, size_t in_size,
-                       const mp_args *tuples, size_t i, const char *fresh)
+static void write_item(char *dst, const void *in, size_t in_size, const mp_args *tuples, size_t i)
 {
     if (tuples != NULL) {
         uint64_t argc = tuples[i].argc;
@@ -219,14 +211,13 @@ static void write_item(const mp_pool *p, char *dst, const void *in, size_t in_si
             uint64_t l = tuples[i].argv[a].len;
             memcpy(dst + 8 + 8 * a, &l, 8);
             if (l)
-                mp__pool_region_copy(p, data, tuples[i].argv[a].data, l, fresh);
+                memcpy(data, tuples[i].argv[a].data, l);
             data += l;
         }
     } else if (in_size) {
         memcpy(dst, (const char *)in + i * in_size, in_size);
     } else if (((const mp_buf *)in)[i].len) {
-        mp__pool_region_copy(p, dst, ((const mp_buf *)in)[i].data, ((const mp_buf *)in)[i].len,
-                             fresh);
+        memcpy(dst, ((const mp_buf *)in)[i].data, ((const mp_buf *)in)[i].len);
     }
 }
 
@@ -363,10 +354,9 @@ static int map_entered(mp_pool *pool, mp_async_result **out, uint64_t fn, const 
         if (st.bytes != NULL && payload >= MP__POOL_REGION_MIN)
             stream_wait(pool, r, &st, payload);
         char *dst;
-        const char *fresh;
         struct mp__unit *u =
             new_unit(pool, kind, flags, fn, count, kind == MP__UNIT_MAP_FIXED ? in_size : 0,
-                     out_size, payload, count * out_size, &dst, &fresh);
+                     out_size, payload, count * out_size, &dst);
         if (u == NULL) {
             free_units(pool, list);
             list = NULL;
@@ -378,12 +368,11 @@ static int map_entered(mp_pool *pool, mp_async_result **out, uint64_t fn, const 
             for (size_t i = first; i < first + count; i++) {
                 uint64_t l = item_len(in, in_size, tuples, i);
                 memcpy(dst + 8 * (i - first), &l, 8);
-                write_item(pool, data, in, in_size, tuples, i, fresh);
+                write_item(data, in, in_size, tuples, i);
                 data += l;
             }
         } else if (count > 0) {
-            mp__pool_region_copy(pool, dst, (const char *)in + first * in_size, count * in_size,
-                                 fresh);
+            memcpy(dst, (const char *)in + first * in_size, count * in_size);
         }
         u->r = r;
         u->chunk = c;
