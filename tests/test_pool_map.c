@@ -302,3 +302,140 @@ TEST(pool_map_with_sizes_that_overflow_is_eoverflow)
     CHECK_OK(mp_pool_join(p, -1));
     mp_pool_destroy(p);
 }
+
+/* Chunks whose results are at least 64 KiB: the workers write them into the
+ * shared region and the parent copies them out; a failing item, a wrong-sized
+ * result and a thread pool take the same path. */
+static void map_large_chunks(bool threads)
+{
+    mp_pool *p;
+    CHECK_OK(mp_pool_new(&p, &(mp_pool_options){.processes = 3, .threads = threads}));
+    enum { N = 200000 };
+    int *in = malloc(N * sizeof(int)), *out = malloc(N * sizeof(int));
+    CHECK(in != NULL && out != NULL);
+    for (int i = 0; i < N; i++)
+        in[i] = i % 40000;
+    mp_async_options big = {.chunksize = 50000}; /* 200 KB of results per chunk */
+    for (int round = 0; round < 3; round++) {    /* the blocks are reused */
+        memset(out, 0xff, N * sizeof(int));
+        CHECK_OK(mp_pool_map(p, square, in, sizeof(int), N, out, sizeof(int), &big));
+        for (int i = 0; i < N; i++)
+            CHECK_EQ((i % 40000) * (i % 40000), out[i]);
+    }
+    in[123456] = -7; /* chunk 2 fails, the others complete */
+    memset(out, 0xff, N * sizeof(int));
+    CHECK_RC(MP_ETASKFAILED,
+             mp_pool_map(p, fail_on_negative, in, sizeof(int), N, out, sizeof(int), &big));
+    CHECK_STR("negative input -7", mp_pool_last_message());
+    for (int i = 0; i < 100000; i++)
+        CHECK_EQ(i % 40000, out[i]);
+    for (int i = 150000; i < N; i++)
+        CHECK_EQ(i % 40000, out[i]);
+    in[123456] = 123456 % 40000;
+    short *small = malloc(N * sizeof(short));
+    CHECK(small != NULL);
+    CHECK_RC(MP_EMSGSIZE, mp_pool_map(p, square, in, sizeof(int), N, small, sizeof(short), &big));
+    free(small);
+    mp_async_result *r; /* map_async: results in its own array */
+    CHECK_OK(mp_pool_map_async(p, &r, square, in, sizeof(int), N, sizeof(int), &big));
+    CHECK_OK(mp_async_result_get(r, 30000, NULL, NULL));
+    const void *item;
+    size_t len;
+    CHECK_OK(mp_async_result_item(r, N - 1, &item, &len));
+    CHECK_EQ(sizeof(int), len);
+    CHECK_EQ(((N - 1) % 40000) * ((N - 1) % 40000), *(const int *)item);
+    mp_async_result_destroy(r);
+    free(in);
+    free(out);
+    finish(p);
+}
+
+TEST(pool_map_large_chunks_results_through_the_region)
+{
+    map_large_chunks(false);
+}
+
+TEST(thread_pool_map_large_chunks_results_through_the_region)
+{
+    map_large_chunks(true);
+}
+
+/* The sum of an item's bytes, so that the right bytes must have arrived. */
+static int byte_sum(const void *arg, size_t len, mp_task *t)
+{
+    uint64_t s = 0;
+    for (size_t i = 0; i < len; i++)
+        s += ((const unsigned char *)arg)[i];
+    return mp_task_return(t, &s, sizeof s);
+}
+
+/* A synchronous map streams its chunks through a region far smaller than its
+ * items: 48 MiB of items through 4 MiB of shared memory, 2 MiB chunks. */
+TEST(pool_map_streams_items_larger_than_the_region)
+{
+    mp_pool *p;
+    CHECK_OK(mp_pool_new(&p, &(mp_pool_options){.processes = 2, .shared_size = 4 << 20}));
+    enum { N = 48, ITEM = 1 << 20 };
+    mp_buf *items = malloc(N * sizeof *items);
+    uint64_t out[N];
+    CHECK(items != NULL);
+    for (int i = 0; i < N; i++) {
+        char *b = malloc(ITEM);
+        CHECK(b != NULL);
+        memset(b, i, ITEM);
+        items[i] = (mp_buf){b, ITEM};
+    }
+    for (int round = 0; round < 2; round++) {
+        memset(out, 0, sizeof out);
+        CHECK_OK(mp_pool_map(p, byte_sum, items, 0, N, out, sizeof out[0],
+                             &(mp_async_options){.chunksize = 2}));
+        for (int i = 0; i < N; i++)
+            CHECK_EQ((uint64_t)i * ITEM, out[i]);
+    }
+    for (int i = 0; i < N; i++)
+        free((void *)items[i].data);
+    free(items);
+    finish(p);
+}
+
+static void *terminate_soon(void *arg)
+{
+    th_sleep_ms(200);
+    CHECK_OK(mp_pool_terminate(arg));
+    return NULL;
+}
+
+static int slow_byte_sum(const void *arg, size_t len, mp_task *t)
+{
+    th_sleep_ms(50);
+    return byte_sum(arg, len, t);
+}
+
+/* Terminating the pool while a synchronous map streams its chunks fails the map,
+ * whether its chunks were out or not yet copied; nothing hangs. */
+TEST(pool_map_terminated_while_streaming_fails)
+{
+    mp_pool *p;
+    CHECK_OK(mp_pool_new(&p, &(mp_pool_options){.processes = 2, .shared_size = 4 << 20}));
+    enum { N = 64, ITEM = 1 << 20 };
+    mp_buf *items = malloc(N * sizeof *items);
+    uint64_t out[N];
+    CHECK(items != NULL);
+    for (int i = 0; i < N; i++) {
+        char *b = malloc(ITEM);
+        CHECK(b != NULL);
+        memset(b, 1, ITEM);
+        items[i] = (mp_buf){b, ITEM};
+    }
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, terminate_soon, p) == 0);
+    int rc = mp_pool_map(p, slow_byte_sum, items, 0, N, out, sizeof out[0],
+                         &(mp_async_options){.chunksize = 1});
+    CHECK(rc != 0);
+    pthread_join(th, NULL);
+    for (int i = 0; i < N; i++)
+        free((void *)items[i].data);
+    free(items);
+    CHECK_OK(mp_pool_join(p, 10000));
+    mp_pool_destroy(p);
+}

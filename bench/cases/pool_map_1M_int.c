@@ -2,8 +2,8 @@
  * mp_pool_map (items copied to the workers, results copied back), chunksize
  * 125000 — what CPython's Pool.map picks by default for 1M items on 2 workers
  * (len / (4 * processes)), set explicitly on both sides.
- * raw: an OpenMP parallel for with 2 threads over the same arrays, the memory-speed
- * floor of the work. */
+ * raw: square_floor.h, two threads of one process squaring the same number of
+ * ints in the same chunks, the memory-speed floor of the work. */
 #include <stdlib.h>
 
 #include "bench.h"

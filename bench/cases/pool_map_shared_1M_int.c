@@ -1,7 +1,7 @@
 /* pool_map_shared_1M_int: square one million ints with 2 workers, per item.
  * mproc: mp_pool_map_shared over arrays in the pool's shared memory (zero-copy; CPython has no
- * equivalent, so no CPython side). raw: an OpenMP parallel for with 2 threads over the same kind of
- * arrays. */
+ * equivalent, so no CPython side). raw: square_floor.h, the same work on two threads of one process
+ * (MAP_SHARED arrays, the same chunks claimed the same way, threads sleeping between rounds). */
 #include <stdlib.h>
 
 #include "bench.h"

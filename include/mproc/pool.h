@@ -198,6 +198,13 @@ MP_EXTERN const char *mp_pool_last_message(void);
  * (n * out_size bytes). Returns 0, or the error of the first failing chunk in item
  * order (MP_ETASKFAILED, MP_EWORKERDIED, MP_ETERMINATED, ...), message in
  * mp_pool_last_message(); out then holds the results of the chunks that succeeded.
+ * map (and starmap) stream: each chunk goes to the workers as soon as it is copied,
+ * and chunks whose payload travels through the shared memory wait until at most
+ * 64 MiB (a quarter of a smaller shared_size) of this map's payloads are in flight,
+ * one chunk per worker always allowed; the pool closed or terminated while chunks
+ * are still to be sent: MP_ECLOSED, once those sent are answered. Fixed-size
+ * results of a chunk of at least 64 KiB are written by the worker into the shared
+ * memory and copied once into out.
  * n == 0 returns 0 at once. Errors also (of every map form): MP_EINVAL,
  * MP_EOVERFLOW (n * in_size or n * out_size does not fit in a size_t), MP_ECLOSED,
  * MP_ENOMEM. */

@@ -32,11 +32,14 @@ struct mp__task_hdr {
     uint64_t out_size;
     uint64_t payload_len;
     uint64_t region_off; /* address of the payload or job, valid in every worker */
+    uint64_t out_off;    /* fixed-size map: address in the region where the chunk's count *
+                          * out_size results go (the result frame then has no payload), or 0 */
 };
 
 /* Worker -> parent, one per task, in the order the tasks were sent. Followed by
  * msg_len bytes of message, then payload_len bytes: the result (apply), count *
- * out_size bytes (fixed map), count u64 lengths then the results (variable map). */
+ * out_size bytes (fixed map; none when the task had an out_off: the results are
+ * there), count u64 lengths then the results (variable map). */
 struct mp__result_hdr {
     uint64_t id;
     int32_t status;    /* 0, MP_ETASKFAILED, MP_EMSGSIZE, MP_ENOMEM */

@@ -77,6 +77,7 @@ struct mp__unit *mp__pool_make_unit(uint32_t kind, uint32_t flags, uint64_t fn, 
 void mp__pool_free_unit_locked(mp_pool *p, struct mp__unit *u)
 {
     mp__pool_region_free_locked(p, u->region);
+    mp__pool_region_free_locked(p, u->out_region);
     free(u->frame);
     free(u);
 }

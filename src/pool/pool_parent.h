@@ -108,6 +108,7 @@ struct mp_async_result {
 
 #define MP__POOL_MAX_OUT 32             /* tasks in flight per worker with a long backlog */
 #define MP__POOL_REGION_MIN (64u << 10) /* payloads this large go through the region */
+#define MP__POOL_STREAM_BYTES ((size_t)64 << 20) /* a streamed map's payloads in flight */
 #define MP__POOL_REGION_DEFAULT ((size_t)1 << 30)
 #define MP__POOL_STAGE_CAP (64u << 10)
 #define MP__POOL_MAX_WORKERS 4096
@@ -124,7 +125,8 @@ struct mp__unit {
     size_t chunk;
     char *frame; /* header + inline payload */
     size_t frame_len;
-    void *region; /* region block holding the payload, or NULL */
+    void *region;     /* region block holding the payload, or NULL */
+    void *out_region; /* region block the worker writes a fixed map chunk's results into */
 };
 
 /* A worker slot, in the parent; pool lock. */

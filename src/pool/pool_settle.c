@@ -210,6 +210,10 @@ static bool deliver_locked(mp_pool *p, int i, const struct mp__result_hdr *h, ch
         mp__result_complete_locked(p, r);
     } else if (r != NULL && u->kind == MP__UNIT_JOB) {
         job_leave_locked(r, NULL);
+    } else if (r != NULL && u->out_region != NULL && h->status == 0 && h->payload_len == 0) {
+        /* the worker wrote the chunk's results into the unit's region block */
+        struct mp__span s = mp__chunk_span(r->n, r->chunksize, u->chunk);
+        chunk_done_locked(p, r, u->chunk, 0, 0, msg, u->out_region, s.count * r->out_size);
     } else if (r != NULL) {
         chunk_done_locked(p, r, u->chunk, h->status, h->task_code, msg, payload, h->payload_len);
     }

@@ -23,23 +23,30 @@ static void set_last_message(const char *m)
 }
 
 /* A unit whose payload_len bytes go to *dst: a region block when large and the
- * region has room, else inline in the frame. Takes the pool lock briefly. */
+ * region has room, else inline in the frame. out_len > 0 (a fixed-size map chunk's
+ * count * out_size) asks for a region block the worker writes the results into,
+ * when large enough and the region has room; else they come back in the result
+ * frame. Takes the pool lock briefly. */
 static struct mp__unit *new_unit(mp_pool *p, uint32_t kind, uint32_t flags, uint64_t fn,
                                  size_t count, size_t in_size, size_t out_size, size_t payload_len,
-                                 char **dst)
+                                 size_t out_len, char **dst)
 {
-    void *block = NULL;
-    if (payload_len >= MP__POOL_REGION_MIN) {
+    void *block = NULL, *out_block = NULL;
+    if (payload_len >= MP__POOL_REGION_MIN || out_len >= MP__POOL_REGION_MIN) {
         mp__pool_lock(p);
-        block = mp__pool_region_alloc_locked(p, payload_len);
+        if (payload_len >= MP__POOL_REGION_MIN)
+            block = mp__pool_region_alloc_locked(p, payload_len);
+        if (out_len >= MP__POOL_REGION_MIN)
+            out_block = mp__pool_region_alloc_locked(p, out_len);
         mp__pool_unlock(p);
     }
     struct mp__unit *u = mp__pool_make_unit(kind, flags | (block ? MP__UNIT_REGION : 0), fn, count,
                                             in_size, out_size, block ? 0 : payload_len);
     if (u == NULL) {
-        if (block) {
+        if (block || out_block) {
             mp__pool_lock(p);
             mp__pool_region_free_locked(p, block);
+            mp__pool_region_free_locked(p, out_block);
             mp__pool_unlock(p);
         }
         return NULL;
@@ -49,6 +56,10 @@ static struct mp__unit *new_unit(mp_pool *p, uint32_t kind, uint32_t flags, uint
     if (block) {
         u->region = block;
         h->region_off = (uint64_t)(uintptr_t)block;
+    }
+    if (out_block) {
+        u->out_region = out_block;
+        h->out_off = (uint64_t)(uintptr_t)out_block;
     }
     *dst = block ? block : u->frame + sizeof *h;
     return u;
@@ -121,7 +132,7 @@ static int apply_async_entered(mp_pool *pool, mp_async_result **out, mp_task_fn 
         return MP_ENOMEM;
     char *dst;
     struct mp__unit *u =
-        new_unit(pool, MP__UNIT_APPLY, 0, (uint64_t)(uintptr_t)fn, 1, 0, 0, len, &dst);
+        new_unit(pool, MP__UNIT_APPLY, 0, (uint64_t)(uintptr_t)fn, 1, 0, 0, len, 0, &dst);
     if (u == NULL) {
         mp__result_drop(r, holders);
         return MP_ENOMEM;
@@ -236,11 +247,65 @@ static int check_items(const void *in, size_t in_size, const mp_args *tuples, si
     return 0;
 }
 
+/* A synchronous map (whose items stay valid until it returns) streams its chunks:
+ * each goes to the workers as soon as it is copied, and a chunk whose payload goes
+ * through the region first waits until this map's payloads in flight (copied, not
+ * yet answered) leave room for it within MP__POOL_STREAM_BYTES (or a quarter of
+ * a smaller region), one chunk per worker always allowed. So a map keeps a bounded part of the
+ * region whatever its size, the next chunks reuse the blocks (already faulted in) of answered ones,
+ * and the workers start on the first chunk while the next ones are copied. Not
+ * from a callback (the handler thread), which could not see the answers arrive. */
+struct stream {
+    size_t *bytes; /* per chunk: its payload's bytes in the region (0: inline) */
+    size_t seen;   /* answered chunks accounted for, in r->order */
+    size_t in_flight, in_flight_bytes;
+};
+
+static void stream_wait(mp_pool *pool, mp_async_result *r, struct stream *st, size_t next)
+{
+    for (;;) {
+        uint32_t seq = atomic_load(&r->seq);
+        size_t done = atomic_load_explicit(&r->n_order, memory_order_acquire);
+        for (; st->seen < done; st->seen++) {
+            size_t c = r->order[st->seen];
+            st->in_flight--;
+            st->in_flight_bytes -= st->bytes[c];
+        }
+        size_t budget = pool->region_size / 4 < MP__POOL_STREAM_BYTES ? pool->region_size / 4
+                                                                      : MP__POOL_STREAM_BYTES;
+        if (st->in_flight < (size_t)pool->n || st->in_flight_bytes + next <= budget)
+            return;
+        mp__deadline d; /* a bounded sleep: the condition is re-checked */
+        mp__deadline_init(&d, 100);
+        mp__futex_wait(&r->seq, seq, &d);
+    }
+}
+
+/* A streamed map that could not submit all its chunks (the pool closed, or memory
+ * ran out) fails as a whole with the call's code, once the first submitted ones
+ * are answered (each task gets exactly one answer, also when the pool is
+ * terminated): then no unit refers to r and its results are dropped uncompleted. */
+static void stream_drain(mp_pool *pool, mp_async_result *r, size_t submitted)
+{
+    for (;;) {
+        uint32_t seq = atomic_load(&r->seq);
+        if (atomic_load_explicit(&r->n_order, memory_order_acquire) >= submitted) {
+            mp__pool_lock(pool); /* the answer's writer holds it until it is done with r */
+            mp__pool_unlock(pool);
+            return;
+        }
+        mp__deadline d;
+        mp__deadline_init(&d, 100);
+        mp__futex_wait(&r->seq, seq, &d);
+    }
+}
+
 static int map_entered(mp_pool *pool, mp_async_result **out, uint64_t fn, const void *in,
                        size_t in_size, const mp_args *tuples, size_t n, void *out_array,
-                       size_t out_size, const mp_async_options *opt, bool iter, bool unordered)
+                       size_t out_size, const mp_async_options *opt, bool iter, bool unordered,
+                       bool stream)
 {
-    int rc;
+    int rc = 0;
     if (out == NULL || fn == 0)
         return MP_EINVAL;
     if (out_size && n > SIZE_MAX / out_size)
@@ -273,20 +338,30 @@ static int map_entered(mp_pool *pool, mp_async_result **out, uint64_t fn, const 
     uint32_t kind = in_size && !tuples ? MP__UNIT_MAP_FIXED : MP__UNIT_MAP_VAR;
     uint32_t flags = tuples ? MP__UNIT_STAR : 0;
     struct mp__unit *list = NULL, **tail = &list;
-    for (size_t c = 0; c < r->n_chunks; c++) {
+    struct stream st = {0};
+    if (stream && r->n_chunks > 1 && (st.bytes = calloc(r->n_chunks, sizeof *st.bytes)) == NULL)
+        stream = false; /* out of memory for the bookkeeping: copy everything first */
+    size_t c = 0;
+    for (; c < r->n_chunks; c++) {
         struct mp__span s = mp__chunk_span(n, r->chunksize, c);
         size_t first = s.first, count = s.count;
-        size_t payload = kind == MP__UNIT_MAP_VAR ? 8 * count : 0;
-        for (size_t i = first; i < first + count; i++)
-            payload += item_len(in, in_size, tuples, i);
+        size_t payload = count * in_size; /* fixed-size items: n * in_size was checked */
+        if (kind == MP__UNIT_MAP_VAR) {
+            payload = 8 * count;
+            for (size_t i = first; i < first + count; i++)
+                payload += item_len(in, in_size, tuples, i);
+        }
+        if (st.bytes != NULL && payload >= MP__POOL_REGION_MIN)
+            stream_wait(pool, r, &st, payload);
         char *dst;
         struct mp__unit *u =
             new_unit(pool, kind, flags, fn, count, kind == MP__UNIT_MAP_FIXED ? in_size : 0,
-                     out_size, payload, &dst);
+                     out_size, payload, count * out_size, &dst);
         if (u == NULL) {
             free_units(pool, list);
+            list = NULL;
             rc = MP_ENOMEM;
-            goto out_release;
+            break;
         }
         if (kind == MP__UNIT_MAP_VAR) {
             char *data = dst + 8 * count;
@@ -301,16 +376,30 @@ static int map_entered(mp_pool *pool, mp_async_result **out, uint64_t fn, const 
         }
         u->r = r;
         u->chunk = c;
+        if (st.bytes != NULL) { /* to the workers now: u may be gone once submitted */
+            size_t in_region = u->region != NULL ? payload : 0;
+            if ((rc = submit(pool, u)) != 0)
+                break;
+            st.bytes[c] = in_region;
+            st.in_flight++;
+            st.in_flight_bytes += st.bytes[c];
+            continue;
+        }
         *tail = u;
         tail = &u->next;
     }
+    free(st.bytes);
+    if (rc != 0 && st.bytes != NULL && c > 0)
+        stream_drain(pool, r, c); /* then nothing refers to r but us: it goes, as below */
+    if (rc != 0)
+        goto out_release;
     if (n == 0) {
         mp__pool_lock(pool);
         rc = pool->state == MP__RUN ? 0 : MP_ECLOSED;
         if (rc == 0)
             mp__result_map_finish_locked(pool, r);
         mp__pool_unlock(pool);
-    } else {
+    } else if (list != NULL) {
         rc = submit(pool, list);
     }
     if (rc != 0)
@@ -325,7 +414,8 @@ out_release:
 
 static int map_common(mp_pool *pool, mp_async_result **out, uint64_t fn, const void *in,
                       size_t in_size, const mp_args *tuples, size_t n, void *out_array,
-                      size_t out_size, const mp_async_options *opt, bool iter, bool unordered)
+                      size_t out_size, const mp_async_options *opt, bool iter, bool unordered,
+                      bool stream)
 {
     if (out != NULL)
         *out = NULL;
@@ -334,7 +424,7 @@ static int map_common(mp_pool *pool, mp_async_result **out, uint64_t fn, const v
         return rc;
     mp__pool_enter(pool);
     rc = map_entered(pool, out, fn, in, in_size, tuples, n, out_array, out_size, opt, iter,
-                     unordered);
+                     unordered, stream && !mp__pool_on_handler(pool));
     mp__pool_leave(pool);
     return rc;
 }
@@ -343,21 +433,21 @@ int mp_pool_map_async(mp_pool *pool, mp_async_result **out, mp_task_fn fn, const
                       size_t in_size, size_t n, size_t out_size, const mp_async_options *opt)
 {
     return map_common(pool, out, (uint64_t)(uintptr_t)fn, in, in_size, NULL, n, NULL, out_size, opt,
-                      false, false);
+                      false, false, false);
 }
 
 int mp_pool_imap(mp_pool *pool, mp_async_result **out, mp_task_fn fn, const void *in,
                  size_t in_size, size_t n, size_t out_size, const mp_async_options *opt)
 {
     return map_common(pool, out, (uint64_t)(uintptr_t)fn, in, in_size, NULL, n, NULL, out_size, opt,
-                      true, false);
+                      true, false, false);
 }
 
 int mp_pool_imap_unordered(mp_pool *pool, mp_async_result **out, mp_task_fn fn, const void *in,
                            size_t in_size, size_t n, size_t out_size, const mp_async_options *opt)
 {
     return map_common(pool, out, (uint64_t)(uintptr_t)fn, in, in_size, NULL, n, NULL, out_size, opt,
-                      true, true);
+                      true, true, false);
 }
 
 int mp_pool_starmap_async(mp_pool *pool, mp_async_result **out, mp_star_fn fn,
@@ -367,7 +457,8 @@ int mp_pool_starmap_async(mp_pool *pool, mp_async_result **out, mp_star_fn fn,
     if (tuples == NULL && n > 0)
         return MP_EINVAL;
     return map_common(pool, out, (uint64_t)(uintptr_t)fn, NULL, 0,
-                      tuples ? tuples : (const mp_args *)"", n, NULL, out_size, opt, false, false);
+                      tuples ? tuples : (const mp_args *)"", n, NULL, out_size, opt, false, false,
+                      false);
 }
 
 static int sync_map(mp_pool *pool, uint64_t fn, const void *in, size_t in_size,
@@ -377,7 +468,9 @@ static int sync_map(mp_pool *pool, uint64_t fn, const void *in, size_t in_size,
     if (out_size == 0 || (out == NULL && n > 0))
         return MP_EINVAL;
     mp_async_result *r;
-    int rc = map_common(pool, &r, fn, in, in_size, tuples, n, out, out_size, opt, false, false);
+    /* the items stay valid until the map returns: it streams them (see stream_wait) */
+    int rc =
+        map_common(pool, &r, fn, in, in_size, tuples, n, out, out_size, opt, false, false, true);
     if (rc != 0)
         return rc;
     rc = mp_async_result_get(r, -1, NULL, NULL);
