@@ -439,3 +439,219 @@ TEST(pool_map_terminated_while_streaming_fails)
     CHECK_OK(mp_pool_join(p, 10000));
     mp_pool_destroy(p);
 }
+
+/* A worker that dies on one item of a streamed map (chunks larger than a
+ * quarter of a small region, more chunks than fit in flight): the map fails with
+ * MP_EWORKERDIED and does not hang waiting for room; the next map is right. */
+static int byte_sum_die_on_7(const void *arg, size_t len, mp_task *t)
+{
+    if (len > 0 && ((const unsigned char *)arg)[0] == 7)
+        raise(SIGKILL);
+    return byte_sum(arg, len, t);
+}
+
+static void stream_stress(const mp_pool_options *o, mp_task_fn fn, int expect)
+{
+    mp_pool *p;
+    CHECK_OK(mp_pool_new(&p, o));
+    enum { N = 40, ITEM = 1 << 20 };
+    mp_buf *items = malloc(N * sizeof *items);
+    uint64_t out[N];
+    CHECK(items != NULL);
+    for (int i = 0; i < N; i++) {
+        char *b = malloc(ITEM);
+        CHECK(b != NULL);
+        memset(b, i, ITEM);
+        items[i] = (mp_buf){b, ITEM};
+    }
+    for (int round = 0; round < 2; round++) {
+        memset(out, 0, sizeof out);
+        int rc = mp_pool_map(p, round == 0 ? fn : byte_sum, items, 0, N, out, sizeof out[0],
+                             &(mp_async_options){.chunksize = 2});
+        CHECK_RC(round == 0 ? expect : 0, rc);
+        for (int i = 0; i < N; i++)
+            if (round == 1 || expect == 0 || i < 6 || i > 7)
+                CHECK_EQ((uint64_t)i * ITEM, out[i]);
+    }
+    for (int i = 0; i < N; i++)
+        free((void *)items[i].data);
+    free(items);
+    finish(p);
+}
+
+TEST(pool_map_stream_worker_dies_mid_stream)
+{
+    stream_stress(&(mp_pool_options){.processes = 2, .shared_size = 4 << 20}, byte_sum_die_on_7,
+                  MP_EWORKERDIED);
+}
+
+TEST(pool_map_stream_maxtasksperchild_one)
+{
+    stream_stress(&(mp_pool_options){.processes = 2, .shared_size = 4 << 20, .maxtasksperchild = 1},
+                  byte_sum, 0);
+}
+
+TEST(pool_map_stream_region_smaller_than_a_chunk)
+{
+    stream_stress(&(mp_pool_options){.processes = 2, .shared_size = 1 << 20}, byte_sum, 0);
+}
+
+TEST(pool_map_stream_threads_small_region)
+{
+    stream_stress(&(mp_pool_options){.processes = 3, .threads = true, .shared_size = 4 << 20},
+                  byte_sum, 0);
+}
+
+/* Fixed results through the region, a worker dying partway through a chunk:
+ * the map fails; the block is reused by the next map, whose results are right. */
+static int square_die_on_m5(const void *arg, size_t len, mp_task *t)
+{
+    (void)len;
+    int x;
+    memcpy(&x, arg, sizeof x);
+    if (x == -5)
+        raise(SIGKILL);
+    int y = x * x;
+    return mp_task_return(t, &y, sizeof y);
+}
+
+TEST(pool_map_out_region_worker_dies_then_reuse)
+{
+    mp_pool *p;
+    CHECK_OK(mp_pool_new(&p, &(mp_pool_options){.processes = 2, .maxtasksperchild = 2}));
+    enum { N = 400000 };
+    int *in = malloc(N * sizeof(int)), *out = malloc(N * sizeof(int));
+    CHECK(in != NULL && out != NULL);
+    for (int i = 0; i < N; i++)
+        in[i] = i % 30000;
+    in[250001] = -5;
+    mp_async_options big = {.chunksize = 40000};
+    CHECK_RC(MP_EWORKERDIED,
+             mp_pool_map(p, square_die_on_m5, in, sizeof(int), N, out, sizeof(int), &big));
+    in[250001] = 250001 % 30000;
+    for (int round = 0; round < 3; round++) {
+        memset(out, 0xff, N * sizeof(int));
+        CHECK_OK(mp_pool_map(p, square_die_on_m5, in, sizeof(int), N, out, sizeof(int), &big));
+        for (int i = 0; i < N; i++)
+            CHECK_EQ((i % 30000) * (i % 30000), out[i]);
+    }
+    free(in);
+    free(out);
+    finish(p);
+}
+
+static void *close_soon(void *arg)
+{
+    th_sleep_ms(150);
+    CHECK_OK(mp_pool_close(arg));
+    return NULL;
+}
+
+/* Closing the pool while a synchronous map still has chunks to copy: MP_ECLOSED
+ * once the chunks sent are answered; the pool then winds down. */
+TEST(pool_map_stream_closed_while_streaming_is_eclosed)
+{
+    mp_pool *p;
+    CHECK_OK(mp_pool_new(&p, &(mp_pool_options){.processes = 2, .shared_size = 4 << 20}));
+    enum { N = 64, ITEM = 1 << 20 };
+    mp_buf *items = malloc(N * sizeof *items);
+    uint64_t out[N];
+    CHECK(items != NULL);
+    for (int i = 0; i < N; i++) {
+        char *b = malloc(ITEM);
+        CHECK(b != NULL);
+        memset(b, 1, ITEM);
+        items[i] = (mp_buf){b, ITEM};
+    }
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, close_soon, p) == 0);
+    CHECK_RC(MP_ECLOSED, mp_pool_map(p, slow_byte_sum, items, 0, N, out, sizeof out[0],
+                                     &(mp_async_options){.chunksize = 1}));
+    pthread_join(th, NULL);
+    for (int i = 0; i < N; i++)
+        free((void *)items[i].data);
+    free(items);
+    CHECK_OK(mp_pool_join(p, 10000));
+    mp_pool_destroy(p);
+}
+
+static int star_sum_die(size_t argc, const mp_buf *argv, mp_task *t)
+{
+    int64_t s = 0;
+    for (size_t i = 0; i < argc; i++)
+        s += (int64_t)argv[i].len;
+    if (s == 3)
+        return mp_task_return(t, &s, 4); /* wrong size on one item */
+    return mp_task_return(t, &s, sizeof s);
+}
+
+/* starmap, fixed results through the region, a wrong-sized result mid-stream:
+ * MP_EMSGSIZE, the chunks after it complete, the next starmap is right. */
+TEST(pool_starmap_out_region_wrong_size_mid_stream)
+{
+    mp_pool *p;
+    CHECK_OK(mp_pool_new(&p, &(mp_pool_options){.processes = 2}));
+    enum { N = 100000 };
+    static char dummy[8];
+    mp_buf *bufs = malloc(N * 2 * sizeof *bufs);
+    mp_args *tuples = malloc(N * sizeof *tuples);
+    int64_t *out = malloc(N * sizeof *out);
+    CHECK(bufs && tuples && out);
+    for (int i = 0; i < N; i++) {
+        bufs[2 * i] = (mp_buf){dummy, (size_t)(i % 5)};
+        bufs[2 * i + 1] = (mp_buf){dummy, 1};
+        tuples[i] = (mp_args){.argc = 2, .argv = &bufs[2 * i]};
+    }
+    mp_async_options big = {.chunksize = 10000};
+    CHECK_RC(MP_EMSGSIZE, mp_pool_starmap(p, star_sum_die, tuples, N, out, sizeof *out, &big));
+    for (int i = 0; i < N; i++)
+        bufs[2 * i] = (mp_buf){dummy, (size_t)(i % 5 == 2 ? 3 : i % 5)};
+    for (int round = 0; round < 2; round++) {
+        memset(out, 0xff, N * sizeof *out);
+        CHECK_OK(mp_pool_starmap(p, star_sum_die, tuples, N, out, sizeof *out, &big));
+        for (int i = 0; i < N; i++)
+            CHECK_EQ((int64_t)((i % 5 == 2 ? 3 : i % 5) + 1), out[i]);
+    }
+    free(bufs);
+    free(tuples);
+    free(out);
+    finish(p);
+}
+
+static int slow_on_marked(const void *arg, size_t len, mp_task *t)
+{
+    (void)len;
+    if (*(const unsigned char *)arg == 1)
+        th_sleep_ms(300);
+    uint64_t v = *(const unsigned char *)arg;
+    return mp_task_return(t, &v, sizeof v);
+}
+
+/* A map whose items are small but whose chunks' results are large (here 128 KiB
+ * a chunk) must not take the pool's shared memory for all its chunks at once:
+ * mp_pool_shared_alloc (and zero-copy maps) still find room while it runs. */
+TEST(pool_map_async_large_results_leave_the_region_usable)
+{
+    mp_pool *p;
+    CHECK_OK(mp_pool_new(&p, &(mp_pool_options){.processes = 2, .shared_size = 8 << 20}));
+    void *probe = mp_pool_shared_alloc(p, 2 << 20);
+    CHECK(probe != NULL);
+    mp_pool_shared_free(p, probe);
+    enum { CH = 16384, N = 64 * CH };
+    unsigned char *in = calloc(N, 1);
+    CHECK(in != NULL);
+    for (int c = 0; c < N / CH; c++)
+        in[c * CH] = 1; /* each chunk starts slow */
+    mp_async_result *r;
+    CHECK_OK(mp_pool_map_async(p, &r, slow_on_marked, in, 1, N, sizeof(uint64_t),
+                               &(mp_async_options){.chunksize = CH}));
+    probe = mp_pool_shared_alloc(p, 2 << 20);
+    CHECK(probe != NULL);
+    mp_pool_shared_free(p, probe);
+    CHECK_OK(mp_pool_terminate(p));
+    mp_async_result_get(r, 10000, NULL, NULL);
+    mp_async_result_destroy(r);
+    free(in);
+    CHECK_OK(mp_pool_join(p, 10000));
+    mp_pool_destroy(p);
+}

@@ -200,11 +200,13 @@ MP_EXTERN const char *mp_pool_last_message(void);
  * mp_pool_last_message(); out then holds the results of the chunks that succeeded.
  * map (and starmap) stream: each chunk goes to the workers as soon as it is copied,
  * and chunks whose payload travels through the shared memory wait until at most
- * 64 MiB (a quarter of a smaller shared_size) of this map's payloads are in flight,
- * one chunk per worker always allowed; the pool closed or terminated while chunks
- * are still to be sent: MP_ECLOSED, once those sent are answered. Fixed-size
+ * 64 MiB (a quarter of a smaller shared_size) of this map's payloads and result
+ * blocks are in flight, one chunk per worker always allowed; the pool closed or
+ * terminated while chunks are still to be sent: MP_ECLOSED, once those sent are
+ * answered. Fixed-size
  * results of a chunk of at least 64 KiB are written by the worker into the shared
- * memory and copied once into out.
+ * memory and copied once into out (synchronous map and starmap only: the async
+ * forms get theirs through the socket, so their backlog holds no shared memory).
  * n == 0 returns 0 at once. Errors also (of every map form): MP_EINVAL,
  * MP_EOVERFLOW (n * in_size or n * out_size does not fit in a size_t), MP_ECLOSED,
  * MP_ENOMEM. */

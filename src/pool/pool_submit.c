@@ -248,15 +248,17 @@ static int check_items(const void *in, size_t in_size, const mp_args *tuples, si
 }
 
 /* A synchronous map (whose items stay valid until it returns) streams its chunks:
- * each goes to the workers as soon as it is copied, and a chunk whose payload goes
- * through the region first waits until this map's payloads in flight (copied, not
- * yet answered) leave room for it within MP__POOL_STREAM_BYTES (or a quarter of
- * a smaller region), one chunk per worker always allowed. So a map keeps a bounded part of the
- * region whatever its size, the next chunks reuse the blocks (already faulted in) of answered ones,
- * and the workers start on the first chunk while the next ones are copied. Not
- * from a callback (the handler thread), which could not see the answers arrive. */
+ * each goes to the workers as soon as it is copied, and a chunk whose payload or
+ * results go through the region first waits until this map's region blocks in
+ * flight (copied, not yet answered) leave room for it within MP__POOL_STREAM_BYTES
+ * (or a quarter of a smaller region), one chunk per worker always allowed. So a
+ * map keeps a bounded part of the region whatever its size, the next chunks reuse
+ * the blocks (already faulted in) of answered ones, and the workers start on the
+ * first chunk while the next ones are copied. Only such a map gets result blocks:
+ * an async map's whole backlog would hold them. Not from a callback (the handler
+ * thread), which could not see the answers arrive. */
 struct stream {
-    size_t *bytes; /* per chunk: its payload's bytes in the region (0: inline) */
+    size_t *bytes; /* per chunk: its payload's and results' bytes in the region */
     size_t seen;   /* answered chunks accounted for, in r->order */
     size_t in_flight, in_flight_bytes;
 };
@@ -351,12 +353,17 @@ static int map_entered(mp_pool *pool, mp_async_result **out, uint64_t fn, const 
             for (size_t i = first; i < first + count; i++)
                 payload += item_len(in, in_size, tuples, i);
         }
-        if (st.bytes != NULL && payload >= MP__POOL_REGION_MIN)
-            stream_wait(pool, r, &st, payload);
+        /* results through the region only for a synchronous map, whose blocks
+         * count in its budget: an async map's backlog would hold the region */
+        size_t out_len = stream ? count * out_size : 0;
+        size_t want = (payload >= MP__POOL_REGION_MIN ? payload : 0) +
+                      (out_len >= MP__POOL_REGION_MIN ? out_len : 0);
+        if (st.bytes != NULL && want > 0)
+            stream_wait(pool, r, &st, want);
         char *dst;
         struct mp__unit *u =
             new_unit(pool, kind, flags, fn, count, kind == MP__UNIT_MAP_FIXED ? in_size : 0,
-                     out_size, payload, count * out_size, &dst);
+                     out_size, payload, out_len, &dst);
         if (u == NULL) {
             free_units(pool, list);
             list = NULL;
@@ -377,7 +384,8 @@ static int map_entered(mp_pool *pool, mp_async_result **out, uint64_t fn, const 
         u->r = r;
         u->chunk = c;
         if (st.bytes != NULL) { /* to the workers now: u may be gone once submitted */
-            size_t in_region = u->region != NULL ? payload : 0;
+            size_t in_region =
+                (u->region != NULL ? payload : 0) + (u->out_region != NULL ? out_len : 0);
             if ((rc = submit(pool, u)) != 0)
                 break;
             st.bytes[c] = in_region;
@@ -388,8 +396,9 @@ static int map_entered(mp_pool *pool, mp_async_result **out, uint64_t fn, const 
         *tail = u;
         tail = &u->next;
     }
+    bool streamed = st.bytes != NULL;
     free(st.bytes);
-    if (rc != 0 && st.bytes != NULL && c > 0)
+    if (rc != 0 && streamed && c > 0)
         stream_drain(pool, r, c); /* then nothing refers to r but us: it goes, as below */
     if (rc != 0)
         goto out_release;
