@@ -21,14 +21,29 @@
  * from its load address): the server finds the same object by name (ASLR gives
  * it another base) and checks that the address lies in an executable segment; a
  * library dlopen'ed after the server started is not there, and the start is
- * refused with MP_ENOENT. The server forks; the child installs the descriptors
- * as 0/1/2, closes every other (the parent's pidfd stays as 3), becomes the named
- * process and exits with target(arg). The server answers on the status socket
- * with REPLY_STARTED (pid, and a pidfd of the child as SCM_RIGHTS) or
- * REPLY_REFUSED (error code); when the child ends (SIGCHLD through a signalfd) it
+ * refused with MP_ENOENT. The spare (below) reads the request and becomes the
+ * child: it installs the descriptors as 0/1/2, closes every other (the parent's
+ * pidfd stays as 3), becomes the named process and exits with target(arg). It
+ * answers on the status socket with REPLY_STARTED (pid, and a pidfd of itself as
+ * SCM_RIGHTS) or REPLY_REFUSED (error code; it stays the spare). When the
+ * server has no spare it reads the request and forks the child itself, with the
+ * same answers. When the child ends (SIGCHLD through a signalfd) the server
  * writes REPLY_EXITED (the exit code as Python reports it) and closes its end:
  * the status socket is the parent's sentinel, readable once the child has ended,
  * and hung up without REPLY_EXITED if the server died (status lost: 255).
+ *
+ * The spare. The server keeps one child forked in advance, blocked in recvmsg
+ * on the control socket (the server itself then polls that socket only for the
+ * parent's hang-up): a start wakes it, not the server, and costs no fork on its
+ * path. A spare that takes a request first sends the server its pid and the
+ * server's copy of the status socket on a private socketpair (spare_sock), and
+ * only then answers the starter: the server knows the child before anything
+ * could signal or end it, and when it reaps a pid it does not know it reads
+ * those reports first. The server forks the next spare as soon as it learns the
+ * spare was taken, while the child runs. A spare has the parent-death signal
+ * SIGKILL (it dies with the server), dropped when it becomes a non-daemon child.
+ * A spare is a copy of the server, whose state never changes, so the child is
+ * what a fork at start would have made (process.h lists what it inherits).
  *
  * Choices, and why:
  *  - The answers come on the child's own status socket, not the control socket:
