@@ -863,8 +863,11 @@ static void reap_children(void)
     }
 }
 
+/* The parent is gone or stopped us: end the spare (not a spare that has
+ * become a child: its report is read first), leave the children. */
 static _Noreturn void shut_down(void)
 {
+    take_spares();
     if (spare_pid > 0) {
         kill(spare_pid, SIGKILL);
         while (waitpid(spare_pid, NULL, 0) < 0 && errno == EINTR)
