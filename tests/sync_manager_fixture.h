@@ -122,11 +122,27 @@ typedef struct fx_program {
     char log[256]; /* its stderr goes here */
 } fx_program;
 
+/* The log files of this test process (one path, reused by each start), removed
+ * when it exits; not by a child it forked, which exits first. */
+static char fx_log_path[256];
+static pid_t fx_log_owner;
+
+static void fx_remove_log(void)
+{
+    if (getpid() == fx_log_owner)
+        unlink(fx_log_path);
+}
+
 static inline void fx_program_start(fx_program *fp, const char *const *args)
 {
     memset(fp, 0, sizeof *fp);
+    if (fx_log_owner != getpid()) {
+        fx_log_owner = getpid();
+        snprintf(fx_log_path, sizeof fx_log_path, "/tmp/mproc-test-log.%d", (int)getpid());
+        atexit(fx_remove_log);
+    }
     snprintf(fp->address_file, sizeof fp->address_file, "/tmp/mproc-test-addr.%d", (int)getpid());
-    snprintf(fp->log, sizeof fp->log, "/tmp/mproc-test-log.%d", (int)getpid());
+    snprintf(fp->log, sizeof fp->log, "%s", fx_log_path);
     unlink(fp->address_file);
     const char *argv[64];
     int n = 0;

@@ -706,6 +706,54 @@ TEST(c_client_and_c_listener_with_different_keys_both_say_why)
     mp_listener_destroy(l);
 }
 
+struct rejects {
+    int n;
+    char peer[200], reason[300];
+};
+
+static void note_reject(void *arg, const char *peer, const char *reason)
+{
+    struct rejects *r = arg;
+    r->n++;
+    snprintf(r->peer, sizeof r->peer, "%s", peer);
+    snprintf(r->reason, sizeof r->reason, "%s", reason);
+}
+
+TEST(on_reject_hook_gets_each_rejected_peer_and_why)
+{
+    struct rejects r = {0};
+    mp_listener *l = NULL;
+    CHECK_OK(mp_listener_new(&l, "127.0.0.1:0",
+                             &(mp_listener_options){.authkey = KEY,
+                                                    .authkey_len = KEYLEN,
+                                                    .handshake_timeout_ms = 600,
+                                                    .on_reject = note_reject,
+                                                    .on_reject_arg = &r}));
+    /* A wrong key. */
+    struct client_arg a = {.address = mp_listener_address(l)};
+    pthread_t t;
+    pthread_create(&t, NULL, wrong_key_client_thread, &a);
+    mp_conn *c = NULL;
+    for (int i = 0; i < 100 && mp_listener_rejected(l) == 0; i++)
+        CHECK_RC(MP_ETIMEDOUT, mp_listener_accept(l, &c, 50));
+    pthread_join(t, NULL);
+    CHECK_EQ(1, r.n);
+    CHECK(strncmp(r.peer, "127.0.0.1:", 10) == 0);
+    CHECK(strstr(r.reason, "digest received was wrong") == r.reason);
+    /* The message is the listener's last_error, split into peer and reason. */
+    char joined[600];
+    snprintf(joined, sizeof joined, "%s: %s", r.peer, r.reason);
+    CHECK_STR(joined, mp_listener_last_error(l));
+    /* A silent peer, at its deadline. */
+    int silent = raw_connect(port_of(mp_listener_address(l)));
+    CHECK_RC(MP_ETIMEDOUT, mp_listener_accept(l, &c, 1500));
+    CHECK_EQ(2, r.n);
+    CHECK_EQ(2, mp_listener_rejected(l));
+    CHECK_STR("handshake timed out after 600 ms", r.reason);
+    close(silent);
+    mp_listener_destroy(l);
+}
+
 static void accept_and_pong(mp_listener *l, int timeout_ms)
 {
     mp_conn *s;

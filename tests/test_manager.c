@@ -679,6 +679,60 @@ TEST(user_type_methods_called_by_name)
     mp_manager_destroy(m);
 }
 
+/* The object table's index: with hundreds of objects served and dropped in a
+ * scattered order (entries move and probe runs shift), every live ident still
+ * reaches its own object, and a dropped one reaches none. */
+TEST(many_objects_each_reach_their_own_after_scattered_drops)
+{
+    enum { N = 600 };
+    mp_manager *m;
+    CHECK_OK(mp_manager_new(&m, "127.0.0.1:0", KEY, 3, NULL));
+    CHECK_OK(
+        mp_manager_register(m, "Counter", &(mp_manager_register_options){.type = &counter_type}));
+    CHECK_OK(mp_manager_start(m));
+    mp_proxy **p = calloc(N, sizeof *p);
+    CHECK(p != NULL);
+    for (int i = 0; i < N; i++) {
+        mp_obj *args;
+        CHECK_OK(mp_obj_build(&args, "(i)", i));
+        CHECK_OK(mp_manager_create(m, "Counter", args, NULL, &p[i]));
+        mp_obj_unref(args);
+    }
+    char dropped[32];
+    snprintf(dropped, sizeof dropped, "%s", mp_proxy_ident(p[0]));
+    for (int k = 0, i = 0; k < N / 2; k++, i = (i + 7) % N) { /* 7 is prime to N */
+        while (p[i] == NULL)
+            i = (i + 1) % N;
+        mp_proxy_destroy(p[i]);
+        p[i] = NULL;
+    }
+    long n;
+    CHECK_OK(mp_manager_number_of_objects(m, &n));
+    CHECK_EQ(N / 2, n);
+    for (int i = 0; i < N; i++) {
+        if (p[i] == NULL)
+            continue;
+        mp_obj *kw, *r;
+        CHECK_OK(mp_obj_build(&kw, "{s:i}", "n", 0));
+        CHECK_OK(mp_proxy_call(p[i], "add", NULL, kw, 0, &r));
+        int64_t v;
+        CHECK_OK(mp_int_value(r, &v));
+        CHECK_EQ(i, v);
+        mp_obj_unref(kw);
+        mp_obj_unref(r);
+        mp_proxy_destroy(p[i]);
+    }
+    free(p);
+    CHECK_OK(mp_manager_number_of_objects(m, &n));
+    CHECK_EQ(0, n);
+    char *info;
+    CHECK_OK(mp_manager_debug_info(m, &info));
+    CHECK(strstr(info, dropped) == NULL);
+    free(info);
+    CHECK_OK(mp_manager_shutdown(m));
+    mp_manager_destroy(m);
+}
+
 TEST(exposed_names_follow_python_version)
 {
     static const char *const want311[] = {"empty", "full",       "get",   "get_nowait", "join",

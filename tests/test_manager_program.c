@@ -171,7 +171,8 @@ TEST(remote_shutdown_stops_it_cleanly)
     mp_manager_destroy(m);
     CHECK_EQ(0, fx_program_stop(&fp, 0));
     char *log = fx_program_log(&fp);
-    CHECK(strstr(log, "remote shutdown request") != NULL);
+    CHECK(strstr(log, "remote shutdown request from 127.0.0.1:") != NULL);
+    CHECK(strstr(log, "shutdown complete (clean)") != NULL);
     free(log);
 }
 
@@ -201,6 +202,7 @@ TEST(sigusr1_prints_object_and_connection_counts)
     CHECK_EQ(2, sscanf(s, "stats: %ld objects, %zu connections", &objs, &conns));
     CHECK_EQ(2, objs);
     CHECK(conns >= 1);
+    CHECK(strstr(s, " authentication failures)") != NULL);
     free(log);
     mp_proxy_destroy(d);
     mp_proxy_destroy(l);
@@ -237,5 +239,129 @@ TEST(killed_server_gives_prompt_errors_and_a_restarted_one_serves_again)
     CHECK_EQ(1, mp_proxy_qsize(q));
     mp_proxy_destroy(q);
     mp_manager_destroy(m);
+    CHECK_EQ(0, fx_program_stop(&fp, SIGTERM));
+}
+
+/* Waits up to 5 s for needle in the program's log; returns the log (malloc'd). */
+static char *wait_log(const fx_program *fp, const char *needle)
+{
+    char *log = NULL;
+    for (int i = 0; i < 500; i++) {
+        free(log);
+        log = fx_program_log(fp);
+        if (strstr(log, needle) != NULL)
+            break;
+        th_sleep_ms(10);
+    }
+    return log;
+}
+
+static int count_in(const char *text, const char *needle)
+{
+    int n = 0;
+    for (const char *s = text; (s = strstr(s, needle)) != NULL; s += strlen(needle))
+        n++;
+    return n;
+}
+
+/* A client session (connect, a queue, a put) and a wrong-key client, against a
+ * program started with extra; returns its log after SIGTERM. */
+static char *session_log(const char *extra)
+{
+    fx_program fp;
+    const char *args[] = {"--queue", "get_q", extra, NULL};
+    fx_program_start(&fp, args);
+    mp_manager *m = fx_connect(fp.address);
+    mp_proxy *q;
+    CHECK_OK(mp_manager_create(m, "get_q", NULL, NULL, &q));
+    mp_obj *o = mp_int(3);
+    CHECK_OK(mp_proxy_put(q, o, 0));
+    mp_obj_unref(o);
+    mp_proxy_destroy(q);
+    mp_manager_destroy(m);
+    CHECK_OK(mp_manager_new(&m, fp.address, "wrong", 5, NULL));
+    CHECK_RC(MP_EAUTH, mp_manager_connect(m));
+    mp_manager_destroy(m);
+    th_sleep_ms(200); /* the server logs the failure and the closes after the clients saw them */
+    CHECK_EQ(0, fx_program_stop(&fp, SIGTERM));
+    return fx_program_log(&fp);
+}
+
+TEST(logs_one_line_per_connection_auth_failure_and_shutdown)
+{
+    /* Default: each connection once, when it closes, with its peer and kind. */
+    char *log = session_log(NULL);
+    int closed = count_in(log, ") closed after ");
+    CHECK(closed >= 1); /* a C client's channel (CPython's clients add one-request ones) */
+    CHECK_EQ(closed, count_in(log, "connection from 127.0.0.1:"));
+    CHECK(strstr(log, ", channel) closed after ") != NULL);
+    CHECK_EQ(1, count_in(log, "authentication failed: 127.0.0.1:"));
+    CHECK(strstr(log, "digest") != NULL);
+    CHECK(strstr(log, "Terminated: stopping, 0 connections open") != NULL);
+    CHECK(strstr(log, "shutdown complete (clean)") != NULL);
+    free(log);
+    /* --verbose: also a line as each connection opens. */
+    log = session_log("--verbose");
+    closed = count_in(log, ") closed after ");
+    CHECK(closed >= 1);
+    CHECK_EQ(2 * closed, count_in(log, "connection from 127.0.0.1:"));
+    CHECK_EQ(1, count_in(log, "authentication failed: "));
+    free(log);
+    /* --quiet: none of these. */
+    log = session_log("--quiet");
+    CHECK_EQ(0, count_in(log, "connection from"));
+    CHECK_EQ(0, count_in(log, "authentication failed"));
+    CHECK_EQ(0, count_in(log, "stopping"));
+    CHECK_EQ(0, count_in(log, "listening on"));
+    free(log);
+}
+
+TEST(no_remote_shutdown_refuses_c_and_python_clients_and_keeps_serving)
+{
+    fx_program fp;
+    const char *args[] = {"--queue", "get_q", "--no-remote-shutdown", NULL};
+    fx_program_start(&fp, args);
+    mp_manager *m = fx_connect(fp.address);
+    CHECK_RC(MP_EREMOTE, mp_manager_shutdown(m));
+    const char *text = NULL;
+    CHECK_OK(mp_manager_remote_error(NULL, &text));
+    CHECK(strstr(text, "'shutdown' unrecognized") != NULL);
+    mp_proxy *q;
+    CHECK_OK(mp_manager_create(m, "get_q", NULL, NULL, &q));
+    CHECK_EQ(0, mp_proxy_qsize(q));
+    const char *py = fx_python("3.11");
+    if (py == NULL)
+        py = "python3";
+    char host[64];
+    const char *colon = strrchr(fp.address, ':');
+    snprintf(host, sizeof host, "%.*s", (int)(colon - fp.address), fp.address);
+    const char *argv[] = {
+        py, fx_source("tests/shutdown_peer.py"), host, colon + 1, FX_KEY, "refused", NULL};
+    CHECK_EQ(0, fx_run(argv, NULL, 60000, NULL, NULL));
+    CHECK_EQ(0, mp_proxy_qsize(q)); /* still serving */
+    mp_proxy_destroy(q);
+    mp_manager_destroy(m);
+    char *log = wait_log(&fp, "refused (--no-remote-shutdown)");
+    CHECK_EQ(2, count_in(log, "refused (--no-remote-shutdown)"));
+    CHECK(strstr(log, "remote shutdown: refused") != NULL); /* the listening line says so */
+    free(log);
+    CHECK_EQ(0, fx_program_stop(&fp, SIGTERM));
+    log = fx_program_log(&fp);
+    CHECK(strstr(log, "Terminated: stopping") != NULL);
+    CHECK(strstr(log, "shutdown complete (clean)") != NULL);
+    free(log);
+}
+
+TEST(an_address_in_use_exits_2)
+{
+    fx_program fp;
+    const char *args[] = {"--queue", "get_q", "--quiet", NULL};
+    fx_program_start(&fp, args);
+    const char *again[] = {"--queue", "get_q", "--listen", fp.address, NULL};
+    const char *env[] = {"MPROC_AUTHKEY=" FX_KEY, NULL};
+    char *err = NULL;
+    CHECK_EQ(2, run_program(again, env, &err));
+    CHECK(strstr(err, "in use") != NULL);
+    free(err);
     CHECK_EQ(0, fx_program_stop(&fp, SIGTERM));
 }

@@ -3,15 +3,18 @@
  * to mproc's C clients (see --help and docs/mproc-manager.md).
  *
  * Threads: the server runs mp_manager_serve_forever in its own thread; the main
- * thread takes the signals (blocked everywhere else, taken with sigtimedwait) and
- * every 200 ms looks at the process's TCP sockets to log connections as they come
- * and go. SIGTERM / SIGINT stop the server (mp_manager_stop) and the program exits
- * 0 once every connection is closed and every object released; a remote shutdown
- * request ends serve_forever the same way. */
+ * thread takes the signals (blocked everywhere else, taken with sigtimedwait).
+ * The log lines of connections, authentication failures and the stop come from
+ * the server's event hook (on_event), in the server's threads; each line is one
+ * write, so lines never interleave. SIGTERM / SIGINT stop the server
+ * (mp_manager_stop) and the program exits 0 once every connection is closed and
+ * every object released; a remote shutdown request ends serve_forever the same
+ * way, unless --no-remote-shutdown refuses it. */
 #include <errno.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +27,6 @@
 #include "mproc/manager.h"
 #include "mproc/sync_manager.h"
 #include "mproc/version.h"
-#include "sockwatch.h"
 
 static int verbosity = 1;
 
@@ -54,10 +56,63 @@ static void logf_(int level, const char *fmt, ...)
     (void)w;
 }
 
-static void quiet_log(int level, const char *fmt, ...)
+static int write_address_file(const char *path, const char *address);
+
+/* What the event hook counts and needs, shared by the server's threads. */
+typedef struct watch {
+    const char *address_file;
+    char serving[160]; /* what the listening line says is served */
+    _Atomic bool listened;
+    _Atomic size_t open, opened, auth_failed;
+    _Atomic int stop_signal; /* set by the main thread before mp_manager_stop */
+} watch;
+
+static void on_event(const mp_manager_event *ev, void *arg)
 {
-    (void)level;
-    (void)fmt;
+    watch *w = arg;
+    const char *peer = ev->peer == NULL ? "?" : ev->peer[0] ? ev->peer : "a Unix socket peer";
+    switch (ev->kind) {
+    case MP_MANAGER_EVENT_LISTENING:
+        atomic_store(&w->listened, true);
+        logf_(1, "listening on %s (%s)", ev->address, w->serving);
+        if (w->address_file && write_address_file(w->address_file, ev->address) < 0)
+            logf_(0, "cannot write --address-file %s: %s", w->address_file, strerror(errno));
+        break;
+    case MP_MANAGER_EVENT_ACCEPTED:
+        atomic_fetch_add(&w->open, 1);
+        atomic_fetch_add(&w->opened, 1);
+        logf_(2, "connection from %s (#%llu)", peer, (unsigned long long)ev->conn_id);
+        break;
+    case MP_MANAGER_EVENT_CLOSED:
+        atomic_fetch_sub(&w->open, 1);
+        logf_(1, "connection from %s (#%llu, %s) closed after %lld.%03lld s", peer,
+              (unsigned long long)ev->conn_id, ev->channel ? "channel" : "one request",
+              (long long)(ev->duration_ms / 1000), (long long)(ev->duration_ms % 1000));
+        break;
+    case MP_MANAGER_EVENT_AUTH_FAILED:
+        atomic_fetch_add(&w->auth_failed, 1);
+        logf_(1, "authentication failed: %s: %s", peer, ev->reason ? ev->reason : "?");
+        break;
+    case MP_MANAGER_EVENT_TURNED_AWAY:
+        logf_(0, "connection from %s turned away: %s", peer, ev->reason ? ev->reason : "?");
+        break;
+    case MP_MANAGER_EVENT_SHUTDOWN_REFUSED:
+        logf_(1, "remote shutdown request from %s (#%llu) refused (--no-remote-shutdown)", peer,
+              (unsigned long long)ev->conn_id);
+        break;
+    case MP_MANAGER_EVENT_SHUTDOWN: {
+        int sig = atomic_load(&w->stop_signal);
+        if (ev->stop == MP_MANAGER_STOP_REMOTE)
+            logf_(1, "remote shutdown request from %s (#%llu): stopping, %zu connections open",
+                  peer, (unsigned long long)ev->conn_id, ev->connections);
+        else if (ev->stop == MP_MANAGER_STOP_API && sig != 0)
+            logf_(1, "%s: stopping, %zu connections open", strsignal(sig), ev->connections);
+        else
+            logf_(1, "stopping (%s), %zu connections open", ev->reason ? ev->reason : "?",
+                  ev->connections);
+        break;
+    }
+    }
 }
 
 typedef struct server_run {
@@ -125,11 +180,6 @@ int main(int argc, char **argv)
         fprintf(stderr, "mproc-manager: %s\n", err);
         return 2;
     }
-    if (!o.allow_shutdown) {
-        fprintf(stderr, "mproc-manager: --no-remote-shutdown: this build's manager server "
-                        "cannot refuse a shutdown request yet\n");
-        return 2;
-    }
 
     /* Signals go to the main thread only: block them before any thread starts. */
     sigset_t sigs;
@@ -153,9 +203,17 @@ int main(int argc, char **argv)
         setrlimit(RLIMIT_NOFILE, &rl);
     }
 
+    static watch w;
+    w.address_file = o.address_file;
+    snprintf(w.serving, sizeof w.serving,
+             "queues: %d, shared objects: %d, SyncManager types: %s, remote shutdown: %s",
+             o.nqueues, o.nshared, o.sync ? "yes" : "no", o.allow_shutdown ? "allowed" : "refused");
     mp_manager *m = NULL;
     int rc = mp_manager_new(&m, o.listen, o.key, o.key_len,
                             &(mp_manager_options){.handshake_timeout_ms = o.handshake_timeout_ms,
+                                                  .refuse_remote_shutdown = !o.allow_shutdown,
+                                                  .on_event = on_event,
+                                                  .on_event_arg = &w,
                                                   .errbuf = err,
                                                   .errbuf_len = sizeof err});
     if (rc < 0) {
@@ -212,51 +270,35 @@ int main(int argc, char **argv)
         mp_manager_destroy(m);
         return 1;
     }
-    /* Listening once a listening socket of ours shows in /proc (serve_forever
-     * binds before it reports the address). */
-    sockwatch sw;
-    sockwatch_init(&sw);
-    for (int i = 0; i < 2000 && !__atomic_load_n(&run.done, __ATOMIC_ACQUIRE); i++) {
-        sockwatch_poll(&sw, quiet_log);
-        if (sw.listening)
-            break;
-        struct timespec ts = {0, 5 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-    const char *address = NULL;
     bool stopping = false;
-    if (!__atomic_load_n(&run.done, __ATOMIC_ACQUIRE)) {
-        address = mp_manager_address(m);
-        logf_(1, "listening on %s (queues: %d, SyncManager types: %s)", address, o.nqueues,
-              o.sync ? "yes" : "no");
-        if (o.address_file && write_address_file(o.address_file, address) < 0)
-            logf_(0, "cannot write --address-file %s: %s", o.address_file, strerror(errno));
-    }
     while (!__atomic_load_n(&run.done, __ATOMIC_ACQUIRE)) {
-        struct timespec slice = {0, 200 * 1000 * 1000};
         siginfo_t si;
-        int sig = sigtimedwait(&sigs, &si, &slice);
-        sockwatch_poll(&sw, logf_);
+        int sig = sigwaitinfo(&sigs, &si);
         if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP) {
-            if (!stopping)
-                logf_(1, "%s: stopping", strsignal(sig));
-            stopping = true;
+            if (!stopping) {
+                atomic_store(&w.stop_signal, sig);
+                stopping = true;
+            }
             mp_manager_stop(m);
         } else if (sig == SIGUSR1) {
+            size_t open = atomic_load(&w.open), opened = atomic_load(&w.opened);
+            size_t failed = atomic_load(&w.auth_failed);
             long objs = count_objects(mp_manager_address(m), &o);
-            logf_(0, "stats: %ld objects, %zu connections (%zu opened since start)", objs,
-                  sockwatch_count(&sw), sw.opened);
+            logf_(0,
+                  "stats: %ld objects, %zu connections (%zu opened since start, %zu "
+                  "authentication failures)",
+                  objs, open, opened, failed);
         }
     }
     pthread_join(t, NULL);
-    if (!stopping)
-        logf_(1, "remote shutdown request: stopped");
-    logf_(1, "shutdown complete (%s)", run.rc == 0 ? "clean" : mp_strerror(run.rc));
-    sockwatch_free(&sw);
+    bool listened = atomic_load(&w.listened);
+    if (listened)
+        logf_(1, "shutdown complete (%s)", run.rc == 0 ? "clean" : mp_strerror(run.rc));
     if (run.rc < 0)
         fprintf(stderr, "mproc-manager: %s%s%s\n", mp_strerror(run.rc), err[0] ? ": " : "", err);
     mp_manager_destroy(m);
-    if (o.address_file)
+    if (o.address_file && listened)
         unlink(o.address_file);
-    return run.rc == 0 ? 0 : 1;
+    /* Not listening at all (address in use, ...) is a usage error, as documented. */
+    return run.rc == 0 ? 0 : listened ? 1 : 2;
 }

@@ -1,10 +1,10 @@
 /* lock_acquire_release_uncontended: one acquire + release pair of a Lock that
  * no other process wants, in one process.
- * raw: a process-shared pthread mutex in MAP_SHARED memory, lock + unlock. */
-#include <pthread.h>
+ * raw: the futex-word lock of bench/futex_lock_floor.h in MAP_SHARED memory. */
 #include <sys/mman.h>
 
 #include "bench.h"
+#include "futex_lock_floor.h"
 #include "mproc.h"
 
 #define N 50000000
@@ -26,21 +26,17 @@ static double run_mproc(void)
 
 static double run_raw(void)
 {
-    pthread_mutex_t *m =
-        mmap(NULL, sizeof *m, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (m == MAP_FAILED)
+    _Atomic uint32_t *w =
+        mmap(NULL, sizeof *w, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (w == MAP_FAILED)
         return -1;
-    pthread_mutexattr_t attr;
-    pthread_mutexattr_init(&attr);
-    pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
-    pthread_mutex_init(m, &attr);
     double t0 = bench_now_s();
     for (int i = 0; i < N; i++) {
-        pthread_mutex_lock(m);
-        pthread_mutex_unlock(m);
+        floor_lock(w);
+        floor_unlock(w);
     }
     double dt = bench_now_s() - t0;
-    munmap(m, sizeof *m);
+    munmap((void *)w, sizeof *w);
     return dt / N * 1e9;
 }
 

@@ -1,12 +1,13 @@
 /* value_locked_increment_2proc: two processes each increment one shared int
  * Value N times under its lock; the time per increment (wall time / 2N).
- * raw: a process-shared pthread mutex around an int in MAP_SHARED memory. */
-#include <pthread.h>
+ * raw: the recursive futex-word lock of bench/futex_lock_floor.h (Value's lock is
+ * an RLock) around an int in MAP_SHARED memory. */
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "bench.h"
+#include "futex_lock_floor.h"
 #include "mproc.h"
 
 #define N 10000000
@@ -42,16 +43,17 @@ static double run_mproc(void)
 }
 
 struct raw {
-    pthread_mutex_t m;
+    struct floor_rlock lock;
     int value;
 };
 
 static void raw_worker(struct raw *r)
 {
+    uint32_t me = (uint32_t)gettid();
     for (int i = 0; i < N; i++) {
-        pthread_mutex_lock(&r->m);
+        floor_rlock_acquire(&r->lock, me);
         r->value++;
-        pthread_mutex_unlock(&r->m);
+        floor_rlock_release(&r->lock);
     }
 }
 
@@ -61,10 +63,6 @@ static double run_raw(void)
         mmap(NULL, sizeof *r, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (r == MAP_FAILED)
         return -1;
-    pthread_mutexattr_t attr;
-    pthread_mutexattr_init(&attr);
-    pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
-    pthread_mutex_init(&r->m, &attr);
     double t0 = bench_now_s();
     pid_t pid = fork();
     if (pid == 0) {

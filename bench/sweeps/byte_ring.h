@@ -1,7 +1,9 @@
 /* bench/sweeps/byte_ring.h — the raw floor for streams of messages of any size
  * between one producer and one consumer process: a plain byte ring in MAP_SHARED
  * memory (single producer, single consumer), each message an 8-byte length and its
- * bytes, copied in as many pieces as the free space allows. Waiting spins with a
+ * bytes, copied in pieces of at most 32 KiB, each published as soon as it is copied so
+ * that the two sides copy at once (a long message in whole-ring pieces made the
+ * producer and consumer take turns, and the floor slower than mproc). Waiting spins with a
  * pause, then yields the CPU. */
 #ifndef MPROC_BENCH_BYTE_RING_H
 #define MPROC_BENCH_BYTE_RING_H
@@ -14,7 +16,8 @@
 
 #include "bench.h"
 
-#define BYTE_RING_CAP ((size_t)1 << 18) /* 256 KiB, a power of two: the stream stays in cache */
+#define BYTE_RING_CAP ((size_t)1 << 18)   /* 256 KiB, a power of two: the stream stays in cache */
+#define BYTE_RING_PIECE ((size_t)1 << 15) /* the most copied before publishing */
 
 struct byte_ring {
     _Atomic uint64_t head __attribute__((aligned(128))); /* bytes consumed; consumer writes */
@@ -52,6 +55,8 @@ static inline void byte_ring_write(struct byte_ring *r, const void *buf, size_t 
         size_t off = tail & (BYTE_RING_CAP - 1), k = n < free_ ? n : free_;
         if (k > BYTE_RING_CAP - off)
             k = BYTE_RING_CAP - off;
+        if (k > BYTE_RING_PIECE)
+            k = BYTE_RING_PIECE;
         memcpy(r->data + off, p, k);
         p += k, n -= k, tail += k;
         atomic_store_explicit(&r->tail, tail, memory_order_release);
@@ -73,6 +78,8 @@ static inline void byte_ring_read(struct byte_ring *r, void *buf, size_t n)
         size_t off = head & (BYTE_RING_CAP - 1), k = n < avail ? n : avail;
         if (k > BYTE_RING_CAP - off)
             k = BYTE_RING_CAP - off;
+        if (k > BYTE_RING_PIECE)
+            k = BYTE_RING_PIECE;
         memcpy(p, r->data + off, k);
         p += k, n -= k, head += k;
         atomic_store_explicit(&r->head, head, memory_order_release);

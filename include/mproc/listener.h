@@ -98,6 +98,14 @@ typedef struct mp_listener_options {
     bool refuse_md5; /* reject MD5 answers (3.11 peers) and never answer with MD5 */
     char *errbuf;    /* optional: the message of a failed mp_listener_new */
     size_t errbuf_len;
+    /* Optional: called once for every rejected peer (the ones mp_listener_rejected
+     * counts), with its address ("127.0.0.1:51234", "" for an unnamed Unix socket
+     * peer) and why ("digest received was wrong: ...", "handshake timed out after
+     * 5000 ms"), both borrowed for the call. It runs in the thread calling
+     * mp_listener_accept, with the listener's mutex held: it must be quick and must
+     * not call functions on this listener. */
+    void (*on_reject)(void *arg, const char *peer, const char *reason);
+    void *on_reject_arg;
 } mp_listener_options;
 
 /* Creates a listening socket bound to address (see the top of this file), with

@@ -261,6 +261,65 @@ MP_EXTERN int mp_manager_call_timeout(mp_manager_call *call, const mp_obj *timeo
 /* The manager: server and client                                           */
 /* ======================================================================== */
 
+/* ---- server events ---- */
+
+typedef enum mp_manager_event_kind {
+    /* The server listens (address: the bound address). Once, first. */
+    MP_MANAGER_EVENT_LISTENING = 1,
+    /* A peer passed the authkey handshake and got a connection (conn_id, peer). */
+    MP_MANAGER_EVENT_ACCEPTED,
+    /* A peer was dropped before it authenticated (peer, reason: a wrong digest, a
+     * broken handshake frame, "handshake timed out after 5000 ms"); it was sent
+     * nothing more. */
+    MP_MANAGER_EVENT_AUTH_FAILED,
+    /* A connection ended (conn_id, peer, channel, duration_ms): the peer closed it,
+     * broke the framing, or the server is stopping. Every ACCEPTED gets one. */
+    MP_MANAGER_EVENT_CLOSED,
+    /* A 'shutdown' request was refused (refuse_remote_shutdown; conn_id, peer). */
+    MP_MANAGER_EVENT_SHUTDOWN_REFUSED,
+    /* The server stops (stop: why; conn_id and peer of the requester for
+     * MP_MANAGER_STOP_REMOTE). Sent once, before the connections still open are
+     * closed (their CLOSED events follow). */
+    MP_MANAGER_EVENT_SHUTDOWN,
+    /* An authenticated peer was closed at once, unserved (peer, reason: the
+     * max_connections limit, or no memory or thread for it); no CLOSED follows. */
+    MP_MANAGER_EVENT_TURNED_AWAY,
+} mp_manager_event_kind;
+
+typedef enum mp_manager_stop_reason {
+    MP_MANAGER_STOP_REMOTE = 1, /* a client's 'shutdown' request */
+    MP_MANAGER_STOP_API,        /* mp_manager_stop (e.g. from a signal handler) */
+    MP_MANAGER_STOP_PARENT,     /* a mp_manager_start server whose starter went away */
+    MP_MANAGER_STOP_ERROR,      /* the accept loop failed (reason says how) */
+} mp_manager_stop_reason;
+
+typedef struct mp_manager_event {
+    mp_manager_event_kind kind;
+    uint64_t conn_id;            /* as mp_manager_call_conn_id; 0 when no connection */
+    const char *peer;            /* "127.0.0.1:51234", "[::1]:5", "@name"; "" for an unnamed
+                                  * Unix socket peer; NULL when no peer */
+    const char *address;         /* LISTENING: the bound address; otherwise NULL */
+    const char *reason;          /* AUTH_FAILED, TURNED_AWAY, SHUTDOWN: a message, else NULL */
+    mp_manager_stop_reason stop; /* SHUTDOWN: why; otherwise 0 */
+    bool channel;                /* CLOSED: the connection was a persistent channel
+                                  * ('accept_connection'), not a one-request connection */
+    int64_t duration_ms;         /* CLOSED: how long it was open */
+    size_t connections;          /* connections open after this event */
+} mp_manager_event;
+
+/* A server's event hook (mp_manager_options.on_event). ev and its strings are
+ * borrowed for the call.
+ * Thread context: LISTENING, ACCEPTED, AUTH_FAILED and SHUTDOWN are called from the
+ * thread running the server's accept loop (the mp_manager_serve_forever caller, or
+ * the child process of mp_manager_start, where arg is the child's copy); CLOSED and
+ * SHUTDOWN_REFUSED from the connection's own thread. So calls may come from several
+ * threads at once: the hook must be thread-safe. It must not block long (while an
+ * accept-loop event runs, no peer is accepted; while CLOSED runs, that thread is
+ * not joined) and must not call back into the server or its manager, except
+ * mp_manager_stop, which is safe anywhere. AUTH_FAILED runs with the listener's
+ * lock held. */
+typedef void (*mp_manager_event_fn)(const mp_manager_event *ev, void *arg);
+
 typedef struct mp_manager_options {
     /* The CPython version the server imitates where they differ: the exposed lists
      * (3.13 adds Queue.shutdown). 311, 312 or 313; 0: 313. */
@@ -273,6 +332,17 @@ typedef struct mp_manager_options {
     /* Server: the largest request accepted (bytes); a larger one closes that
      * connection. 0: 256 MiB. */
     size_t max_message;
+    /* Server: answer a client's 'shutdown' control request as CPython's server
+     * answers a request it does not serve, ('#TRACEBACK', "... AssertionError:
+     * 'shutdown' unrecognized ..."), which a CPython client raises as RemoteError,
+     * and keep serving; stop the server with mp_manager_stop instead. A C client's
+     * mp_manager_shutdown then returns MP_EREMOTE (a mp_manager_start server is
+     * still stopped by its starter: see mp_manager_shutdown). */
+    bool refuse_remote_shutdown;
+    /* Server: called for connections, authentication failures and the stop (see
+     * mp_manager_event_fn for the thread rules); NULL: none. */
+    mp_manager_event_fn on_event;
+    void *on_event_arg;
     /* Client: how long a reply may take beyond the operation's own timeout (a
      * get's), and the limit for calls without one. 0: 30000; -1: no limit. */
     int call_timeout_ms;
@@ -351,8 +421,12 @@ MP_EXTERN int mp_manager_connect(mp_manager *m);
 /* BaseManager.shutdown() (or a client's `m._Client(...)` 'shutdown' request): asks the
  * server to stop. After mp_manager_start, also waits up to 1 s for the child to
  * exit, then terminates it (and kills it after another second), as CPython's
- * finalizer. Proxies of m fail with MP_EEOF / MP_ECONNRESET afterwards.
- * Errors: MP_ENOTSTARTED (neither started nor connected), the mp_client codes. */
+ * finalizer; a child that refused the request (refuse_remote_shutdown) is
+ * terminated at once, and 0 is returned. Proxies of m fail with MP_EEOF /
+ * MP_ECONNRESET afterwards.
+ * Errors: MP_ENOTSTARTED (neither started nor connected), MP_EREMOTE (a connected
+ * server refused: refuse_remote_shutdown; it goes on serving), the mp_client
+ * codes. */
 MP_EXTERN int mp_manager_shutdown(mp_manager *m);
 
 /* Control requests, with CPython's results: number_of_objects (the server's table

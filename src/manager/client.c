@@ -212,7 +212,8 @@ void mp_manager_destroy(mp_manager *m)
 
 /* ---- serving ---- */
 
-static void fill_config(mp_manager *m, mp__mgr_server_config *cfg, int stop_fd)
+static void fill_config(mp_manager *m, mp__mgr_server_config *cfg, int stop_fd,
+                        mp_manager_stop_reason stop_fd_reason)
 {
     *cfg = (mp__mgr_server_config){
         .address = m->address,
@@ -225,6 +226,10 @@ static void fill_config(mp_manager *m, mp__mgr_server_config *cfg, int stop_fd)
         .types = m->types,
         .ntypes = m->ntypes,
         .stop_fd = stop_fd,
+        .stop_fd_reason = stop_fd_reason,
+        .refuse_shutdown = m->opt.refuse_remote_shutdown,
+        .on_event = m->opt.on_event,
+        .on_event_arg = m->opt.on_event_arg,
         .errbuf = m->errbuf,
         .errbuf_len = m->errbuf_len,
     };
@@ -248,7 +253,7 @@ int mp_manager_serve_forever(mp_manager *m)
         return MP_EALREADY;
     m->serving = true;
     mp__mgr_server_config cfg;
-    fill_config(m, &cfg, m->stop_pipe[0]);
+    fill_config(m, &cfg, m->stop_pipe[0], MP_MANAGER_STOP_API);
     int rc = mp__mgr_serve(&cfg, ready_here, m);
     char b[64];
     while (read(m->stop_pipe[0], b, sizeof b) > 0) {
@@ -320,7 +325,7 @@ static int server_child(void *arg)
         m->errbuf_len = sizeof err;
     }
     mp__mgr_server_config cfg;
-    fill_config(m, &cfg, a->parent_fd);
+    fill_config(m, &cfg, a->parent_fd, MP_MANAGER_STOP_PARENT);
     int rc = mp__mgr_serve(&cfg, ready_report, a);
     fflush(NULL);
     _exit(rc < 0 ? 1 : 0);
@@ -463,9 +468,11 @@ int mp_manager_shutdown(mp_manager *m)
     if (m->proc == NULL && !m->connected)
         return MP_ENOTSTARTED;
     int rc = mp__mgr_dispatch(m, "shutdown", NULL, 5000, NULL, 2);
+    if (rc == MP_EREMOTE && m->proc == NULL)
+        return rc; /* refused (refuse_remote_shutdown): the server goes on serving */
     mp__mgr_chans_close_all(m);
     if (m->proc != NULL) {
-        if (mp_process_join(m->proc, 1000) == MP_ETIMEDOUT) {
+        if (rc == MP_EREMOTE || mp_process_join(m->proc, 1000) == MP_ETIMEDOUT) {
             mp_process_terminate(m->proc);
             if (mp_process_join(m->proc, 1000) == MP_ETIMEDOUT) {
                 mp_process_kill(m->proc);

@@ -91,6 +91,10 @@ typedef struct mp__mgr_conn {
      * types' conn_closed hooks; only this connection's thread touches it. */
     mp_served **touched;
     size_t ntouched, captouched;
+    /* For the on_event hook only (NULL / 0 without one): the peer's address
+     * (malloc'd) and when the connection was accepted. */
+    char *peer;
+    int64_t opened_ns;
 } mp__mgr_conn;
 
 typedef struct mp__mgr_owned {
@@ -155,6 +159,10 @@ typedef struct mp__mgr_server_config {
     const mp__mgr_typeid *types;
     size_t ntypes;
     int stop_fd; /* read end of a pipe: readable means stop; -1 for none */
+    mp_manager_stop_reason stop_fd_reason; /* what stop_fd means, for the event */
+    bool refuse_shutdown;                  /* mp_manager_options.refuse_remote_shutdown */
+    mp_manager_event_fn on_event;
+    void *on_event_arg;
     char *errbuf;
     size_t errbuf_len;
 } mp__mgr_server_config;

@@ -35,6 +35,7 @@
 #include "manager/table.h"
 #include "mproc/listener.h"
 #include "mproc/pickle.h"
+#include "net/net.h"
 
 #define THREAD_STACK (256 * 1024)
 
@@ -49,6 +50,13 @@ struct mp_mgr_server {
     uint64_t next_id;
     _Atomic bool stopping;
     int wake[2]; /* written when a thread ends or a shutdown arrives */
+    /* For the on_event hook: connections open, and who asked to stop (first wins;
+     * under lock). */
+    _Atomic size_t nlive;
+    mp_manager_stop_reason stop_reason;
+    uint64_t stop_conn;
+    char stop_peer[MP__ADDR_TEXT_MAX];
+    char stop_text[128];
 };
 
 bool mp__mgr_server_stopping(const struct mp_mgr_server *s)
@@ -63,6 +71,50 @@ static void wake_loop(struct mp_mgr_server *s)
     do
         r = write(s->wake[1], &b, 1);
     while (r < 0 && errno == EINTR);
+}
+
+/* ---- events (mp_manager_options.on_event) ---- */
+
+static void emit(struct mp_mgr_server *s, mp_manager_event ev)
+{
+    if (s->cfg->on_event == NULL)
+        return;
+    ev.connections = atomic_load(&s->nlive);
+    s->cfg->on_event(&ev, s->cfg->on_event_arg);
+}
+
+/* The peer of fd as text (malloc'd), or NULL when nobody listens to events. */
+static char *peer_text(struct mp_mgr_server *s, int fd)
+{
+    if (s->cfg->on_event == NULL)
+        return NULL;
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    char text[MP__ADDR_TEXT_MAX] = "";
+    if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0)
+        mp__addr_format((struct sockaddr *)&ss, len < sizeof ss ? len : sizeof ss, text);
+    return strdup(text);
+}
+
+static void on_reject(void *arg, const char *peer, const char *reason)
+{
+    emit(arg,
+         (mp_manager_event){.kind = MP_MANAGER_EVENT_AUTH_FAILED, .peer = peer, .reason = reason});
+}
+
+/* Records why the server stops (the first reason wins) and makes the loop stop. */
+static void request_stop(struct mp_mgr_server *s, mp_manager_stop_reason why, mp__mgr_conn *c,
+                         const char *text)
+{
+    pthread_mutex_lock(&s->lock);
+    if (s->stop_reason == 0) {
+        s->stop_reason = why;
+        s->stop_conn = c ? c->id : 0;
+        snprintf(s->stop_peer, sizeof s->stop_peer, "%s", c && c->peer ? c->peer : "");
+        snprintf(s->stop_text, sizeof s->stop_text, "%s", text);
+    }
+    pthread_mutex_unlock(&s->lock);
+    atomic_store(&s->stopping, true);
 }
 
 /* ---- replies ---- */
@@ -379,12 +431,20 @@ static int control(struct mp_mgr_server *s, mp__mgr_conn *c, const mp__mgr_reque
     }
     if (strcmp(f, "debug_info") == 0)
         return do_debug_info(s, c);
+    if (strcmp(f, "shutdown") == 0 && s->cfg->refuse_shutdown) {
+        /* Refused as CPython's _handle_request refuses a name not in Server.public. */
+        emit(s, (mp_manager_event){
+                    .kind = MP_MANAGER_EVENT_SHUTDOWN_REFUSED, .conn_id = c->id, .peer = c->peer});
+        return send_traceback(c, "_handle_request",
+                              "AssertionError: 'shutdown' unrecognized (remote shutdown is "
+                              "disabled on this server)");
+    }
     if (strcmp(f, "shutdown") == 0) {
         /* CPython's shutdown() replies, then _handle_request replies again; both go
          * before the stop, which shuts every connection down. */
         send_reply(c, "#RETURN", NULL);
         send_reply(c, "#RETURN", NULL);
-        atomic_store(&s->stopping, true);
+        request_stop(s, MP_MANAGER_STOP_REMOTE, c, "a client's shutdown request");
         wake_loop(s);
         return 0;
     }
@@ -612,6 +672,14 @@ static void *connection_main(void *arg)
     }
     connection_closed(s, c);
     shutdown(c->fd, SHUT_RDWR);
+    atomic_fetch_sub(&s->nlive, 1);
+    if (s->cfg->on_event != NULL)
+        emit(s,
+             (mp_manager_event){.kind = MP_MANAGER_EVENT_CLOSED,
+                                .conn_id = c->id,
+                                .peer = c->peer,
+                                .channel = c->channel,
+                                .duration_ms = ((int64_t)mp__now_ns() - c->opened_ns) / 1000000});
     atomic_store(&c->done, true);
     wake_loop(s);
     return NULL;
@@ -622,6 +690,7 @@ static void free_conn(mp__mgr_conn *c)
     mp_conn_destroy(c->conn);
     free(c->owned);
     free(c->touched);
+    free(c->peer);
     free(c);
 }
 
@@ -655,6 +724,12 @@ static void start_connection(struct mp_mgr_server *s, mp_conn *conn)
     bool full = s->nconns >= (size_t)max;
     pthread_mutex_unlock(&s->lock);
     if (full || (c = calloc(1, sizeof *c)) == NULL) {
+        char *peer = peer_text(s, mp_conn_fileno(conn));
+        char why[64];
+        snprintf(why, sizeof why, full ? "max_connections (%d) open" : "out of memory", max);
+        emit(s,
+             (mp_manager_event){.kind = MP_MANAGER_EVENT_TURNED_AWAY, .peer = peer, .reason = why});
+        free(peer);
         mp_conn_destroy(conn);
         return;
     }
@@ -662,9 +737,18 @@ static void start_connection(struct mp_mgr_server *s, mp_conn *conn)
     c->conn = conn;
     c->fd = mp_conn_fileno(conn);
     c->id = ++s->next_id;
+    if (s->cfg->on_event != NULL) {
+        c->peer = peer_text(s, c->fd);
+        c->opened_ns = (int64_t)mp__now_ns();
+    }
     pthread_attr_t a;
     pthread_attr_init(&a);
     pthread_attr_setstacksize(&a, THREAD_STACK);
+    /* Counted and reported before the thread starts, so that its CLOSED comes after. */
+    atomic_fetch_add(&s->nlive, 1);
+    if (s->cfg->on_event != NULL)
+        emit(s, (mp_manager_event){
+                    .kind = MP_MANAGER_EVENT_ACCEPTED, .conn_id = c->id, .peer = c->peer});
     pthread_mutex_lock(&s->lock);
     int e = pthread_create(&c->thread, &a, connection_main, c);
     if (e == 0) {
@@ -674,8 +758,13 @@ static void start_connection(struct mp_mgr_server *s, mp_conn *conn)
     }
     pthread_mutex_unlock(&s->lock);
     pthread_attr_destroy(&a);
-    if (e != 0)
+    if (e != 0) {
+        atomic_fetch_sub(&s->nlive, 1);
+        emit(s, (mp_manager_event){.kind = MP_MANAGER_EVENT_TURNED_AWAY,
+                                   .peer = c->peer,
+                                   .reason = "no thread for it"});
         free_conn(c);
+    }
 }
 
 static void drain(int fd)
@@ -705,27 +794,35 @@ int mp__mgr_serve(const mp__mgr_server_config *cfg,
                                    .authkey_len = cfg->authkey_len,
                                    .handshake_timeout_ms = cfg->handshake_timeout_ms,
                                    .errbuf = cfg->errbuf,
-                                   .errbuf_len = cfg->errbuf_len});
+                                   .errbuf_len = cfg->errbuf_len,
+                                   .on_reject = cfg->on_event ? on_reject : NULL,
+                                   .on_reject_arg = s});
     if (rc < 0) {
         ready(arg, NULL, rc);
         goto out_free;
     }
     s->address = mp_listener_address(s->l);
     ready(arg, s->address, 0);
+    emit(s, (mp_manager_event){.kind = MP_MANAGER_EVENT_LISTENING, .address = s->address});
     int lfd = mp_listener_fileno(s->l);
     while (!atomic_load(&s->stopping)) {
         struct pollfd p[3] = {{.fd = lfd, .events = POLLIN},
                               {.fd = s->wake[0], .events = POLLIN},
                               {.fd = cfg->stop_fd, .events = POLLIN}};
         int n = poll(p, cfg->stop_fd >= 0 ? 3 : 2, 1000);
-        if (n < 0 && errno != EINTR)
+        if (n < 0 && errno != EINTR) {
+            request_stop(s, MP_MANAGER_STOP_ERROR, NULL, mp_strerror(-errno));
             break;
+        }
         if (n <= 0)
             continue;
         if (p[1].revents)
             drain(s->wake[0]);
         if (cfg->stop_fd >= 0 && p[2].revents)
-            atomic_store(&s->stopping, true);
+            request_stop(s, cfg->stop_fd_reason ? cfg->stop_fd_reason : MP_MANAGER_STOP_API, NULL,
+                         cfg->stop_fd_reason == MP_MANAGER_STOP_PARENT
+                             ? "the starting process went away"
+                             : "mp_manager_stop");
         reap(s, false);
         if (p[0].revents && !atomic_load(&s->stopping)) {
             mp_conn *conn;
@@ -734,6 +831,18 @@ int mp__mgr_serve(const mp__mgr_server_config *cfg,
         }
     }
     atomic_store(&s->stopping, true);
+    if (cfg->on_event != NULL) {
+        pthread_mutex_lock(&s->lock);
+        if (s->stop_reason == 0)
+            s->stop_reason = MP_MANAGER_STOP_API;
+        mp_manager_event ev = {.kind = MP_MANAGER_EVENT_SHUTDOWN,
+                               .stop = s->stop_reason,
+                               .conn_id = s->stop_conn,
+                               .peer = s->stop_conn ? s->stop_peer : NULL,
+                               .reason = s->stop_text[0] ? s->stop_text : "stopped"};
+        pthread_mutex_unlock(&s->lock);
+        emit(s, ev); /* stop_* no longer change: the first reason won */
+    }
     mp_listener_close(s->l);
     pthread_mutex_lock(&s->lock);
     for (mp__mgr_conn *c = s->conns; c != NULL; c = c->next)

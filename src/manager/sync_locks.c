@@ -149,10 +149,11 @@ static int lock_take(sm_lock *l, mp_manager_call *call, uint64_t conn, bool bloc
     return 1;
 }
 
-static int lock_acquire(void *self, mp_manager_call *call, const mp_obj *args, const mp_obj *kwds,
-                        mp_obj **result)
+/* Parses acquire(blocking=True, timeout=-1) as CPython's Lock.acquire does, with
+ * its errors; the deadline for lock_take/cond_take. 0, or the raised error. */
+static int acquire_args(mp_manager_call *call, const mp_obj *args, const mp_obj *kwds,
+                        bool *blocking, int64_t *deadline_ns)
 {
-    sm_lock *l = self;
     static const char *const names[] = {"blocking", "timeout", NULL};
     const mp_obj *a[2] = {NULL, NULL};
     if (sm_nargs(args) > 2)
@@ -161,20 +162,33 @@ static int lock_acquire(void *self, mp_manager_call *call, const mp_obj *args, c
     int rc = sm_pyargs(call, args, kwds, "acquire", names, 0, a);
     if (rc < 0)
         return rc;
-    bool blocking = mp_manager_truthy(a[0], true);
+    *blocking = mp_manager_truthy(a[0], true);
     double t = -1;
     if (a[1] != NULL && !sm_number(a[1], &t))
         return sm_raise(call, "TypeError", "'%s' object cannot be interpreted as an integer",
                         mp_obj_type_name(a[1]));
-    if (!blocking && t != -1)
+    if (!*blocking && t != -1)
         return sm_raise(call, "ValueError", "can't specify a timeout for a non-blocking call");
     if (t < 0 && t != -1)
         return sm_raise(call, "ValueError", "%s",
                         mp_manager_call_python_version(call) >= 313
                             ? "timeout value must be a non-negative number"
                             : "timeout value must be positive");
+    *deadline_ns = deadline_of(t < 0, t);
+    return 0;
+}
+
+static int lock_acquire(void *self, mp_manager_call *call, const mp_obj *args, const mp_obj *kwds,
+                        mp_obj **result)
+{
+    sm_lock *l = self;
+    bool blocking;
+    int64_t deadline_ns;
+    int rc = acquire_args(call, args, kwds, &blocking, &deadline_ns);
+    if (rc < 0)
+        return rc;
     pthread_mutex_lock(&l->mu);
-    rc = lock_take(l, call, mp_manager_call_conn_id(call), blocking, deadline_of(t < 0, t));
+    rc = lock_take(l, call, mp_manager_call_conn_id(call), blocking, deadline_ns);
     pthread_mutex_unlock(&l->mu);
     if (rc < 0)
         return rc;
@@ -598,28 +612,13 @@ static int cond_acquire(void *self, mp_manager_call *call, const mp_obj *args, c
                         mp_obj **result)
 {
     sm_cond *c = self;
-    static const char *const names[] = {"blocking", "timeout", NULL};
-    const mp_obj *a[2] = {NULL, NULL};
-    if (sm_nargs(args) > 2)
-        return sm_raise(call, "TypeError", "acquire() takes at most 2 arguments (%zu given)",
-                        sm_nargs(args));
-    int rc = sm_pyargs(call, args, kwds, "acquire", names, 0, a);
+    bool blocking;
+    int64_t deadline_ns;
+    int rc = acquire_args(call, args, kwds, &blocking, &deadline_ns);
     if (rc < 0)
         return rc;
-    bool blocking = mp_manager_truthy(a[0], true);
-    double t = -1;
-    if (a[1] != NULL && !sm_number(a[1], &t))
-        return sm_raise(call, "TypeError", "'%s' object cannot be interpreted as an integer",
-                        mp_obj_type_name(a[1]));
-    if (!blocking && t != -1)
-        return sm_raise(call, "ValueError", "can't specify a timeout for a non-blocking call");
-    if (t < 0 && t != -1)
-        return sm_raise(call, "ValueError", "%s",
-                        mp_manager_call_python_version(call) >= 313
-                            ? "timeout value must be a non-negative number"
-                            : "timeout value must be positive");
     pthread_mutex_lock(&c->mu);
-    rc = cond_take(c, call, mp_manager_call_conn_id(call), blocking, deadline_of(t < 0, t));
+    rc = cond_take(c, call, mp_manager_call_conn_id(call), blocking, deadline_ns);
     pthread_mutex_unlock(&c->mu);
     if (rc < 0)
         return rc;

@@ -11,9 +11,15 @@ typedef struct mp__mgr_entry {
     long refcount;   /* CPython's id_to_refcount */
 } mp__mgr_entry;
 
+/* entries is dense (n of cap used, in no order); index is an open-addressing hash
+ * of the idents with linear probing, nslots a power of two at least twice cap:
+ * each slot holds 0 (empty) or 1 + the position of an entry, and every entry has
+ * exactly one slot, reached from its ident's hash without crossing an empty one. */
 typedef struct mp__mgr_table {
     mp__mgr_entry *entries;
     size_t n, cap;
+    uint32_t *index;
+    size_t nslots;
 } mp__mgr_table;
 
 /* The entry for ident, or NULL. Pointers stay valid until the next add or drop. */

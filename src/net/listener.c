@@ -71,6 +71,8 @@ struct mp_listener {
     int npend;
     unsigned long rejected;
     char last_error[MP__ADDR_TEXT_MAX + 220];
+    void (*on_reject)(void *arg, const char *peer, const char *reason);
+    void *on_reject_arg;
 };
 
 static int ep_add(int ep, int fd, uint64_t tag)
@@ -127,6 +129,8 @@ int mp_listener_new(mp_listener **out, const char *address, const mp_listener_op
     l->keylen = opt->authkey_len;
     l->has_key = opt->authkey != NULL;
     l->refuse_md5 = opt->refuse_md5;
+    l->on_reject = opt->on_reject;
+    l->on_reject_arg = opt->on_reject_arg;
     l->hs_ms = hs_ms;
     l->owner = mp__self_pid();
     l->family = a.family;
@@ -252,6 +256,8 @@ static void reject(mp_listener *l, int i, const char *why)
     snprintf(l->last_error, sizeof l->last_error, "%s: %s", peer[0] ? peer : "a Unix socket peer",
              why);
     l->rejected++;
+    if (l->on_reject != NULL) /* before drop: why may be the pending peer's own text */
+        l->on_reject(l->on_reject_arg, peer, why);
     drop(l, i, false);
 }
 

@@ -82,14 +82,14 @@ int mp__hash(const mp_obj *o, int64_t *out, int depth)
     case MP_OBJ_STR:
     case MP_OBJ_BYTES: {
         mp__bytes *b = (mp__bytes *)o;
-        if (!(b->h.flags & MP__HASHED)) {
-            b->hash =
-                hash_bytes((const unsigned char *)b->data, b->len) ^ (b->h.kind == MP_OBJ_BYTES);
-            if (b->hash == -1)
-                b->hash = -2;
-            b->h.flags |= MP__HASHED;
+        int64_t h = __atomic_load_n(&b->hash, __ATOMIC_RELAXED);
+        if (h == -1) {
+            h = hash_bytes((const unsigned char *)b->data, b->len) ^ (b->h.kind == MP_OBJ_BYTES);
+            if (h == -1)
+                h = -2;
+            __atomic_store_n(&b->hash, h, __ATOMIC_RELAXED);
         }
-        *out = b->hash;
+        *out = h;
         return 0;
     }
     case MP_OBJ_TUPLE: {

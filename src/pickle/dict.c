@@ -264,6 +264,7 @@ mp_obj *mp_dict_get_str(const mp_obj *d, const char *key)
         return NULL;
     k->h = (mp_obj){.refs = 1, .kind = MP_OBJ_STR, .flags = MP__IMMORTAL};
     k->len = n;
+    k->hash = -1;
     memcpy(k->data, key, n + 1);
     mp_obj *r = NULL;
     if (mp__utf8_valid((const unsigned char *)key, n))

@@ -24,7 +24,6 @@
 #include "mproc/object.h"
 
 #define MP__IMMORTAL 0x01u /* static: never counted, never freed */
-#define MP__HASHED 0x02u   /* str/bytes: hash cached */
 
 /* aux of an MP_OBJ_INT header */
 #define MP__INT_BOX 0
@@ -98,7 +97,8 @@ typedef struct mp__complex {
 typedef struct mp__bytes {
     mp_obj h;
     size_t len;
-    int64_t hash; /* valid with MP__HASHED */
+    int64_t hash; /* -1 until mp__hash computes it; accessed atomically (relaxed): threads
+                   * sharing a str may hash it at once, and all compute the same value */
     char data[];  /* len bytes and a NUL */
 } mp__bytes;
 

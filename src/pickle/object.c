@@ -602,6 +602,7 @@ mp_obj *mp__bytes_alloc(mp_obj_kind kind, size_t len)
     if (b == NULL)
         return NULL;
     b->len = len;
+    b->hash = -1;
     b->data[len] = '\0';
     return &b->h;
 }
