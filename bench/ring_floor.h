@@ -5,17 +5,26 @@
  * writes the message and publishes seq = p + 1; a consumer claims p with a CAS on
  * head when seq == p + 1, copies the message out and frees the slot with
  * seq = p + SLOTS. With one producer and one consumer the CAS never fails.
- * Waiting spins with a pause as mp_queue's waiters do, then yields the CPU (no
- * futex sleep: a floor may burn what it likes). */
+ * Waiting is mp_queue's: spin with a pause (200 rounds), yield (20 times), then
+ * sleep on a futex, with a flag saying so that the other side checks after each
+ * publish (Dekker style: the publish is sequentially consistent, then the flag is
+ * read; only a side that finds it set makes the FUTEX_WAKE system call). A queue
+ * must sleep when empty or full, since a get may wait for hours, and a floor that
+ * only yields would skip what that costs on every message: the full fence of the
+ * publish and the read of the other side's flag. (Until 2026-12 the floor yielded
+ * forever and published with a plain release store.) */
 #ifndef MPROC_BENCH_RING_FLOOR_H
 #define MPROC_BENCH_RING_FLOOR_H
 
+#include <limits.h>
+#include <linux/futex.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -30,18 +39,51 @@ struct ring_slot {
     char data[RING_MSG];
 } __attribute__((aligned(128)));
 
+/* One side's sleep: seq is the futex word, bumped by a waker; waiting says that
+ * a waiter may sleep on it. */
+struct ring_sleep {
+    _Atomic uint32_t seq;
+    _Atomic uint32_t waiting;
+} __attribute__((aligned(128)));
+
 struct ring {
     _Atomic uint64_t tail __attribute__((aligned(128))); /* next position to produce */
     _Atomic uint64_t head __attribute__((aligned(128))); /* next position to consume */
+    struct ring_sleep data;  /* consumers sleep here when the ring is empty */
+    struct ring_sleep space; /* producers sleep here when it is full */
     struct ring_slot slot[RING_SLOTS];
 };
 
-static inline void ring_pause(unsigned *spins)
+#define RING_SPIN 200
+#define RING_YIELDS 20
+
+/* One round of waiting for `ready` (a slot state) as mp_queue waits: spin, yield,
+ * then sleep on sl (at most 100 ms at a time, as mp_queue sleeps in slices). */
+static inline void ring_wait(struct ring_sleep *sl, unsigned *spins, _Atomic uint64_t *seqw,
+                             uint64_t want)
 {
-    if (++*spins < 200) {
+    if (++*spins < RING_SPIN) {
         bench_cpu_relax();
-    } else {
+        return;
+    }
+    if (*spins < RING_SPIN + RING_YIELDS) {
         sched_yield();
+        return;
+    }
+    atomic_store(&sl->waiting, 1);
+    uint32_t seq = atomic_load(&sl->seq);
+    if (atomic_load(seqw) >= want) /* re-check after the flag is visible */
+        return;
+    struct timespec slice = {0, 100000000};
+    syscall(SYS_futex, &sl->seq, FUTEX_WAIT, seq, &slice, NULL, 0);
+}
+
+/* After a publish (sequentially consistent): wake the other side if it sleeps. */
+static inline void ring_wake(struct ring_sleep *sl)
+{
+    if (atomic_load(&sl->waiting) && atomic_exchange(&sl->waiting, 0)) {
+        atomic_fetch_add(&sl->seq, 1);
+        syscall(SYS_futex, &sl->seq, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
     }
 }
 
@@ -57,11 +99,12 @@ static inline void ring_put(struct ring *r, const void *msg, uint32_t len)
                                                       memory_order_relaxed)) {
                 memcpy(s->data, msg, len);
                 s->len = len;
-                atomic_store_explicit(&s->seq, p + 1, memory_order_release);
+                atomic_store(&s->seq, p + 1);
+                ring_wake(&r->data);
                 return;
             }
         } else if (seq < p) {
-            ring_pause(&spins); /* full */
+            ring_wait(&r->space, &spins, &s->seq, p); /* full */
             p = atomic_load_explicit(&r->tail, memory_order_relaxed);
         } else {
             p = atomic_load_explicit(&r->tail, memory_order_relaxed);
@@ -81,11 +124,12 @@ static inline uint32_t ring_get(struct ring *r, void *msg)
                                                       memory_order_relaxed)) {
                 uint32_t len = s->len;
                 memcpy(msg, s->data, len);
-                atomic_store_explicit(&s->seq, p + RING_SLOTS, memory_order_release);
+                atomic_store(&s->seq, p + RING_SLOTS);
+                ring_wake(&r->space);
                 return len;
             }
         } else if (seq < p + 1) {
-            ring_pause(&spins); /* empty */
+            ring_wait(&r->data, &spins, &s->seq, p + 1); /* empty */
             p = atomic_load_explicit(&r->head, memory_order_relaxed);
         } else {
             p = atomic_load_explicit(&r->head, memory_order_relaxed);

@@ -110,6 +110,53 @@ TEST(conn_messages_keep_their_boundaries)
     mp_conn_destroy(b);
 }
 
+/* The read-ahead buffer starts small and grows while reads fill it: a stream of
+ * messages of every size around its steps (1 KiB .. 64 KiB), sent by another
+ * process as fast as it can, arrives whole and in order, through both receives. */
+static size_t stream_size(int k)
+{
+    static const size_t sizes[] = {0,    1,    7,    1011, 1012, 1013,  1020,  2036,
+                                   2048, 3000, 4084, 8180, 100,  16372, 40000, 65536};
+    return sizes[(size_t)k * 7 % (sizeof sizes / sizeof sizes[0])];
+}
+
+static int send_stream(void *arg)
+{
+    mp_conn *c = arg;
+    static unsigned char buf[65536];
+    for (int k = 0; k < 3000; k++) {
+        pattern(buf, stream_size(k), (unsigned)k);
+        CHECK_OK(mp_conn_send_bytes(c, buf, stream_size(k)));
+    }
+    return 0;
+}
+
+TEST(conn_read_ahead_grows_with_a_stream_and_keeps_boundaries)
+{
+    mp_conn *a, *b;
+    CHECK_OK(mp_pipe(&a, &b, true));
+    int pid = th_fork(send_stream, a);
+    static unsigned char into[65536];
+    for (int k = 0; k < 3000; k++) {
+        size_t len;
+        if (k % 2) {
+            CHECK_OK(mp_conn_recv_bytes_into(b, into, sizeof into, 0, &len));
+            CHECK_EQ(stream_size(k), len);
+            CHECK(has_pattern(into, len, (unsigned)k));
+        } else {
+            void *msg;
+            CHECK_OK(mp_conn_recv_bytes(b, &msg, &len, 0));
+            CHECK_EQ(stream_size(k), len);
+            CHECK(has_pattern(msg, len, (unsigned)k));
+            free(msg);
+        }
+    }
+    CHECK_EQ(0, th_wait(pid));
+    mp_conn_destroy(a);
+    CHECK_RC(MP_EEOF, mp_conn_recv_bytes(b, &(void *){NULL}, &(size_t){0}, 0));
+    mp_conn_destroy(b);
+}
+
 struct big {
     mp_conn *c;
     size_t n;

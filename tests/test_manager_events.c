@@ -4,11 +4,49 @@
  * clients (tests/shutdown_peer.py). The servers run serve_forever on a thread of
  * this process, so the sanitizers see the hook's calls too. */
 // TEST_TIMEOUT 120
+#include <dlfcn.h>
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "mproc/listener.h"
 #include "mproc/manager.h"
 #include "sync_manager_fixture.h"
+
+/* ---- thread creation that can be made to fail ---- */
+
+/* While fail_creates is set, pthread_create called by the thread fail_creates_in
+ * (a server's accept loop) fails with EAGAIN, as when the process is out of
+ * threads. Every other call goes on to the next pthread_create (ASan's shared
+ * runtime, or libc's). Not under TSan, whose pthread_create interceptor is linked
+ * into this program and would be bypassed. */
+static _Atomic(pthread_t) fail_creates_in;
+static _Atomic bool fail_creates;
+
+#if !MP__TSAN
+
+int pthread_create(pthread_t *t, const pthread_attr_t *a, void *(*fn)(void *), void *arg)
+{
+    static int (*real)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
+    if (real == NULL)
+        real = (int (*)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *))dlsym(
+            RTLD_NEXT, "pthread_create");
+    if (atomic_load(&fail_creates) && pthread_equal(pthread_self(), atomic_load(&fail_creates_in)))
+        return EAGAIN;
+    return real(t, a, fn, arg);
+}
+#endif
+
+/* Likewise strdup, out of memory in that thread while fail_strdup is set. */
+static _Atomic bool fail_strdup;
+
+char *strdup(const char *text)
+{
+    if (atomic_load(&fail_strdup) && pthread_equal(pthread_self(), atomic_load(&fail_creates_in)))
+        return NULL;
+    size_t n = strlen(text) + 1;
+    char *copy = malloc(n);
+    return copy ? memcpy(copy, text, n) : NULL;
+}
 
 /* ---- a hook that records every event ---- */
 
@@ -385,6 +423,58 @@ TEST(hook_gives_an_empty_peer_for_a_unix_socket_client)
     CHECK(at >= 0);
     CHECK(h.rec.ev[at].has_peer);
     CHECK_STR("", h.rec.ev[at].peer);
+    CHECK_OK(mp_manager_stop(h.m));
+    join_here(&h);
+}
+
+TEST(a_connection_without_a_thread_is_turned_away_without_accepted_or_closed)
+{
+    SKIP_UNDER_TSAN("the failing pthread_create would bypass TSan's interceptor");
+    here h;
+    serve_here(&h, false);
+    atomic_store(&fail_creates_in, h.thread);
+    atomic_store(&fail_creates, true);
+    mp_manager *c;
+    CHECK_OK(mp_manager_new(&c, mp_manager_address(h.m), FX_KEY, FX_KEYLEN, NULL));
+    CHECK(mp_manager_connect(c) < 0); /* authenticated, then closed unserved */
+    mp_manager_destroy(c);
+    wait_kind(&h.rec, MP_MANAGER_EVENT_TURNED_AWAY, 1);
+    atomic_store(&fail_creates, false);
+    int at = find_event(&h.rec, MP_MANAGER_EVENT_TURNED_AWAY, 0);
+    CHECK(strncmp(h.rec.ev[at].peer, "127.0.0.1:", 10) == 0);
+    CHECK(strstr(h.rec.ev[at].text, "thread") != NULL);
+    CHECK_EQ(0, (int)h.rec.ev[at].connections);
+    /* TURNED_AWAY only: no ACCEPTED that no CLOSED would ever follow. */
+    CHECK_EQ(0, count_kind(&h.rec, MP_MANAGER_EVENT_ACCEPTED));
+    CHECK_EQ(0, count_kind(&h.rec, MP_MANAGER_EVENT_CLOSED));
+    /* Threads again: the next client is served, accepted and closed once. */
+    c = fx_connect(mp_manager_address(h.m));
+    mp_manager_destroy(c);
+    wait_kind(&h.rec, MP_MANAGER_EVENT_CLOSED, 1);
+    CHECK_EQ(1, count_kind(&h.rec, MP_MANAGER_EVENT_ACCEPTED));
+    CHECK(find_event(&h.rec, MP_MANAGER_EVENT_ACCEPTED, 0) <
+          find_event(&h.rec, MP_MANAGER_EVENT_CLOSED, 0));
+    CHECK_OK(mp_manager_stop(h.m));
+    join_here(&h);
+}
+
+TEST(an_accepted_connection_has_its_peer_even_when_memory_is_short)
+{
+    here h;
+    serve_here(&h, false);
+    atomic_store(&fail_creates_in, h.thread);
+    atomic_store(&fail_strdup, true);
+    mp_manager *c = fx_connect(mp_manager_address(h.m));
+    mp_manager_destroy(c);
+    wait_kind(&h.rec, MP_MANAGER_EVENT_CLOSED, 1);
+    atomic_store(&fail_strdup, false);
+    int at = find_event(&h.rec, MP_MANAGER_EVENT_ACCEPTED, 0);
+    CHECK(at >= 0);
+    CHECK(h.rec.ev[at].has_peer); /* NULL is for events without a peer */
+    CHECK(strncmp(h.rec.ev[at].peer, "127.0.0.1:", 10) == 0);
+    at = find_event(&h.rec, MP_MANAGER_EVENT_CLOSED, 0);
+    CHECK(h.rec.ev[at].has_peer);
+    CHECK(strncmp(h.rec.ev[at].peer, "127.0.0.1:", 10) == 0);
     CHECK_OK(mp_manager_stop(h.m));
     join_here(&h);
 }

@@ -2,7 +2,10 @@
  * rules, the tutorial's python3 worker against it unchanged, clean exits (signals,
  * remote shutdown), logging and stats, and a server killed and restarted. */
 // TEST_TIMEOUT 120
+#include <stddef.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 
 #include "sync_manager_fixture.h"
 
@@ -350,6 +353,37 @@ TEST(no_remote_shutdown_refuses_c_and_python_clients_and_keeps_serving)
     CHECK(strstr(log, "Terminated: stopping") != NULL);
     CHECK(strstr(log, "shutdown complete (clean)") != NULL);
     free(log);
+}
+
+/* A Unix socket peer names itself: it binds its own socket to any bytes it likes
+ * before connecting, and the server logs that name before any authentication. */
+TEST(a_unix_peer_named_with_newlines_cannot_forge_log_lines)
+{
+    char listen[64];
+    snprintf(listen, sizeof listen, "@mproc-test-prog-forge-%d", (int)getpid());
+    fx_program fp;
+    const char *args[] = {"--queue", "get_q", "--verbose", "--listen", listen, NULL};
+    fx_program_start(&fp, args);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK(fd >= 0);
+    static const char evil[] = "evil\nFORGED: remote shutdown request\x1b[2J";
+    struct sockaddr_un me = {.sun_family = AF_UNIX};
+    memcpy(me.sun_path + 1, evil, sizeof evil - 1);
+    CHECK_EQ(0, bind(fd, (struct sockaddr *)&me,
+                     (socklen_t)(offsetof(struct sockaddr_un, sun_path) + sizeof evil)));
+    struct sockaddr_un to = {.sun_family = AF_UNIX};
+    size_t ln = strlen(listen) - 1;
+    memcpy(to.sun_path + 1, listen + 1, ln);
+    CHECK_EQ(0, connect(fd, (struct sockaddr *)&to,
+                        (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + ln)));
+    CHECK_EQ(5, (int)write(fd, "junk!", 5)); /* not a handshake frame */
+    char *log = wait_log(&fp, "authentication failed: ");
+    close(fd);
+    CHECK(strstr(log, "authentication failed: @evil\\x0aFORGED: ") != NULL); /* escaped */
+    CHECK(strstr(log, "\nFORGED") == NULL); /* no line of the peer's making */
+    CHECK(strchr(log, '\x1b') == NULL);     /* nor its terminal escapes */
+    free(log);
+    CHECK_EQ(0, fx_program_stop(&fp, SIGTERM));
 }
 
 TEST(an_address_in_use_exits_2)

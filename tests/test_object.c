@@ -228,6 +228,18 @@ TEST(object_equality_and_hash_follow_python)
     CHECK_OK(mp_obj_hash(t, &h3));
     CHECK(h1 == 1 && h2 == 1 && h3 == 1);
     mp_obj_unref(onef);
+    /* int == float: integral and in range (3 == 3.0, 3 != 3.5, 0 != -0.5,
+     * -2**63 == float(-2**63), 2**63-1 != float(2**63)) */
+    mp_obj *ints[] = {mp_int(3), mp_int(3), mp_int(0), mp_int(INT64_MIN), mp_int(INT64_MAX)};
+    mp_obj *fl[] = {mp_float(3.0), mp_float(3.5), mp_float(-0.5), mp_float(-9223372036854775808.0),
+                    mp_float(9223372036854775808.0)};
+    const bool eq[] = {true, false, false, true, false};
+    for (size_t i = 0; i < 5; i++) {
+        CHECK_EQ(eq[i], mp_obj_equal(ints[i], fl[i]));
+        CHECK_EQ(eq[i], mp_obj_equal(fl[i], ints[i]));
+        mp_obj_unref(ints[i]);
+        mp_obj_unref(fl[i]);
+    }
     struct {
         double v;
         int64_t h;

@@ -44,13 +44,24 @@ static void logf_(int level, const char *fmt, ...)
                      "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ mproc-manager[%d]: ", tm.tm_year + 1900,
                      tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
                      ts.tv_nsec / 1000000, (int)getpid());
+    char msg[1024];
     va_list ap;
     va_start(ap, fmt);
-    if (n > 0 && (size_t)n < sizeof line)
-        vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    /* Peers' text (a Unix socket peer's self-chosen name, ...) ends up in the
+     * message: control characters are escaped, so that no peer can start a line of
+     * its own or send terminal escapes. */
+    size_t len = n > 0 && (size_t)n < sizeof line ? (size_t)n : 0;
+    for (const unsigned char *p = (const unsigned char *)msg; *p && len + 5 < sizeof line; p++) {
+        if (*p < 0x20 || *p == 0x7f)
+            len += (size_t)snprintf(line + len, sizeof line - len, "\\x%02x", *p);
+        else
+            line[len++] = (char)*p;
+    }
+    line[len] = '\0';
     /* One write per line, so lines from threads never interleave. */
-    size_t len = strnlen(line, sizeof line - 2);
+    len = strnlen(line, sizeof line - 2);
     line[len++] = '\n';
     ssize_t w = write(2, line, len);
     (void)w;

@@ -54,7 +54,8 @@
  * sha384, sha3_256, sha3_384) and the raw 16-byte HMAC-MD5 answer CPython 3.11
  * sends. As answerer it follows CPython 3.12's rules: a 20-byte challenge gets raw
  * HMAC-MD5 (3.11 peers), a "{name}" challenge gets "{name}"+HMAC-name over the
- * whole challenge, anything else fails. MACs come from OpenSSL's libcrypto and are
+ * whole challenge, anything else fails. The MACs are the library's own HMAC over
+ * MD5/SHA-256/SHA-384/SHA3-256/SHA3-384 (no libcrypto; src/net/digest.c) and are
  * compared in constant time. Hardening beyond CPython: every handshake frame is
  * read with a 256-byte limit (a longer one is MP_EPROTO, and nothing is allocated
  * on a length the peer claims), and the whole handshake has a deadline.
@@ -101,9 +102,10 @@ typedef struct mp_listener_options {
     /* Optional: called once for every rejected peer (the ones mp_listener_rejected
      * counts), with its address ("127.0.0.1:51234", "" for an unnamed Unix socket
      * peer) and why ("digest received was wrong: ...", "handshake timed out after
-     * 5000 ms"), both borrowed for the call. It runs in the thread calling
-     * mp_listener_accept, with the listener's mutex held: it must be quick and must
-     * not call functions on this listener. */
+     * 5000 ms"), both borrowed for the call. A Unix socket peer's address is what it
+     * bound its own socket to: any bytes but NUL; escape it before logging. It runs in the thread
+     * calling mp_listener_accept, with the listener's mutex held: it must be quick and must not
+     * call functions on this listener. */
     void (*on_reject)(void *arg, const char *peer, const char *reason);
     void *on_reject_arg;
 } mp_listener_options;

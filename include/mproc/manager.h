@@ -297,7 +297,10 @@ typedef struct mp_manager_event {
     mp_manager_event_kind kind;
     uint64_t conn_id;            /* as mp_manager_call_conn_id; 0 when no connection */
     const char *peer;            /* "127.0.0.1:51234", "[::1]:5", "@name"; "" for an unnamed
-                                  * Unix socket peer; NULL when no peer */
+                                  * Unix socket peer; NULL when no peer. A Unix socket
+                                  * peer's name is whatever it bound its own socket to,
+                                  * before authenticating: any bytes but NUL (newlines,
+                                  * escapes), so escape it before logging it */
     const char *address;         /* LISTENING: the bound address; otherwise NULL */
     const char *reason;          /* AUTH_FAILED, TURNED_AWAY, SHUTDOWN: a message, else NULL */
     mp_manager_stop_reason stop; /* SHUTDOWN: why; otherwise 0 */

@@ -44,6 +44,9 @@
  *   taking stays in the queue, whole, for the next consumer. Delivery is
  *   at-most-once only towards a consumer that dies in the instant between taking
  *   a message and get returning it, or after: the message is then its own.
+ *   The next put (or get) after such a death waits up to 50 ms for the dead
+ *   process's side lock: the lock names a process, and waiters check that it
+ *   lives after each 50 ms of sleep (a put_nowait / get_nowait checks at once).
  * - close() affects only the calling process, as in CPython, and does not
  *   interrupt calls already blocked in other threads.
  *
@@ -92,8 +95,8 @@ MP_EXTERN int mp_queue_new(mp_queue **out, size_t maxsize, const mp_queue_option
  * Errors: MP_EFULL (no room in time; nothing of the message will be delivered),
  * MP_ENOMEM (no memory for a long message's block; nothing delivered),
  * MP_ECLOSED (closed in this process), MP_EINVAL (q NULL, buf NULL with len > 0,
- * len above 2^56 - 1, timeout below -1), MP_ENOTRECOVERABLE (the shared state was
- * damaged beyond repair: a process died while repairing it). */
+ * len above 2^56 - 1, timeout below -1). (MP_ENOTRECOVERABLE, listed here before,
+ * is no longer returned: recovering from a dead process cannot itself fail.) */
 MP_EXTERN int mp_queue_put(mp_queue *q, const void *buf, size_t len, int timeout_ms);
 
 /* mp_queue_put(q, buf, len, 0). */
@@ -104,7 +107,7 @@ MP_EXTERN int mp_queue_put_nowait(mp_queue *q, const void *buf, size_t len);
  * timeout_ms for a message (a message is there whole or not at all).
  * Errors: MP_EEMPTY (no message in time), MP_ECLOSED, MP_ENOMEM (no memory for
  * the copy, or to map a long message's block; the message stays in the queue),
- * MP_EINVAL, MP_ENOTRECOVERABLE. */
+ * MP_EINVAL. */
 MP_EXTERN int mp_queue_get(mp_queue *q, void **out, size_t *len, int timeout_ms);
 
 /* Like mp_queue_get, into the caller's buffer of cap bytes. A message longer than
@@ -139,11 +142,11 @@ MP_EXTERN void mp_queue_destroy(mp_queue *q);
 MP_EXTERN int mp_simple_queue_new(mp_simple_queue **out, const mp_queue_options *opt);
 
 /* Puts one message, waiting as long as the ring has no room.
- * Errors: MP_ECLOSED, MP_EINVAL, MP_ENOTRECOVERABLE. */
+ * Errors: MP_ECLOSED, MP_EINVAL. */
 MP_EXTERN int mp_simple_queue_put(mp_simple_queue *q, const void *buf, size_t len);
 
 /* Takes one message into a malloc'd *out, waiting as long as there is none.
- * Errors: MP_ECLOSED, MP_ENOMEM, MP_EINVAL, MP_ENOTRECOVERABLE. */
+ * Errors: MP_ECLOSED, MP_ENOMEM, MP_EINVAL. */
 MP_EXTERN int mp_simple_queue_get(mp_simple_queue *q, void **out, size_t *len);
 
 /* Whether no message is waiting; false for NULL. */

@@ -13,6 +13,7 @@
 #include "mproc/connection.h"
 #include "mproc/manager.h"
 #include "mproc/object.h"
+#include "net/net.h"
 
 /* ---- request.c: (ident, funcname, args, kwds) and (kind, result) ---- */
 
@@ -91,10 +92,16 @@ typedef struct mp__mgr_conn {
      * types' conn_closed hooks; only this connection's thread touches it. */
     mp_served **touched;
     size_t ntouched, captouched;
-    /* For the on_event hook only (NULL / 0 without one): the peer's address
-     * (malloc'd) and when the connection was accepted. */
-    char *peer;
+    /* For the on_event hook only ("" / 0 without one): the peer's address (held
+     * here, so that no allocation can fail to give one) and when the connection
+     * was accepted. */
+    char peer[MP__ADDR_TEXT_MAX];
     int64_t opened_ns;
+    /* Held by the accept loop from before the thread starts until ACCEPTED has been
+     * emitted; the thread takes it before emitting CLOSED, so that CLOSED follows
+     * ACCEPTED, and a connection whose thread could not start gets TURNED_AWAY
+     * only. */
+    pthread_mutex_t announce;
 } mp__mgr_conn;
 
 typedef struct mp__mgr_owned {

@@ -197,11 +197,17 @@ static void give_back(void *self, const mp_obj *result, void *arg)
 
 static int do_get(squeue *q, mp_manager_call *call, bool block, int64_t deadline, mp_obj **result)
 {
+    /* The caller's presence costs a poll(): checked before taking q->mu, so gets
+     * are not serialised behind a system call (under the lock it made every client
+     * of a busy queue queue up on q->mu); after a wait, checked again under it. */
+    if (mp_manager_call_peer_gone(call))
+        return MP_EEOF;
     int rc = 0;
+    bool waited = false;
     pthread_mutex_lock(&q->mu);
     for (;;) {
         if (q->count > 0) {
-            if (mp_manager_call_peer_gone(call)) {
+            if (waited && mp_manager_call_peer_gone(call)) {
                 rc = MP_EEOF;
                 break;
             }
@@ -219,6 +225,7 @@ static int do_get(squeue *q, mp_manager_call *call, bool block, int64_t deadline
             break;
         }
         rc = mp_manager_call_wait(call, &q->mu, &q->not_empty, deadline);
+        waited = true;
         if (rc == MP_ETIMEDOUT) {
             rc = mp_manager_call_raise(call, mp_exception_new("_queue", "Empty", NULL));
             break;

@@ -83,17 +83,17 @@ static void emit(struct mp_mgr_server *s, mp_manager_event ev)
     s->cfg->on_event(&ev, s->cfg->on_event_arg);
 }
 
-/* The peer of fd as text (malloc'd), or NULL when nobody listens to events. */
-static char *peer_text(struct mp_mgr_server *s, int fd)
+/* The peer of fd as text into text (MP__ADDR_TEXT_MAX bytes; "" when nobody
+ * listens to events). */
+static void peer_text(struct mp_mgr_server *s, int fd, char *text)
 {
+    text[0] = '\0';
     if (s->cfg->on_event == NULL)
-        return NULL;
+        return;
     struct sockaddr_storage ss;
     socklen_t len = sizeof ss;
-    char text[MP__ADDR_TEXT_MAX] = "";
     if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0)
         mp__addr_format((struct sockaddr *)&ss, len < sizeof ss ? len : sizeof ss, text);
-    return strdup(text);
 }
 
 static void on_reject(void *arg, const char *peer, const char *reason)
@@ -110,7 +110,7 @@ static void request_stop(struct mp_mgr_server *s, mp_manager_stop_reason why, mp
     if (s->stop_reason == 0) {
         s->stop_reason = why;
         s->stop_conn = c ? c->id : 0;
-        snprintf(s->stop_peer, sizeof s->stop_peer, "%s", c && c->peer ? c->peer : "");
+        snprintf(s->stop_peer, sizeof s->stop_peer, "%s", c ? c->peer : "");
         snprintf(s->stop_text, sizeof s->stop_text, "%s", text);
     }
     pthread_mutex_unlock(&s->lock);
@@ -672,6 +672,8 @@ static void *connection_main(void *arg)
     }
     connection_closed(s, c);
     shutdown(c->fd, SHUT_RDWR);
+    pthread_mutex_lock(&c->announce); /* after the accept loop's ACCEPTED */
+    pthread_mutex_unlock(&c->announce);
     atomic_fetch_sub(&s->nlive, 1);
     if (s->cfg->on_event != NULL)
         emit(s,
@@ -690,7 +692,7 @@ static void free_conn(mp__mgr_conn *c)
     mp_conn_destroy(c->conn);
     free(c->owned);
     free(c->touched);
-    free(c->peer);
+    pthread_mutex_destroy(&c->announce);
     free(c);
 }
 
@@ -724,31 +726,31 @@ static void start_connection(struct mp_mgr_server *s, mp_conn *conn)
     bool full = s->nconns >= (size_t)max;
     pthread_mutex_unlock(&s->lock);
     if (full || (c = calloc(1, sizeof *c)) == NULL) {
-        char *peer = peer_text(s, mp_conn_fileno(conn));
+        char peer[MP__ADDR_TEXT_MAX];
+        peer_text(s, mp_conn_fileno(conn), peer);
         char why[64];
         snprintf(why, sizeof why, full ? "max_connections (%d) open" : "out of memory", max);
         emit(s,
              (mp_manager_event){.kind = MP_MANAGER_EVENT_TURNED_AWAY, .peer = peer, .reason = why});
-        free(peer);
         mp_conn_destroy(conn);
         return;
     }
+    pthread_mutex_init(&c->announce, NULL);
     c->server = s;
     c->conn = conn;
     c->fd = mp_conn_fileno(conn);
     c->id = ++s->next_id;
     if (s->cfg->on_event != NULL) {
-        c->peer = peer_text(s, c->fd);
+        peer_text(s, c->fd, c->peer);
         c->opened_ns = (int64_t)mp__now_ns();
     }
     pthread_attr_t a;
     pthread_attr_init(&a);
     pthread_attr_setstacksize(&a, THREAD_STACK);
-    /* Counted and reported before the thread starts, so that its CLOSED comes after. */
+    /* Counted before the thread starts; reported once it has started (a connection
+     * without a thread is only TURNED_AWAY), with its CLOSED held back until then. */
     atomic_fetch_add(&s->nlive, 1);
-    if (s->cfg->on_event != NULL)
-        emit(s, (mp_manager_event){
-                    .kind = MP_MANAGER_EVENT_ACCEPTED, .conn_id = c->id, .peer = c->peer});
+    pthread_mutex_lock(&c->announce);
     pthread_mutex_lock(&s->lock);
     int e = pthread_create(&c->thread, &a, connection_main, c);
     if (e == 0) {
@@ -759,12 +761,18 @@ static void start_connection(struct mp_mgr_server *s, mp_conn *conn)
     pthread_mutex_unlock(&s->lock);
     pthread_attr_destroy(&a);
     if (e != 0) {
+        pthread_mutex_unlock(&c->announce);
         atomic_fetch_sub(&s->nlive, 1);
         emit(s, (mp_manager_event){.kind = MP_MANAGER_EVENT_TURNED_AWAY,
                                    .peer = c->peer,
                                    .reason = "no thread for it"});
         free_conn(c);
+        return;
     }
+    if (s->cfg->on_event != NULL)
+        emit(s, (mp_manager_event){
+                    .kind = MP_MANAGER_EVENT_ACCEPTED, .conn_id = c->id, .peer = c->peer});
+    pthread_mutex_unlock(&c->announce);
 }
 
 static void drain(int fd)

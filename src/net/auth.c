@@ -21,18 +21,13 @@
  * past the handshake is consumed from the socket.
  */
 #include <poll.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-#include <openssl/params.h>
-
+#include "net/digest.h"
 #include "net/net.h"
 #include "queue/conn.h"
 
@@ -64,62 +59,7 @@ int mp__handshake_ms(int opt_ms, int *out)
     return 0;
 }
 
-/* ---- MACs ---- */
-
-static const EVP_MD *digest_named(const unsigned char *name, size_t n)
-{
-    static const struct {
-        const char *name;
-        const EVP_MD *(*md)(void);
-    } allowed[] = {
-        {"md5", EVP_md5},           {"sha256", EVP_sha256},     {"sha384", EVP_sha384},
-        {"sha3_256", EVP_sha3_256}, {"sha3_384", EVP_sha3_384},
-    };
-    for (size_t i = 0; i < sizeof allowed / sizeof allowed[0]; i++)
-        if (strlen(allowed[i].name) == n && memcmp(allowed[i].name, name, n) == 0)
-            return allowed[i].md();
-    return NULL;
-}
-
-/* HMAC(md, key, msg) into out (EVP_MAX_MD_SIZE bytes); its length, or 0 when
- * libcrypto refused (an MD5 in FIPS mode). The HMAC implementation is fetched
- * once: OpenSSL 3's one-shot HMAC() looks it up on every call, which doubles the
- * cost of a handshake. */
-static EVP_MAC *hmac_impl;
-static pthread_once_t hmac_once = PTHREAD_ONCE_INIT;
-
-static void fetch_hmac(void)
-{
-    hmac_impl = EVP_MAC_fetch(NULL, "HMAC", NULL);
-}
-
-static unsigned mac(const EVP_MD *md, const void *key, size_t keylen, const unsigned char *msg,
-                    size_t msglen, unsigned char *out)
-{
-    static const unsigned char empty[1];
-    pthread_once(&hmac_once, fetch_hmac);
-    if (hmac_impl == NULL) {
-        unsigned outlen = 0;
-        if (keylen > (size_t)INT32_MAX ||
-            HMAC(md, keylen > 0 ? key : empty, (int)keylen, msg, msglen, out, &outlen) == NULL)
-            return 0;
-        return outlen;
-    }
-    EVP_MAC_CTX *ctx = EVP_MAC_CTX_new(hmac_impl);
-    if (ctx == NULL)
-        return 0;
-    OSSL_PARAM params[] = {
-        OSSL_PARAM_construct_utf8_string("digest", (char *)EVP_MD_get0_name(md), 0),
-        OSSL_PARAM_construct_end(),
-    };
-    size_t outlen = 0;
-    if (EVP_MAC_init(ctx, keylen > 0 ? key : empty, keylen, params) != 1 ||
-        EVP_MAC_update(ctx, msg, msglen) != 1 ||
-        EVP_MAC_final(ctx, out, &outlen, EVP_MAX_MD_SIZE) != 1)
-        outlen = 0;
-    EVP_MAC_CTX_free(ctx);
-    return (unsigned)outlen;
-}
+/* ---- MACs (net/digest.h) ---- */
 
 /* The "{name}" prefix of p as CPython finds it: '{' at 0 and '}' within the next
  * MAX_DIGEST_NAME + 1 bytes. Its name length, or -1. */
@@ -147,8 +87,8 @@ int mp__auth_verify(const void *key, size_t keylen, const unsigned char *chal, s
                     const unsigned char *ans, size_t anslen, bool refuse_md5, char *err,
                     size_t errlen)
 {
-    unsigned char want[EVP_MAX_MD_SIZE];
-    const EVP_MD *md;
+    unsigned char want[MP__DIGEST_MAX];
+    const mp__digest *md;
     const unsigned char *got;
     size_t gotlen;
     char name[48] = "raw MD5";
@@ -159,7 +99,7 @@ int mp__auth_verify(const void *key, size_t keylen, const unsigned char *chal, s
                         "(a CPython 3.11 peer?), which refuse_md5 forbids");
             return MP_EAUTH;
         }
-        md = EVP_md5();
+        md = mp__digest_md5();
         got = ans;
         gotlen = anslen;
     } else {
@@ -174,7 +114,7 @@ int mp__auth_verify(const void *key, size_t keylen, const unsigned char *chal, s
         char shown[40];
         show_name(ans + 1, n, shown, sizeof shown);
         snprintf(name, sizeof name, "{%s}", shown);
-        md = digest_named(ans + 1, (size_t)n);
+        md = mp__digest_named(ans + 1, (size_t)n);
         if (md == NULL) {
             mp__net_msg(err, errlen,
                         "digest received was wrong: the peer's answer names the unsupported "
@@ -182,7 +122,7 @@ int mp__auth_verify(const void *key, size_t keylen, const unsigned char *chal, s
                         name);
             return MP_EAUTH;
         }
-        if (refuse_md5 && md == EVP_md5()) {
+        if (refuse_md5 && md == mp__digest_md5()) {
             mp__net_msg(err, errlen,
                         "digest received was wrong: the peer answered with {md5}, which "
                         "refuse_md5 forbids");
@@ -191,19 +131,15 @@ int mp__auth_verify(const void *key, size_t keylen, const unsigned char *chal, s
         got = ans + n + 2;
         gotlen = anslen - (size_t)n - 2;
     }
-    unsigned wantlen = mac(md, key, keylen, chal, chlen, want);
-    if (wantlen == 0) {
-        mp__net_msg(err, errlen, "digest received was wrong: libcrypto cannot compute %s", name);
-        return MP_EAUTH;
-    }
+    size_t wantlen = mp__hmac(md, key, keylen, chal, chlen, want);
     if (gotlen != wantlen) {
         mp__net_msg(err, errlen,
                     "digest received was wrong: the peer's %s answer has %zu MAC bytes, "
-                    "expected %u",
+                    "expected %zu",
                     name, gotlen, wantlen);
         return MP_EAUTH;
     }
-    if (CRYPTO_memcmp(want, got, wantlen) != 0) {
+    if (!mp__digest_equal(want, got, wantlen)) {
         mp__net_msg(err, errlen, "digest received was wrong: the peer's %s answer did not match",
                     name);
         return MP_EAUTH;
@@ -214,7 +150,7 @@ int mp__auth_verify(const void *key, size_t keylen, const unsigned char *chal, s
 int mp__auth_respond(const void *key, size_t keylen, const unsigned char *msg, size_t msglen,
                      bool refuse_md5, unsigned char *out, size_t *outlen, char *err, size_t errlen)
 {
-    unsigned char m[EVP_MAX_MD_SIZE];
+    unsigned char m[MP__DIGEST_MAX];
     if (msglen < LEGACY_MSG_LEN) {
         mp__net_msg(err, errlen, "the peer's challenge is too short: %zu bytes", msglen);
         return MP_EAUTH;
@@ -226,17 +162,13 @@ int mp__auth_respond(const void *key, size_t keylen, const unsigned char *msg, s
                         "answering it needs MD5, which refuse_md5 forbids");
             return MP_EAUTH;
         }
-        unsigned n = mac(EVP_md5(), key, keylen, msg, msglen, m);
-        if (n == 0) {
-            mp__net_msg(err, errlen, "libcrypto cannot compute HMAC-MD5");
-            return MP_EAUTH;
-        }
+        size_t n = mp__hmac(mp__digest_md5(), key, keylen, msg, msglen, m);
         memcpy(out, m, n);
         *outlen = n;
         return 0;
     }
     int n = prefix_name(msg, msglen);
-    const EVP_MD *md = n < 0 ? NULL : digest_named(msg + 1, (size_t)n);
+    const mp__digest *md = n < 0 ? NULL : mp__digest_named(msg + 1, (size_t)n);
     if (md == NULL) {
         char shown[40] = "";
         if (n >= 0)
@@ -247,15 +179,11 @@ int mp__auth_respond(const void *key, size_t keylen, const unsigned char *msg, s
                     shown);
         return MP_EAUTH;
     }
-    if (refuse_md5 && md == EVP_md5()) {
+    if (refuse_md5 && md == mp__digest_md5()) {
         mp__net_msg(err, errlen, "the peer's challenge asks for {md5}, which refuse_md5 forbids");
         return MP_EAUTH;
     }
-    unsigned len = mac(md, key, keylen, msg, msglen, m);
-    if (len == 0) {
-        mp__net_msg(err, errlen, "libcrypto cannot compute the digest the peer asked for");
-        return MP_EAUTH;
-    }
+    size_t len = mp__hmac(md, key, keylen, msg, msglen, m);
     memcpy(out, msg, (size_t)n + 2);
     memcpy(out + n + 2, m, len);
     *outlen = (size_t)n + 2 + len;

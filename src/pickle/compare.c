@@ -163,11 +163,10 @@ static bool int_eq_double(const mp_obj *i, double d)
 {
     int64_t v;
     if (small_int(i, &v)) {
-        if (!isfinite(d) || d != floor(d))
+        if (!isfinite(d) || d < -9223372036854775808.0 || d >= 9223372036854775808.0)
             return false;
-        if (d < -9223372036854775808.0 || d >= 9223372036854775808.0)
-            return false;
-        return (int64_t)d == v;
+        /* integral and equal (no floor(): the library needs no libm) */
+        return (double)(int64_t)d == d && (int64_t)d == v;
     }
     if (!isfinite(d))
         return false;

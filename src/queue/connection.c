@@ -10,9 +10,13 @@
  * for pipes SIGPIPE is blocked in the calling thread around the write and a SIGPIPE this write
  * raised is consumed, so a closed peer is an MP_EPIPE, never a dead process.
  *
- * Receiving reads ahead: header bytes are read into a private buffer of RBUF_SIZE
- * bytes with one read() that may also bring the payload (and the start of later
- * messages), so a small message costs one system call, like a raw read. Payload
+ * Receiving reads ahead: header bytes are read into a private buffer with one
+ * read() that may also bring the payload (and the start of later messages), so a
+ * small message costs one system call, like a raw read. The buffer grows on demand:
+ * it starts at RBUF_MIN bytes and doubles (up to RBUF_MAX) each time a read fills
+ * it, so a connection that only ever carries small requests (a manager server's
+ * idle channels, thousands of them) holds 1 KiB, and a busy stream reaches the full
+ * read-ahead after a few reads. Payload
  * bytes beyond what the buffer holds are read straight into the destination, never
  * ahead of the message. Once a header has been decoded its length is kept in
  * `known`, so a receive refused for a short buffer (MP_ETOOSHORT) or a length limit
@@ -38,7 +42,8 @@
 #include "mproc/connection.h"
 #include "queue/conn.h"
 
-#define RBUF_SIZE 65536
+#define RBUF_MIN 1024  /* the read-ahead buffer at first (at least a 12-byte header) */
+#define RBUF_MAX 65536 /* ... and at most, doubling each time a read fills it */
 #define FIRST_ALLOC ((size_t)256 * 1024) /* a payload's buffer before its bytes arrive */
 #define MAX_CLAIM ((uint64_t)INT64_MAX)  /* the longest bytes CPython can send */
 #define GROWTH 8      /* a full buffer grows 8 times: few copies, at most 8 times what came */
@@ -49,7 +54,8 @@ struct mp_conn {
     bool readable;             /* may receive */
     bool writable;             /* may send */
     bool is_socket;            /* sendmsg(MSG_NOSIGNAL) works */
-    char *rbuf;                /* read-ahead buffer, RBUF_SIZE bytes, allocated on first receive */
+    char *rbuf;                /* read-ahead buffer, rcap bytes, allocated on first receive */
+    size_t rcap;               /* RBUF_MIN .. RBUF_MAX */
     size_t rpos;               /* next unread byte in rbuf */
     size_t rlen;               /* bytes in rbuf */
     bool has_known;            /* a header was decoded and its payload not yet received */
@@ -265,22 +271,30 @@ static ssize_t read_some(int fd, void *dst, size_t n)
 static int fill(mp_conn *c, size_t need)
 {
     if (c->rbuf == NULL) {
-        c->rbuf = malloc(RBUF_SIZE);
+        c->rbuf = malloc(RBUF_MIN);
         if (c->rbuf == NULL)
             return MP_ENOMEM;
+        c->rcap = RBUF_MIN;
     }
-    if (c->rpos + need > RBUF_SIZE || c->rpos == c->rlen) {
+    if (c->rpos + need > c->rcap || c->rpos == c->rlen) {
         memmove(c->rbuf, c->rbuf + c->rpos, c->rlen - c->rpos);
         c->rlen -= c->rpos;
         c->rpos = 0;
     }
     while (c->rlen - c->rpos < need) {
-        ssize_t r = read_some(c->fd, c->rbuf + c->rlen, RBUF_SIZE - c->rlen);
+        ssize_t r = read_some(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen);
         if (r < 0)
             return (int)r;
         if (r == 0)
             return c->rlen == c->rpos ? MP_EEOF : MP_ETRUNCATED;
         c->rlen += (size_t)r;
+        if (c->rlen == c->rcap && c->rcap < RBUF_MAX) { /* more may be waiting: grow */
+            char *nb = realloc(c->rbuf, 2 * c->rcap);
+            if (nb != NULL) { /* else: go on reading ahead with what we have */
+                c->rbuf = nb;
+                c->rcap *= 2;
+            }
+        }
     }
     return 0;
 }
@@ -474,6 +488,7 @@ int mp_conn_close(mp_conn *c)
     c->fd = -1;
     free(c->rbuf);
     c->rbuf = NULL;
+    c->rcap = 0;
     drop_part(c);
     c->rpos = c->rlen = 0;
     c->has_known = false;

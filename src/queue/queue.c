@@ -15,8 +15,10 @@
  *          a range of the memfd holding its bytes (its length rounded up to whole
  *          pages; see blob_tail). The ring carries only this reference.
  *
- * Two sides, each serialized by a robust process-shared mutex, so the ring is a
- * single-producer single-consumer ring between the two current lock holders:
+ * Two sides, each serialized by a side lock (struct side_lock: a word naming the
+ * holder process, taken with one compare-and-swap, given back with a plain store
+ * and a fence, a holder's death found by its waiters), so the ring is a
+ * single-producer single-consumer ring between the two current holders:
  *   put_lock  held by one producer for a whole put, including its waits for room
  *             and the copy of a long message into its block.
  *   get_lock  held by one consumer for a whole get, likewise.
@@ -58,9 +60,19 @@
  * new tail). A consumer copies a record out and frees it with one atomic store of
  * head, its last step. Each side's state is that single word, so a process killed
  * anywhere inside put or get leaves either the old word (the operation never
- * happened) or the new one (it happened). The next locker gets EOWNERDEAD, finds
- * the committed word valid as it is, marks the mutex consistent and goes on. It
- * also clears the side's sleeping flag, which only a lock holder ever sets.
+ * happened) or the new one (it happened). The next locker finds the lock word
+ * naming a dead process (side_take_from_dead, after at most one
+ * MP__DEATH_SLICE_MS of waiting), takes it over, finds the committed word valid
+ * as it is and goes on. It also clears the side's sleeping flag, which only a
+ * lock holder ever sets. Recovery writes nothing else, so a death during it is
+ * recovered the same way (no state is ever beyond repair). The lock word names a
+ * process, not a thread: a thread cannot end inside put or get short of its
+ * whole process (neither waits at a cancellation point), except by an exec()
+ * from another thread of the holder's process, which the word does not see.
+ * (A robust pthread mutex did, but its lock and unlock cost 30 ns a message on
+ * each side, the largest item of a put or a get.) The commits themselves are
+ * release stores; the fence of the unlock that follows orders them before the
+ * look at the other side's waiting flag (Sleeping, below).
  *
  * Blobs follow the same rule, because a block is only ever written before the
  * record naming it is committed and only reused after that record is consumed:
@@ -88,13 +100,13 @@
  * after it owns its copy. The area's memory (at most blob_span bytes, touched as
  * used) is kept for reuse until the queue is destroyed.
  *
- * Sleeping (Dekker style, all seq_cst): a waiter spins briefly, then sets its
- * flag, reads the sequence word, re-checks the ring and only then futex-waits on
+ * Sleeping (Dekker style): a waiter spins briefly, then sets its flag, reads the
+ * sequence word, re-checks the ring (all seq_cst) and only then futex-waits on
  * the sequence value it read (setting the flag again on every round); the other
- * side commits, then reads the flag and, if set, clears it, bumps the sequence and
- * wakes. Either the waiter sees the commit or the committer sees the flag, and a
- * bumped sequence makes a wait that starts late return at once. The committer's
- * wake-up is not part of its commit: one killed between the two never wakes the
+ * side commits, unlocks, makes a seq_cst fence (side_unlock), then reads the flag
+ * and, if set, clears it, bumps the sequence and wakes. Either the waiter sees the commit or the
+ * committer sees the flag, and a bumped sequence makes a wait that starts late return at once. The
+ * committer's wake-up is not part of its commit: one killed between the two never wakes the
  * sleeper, so every sleep (join's too) lasts at most SLEEP_SLICE_MS before the
  * sleeper re-checks the ring; a death costs a sleeper that much, never a hang.
  */
@@ -120,6 +132,12 @@
 #define MAX_RING ((size_t)1 << 30)
 #define HDR 8u
 #define SPIN 200
+/* A side waiting for the other looks at its index once every SPIN_STRIDE pauses,
+ * not at every one: each look takes the index's cache line away from the side
+ * that writes it at every message, and a look that finds several messages (or
+ * several messages' room) lets both run on undisturbed for a while. */
+#define SPIN_STRIDE 8
+#define ROOM_BATCH 4096u /* see room_fresh */
 #define YIELDS 20
 #define SLEEP_SLICE_MS 1000
 #define MAX_MSG (((uint64_t)1 << 56) - 1) /* the length field of a record header */
@@ -138,33 +156,61 @@
 enum { KIND_WHOLE = 1, KIND_BLOB = 2 };
 enum { Q_QUEUE, Q_SIMPLE, Q_JOINABLE };
 
-/* Each group on its own cache line: a line written by one side and read by the
- * other moves between cores, so the words each side writes per message (its lock,
- * its index) are kept apart from the words it only reads. */
+/* A side lock: the word (the holder's mp__self_id, or 0; sync/sync.h's layout,
+ * without its WAITERS bit) and, for sleepers, the protocol of the ring's own
+ * waits (Sleeping, at the top of the file): a sleeper reads `seq`, sets
+ * `waiting`, looks at the word again and futex-waits on seq; the releaser stores 0,
+ * makes one full fence and, if waiting is set, clears it, bumps seq and wakes
+ * every sleeper (each sets the flag again before it sleeps again). So a release
+ * is a plain store and the fence, which also orders the holder's commit before
+ * its look at the other side's waiting flag: two locked instructions a message
+ * on each side, not the three of a lock word's exchange on top of a sequentially
+ * consistent commit. */
+struct side_lock {
+    mp__lockword word;
+    _Atomic uint32_t waiting; /* a locker may sleep on seq */
+    _Atomic uint32_t seq;     /* futex; bumped by the releaser that clears waiting */
+};
+
+/* Each group on a cache line of its own, followed by an empty one: a line written
+ * by one side and read by the other moves between cores, so the words each side
+ * writes per message (its lock, its index) are kept apart from the words it only
+ * reads, and 128 bytes apart, since CPUs fetch lines in adjacent pairs (the
+ * block is only 64-byte aligned, so a group may share a pair with the padding
+ * before or after it, never with another group). */
+#define PAD(name) char name[64]
 struct shared {
-    uint32_t cap;                         /* ring bytes, power of two; constant */
-    uint32_t maxsize;                     /* message limit, 0: none; constant */
-    uint64_t blob_span;                   /* bytes of the block area (the budget); constant */
-    alignas(64) pthread_mutex_t put_lock; /* robust, process-shared: the producer side */
-    uint64_t head_seen;                   /* a past value of head (room is at least as
-                                             it says); under put_lock */
-    _Atomic uint64_t blob_tail;           /* position of the next block; under put_lock */
-    _Atomic uint64_t blob_over_pos;       /* position of the last oversized block; under put_lock */
-    _Atomic uint32_t blob_over;           /* the file may be longer than the area; under put_lock */
-    alignas(64) pthread_mutex_t get_lock; /* robust, process-shared: the consumer side */
-    uint64_t tail_seen;                   /* a past value of tail; under get_lock */
-    alignas(64) _Atomic uint64_t tail;    /* nput << 32 | tpos; under put_lock */
-    alignas(64) _Atomic uint64_t head;    /* nget << 32 | hpos; under get_lock */
+    uint32_t cap;       /* ring bytes, power of two; constant */
+    uint32_t maxsize;   /* message limit, 0: none; constant */
+    uint64_t blob_span; /* bytes of the block area (the budget); constant */
+    PAD(pad0);
+    alignas(64) struct side_lock put_lock; /* the producer side */
+    uint64_t head_seen;                    /* a past value of head (room is at least as
+                                              it says); under put_lock */
+    _Atomic uint64_t blob_tail;            /* position of the next block; under put_lock */
+    _Atomic uint64_t blob_over_pos; /* position of the last oversized block; under put_lock */
+    _Atomic uint32_t blob_over;     /* the file may be longer than the area; under put_lock */
+    PAD(pad1);
+    alignas(64) struct side_lock get_lock; /* the consumer side */
+    uint64_t tail_seen;                    /* a past value of tail; under get_lock */
+    PAD(pad2);
+    alignas(64) _Atomic uint64_t tail; /* nput << 32 | tpos; under put_lock */
+    PAD(pad3);
+    alignas(64) _Atomic uint64_t head; /* nget << 32 | hpos; under get_lock */
+    PAD(pad4);
     alignas(
         64) _Atomic uint32_t data_seq; /* futex; bumped by the producer that clears get_waiting */
     _Atomic uint32_t get_waiting;      /* set by the get_lock holder before it sleeps;
                                           cleared by it or by the producer that wakes it */
+    PAD(pad5);
     alignas(
         64) _Atomic uint32_t space_seq; /* futex; bumped by the consumer that clears put_waiting */
     _Atomic uint32_t put_waiting;       /* likewise for the put_lock holder */
+    PAD(pad6);
     alignas(64) _Atomic uint32_t ndone; /* task_done count; CAS, never past nput */
     _Atomic uint32_t join_waiters;      /* join callers sleeping on ndone; atomic add */
-    alignas(64) unsigned char ring[];   /* cap bytes of records */
+    PAD(pad7);
+    alignas(64) unsigned char ring[]; /* cap bytes of records */
 };
 
 struct mp_queue {
@@ -246,13 +292,6 @@ static int queue_create(mp_queue **out, int kind, size_t maxsize, const mp_queue
         free(q);
         return MP_ENOMEM;
     }
-    pthread_mutexattr_t attr;
-    pthread_mutexattr_init(&attr);
-    pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
-    pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
-    pthread_mutex_init(&s->put_lock, &attr);
-    pthread_mutex_init(&s->get_lock, &attr);
-    pthread_mutexattr_destroy(&attr);
     s->cap = (uint32_t)cap;
     s->maxsize = maxsize > INT32_MAX ? 0 : (uint32_t)maxsize;
     s->blob_span = (uint64_t)cap * BLOB_AREA_RINGS;
@@ -276,65 +315,138 @@ static void queue_destroy(mp_queue *q)
     char *m = atomic_load(&q->blob_map);
     if (m != NULL)
         munmap(m, (size_t)q->s->blob_span);
-    if (q->creator == mp__self_id()) {
-        pthread_mutex_destroy(&q->s->put_lock);
-        pthread_mutex_destroy(&q->s->get_lock);
+    if (q->creator == mp__self_id())
         mp__shm_free(q->s);
-    }
     mp__close_fd(q->blob_fd);
     free(q);
 }
 
 /* ---- the two side locks ---- */
 
-/* Takes a side lock. A previous holder that died left its side committed (see the
- * top of the file): clear its sleeping flag and mark the mutex consistent.
+/* If the holder recorded in v has ended, takes the word over (true); as lock.c's
+ * take_from_dead. A holder with our pid but another start time is an earlier
+ * process, dead. */
+static bool side_take_from_dead(struct side_lock *l, uint64_t v, uint64_t me)
+{
+    if ((v & MP__LOCK_PID_MASK) == 0 || v == me || mp__id_alive(v))
+        return false;
+    return atomic_compare_exchange_strong(&l->word, &v, me);
+}
+
+/* The sleeping part of side_lock: 0, MP_EOWNERDEAD or MP_ETIMEDOUT. A holder's
+ * death is looked for after each slice of sleep that ends without a wake-up. */
+static int side_lock_slow(struct side_lock *l, uint64_t me, const mp__deadline *d)
+{
+    for (;;) {
+        uint64_t v = atomic_load(&l->word);
+        if (v == 0) {
+            if (atomic_compare_exchange_strong(&l->word, &v, me))
+                return 0;
+            continue;
+        }
+        /* seq before the flag: a releaser that clears our flag bumps seq after,
+         * so the wait returns at once. (Flag first, a releaser could clear it
+         * and bump seq before we read it, and the word, free then taken by the
+         * same process again, look unchanged: a sleep nobody ends.) */
+        uint32_t seq = atomic_load(&l->seq);
+        atomic_store(&l->waiting, 1);
+        if (atomic_load(&l->word) != v)
+            continue;
+        if (mp__futex_wait_slice(&l->seq, seq, d, MP__DEATH_SLICE_MS) == MP_ETIMEDOUT) {
+            if (side_take_from_dead(l, v, me))
+                return MP_EOWNERDEAD;
+            if (mp__deadline_passed(d))
+                return MP_ETIMEDOUT;
+        }
+    }
+}
+
+/* Takes a side lock: a compare-and-swap when it is free (the whole cost of an
+ * uncontended put or get), else a short spin, else sleep (side_lock_slow).
  * nonblocking: fail with MP_ETIMEDOUT instead of waiting, unless the holder is
  * only busy copying (its waiting flag is clear), which ends in a moment. */
-static int side_lock(pthread_mutex_t *m, _Atomic uint32_t *waiting, const mp__deadline *d,
-                     bool nonblocking)
+static inline int side_lock(struct side_lock *l, _Atomic uint32_t *waiting, const mp__deadline *d,
+                            bool nonblocking)
 {
-    int r = EBUSY;
-    for (int i = 0; i < SPIN && r == EBUSY; i++) {
-        r = pthread_mutex_trylock(m);
-        if (r == EBUSY)
-            mp__cpu_relax();
+    uint64_t me = mp__self_id();
+    uint64_t v = 0;
+    if (__builtin_expect(atomic_compare_exchange_strong(&l->word, &v, me), 1))
+        return 0;
+    for (int i = 0; i < SPIN; i++) {
+        mp__cpu_relax();
+        v = 0;
+        if (atomic_load_explicit(&l->word, memory_order_relaxed) == 0 &&
+            atomic_compare_exchange_strong(&l->word, &v, me))
+            return 0;
     }
-    /* A holder that is only copying finishes in a moment; one that sleeps waits
-     * for the same thing we would. Bounded, for a holder that is stopped. */
-    uint64_t give_up = nonblocking ? mp__now_ns() + NONBLOCK_GRACE_NS : 0;
-    while (r == EBUSY && nonblocking) {
-        if (atomic_load(waiting) || mp__now_ns() > give_up)
-            return MP_ETIMEDOUT;
-        sched_yield();
-        r = pthread_mutex_trylock(m);
+    int r = MP_ETIMEDOUT;
+    if (!nonblocking) {
+        r = side_lock_slow(l, me, d);
+    } else {
+        /* A holder that is only copying finishes in a moment; one that sleeps
+         * waits for the same thing we would. Bounded, for a holder that is
+         * stopped; a dead one is taken over, at the start and at the end. */
+        uint64_t give_up = mp__now_ns() + NONBLOCK_GRACE_NS;
+        for (bool first = true; r == MP_ETIMEDOUT; first = false) {
+            v = 0;
+            if (atomic_compare_exchange_strong(&l->word, &v, me)) {
+                r = 0;
+                break;
+            }
+            bool last = atomic_load(waiting) || mp__now_ns() > give_up;
+            if ((first || last) && side_take_from_dead(l, v, me))
+                r = MP_EOWNERDEAD;
+            else if (last)
+                break;
+            else
+                sched_yield();
+        }
     }
-    if (r == EBUSY)
-        r = mp__mutex_lock_until(m, d);
-    if (r == EOWNERDEAD) {
+    if (r == MP_EOWNERDEAD) { /* its commits are whole: clear its sleeping flag */
         atomic_store(waiting, 0);
-        pthread_mutex_consistent(m);
         r = 0;
     }
-    return -r;
+    return r;
+}
+
+/* Gives a side lock back (see struct side_lock), then wakes sleepers on it and,
+ * when the holder committed a record or freed one (other_waiting not NULL), the
+ * other side's holder if it sleeps for that (Sleeping, at the top of the file):
+ * one fence orders both stores before both looks. */
+static inline void side_unlock(struct side_lock *l, _Atomic uint32_t *other_waiting,
+                               _Atomic uint32_t *other_seq)
+{
+    atomic_store_explicit(&l->word, 0, memory_order_release);
+    atomic_thread_fence(memory_order_seq_cst);
+    if (__builtin_expect(atomic_load_explicit(&l->waiting, memory_order_relaxed) != 0, 0) &&
+        atomic_exchange(&l->waiting, 0)) {
+        atomic_fetch_add(&l->seq, 1);
+        mp__futex_wake(&l->seq, INT32_MAX);
+    }
+    if (other_waiting != NULL && atomic_load_explicit(other_waiting, memory_order_relaxed) &&
+        atomic_exchange(other_waiting, 0)) {
+        atomic_fetch_add(other_seq, 1);
+        mp__futex_wake(other_seq, INT32_MAX);
+    }
 }
 
 /* Takes a side lock if it is free (recovering it from a dead holder as side_lock
  * does); false when another holds it. */
-static bool side_trylock(pthread_mutex_t *m, _Atomic uint32_t *waiting)
+static bool side_trylock(struct side_lock *l, _Atomic uint32_t *waiting)
 {
-    int r = pthread_mutex_trylock(m);
-    if (r == EOWNERDEAD) {
-        atomic_store(waiting, 0);
-        pthread_mutex_consistent(m);
-        r = 0;
-    }
-    return r == 0;
+    uint64_t me = mp__self_id();
+    uint64_t v = 0;
+    if (atomic_compare_exchange_strong(&l->word, &v, me))
+        return true;
+    if (!side_take_from_dead(l, v, me))
+        return false;
+    atomic_store(waiting, 0);
+    return true;
 }
 
 /* ---- ring copies ---- */
 
-static void ring_write(struct shared *s, uint32_t pos, const void *src, size_t n)
+static inline void ring_write(struct shared *s, uint32_t pos, const void *src, size_t n)
 {
     uint32_t off = pos & (s->cap - 1);
     size_t first = s->cap - off < n ? s->cap - off : n;
@@ -344,7 +456,7 @@ static void ring_write(struct shared *s, uint32_t pos, const void *src, size_t n
         memcpy(s->ring, (const char *)src + first, n - first);
 }
 
-static void ring_read(const struct shared *s, uint32_t pos, void *dst, size_t n)
+static inline void ring_read(const struct shared *s, uint32_t pos, void *dst, size_t n)
 {
     uint32_t off = pos & (s->cap - 1);
     size_t first = s->cap - off < n ? s->cap - off : n;
@@ -354,7 +466,7 @@ static void ring_read(const struct shared *s, uint32_t pos, void *dst, size_t n)
         memcpy((char *)dst + first, s->ring, n - first);
 }
 
-static uint64_t ring_header(const struct shared *s, uint32_t pos)
+static inline uint64_t ring_header(const struct shared *s, uint32_t pos)
 {
     uint64_t h;
     memcpy(&h, s->ring + (pos & (s->cap - 1)), sizeof h);
@@ -363,8 +475,8 @@ static uint64_t ring_header(const struct shared *s, uint32_t pos)
 
 /* ---- producer side ---- */
 
-static bool room_against(const struct shared *s, uint64_t tail, uint64_t head, uint32_t need,
-                         bool counts)
+static inline bool room_against(const struct shared *s, uint64_t tail, uint64_t head, uint32_t need,
+                                bool counts)
 {
     if (s->cap - (pos_of(tail) - pos_of(head)) < need)
         return false;
@@ -373,12 +485,37 @@ static bool room_against(const struct shared *s, uint64_t tail, uint64_t head, u
 
 /* Checks against head_seen first, and reads the shared head only when that is not
  * enough: head only moves forward, so an old value never overstates the room. */
-static bool has_room(struct shared *s, uint64_t tail, uint32_t need, bool counts)
+static inline bool has_room(struct shared *s, uint64_t tail, uint32_t need, bool counts)
 {
     if (TRUST_SEEN_INDEX && room_against(s, tail, s->head_seen, need, counts))
         return true;
     s->head_seen = atomic_load(&s->head);
     return room_against(s, tail, s->head_seen, need, counts);
+}
+
+/* has_room after head_seen said no: reads head. When that shows room but less
+ * than a batch beyond need (the ring is nearly full: consumers are the slower
+ * side and each put would read head again, taking its cache line from the
+ * consumer that writes it at every get), waits a short while (at most the SPIN
+ * pauses, never for put_nowait) for a batch of room, so that the next puts
+ * need not read head at all. The put goes ahead with the room it has either
+ * way: this only spaces the reads of head out. */
+static bool room_fresh(struct shared *s, uint64_t tail, uint32_t need, const mp__deadline *d)
+{
+    s->head_seen = atomic_load(&s->head);
+    if (!room_against(s, tail, s->head_seen, need, true))
+        return false;
+    uint32_t batch = s->cap / 8 < ROOM_BATCH ? s->cap / 8 : ROOM_BATCH;
+    if (mp__deadline_is_now(d))
+        return true;
+    for (int i = 1; i <= SPIN; i++) {
+        if (s->cap - (pos_of(tail) - pos_of(s->head_seen)) >= need + batch)
+            break;
+        mp__cpu_relax();
+        if (i % SPIN_STRIDE == 0)
+            s->head_seen = atomic_load(&s->head);
+    }
+    return true;
 }
 
 /* Waits (holding put_lock) until `need` ring bytes are free and, when counts, fewer
@@ -388,15 +525,15 @@ static int wait_room(struct shared *s, uint64_t tail, uint32_t need, bool counts
 {
     if (mp__deadline_is_now(d))
         return has_room(s, tail, need, counts) ? 0 : MP_ETIMEDOUT;
-    for (int i = 0; i < SPIN; i++) {
-        if (has_room(s, tail, need, counts))
-            return 0;
+    for (int i = 1; i <= SPIN; i++) {
         mp__cpu_relax();
+        if (i % SPIN_STRIDE == 0 && has_room(s, tail, need, counts))
+            return 0;
     }
-    for (int i = 0; i < YIELDS; i++) {
+    for (int i = 0; i < YIELDS && !mp__deadline_passed(d); i++) {
         if (has_room(s, tail, need, counts))
             return 0;
-        sched_yield();
+        sched_yield(); /* may cost a scheduler slice on a busy CPU: see the deadline */
     }
     for (;;) {
         atomic_store(&s->put_waiting, 1);
@@ -413,19 +550,16 @@ static int wait_room(struct shared *s, uint64_t tail, uint32_t need, bool counts
     return 0;
 }
 
-static void commit_tail(struct shared *s, uint64_t tail)
+/* The commit of a put; side_unlock then wakes a sleeping consumer. */
+static inline void commit_tail(struct shared *s, uint64_t tail)
 {
-    atomic_store(&s->tail, tail);
+    atomic_store_explicit(&s->tail, tail, memory_order_release);
     fault(MP__QF_PUT_AFTER_COMMIT);
-    if (atomic_load(&s->get_waiting) && atomic_exchange(&s->get_waiting, 0)) {
-        atomic_fetch_add(&s->data_seq, 1);
-        mp__futex_wake(&s->data_seq, INT32_MAX);
-    }
 }
 
 /* Appends one record at tail (room already checked) and commits it. */
-static uint64_t put_record(struct shared *s, uint64_t tail, int kind, uint64_t len, const void *buf,
-                           size_t n)
+static inline uint64_t put_record(struct shared *s, uint64_t tail, int kind, uint64_t len,
+                                  const void *buf, size_t n)
 {
     uint64_t h = (uint64_t)kind << 56 | len;
     ring_write(s, pos_of(tail), &h, HDR);
@@ -548,8 +682,8 @@ static int wait_blob_room(mp_queue *q, uint64_t tail, uint64_t span, const mp__d
         return 0;
     if (mp__deadline_is_now(d))
         return MP_ETIMEDOUT;
-    for (int i = 0; i < YIELDS; i++) {
-        sched_yield();
+    for (int i = 0; i < YIELDS && !mp__deadline_passed(d); i++) {
+        sched_yield(); /* may cost a scheduler slice on a busy CPU: see the deadline */
         if (blob_room(q, tail, span))
             return 0;
     }
@@ -613,13 +747,16 @@ static int queue_put(mp_queue *q, const void *buf, size_t len, int timeout_ms)
     uint64_t tail = atomic_load_explicit(&s->tail, memory_order_relaxed);
     if (len <= s->cap - HDR && HDR + round8(len) <= s->cap) {
         uint32_t need = HDR + (uint32_t)round8(len);
-        rc = wait_room(s, tail, need, true, &d);
+        if (TRUST_SEEN_INDEX && room_against(s, tail, s->head_seen, need, true))
+            rc = 0;
+        else
+            rc = room_fresh(s, tail, need, &d) ? 0 : wait_room(s, tail, need, true, &d);
         if (rc == 0)
             put_record(s, tail, KIND_WHOLE, len, buf, len);
     } else {
         rc = put_blob(q, tail, buf, len, &d);
     }
-    pthread_mutex_unlock(&s->put_lock);
+    side_unlock(&s->put_lock, rc == 0 ? &s->get_waiting : NULL, &s->data_seq);
     return rc == MP_ETIMEDOUT ? MP_EFULL : rc;
 }
 
@@ -639,18 +776,15 @@ static int done_one(struct shared *s)
     return 0;
 }
 
-static void commit_head(struct shared *s, uint64_t head)
+/* The commit of a get; side_unlock then wakes a sleeping producer. */
+static inline void commit_head(struct shared *s, uint64_t head)
 {
-    atomic_store(&s->head, head);
+    atomic_store_explicit(&s->head, head, memory_order_release);
     fault(MP__QF_GET_AFTER_COMMIT);
-    if (atomic_load(&s->put_waiting) && atomic_exchange(&s->put_waiting, 0)) {
-        atomic_fetch_add(&s->space_seq, 1);
-        mp__futex_wake(&s->space_seq, INT32_MAX);
-    }
 }
 
 /* Waits (holding get_lock) for a record at head. */
-static bool has_data(struct shared *s, uint64_t head)
+static inline bool has_data(struct shared *s, uint64_t head)
 {
     if (TRUST_SEEN_INDEX && pos_of(s->tail_seen) != pos_of(head))
         return true;
@@ -662,15 +796,15 @@ static int wait_data(struct shared *s, uint64_t head, const mp__deadline *d)
 {
     if (mp__deadline_is_now(d))
         return has_data(s, head) ? 0 : MP_ETIMEDOUT;
-    for (int i = 0; i < SPIN; i++) {
-        if (has_data(s, head))
-            return 0;
+    for (int i = 1; i <= SPIN; i++) {
         mp__cpu_relax();
+        if (i % SPIN_STRIDE == 0 && has_data(s, head))
+            return 0;
     }
-    for (int i = 0; i < YIELDS; i++) {
+    for (int i = 0; i < YIELDS && !mp__deadline_passed(d); i++) {
         if (has_data(s, head))
             return 0;
-        sched_yield();
+        sched_yield(); /* may cost a scheduler slice on a busy CPU: see the deadline */
     }
     int rc = 0;
     for (;;) {
@@ -734,7 +868,7 @@ static int queue_get(mp_queue *q, struct dest *dst, int timeout_ms)
         return rc == MP_ETIMEDOUT ? MP_EEMPTY : rc;
     uint64_t head = atomic_load_explicit(&s->head, memory_order_relaxed);
     bool oversized = false; /* took a block longer than the area: shrink the file */
-    rc = wait_data(s, head, &d);
+    rc = has_data(s, head) ? 0 : wait_data(s, head, &d);
     if (rc == 0) {
         uint64_t h = ring_header(s, pos_of(head));
         uint64_t len = h & MAX_MSG;
@@ -754,12 +888,12 @@ static int queue_get(mp_queue *q, struct dest *dst, int timeout_ms)
             }
         }
     }
-    pthread_mutex_unlock(&s->get_lock);
+    side_unlock(&s->get_lock, rc == 0 ? &s->put_waiting : NULL, &s->space_seq);
     if (oversized) { /* give its memory back now if no producer is busy; else the next will */
         fault(MP__QF_GET_BLOB_TAKEN);
         if (side_trylock(&s->put_lock, &s->put_waiting)) {
             blob_low(q, atomic_load(&s->tail));
-            pthread_mutex_unlock(&s->put_lock);
+            side_unlock(&s->put_lock, NULL, NULL);
         }
     }
     if (rc == MP_ETIMEDOUT)

@@ -33,7 +33,7 @@ for f in "$src"/tests/fuzz/fuzz_*.c; do
     echo "building $name"
     clang -std=c11 -D_GNU_SOURCE -g -O1 -fvisibility=hidden -fsanitize=fuzzer,address,undefined \
         -fno-sanitize-recover=undefined -I"$src/include" -iquote "$src/src" -o "$out/$name" \
-        "$f" "$src"/src/*/*.c -lpthread -lcrypto -lm
+        "$f" "$src"/src/*/*.c -lpthread -lm
     mkdir -p "$out/corpus-$name"
     seeds="$src/tests/fuzz/seeds/$name"
     log="$out/$name.log"

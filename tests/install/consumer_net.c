@@ -1,5 +1,5 @@
 /* A program linked statically against an installed mproc, using the listener and
- * the authkey handshake, so the static link must bring libcrypto along. */
+ * the authkey handshake, whose HMACs are the library's own (no libcrypto). */
 #include <mproc.h>
 #include <stdio.h>
 

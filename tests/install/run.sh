@@ -3,7 +3,7 @@
 # `make install PREFIX=<prefix>`: `cmake --install <build> --prefix <prefix>`), then
 # builds and runs small programs against it exactly as README.md ("Using it from
 # your program") says: pkg-config with PKG_CONFIG_PATH and an rpath, a static link
-# (whose private dependencies, libcrypto among them, pkg-config --static lists),
+# (whose private dependencies, -lpthread -lrt, pkg-config --static lists),
 # and find_package(mproc). LD_LIBRARY_PATH is never set: a program that builds but
 # cannot find libmproc.so.0 at run time fails the test.
 # Usage: run.sh <build dir> <source dir>
@@ -24,7 +24,7 @@ if command -v pkg-config >/dev/null 2>&1; then
     cc -o "$tmp/pc_consumer" "$src/tests/install/consumer.c" $(pkg-config --cflags --libs mproc) \
         -Wl,-rpath,"$(pkg-config --variable=libdir mproc)"
     "$tmp/pc_consumer"
-    # README: a static link needs neither (the listener brings libcrypto: --static lists it).
+    # README: a static link needs neither (the listener and handshake need no libcrypto).
     for app in consumer consumer_net; do
         # shellcheck disable=SC2046
         cc -o "$tmp/static_$app" "$src/tests/install/$app.c" $(pkg-config --cflags mproc) \
