@@ -2,6 +2,7 @@
  * server's death and its end with the parent. (Every Process behaviour test runs
  * under it too: test_process's forkserver variant.) */
 #include <dlfcn.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
@@ -318,4 +319,84 @@ TEST(forkserver_a_fork_after_it_started_works_on_both_methods)
     p = started(return_arg, (void *)(intptr_t)5, &via_server);
     CHECK_EQ(5, joined_exitcode(p));
     mp_process_destroy(p);
+}
+
+static int write_hello(void *arg)
+{
+    (void)arg;
+    return write(1, "hello", 5) == 5 ? 0 : 1;
+}
+
+/* The server's children of the moment (the spare among them), from /proc. */
+static int server_children(pid_t server, pid_t *out, int max)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)server, (int)server);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    int n = 0, pid;
+    while (n < max && fscanf(f, "%d", &pid) == 1)
+        out[n++] = pid;
+    fclose(f);
+    return n;
+}
+
+/* A spare is forked before the start that takes it: what the caller has at
+ * start (here stdout, changed after the spare was forked) is what the child
+ * gets. */
+TEST(forkserver_spare_child_gets_the_stdout_of_start_time)
+{
+    CHECK_OK(mp_forkserver_ensure_running());
+    mp_process *p = started(return_arg, (void *)(intptr_t)4, &via_server);
+    CHECK_EQ(4, joined_exitcode(p)); /* a spare waits now, forked with our old stdout */
+    mp_process_destroy(p);
+    int fds[2];
+    CHECK(pipe(fds) == 0);
+    int saved = dup(1);
+    CHECK(saved >= 0);
+    fflush(stdout);
+    CHECK(dup2(fds[1], 1) == 1);
+    p = started(write_hello, NULL, &via_server);
+    int code = joined_exitcode(p);
+    CHECK(dup2(saved, 1) == 1);
+    close(saved);
+    close(fds[1]);
+    CHECK_EQ(0, code);
+    mp_process_destroy(p);
+    char buf[16] = {0};
+    CHECK_EQ(5, (int)read(fds[0], buf, sizeof buf));
+    CHECK_STR("hello", buf);
+    close(fds[0]);
+}
+
+/* The server keeps one spare waiting; a start takes it and the server forks the
+ * next; stopping the server ends the spare too (nothing is left). */
+TEST(forkserver_keeps_one_spare_and_stop_ends_it)
+{
+    CHECK_OK(mp_forkserver_ensure_running());
+    pid_t server = mp_forkserver_pid();
+    pid_t kids[8];
+    int n = 0;
+    for (int i = 0; i < 2000 && (n = server_children(server, kids, 8)) != 1; i++)
+        th_sleep_ms(1);
+    CHECK_EQ(1, n);
+    pid_t spare = kids[0];
+    mp_process *p = started(sleep_forever, NULL, &via_server);
+    CHECK_EQ(spare, mp_process_pid(p)); /* the spare became the child */
+    pid_t next = 0;
+    for (int i = 0; i < 2000 && next == 0; i++) {
+        n = server_children(server, kids, 8);
+        for (int k = 0; k < n; k++)
+            if (kids[k] != spare)
+                next = kids[k];
+        if (next == 0)
+            th_sleep_ms(1);
+    }
+    CHECK(next > 0); /* a new spare */
+    CHECK_OK(mp_process_kill(p));
+    CHECK_EQ(-SIGKILL, joined_exitcode(p));
+    mp_process_destroy(p);
+    CHECK_OK(mp_forkserver_stop());
+    CHECK(kill(next, 0) != 0 && errno == ESRCH); /* reaped by the server before it ended */
 }

@@ -371,3 +371,53 @@ TEST(thread_pool_job_result_destroyed_while_a_callback_frees_the_pool)
 {
     job_result_destroyed_while_the_pool_is_freed(true);
 }
+
+static int getppid_task(const void *arg, size_t len, mp_task *t)
+{
+    (void)arg;
+    (void)len;
+    int ppid = (int)getppid();
+    return mp_task_return(t, &ppid, sizeof ppid);
+}
+
+/* Forkserver workers are not implemented (the worker relies on fork's
+ * inheritance: see mp_pool_options.start_method): refused with MP_ENOSYS, with
+ * nothing started and nothing left behind; bad values are MP_EINVAL. */
+TEST(pool_forkserver_start_method_is_refused_with_enosys)
+{
+    mp_pool *p = (mp_pool *)1;
+    CHECK_RC(MP_ENOSYS, mp_pool_new(&p, &(mp_pool_options){.processes = 2,
+                                                           .start_method = MP_START_FORKSERVER}));
+    CHECK(p == NULL);
+    CHECK_EQ(0, mp_forkserver_pid()); /* no server launched for it */
+    CHECK_RC(MP_EINVAL, mp_pool_new(&p, &(mp_pool_options){.start_method = (mp_start_method)7}));
+    CHECK_RC(MP_EINVAL,
+             mp_pool_new(&p, &(mp_pool_options){.threads = true, .start_method = MP_START_FORK}));
+}
+
+/* The process-wide default does not reach pools: under forkserver as the
+ * default, a pool (MP_START_DEFAULT or MP_START_FORK) still forks its workers
+ * from this process, and maps correctly. */
+TEST(pool_workers_are_forked_whatever_the_default_start_method)
+{
+    mp_start_method before = mp_get_start_method();
+    CHECK_OK(mp_set_start_method(MP_START_FORKSERVER));
+    for (int m = MP_START_DEFAULT; m <= MP_START_FORK; m++) {
+        mp_pool *p;
+        CHECK_OK(mp_pool_new(
+            &p, &(mp_pool_options){.processes = 2, .start_method = (mp_start_method)m}));
+        int in[64], out[64];
+        for (int i = 0; i < 64; i++)
+            in[i] = i - 20;
+        CHECK_OK(mp_pool_map(p, square, in, sizeof in[0], 64, out, sizeof out[0], NULL));
+        for (int i = 0; i < 64; i++)
+            CHECK_EQ(in[i] * in[i], out[i]);
+        void *res;
+        CHECK_OK(mp_pool_apply(p, getppid_task, NULL, 0, &res, NULL));
+        CHECK_EQ((int)getpid(), *(int *)res); /* forked by us, not by a server */
+        free(res);
+        finish(p);
+    }
+    CHECK_EQ(0, mp_forkserver_pid());
+    CHECK_OK(mp_set_start_method(before));
+}

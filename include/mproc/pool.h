@@ -72,6 +72,7 @@
 #include <stddef.h>
 
 #include "mproc/export.h"
+#include "mproc/process.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -137,6 +138,24 @@ typedef struct mp_pool_options {
      * the workers' result batches (96 KiB per worker, when that is at most an
      * eighth of it). 0: 1 GiB. */
     size_t shared_size;
+    /* How process workers are started. MP_START_DEFAULT and MP_START_FORK: forked
+     * from the pool's process (the process-wide default, mp_get_start_method(),
+     * is not consulted: a pool started under MPROC_START_METHOD=forkserver still
+     * forks its workers). MP_START_FORKSERVER: not implemented, mp_pool_new
+     * returns MP_ENOSYS. Why: a worker is built on fork's inheritance. The
+     * pool's shared region (task slots, result batches, payloads, map_shared
+     * jobs) is anonymous MAP_SHARED memory whose absolute addresses travel in
+     * every task header and which workers use in place; task functions,
+     * kernels and the initializer travel as addresses of the pool's process;
+     * the worker loop reads the pool's structure and descriptor lists from its
+     * fork-time copy; and worker death is learnt from a pidfd of a child of the
+     * pool's process. A forkserver worker has another address space (other
+     * ASLR bases, no copy of the pool) and is the server's child: it would need
+     * the region as a memfd mapped at the same address (not guaranteed free),
+     * every function pointer translated per object, the pool's state sent at
+     * start, and the server's status socket for its end. Ignored (must be 0)
+     * for a thread pool. Out of range: MP_EINVAL. */
+    mp_start_method start_method;
 } mp_pool_options;
 
 /* Options of the asynchronous and map calls; NULL or zero: Python's defaults. */
@@ -155,8 +174,9 @@ typedef struct mp_async_options {
 } mp_async_options;
 
 /* Creates a pool and starts its workers (all forked, or started, before return).
- * Errors: MP_EINVAL (out NULL, processes < 0), MP_ENOMEM, MP_EAGAIN (fork failed),
- * MP_EMFILE. */
+ * Errors: MP_EINVAL (out NULL, processes < 0, start_method out of range, or set
+ * for a thread pool), MP_ENOMEM, MP_EAGAIN (fork failed), MP_EMFILE, MP_ENOSYS
+ * (start_method MP_START_FORKSERVER: see mp_pool_options; or no kernel pidfds). */
 MP_EXTERN int mp_pool_new(mp_pool **out, const mp_pool_options *opt);
 
 /* The number of workers. */

@@ -83,8 +83,12 @@ int mp_pool_new(mp_pool **out, const mp_pool_options *opt)
         return MP_EINVAL;
     *out = NULL;
     mp_pool_options o = opt ? *opt : (mp_pool_options){0};
-    if (o.processes < 0 || o.processes > MP__POOL_MAX_WORKERS)
+    if (o.processes < 0 || o.processes > MP__POOL_MAX_WORKERS ||
+        (unsigned)o.start_method > MP_START_FORKSERVER ||
+        (o.threads && o.start_method != MP_START_DEFAULT))
         return MP_EINVAL;
+    if (!o.threads && o.start_method == MP_START_FORKSERVER)
+        return MP_ENOSYS; /* workers need fork's inheritance: see mp_pool_options */
     if (!o.threads && !mp__have_pidfd())
         return MP_ENOSYS;
     mp_pool *p = calloc(1, sizeof *p);

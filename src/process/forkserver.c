@@ -21,14 +21,29 @@
  * from its load address): the server finds the same object by name (ASLR gives
  * it another base) and checks that the address lies in an executable segment; a
  * library dlopen'ed after the server started is not there, and the start is
- * refused with MP_ENOENT. The server forks; the child installs the descriptors
- * as 0/1/2, closes every other (the parent's pidfd stays as 3), becomes the named
- * process and exits with target(arg). The server answers on the status socket
- * with REPLY_STARTED (pid, and a pidfd of the child as SCM_RIGHTS) or
- * REPLY_REFUSED (error code); when the child ends (SIGCHLD through a signalfd) it
+ * refused with MP_ENOENT. The spare (below) reads the request and becomes the
+ * child: it installs the descriptors as 0/1/2, closes every other (the parent's
+ * pidfd stays as 3), becomes the named process and exits with target(arg). It
+ * answers on the status socket with REPLY_STARTED (pid, and a pidfd of itself as
+ * SCM_RIGHTS) or REPLY_REFUSED (error code; it stays the spare). When the
+ * server has no spare it reads the request and forks the child itself, with the
+ * same answers. When the child ends (SIGCHLD through a signalfd) the server
  * writes REPLY_EXITED (the exit code as Python reports it) and closes its end:
  * the status socket is the parent's sentinel, readable once the child has ended,
  * and hung up without REPLY_EXITED if the server died (status lost: 255).
+ *
+ * The spare. The server keeps one child forked in advance, blocked in recvmsg
+ * on the control socket (the server itself then polls that socket only for the
+ * parent's hang-up): a start wakes it, not the server, and costs no fork on its
+ * path. A spare that takes a request first sends the server its pid and the
+ * server's copy of the status socket on a private socketpair (spare_sock), and
+ * only then answers the starter: the server knows the child before anything
+ * could signal or end it, and when it reaps a pid it does not know it reads
+ * those reports first. The server forks the next spare as soon as it learns the
+ * spare was taken, while the child runs. A spare has the parent-death signal
+ * SIGKILL (it dies with the server), dropped when it becomes a non-daemon child.
+ * A spare is a copy of the server, whose state never changes, so the child is
+ * what a fork at start would have made (process.h lists what it inherits).
  *
  * Choices, and why:
  *  - The answers come on the child's own status socket, not the control socket:
@@ -59,6 +74,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -647,8 +663,22 @@ static _Noreturn void run_child(const struct request *r, char (*names)[NAME_MAX_
     exit(target(arg));
 }
 
-/* One request from the control socket. Hostile lengths are refused. */
-static void serve_request(int ctl, pid_t server)
+/* The spare: one child the server forks in advance, blocked in recvmsg on the
+ * control socket, so that a start costs no fork on its path (see "The spare"
+ * above). spare_sock[0] is the server's end of the socket on which a spare that
+ * took a request reports its pid and passes the server its copy of the status
+ * socket; spare_sock[1] the spares' end. */
+static int spare_sock[2] = {-1, -1};
+static pid_t spare_pid; /* 0: none waiting */
+
+struct taken {
+    int32_t pid;
+};
+
+/* One request from the control socket, read by the server itself (no spare:
+ * as_spare false; it forks the child) or by the spare (as_spare true; it becomes
+ * the child). Hostile lengths are refused. */
+static void serve_request(int ctl, pid_t server, bool as_spare)
 {
     size_t cap = sizeof(struct request) + PATH_MAX + 4 * NAME_MAX_LEN + INLINE_ARG_MAX + 16;
     if (request_buf == NULL && (request_buf = malloc(cap)) == NULL)
@@ -697,6 +727,24 @@ static void serve_request(int ctl, pid_t server)
         else
             target = (mp_target)f.addr;
     }
+    if (err == 0 && as_spare) {
+        /* Become the child. The server first learns our pid and gets its copy of
+         * the status socket (queued before the starter knows our pid, so before
+         * anything can end us: the server takes it before it reaps us), then the
+         * starter hears. A server that died cannot take it: we end, and the
+         * starter sees the status socket hang up (MP_ESRCH). */
+        pid_t self = getpid();
+        struct taken t = {self};
+        struct iovec iov = {&t, sizeof t};
+        if (send_with_fds(spare_sock[1], &iov, 1, &status, 1) != 0)
+            _exit(0);
+        if (!r.daemon)
+            prctl(PR_SET_PDEATHSIG, 0); /* a spare's; a non-daemon outlives the server */
+        int pidfd = mp__pidfd_open(self);
+        reply(status, REPLY_STARTED, self, pidfd);
+        mp__close_fd(pidfd);
+        run_child(&r, names, target, p, fds, server);
+    }
     if (err == 0 && n_children == cap_children) {
         size_t cap2 = cap_children ? 2 * cap_children : 16;
         struct child *c = realloc(children, cap2 * sizeof *c);
@@ -725,6 +773,62 @@ static void serve_request(int ctl, pid_t server)
         close(fds[i]);
 }
 
+/* In the server's fresh spare: wait for requests on the control socket (the
+ * server does not read it while a spare waits) until one starts us. A request
+ * refused (bad target) leaves us the spare. Dies with the server. */
+static _Noreturn void spare_loop(int ctl, pid_t server)
+{
+    close(spare_sock[0]);
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != server)
+        _exit(0);
+    for (;;)
+        serve_request(ctl, server, true);
+}
+
+/* Forks a spare if none waits; on failure (process limit) the server serves
+ * the requests itself, forking each child (and refusing when that fails). */
+static void make_spare(int ctl, pid_t server)
+{
+    if (spare_pid > 0)
+        return;
+    pid_t pid = fork();
+    if (pid == 0)
+        spare_loop(ctl, server);
+    spare_pid = pid > 0 ? pid : 0;
+}
+
+/* Takes in the children that spares became (their pid and status socket). */
+static void take_spares(void)
+{
+    for (;;) {
+        struct taken t;
+        int fds[1], nfds = 0;
+        ssize_t n = recv_with_fds(spare_sock[0], &t, sizeof t, fds, 1, &nfds, MSG_DONTWAIT);
+        if (n == -EINTR)
+            continue;
+        if (n <= 0 && n != MP_EPROTO)
+            return;
+        if (n != (ssize_t)sizeof t || nfds != 1) {
+            for (int i = 0; i < nfds; i++)
+                close(fds[i]);
+            continue;
+        }
+        if (t.pid == spare_pid)
+            spare_pid = 0;
+        if (n_children == cap_children) {
+            size_t cap2 = cap_children ? 2 * cap_children : 16;
+            struct child *c = realloc(children, cap2 * sizeof *c);
+            if (c == NULL) {
+                close(fds[0]); /* its starter sees a hang-up: status lost (255) */
+                continue;
+            }
+            children = c, cap_children = cap2;
+        }
+        children[n_children++] = (struct child){t.pid, fds[0]};
+    }
+}
+
 static void reap_children(void)
 {
     for (;;) {
@@ -735,16 +839,41 @@ static void reap_children(void)
                 continue;
             return;
         }
-        int code = WIFSIGNALED(st) ? -WTERMSIG(st) : WEXITSTATUS(st);
-        for (size_t i = 0; i < n_children; i++) {
-            if (children[i].pid == pid) {
-                reply(children[i].status_fd, REPLY_EXITED, code, -1);
-                close(children[i].status_fd);
-                children[i] = children[--n_children];
-                break;
-            }
+        /* A spare may have taken a request, and ended, since take_spares last
+         * ran: its report is queued (it reports before it can end). */
+        size_t i = 0;
+        while (i < n_children && children[i].pid != pid)
+            i++;
+        if (i == n_children) {
+            take_spares();
+            i = 0;
+            while (i < n_children && children[i].pid != pid)
+                i++;
         }
+        if (pid == spare_pid) { /* died waiting (killed): fork another */
+            spare_pid = 0;
+            continue;
+        }
+        if (i == n_children)
+            continue;
+        int code = WIFSIGNALED(st) ? -WTERMSIG(st) : WEXITSTATUS(st);
+        reply(children[i].status_fd, REPLY_EXITED, code, -1);
+        close(children[i].status_fd);
+        children[i] = children[--n_children];
     }
+}
+
+/* The parent is gone or stopped us: end the spare (not a spare that has
+ * become a child: its report is read first), leave the children. */
+static _Noreturn void shut_down(void)
+{
+    take_spares();
+    if (spare_pid > 0) {
+        kill(spare_pid, SIGKILL);
+        while (waitpid(spare_pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+    }
+    _exit(0);
 }
 
 static _Noreturn void serve(int ctl)
@@ -755,24 +884,36 @@ static _Noreturn void serve(int ctl)
     sigaddset(&chld, SIGCHLD);
     sigprocmask(SIG_BLOCK, &chld, NULL);
     int sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (sfd < 0)
+    if (sfd < 0 || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, spare_sock) != 0)
         _exit(1);
+    children = malloc(16 * sizeof *children);
+    cap_children = children != NULL ? 16 : 0;
     reply(ctl, REPLY_HELLO, self, -1);
     for (;;) {
-        struct pollfd pfd[2] = {{.fd = ctl, .events = POLLIN}, {.fd = sfd, .events = POLLIN}};
-        if (poll(pfd, 2, -1) < 0) {
+        make_spare(ctl, self);
+        /* While a spare waits, it reads the control socket: watch only for the
+         * parent's hang-up. Without one, serve requests, and retry the fork. */
+        struct pollfd pfd[3] = {{.fd = ctl, .events = spare_pid > 0 ? 0 : POLLIN},
+                                {.fd = sfd, .events = POLLIN},
+                                {.fd = spare_sock[0], .events = POLLIN}};
+        if (poll(pfd, 3, spare_pid > 0 ? -1 : 100) < 0) {
             if (errno == EINTR)
                 continue;
             _exit(1);
         }
+        if (pfd[2].revents)
+            take_spares();
         if (pfd[1].revents) {
             struct signalfd_siginfo si;
             while (read(sfd, &si, sizeof si) > 0)
                 ;
+            take_spares(); /* a spare reports before it can end */
             reap_children();
         }
-        if (pfd[0].revents & (POLLIN | POLLHUP | POLLERR))
-            serve_request(ctl, self);
+        if (pfd[0].revents & (POLLHUP | POLLERR))
+            shut_down(); /* the parent is gone, or stopped us */
+        if (spare_pid == 0 && (pfd[0].revents & POLLIN))
+            serve_request(ctl, self, false);
     }
 }
 
