@@ -211,12 +211,17 @@ static void *no_op_thread(void *arg)
 }
 
 /* Threads of this process when no pool runs. ThreadSanitizer starts a thread of its
- * own with the first thread created: start one first. */
+ * own with the first thread created: start one first. A joined thread leaves the
+ * count a moment after pthread_join returns (the kernel clears its tid before it
+ * leaves the thread group), so wait for the count to come back down. */
 static int baseline_thread_count(void)
 {
+    int before = thread_count();
     pthread_t t;
     CHECK_EQ(0, pthread_create(&t, NULL, no_op_thread, NULL));
     CHECK_EQ(0, pthread_join(t, NULL));
+    for (int i = 0; i < 200 && thread_count() > before; i++)
+        th_sleep_ms(1); /* (200 ms at most: TSan's thread stays) */
     return thread_count();
 }
 
