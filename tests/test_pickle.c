@@ -479,6 +479,10 @@ TEST(pickle_loads_refuses_what_it_must_not_do)
     /* Python's l = []; l.append(l) */
     check_refused("80045d946800612e", "recursive");
     check_refused("80047d948c0173946800732e", "recursive");
+    /* GLOBAL '__builtin__\0x' 'object' (protocol 0, renamed by strcmp before) and
+     * STACK_GLOBAL 'm\0' 'f': no name holds a NUL */
+    check_refused("635f5f6275696c74696e5f5f00780a6f626a6563740a2e", "contains a NUL byte");
+    check_refused("80048c026d008c0166932e", "contains a NUL byte");
 }
 
 TEST(pickle_loads_huge_lengths_fail_at_once)

@@ -694,6 +694,15 @@ static mp_obj *str_of(const char *s)
  * CPython's fix_imports renames of Python 2 modules below protocol 3. */
 static int push_global(unpickler *u, mp_obj *module, mp_obj *name)
 {
+    /* No module or attribute name holds a NUL (CPython's import refuses one), and
+     * the renames and global_is compare C strings: an embedded NUL would let
+     * "__builtin__\0x" pass for "__builtin__" (found by fuzz_pickle_loads). */
+    const mp__bytes *mb = (const mp__bytes *)module, *nb = (const mp__bytes *)name;
+    if (memchr(mb->data, '\0', mb->len) != NULL || memchr(nb->data, '\0', nb->len) != NULL) {
+        mp_obj_unref(module);
+        mp_obj_unref(name);
+        return fail(u, MP_EPROTO, "a global's module or name contains a NUL byte");
+    }
     if (u->proto < 3) {
         static const char *const renames[][2] = {{"__builtin__", "builtins"},
                                                  {"copy_reg", "copyreg"},
