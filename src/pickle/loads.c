@@ -734,8 +734,10 @@ static bool global_is(const mp__object *g, const char *module, const char *name)
 static bool is_latin1_name(const mp_obj *o)
 {
     const char *s = mp_str_cstr(o);
-    return s && (strcmp(s, "latin1") == 0 || strcmp(s, "latin-1") == 0 ||
-                 strcmp(s, "iso-8859-1") == 0 || strcmp(s, "iso8859-1") == 0);
+    /* (strlen: an embedded NUL names another codec) */
+    return s && strlen(s) == (size_t)mp_obj_len(o) &&
+           (strcmp(s, "latin1") == 0 || strcmp(s, "latin-1") == 0 || strcmp(s, "iso-8859-1") == 0 ||
+            strcmp(s, "iso8859-1") == 0);
 }
 
 /* str (UTF-8) to latin-1 bytes; NULL with *bad when a code point is over 255. */
