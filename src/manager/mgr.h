@@ -81,15 +81,14 @@ typedef struct mp__mgr_conn {
     mp_conn *conn;
     int fd;
     uint64_t id;
-    pthread_t thread;
-    _Atomic bool done; /* its thread has finished and may be joined */
+    _Atomic bool done; /* ended (CLOSED emitted): the accept loop may free it */
     _Atomic bool gone; /* the peer closed or reset the connection */
     bool channel;      /* accept_connection was received */
     /* References owned by this channel (ident -> count), under the server's lock. */
     struct mp__mgr_owned *owned;
     size_t nowned, capowned;
     /* Objects this connection called methods on (one reference each), for the
-     * types' conn_closed hooks; only this connection's thread touches it. */
+     * types' conn_closed hooks; only the thread serving the connection touches it. */
     mp_served **touched;
     size_t ntouched, captouched;
     /* For the on_event hook only ("" / 0 without one): the peer's address (held
@@ -126,6 +125,11 @@ struct mp_manager_call {
 
 /* Whether the server is stopping (for waits). */
 MP__HIDDEN bool mp__mgr_server_stopping(const struct mp_mgr_server *s);
+
+/* Called by a served call about to block (mp_manager_call_wait): when the calling
+ * thread leads the server's channel loop, it hands the loop to another worker
+ * first, so that the other channels keep being served (server.c). */
+MP__HIDDEN void mp__mgr_server_blocking(struct mp_mgr_server *s);
 
 /* Frees what a call holds (exception, text, proxy object). */
 MP__HIDDEN void mp__mgr_call_clear(mp_manager_call *call);

@@ -216,6 +216,8 @@ int mp_manager_call_wait(mp_manager_call *call, pthread_mutex_t *mu, pthread_con
         end = deadline_ns >= 0 ? deadline_ns : now + 3600LL * 1000000000LL;
     else if (deadline_ns >= 0 && deadline_ns < end)
         end = deadline_ns;
+    if (call != NULL && call->server != NULL)
+        mp__mgr_server_blocking(call->server); /* the loop goes on in another thread */
     struct timespec ts = {.tv_sec = end / 1000000000LL, .tv_nsec = end % 1000000000LL};
     pthread_cond_timedwait(cv, mu, &ts);
     return 0;

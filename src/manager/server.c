@@ -28,7 +28,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "manager/mgr.h"
@@ -36,8 +39,10 @@
 #include "mproc/listener.h"
 #include "mproc/pickle.h"
 #include "net/net.h"
+#include "queue/conn.h"
 
 #define THREAD_STACK (256 * 1024)
+#define LOOP_BATCH 64 /* events a leader takes per epoll_wait */
 
 struct mp_mgr_server {
     const mp__mgr_server_config *cfg;
@@ -57,6 +62,18 @@ struct mp_mgr_server {
     uint64_t stop_conn;
     char stop_peer[MP__ADDR_TEXT_MAX];
     char stop_text[128];
+    /* The channel loop (see "the channel loop" below): its epoll set, the eventfd
+     * that stops it, a slot per connection allowed, and every worker thread. */
+    int ep, loop_stop;
+    struct loop_slot *slots;
+    size_t nslots;
+    struct loop_worker *workers; /* under lock */
+    pthread_mutex_t lmu;         /* guards what follows */
+    pthread_cond_t lcv;          /* idle workers wait here for the leadership */
+    bool has_leader;
+    size_t nidle;
+    struct epoll_event pend[LOOP_BATCH]; /* events a leader handed off unserved */
+    size_t npend;
 };
 
 bool mp__mgr_server_stopping(const struct mp_mgr_server *s)
@@ -119,6 +136,8 @@ static void request_stop(struct mp_mgr_server *s, mp_manager_stop_reason why, mp
 
 /* ---- replies ---- */
 
+static int conn_send(struct mp_mgr_server *s, mp__mgr_conn *c, const void *buf, size_t len);
+
 static int send_reply(mp__mgr_conn *c, const char *kind, const mp_obj *result)
 {
     void *buf = NULL;
@@ -135,7 +154,7 @@ static int send_reply(mp__mgr_conn *c, const char *kind, const mp_obj *result)
         if (rc < 0)
             return rc;
     }
-    rc = mp_conn_send_bytes(c->conn, buf, len);
+    rc = conn_send(c->server, c, buf, len);
     free(buf);
     return rc;
 }
@@ -577,6 +596,8 @@ out:
 
 typedef enum { RECV_OK, RECV_EOF, RECV_BAD_PICKLE, RECV_BROKEN } recv_status;
 
+/* A connection's first request, read with its mp_conn (blocking, in the
+ * connection's first thread). */
 static recv_status recv_request(struct mp_mgr_server *s, mp__mgr_conn *c, mp__mgr_request *req,
                                 mp_obj_error *err)
 {
@@ -596,26 +617,23 @@ static recv_status recv_request(struct mp_mgr_server *s, mp__mgr_conn *c, mp__mg
     return rc < 0 ? RECV_BAD_PICKLE : RECV_OK;
 }
 
-static void serve_channel(struct mp_mgr_server *s, mp__mgr_conn *c)
+/* Serves one request frame of a channel: 0, or a negative code when the
+ * connection is broken. */
+static int serve_frame(struct mp_mgr_server *s, mp__mgr_conn *c, const void *buf, size_t len)
 {
-    c->channel = true;
-    while (!atomic_load(&s->stopping)) {
-        mp__mgr_request req;
-        mp_obj_error err;
-        recv_status st = recv_request(s, c, &req, &err);
-        if (st == RECV_EOF || st == RECV_BROKEN)
-            break;
-        int rc;
-        if (st == RECV_BAD_PICKLE)
-            rc = send_traceback(c, "serve_client", err.text);
-        else if (req.ident == NULL)
-            rc = control(s, c, &req); /* mproc's own clients: references owned by c */
-        else
-            rc = method_call(s, c, &req);
-        mp__mgr_request_free(&req);
-        if (rc < 0)
-            break;
-    }
+    mp__mgr_request req;
+    mp_obj_error err;
+    int rc = mp__mgr_request_decode(buf, len, &req, &err);
+    if (rc == MP_ENOMEM)
+        snprintf(err.text, sizeof err.text, "MemoryError");
+    if (rc < 0)
+        return send_traceback(c, "serve_client", err.text);
+    if (req.ident == NULL)
+        rc = control(s, c, &req); /* mproc's own clients: references owned by c */
+    else
+        rc = method_call(s, c, &req);
+    mp__mgr_request_free(&req);
+    return rc < 0 ? rc : 0;
 }
 
 static void connection_closed(struct mp_mgr_server *s, mp__mgr_conn *c)
@@ -654,22 +672,11 @@ static void connection_closed(struct mp_mgr_server *s, mp__mgr_conn *c)
     free(drop);
 }
 
-static void *connection_main(void *arg)
+/* Ends a connection (by whoever serves it, or the stop path once every worker is
+ * joined): releases what it owned, emits CLOSED and marks it done, after which
+ * only the accept loop's reap touches it. */
+static void finish_connection(struct mp_mgr_server *s, mp__mgr_conn *c)
 {
-    mp__mgr_conn *c = arg;
-    struct mp_mgr_server *s = c->server;
-    mp__mgr_request req;
-    mp_obj_error err;
-    recv_status st = recv_request(s, c, &req, &err);
-    if (st == RECV_BAD_PICKLE) {
-        send_traceback(c, "_handle_request", err.text);
-    } else if (st == RECV_OK) {
-        /* A fresh connection: the ident is ignored, as CPython's _handle_request. */
-        int rc = control(s, c, &req);
-        mp__mgr_request_free(&req);
-        if (rc == 1)
-            serve_channel(s, c);
-    }
     connection_closed(s, c);
     shutdown(c->fd, SHUT_RDWR);
     pthread_mutex_lock(&c->announce); /* after the accept loop's ACCEPTED */
@@ -684,7 +691,445 @@ static void *connection_main(void *arg)
                                 .duration_ms = ((int64_t)mp__now_ns() - c->opened_ns) / 1000000});
     atomic_store(&c->done, true);
     wake_loop(s);
+}
+
+/* ---- the channel loop ----
+ *
+ * Persistent channels are served by an event loop rather than a thread each: one
+ * worker at a time, the leader, waits in epoll_wait (edge-triggered) and serves
+ * every ready channel in turn, reading with MSG_DONTWAIT into the channel's own
+ * buffer (a partial frame waits there for its next bytes) and sending each reply
+ * with one MSG_DONTWAIT send. So under load the leader serves many requests per
+ * wake-up, and a client's send wakes no thread of the server.
+ *
+ * A call that blocks (every served wait goes through mp_manager_call_wait, which
+ * calls mp__mgr_server_blocking first) or a reply the socket cannot take at once
+ * must not stall the other channels: the leader hands off first, passing the
+ * events it has not served yet and the leadership to an idle worker (or a new
+ * one), and goes on serving that one channel alone, blocking; once the channel
+ * has nothing more to read it goes back to the loop, and the thread becomes the
+ * leader again if there is none, waits as an idle worker (at most IDLE_MAX), or
+ * ends.
+ *
+ * Ownership: a channel's slot word (generation, state) says whether it is idle
+ * or owned (busy) by the thread serving it; a thread owns it by a compare-and-
+ * swap from idle, so exactly one thread serves a channel at a time, and an event
+ * of an older generation (a channel since closed, its slot reused) is ignored. A
+ * non-leader that gives a channel back checks for input once more, since the
+ * leader ignored the events that came while it was busy. */
+
+#define IDLE_MAX 4
+#define IBUF_MIN 4096
+#define IBUF_KEEP 65536 /* a larger buffer is freed once empty */
+#define WAKE_TOKEN UINT64_MAX
+
+enum { SLOT_FREE = 0, SLOT_IDLE = 1, SLOT_BUSY = 2 };
+
+typedef struct loop_slot {
+    _Atomic uint64_t word; /* generation << 2 | SLOT_* */
+    mp__mgr_conn *conn;
+    /* The owner's only: received bytes not yet served, and whether the last read
+     * came back short (the socket had nothing more then). */
+    char *ibuf;
+    size_t ilen, icap;
+    bool drained;
+} loop_slot;
+
+typedef struct loop_worker {
+    struct loop_worker *next; /* the server's list, under s->lock */
+    struct mp_mgr_server *server;
+    pthread_t thread;
+    _Atomic bool done;
+    mp__mgr_conn *first; /* the connection it starts with, or NULL */
+} loop_worker;
+
+static __thread bool t_leader;
+static __thread struct epoll_event *t_evs;
+static __thread int t_n, t_i;
+
+static uint64_t slot_word(uint32_t gen, int state)
+{
+    return (uint64_t)gen << 2 | (uint64_t)state;
+}
+
+static int start_worker(struct mp_mgr_server *s, mp__mgr_conn *first);
+
+/* Gives the leadership away (the calling thread is about to block): the events
+ * of its batch not served yet go to the next leader. A no-op in a thread that
+ * does not lead. */
+static void handoff(struct mp_mgr_server *s)
+{
+    if (!t_leader)
+        return;
+    t_leader = false;
+    pthread_mutex_lock(&s->lmu);
+    for (int i = t_i + 1; i < t_n; i++)
+        s->pend[s->npend++] = t_evs[i];
+    t_n = t_i + 1; /* the batch ends with the channel being served */
+    s->has_leader = false;
+    bool spawn = s->nidle == 0;
+    if (!spawn)
+        pthread_cond_signal(&s->lcv);
+    pthread_mutex_unlock(&s->lmu);
+    if (spawn && start_worker(s, NULL) < 0) {
+        /* No thread: the loop waits until this call ends and the thread leads again. */
+    }
+}
+
+void mp__mgr_server_blocking(struct mp_mgr_server *s)
+{
+    if (s != NULL)
+        handoff(s);
+}
+
+/* Sends one reply frame on c: MSG_DONTWAIT first; if the socket cannot take it
+ * all, the leadership is handed off and the rest waits for room. */
+static int conn_send(struct mp_mgr_server *s, mp__mgr_conn *c, const void *buf, size_t len)
+{
+    unsigned char small[MP__FRAME_HEADER_MAX + 512];
+    unsigned char hdr[MP__FRAME_HEADER_MAX];
+    struct iovec iov[2];
+    int n;
+    if (len <= 512) { /* one contiguous piece is cheaper than gathering two */
+        size_t h = mp__frame_header(len, small);
+        if (len > 0)
+            memcpy(small + h, buf, len);
+        iov[0] = (struct iovec){small, h + len};
+        n = 1;
+    } else {
+        iov[0] = (struct iovec){hdr, mp__frame_header(len, hdr)};
+        iov[1] = (struct iovec){(void *)buf, len};
+        n = 2;
+    }
+    struct iovec *v = iov;
+    while (n > 0) {
+        struct msghdr m = {.msg_iov = v, .msg_iovlen = (size_t)n};
+        ssize_t w = sendmsg(c->fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                return -errno;
+            handoff(s);
+            struct pollfd p = {.fd = c->fd, .events = POLLOUT};
+            if (poll(&p, 1, -1) < 0 && errno != EINTR)
+                return -errno;
+            continue;
+        }
+        mp__iov_advance(&v, &n, (size_t)w);
+    }
+    return 0;
+}
+
+/* Whether ibuf holds a whole frame: 1 (*hlen header bytes, then *flen payload
+ * bytes), 0 (not yet; *need: bytes the frame needs in all, when known), or a
+ * negative code (a frame CPython cannot send, or one over max_message). */
+static int frame_in(const loop_slot *sl, size_t max, size_t *hlen, size_t *flen, size_t *need)
+{
+    *need = 0;
+    if (sl->ilen < 4)
+        return 0;
+    const unsigned char *p = (const unsigned char *)sl->ibuf;
+    int32_t n = (int32_t)((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]);
+    uint64_t len;
+    if (n >= 0) {
+        *hlen = 4;
+        len = (uint64_t)n;
+    } else if (n == -1) {
+        if (sl->ilen < 12)
+            return 0;
+        *hlen = 12;
+        len = 0;
+        for (int i = 4; i < 12; i++)
+            len = len << 8 | p[i];
+    } else {
+        return MP_EPROTO;
+    }
+    if (len > (uint64_t)INT64_MAX || (max != 0 && len > max))
+        return MP_EMSGSIZE;
+    *need = *hlen + (size_t)len;
+    *flen = (size_t)len;
+    return sl->ilen >= *need ? 1 : 0;
+}
+
+/* Reads what the socket has and serves every whole frame: 0 when it has nothing
+ * more for now, or a negative code (peer gone, framing broken, reply failed). */
+static int pump(struct mp_mgr_server *s, loop_slot *sl)
+{
+    mp__mgr_conn *c = sl->conn;
+    for (;;) {
+        if (atomic_load(&s->stopping))
+            return MP_ECLOSED;
+        size_t hlen = 0, flen = 0, need = 0;
+        int f = frame_in(sl, s->cfg->max_message, &hlen, &flen, &need);
+        if (f < 0)
+            return f;
+        if (f == 1) {
+            /* drained stays: what comes in meanwhile raises a new edge (and a
+             * channel given back by a non-leader is checked again). */
+            int rc = serve_frame(s, c, sl->ibuf + hlen, flen);
+            sl->ilen -= need;
+            if (sl->ilen > 0)
+                memmove(sl->ibuf, sl->ibuf + need, sl->ilen);
+            if (rc < 0)
+                return rc;
+            continue;
+        }
+        if (sl->drained)
+            return 0;
+        if (sl->ilen == sl->icap) { /* grow: double, up to the frame when its size is known */
+            size_t cap = sl->icap ? 2 * sl->icap : IBUF_MIN;
+            if (need > sl->icap && cap > need)
+                cap = need;
+            char *nb = realloc(sl->ibuf, cap);
+            if (nb == NULL)
+                return MP_ENOMEM;
+            sl->ibuf = nb;
+            sl->icap = cap;
+        }
+        size_t room = sl->icap - sl->ilen;
+        ssize_t r = recv(c->fd, sl->ibuf + sl->ilen, room, MSG_DONTWAIT);
+        if (r == 0)
+            return MP_EEOF;
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                sl->drained = true;
+                continue;
+            }
+            return -errno;
+        }
+        sl->ilen += (size_t)r;
+        sl->drained = (size_t)r < room;
+    }
+}
+
+/* Whether a channel given back has input waiting (bytes, end-of-file or error). */
+static bool has_input(const loop_slot *sl, size_t max)
+{
+    size_t h, f, need;
+    if (frame_in(sl, max, &h, &f, &need) != 0)
+        return true;
+    char b;
+    ssize_t r;
+    do
+        r = recv(sl->conn->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    while (r < 0 && errno == EINTR);
+    return r >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK);
+}
+
+static void free_ibuf(loop_slot *sl)
+{
+    free(sl->ibuf);
+    sl->ibuf = NULL;
+    sl->ilen = sl->icap = 0;
+}
+
+/* Serves the channel of sl, owned (busy) by the calling thread with generation
+ * gen, until it has nothing more to read; then gives it back (or ends it). */
+static void serve_owned(struct mp_mgr_server *s, loop_slot *sl, uint32_t gen)
+{
+    for (;;) {
+        int rc = pump(s, sl);
+        if (rc < 0 && !atomic_load(&s->stopping)) {
+            mp__mgr_conn *c = sl->conn;
+            epoll_ctl(s->ep, EPOLL_CTL_DEL, c->fd, NULL);
+            free_ibuf(sl);
+            atomic_store(&sl->word, slot_word(gen, SLOT_FREE));
+            finish_connection(s, c);
+            return;
+        }
+        /* On a stop the channel stays for the stop path to end. */
+        if (sl->ilen == 0 && (sl->icap > IBUF_KEEP || !t_leader))
+            free_ibuf(sl);
+        sl->drained = false;
+        atomic_store(&sl->word, slot_word(gen, SLOT_IDLE));
+        if (t_leader || rc < 0)
+            return; /* a leader's next epoll_wait reports what came meanwhile */
+        if (!has_input(sl, s->cfg->max_message))
+            return;
+        uint64_t idle = slot_word(gen, SLOT_IDLE);
+        if (!atomic_compare_exchange_strong(&sl->word, &idle, slot_word(gen, SLOT_BUSY)))
+            return; /* the leader took it */
+    }
+}
+
+/* Puts a fresh channel into the loop (from its first thread). */
+static void adopt(struct mp_mgr_server *s, mp__mgr_conn *c)
+{
+    loop_slot *sl = NULL;
+    uint32_t gen = 0;
+    size_t idx = 0;
+    pthread_mutex_lock(&s->lock);
+    for (idx = 0; idx < s->nslots; idx++) {
+        uint64_t w = atomic_load(&s->slots[idx].word);
+        if ((w & 3) == SLOT_FREE) {
+            sl = &s->slots[idx];
+            gen = (uint32_t)(w >> 2) + 1;
+            atomic_store(&sl->word, slot_word(gen, SLOT_BUSY));
+            break;
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (sl == NULL) { /* cannot happen: a slot per connection allowed */
+        finish_connection(s, c);
+        return;
+    }
+    sl->conn = c;
+    sl->drained = false;
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET,
+                             .data.u64 = (uint64_t)gen << 32 | idx};
+    if (epoll_ctl(s->ep, EPOLL_CTL_ADD, c->fd, &ev) < 0) {
+        atomic_store(&sl->word, slot_word(gen, SLOT_FREE));
+        finish_connection(s, c);
+        return;
+    }
+    serve_owned(s, sl, gen);
+}
+
+/* Serves the channel an event names, if no one else does. */
+static void loop_ready(struct mp_mgr_server *s, uint64_t d)
+{
+    uint32_t idx = (uint32_t)d, gen = (uint32_t)(d >> 32);
+    if (idx >= s->nslots)
+        return;
+    loop_slot *sl = &s->slots[idx];
+    uint64_t idle = slot_word(gen, SLOT_IDLE);
+    if (atomic_compare_exchange_strong(&sl->word, &idle, slot_word(gen, SLOT_BUSY)))
+        serve_owned(s, sl, gen);
+}
+
+/* Leads the loop until the thread hands off (and has served that channel) or the
+ * server stops. */
+static void lead(struct mp_mgr_server *s)
+{
+    struct epoll_event evs[LOOP_BATCH];
+    t_leader = true;
+    t_evs = evs;
+    while (t_leader && !atomic_load(&s->stopping)) {
+        pthread_mutex_lock(&s->lmu);
+        int n = (int)s->npend;
+        memcpy(evs, s->pend, (size_t)n * sizeof *evs);
+        s->npend = 0;
+        pthread_mutex_unlock(&s->lmu);
+        if (n == 0) {
+            n = epoll_wait(s->ep, evs, LOOP_BATCH, -1);
+            if (n < 0) {
+                if (errno == EINTR)
+                    continue;
+                request_stop(s, MP_MANAGER_STOP_ERROR, NULL, mp_strerror(-errno));
+                wake_loop(s);
+                break;
+            }
+        }
+        t_n = n;
+        for (t_i = 0; t_i < t_n; t_i++)
+            if (evs[t_i].data.u64 != WAKE_TOKEN)
+                loop_ready(s, evs[t_i].data.u64);
+    }
+    if (t_leader) {
+        t_leader = false;
+        pthread_mutex_lock(&s->lmu);
+        s->has_leader = false;
+        pthread_cond_broadcast(&s->lcv);
+        pthread_mutex_unlock(&s->lmu);
+    }
+    t_evs = NULL;
+}
+
+/* A worker joins the pool: it leads when no one does, else waits as an idle worker
+ * (at most IDLE_MAX) or ends. */
+static void pool(struct mp_mgr_server *s)
+{
+    pthread_mutex_lock(&s->lmu);
+    while (!atomic_load(&s->stopping)) {
+        if (!s->has_leader) {
+            s->has_leader = true;
+            pthread_mutex_unlock(&s->lmu);
+            lead(s);
+            pthread_mutex_lock(&s->lmu);
+            continue;
+        }
+        if (s->nidle >= IDLE_MAX)
+            break;
+        s->nidle++;
+        pthread_cond_wait(&s->lcv, &s->lmu);
+        s->nidle--;
+    }
+    pthread_mutex_unlock(&s->lmu);
+}
+
+/* A connection's first request, in its own thread: a one-request connection is
+ * served and ended here; a channel goes to the loop. */
+static void serve_first(struct mp_mgr_server *s, mp__mgr_conn *c)
+{
+    mp__mgr_request req;
+    mp_obj_error err;
+    recv_status st = recv_request(s, c, &req, &err);
+    if (st == RECV_BAD_PICKLE) {
+        send_traceback(c, "_handle_request", err.text);
+    } else if (st == RECV_OK) {
+        /* A fresh connection: the ident is ignored, as CPython's _handle_request. */
+        int rc = control(s, c, &req);
+        mp__mgr_request_free(&req);
+        if (rc == 1) {
+            c->channel = true;
+            /* What the peer sent at once after accept_connection came with it. */
+            while (rc >= 0 && !atomic_load(&s->stopping) && mp__conn_has_buffered(c->conn)) {
+                void *buf = NULL;
+                size_t len = 0;
+                rc = mp_conn_recv_bytes(c->conn, &buf, &len, s->cfg->max_message);
+                if (rc == 0)
+                    rc = serve_frame(s, c, buf, len);
+                free(buf);
+            }
+            if (rc >= 0 && !atomic_load(&s->stopping)) {
+                adopt(s, c);
+                return;
+            }
+        }
+    }
+    finish_connection(s, c);
+}
+
+static void *worker_main(void *arg)
+{
+    loop_worker *w = arg;
+    struct mp_mgr_server *s = w->server;
+    if (w->first != NULL)
+        serve_first(s, w->first);
+    pool(s);
+    atomic_store(&w->done, true);
+    wake_loop(s);
     return NULL;
+}
+
+/* Starts a worker thread (serving first first, when not NULL): 0 or a negative
+ * code. */
+static int start_worker(struct mp_mgr_server *s, mp__mgr_conn *first)
+{
+    loop_worker *w = calloc(1, sizeof *w);
+    if (w == NULL)
+        return MP_ENOMEM;
+    w->server = s;
+    w->first = first;
+    pthread_attr_t a;
+    pthread_attr_init(&a);
+    pthread_attr_setstacksize(&a, THREAD_STACK);
+    pthread_mutex_lock(&s->lock);
+    int e = pthread_create(&w->thread, &a, worker_main, w);
+    if (e == 0) {
+        w->next = s->workers;
+        s->workers = w;
+    }
+    pthread_mutex_unlock(&s->lock);
+    pthread_attr_destroy(&a);
+    if (e != 0) {
+        free(w);
+        return -e;
+    }
+    return 0;
 }
 
 static void free_conn(mp__mgr_conn *c)
@@ -696,9 +1141,32 @@ static void free_conn(mp__mgr_conn *c)
     free(c);
 }
 
-/* Joins and frees the connections whose threads are done (all of them when all). */
+/* Joins the workers that have ended (all of them when all). */
+static void reap_workers(struct mp_mgr_server *s, bool all)
+{
+    for (;;) {
+        loop_worker *done = NULL;
+        pthread_mutex_lock(&s->lock);
+        for (loop_worker **p = &s->workers; *p != NULL; p = &(*p)->next) {
+            if (all || atomic_load(&(*p)->done)) {
+                done = *p;
+                *p = done->next;
+                break;
+            }
+        }
+        pthread_mutex_unlock(&s->lock);
+        if (done == NULL)
+            return;
+        pthread_join(done->thread, NULL);
+        free(done);
+    }
+}
+
+/* Frees the connections that are done (all of them when all, once every worker
+ * has been joined), and joins the workers that ended. */
 static void reap(struct mp_mgr_server *s, bool all)
 {
+    reap_workers(s, false);
     for (;;) {
         mp__mgr_conn *done = NULL;
         pthread_mutex_lock(&s->lock);
@@ -713,7 +1181,8 @@ static void reap(struct mp_mgr_server *s, bool all)
         pthread_mutex_unlock(&s->lock);
         if (done == NULL)
             return;
-        pthread_join(done->thread, NULL);
+        if (!atomic_load(&done->done))
+            finish_connection(s, done); /* a channel idle in the loop at the stop */
         free_conn(done);
     }
 }
@@ -744,22 +1213,18 @@ static void start_connection(struct mp_mgr_server *s, mp_conn *conn)
         peer_text(s, c->fd, c->peer);
         c->opened_ns = (int64_t)mp__now_ns();
     }
-    pthread_attr_t a;
-    pthread_attr_init(&a);
-    pthread_attr_setstacksize(&a, THREAD_STACK);
     /* Counted before the thread starts; reported once it has started (a connection
      * without a thread is only TURNED_AWAY), with its CLOSED held back until then. */
     atomic_fetch_add(&s->nlive, 1);
     pthread_mutex_lock(&c->announce);
-    pthread_mutex_lock(&s->lock);
-    int e = pthread_create(&c->thread, &a, connection_main, c);
+    int e = start_worker(s, c);
     if (e == 0) {
+        pthread_mutex_lock(&s->lock);
         c->next = s->conns;
         s->conns = c;
         s->nconns++;
+        pthread_mutex_unlock(&s->lock);
     }
-    pthread_mutex_unlock(&s->lock);
-    pthread_attr_destroy(&a);
     if (e != 0) {
         pthread_mutex_unlock(&c->announce);
         atomic_fetch_sub(&s->nlive, 1);
@@ -782,6 +1247,22 @@ static void drain(int fd)
     }
 }
 
+/* The loop's epoll set, its stop eventfd and its slots. */
+static int loop_init(struct mp_mgr_server *s)
+{
+    int max = s->cfg->max_connections > 0 ? s->cfg->max_connections : 1024;
+    s->slots = calloc((size_t)max, sizeof *s->slots);
+    if (s->slots == NULL)
+        return MP_ENOMEM;
+    s->nslots = (size_t)max;
+    s->ep = epoll_create1(EPOLL_CLOEXEC);
+    s->loop_stop = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (s->ep < 0 || s->loop_stop < 0)
+        return -errno;
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = WAKE_TOKEN};
+    return epoll_ctl(s->ep, EPOLL_CTL_ADD, s->loop_stop, &ev) < 0 ? -errno : 0;
+}
+
 int mp__mgr_serve(const mp__mgr_server_config *cfg,
                   void (*ready)(void *arg, const char *address, int rc), void *arg)
 {
@@ -792,8 +1273,13 @@ int mp__mgr_serve(const mp__mgr_server_config *cfg,
     }
     s->cfg = cfg;
     s->wake[0] = s->wake[1] = -1;
+    s->ep = s->loop_stop = -1;
     pthread_mutex_init(&s->lock, NULL);
+    pthread_mutex_init(&s->lmu, NULL);
+    pthread_cond_init(&s->lcv, NULL);
     int rc = pipe2(s->wake, O_CLOEXEC | O_NONBLOCK) ? -errno : 0;
+    if (rc == 0)
+        rc = loop_init(s);
     if (rc == 0)
         rc = mp_listener_new(
             &s->l, cfg->address,
@@ -856,6 +1342,15 @@ int mp__mgr_serve(const mp__mgr_server_config *cfg,
     for (mp__mgr_conn *c = s->conns; c != NULL; c = c->next)
         shutdown(c->fd, SHUT_RDWR);
     pthread_mutex_unlock(&s->lock);
+    /* Wake the leader and the idle workers; every worker ends. */
+    uint64_t one = 1;
+    if (write(s->loop_stop, &one, sizeof one) < 0) {
+        /* an eventfd write fails only at its maximum count: it is readable then */
+    }
+    pthread_mutex_lock(&s->lmu);
+    pthread_cond_broadcast(&s->lcv);
+    pthread_mutex_unlock(&s->lmu);
+    reap_workers(s, true);
     reap(s, true);
     rc = 0;
     pthread_mutex_lock(&s->lock);
@@ -867,6 +1362,14 @@ out_free:
     mp_listener_destroy(s->l);
     mp__close_fd(s->wake[0]);
     mp__close_fd(s->wake[1]);
+    mp__close_fd(s->ep);
+    mp__close_fd(s->loop_stop);
+    if (s->slots != NULL)
+        for (size_t i = 0; i < s->nslots; i++)
+            free(s->slots[i].ibuf);
+    free(s->slots);
+    pthread_cond_destroy(&s->lcv);
+    pthread_mutex_destroy(&s->lmu);
     pthread_mutex_destroy(&s->lock);
     free(s);
     return rc;
