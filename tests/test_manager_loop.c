@@ -1,0 +1,318 @@
+/* test_manager_loop.c — the manager server's channel loop: one worker serves every
+ * ready channel, so a call that blocks, a request that arrives in pieces and a
+ * reply its peer does not read must each leave the other channels served; and
+ * many blocked calls at once are each served. */
+// TEST_TIMEOUT 120
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "mproc/listener.h"
+#include "mproc/manager.h"
+#include "mproc/object.h"
+#include "mproc/pickle.h"
+
+#define KEY "loop-key"
+
+static pthread_t serving_thread;
+
+static void *serve_main(void *arg)
+{
+    static int rc;
+    rc = mp_manager_serve_forever(arg);
+    return &rc;
+}
+
+/* Queues 'a' and 'b' served by serve_forever on a thread of this process (so the
+ * sanitizers see the server too). */
+static mp_manager *serve_here(void)
+{
+    mp_served *a, *b;
+    CHECK_OK(mp_served_queue_new(&a, 0));
+    CHECK_OK(mp_served_queue_new(&b, 0));
+    mp_manager *m;
+    CHECK_OK(mp_manager_new(&m, "127.0.0.1:0", KEY, strlen(KEY), NULL));
+    CHECK_OK(mp_manager_register(m, "a", &(mp_manager_register_options){.object = a}));
+    CHECK_OK(mp_manager_register(m, "b", &(mp_manager_register_options){.object = b}));
+    mp_served_unref(a);
+    mp_served_unref(b);
+    CHECK_EQ(0, pthread_create(&serving_thread, NULL, serve_main, m));
+    for (int i = 0; i < 500 && strcmp(mp_manager_address(m), "127.0.0.1:0") == 0; i++)
+        th_sleep_ms(10);
+    CHECK(strcmp(mp_manager_address(m), "127.0.0.1:0") != 0);
+    return m;
+}
+
+static void stop_here(mp_manager *m)
+{
+    CHECK_OK(mp_manager_stop(m));
+    void *ret;
+    CHECK_EQ(0, pthread_join(serving_thread, &ret));
+    CHECK_EQ(0, *(int *)ret);
+    mp_manager_destroy(m);
+}
+
+/* A client manager of address with a proxy of typeid in *q. */
+static mp_manager *client(const char *address, const char *typeid, mp_proxy **q)
+{
+    mp_manager *c;
+    CHECK_OK(mp_manager_new(&c, address, KEY, strlen(KEY), NULL));
+    CHECK_OK(mp_manager_connect(c));
+    CHECK_OK(mp_manager_create(c, typeid, NULL, NULL, q));
+    return c;
+}
+
+static int64_t int_of(const mp_obj *o)
+{
+    int64_t v = -1;
+    return mp_int_value(o, &v) == 0 ? v : -1;
+}
+
+/* n put+get pairs on q; how long they took (ms). */
+static uint64_t pairs(mp_proxy *q, int n)
+{
+    uint64_t t0 = th_now_ms();
+    mp_obj *seven = mp_int(7);
+    for (int i = 0; i < n; i++) {
+        mp_obj *got = NULL;
+        CHECK_OK(mp_proxy_put(q, seven, 10000));
+        CHECK_OK(mp_proxy_get(q, &got, 10000));
+        CHECK_EQ(7, int_of(got));
+        mp_obj_unref(got);
+    }
+    mp_obj_unref(seven);
+    return th_now_ms() - t0;
+}
+
+typedef struct getter {
+    const char *address;
+    int64_t got; /* the item, or -1 */
+    int rc;
+    pthread_barrier_t *ready;
+} getter;
+
+/* Opens its own channel to 'a' and blocks in a get (30 s at most). */
+static void *getter_main(void *arg)
+{
+    getter *g = arg;
+    mp_proxy *q;
+    mp_manager *c = client(g->address, "a", &q);
+    CHECK(mp_proxy_qsize(q) >= 0); /* the channel is open before the get */
+    pthread_barrier_wait(g->ready);
+    mp_obj *item = NULL;
+    g->rc = mp_proxy_get(q, &item, 30000);
+    g->got = item ? int_of(item) : -1;
+    mp_obj_unref(item);
+    mp_proxy_destroy(q);
+    mp_manager_destroy(c);
+    return NULL;
+}
+
+/* Many gets blocked at once (each holds a worker of the server), another channel
+ * is served promptly meanwhile, and every blocked get gets its own item. */
+TEST(blocked_gets_do_not_stall_other_channels_and_each_gets_an_item)
+{
+    enum { N = 40 };
+    mp_manager *m = serve_here();
+    pthread_barrier_t ready;
+    pthread_barrier_init(&ready, NULL, N + 1);
+    getter g[N];
+    pthread_t t[N];
+    for (int i = 0; i < N; i++) {
+        g[i] = (getter){.address = mp_manager_address(m), .got = -1, .ready = &ready};
+        CHECK_EQ(0, pthread_create(&t[i], NULL, getter_main, &g[i]));
+    }
+    pthread_barrier_wait(&ready);
+    th_sleep_ms(200); /* the gets are sent and block */
+    mp_proxy *b, *a;
+    mp_manager *c = client(mp_manager_address(m), "b", &b);
+    CHECK(pairs(b, 200) < 10000);
+    CHECK_OK(mp_manager_create(c, "a", NULL, NULL, &a));
+    CHECK_EQ(0, mp_proxy_qsize(a));
+    for (int i = 0; i < N; i++) {
+        mp_obj *v = mp_int(1000 + i);
+        CHECK_OK(mp_proxy_put(a, v, 10000));
+        mp_obj_unref(v);
+    }
+    bool seen[N] = {false};
+    for (int i = 0; i < N; i++) {
+        pthread_join(t[i], NULL);
+        CHECK_OK(g[i].rc);
+        CHECK(g[i].got >= 1000 && g[i].got < 1000 + N);
+        CHECK(!seen[g[i].got - 1000]); /* nothing delivered twice */
+        seen[g[i].got - 1000] = true;
+    }
+    CHECK_EQ(0, mp_proxy_qsize(a));
+    pthread_barrier_destroy(&ready);
+    mp_proxy_destroy(a);
+    mp_proxy_destroy(b);
+    mp_manager_destroy(c);
+    stop_here(m);
+}
+
+/* A raw authenticated channel: the conn, after 'accept_connection'. */
+static mp_conn *raw_channel(const char *address)
+{
+    mp_conn *conn;
+    CHECK_OK(mp_client(&conn, address,
+                       &(mp_client_options){.authkey = KEY, .authkey_len = strlen(KEY)}));
+    mp_obj *req;
+    CHECK_OK(mp_obj_build(&req, "(ns(){})", "accept_connection"));
+    void *buf;
+    size_t len;
+    CHECK_OK(mp_pickle_dumps(req, 4, &buf, &len));
+    mp_obj_unref(req);
+    CHECK_OK(mp_conn_send_bytes(conn, buf, len));
+    free(buf);
+    CHECK_OK(mp_conn_recv_bytes(conn, &buf, &len, 0));
+    mp_obj *rep;
+    CHECK_OK(mp_pickle_loads(buf, len, NULL, &rep, NULL));
+    free(buf);
+    CHECK_STR("#RETURN", mp_str_cstr(mp_seq_item(rep, 0)));
+    mp_obj_unref(rep);
+    return conn;
+}
+
+/* A request whose frame comes in two pieces far apart: the channels around it are
+ * served meanwhile, and the request is answered once its last byte comes. */
+TEST(a_request_arriving_in_pieces_does_not_stall_other_channels)
+{
+    mp_manager *m = serve_here();
+    mp_conn *raw = raw_channel(mp_manager_address(m));
+    mp_obj *req;
+    CHECK_OK(mp_obj_build(&req, "(ns(){})", "number_of_objects"));
+    void *buf;
+    size_t len;
+    CHECK_OK(mp_pickle_dumps(req, 4, &buf, &len));
+    mp_obj_unref(req);
+    unsigned char frame[4 + 256];
+    CHECK(len < 256);
+    frame[0] = (unsigned char)(len >> 24);
+    frame[1] = (unsigned char)(len >> 16);
+    frame[2] = (unsigned char)(len >> 8);
+    frame[3] = (unsigned char)len;
+    memcpy(frame + 4, buf, len);
+    free(buf);
+    int fd = mp_conn_fileno(raw);
+    CHECK_EQ(6, (int)write(fd, frame, 6)); /* the header and two bytes */
+    mp_proxy *b;
+    mp_manager *c = client(mp_manager_address(m), "b", &b);
+    CHECK(pairs(b, 200) < 10000);
+    th_sleep_ms(100);
+    CHECK(pairs(b, 50) < 10000);
+    CHECK_EQ((int)(len - 2), (int)write(fd, frame + 6, len - 2));
+    CHECK_OK(mp_conn_recv_bytes(raw, &buf, &len, 0));
+    mp_obj *rep;
+    CHECK_OK(mp_pickle_loads(buf, len, NULL, &rep, NULL));
+    free(buf);
+    CHECK_STR("#RETURN", mp_str_cstr(mp_seq_item(rep, 0)));
+    CHECK_EQ(1, int_of(mp_seq_item(rep, 1))); /* b's queue, held by c */
+    mp_obj_unref(rep);
+    mp_conn_destroy(raw);
+    mp_proxy_destroy(b);
+    mp_manager_destroy(c);
+    stop_here(m);
+}
+
+/* A peer that asks for a reply far larger than the socket takes and does not read
+ * it: the other channels are served meanwhile, and the whole reply arrives once
+ * the peer reads. */
+TEST(a_reply_its_peer_does_not_read_does_not_stall_other_channels)
+{
+    enum { BIG = 8 << 20 }; /* more than the sockets hold before the reader reads */
+    mp_manager *m = serve_here();
+    mp_proxy *b;
+    mp_manager *c = client(mp_manager_address(m), "b", &b);
+    char *blob = malloc(BIG);
+    CHECK(blob != NULL);
+    for (size_t i = 0; i < BIG; i++)
+        blob[i] = (char)(i * 7);
+    mp_obj *item = mp_bytes(blob, BIG);
+    CHECK_OK(mp_proxy_put(b, item, 10000));
+    mp_obj_unref(item);
+
+    mp_conn *raw = raw_channel(mp_manager_address(m));
+    mp_obj *req;
+    CHECK_OK(mp_obj_build(&req, "(ss(){})", mp_proxy_ident(b), "get"));
+    void *buf;
+    size_t len;
+    CHECK_OK(mp_pickle_dumps(req, 4, &buf, &len));
+    mp_obj_unref(req);
+    CHECK_OK(mp_conn_send_bytes(raw, buf, len));
+    free(buf);
+    th_sleep_ms(200); /* the server is stuck sending, with the loop handed on */
+    CHECK_EQ(0, mp_proxy_qsize(b));
+    CHECK(pairs(b, 200) < 10000);
+    CHECK_OK(mp_conn_recv_bytes(raw, &buf, &len, 0));
+    mp_obj *rep;
+    CHECK_OK(mp_pickle_loads(buf, len, NULL, &rep, NULL));
+    free(buf);
+    CHECK_STR("#RETURN", mp_str_cstr(mp_seq_item(rep, 0)));
+    size_t got = 0;
+    const void *data = NULL;
+    CHECK_OK(mp_bytes_value(mp_seq_item(rep, 1), &data, &got));
+    CHECK_EQ((size_t)BIG, got);
+    CHECK(data != NULL && memcmp(data, blob, BIG) == 0);
+    mp_obj_unref(rep);
+    free(blob);
+    /* The channel goes on as before. */
+    CHECK_OK(mp_obj_build(&req, "(ss(){})", mp_proxy_ident(b), "qsize"));
+    CHECK_OK(mp_pickle_dumps(req, 4, &buf, &len));
+    mp_obj_unref(req);
+    CHECK_OK(mp_conn_send_bytes(raw, buf, len));
+    free(buf);
+    CHECK_OK(mp_conn_recv_bytes(raw, &buf, &len, 0));
+    CHECK_OK(mp_pickle_loads(buf, len, NULL, &rep, NULL));
+    free(buf);
+    CHECK_EQ(0, int_of(mp_seq_item(rep, 1)));
+    mp_obj_unref(rep);
+    mp_conn_destroy(raw);
+    mp_proxy_destroy(b);
+    mp_manager_destroy(c);
+    stop_here(m);
+}
+
+/* Channels closed while idle in the loop, while blocked, and at the stop each end
+ * once: the server's object count comes back and the stop joins everything. */
+TEST(channels_closing_in_every_state_leave_nothing_behind)
+{
+    mp_manager *m = serve_here();
+    for (int round = 0; round < 3; round++) {
+        mp_proxy *q[8];
+        mp_manager *c[8];
+        for (int i = 0; i < 8; i++) {
+            c[i] = client(mp_manager_address(m), i % 2 ? "a" : "b", &q[i]);
+            CHECK(mp_proxy_qsize(q[i]) >= 0);
+        }
+        for (int i = 0; i < 8; i++) {
+            mp_proxy_destroy(q[i]);
+            mp_manager_destroy(c[i]);
+        }
+    }
+    /* One left open and blocked at the stop: its get ends with an error. */
+    getter g = {.address = mp_manager_address(m), .got = -1};
+    pthread_barrier_t ready;
+    pthread_barrier_init(&ready, NULL, 2);
+    g.ready = &ready;
+    pthread_t t;
+    CHECK_EQ(0, pthread_create(&t, NULL, getter_main, &g));
+    pthread_barrier_wait(&ready);
+    th_sleep_ms(100);
+    mp_proxy *b;
+    mp_manager *idle = client(mp_manager_address(m), "b", &b);
+    CHECK(mp_proxy_qsize(b) == 0);
+    uint64_t t0 = th_now_ms();
+    stop_here(m);
+    CHECK(th_now_ms() - t0 < 5000);
+    pthread_join(t, NULL);
+    CHECK(g.rc < 0);
+    CHECK_EQ(-1, g.got);
+    pthread_barrier_destroy(&ready);
+    CHECK(mp_proxy_qsize(b) < 0); /* the server is gone */
+    mp_proxy_destroy(b);
+    mp_manager_destroy(idle);
+}
