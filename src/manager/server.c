@@ -43,6 +43,7 @@
 
 #define THREAD_STACK (256 * 1024)
 #define LOOP_BATCH 64 /* events a leader takes per epoll_wait */
+#define MAX_LEADERS 4 /* workers leading at once: the online CPUs, 2 to 4 */
 
 struct mp_mgr_server {
     const mp__mgr_server_config *cfg;
@@ -70,9 +71,12 @@ struct mp_mgr_server {
     struct loop_worker *workers; /* under lock */
     pthread_mutex_t lmu;         /* guards what follows */
     pthread_cond_t lcv;          /* idle workers wait here for the leadership */
-    bool has_leader;
+    size_t nleaders;             /* workers leading ... */
+    size_t max_leaders;          /* ... at most (fixed at the start) */
     size_t nidle;
-    struct epoll_event pend[LOOP_BATCH]; /* events a leader handed off unserved */
+    /* Events leaders handed off unserved: at most a batch per leader, as a leader
+     * waits for new events only when this is empty. */
+    struct epoll_event pend[MAX_LEADERS * LOOP_BATCH];
     size_t npend;
 };
 
@@ -714,16 +718,17 @@ static void finish_connection(struct mp_mgr_server *s, mp__mgr_conn *c)
  * Ownership: a channel's slot word (generation, state) says whether it is idle
  * or owned (busy) by the thread serving it; a thread owns it by a compare-and-
  * swap from idle, so exactly one thread serves a channel at a time, and an event
- * of an older generation (a channel since closed, its slot reused) is ignored. A
- * non-leader that gives a channel back checks for input once more, since the
- * leader ignored the events that came while it was busy. */
+ * of an older generation (a channel since closed, its slot reused) is ignored. An
+ * event for a busy channel marks it (SLOT_MISSED) and the owner, whose giving it
+ * back then fails, serves it again: so no event is lost and no extra read is
+ * needed. A channel holds a receive buffer only while part of a frame waits. */
 
 #define IDLE_MAX 4
 #define IBUF_MIN 4096
-#define IBUF_KEEP 65536 /* a larger buffer is freed once empty */
 #define WAKE_TOKEN UINT64_MAX
 
-enum { SLOT_FREE = 0, SLOT_IDLE = 1, SLOT_BUSY = 2 };
+/* SLOT_MISSED: busy, and an event came meanwhile (the owner serves again). */
+enum { SLOT_FREE = 0, SLOT_IDLE = 1, SLOT_BUSY = 2, SLOT_MISSED = 3 };
 
 typedef struct loop_slot {
     _Atomic uint64_t word; /* generation << 2 | SLOT_* */
@@ -766,7 +771,7 @@ static void handoff(struct mp_mgr_server *s)
     for (int i = t_i + 1; i < t_n; i++)
         s->pend[s->npend++] = t_evs[i];
     t_n = t_i + 1; /* the batch ends with the channel being served */
-    s->has_leader = false;
+    s->nleaders--;
     bool spawn = s->nidle == 0;
     if (!spawn)
         pthread_cond_signal(&s->lcv);
@@ -804,7 +809,8 @@ static int conn_send(struct mp_mgr_server *s, mp__mgr_conn *c, const void *buf, 
     struct iovec *v = iov;
     while (n > 0) {
         struct msghdr m = {.msg_iov = v, .msg_iovlen = (size_t)n};
-        ssize_t w = sendmsg(c->fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+        ssize_t w = n == 1 ? send(c->fd, v->iov_base, v->iov_len, MSG_DONTWAIT | MSG_NOSIGNAL)
+                           : sendmsg(c->fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
@@ -905,20 +911,6 @@ static int pump(struct mp_mgr_server *s, loop_slot *sl)
     }
 }
 
-/* Whether a channel given back has input waiting (bytes, end-of-file or error). */
-static bool has_input(const loop_slot *sl, size_t max)
-{
-    size_t h, f, need;
-    if (frame_in(sl, max, &h, &f, &need) != 0)
-        return true;
-    char b;
-    ssize_t r;
-    do
-        r = recv(sl->conn->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
-    while (r < 0 && errno == EINTR);
-    return r >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK);
-}
-
 static void free_ibuf(loop_slot *sl)
 {
     free(sl->ibuf);
@@ -941,17 +933,18 @@ static void serve_owned(struct mp_mgr_server *s, loop_slot *sl, uint32_t gen)
             return;
         }
         /* On a stop the channel stays for the stop path to end. */
-        if (sl->ilen == 0 && (sl->icap > IBUF_KEEP || !t_leader))
-            free_ibuf(sl);
+        if (sl->ilen == 0)
+            free_ibuf(sl); /* an idle channel holds no buffer */
         sl->drained = false;
-        atomic_store(&sl->word, slot_word(gen, SLOT_IDLE));
-        if (t_leader || rc < 0)
-            return; /* a leader's next epoll_wait reports what came meanwhile */
-        if (!has_input(sl, s->cfg->max_message))
+        if (rc < 0) { /* stopping */
+            atomic_store(&sl->word, slot_word(gen, SLOT_IDLE));
             return;
-        uint64_t idle = slot_word(gen, SLOT_IDLE);
-        if (!atomic_compare_exchange_strong(&sl->word, &idle, slot_word(gen, SLOT_BUSY)))
-            return; /* the leader took it */
+        }
+        uint64_t busy = slot_word(gen, SLOT_BUSY);
+        if (atomic_compare_exchange_strong(&sl->word, &busy, slot_word(gen, SLOT_IDLE)))
+            return; /* what comes next raises a new event */
+        /* SLOT_MISSED: a leader saw an event while we were busy: look again. */
+        atomic_store(&sl->word, slot_word(gen, SLOT_BUSY));
     }
 }
 
@@ -995,9 +988,20 @@ static void loop_ready(struct mp_mgr_server *s, uint64_t d)
     if (idx >= s->nslots)
         return;
     loop_slot *sl = &s->slots[idx];
-    uint64_t idle = slot_word(gen, SLOT_IDLE);
-    if (atomic_compare_exchange_strong(&sl->word, &idle, slot_word(gen, SLOT_BUSY)))
-        serve_owned(s, sl, gen);
+    uint64_t w = atomic_load(&sl->word);
+    while ((uint32_t)(w >> 2) == gen) {
+        if ((w & 3) == SLOT_IDLE) {
+            if (atomic_compare_exchange_weak(&sl->word, &w, slot_word(gen, SLOT_BUSY))) {
+                serve_owned(s, sl, gen);
+                return;
+            }
+        } else if ((w & 3) == SLOT_BUSY) {
+            if (atomic_compare_exchange_weak(&sl->word, &w, slot_word(gen, SLOT_MISSED)))
+                return; /* its owner looks again before giving it back */
+        } else {
+            return; /* free, or already marked */
+        }
+    }
 }
 
 /* Leads the loop until the thread hands off (and has served that channel) or the
@@ -1009,9 +1013,9 @@ static void lead(struct mp_mgr_server *s)
     t_evs = evs;
     while (t_leader && !atomic_load(&s->stopping)) {
         pthread_mutex_lock(&s->lmu);
-        int n = (int)s->npend;
-        memcpy(evs, s->pend, (size_t)n * sizeof *evs);
-        s->npend = 0;
+        int n = s->npend < LOOP_BATCH ? (int)s->npend : LOOP_BATCH;
+        s->npend -= (size_t)n;
+        memcpy(evs, s->pend + s->npend, (size_t)n * sizeof *evs);
         pthread_mutex_unlock(&s->lmu);
         if (n == 0) {
             n = epoll_wait(s->ep, evs, LOOP_BATCH, -1);
@@ -1031,7 +1035,7 @@ static void lead(struct mp_mgr_server *s)
     if (t_leader) {
         t_leader = false;
         pthread_mutex_lock(&s->lmu);
-        s->has_leader = false;
+        s->nleaders--;
         pthread_cond_broadcast(&s->lcv);
         pthread_mutex_unlock(&s->lmu);
     }
@@ -1044,8 +1048,8 @@ static void pool(struct mp_mgr_server *s)
 {
     pthread_mutex_lock(&s->lmu);
     while (!atomic_load(&s->stopping)) {
-        if (!s->has_leader) {
-            s->has_leader = true;
+        if (s->nleaders < s->max_leaders) {
+            s->nleaders++;
             pthread_mutex_unlock(&s->lmu);
             lead(s);
             pthread_mutex_lock(&s->lmu);
@@ -1255,6 +1259,8 @@ static int loop_init(struct mp_mgr_server *s)
     if (s->slots == NULL)
         return MP_ENOMEM;
     s->nslots = (size_t)max;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    s->max_leaders = cpus < 2 ? 2 : cpus > MAX_LEADERS ? MAX_LEADERS : (size_t)cpus;
     s->ep = epoll_create1(EPOLL_CLOEXEC);
     s->loop_stop = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (s->ep < 0 || s->loop_stop < 0)
