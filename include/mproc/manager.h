@@ -56,8 +56,16 @@
  * - answers garbage from an authenticated peer with '#TRACEBACK' as CPython does and
  *   carries on; a frame that breaks the framing closes that connection only.
  *
- * Threads: the server runs one thread per authenticated connection, and served
- * methods run concurrently (as in CPython): a served type must lock its own state.
+ * Threads: an authenticated connection's first request is read and served by a
+ * thread of its own; a persistent channel is then served by the server's event
+ * loop: a few worker threads (one per CPU, 2 to 4) wait for ready channels and
+ * serve their requests in turn, so many clients cost few wake-ups. A method that
+ * blocks must wait with mp_manager_call_wait, which first hands the loop to
+ * another worker, so a blocked call never holds up other channels (a method that
+ * blocks otherwise, e.g. in sleep or a blocking syscall, delays the channels
+ * behind it). A reply the peer does not read at once is finished the same way.
+ * Served methods still run concurrently, on several workers, with no lock held
+ * (as in CPython): a served type must lock its own state.
  * The client side is thread-safe: each thread gets its own persistent channel.
  * Fork: a forked child must not use its parent's manager, proxies or channels
  * (open a new manager there); a started server's child process is reaped by
@@ -192,7 +200,9 @@ MP_EXTERN bool mp_manager_call_peer_gone(mp_manager_call *call);
  * deadline_ns: an absolute CLOCK_MONOTONIC time (mp_manager_deadline_ns), or -1 for
  * no deadline. Returns 0 when woken (recheck your condition: wakeups may be
  * spurious), MP_ETIMEDOUT once the deadline passed, MP_EEOF when the peer has gone,
- * MP_ECLOSED when the server is stopping. A peer's going is noticed within 20 ms. */
+ * MP_ECLOSED when the server is stopping. A peer's going is noticed within 20 ms.
+ * When the calling thread serves the server's channel loop, it hands the loop to
+ * another worker before it waits (see Threads above). */
 MP_EXTERN int mp_manager_call_wait(mp_manager_call *call, pthread_mutex_t *mu, pthread_cond_t *cv,
                                    int64_t deadline_ns);
 
@@ -315,10 +325,13 @@ typedef struct mp_manager_event {
  * Thread context: LISTENING, ACCEPTED, AUTH_FAILED and SHUTDOWN are called from the
  * thread running the server's accept loop (the mp_manager_serve_forever caller, or
  * the child process of mp_manager_start, where arg is the child's copy); CLOSED and
- * SHUTDOWN_REFUSED from the connection's own thread. So calls may come from several
- * threads at once: the hook must be thread-safe. It must not block long (while an
- * accept-loop event runs, no peer is accepted; while CLOSED runs, that thread is
- * not joined) and must not call back into the server or its manager, except
+ * SHUTDOWN_REFUSED from the server thread serving the connection at the time (its
+ * first thread, or a worker of the channel loop), and the CLOSED of channels still
+ * open at a stop from the accept-loop thread, after SHUTDOWN. So calls may come
+ * from several threads at once: the hook must be thread-safe. It must not block
+ * long (while an accept-loop event runs, no peer is accepted; while a worker's
+ * CLOSED runs, the channels it would serve next wait) and must not call back into
+ * the server or its manager, except
  * mp_manager_stop, which is safe anywhere. AUTH_FAILED runs with the listener's
  * lock held. */
 typedef void (*mp_manager_event_fn)(const mp_manager_event *ev, void *arg);
