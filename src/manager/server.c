@@ -65,7 +65,7 @@ struct mp_mgr_server {
     char stop_text[128];
     /* The channel loop (see "the channel loop" below): its epoll set, the eventfd
      * that stops it, a slot per connection allowed, and every worker thread. */
-    int ep, loop_stop;
+    int ep, loop_stop, loop_kick;
     struct loop_slot *slots;
     size_t nslots;
     struct loop_worker *workers; /* under lock */
@@ -725,7 +725,8 @@ static void finish_connection(struct mp_mgr_server *s, mp__mgr_conn *c)
 
 #define IDLE_MAX 4
 #define IBUF_MIN 4096
-#define WAKE_TOKEN UINT64_MAX
+#define WAKE_TOKEN UINT64_MAX       /* loop_stop: readable once stopping */
+#define KICK_TOKEN (UINT64_MAX - 1) /* loop_kick: events were handed off */
 
 /* SLOT_MISSED: busy, and an event came meanwhile (the owner serves again). */
 enum { SLOT_FREE = 0, SLOT_IDLE = 1, SLOT_BUSY = 2, SLOT_MISSED = 3 };
@@ -772,10 +773,16 @@ static void handoff(struct mp_mgr_server *s)
         s->pend[s->npend++] = t_evs[i];
     t_n = t_i + 1; /* the batch ends with the channel being served */
     s->nleaders--;
-    bool spawn = s->nidle == 0;
+    bool spawn = s->nidle == 0, kick = s->npend > 0 && s->nleaders > 0;
     if (!spawn)
         pthread_cond_signal(&s->lcv);
     pthread_mutex_unlock(&s->lmu);
+    if (kick) { /* a leader waiting in epoll_wait takes them at once */
+        uint64_t one = 1;
+        if (write(s->loop_kick, &one, sizeof one) < 0) {
+            /* full counter: it is readable anyway */
+        }
+    }
     if (spawn && start_worker(s, NULL) < 0) {
         /* No thread: the loop waits until this call ends and the thread leads again. */
     }
@@ -1029,8 +1036,14 @@ static void lead(struct mp_mgr_server *s)
         }
         t_n = n;
         for (t_i = 0; t_i < t_n; t_i++)
-            if (evs[t_i].data.u64 != WAKE_TOKEN)
+            if (evs[t_i].data.u64 == KICK_TOKEN) {
+                uint64_t v;
+                if (read(s->loop_kick, &v, sizeof v) < 0) {
+                    /* another leader read it */
+                }
+            } else if (evs[t_i].data.u64 != WAKE_TOKEN) {
                 loop_ready(s, evs[t_i].data.u64);
+            }
     }
     if (t_leader) {
         t_leader = false;
@@ -1263,10 +1276,15 @@ static int loop_init(struct mp_mgr_server *s)
     s->max_leaders = cpus < 2 ? 2 : cpus > MAX_LEADERS ? MAX_LEADERS : (size_t)cpus;
     s->ep = epoll_create1(EPOLL_CLOEXEC);
     s->loop_stop = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (s->ep < 0 || s->loop_stop < 0)
+    s->loop_kick = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (s->ep < 0 || s->loop_stop < 0 || s->loop_kick < 0)
         return -errno;
     struct epoll_event ev = {.events = EPOLLIN, .data.u64 = WAKE_TOKEN};
-    return epoll_ctl(s->ep, EPOLL_CTL_ADD, s->loop_stop, &ev) < 0 ? -errno : 0;
+    struct epoll_event kick = {.events = EPOLLIN | EPOLLET, .data.u64 = KICK_TOKEN};
+    if (epoll_ctl(s->ep, EPOLL_CTL_ADD, s->loop_stop, &ev) < 0 ||
+        epoll_ctl(s->ep, EPOLL_CTL_ADD, s->loop_kick, &kick) < 0)
+        return -errno;
+    return 0;
 }
 
 int mp__mgr_serve(const mp__mgr_server_config *cfg,
@@ -1279,7 +1297,7 @@ int mp__mgr_serve(const mp__mgr_server_config *cfg,
     }
     s->cfg = cfg;
     s->wake[0] = s->wake[1] = -1;
-    s->ep = s->loop_stop = -1;
+    s->ep = s->loop_stop = s->loop_kick = -1;
     pthread_mutex_init(&s->lock, NULL);
     pthread_mutex_init(&s->lmu, NULL);
     pthread_cond_init(&s->lcv, NULL);
@@ -1370,6 +1388,7 @@ out_free:
     mp__close_fd(s->wake[1]);
     mp__close_fd(s->ep);
     mp__close_fd(s->loop_stop);
+    mp__close_fd(s->loop_kick);
     if (s->slots != NULL)
         for (size_t i = 0; i < s->nslots; i++)
             free(s->slots[i].ibuf);
