@@ -721,10 +721,11 @@ static void finish_connection(struct mp_mgr_server *s, mp__mgr_conn *c)
  * of an older generation (a channel since closed, its slot reused) is ignored. An
  * event for a busy channel marks it (SLOT_MISSED) and the owner, whose giving it
  * back then fails, serves it again: so no event is lost and no extra read is
- * needed. A channel holds a receive buffer only while part of a frame waits. */
+ * needed. */
 
 #define IDLE_MAX 4
-#define IBUF_MIN 4096
+#define IBUF_MIN 1024               /* a channel's receive buffer at first (kept while small) */
+#define IBUF_KEEP 65536             /* a larger one is freed once empty */
 #define WAKE_TOKEN UINT64_MAX       /* loop_stop: readable once stopping */
 #define KICK_TOKEN (UINT64_MAX - 1) /* loop_kick: events were handed off */
 
@@ -940,8 +941,8 @@ static void serve_owned(struct mp_mgr_server *s, loop_slot *sl, uint32_t gen)
             return;
         }
         /* On a stop the channel stays for the stop path to end. */
-        if (sl->ilen == 0)
-            free_ibuf(sl); /* an idle channel holds no buffer */
+        if (sl->ilen == 0 && sl->icap > IBUF_KEEP)
+            free_ibuf(sl); /* an idle channel keeps only a small buffer */
         sl->drained = false;
         if (rc < 0) { /* stopping */
             atomic_store(&sl->word, slot_word(gen, SLOT_IDLE));
