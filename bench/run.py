@@ -4,8 +4,8 @@
 Each case is bench/cases/<case>.c (built as <build>/bench/bench_<case>, run with
 "mproc" or "raw") and optionally bench/cases/<case>.py (the CPython side). Every
 side prints "<value> <unit>", the time per operation of one repetition. The sides
-run interleaved, --reps times each, and the medians are compared in one table and
-written to <build>/bench.json as
+run interleaved, --reps times each (each repetition starting with the next side),
+and the medians are compared in one table and written to <build>/bench.json as
   [{"case": ..., "unit": ..., "mproc": ..., "cpython": ..., "raw": ...}, ...]
 with null where a side has no equivalent (or no repetition of it worked), and
 "failed": {side: repetitions that failed}. A side that exits non-zero, times out
@@ -73,8 +73,12 @@ def main():
         failures = {side: [] for side in sides}
         unit = None
         print(f"{case}: ", end="", flush=True)
-        for _ in range(args.reps):
-            for side, cmd in sides.items():
+        order = list(sides.items())
+        for rep in range(args.reps):
+            # Each repetition starts with another side, so that no side always runs
+            # right after the same one (what one side leaves behind, such as the
+            # CPUs' idle-polling history, otherwise favours the next side every time).
+            for side, cmd in order[rep % len(order):] + order[:rep % len(order)]:
                 value, u, why = run_side(cmd, args.timeout)
                 if why is not None:
                     failures[side].append(why)
