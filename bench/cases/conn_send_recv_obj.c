@@ -4,7 +4,7 @@
  * already-encoded pickle with write/read on a plain socketpair (no encoding: the
  * syscall floor). Every side (and the CPython one) is measured by
  * bench/pingpong.h's frame: both processes on one CPU, the same warm-up, the
- * median of 25 batches of 800 round trips. */
+ * lower quartile of 25 batches of 800 round trips. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

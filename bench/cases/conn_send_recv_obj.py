@@ -1,7 +1,7 @@
 # conn_send_recv_obj, CPython side: Connection.send/recv of ('ping', 42) to a child
 # and back (the child recv()s and send()s it back), default pickle protocol;
 # measured by bench/pingpong.py's frame (as the C sides: both processes on one CPU,
-# 2 warm-up batches, the median of 25 batches of 200 round trips).
+# 2 warm-up batches, the lower quartile of 25 batches of 200 round trips).
 import multiprocessing as mp
 import os
 import sys

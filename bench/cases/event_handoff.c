@@ -6,7 +6,7 @@
  * kernel only when the waiter went to sleep.
  * Every side (and the CPython one) is measured by bench/pingpong.h's frame: the
  * two processes on two different CPUs (a spinning waiter only helps across
- * CPUs), the same warm-up, the median of 25 batches of 4000 round trips. The
+ * CPUs), the same warm-up, the lower quartile of 25 batches of 4000 round trips. The
  * child runs until the parent sets its stop word (outside the timed batches). */
 #include <linux/futex.h>
 #include <stdatomic.h>

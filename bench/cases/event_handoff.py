@@ -1,7 +1,7 @@
 # event_handoff, CPython side: two processes ping-pong over two
 # multiprocessing.Event objects; the time of one handoff (round trip / 2);
 # measured by bench/pingpong.py's frame (as the C sides: the two processes on two
-# CPUs, 2 warm-up batches, the median of 25 batches of 200 round trips).
+# CPUs, 2 warm-up batches, the lower quartile of 25 batches of 200 round trips).
 import multiprocessing as mp
 import os
 import sys

@@ -1,6 +1,6 @@
 # pipe_roundtrip_16B, CPython side: send_bytes/recv_bytes of 16 bytes to a child and back,
 # measured by bench/pingpong.py's frame (as the C sides: both processes on one CPU,
-# 2 warm-up batches, the median of 25 batches of 200 round trips).
+# 2 warm-up batches, the lower quartile of 25 batches of 200 round trips).
 import multiprocessing as mp
 import os
 import sys

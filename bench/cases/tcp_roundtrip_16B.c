@@ -3,7 +3,7 @@
  * raw: the same ping-pong of the same 20 bytes (length + payload, one write) over a
  * plain loopback TCP socket with TCP_NODELAY. Every side (and the CPython one)
  * is measured by bench/pingpong.h's frame: both processes on one CPU, the same
- * warm-up, the median of 25 batches of 800 round trips. */
+ * warm-up, the lower quartile of 25 batches of 800 round trips. */
 #include <stdlib.h>
 #include <sys/wait.h>
 

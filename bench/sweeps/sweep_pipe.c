@@ -4,7 +4,7 @@
  * it has all of it; microseconds per message. mproc: mp_pipe(duplex), send_bytes and
  * recv_bytes_into. raw: write/read on a plain socketpair with the same ack.
  * Both sides (and the CPython one) are measured by bench/pingpong.h's frame: both
- * processes on one CPU, 2 warm-up batches, the median of 25 batches. */
+ * processes on one CPU, 2 warm-up batches, the lower quartile of 25 batches. */
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>

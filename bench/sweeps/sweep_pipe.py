@@ -1,7 +1,7 @@
 # sweep_pipe, CPython side: send_bytes of <size> bytes to a child, which receives it
 # into a preallocated buffer (recv_bytes_into) and acks with one byte.
 # Measured by bench/pingpong.py's frame (as the C sides: both processes on one CPU,
-# 2 warm-up batches, the median of 25 batches).
+# 2 warm-up batches, the lower quartile of 25 batches).
 #     sweep_pipe.py <size>
 import multiprocessing as mp
 import os
