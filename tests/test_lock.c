@@ -199,7 +199,7 @@ TEST(lock_tries_on_a_live_holder_do_not_ask_the_kernel_each_time)
     }
     long long reads = reads_so_far() - before;
     CHECK(tries > 0);
-    CHECK(reads <= 4); /* the two reads_so_far and at most one check */
+    CHECK(reads <= 8); /* reads_so_far, the first check, one after a preemption */
     /* A dead holder is still taken over by a try within a slice of its death. */
     kill(pid, SIGKILL);
     int rc;
