@@ -4,24 +4,28 @@
  * listener (mproc/listener.h) authenticates peers concurrently, each with its own
  * handshake deadline, so silent or garbage peers never hold up real ones and
  * nothing is ever sent to a peer that failed to authenticate. Every authenticated
- * connection gets a thread of its own (as CPython): it reads one control request
- * and closes, or, after 'accept_connection', serves method calls until the peer
- * closes. Served methods run concurrently, unlocked, as in CPython.
+ * connection starts in a worker thread of its own (as CPython's thread per
+ * connection): it reads one control request and closes, or, after
+ * 'accept_connection', goes to the channel loop (below), where a few workers
+ * serve every channel's method calls. Served methods run concurrently, unlocked,
+ * as in CPython.
  *
- * Lock: s->lock guards the object table, the connection list and every channel's
- * owned references. It is never held while a method runs, while sending or while
- * a served object is destroyed.
+ * Lock: s->lock guards the object table, the connection list, the worker list and
+ * every channel's owned references. It is never held while a method runs, while
+ * sending or while a served object is destroyed. s->lmu guards the loop's
+ * leadership (leaders, idle workers, handed-off events).
  *
- * Lifetimes: a connection's thread never closes its descriptor; when it is done
- * it marks itself done and wakes the accept loop, which joins it and then closes
- * and frees the connection. So while the connection is on the list, its fd is
- * valid, and the stop path may shutdown() every listed fd under the lock to wake
- * threads blocked in a receive.
+ * Lifetimes: no worker closes a connection's descriptor; the one that ends a
+ * connection marks it done and wakes the accept loop, which then closes and frees
+ * it (and joins the workers that have ended). So while the connection is on the
+ * list, its fd is valid, and the stop path may shutdown() every listed fd under
+ * the lock to wake threads blocked in a receive or a send.
  *
  * Stop: a 'shutdown' request (or the config's stop_fd) sets stopping; the accept
- * loop closes the listener, shuts every connection's socket down, waits that are
- * in progress see stopping within one slice (served.c), every thread is joined,
- * and the table's objects are released. */
+ * loop closes the listener, shuts every connection's socket down, wakes the loop,
+ * waits that are in progress see stopping within one slice (served.c), every
+ * worker is joined, the channels still open are ended (their CLOSED events come
+ * from the accept loop's thread), and the table's objects are released. */
 #include <fcntl.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -699,20 +703,20 @@ static void finish_connection(struct mp_mgr_server *s, mp__mgr_conn *c)
 
 /* ---- the channel loop ----
  *
- * Persistent channels are served by an event loop rather than a thread each: one
- * worker at a time, the leader, waits in epoll_wait (edge-triggered) and serves
- * every ready channel in turn, reading with MSG_DONTWAIT into the channel's own
- * buffer (a partial frame waits there for its next bytes) and sending each reply
- * with one MSG_DONTWAIT send. So under load the leader serves many requests per
+ * Persistent channels are served by an event loop rather than a thread each: a
+ * few workers, the leaders (one per CPU, 2 to 4), wait in epoll_wait on one
+ * edge-triggered set and each serves the ready channels it is given in turn, reading with
+ * MSG_DONTWAIT into the channel's own buffer (a partial frame waits there for its next bytes) and
+ * sending each reply with one MSG_DONTWAIT send. So under load the leader serves many requests per
  * wake-up, and a client's send wakes no thread of the server.
  *
  * A call that blocks (every served wait goes through mp_manager_call_wait, which
  * calls mp__mgr_server_blocking first) or a reply the socket cannot take at once
  * must not stall the other channels: the leader hands off first, passing the
- * events it has not served yet and the leadership to an idle worker (or a new
+ * events it has not served yet and its leadership to an idle worker (or a new
  * one), and goes on serving that one channel alone, blocking; once the channel
- * has nothing more to read it goes back to the loop, and the thread becomes the
- * leader again if there is none, waits as an idle worker (at most IDLE_MAX), or
+ * has nothing more to read it goes back to the loop, and the thread leads again
+ * if fewer than the maximum do, waits as an idle worker (at most IDLE_MAX), or
  * ends.
  *
  * Ownership: a channel's slot word (generation, state) says whether it is idle
