@@ -4,7 +4,7 @@
  * producer processes to the consumer processes, from the start of all until the
  * consumers have them all. mproc: one mp_queue (put / get). raw: one producer and
  * one consumer use a plain shared-memory byte ring (byte_ring.h); several use the
- * bounded MPMC ring of 64-byte slots (ring_floor.h, so size must be <= 64 there). */
+ * ring of 64-byte slots with a lock per side (ring_floor.h, so size must be <= 64 there). */
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -124,11 +124,8 @@ int main(int argc, char **argv)
         if (producers == 1 && consumers == 1) {
             br = byte_ring_new();
         } else if (size <= RING_MSG) {
-            mr = mmap(NULL, sizeof *mr, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-            if (mr == MAP_FAILED)
+            if ((mr = ring_new(producers, consumers)) == NULL)
                 return 1;
-            for (uint64_t i = 0; i < RING_SLOTS; i++)
-                atomic_init(&mr->slot[i].seq, i);
         }
         if (br == NULL && mr == NULL) {
             printf("none us\n"); /* no floor for this point */
