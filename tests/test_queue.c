@@ -143,10 +143,8 @@ TEST(queue_put_get_roundtrip_keeps_bytes_and_lengths)
     mp_queue_destroy(NULL);
 }
 
-/* Small records are copied with a few moves of fixed sizes (overlapping for
- * lengths between them): every length up to past that limit keeps its bytes and
- * writes nothing beyond them, whether the record sits inside the ring or wraps its
- * end at any offset. */
+/* Every small length keeps its bytes and writes nothing beyond them, whether the
+ * record sits inside the ring or wraps its end at any offset. */
 TEST(queue_small_messages_of_every_length_keep_bytes_and_write_nothing_beyond)
 {
     mp_queue *q = ring_queue(0, RING);

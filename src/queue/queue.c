@@ -446,45 +446,9 @@ static bool side_trylock(struct side_lock *l, _Atomic uint32_t *waiting)
 
 /* ---- ring copies ---- */
 
-/* memcpy of n <= 64 bytes as at most two overlapping copies of a constant size,
- * which the compiler turns into a few moves: a call to the library's memcpy (its
- * dispatch, its size classes) was a tenth of the cost of a small put or get. Reads
- * and writes stay within [src, src + n) and [dst, dst + n). */
-static inline void copy_small(void *dst, const void *src, size_t n)
-{
-    char *d = dst;
-    const char *c = src;
-    if (n >= 32) {
-        char a[32], b[32];
-        memcpy(a, c, 32);
-        memcpy(b, c + n - 32, 32);
-        memcpy(d, a, 32);
-        memcpy(d + n - 32, b, 32);
-    } else if (n >= 16) {
-        char a[16], b[16];
-        memcpy(a, c, 16);
-        memcpy(b, c + n - 16, 16);
-        memcpy(d, a, 16);
-        memcpy(d + n - 16, b, 16);
-    } else if (n >= 8) {
-        uint64_t a, b;
-        memcpy(&a, c, 8);
-        memcpy(&b, c + n - 8, 8);
-        memcpy(d, &a, 8);
-        memcpy(d + n - 8, &b, 8);
-    } else {
-        for (size_t i = 0; i < n; i++)
-            d[i] = c[i];
-    }
-}
-
 static inline void ring_write(struct shared *s, uint32_t pos, const void *src, size_t n)
 {
     uint32_t off = pos & (s->cap - 1);
-    if (n <= 64 && s->cap - off >= n) {
-        copy_small(s->ring + off, src, n);
-        return;
-    }
     size_t first = s->cap - off < n ? s->cap - off : n;
     if (first > 0)
         memcpy(s->ring + off, src, first);
@@ -495,10 +459,6 @@ static inline void ring_write(struct shared *s, uint32_t pos, const void *src, s
 static inline void ring_read(const struct shared *s, uint32_t pos, void *dst, size_t n)
 {
     uint32_t off = pos & (s->cap - 1);
-    if (n <= 64 && s->cap - off >= n) {
-        copy_small(dst, s->ring + off, n);
-        return;
-    }
     size_t first = s->cap - off < n ? s->cap - off : n;
     if (first > 0)
         memcpy(dst, s->ring + off, first);
