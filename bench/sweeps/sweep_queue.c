@@ -2,9 +2,11 @@
  *     sweep_queue mproc|raw <size> <producers> <consumers>
  * Prints the time per message of a stream of messages of <size> bytes from the
  * producer processes to the consumer processes, from the start of all until the
- * consumers have them all. mproc: one mp_queue (put / get). raw: one producer and
- * one consumer use a plain shared-memory byte ring (byte_ring.h); several use the
- * ring of 64-byte slots with a lock per side (ring_floor.h, so size must be <= 64 there). */
+ * consumers have them all. mproc: one mp_queue (put / get). raw: messages of up to
+ * 64 bytes go through the ring of the queue_64B_* cases (ring_floor.h: 64-byte
+ * slots, no lock with one producer and one consumer, a lock per side with several);
+ * longer ones, between one producer and one consumer, through a plain shared-memory
+ * byte ring (byte_ring.h); longer ones between several have no floor. */
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -121,7 +123,7 @@ int main(int argc, char **argv)
     n -= n % (producers * consumers * 8);
     bool raw = strcmp(argv[1], "raw") == 0;
     if (raw) {
-        if (producers == 1 && consumers == 1) {
+        if (size > RING_MSG && producers == 1 && consumers == 1) {
             br = byte_ring_new();
         } else if (size <= RING_MSG) {
             if ((mr = ring_new(producers, consumers)) == NULL)
