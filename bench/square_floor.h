@@ -11,9 +11,14 @@
  * The two threads that square are both helpers; the calling thread only starts a
  * round and sleeps until it is over, as the pool's caller does while its two
  * workers run. An earlier version let the calling thread claim chunks too, right
- * after its wake-up call: on a loaded machine the woken helper then queued behind
- * (or beside) the caller on one CPU and the floor ran 1.3-4x slower than mproc
- * (mproc/raw 0.35-0.75x), so it was no floor.
+ * after its wake-up call; on a heavily loaded machine (load 25-40 on 2 CPUs) that
+ * made it 1.3-4x slower than mproc, and this version reached mproc/raw 0.94x there.
+ * On a lightly loaded machine (load 5-10) it is still slower than mproc
+ * (mproc/raw 0.5-0.6x, as before this change), for a reason not yet found: the
+ * chunk loops compile to the same instructions, moving the output array 64 or
+ * 2048 bytes (as the region's block headers do) changes nothing, and the same
+ * floor with two forked processes instead of threads is slower still (about 1.4
+ * vs 0.75 ns per item). Until that is found this floor is not a true floor.
  *
  * Not an OpenMP parallel for: its static halves and spinning barrier lose far more
  * than the pool to a descheduled thread on a shared machine, which made the floor
