@@ -319,8 +319,8 @@ typedef struct mp_manager_event {
  * threads at once: the hook must be thread-safe. It must not block long (while an
  * accept-loop event runs, no peer is accepted; while CLOSED runs, that thread is
  * not joined) and must not call back into the server or its manager, except
- * mp_manager_stop, which is safe anywhere. AUTH_FAILED runs with the listener's
- * lock held. */
+ * mp_manager_stop, which is safe anywhere (in a mp_manager_start child, it stops
+ * that child's server). AUTH_FAILED runs with the listener's lock held. */
 typedef void (*mp_manager_event_fn)(const mp_manager_event *ev, void *arg);
 
 typedef struct mp_manager_options {
@@ -403,8 +403,14 @@ MP_EXTERN int mp_manager_start(mp_manager *m);
  * 0. Errors: MP_EALREADY (already serving or started), the mp_listener_new codes. */
 MP_EXTERN int mp_manager_serve_forever(mp_manager *m);
 
-/* Makes a serve_forever running in another thread return (async-signal-safe: it
- * writes to a pipe). Errors: MP_EINVAL. */
+/* Stops the server this process runs for m: makes a serve_forever running in
+ * another thread return, or, called in the child process of mp_manager_start
+ * (from the on_event hook, with the child's copy of m as its arg), makes that
+ * child's server stop and the child exit (the SHUTDOWN event says
+ * MP_MANAGER_STOP_API). Async-signal-safe: it writes to a pipe. A stop made while
+ * no serve_forever runs makes the next one return at once. In the process that
+ * called mp_manager_start it does not reach the child's server: stop that with
+ * mp_manager_shutdown. Errors: MP_EINVAL. */
 MP_EXTERN int mp_manager_stop(mp_manager *m);
 
 /* The server's address: after start, the bound one; during serve_forever, the
