@@ -766,6 +766,86 @@ static void accept_and_pong(mp_listener *l, int timeout_ms)
     mp_conn_destroy(s);
 }
 
+/* mp_conn_from_fd out of memory, for the listener's wrap hook. */
+static int wrap_without_memory(mp_conn **out, int fd, bool readable, bool writable)
+{
+    (void)out, (void)fd, (void)readable, (void)writable;
+    return MP_ENOMEM;
+}
+
+static void *authenticate_then_read(void *p)
+{
+    struct client_arg *a = p;
+    a->rc =
+        mp_client(&a->c, a->address, &(mp_client_options){.authkey = KEY, .authkey_len = KEYLEN});
+    if (a->rc == 0) {
+        CHECK_EQ(1, mp_conn_poll(a->c, 5000));
+        void *msg;
+        size_t len;
+        a->rc = mp_conn_recv_bytes(a->c, &msg, &len, 0); /* the listener closed it: EOF */
+        mp_conn_destroy(a->c);
+    }
+    return NULL;
+}
+
+/* The two hooks, each counting into its own record (on_reject_arg is shared). */
+struct reject_pair {
+    struct rejects rejected, turned_away;
+};
+
+static void note_pair_reject(void *arg, const char *peer, const char *reason)
+{
+    note_reject(&((struct reject_pair *)arg)->rejected, peer, reason);
+}
+
+static void note_pair_turn_away(void *arg, const char *peer, const char *reason)
+{
+    note_reject(&((struct reject_pair *)arg)->turned_away, peer, reason);
+}
+
+TEST(authenticated_peer_without_memory_for_its_connection_is_reported_and_closed)
+{
+    for (int with_turn_away = 0; with_turn_away < 2; with_turn_away++) {
+        struct reject_pair r = {0};
+        mp_listener *l = NULL;
+        CHECK_OK(mp_listener_new(
+            &l, "127.0.0.1:0",
+            &(mp_listener_options){.authkey = KEY,
+                                   .authkey_len = KEYLEN,
+                                   .on_reject = note_pair_reject,
+                                   .on_turn_away = with_turn_away ? note_pair_turn_away : NULL,
+                                   .on_reject_arg = &r}));
+        struct client_arg a = {.address = mp_listener_address(l)};
+        pthread_t t;
+        CHECK_EQ(0, pthread_create(&t, NULL, authenticate_then_read, &a));
+        mp__listener_wrap_fd = wrap_without_memory;
+        mp_conn *c = NULL;
+        int rc;
+        while ((rc = mp_listener_accept(l, &c, 5000)) == MP_ETIMEDOUT) {
+        }
+        mp__listener_wrap_fd = mp_conn_from_fd;
+        CHECK_RC(MP_ENOMEM, rc);
+        CHECK_EQ(0, pthread_join(t, NULL));
+        CHECK_RC(MP_EEOF, a.rc); /* authenticated, then closed unserved */
+        struct rejects *got = with_turn_away ? &r.turned_away : &r.rejected;
+        CHECK_EQ(1, got->n);
+        CHECK_EQ(with_turn_away ? 0 : 1, r.rejected.n);
+        CHECK(strncmp(got->peer, "127.0.0.1:", 10) == 0);
+        CHECK_STR("no memory", got->reason);
+        char joined[600];
+        snprintf(joined, sizeof joined, "%s: no memory", got->peer);
+        CHECK_STR(joined, mp_listener_last_error(l));
+        CHECK_EQ(0, mp_listener_rejected(l));
+        /* Memory again: the next client is served. */
+        a = (struct client_arg){.address = mp_listener_address(l)};
+        CHECK_EQ(0, pthread_create(&t, NULL, client_thread, &a));
+        accept_and_pong(l, 5000);
+        CHECK_EQ(0, pthread_join(t, NULL));
+        CHECK_OK(a.rc);
+        mp_listener_destroy(l);
+    }
+}
+
 TEST(silent_peer_does_not_block_another_client_and_times_out)
 {
     mp_listener *l = new_listener("127.0.0.1:0", 600, false);
