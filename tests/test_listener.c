@@ -17,41 +17,12 @@
 
 #include "harness.h"
 #include "net/net.h"
+#include "sync_manager_fixture.h"
 
 #define KEY "abc"
 #define KEYLEN 3
 
 /* ---- python peers ---- */
-
-/* The python3 of version ver ("3.11"), from pyenv, or NULL. */
-static const char *python_for(const char *ver)
-{
-    static char path[3][512];
-    int slot = ver[3] == '1' ? 0 : ver[3] == '2' ? 1 : 2;
-    const char *root = getenv("PYENV_ROOT");
-    char pattern[600];
-    if (root != NULL)
-        snprintf(pattern, sizeof pattern, "%s/versions/%s.*/bin/python3", root, ver);
-    else
-        snprintf(pattern, sizeof pattern, "%s/.pyenv/versions/%s.*/bin/python3",
-                 getenv("HOME") ? getenv("HOME") : "/root", ver);
-    glob_t g;
-    if (glob(pattern, 0, NULL, &g) != 0 || g.gl_pathc == 0) {
-        globfree(&g);
-        return NULL;
-    }
-    snprintf(path[slot], sizeof path[slot], "%s", g.gl_pathv[g.gl_pathc - 1]);
-    globfree(&g);
-    return path[slot];
-}
-
-static const char *need_python(const char *ver)
-{
-    const char *py = python_for(ver);
-    if (py == NULL)
-        SKIP("python %s is not installed under pyenv here", ver);
-    return py;
-}
 
 typedef struct py_proc {
     int pid;
@@ -436,7 +407,7 @@ TEST(deliver_and_answer_challenge_work_on_any_socket_connection)
 
 static void c_listener_python_client(const char *ver)
 {
-    const char *py = need_python(ver);
+    const char *py = fx_need_python(ver);
     mp_listener *l = new_listener("127.0.0.1:0", 0, false);
     py_proc p = py_start(py, "client", mp_listener_address(l), KEY);
     mp_conn *c;
@@ -467,7 +438,7 @@ TEST(c_listener_serves_python313_client)
 
 static void python_listener_c_client(const char *ver)
 {
-    const char *py = need_python(ver);
+    const char *py = fx_need_python(ver);
     py_proc p = py_start(py, "listener", "127.0.0.1:0", KEY);
     char addr[128], err[200] = "";
     py_line(&p, addr, sizeof addr);
@@ -509,7 +480,7 @@ TEST(c_client_talks_to_python313_listener)
 static void c_listener_rejects_python_client(const char *ver, const char *key, bool refuse_md5,
                                              const char *why)
 {
-    const char *py = need_python(ver);
+    const char *py = fx_need_python(ver);
     mp_listener *l = new_listener("127.0.0.1:0", 0, refuse_md5);
     py_proc p = py_start(py, "client", mp_listener_address(l), key);
     mp_conn *c = NULL;
@@ -550,7 +521,7 @@ TEST(c_listener_with_refuse_md5_rejects_python311_client)
 }
 TEST(c_listener_with_refuse_md5_serves_python312_client)
 {
-    const char *py = need_python("3.12");
+    const char *py = fx_need_python("3.12");
     mp_listener *l = new_listener("127.0.0.1:0", 0, true);
     py_proc p = py_start(py, "client", mp_listener_address(l), KEY);
     mp_conn *c;
@@ -565,7 +536,7 @@ TEST(c_listener_with_refuse_md5_serves_python312_client)
 static void c_client_rejected_by_python(const char *ver, const char *key, bool refuse_md5,
                                         const char *why, const char *py_says)
 {
-    const char *py = need_python(ver);
+    const char *py = fx_need_python(ver);
     py_proc p = py_start(py, "listener", "127.0.0.1:0", KEY);
     char addr[128], err[300] = "";
     py_line(&p, addr, sizeof addr);
@@ -657,7 +628,7 @@ static void *wrong_key_client_thread(void *p)
  * still report the rejection, not the extra frame. */
 static void c_client_against_python_manager(const char *ver)
 {
-    const char *py = need_python(ver);
+    const char *py = fx_need_python(ver);
     py_proc p = py_start(py, "manager", "127.0.0.1:0", KEY);
     char addr[128], err[300] = "";
     py_line(&p, addr, sizeof addr);
@@ -1071,7 +1042,7 @@ TEST(ipv6_loopback_works_with_c_and_python_peers)
     if (!ok)
         SKIP("::1 is not available here");
     round_trip_at("[::1]:0");
-    const char *py = python_for("3.13");
+    const char *py = fx_python("3.13");
     if (py == NULL)
         SKIP("python 3.13 is not installed under pyenv here (C-only IPv6 part passed)");
     mp_listener *l = new_listener("[::1]:0", 0, false);
@@ -1154,9 +1125,9 @@ TEST(abstract_socket_works_with_c_and_python_clients)
     char name[64];
     snprintf(name, sizeof name, "@mproc-test-%d", (int)getpid());
     round_trip_at(name);
-    const char *py = python_for("3.13");
+    const char *py = fx_python("3.13");
     if (py == NULL)
-        py = python_for("3.11");
+        py = fx_python("3.11");
     if (py == NULL)
         SKIP("no python under pyenv for the abstract-socket python client");
     mp_listener *l = new_listener(name, 0, false);
