@@ -1400,20 +1400,6 @@ typedef struct fake_server {
     _Atomic bool misbehaved;
 } fake_server;
 
-static void fake_reply_none(mp_conn *c)
-{
-    mp_obj *r = mp_tuple_new(2);
-    CHECK(r != NULL);
-    mp_tuple_set(r, 0, mp_str_c("#RETURN"));
-    mp_tuple_set(r, 1, mp_none());
-    void *buf;
-    size_t len;
-    CHECK_OK(mp_pickle_dumps(r, 2, &buf, &len));
-    CHECK_OK(mp_conn_send_bytes(c, buf, len));
-    free(buf);
-    mp_obj_unref(r);
-}
-
 static void *fake_main(void *arg)
 {
     fake_server *f = arg;
@@ -1432,7 +1418,7 @@ static void *fake_main(void *arg)
         mp_obj_unref(req);
         if (!setup)
             break;
-        fake_reply_none(c);
+        raw_send(c, "(sn)", "#RETURN");
         if (f->mode == FAKE_NO_READ && probe)
             break; /* the next request is never read */
     }
