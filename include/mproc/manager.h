@@ -347,7 +347,10 @@ typedef struct mp_manager_options {
     mp_manager_event_fn on_event;
     void *on_event_arg;
     /* Client: how long a reply may take beyond the operation's own timeout (a
-     * get's), and the limit for calls without one. 0: 30000; -1: no limit. */
+     * get's), and the limit for calls without one. It also bounds sending a request
+     * (a server that does not read it) and the rest of a reply that has begun (one
+     * that stops half way): a call ends with MP_ETIMEDOUT then, whatever its own
+     * timeout. 0: 30000; -1: no limit (a call then ends when the server dies). */
     int call_timeout_ms;
     /* Client: connect deadline of each connection; 0: the listener.h default. */
     int connect_timeout_ms;
@@ -465,8 +468,10 @@ MP_EXTERN int mp_manager_create(mp_manager *m, const char *typeid, const mp_obj 
 /* proxy._callmethod(method, args, kwds): calls method on the served object and
  * stores the returned value (a new reference) in *result (result may be NULL to
  * drop it). args/kwds may be NULL. timeout_ms bounds the wait for the reply (-1:
- * as long as it takes; 0: mp_manager_options.call_timeout_ms). A call whose reply
- * does not come in time closes this thread's channel (the next call opens a new one).
+ * as long as it takes; 0: mp_manager_options.call_timeout_ms); sending the request
+ * and receiving the rest of a reply that has begun are also bounded by
+ * call_timeout_ms. A call whose request or reply does not get through in time
+ * closes this thread's channel (the next call opens a new one).
  * Thread-safe: calls from different threads use different channels.
  * Errors: MP_EEMPTY (the server raised queue.Empty), MP_EFULL (queue.Full),
  * MP_EREMOTE (any other exception or traceback: mp_manager_remote_error),

@@ -4,7 +4,8 @@
  * frame (the manager's client).
  *
  * The socket may stay blocking: every send and receive is MSG_DONTWAIT, and a
- * wait for room or for bytes is a poll bounded by the deadline. The header and a
+ * wait for room or for bytes is a poll bounded by the deadline (but for the
+ * first bytes of a frame awaited with no deadline, a plain blocking recv). The header and a
  * payload go out with one sendmsg. A frame is received as mp_conn_recv_bytes does
  * (memory follows the bytes that arrived, not the length the peer claims), with
  * the same errors; the first read takes up to a small buffer's worth, so a reply
@@ -64,6 +65,10 @@ static void later_deadline(mp__deadline *out, const mp__deadline *first, int res
  * MP_ETIMEDOUT, or a negative errno. */
 static ssize_t recv_until(int fd, void *dst, size_t n, const mp__deadline *d, bool poll_first)
 {
+    /* No deadline: a blocking socket's own recv waits, one system call fewer. */
+    int flags = poll_first && d->forever ? 0 : MSG_DONTWAIT;
+    if (flags == 0)
+        poll_first = false;
     for (;;) {
         if (poll_first) {
             int rc = mp__poll_one(fd, POLLIN, d, NULL);
@@ -71,7 +76,7 @@ static ssize_t recv_until(int fd, void *dst, size_t n, const mp__deadline *d, bo
                 return rc;
         }
         poll_first = true;
-        ssize_t r = recv(fd, dst, n, MSG_DONTWAIT);
+        ssize_t r = recv(fd, dst, n, flags);
         if (r > 0)
             return r;
         if (r == 0)
