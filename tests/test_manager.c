@@ -774,8 +774,8 @@ static void raw_send(mp_conn *c, const char *fmt, ...)
     mp_obj_unref(o);
 }
 
-/* Receives a reply and returns its kind; *value (when not NULL) gets the result. */
-static char *raw_recv(mp_conn *c, mp_obj **value)
+/* Receives one frame (within 5 s) and unpickles it: a new reference. */
+static mp_obj *raw_recv_obj(mp_conn *c)
 {
     CHECK_EQ(1, mp_conn_poll(c, 5000));
     void *buf;
@@ -784,6 +784,13 @@ static char *raw_recv(mp_conn *c, mp_obj **value)
     mp_obj *o;
     CHECK_OK(mp_pickle_loads(buf, len, NULL, &o, NULL));
     free(buf);
+    return o;
+}
+
+/* Receives a reply and returns its kind; *value (when not NULL) gets the result. */
+static char *raw_recv(mp_conn *c, mp_obj **value)
+{
+    mp_obj *o = raw_recv_obj(c);
     CHECK(mp_obj_is_tuple(o) && mp_obj_len(o) == 2);
     char *kind = strdup(mp_str_cstr(mp_seq_item(o, 0)));
     if (value != NULL)
@@ -1406,12 +1413,7 @@ static void *fake_main(void *arg)
     mp_conn *c;
     CHECK_OK(mp_listener_accept(f->l, &c, 10000));
     for (;;) {
-        void *buf;
-        size_t len;
-        CHECK_OK(mp_conn_recv_bytes(c, &buf, &len, 0));
-        mp_obj *req;
-        CHECK_OK(mp_pickle_loads(buf, len, NULL, &req, NULL));
-        free(buf);
+        mp_obj *req = raw_recv_obj(c);
         const char *method = mp_str_cstr(mp_seq_item(req, 1));
         bool probe = method != NULL && strcmp(method, "dummy") == 0;
         bool setup = probe || (method != NULL && strcmp(method, "accept_connection") == 0);
