@@ -1492,3 +1492,84 @@ TEST(options_timeout_now_is_an_immediate_timeout)
     mp_listener_close(l);
     mp_listener_destroy(l);
 }
+
+/* ---- frames with deadlines (net/frame.c, the manager client's transport) ---- */
+
+static int recv_frame_ms(int fd, int first_ms, int rest_ms, void **out, size_t *len, bool *extra)
+{
+    mp__deadline d;
+    CHECK_OK(mp__deadline_init(&d, first_ms));
+    return mp__net_recv_frame(fd, &d, rest_ms, 0, out, len, extra);
+}
+
+TEST(frames_with_deadlines_follow_the_wire_format_and_end_on_time)
+{
+    int sv[2];
+    CHECK_EQ(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv));
+    mp__deadline forever;
+    mp__deadline_init(&forever, -1);
+    void *out;
+    size_t len;
+    bool extra;
+    /* A frame sent is a frame received; a second one behind it is reported. */
+    CHECK_OK(mp__net_send_frame(sv[0], "hello", 5, &forever));
+    CHECK_OK(mp__net_send_frame(sv[0], "more", 4, &forever));
+    th_sleep_ms(20);
+    CHECK_OK(recv_frame_ms(sv[1], 1000, 1000, &out, &len, &extra));
+    CHECK_EQ((size_t)5, len);
+    CHECK(memcmp(out, "hello", 5) == 0);
+    CHECK(extra);
+    free(out);
+    /* Nothing comes: MP_ETIMEDOUT at the first deadline. */
+    uint64_t t0 = th_now_ms();
+    CHECK_RC(MP_ETIMEDOUT, recv_frame_ms(sv[1], 100, 5000, &out, &len, &extra));
+    CHECK(th_now_ms() - t0 >= 90);
+    /* A large frame (memory grows past the first allocation as it arrives). */
+    size_t big = (size_t)3 << 20;
+    unsigned char *m = malloc(big);
+    for (size_t i = 0; i < big; i++)
+        m[i] = (unsigned char)(i * 7);
+    pid_t pid = fork();
+    if (pid == 0) {
+        _exit(mp__net_send_frame(sv[0], m, big, &forever) == 0 ? 0 : 1);
+    }
+    CHECK_OK(recv_frame_ms(sv[1], 5000, 5000, &out, &len, &extra));
+    CHECK_EQ(big, len);
+    CHECK(memcmp(out, m, big) == 0);
+    CHECK(!extra);
+    free(out);
+    free(m);
+    int st;
+    CHECK_EQ(pid, waitpid(pid, &st, 0));
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    /* Half a frame, then silence: MP_ETIMEDOUT once rest_ms after its first byte
+     * has passed, although the first deadline is far. */
+    unsigned char half[6] = {0, 0, 0, 10, 'a', 'b'};
+    CHECK_EQ(6, write(sv[0], half, sizeof half));
+    t0 = th_now_ms();
+    CHECK_RC(MP_ETIMEDOUT, recv_frame_ms(sv[1], -1, 200, &out, &len, &extra));
+    uint64_t took = th_now_ms() - t0;
+    CHECK(took >= 180 && took < 3000);
+    /* A length CPython cannot send. */
+    int sp[2];
+    CHECK_EQ(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp));
+    unsigned char bad[4] = {0xff, 0xff, 0xff, 0xfe};
+    CHECK_EQ(4, write(sp[0], bad, 4));
+    CHECK_RC(MP_EPROTO, recv_frame_ms(sp[1], 1000, 1000, &out, &len, &extra));
+    close(sp[0]);
+    close(sp[1]);
+    /* Closed inside a frame, and between frames. */
+    CHECK_EQ(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp));
+    CHECK_EQ(6, write(sp[0], half, sizeof half));
+    close(sp[0]);
+    CHECK_RC(MP_ETRUNCATED, recv_frame_ms(sp[1], 1000, 1000, &out, &len, &extra));
+    CHECK_RC(MP_EEOF, recv_frame_ms(sp[1], 1000, 1000, &out, &len, &extra));
+    close(sp[1]);
+    /* A peer that does not read: the send ends at its deadline. */
+    mp__deadline soon;
+    mp__deadline_init(&soon, 200);
+    CHECK_RC(MP_ETIMEDOUT, mp__net_send_frame(sv[1], m = calloc(1, 8 << 20), 8 << 20, &soon));
+    free(m);
+    close(sv[0]);
+    close(sv[1]);
+}

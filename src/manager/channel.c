@@ -134,8 +134,9 @@ int mp__mgr_roundtrip(struct mp_manager *m, mp_conn *c, const char *ident, const
     /* The reply's first byte is waited for until the operation's deadline; the
      * request must be sent by then and within call_timeout_ms (a server that does
      * not read is not the operation waiting); a reply that has begun must be
-     * complete by the later of that deadline and call_timeout_ms after its first
-     * byte. The connection's own send and receive would wait forever. */
+     * complete within call_timeout_ms of its first byte (or by that deadline, if
+     * later and finite). The connection's own send and receive would wait
+     * forever. */
     mp__deadline reply, send_by;
     mp__deadline_init(&reply, timeout_ms < -1 ? -1 : timeout_ms);
     earlier_deadline(&send_by, &reply, m->opt.call_timeout_ms);

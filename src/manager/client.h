@@ -61,8 +61,9 @@ MP__HIDDEN int mp__mgr_open(struct mp_manager *m, mp_conn **out);
  * MP_EREMOTE (the thread's remote error is set), or a transport error (then c
  * must not be used again). timeout_ms bounds the wait for the reply: -1 forever,
  * 0 the manager's call timeout. The send is bounded by that and by the call
- * timeout; a reply that has begun must end by the later of the reply deadline and
- * the call timeout after its first byte (MP_ETIMEDOUT otherwise). A reply that
+ * timeout; a reply that has begun must end within the call timeout of its first
+ * byte, or by the reply deadline when that is later and finite (MP_ETIMEDOUT
+ * otherwise). A reply that
  * came with bytes after it closes c (mp_conn_closed) once it is returned. */
 MP__HIDDEN int mp__mgr_roundtrip(struct mp_manager *m, mp_conn *c, const char *ident,
                                  const char *method, const mp_obj *args, const mp_obj *kwds,

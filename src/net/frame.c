@@ -49,16 +49,14 @@ int mp__net_send_frame(int fd, const void *buf, size_t len, const mp__deadline *
     return 0;
 }
 
-/* The later of first and now + rest_ms (-1: forever). */
-static void later_deadline(mp__deadline *out, const mp__deadline *first, int rest_ms)
+/* The deadline of the rest of a frame whose first bytes came now: rest_ms from
+ * now (-1: none), or first when that is later; a first deadline of forever (an
+ * operation that may wait for ever for its reply) does not extend it. */
+static void rest_deadline(mp__deadline *out, const mp__deadline *first, int rest_ms)
 {
-    *out = *first;
-    if (first->forever)
-        return;
-    mp__deadline rest;
-    mp__deadline_init(&rest, rest_ms < -1 ? -1 : rest_ms);
-    if (rest.forever || mp__timespec_before(&first->at, &rest.at))
-        *out = rest;
+    mp__deadline_init(out, rest_ms < -1 ? -1 : rest_ms);
+    if (!first->forever && !out->forever && mp__timespec_before(&out->at, &first->at))
+        *out = *first;
 }
 
 /* One recv of up to n bytes, waiting until d. >0 bytes, MP_EEOF at end of file,
@@ -133,7 +131,7 @@ int mp__net_recv_frame(int fd, const mp__deadline *first, int rest_ms, size_t ma
         if (r < 0)
             return r == MP_EEOF && got > 0 ? MP_ETRUNCATED : (int)r;
         if (got == 0) { /* the reply has begun: the rest of it has its own deadline */
-            later_deadline(&rest, first, rest_ms);
+            rest_deadline(&rest, first, rest_ms);
             d = &rest;
         }
         got += (size_t)r;

@@ -123,8 +123,9 @@ MP__HIDDEN int mp__net_send_frame(int fd, const void *buf, size_t len, const mp_
 
 /* Receives one frame from fd into a new malloc'd buffer (*out, *outlen; never NULL
  * on success). Waits for its first byte until first; once it has begun, the rest
- * must come by the later of first and rest_ms after that first byte (rest_ms -1:
- * no limit), so a peer that stops half way through a frame is given up on.
+ * must come within rest_ms of that first byte, or by first if first is later and
+ * not forever (rest_ms -1: no limit), so a peer that stops half way through a
+ * frame is given up on.
  * maxlen 0: no limit. *extra is set when bytes beyond the frame arrived with it
  * (they are dropped: the stream is then out of step). Errors: MP_ETIMEDOUT,
  * MP_EEOF (closed before the frame), MP_ETRUNCATED (closed inside it),
