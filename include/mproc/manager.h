@@ -319,8 +319,8 @@ typedef struct mp_manager_event {
  * threads at once: the hook must be thread-safe. It must not block long (while an
  * accept-loop event runs, no peer is accepted; while CLOSED runs, that thread is
  * not joined) and must not call back into the server or its manager, except
- * mp_manager_stop, which is safe anywhere (in a mp_manager_start child, it stops
- * that child's server). AUTH_FAILED runs with the listener's lock held. */
+ * mp_manager_stop, which is safe anywhere. AUTH_FAILED runs with the listener's
+ * lock held. */
 typedef void (*mp_manager_event_fn)(const mp_manager_event *ev, void *arg);
 
 typedef struct mp_manager_options {
