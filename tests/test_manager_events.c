@@ -10,6 +10,7 @@
 
 #include "mproc/listener.h"
 #include "mproc/manager.h"
+#include "net/net.h" /* mp__listener_wrap_fd */
 #include "sync_manager_fixture.h"
 
 /* ---- thread creation that can be made to fail ---- */
@@ -475,6 +476,38 @@ TEST(an_accepted_connection_has_its_peer_even_when_memory_is_short)
     at = find_event(&h.rec, MP_MANAGER_EVENT_CLOSED, 0);
     CHECK(h.rec.ev[at].has_peer);
     CHECK(strncmp(h.rec.ev[at].peer, "127.0.0.1:", 10) == 0);
+    CHECK_OK(mp_manager_stop(h.m));
+    join_here(&h);
+}
+
+static int wrap_without_memory(mp_conn **out, int fd, bool readable, bool writable)
+{
+    (void)fd, (void)readable, (void)writable;
+    *out = NULL;
+    return MP_ENOMEM;
+}
+
+TEST(an_authenticated_peer_without_memory_for_its_connection_is_turned_away)
+{
+    SKIP_UNDER_TSAN("the test swaps a plain hook pointer that the server's thread reads");
+    here h;
+    serve_here(&h, false);
+    mp__listener_wrap_fd = wrap_without_memory;
+    mp_manager *c;
+    CHECK_OK(mp_manager_new(&c, mp_manager_address(h.m), FX_KEY, FX_KEYLEN, NULL));
+    CHECK(mp_manager_connect(c) < 0); /* authenticated, then closed unserved */
+    mp_manager_destroy(c);
+    wait_kind(&h.rec, MP_MANAGER_EVENT_TURNED_AWAY, 1);
+    mp__listener_wrap_fd = mp_conn_from_fd;
+    int at = find_event(&h.rec, MP_MANAGER_EVENT_TURNED_AWAY, 0);
+    CHECK(strncmp(h.rec.ev[at].peer, "127.0.0.1:", 10) == 0);
+    CHECK_STR("no memory", h.rec.ev[at].text);
+    CHECK_EQ(0, count_kind(&h.rec, MP_MANAGER_EVENT_AUTH_FAILED)); /* it did authenticate */
+    CHECK_EQ(0, count_kind(&h.rec, MP_MANAGER_EVENT_ACCEPTED));
+    /* Memory again: the next client is served. */
+    c = fx_connect(mp_manager_address(h.m));
+    mp_manager_destroy(c);
+    wait_kind(&h.rec, MP_MANAGER_EVENT_CLOSED, 1);
     CHECK_OK(mp_manager_stop(h.m));
     join_here(&h);
 }

@@ -127,6 +127,13 @@ static void on_reject(void *arg, const char *peer, const char *reason)
          (mp_manager_event){.kind = MP_MANAGER_EVENT_AUTH_FAILED, .peer = peer, .reason = reason});
 }
 
+/* An authenticated peer the listener had no memory to make a connection for. */
+static void on_turn_away(void *arg, const char *peer, const char *reason)
+{
+    emit(arg,
+         (mp_manager_event){.kind = MP_MANAGER_EVENT_TURNED_AWAY, .peer = peer, .reason = reason});
+}
+
 /* Records why the server stops (the first reason wins) and makes the loop stop. */
 static void request_stop(struct mp_mgr_server *s, mp_manager_stop_reason why, mp__mgr_conn *c,
                          const char *text)
@@ -1319,6 +1326,7 @@ int mp__mgr_serve(const mp__mgr_server_config *cfg,
                                    .errbuf = cfg->errbuf,
                                    .errbuf_len = cfg->errbuf_len,
                                    .on_reject = cfg->on_event ? on_reject : NULL,
+                                   .on_turn_away = cfg->on_event ? on_turn_away : NULL,
                                    .on_reject_arg = s});
     if (rc < 0) {
         ready(arg, NULL, rc);
