@@ -1179,10 +1179,15 @@ static void *no_op_thread(void *arg)
 TEST(serve_forever_returns_on_stop)
 {
     /* The baseline after one thread has come and gone: ThreadSanitizer starts a
-     * background thread of its own with the process's first pthread_create. */
+     * background thread of its own with the process's first pthread_create. A
+     * joined thread leaves /proc/self/task a moment after pthread_join returns
+     * (the kernel clears its tid before it leaves the thread group): wait for it. */
+    int before = count_threads();
     pthread_t first;
     CHECK_EQ(0, pthread_create(&first, NULL, no_op_thread, NULL));
     CHECK_EQ(0, pthread_join(first, NULL));
+    for (int i = 0; i < 200 && count_threads() > before; i++)
+        th_sleep_ms(1); /* (200 ms at most: TSan's thread stays) */
     int threads = count_threads();
     mp_manager *m;
     CHECK_OK(mp_manager_new(&m, "127.0.0.1:0", KEY, 3, NULL));
@@ -1207,7 +1212,10 @@ TEST(serve_forever_returns_on_stop)
     mp_proxy_destroy(p);
     mp_manager_destroy(c);
     mp_manager_destroy(m);
-    CHECK_EQ(threads, count_threads()); /* every server thread was joined */
+    /* Every server thread was joined (each leaves the count a moment after). */
+    for (uint64_t t0 = th_now_ms(); count_threads() > threads && th_now_ms() - t0 < 10000;)
+        th_sleep_ms(2);
+    CHECK_EQ(threads, count_threads());
 }
 
 static int start_and_vanish(void *arg)
