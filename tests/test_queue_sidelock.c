@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -41,12 +42,44 @@ static int put_forever(void *arg)
     return 3;
 }
 
+/* 1 once process pid sleeps in a futex wait (its side lock's or its data's), 0
+ * while it does not yet, -1 when /proc does not say. */
+static int asleep_in_futex(int pid)
+{
+    char path[64], line[64] = "";
+    snprintf(path, sizeof path, "/proc/%d/syscall", pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    bool read = fgets(line, sizeof line, f) != NULL;
+    fclose(f);
+    if (!read)
+        return -1;
+    return atoi(line) == SYS_futex;
+}
+
+/* Waits until the child pid (get_forever, put_forever) holds its side and sleeps
+ * in it, as the tests below need before they kill it; a fixed sleep was not
+ * always long enough on a loaded machine (the child had not taken the side yet,
+ * and the test tested nothing). Without /proc's answer, 200 ms as before. */
+static void wait_asleep_holding_a_side(int pid)
+{
+    uint64_t t0 = th_now_ms();
+    int in;
+    while ((in = asleep_in_futex(pid)) == 0) {
+        CHECK(th_now_ms() - t0 < 30000);
+        th_sleep_ms(2);
+    }
+    if (in < 0)
+        th_sleep_ms(200);
+}
+
 TEST(queue_get_nowait_takes_over_at_once_from_a_consumer_killed_while_it_slept)
 {
     mp_queue *q;
     CHECK_OK(mp_queue_new(&q, 0, NULL));
     int pid = th_fork(get_forever, q);
-    th_sleep_ms(200); /* it holds the consumer side and sleeps */
+    wait_asleep_holding_a_side(pid); /* it holds the consumer side and sleeps */
     void *m;
     size_t len;
     CHECK_RC(MP_EEMPTY, mp_queue_get_nowait(q, &m, &len)); /* it lives: busy */
@@ -68,7 +101,7 @@ TEST(queue_put_nowait_takes_over_at_once_from_a_producer_killed_while_it_slept)
     CHECK_OK(mp_queue_new(&q, 1, NULL));
     CHECK_OK(mp_queue_put(q, "first", 5, 0));
     int pid = th_fork(put_forever, q);
-    th_sleep_ms(200);
+    wait_asleep_holding_a_side(pid);
     CHECK_RC(MP_EFULL, mp_queue_put_nowait(q, "x", 1));
     kill(pid, SIGKILL);
     CHECK_EQ(-SIGKILL, th_wait(pid));
@@ -109,7 +142,7 @@ TEST(queue_consumer_asleep_behind_a_holder_takes_over_when_the_holder_is_killed)
     mp_queue *q;
     CHECK_OK(mp_queue_new(&q, 0, NULL));
     int pid = th_fork(get_forever, q);
-    th_sleep_ms(200);
+    wait_asleep_holding_a_side(pid);
     struct waiter w = {.q = q, .timeout_ms = 30000};
     pthread_t th;
     CHECK(pthread_create(&th, NULL, timed_get, &w) == 0);
@@ -126,14 +159,18 @@ TEST(queue_consumer_asleep_behind_a_holder_takes_over_when_the_holder_is_killed)
     mp_queue_destroy(q);
 }
 
-TEST(queue_timed_get_behind_a_dead_holder_keeps_its_deadline)
+/* The first timed get behind a consumer killed in its sleep (it takes the side
+ * over) and two more on the queue it leaves; returns true when each ended within
+ * 45 ms of its timeout, never before it. */
+static bool timed_gets_behind_a_dead_holder_keep_their_deadlines(void)
 {
     mp_queue *q;
     CHECK_OK(mp_queue_new(&q, 0, NULL));
     int pid = th_fork(get_forever, q);
-    th_sleep_ms(200);
+    wait_asleep_holding_a_side(pid);
     kill(pid, SIGKILL);
     CHECK_EQ(-SIGKILL, th_wait(pid));
+    bool in_time = true;
     for (int timeout = 20; timeout <= 140; timeout += 60) {
         void *m;
         size_t len;
@@ -141,9 +178,23 @@ TEST(queue_timed_get_behind_a_dead_holder_keeps_its_deadline)
         CHECK_RC(MP_EEMPTY, mp_queue_get(q, &m, &len, timeout));
         uint64_t waited = th_now_ms() - t0;
         CHECK(waited >= (uint64_t)timeout);
-        CHECK(waited < (uint64_t)timeout + 45); /* not a death slice late */
+        if (waited >= (uint64_t)timeout + 45) { /* a death slice (50 ms) late? */
+            fprintf(stderr, "a %d ms get took %llu ms\n", timeout, (unsigned long long)waited);
+            in_time = false;
+        }
     }
     mp_queue_destroy(q);
+    return in_time;
+}
+
+/* 45 ms is little room on a loaded machine (a preemption is enough): a late round
+ * is run again, and three late rounds fail. A get that sleeps a slice past its
+ * deadline is late in every round. */
+TEST(queue_timed_get_behind_a_dead_holder_keeps_its_deadline)
+{
+    int round = 0;
+    while (!timed_gets_behind_a_dead_holder_keep_their_deadlines())
+        CHECK(++round < 3);
 }
 
 /* A thread of the parent sleeps holding the producer side when the parent forks. */
@@ -272,9 +323,11 @@ static void *busy_loop(void *arg)
     return NULL;
 }
 
-TEST(queue_short_timeouts_hold_on_a_busy_cpu)
+/* One round: five 20 ms gets on an empty queue and five 20 ms puts on a full one,
+ * on this thread's CPU with 8 busy threads; true when the slowest of each took
+ * less than 250 ms. */
+static bool short_timeouts_hold_on_a_busy_cpu(void)
 {
-    SKIP_UNDER_TSAN("timing on a loaded CPU");
     cpu_set_t one, old;
     CHECK(sched_getaffinity(0, sizeof old, &old) == 0);
     CPU_ZERO(&one);
@@ -310,10 +363,21 @@ TEST(queue_short_timeouts_hold_on_a_busy_cpu)
     sched_setaffinity(0, sizeof old, &old);
     fprintf(stderr, "20 ms timeouts on a busy CPU: worst get %llu ms, worst put %llu ms\n",
             (unsigned long long)worst_get, (unsigned long long)worst_put);
-    CHECK(worst_get < 250); /* 20 yields, not looking at the deadline: 330-750 ms */
-    CHECK(worst_put < 250);
     get_str(q, "x", 0);
     mp_queue_destroy(q);
+    /* 20 yields, not looking at the deadline: 330-750 ms */
+    return worst_get < 250 && worst_put < 250;
+}
+
+/* The CPU is shared with every other process on the machine too: one call in ten
+ * preempted for long (374 ms seen once with a loaded CI's make check) is not the
+ * bug, which makes every call late. A slow round is run again; three fail. */
+TEST(queue_short_timeouts_hold_on_a_busy_cpu)
+{
+    SKIP_UNDER_TSAN("timing on a loaded CPU");
+    int round = 0;
+    while (!short_timeouts_hold_on_a_busy_cpu())
+        CHECK(++round < 3);
 }
 
 /* A holder killed but not yet reaped (a zombie: its parent is busy) is dead. */
@@ -322,7 +386,7 @@ TEST(queue_holder_killed_and_not_yet_reaped_is_taken_over)
     mp_queue *q;
     CHECK_OK(mp_queue_new(&q, 0, NULL));
     int pid = th_fork(get_forever, q);
-    th_sleep_ms(200);
+    wait_asleep_holding_a_side(pid);
     kill(pid, SIGKILL);
     siginfo_t si;
     CHECK(waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT) == 0); /* a zombie, still ours */
