@@ -1,4 +1,5 @@
 /* mp_process: CPython's Process in C. */
+// TEST_TIMEOUT 120
 // TEST_VARIANT nopidfd MPROC_NO_PIDFD=1
 // TEST_VARIANT forkserver MPROC_START_METHOD=forkserver
 #include <fcntl.h>
