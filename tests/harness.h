@@ -46,6 +46,16 @@ _Noreturn void th_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)
             SKIP("not run under ThreadSanitizer: %s", reason);                                     \
     } while (0)
 
+/* The mark for tests that fork while another thread of the test allocates, and
+ * whose child then allocates: the AddressSanitizer allocator of gcc 12 (make
+ * sanitize) takes no lock around fork, so such a child can hang in malloc on a
+ * lock the other thread held (seen with plain malloc/free and no mproc code). */
+#define SKIP_UNDER_ASAN(reason)                                                                    \
+    do {                                                                                           \
+        if (MP__ASAN)                                                                              \
+            SKIP("not run under AddressSanitizer: %s", reason);                                    \
+    } while (0)
+
 /* The test binary's own path, for tests that run it again as a helper. */
 extern const char *th_argv0;
 

@@ -1337,6 +1337,8 @@ static int spawn_in_forked_child(void *arg)
 
 TEST(fork_while_another_thread_reaps_orphans_leaves_the_child_usable)
 {
+    SKIP_UNDER_ASAN("its allocator is not fork-safe, and this test forks while another "
+                    "thread allocates");
     enum { N_ORPHANS = 48, N_FORKS = 1000 };
     pid_t pids[N_ORPHANS];
     for (int i = 0; i < N_ORPHANS; i++) {
