@@ -3,6 +3,7 @@
  * (shlex.split(s, comments=..., posix=...), shlex.quote, shlex.join), byte for
  * byte; and,
  * where python3 is on the machine, against a live run of it as well. */
+// TEST_TIMEOUT 120
 #include <limits.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
