@@ -162,6 +162,57 @@ TEST(lock_holder_killed_is_taken_over_with_eownerdead)
     shared_free(s);
 }
 
+/* The read() system calls this process has made so far (/proc/self/io), or -1. */
+static long long reads_so_far(void)
+{
+    FILE *f = fopen("/proc/self/io", "r");
+    if (f == NULL)
+        return -1;
+    char line[128];
+    long long n = -1;
+    while (fgets(line, sizeof line, f) != NULL)
+        if (sscanf(line, "syscr: %lld", &n) == 1)
+            break;
+    fclose(f);
+    return n;
+}
+
+TEST(lock_tries_on_a_live_holder_do_not_ask_the_kernel_each_time)
+{
+    struct shared *s = shared_new();
+    CHECK_OK(mp_lock_new(&s->lock, NULL));
+    int pid = th_fork(hold_lock_forever, s);
+    CHECK_OK(mp_event_wait(s->ready, 10000));
+    if (reads_so_far() < 0) {
+        kill_and_reap(pid);
+        shared_free(s);
+        SKIP("/proc/self/io cannot be read");
+    }
+    /* Each liveness check reads /proc/<pid>/stat: 1000 tries within a slice
+     * make (almost) none. */
+    long long before = reads_so_far();
+    uint64_t t0 = th_now_ms();
+    int tries = 0;
+    while (tries < 1000 && th_now_ms() - t0 < 40) {
+        CHECK_RC(MP_ETIMEDOUT, mp_lock_acquire(s->lock, 0));
+        tries++;
+    }
+    long long reads = reads_so_far() - before;
+    CHECK(tries > 0);
+    CHECK(reads <= 8); /* reads_so_far, the first check, one after a preemption */
+    /* A dead holder is still taken over by a try within a slice of its death. */
+    kill(pid, SIGKILL);
+    int rc;
+    t0 = th_now_ms();
+    while ((rc = mp_lock_acquire(s->lock, 0)) == MP_ETIMEDOUT && th_now_ms() - t0 < 5000)
+        ;
+    CHECK_RC(MP_EOWNERDEAD, rc);
+    CHECK(th_now_ms() - t0 < 2000);
+    CHECK_OK(mp_lock_release(s->lock));
+    CHECK_EQ(-SIGKILL, th_wait(pid));
+    shared_free(s);
+}
+
 static int wait_for_lock(void *arg)
 {
     struct shared *s = arg;

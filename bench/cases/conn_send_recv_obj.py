@@ -1,12 +1,19 @@
 # conn_send_recv_obj, CPython side: Connection.send/recv of ('ping', 42) to a child
-# and back (the child recv()s and send()s it back), default pickle protocol.
+# and back (the child recv()s and send()s it back), default pickle protocol;
+# measured by bench/pingpong.py's frame (as the C sides: both processes on one CPU,
+# 2 warm-up batches, the lower quartile of 25 batches of 200 round trips).
 import multiprocessing as mp
-import time
+import os
+import sys
 
-N = 5000
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import pingpong  # noqa: E402
+
+BATCH = 200
 
 
 def echo(conn, other):
+    pingpong.place_child()
     other.close()
     while True:
         try:
@@ -19,15 +26,17 @@ def echo(conn, other):
 if __name__ == "__main__":
     ctx = mp.get_context("fork")
     a, b = ctx.Pipe(True)
+    pingpong.place_parent("same")
     p = ctx.Process(target=echo, args=(b, a))
     p.start()
     b.close()
     msg = ("ping", 42)
-    t0 = time.perf_counter()
-    for _ in range(N):
+
+    def round_trip():
         a.send(msg)
         a.recv()
-    t = time.perf_counter() - t0
+
+    us = pingpong.measure(round_trip, BATCH)
     a.close()
     p.join()
-    print(f"{t / N * 1e6:.6g} us")
+    print(f"{us:.6g} us")

@@ -56,13 +56,33 @@ struct mp_lock {
 
 /* ---- the lock word --------------------------------------------------------- */
 
+/* The holder this thread last found alive, and when (mp__now_ns). A try (no
+ * deadline) that meets the same holder again within MP__DEATH_SLICE_MS trusts
+ * that answer instead of asking the kernel again (pidfd_open, poll, and a read
+ * of /proc/<pid>/stat for the start time: six system calls), so a loop of tries
+ * on a busy lock costs a compare-and-swap and a clock read per try. A dead
+ * holder is still noticed within a slice of its death, as a sleeping waiter
+ * notices it. Waits with a deadline always ask: they slept first. Fork copies
+ * the cache with the thread; what it says stays true in the child. */
+static MP__TLS mp__proc_id alive_holder;
+static MP__TLS uint64_t alive_since_ns;
+
 /* If the holder recorded in v has ended, takes the word over (true). A holder
- * with our pid but another start time is an earlier process, dead. */
-static bool take_from_dead(mp__lockword *w, uint64_t v, uint64_t me)
+ * with our pid but another start time is an earlier process, dead. trust_recent:
+ * a holder this thread found alive less than a slice ago counts as alive. */
+static bool take_from_dead(mp__lockword *w, uint64_t v, uint64_t me, bool trust_recent)
 {
     uint64_t holder = v & ~(uint64_t)MP__LOCK_WAITERS;
-    if ((v & MP__LOCK_PID_MASK) == 0 || holder == me || mp__id_alive(holder))
+    if ((v & MP__LOCK_PID_MASK) == 0 || holder == me)
         return false;
+    if (trust_recent && holder == alive_holder &&
+        mp__now_ns() - alive_since_ns < (uint64_t)MP__DEATH_SLICE_MS * 1000000)
+        return false;
+    if (mp__id_alive(holder)) {
+        alive_holder = holder;
+        alive_since_ns = mp__now_ns();
+        return false;
+    }
     return atomic_compare_exchange_strong(w, &v, me | MP__LOCK_WAITERS);
 }
 
@@ -73,7 +93,7 @@ int mp__lockword_acquire(mp__lockword *w, const mp__deadline *d)
     if (atomic_compare_exchange_strong(w, &v, me))
         return 0;
     if (d == NULL)
-        return take_from_dead(w, v, me) ? MP_EOWNERDEAD : MP_ETIMEDOUT;
+        return take_from_dead(w, v, me, true) ? MP_EOWNERDEAD : MP_ETIMEDOUT;
     for (;;) {
         v = atomic_load(w);
         if (v == 0) {
@@ -88,7 +108,7 @@ int mp__lockword_acquire(mp__lockword *w, const mp__deadline *d)
         }
         if (mp__futex_wait_slice(mp__lockword_futex(w), (uint32_t)v, d, MP__DEATH_SLICE_MS) ==
             MP_ETIMEDOUT) {
-            if (take_from_dead(w, v, me))
+            if (take_from_dead(w, v, me, false))
                 return MP_EOWNERDEAD;
             if (mp__deadline_passed(d))
                 return MP_ETIMEDOUT;
