@@ -332,11 +332,23 @@ static uint64_t max_sleep(uint64_t worst)
     return w > worst ? w : worst;
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The median of five. */
+static uint64_t median5(uint64_t v[5])
+{
+    qsort(v, 5, sizeof v[0], cmp_u64);
+    return v[2];
+}
+
 /* One round: five 20 ms gets on an empty queue and five 20 ms puts on a full one,
  * on this thread's CPU with 8 busy threads, each followed by a plain 20 ms sleep;
- * true when the slowest of each took less than 250 ms plus what the slowest sleep
- * took beyond its 20 ms. */
-
+ * true when the median get and the median put took less than 250 ms plus what the
+ * slowest sleep took beyond its 20 ms. */
 static bool short_timeouts_hold_on_a_busy_cpu(void)
 {
     cpu_set_t one, old;
@@ -350,47 +362,49 @@ static bool short_timeouts_hold_on_a_busy_cpu(void)
         CHECK(pthread_create(&busy[i], NULL, busy_loop, NULL) == 0);
     mp_queue *q;
     CHECK_OK(mp_queue_new(&q, 1, NULL));
-    uint64_t worst_get = 0, worst_put = 0, worst_sleep = 0;
+    uint64_t gets[5], puts[5], worst_sleep = 0;
     for (int i = 0; i < 5; i++) {
         void *m;
         size_t len;
         uint64_t t0 = th_now_ms();
         int rc = mp_queue_get(q, &m, &len, 20);
-        uint64_t w = th_now_ms() - t0;
+        gets[i] = th_now_ms() - t0;
         CHECK_RC(MP_EEMPTY, rc);
-        worst_get = w > worst_get ? w : worst_get;
         worst_sleep = max_sleep(worst_sleep);
     }
     CHECK_OK(mp_queue_put(q, "x", 1, 0));
     for (int i = 0; i < 5; i++) {
         uint64_t t0 = th_now_ms();
         int rc = mp_queue_put(q, "y", 1, 20);
-        uint64_t w = th_now_ms() - t0;
+        puts[i] = th_now_ms() - t0;
         CHECK_RC(MP_EFULL, rc);
-        worst_put = w > worst_put ? w : worst_put;
         worst_sleep = max_sleep(worst_sleep);
     }
     atomic_store(&busy_stop, 1);
     for (int i = 0; i < 8; i++)
         pthread_join(busy[i], NULL);
     sched_setaffinity(0, sizeof old, &old);
+    uint64_t get = median5(gets), put = median5(puts);
     fprintf(stderr,
-            "20 ms timeouts on a busy CPU: worst get %llu ms, worst put %llu ms, "
-            "worst 20 ms sleep %llu ms\n",
-            (unsigned long long)worst_get, (unsigned long long)worst_put,
+            "20 ms timeouts on a busy CPU: gets %llu..%llu ms (median %llu), puts %llu..%llu ms "
+            "(median %llu), worst 20 ms sleep %llu ms\n",
+            (unsigned long long)gets[0], (unsigned long long)gets[4], (unsigned long long)get,
+            (unsigned long long)puts[0], (unsigned long long)puts[4], (unsigned long long)put,
             (unsigned long long)worst_sleep);
     get_str(q, "x", 0);
     mp_queue_destroy(q);
-    /* 20 yields, not looking at the deadline: 330-750 ms. Beyond what a plain 20 ms
-     * sleep took here meanwhile: the wake-up latency of the moment is not theirs. */
+    /* 20 yields, not looking at the deadline: 330-750 ms, every call. Beyond what
+     * a plain 20 ms sleep took here meanwhile: the wake-up latency of the moment is
+     * not theirs. */
     uint64_t limit = 250 + (worst_sleep - 20);
-    return worst_get < limit && worst_put < limit;
+    return get < limit && put < limit;
 }
 
-/* The CPU is shared with every other process on the machine too: one call in ten
- * preempted for long (a 374 ms put seen once in a ctest -j6 run on a loaded
- * machine) is not the bug, which makes every call late. A slow round is run
- * again; three fail. */
+/* The CPU is shared with every other process on the machine too. On a loaded
+ * machine one call of five (in a sched_yield, presumably) can take 400-800 ms
+ * while the others and a plain sleep take 40-60 (seen in every round of a ctest
+ * -j3 run at a load of 9 per core): that one is the kernel's, the bug makes every
+ * call late. So the median counts, a slow round is run again, and three fail. */
 TEST(queue_short_timeouts_hold_on_a_busy_cpu)
 {
     SKIP_UNDER_TSAN("timing on a loaded CPU");
