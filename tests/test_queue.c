@@ -619,6 +619,69 @@ TEST(queue_threads_of_one_process_share_a_handle)
     mp_queue_destroy(q);
 }
 
+/* ---- wake-ups of a producer waiting for room ---- */
+
+static mp_queue *room_q;
+static _Atomic int room_hooked;
+
+static void *get_one(void *arg)
+{
+    (void)arg;
+    char buf[64];
+    size_t len;
+    CHECK_OK(mp_queue_get_into(room_q, buf, sizeof buf, &len, -1));
+    return NULL;
+}
+
+/* At the producer's first flag of a sleep for room: a consumer takes one small
+ * message (too little room) and wakes the producer, clearing its flag, all before
+ * the producer looks at the ring again. */
+static void get_one_in_the_window(int point)
+{
+    if (point != MP__QF_ROOM_WAIT_FLAGGED || atomic_exchange(&room_hooked, 1) != 0)
+        return;
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, get_one, NULL) == 0);
+    pthread_join(th, NULL);
+}
+
+static void *put_big(void *arg)
+{
+    (void)arg;
+    static char big[2000];
+    CHECK_OK(mp_queue_put(room_q, big, sizeof big, -1));
+    return NULL;
+}
+
+/* A consumer that wakes the producer (clearing its sleeping flag) after the
+ * producer set the flag but before it read the sequence word, with too little room
+ * freed, must not leave it asleep with its flag clear: the room freed afterwards
+ * has to wake it at once, not at the end of its sleep slice (1 s). */
+TEST(queue_producer_woken_with_too_little_room_is_woken_again_by_the_next_get)
+{
+    room_q = ring_queue(0, RING);
+    char small[24] = {0};
+    for (int i = 0; i < RING / 32; i++) /* 128 records of 32 bytes: full */
+        CHECK_OK(mp_queue_put(room_q, small, sizeof small, 0));
+    mp__queue_fault_hook = get_one_in_the_window;
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, put_big, NULL) == 0);
+    while (!atomic_load(&room_hooked))
+        th_sleep_ms(1);
+    th_sleep_ms(100); /* the producer sleeps again, for 2008 bytes */
+    uint64_t t0 = th_now_ms();
+    char buf[64];
+    size_t len;
+    for (int i = 0; i < 64; i++) /* 2048 bytes of room */
+        CHECK_OK(mp_queue_get_into(room_q, buf, sizeof buf, &len, 0));
+    pthread_join(th, NULL);
+    uint64_t took = th_now_ms() - t0;
+    mp__queue_fault_hook = NULL;
+    CHECK(took < 500);
+    CHECK_EQ(128 - 1 - 64 + 1, mp_queue_qsize(room_q));
+    mp_queue_destroy(room_q);
+}
+
 /* ---- death in the middle of put or get ---- */
 
 static int put_three_die_in_third(void *arg)

@@ -100,12 +100,17 @@
  * after it owns its copy. The area's memory (at most blob_span bytes, touched as
  * used) is kept for reuse until the queue is destroyed.
  *
- * Sleeping (Dekker style): a waiter spins briefly, then sets its flag, reads the
- * sequence word, re-checks the ring (all seq_cst) and only then futex-waits on
+ * Sleeping (Dekker style): a waiter spins briefly, then reads the sequence word,
+ * sets its flag, re-checks the ring (all seq_cst) and only then futex-waits on
  * the sequence value it read (setting the flag again on every round); the other
  * side commits, unlocks, makes a seq_cst fence (side_unlock), then reads the flag
  * and, if set, clears it, bumps the sequence and wakes. Either the waiter sees the commit or the
- * committer sees the flag, and a bumped sequence makes a wait that starts late return at once. The
+ * committer sees the flag, and a bumped sequence makes a wait that starts late return at once.
+ * The sequence is read before the flag is set: a committer that clears the flag then bumps the
+ * sequence after the waiter read it, so the wait returns and the next round sets the flag again.
+ * (Flag first, a commit freeing too little room could clear the flag and bump the sequence
+ * between the two; the producer then slept with its flag clear, unseen by the gets that did free
+ * enough, for a whole slice.) The
  * committer's wake-up is not part of its commit: one killed between the two never wakes the
  * sleeper, so every sleep (join's too) lasts at most SLEEP_SLICE_MS before the
  * sleeper re-checks the ring; a death costs a sleeper that much, never a hang.
@@ -536,8 +541,14 @@ static int wait_room(struct shared *s, uint64_t tail, uint32_t need, bool counts
         sched_yield(); /* may cost a scheduler slice on a busy CPU: see the deadline */
     }
     for (;;) {
-        atomic_store(&s->put_waiting, 1);
+        /* seq before the flag, as in side_lock_slow: a consumer that clears the
+         * flag bumps seq after, so the wait returns at once. (Flag first, one
+         * could clear it and bump seq before we read it while freeing too
+         * little: we would sleep with the flag clear, no later get would wake
+         * us, and the put would wait out a whole SLEEP_SLICE_MS.) */
         uint32_t seq = atomic_load(&s->space_seq);
+        atomic_store(&s->put_waiting, 1);
+        fault(MP__QF_ROOM_WAIT_FLAGGED);
         if (has_room(s, tail, need, counts))
             break;
         int rc = sleep_on(&s->space_seq, seq, d);
@@ -688,8 +699,14 @@ static int wait_blob_room(mp_queue *q, uint64_t tail, uint64_t span, const mp__d
             return 0;
     }
     for (;;) {
-        atomic_store(&s->put_waiting, 1);
+        /* seq before the flag, as in side_lock_slow: a consumer that clears the
+         * flag bumps seq after, so the wait returns at once. (Flag first, one
+         * could clear it and bump seq before we read it while freeing too
+         * little: we would sleep with the flag clear, no later get would wake
+         * us, and the put would wait out a whole SLEEP_SLICE_MS.) */
         uint32_t seq = atomic_load(&s->space_seq);
+        atomic_store(&s->put_waiting, 1);
+        fault(MP__QF_ROOM_WAIT_FLAGGED);
         if (blob_room(q, tail, span))
             break;
         int rc = sleep_on(&s->space_seq, seq, d);
@@ -808,8 +825,8 @@ static int wait_data(struct shared *s, uint64_t head, const mp__deadline *d)
     }
     int rc = 0;
     for (;;) {
+        uint32_t seq = atomic_load(&s->data_seq); /* before the flag: see wait_room */
         atomic_store(&s->get_waiting, 1);
-        uint32_t seq = atomic_load(&s->data_seq);
         if (has_data(s, head))
             break;
         rc = sleep_on(&s->data_seq, seq, d);

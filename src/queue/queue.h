@@ -15,6 +15,8 @@ enum mp__queue_fault {
     MP__QF_GET_AFTER_COMMIT = 6,   /* head advanced, a sleeping producer not yet woken */
     MP__QF_GET_BLOB_TAKEN = 7,     /* a long message taken and unlocked, its block not released */
     MP__QF_DONE_BEFORE_WAKE = 8,   /* task_done counted, sleeping joiners not yet woken */
+    MP__QF_ROOM_WAIT_FLAGGED = 9,  /* a producer about to sleep for room has set its flag and
+                                      not yet looked at the ring again */
 };
 
 /* When not NULL, called at each point above with the point's number. */
