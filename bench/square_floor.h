@@ -8,6 +8,18 @@
  * waiter), not when both threads checked in. One warm-up pass, then reps timed passes;
  * nanoseconds per item, or -1 when memory ran out or the result is wrong.
  *
+ * The two threads that square are both helpers; the calling thread only starts a
+ * round and sleeps until it is over, as the pool's caller does while its two
+ * workers run. An earlier version let the calling thread claim chunks too, right
+ * after its wake-up call; on a heavily loaded machine (load 25-40 on 2 CPUs) that
+ * made it 1.3-4x slower than mproc, and this version reached mproc/raw 0.94x there.
+ * On a lightly loaded machine (load 5-10) it is still slower than mproc
+ * (mproc/raw 0.5-0.6x, as before this change), for a reason not yet found: the
+ * chunk loops compile to the same instructions, moving the output array 64 or
+ * 2048 bytes (as the region's block headers do) changes nothing, and the same
+ * floor with two forked processes instead of threads is slower still (about 1.4
+ * vs 0.75 ns per item). Until that is found this floor is not a true floor.
+ *
  * Not an OpenMP parallel for: its static halves and spinning barrier lose far more
  * than the pool to a descheduled thread on a shared machine, which made the floor
  * slower than mproc (DESIGN.md §5: such a floor is wrong). */
@@ -95,18 +107,22 @@ static inline double square_floor(int n, int reps)
     if (mem == MAP_FAILED)
         return -1;
     static struct square_floor_job j;
+    for (int i = 0; i < n; i++)
+        ((int *)mem)[i] = i;
+    memset(&j, 0, sizeof j); /* gen counts from 0 in the helpers */
     j.in = (const int *)mem;
     j.out = (int *)(mem + bytes);
     j.n = (size_t)n;
     j.chunksize = ((size_t)n + 7) / 8;
     j.n_chunks = ((size_t)n + j.chunksize - 1) / j.chunksize;
-    for (int i = 0; i < n; i++)
-        ((int *)mem)[i] = i;
-    pthread_t helper;
-    if (pthread_create(&helper, NULL, square_floor_helper, &j) != 0)
-        return -1;
+    pthread_t helpers[2];
+    int started = 0;
+    for (; started < 2; started++)
+        if (pthread_create(&helpers[started], NULL, square_floor_helper, &j) != 0)
+            break;
+    bool ok = started == 2;
     double t0 = 0;
-    for (int r = -1; r < reps; r++) {
+    for (int r = -1; ok && r < reps; r++) {
         if (r == 0)
             t0 = bench_now_s();
         /* the previous round is over: every claimed chunk was finished */
@@ -115,7 +131,6 @@ static inline double square_floor(int n, int reps)
         atomic_store(&j.next, 0);
         atomic_fetch_add(&j.gen, 1);
         square_floor_wake(&j.gen);
-        square_floor_claim(&j);
         while (atomic_load(&j.done) == 0)
             square_floor_wait(&j.done, 0);
     }
@@ -123,8 +138,9 @@ static inline double square_floor(int n, int reps)
     atomic_store(&j.stop, true);
     atomic_fetch_add(&j.gen, 1);
     square_floor_wake(&j.gen);
-    pthread_join(helper, NULL);
-    bool ok = j.out[n - 1] == (int)((unsigned)(n - 1) * (unsigned)(n - 1));
+    for (int i = 0; i < started; i++)
+        pthread_join(helpers[i], NULL);
+    ok = ok && j.out[n - 1] == (int)((unsigned)(n - 1) * (unsigned)(n - 1));
     munmap(mem, 2 * bytes);
     return ok ? dt / reps / n * 1e9 : -1;
 }

@@ -47,6 +47,14 @@ def step(label, fn):
         out.append('%s%s !! %s' % (mark, label, norm(e)))
 
 
+def until(cond, timeout=10):
+    """Polls cond() until it is true (a waiter has reached the server: a sleep
+    of a fixed length is too short on a loaded machine)."""
+    end = time.monotonic() + timeout
+    while not cond() and time.monotonic() < end:
+        time.sleep(0.01)
+
+
 def in_thread(fn):
     """Runs fn in another client thread, so on another server channel."""
     box = []
@@ -170,7 +178,7 @@ def barriers(m):
     step('barrier.n_waiting', lambda: b.n_waiting)
     step('barrier.broken', lambda: b.broken)
     res = in_thread_async(lambda: b.wait(10))
-    time.sleep(0.1)
+    until(lambda: b.n_waiting == 1)
     step('barrier.n_waiting one', lambda: b.n_waiting)
     step('barrier.wait', lambda: b.wait(10) in (0, 1))
     step('barrier other', lambda: res() in (('ok', 0), ('ok', 1)))
@@ -180,7 +188,7 @@ def barriers(m):
     step('barrier.reset', lambda: b.reset())
     step('barrier.broken after reset', lambda: b.broken)
     res = in_thread_async(lambda: b.wait(10))
-    time.sleep(0.1)
+    until(lambda: b.n_waiting == 1)
     step('barrier.abort', lambda: b.abort())
     step('barrier waiter after abort', lambda: res())
     step('barrier attr unknown', lambda: b._callmethod('__getattribute__', ('nosuch',)))

@@ -1,6 +1,7 @@
 /* tests/sync_manager_fixture.h — what the SyncManager and mproc-manager tests
- * share: python interpreters by version, running a program and capturing its
- * output, and the mproc-manager program started on a free port. */
+ * share (and the listener's tests): python interpreters by version, running a
+ * program and capturing its output, and the mproc-manager program started on a
+ * free port. */
 #ifndef MPROC_TESTS_SYNC_MANAGER_FIXTURE_H
 #define MPROC_TESTS_SYNC_MANAGER_FIXTURE_H
 
@@ -50,37 +51,34 @@ static inline const char *fx_need_python(const char *ver)
     return py;
 }
 
-/* A file of the source tree (tests/...), in a static buffer per call site slot. */
+/* getenv(env) (or "."), then between, then rel: in one of 16 static buffers used
+ * in turn, so a few paths may be held at once. */
+static inline const char *fx_path(const char *env, const char *between, const char *rel)
+{
+    static char buf[16][1024];
+    static int slot;
+    const char *dir = getenv(env);
+    char *b = buf[slot++ % 16];
+    snprintf(b, 1024, "%s%s%s", dir ? dir : ".", between, rel);
+    return b;
+}
+
+/* A file of the source tree (tests/...). */
 static inline const char *fx_source(const char *rel)
 {
-    static char buf[4][1024];
-    static int slot;
-    const char *src = getenv("MPROC_SOURCE_DIR");
-    char *b = buf[slot++ % 4];
-    snprintf(b, 1024, "%s/%s", src ? src : ".", rel);
-    return b;
+    return fx_path("MPROC_SOURCE_DIR", "/", rel);
 }
 
 /* A program of the build tree, relative to the build directory ("tools/mproc-manager"). */
 static inline const char *fx_built(const char *rel)
 {
-    static char buf[4][1024];
-    static int slot;
-    const char *helpers = getenv("MPROC_TEST_HELPERS");
-    char *b = buf[slot++ % 4];
-    snprintf(b, 1024, "%s/../%s", helpers ? helpers : ".", rel);
-    return b;
+    return fx_path("MPROC_TEST_HELPERS", "/../", rel);
 }
 
 /* A helper program of tests/helpers. */
 static inline const char *fx_helper(const char *name)
 {
-    static char buf[4][1024];
-    static int slot;
-    const char *helpers = getenv("MPROC_TEST_HELPERS");
-    char *b = buf[slot++ % 4];
-    snprintf(b, 1024, "%s/%s", helpers ? helpers : ".", name);
-    return b;
+    return fx_path("MPROC_TEST_HELPERS", "/", name);
 }
 
 /* Runs argv with the environment extras, captures stdout and stderr, waits up to

@@ -17,41 +17,12 @@
 
 #include "harness.h"
 #include "net/net.h"
+#include "sync_manager_fixture.h"
 
 #define KEY "abc"
 #define KEYLEN 3
 
 /* ---- python peers ---- */
-
-/* The python3 of version ver ("3.11"), from pyenv, or NULL. */
-static const char *python_for(const char *ver)
-{
-    static char path[3][512];
-    int slot = ver[3] == '1' ? 0 : ver[3] == '2' ? 1 : 2;
-    const char *root = getenv("PYENV_ROOT");
-    char pattern[600];
-    if (root != NULL)
-        snprintf(pattern, sizeof pattern, "%s/versions/%s.*/bin/python3", root, ver);
-    else
-        snprintf(pattern, sizeof pattern, "%s/.pyenv/versions/%s.*/bin/python3",
-                 getenv("HOME") ? getenv("HOME") : "/root", ver);
-    glob_t g;
-    if (glob(pattern, 0, NULL, &g) != 0 || g.gl_pathc == 0) {
-        globfree(&g);
-        return NULL;
-    }
-    snprintf(path[slot], sizeof path[slot], "%s", g.gl_pathv[g.gl_pathc - 1]);
-    globfree(&g);
-    return path[slot];
-}
-
-static const char *need_python(const char *ver)
-{
-    const char *py = python_for(ver);
-    if (py == NULL)
-        SKIP("python %s is not installed under pyenv here", ver);
-    return py;
-}
 
 typedef struct py_proc {
     int pid;
@@ -436,7 +407,7 @@ TEST(deliver_and_answer_challenge_work_on_any_socket_connection)
 
 static void c_listener_python_client(const char *ver)
 {
-    const char *py = need_python(ver);
+    const char *py = fx_need_python(ver);
     mp_listener *l = new_listener("127.0.0.1:0", 0, false);
     py_proc p = py_start(py, "client", mp_listener_address(l), KEY);
     mp_conn *c;
@@ -467,7 +438,7 @@ TEST(c_listener_serves_python313_client)
 
 static void python_listener_c_client(const char *ver)
 {
-    const char *py = need_python(ver);
+    const char *py = fx_need_python(ver);
     py_proc p = py_start(py, "listener", "127.0.0.1:0", KEY);
     char addr[128], err[200] = "";
     py_line(&p, addr, sizeof addr);
@@ -509,7 +480,7 @@ TEST(c_client_talks_to_python313_listener)
 static void c_listener_rejects_python_client(const char *ver, const char *key, bool refuse_md5,
                                              const char *why)
 {
-    const char *py = need_python(ver);
+    const char *py = fx_need_python(ver);
     mp_listener *l = new_listener("127.0.0.1:0", 0, refuse_md5);
     py_proc p = py_start(py, "client", mp_listener_address(l), key);
     mp_conn *c = NULL;
@@ -550,7 +521,7 @@ TEST(c_listener_with_refuse_md5_rejects_python311_client)
 }
 TEST(c_listener_with_refuse_md5_serves_python312_client)
 {
-    const char *py = need_python("3.12");
+    const char *py = fx_need_python("3.12");
     mp_listener *l = new_listener("127.0.0.1:0", 0, true);
     py_proc p = py_start(py, "client", mp_listener_address(l), KEY);
     mp_conn *c;
@@ -565,7 +536,7 @@ TEST(c_listener_with_refuse_md5_serves_python312_client)
 static void c_client_rejected_by_python(const char *ver, const char *key, bool refuse_md5,
                                         const char *why, const char *py_says)
 {
-    const char *py = need_python(ver);
+    const char *py = fx_need_python(ver);
     py_proc p = py_start(py, "listener", "127.0.0.1:0", KEY);
     char addr[128], err[300] = "";
     py_line(&p, addr, sizeof addr);
@@ -657,7 +628,7 @@ static void *wrong_key_client_thread(void *p)
  * still report the rejection, not the extra frame. */
 static void c_client_against_python_manager(const char *ver)
 {
-    const char *py = need_python(ver);
+    const char *py = fx_need_python(ver);
     py_proc p = py_start(py, "manager", "127.0.0.1:0", KEY);
     char addr[128], err[300] = "";
     py_line(&p, addr, sizeof addr);
@@ -764,6 +735,86 @@ static void accept_and_pong(mp_listener *l, int timeout_ms)
     recv_expect(s, "ping");
     CHECK_OK(mp_conn_send_bytes(s, "pong", 4));
     mp_conn_destroy(s);
+}
+
+/* mp_conn_from_fd out of memory, for the listener's wrap hook. */
+static int wrap_without_memory(mp_conn **out, int fd, bool readable, bool writable)
+{
+    (void)out, (void)fd, (void)readable, (void)writable;
+    return MP_ENOMEM;
+}
+
+static void *authenticate_then_read(void *p)
+{
+    struct client_arg *a = p;
+    a->rc =
+        mp_client(&a->c, a->address, &(mp_client_options){.authkey = KEY, .authkey_len = KEYLEN});
+    if (a->rc == 0) {
+        CHECK_EQ(1, mp_conn_poll(a->c, 5000));
+        void *msg;
+        size_t len;
+        a->rc = mp_conn_recv_bytes(a->c, &msg, &len, 0); /* the listener closed it: EOF */
+        mp_conn_destroy(a->c);
+    }
+    return NULL;
+}
+
+/* The two hooks, each counting into its own record (on_reject_arg is shared). */
+struct reject_pair {
+    struct rejects rejected, turned_away;
+};
+
+static void note_pair_reject(void *arg, const char *peer, const char *reason)
+{
+    note_reject(&((struct reject_pair *)arg)->rejected, peer, reason);
+}
+
+static void note_pair_turn_away(void *arg, const char *peer, const char *reason)
+{
+    note_reject(&((struct reject_pair *)arg)->turned_away, peer, reason);
+}
+
+TEST(authenticated_peer_without_memory_for_its_connection_is_reported_and_closed)
+{
+    for (int with_turn_away = 0; with_turn_away < 2; with_turn_away++) {
+        struct reject_pair r = {0};
+        mp_listener *l = NULL;
+        CHECK_OK(mp_listener_new(
+            &l, "127.0.0.1:0",
+            &(mp_listener_options){.authkey = KEY,
+                                   .authkey_len = KEYLEN,
+                                   .on_reject = note_pair_reject,
+                                   .on_turn_away = with_turn_away ? note_pair_turn_away : NULL,
+                                   .on_reject_arg = &r}));
+        struct client_arg a = {.address = mp_listener_address(l)};
+        pthread_t t;
+        CHECK_EQ(0, pthread_create(&t, NULL, authenticate_then_read, &a));
+        mp__listener_wrap_fd = wrap_without_memory;
+        mp_conn *c = NULL;
+        int rc;
+        while ((rc = mp_listener_accept(l, &c, 5000)) == MP_ETIMEDOUT) {
+        }
+        mp__listener_wrap_fd = mp_conn_from_fd;
+        CHECK_RC(MP_ENOMEM, rc);
+        CHECK_EQ(0, pthread_join(t, NULL));
+        CHECK_RC(MP_EEOF, a.rc); /* authenticated, then closed unserved */
+        struct rejects *got = with_turn_away ? &r.turned_away : &r.rejected;
+        CHECK_EQ(1, got->n);
+        CHECK_EQ(with_turn_away ? 0 : 1, r.rejected.n);
+        CHECK(strncmp(got->peer, "127.0.0.1:", 10) == 0);
+        CHECK_STR("no memory", got->reason);
+        char joined[600];
+        snprintf(joined, sizeof joined, "%s: no memory", got->peer);
+        CHECK_STR(joined, mp_listener_last_error(l));
+        CHECK_EQ(0, mp_listener_rejected(l));
+        /* Memory again: the next client is served. */
+        a = (struct client_arg){.address = mp_listener_address(l)};
+        CHECK_EQ(0, pthread_create(&t, NULL, client_thread, &a));
+        accept_and_pong(l, 5000);
+        CHECK_EQ(0, pthread_join(t, NULL));
+        CHECK_OK(a.rc);
+        mp_listener_destroy(l);
+    }
 }
 
 TEST(silent_peer_does_not_block_another_client_and_times_out)
@@ -991,7 +1042,7 @@ TEST(ipv6_loopback_works_with_c_and_python_peers)
     if (!ok)
         SKIP("::1 is not available here");
     round_trip_at("[::1]:0");
-    const char *py = python_for("3.13");
+    const char *py = fx_python("3.13");
     if (py == NULL)
         SKIP("python 3.13 is not installed under pyenv here (C-only IPv6 part passed)");
     mp_listener *l = new_listener("[::1]:0", 0, false);
@@ -1074,9 +1125,9 @@ TEST(abstract_socket_works_with_c_and_python_clients)
     char name[64];
     snprintf(name, sizeof name, "@mproc-test-%d", (int)getpid());
     round_trip_at(name);
-    const char *py = python_for("3.13");
+    const char *py = fx_python("3.13");
     if (py == NULL)
-        py = python_for("3.11");
+        py = fx_python("3.11");
     if (py == NULL)
         SKIP("no python under pyenv for the abstract-socket python client");
     mp_listener *l = new_listener(name, 0, false);
@@ -1440,4 +1491,85 @@ TEST(options_timeout_now_is_an_immediate_timeout)
                              &(mp_listener_options){.handshake_timeout_ms = MP_TIMEOUT_NOW}));
     mp_listener_close(l);
     mp_listener_destroy(l);
+}
+
+/* ---- frames with deadlines (net/frame.c, the manager client's transport) ---- */
+
+static int recv_frame_ms(int fd, int first_ms, int rest_ms, void **out, size_t *len, bool *extra)
+{
+    mp__deadline d;
+    CHECK_OK(mp__deadline_init(&d, first_ms));
+    return mp__net_recv_frame(fd, &d, rest_ms, 0, out, len, extra);
+}
+
+TEST(frames_with_deadlines_follow_the_wire_format_and_end_on_time)
+{
+    int sv[2];
+    CHECK_EQ(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv));
+    mp__deadline forever;
+    mp__deadline_init(&forever, -1);
+    void *out;
+    size_t len;
+    bool extra;
+    /* A frame sent is a frame received; a second one behind it is reported. */
+    CHECK_OK(mp__net_send_frame(sv[0], "hello", 5, &forever));
+    CHECK_OK(mp__net_send_frame(sv[0], "more", 4, &forever));
+    th_sleep_ms(20);
+    CHECK_OK(recv_frame_ms(sv[1], 1000, 1000, &out, &len, &extra));
+    CHECK_EQ((size_t)5, len);
+    CHECK(memcmp(out, "hello", 5) == 0);
+    CHECK(extra);
+    free(out);
+    /* Nothing comes: MP_ETIMEDOUT at the first deadline. */
+    uint64_t t0 = th_now_ms();
+    CHECK_RC(MP_ETIMEDOUT, recv_frame_ms(sv[1], 100, 5000, &out, &len, &extra));
+    CHECK(th_now_ms() - t0 >= 90);
+    /* A large frame (memory grows past the first allocation as it arrives). */
+    size_t big = (size_t)3 << 20;
+    unsigned char *m = malloc(big);
+    for (size_t i = 0; i < big; i++)
+        m[i] = (unsigned char)(i * 7);
+    pid_t pid = fork();
+    if (pid == 0) {
+        _exit(mp__net_send_frame(sv[0], m, big, &forever) == 0 ? 0 : 1);
+    }
+    CHECK_OK(recv_frame_ms(sv[1], 5000, 5000, &out, &len, &extra));
+    CHECK_EQ(big, len);
+    CHECK(memcmp(out, m, big) == 0);
+    CHECK(!extra);
+    free(out);
+    free(m);
+    int st;
+    CHECK_EQ(pid, waitpid(pid, &st, 0));
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    /* Half a frame, then silence: MP_ETIMEDOUT once rest_ms after its first byte
+     * has passed, although the first deadline is far. */
+    unsigned char half[6] = {0, 0, 0, 10, 'a', 'b'};
+    CHECK_EQ(6, write(sv[0], half, sizeof half));
+    t0 = th_now_ms();
+    CHECK_RC(MP_ETIMEDOUT, recv_frame_ms(sv[1], -1, 200, &out, &len, &extra));
+    uint64_t took = th_now_ms() - t0;
+    CHECK(took >= 180 && took < 3000);
+    /* A length CPython cannot send. */
+    int sp[2];
+    CHECK_EQ(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp));
+    unsigned char bad[4] = {0xff, 0xff, 0xff, 0xfe};
+    CHECK_EQ(4, write(sp[0], bad, 4));
+    CHECK_RC(MP_EPROTO, recv_frame_ms(sp[1], 1000, 1000, &out, &len, &extra));
+    close(sp[0]);
+    close(sp[1]);
+    /* Closed inside a frame, and between frames. */
+    CHECK_EQ(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp));
+    CHECK_EQ(6, write(sp[0], half, sizeof half));
+    close(sp[0]);
+    CHECK_RC(MP_ETRUNCATED, recv_frame_ms(sp[1], 1000, 1000, &out, &len, &extra));
+    CHECK_RC(MP_EEOF, recv_frame_ms(sp[1], 1000, 1000, &out, &len, &extra));
+    close(sp[1]);
+    /* A peer that does not read: the send ends at its deadline. */
+    mp__deadline soon;
+    mp__deadline_init(&soon, 200);
+    CHECK_RC(MP_ETIMEDOUT, mp__net_send_frame(sv[1], m = calloc(1, 8 << 20), 8 << 20, &soon));
+    free(m);
+    close(sv[0]);
+    close(sv[1]);
 }

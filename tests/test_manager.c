@@ -774,8 +774,8 @@ static void raw_send(mp_conn *c, const char *fmt, ...)
     mp_obj_unref(o);
 }
 
-/* Receives a reply and returns its kind; *value (when not NULL) gets the result. */
-static char *raw_recv(mp_conn *c, mp_obj **value)
+/* Receives one frame (within 5 s) and unpickles it: a new reference. */
+static mp_obj *raw_recv_obj(mp_conn *c)
 {
     CHECK_EQ(1, mp_conn_poll(c, 5000));
     void *buf;
@@ -784,6 +784,13 @@ static char *raw_recv(mp_conn *c, mp_obj **value)
     mp_obj *o;
     CHECK_OK(mp_pickle_loads(buf, len, NULL, &o, NULL));
     free(buf);
+    return o;
+}
+
+/* Receives a reply and returns its kind; *value (when not NULL) gets the result. */
+static char *raw_recv(mp_conn *c, mp_obj **value)
+{
+    mp_obj *o = raw_recv_obj(c);
     CHECK(mp_obj_is_tuple(o) && mp_obj_len(o) == 2);
     char *kind = strdup(mp_str_cstr(mp_seq_item(o, 0)));
     if (value != NULL)
@@ -1381,4 +1388,108 @@ TEST(proxies_returned_by_methods_are_released_when_destroyed)
     CHECK_EQ(0, n);
     CHECK_OK(mp_manager_shutdown(m));
     mp_manager_destroy(m);
+}
+
+/* ---- servers that stop half way: every client call still ends ---- */
+
+enum { FAKE_HALF_REPLY = 1, FAKE_NO_READ };
+
+/* A fake server on one connection: it authenticates, answers accept_connection
+ * and the client's probe as a mproc server does, then misbehaves on the next
+ * request (FAKE_HALF_REPLY: sends a header for 100 bytes and 10 of them;
+ * FAKE_NO_READ: never reads it) and keeps the connection open until stop is
+ * written. */
+typedef struct fake_server {
+    mp_listener *l;
+    pthread_t thread;
+    int mode;
+    int stop[2];
+    _Atomic bool misbehaved;
+} fake_server;
+
+static void *fake_main(void *arg)
+{
+    fake_server *f = arg;
+    mp_conn *c;
+    CHECK_OK(mp_listener_accept(f->l, &c, 10000));
+    for (;;) {
+        mp_obj *req = raw_recv_obj(c);
+        const char *method = mp_str_cstr(mp_seq_item(req, 1));
+        bool probe = method != NULL && strcmp(method, "dummy") == 0;
+        bool setup = probe || (method != NULL && strcmp(method, "accept_connection") == 0);
+        mp_obj_unref(req);
+        if (!setup)
+            break;
+        raw_send(c, "(sn)", "#RETURN");
+        if (f->mode == FAKE_NO_READ && probe)
+            break; /* the next request is never read */
+    }
+    if (f->mode == FAKE_HALF_REPLY) {
+        unsigned char half[14] = {0, 0, 0, 100, 0x80, 2, 'h', 'a', 'l', 'f', ' ', 'o', 'f', ' '};
+        CHECK_EQ((ssize_t)sizeof half, write(mp_conn_fileno(c), half, sizeof half));
+    }
+    atomic_store(&f->misbehaved, true);
+    struct pollfd p = {.fd = f->stop[0], .events = POLLIN};
+    CHECK_EQ(1, poll(&p, 1, 30000));
+    mp_conn_destroy(c);
+    return NULL;
+}
+
+static void fake_start(fake_server *f, int mode, char *address, size_t alen)
+{
+    memset(f, 0, sizeof *f);
+    f->mode = mode;
+    CHECK_EQ(0, pipe(f->stop));
+    /* TCP, whose buffers a large request fills (a Unix socket's blocking send of
+     * 16 MiB goes through here, whatever its buffer size). */
+    CHECK_OK(mp_listener_new(&f->l, "127.0.0.1:0",
+                             &(mp_listener_options){.authkey = KEY, .authkey_len = 3}));
+    snprintf(address, alen, "%s", mp_listener_address(f->l));
+    CHECK_EQ(0, pthread_create(&f->thread, NULL, fake_main, f));
+}
+
+static void fake_stop(fake_server *f)
+{
+    CHECK_EQ(1, write(f->stop[1], "x", 1));
+    CHECK_EQ(0, pthread_join(f->thread, NULL));
+    mp_listener_destroy(f->l);
+    close(f->stop[0]);
+    close(f->stop[1]);
+}
+
+/* A create whose reply (FAKE_HALF_REPLY) or request (FAKE_NO_READ, with a 64 MiB
+ * argument) stops half way ends with MP_ETIMEDOUT after about call_timeout_ms. */
+static void call_ends_against(int mode)
+{
+    fake_server f;
+    char address[128];
+    fake_start(&f, mode, address, sizeof address);
+    mp_manager *m;
+    CHECK_OK(mp_manager_new(&m, address, KEY, 3, &(mp_manager_options){.call_timeout_ms = 300}));
+    CHECK_OK(mp_manager_connect(m));
+    size_t n = mode == FAKE_NO_READ ? (size_t)64 << 20 : 1;
+    char *big = calloc(1, n);
+    CHECK(big != NULL);
+    mp_obj *args = mp_tuple1(mp_bytes(big, n));
+    free(big);
+    mp_proxy *p = NULL;
+    uint64_t t0 = th_now_ms();
+    CHECK_RC(MP_ETIMEDOUT, mp_manager_create(m, "anything", args, NULL, &p));
+    uint64_t took = th_now_ms() - t0;
+    CHECK(atomic_load(&f.misbehaved));
+    CHECK(took >= 250);
+    CHECK(took < 5000);
+    mp_obj_unref(args);
+    mp_manager_destroy(m);
+    fake_stop(&f);
+}
+
+TEST(call_ends_when_the_server_stops_half_way_through_a_reply)
+{
+    call_ends_against(FAKE_HALF_REPLY);
+}
+
+TEST(call_ends_when_the_server_never_reads_the_request)
+{
+    call_ends_against(FAKE_NO_READ);
 }

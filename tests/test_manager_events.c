@@ -478,3 +478,48 @@ TEST(an_accepted_connection_has_its_peer_even_when_memory_is_short)
     CHECK_OK(mp_manager_stop(h.m));
     join_here(&h);
 }
+
+/* ---- mp_manager_stop from the hook of a mp_manager_start child ---- */
+
+typedef struct child_hook {
+    mp_manager *m; /* in the child: the child's copy */
+    int report;    /* write end: the SHUTDOWN event's stop reason */
+} child_hook;
+
+static void stop_on_accept(const mp_manager_event *ev, void *arg)
+{
+    child_hook *h = arg;
+    if (ev->kind == MP_MANAGER_EVENT_ACCEPTED)
+        mp_manager_stop(h->m);
+    if (ev->kind == MP_MANAGER_EVENT_SHUTDOWN) {
+        int32_t why = (int32_t)ev->stop;
+        ssize_t w = write(h->report, &why, sizeof why);
+        (void)w;
+    }
+}
+
+TEST(stop_from_the_hook_of_a_started_server_stops_it)
+{
+    int rep[2];
+    CHECK_EQ(0, pipe2(rep, O_CLOEXEC));
+    child_hook h = {.report = rep[1]};
+    CHECK_OK(mp_manager_new(&h.m, "127.0.0.1:0", FX_KEY, FX_KEYLEN,
+                            &(mp_manager_options){.on_event = stop_on_accept, .on_event_arg = &h}));
+    CHECK_OK(mp_manager_start(h.m));
+    close(rep[1]);
+    mp_manager *c;
+    CHECK_OK(mp_manager_new(&c, mp_manager_address(h.m), FX_KEY, FX_KEYLEN, NULL));
+    mp_manager_connect(c); /* accepted: the hook stops the server (the reply may not come) */
+    mp_manager_destroy(c);
+    /* The child's server stops and the child exits, with no shutdown request. */
+    mp_process *p = mp_manager_process(h.m);
+    CHECK_OK(mp_process_join(p, 5000));
+    int code = -1;
+    CHECK_OK(mp_process_exitcode(p, &code));
+    CHECK_EQ(0, code);
+    int32_t why = 0;
+    CHECK_EQ((ssize_t)sizeof why, read(rep[0], &why, sizeof why));
+    CHECK_EQ((int)MP_MANAGER_STOP_API, (int)why);
+    close(rep[0]);
+    mp_manager_destroy(h.m);
+}

@@ -91,6 +91,45 @@ TEST(pool_map_wrong_result_size_is_emsgsize)
     finish(p);
 }
 
+/* mp_task_return is a macro with an inline fast path: its function (reached by its
+ * address) and the macro agree, a later call replaces an earlier one, and bad
+ * arguments still reach the function's checks. */
+static int return_via_both(const void *arg, size_t len, mp_task *t)
+{
+    (void)len;
+    int x = *(const int *)arg, first = -1, y = 3 * x;
+    int (*fn)(mp_task *, const void *, size_t) = mp_task_return;
+    int rc = fn(t, &first, sizeof first);
+    if (rc != 0)
+        return rc;
+    if (x % 2 == 0) /* the function's result, replaced through the macro */
+        return mp_task_return(t, &y, sizeof y);
+    rc = mp_task_return(t, &first, sizeof first);
+    return rc != 0 ? rc : (mp_task_return)(t, &y, sizeof y);
+}
+
+static int return_null_data(const void *arg, size_t len, mp_task *t)
+{
+    (void)arg;
+    (void)len;
+    return mp_task_return(t, NULL, sizeof(int));
+}
+
+TEST(pool_map_task_return_macro_and_function_agree)
+{
+    mp_pool *p = new_pool(2);
+    int in[100], out[100];
+    for (int i = 0; i < 100; i++)
+        in[i] = i;
+    CHECK_OK(mp_pool_map(p, return_via_both, in, sizeof in[0], 100, out, sizeof out[0], NULL));
+    for (int i = 0; i < 100; i++)
+        CHECK_EQ(3 * i, out[i]);
+    CHECK_RC(MP_ETASKFAILED,
+             mp_pool_map(p, return_null_data, in, sizeof in[0], 4, out, sizeof out[0], NULL));
+    CHECK_RC(MP_ETASKFAILED, mp_pool_apply(p, return_null_data, in, sizeof in[0], NULL, NULL));
+    finish(p);
+}
+
 TEST(pool_imap_streams_in_order)
 {
     mp_pool *p = new_pool(3);

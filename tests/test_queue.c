@@ -143,6 +143,40 @@ TEST(queue_put_get_roundtrip_keeps_bytes_and_lengths)
     mp_queue_destroy(NULL);
 }
 
+/* Every small length keeps its bytes and writes nothing beyond them, whether the
+ * record sits inside the ring or wraps its end at any offset. */
+TEST(queue_small_messages_of_every_length_keep_bytes_and_write_nothing_beyond)
+{
+    mp_queue *q = ring_queue(0, RING);
+    for (uint32_t start = 0; start < 96; start += 8) {
+        /* the next record's header at RING - start: bodies end or wrap there */
+        mp__queue_skew(q, 0, RING - 8 - start);
+        for (uint32_t len = 0; len <= 80; len++) {
+            unsigned char in[96], out[96 + 16];
+            for (uint32_t i = 0; i < sizeof in; i++)
+                in[i] = (unsigned char)(len * 31 + i + start);
+            memset(out, 0xa5, sizeof out);
+            CHECK_OK(mp_queue_put(q, in, len, 0));
+            size_t got = 0;
+            CHECK_OK(mp_queue_get_into(q, out + 8, len, &got, 0));
+            CHECK_EQ(len, got);
+            CHECK(memcmp(out + 8, in, len) == 0);
+            for (uint32_t i = 0; i < 8; i++)
+                CHECK(out[i] == 0xa5 && out[8 + len + i] == 0xa5);
+            if (len == 0)
+                continue;
+            void *m = NULL;
+            CHECK_OK(mp_queue_put(q, in, len, 0));
+            CHECK_OK(mp_queue_get(q, &m, &got, 0));
+            CHECK_EQ(len, got);
+            CHECK(memcmp(m, in, len) == 0);
+            free(m);
+        }
+        CHECK(mp_queue_empty(q));
+    }
+    mp_queue_destroy(q);
+}
+
 TEST(queue_get_into_uses_the_callers_buffer_and_refuses_short_ones)
 {
     mp_queue *q = ring_queue(0, RING);

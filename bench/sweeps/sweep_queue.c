@@ -2,9 +2,11 @@
  *     sweep_queue mproc|raw <size> <producers> <consumers>
  * Prints the time per message of a stream of messages of <size> bytes from the
  * producer processes to the consumer processes, from the start of all until the
- * consumers have them all. mproc: one mp_queue (put / get). raw: one producer and
- * one consumer use a plain shared-memory byte ring (byte_ring.h); several use the
- * bounded MPMC ring of 64-byte slots (ring_floor.h, so size must be <= 64 there). */
+ * consumers have them all. mproc: one mp_queue (put / get). raw: messages of up to
+ * 64 bytes go through the ring of the queue_64B_* cases (ring_floor.h: 64-byte
+ * slots, no lock with one producer and one consumer, a lock per side with several);
+ * longer ones, between one producer and one consumer, through a plain shared-memory
+ * byte ring (byte_ring.h); longer ones between several have no floor. */
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -121,14 +123,11 @@ int main(int argc, char **argv)
     n -= n % (producers * consumers * 8);
     bool raw = strcmp(argv[1], "raw") == 0;
     if (raw) {
-        if (producers == 1 && consumers == 1) {
+        if (size > RING_MSG && producers == 1 && consumers == 1) {
             br = byte_ring_new();
         } else if (size <= RING_MSG) {
-            mr = mmap(NULL, sizeof *mr, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-            if (mr == MAP_FAILED)
+            if ((mr = ring_new(producers, consumers)) == NULL)
                 return 1;
-            for (uint64_t i = 0; i < RING_SLOTS; i++)
-                atomic_init(&mr->slot[i].seq, i);
         }
         if (br == NULL && mr == NULL) {
             printf("none us\n"); /* no floor for this point */

@@ -108,6 +108,12 @@ typedef struct mp_listener_options {
      * call functions on this listener. */
     void (*on_reject)(void *arg, const char *peer, const char *reason);
     void *on_reject_arg;
+    /* Optional: called (with on_reject_arg, in the same context as on_reject) for a
+     * peer that passed the handshake but could not be given a connection (out of
+     * memory: reason "no memory"); the peer is closed and accept returns the error.
+     * NULL: on_reject is called for it instead. Such a peer is not counted by
+     * mp_listener_rejected, but its message is mp_listener_last_error's. */
+    void (*on_turn_away)(void *arg, const char *peer, const char *reason);
 } mp_listener_options;
 
 /* Creates a listening socket bound to address (see the top of this file), with
@@ -135,7 +141,9 @@ MP_EXTERN int mp_listener_new(mp_listener **out, const char *address,
  * from its parent); either process may close its copy without disturbing the
  * other's handshakes; only the creating process removes its Unix socket file.
  * Errors: MP_ETIMEDOUT (no authenticated peer in time), MP_ECLOSED, MP_EMFILE,
- * MP_ENOMEM, MP_EINVAL (NULL argument, timeout below -1). */
+ * MP_ENOMEM (also for a peer that authenticated when no connection could be made
+ * for it: it is closed and reported to on_turn_away), MP_EINVAL (NULL argument,
+ * timeout below -1). */
 MP_EXTERN int mp_listener_accept(mp_listener *l, mp_conn **out, int timeout_ms);
 
 /* The bound address as a string owned by l (valid until destroy), in the forms

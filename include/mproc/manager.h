@@ -360,7 +360,10 @@ typedef struct mp_manager_options {
     mp_manager_event_fn on_event;
     void *on_event_arg;
     /* Client: how long a reply may take beyond the operation's own timeout (a
-     * get's), and the limit for calls without one. 0: 30000; -1: no limit. */
+     * get's), and the limit for calls without one. It also bounds sending a request
+     * (a server that does not read it) and the rest of a reply that has begun (one
+     * that stops half way): a call ends with MP_ETIMEDOUT then, whatever its own
+     * timeout. 0: 30000; -1: no limit (a call then ends when the server dies). */
     int call_timeout_ms;
     /* Client: connect deadline of each connection; 0: the listener.h default. */
     int connect_timeout_ms;
@@ -416,8 +419,14 @@ MP_EXTERN int mp_manager_start(mp_manager *m);
  * 0. Errors: MP_EALREADY (already serving or started), the mp_listener_new codes. */
 MP_EXTERN int mp_manager_serve_forever(mp_manager *m);
 
-/* Makes a serve_forever running in another thread return (async-signal-safe: it
- * writes to a pipe). Errors: MP_EINVAL. */
+/* Stops the server this process runs for m: makes a serve_forever running in
+ * another thread return, or, called in the child process of mp_manager_start
+ * (from the on_event hook, with the child's copy of m as its arg), makes that
+ * child's server stop and the child exit (the SHUTDOWN event says
+ * MP_MANAGER_STOP_API). Async-signal-safe: it writes to a pipe. A stop made while
+ * no serve_forever runs makes the next one return at once. In the process that
+ * called mp_manager_start it does not reach the child's server: stop that with
+ * mp_manager_shutdown. Errors: MP_EINVAL. */
 MP_EXTERN int mp_manager_stop(mp_manager *m);
 
 /* The server's address: after start, the bound one; during serve_forever, the
@@ -472,8 +481,10 @@ MP_EXTERN int mp_manager_create(mp_manager *m, const char *typeid, const mp_obj 
 /* proxy._callmethod(method, args, kwds): calls method on the served object and
  * stores the returned value (a new reference) in *result (result may be NULL to
  * drop it). args/kwds may be NULL. timeout_ms bounds the wait for the reply (-1:
- * as long as it takes; 0: mp_manager_options.call_timeout_ms). A call whose reply
- * does not come in time closes this thread's channel (the next call opens a new one).
+ * as long as it takes; 0: mp_manager_options.call_timeout_ms); sending the request
+ * and receiving the rest of a reply that has begun are also bounded by
+ * call_timeout_ms. A call whose request or reply does not get through in time
+ * closes this thread's channel (the next call opens a new one).
  * Thread-safe: calls from different threads use different channels.
  * Errors: MP_EEMPTY (the server raised queue.Empty), MP_EFULL (queue.Full),
  * MP_EREMOTE (any other exception or traceback: mp_manager_remote_error),

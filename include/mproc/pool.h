@@ -70,6 +70,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 
 #include "mproc/export.h"
 #include "mproc/process.h"
@@ -107,8 +108,30 @@ typedef void (*mp_result_callback)(mp_async_result *r, void *arg);
 
 /* Inside a task: sets the result to a copy of len bytes of data (replacing any
  * earlier one). In a fixed-size map, len must equal the map's out_size.
- * Errors: MP_ENOMEM, MP_EINVAL (t NULL, or data NULL with len > 0). */
+ * Errors: MP_ENOMEM, MP_EINVAL (t NULL, or data NULL with len > 0).
+ * It is also a macro: in a fixed-size map its common case (len == out_size) is
+ * inlined into the task, one store into the item's slot, because it runs once per
+ * item; `(mp_task_return)(...)` and its address reach the function itself. */
 MP_EXTERN int mp_task_return(mp_task *t, const void *data, size_t len);
+
+/* Internal, for the macro below: the first fields of every mp_task. */
+struct mp__task_head {
+    void *fixed;       /* a fixed-size map's slot for the item's result, or NULL */
+    size_t fixed_size; /* the map's out_size */
+    bool fixed_set;    /* the slot was written */
+};
+
+static inline int mp__task_return_inline(mp_task *t, const void *data, size_t len)
+{
+    struct mp__task_head *h = (struct mp__task_head *)(void *)t;
+    if (t != NULL && data != NULL && h->fixed != NULL && len == h->fixed_size) {
+        memcpy(h->fixed, data, len);
+        h->fixed_set = true;
+        return 0;
+    }
+    return (mp_task_return)(t, data, len);
+}
+#define mp_task_return(t, data, len) mp__task_return_inline((t), (data), (len))
 
 /* Inside a task: a buffer of len bytes that becomes the result; the task fills it
  * before returning. Owned by the pool. NULL when out of memory or len is 0. In a

@@ -108,34 +108,54 @@ static int classify_error(mp_obj *exc)
     return rc;
 }
 
+/* The earlier of a and now + ms (-1: a). */
+static void earlier_deadline(mp__deadline *out, const mp__deadline *a, int ms)
+{
+    *out = *a;
+    if (ms < 0)
+        return;
+    mp__deadline b;
+    mp__deadline_init(&b, ms);
+    if (a->forever || mp__timespec_before(&b.at, &a->at))
+        *out = b;
+}
+
 int mp__mgr_roundtrip(struct mp_manager *m, mp_conn *c, const char *ident, const char *method,
                       const mp_obj *args, const mp_obj *kwds, int timeout_ms, mp_obj **result)
 {
     mp__mgr_set_remote_error(NULL, NULL);
     if (result != NULL)
         *result = NULL;
+    int fd = mp_conn_fileno(c);
+    if (fd < 0)
+        return fd;
+    if (timeout_ms == 0)
+        timeout_ms = m->opt.call_timeout_ms;
+    /* The reply's first byte is waited for until the operation's deadline; the
+     * request must be sent by then and within call_timeout_ms (a server that does
+     * not read is not the operation waiting); a reply that has begun must be
+     * complete within call_timeout_ms of its first byte (or by that deadline, if
+     * later and finite). The connection's own send and receive would wait
+     * forever. */
+    mp__deadline reply, send_by;
+    mp__deadline_init(&reply, timeout_ms < -1 ? -1 : timeout_ms);
+    earlier_deadline(&send_by, &reply, m->opt.call_timeout_ms);
     void *buf = NULL;
     size_t len = 0;
     int rc = mp__mgr_request_encode(ident, method, args, kwds, &buf, &len);
     if (rc < 0)
         return rc;
-    rc = mp_conn_send_bytes(c, buf, len);
+    rc = mp__net_send_frame(fd, buf, len, &send_by);
     free(buf);
     if (rc < 0)
         return rc;
-    if (timeout_ms == 0)
-        timeout_ms = m->opt.call_timeout_ms;
-    if (timeout_ms != -1) { /* -1: the receive itself waits, one system call fewer */
-        rc = mp_conn_poll(c, timeout_ms);
-        if (rc == 0)
-            return MP_ETIMEDOUT;
-        if (rc < 0)
-            return rc;
-    }
     buf = NULL;
-    rc = mp_conn_recv_bytes(c, &buf, &len, 0);
+    bool extra = false;
+    rc = mp__net_recv_frame(fd, &reply, m->opt.call_timeout_ms, 0, &buf, &len, &extra);
     if (rc < 0)
         return rc;
+    if (extra) /* the server sent what was not asked for: the stream is out of step */
+        mp_conn_close(c);
     int kind;
     mp_obj *value = NULL;
     rc = mp__mgr_reply_decode(buf, len, &kind, &value);
@@ -362,7 +382,7 @@ int mp__mgr_chan_acquire(struct mp_manager *m, mp__mgr_chan **out)
         pthread_setspecific(m->chan_key, ch);
     }
     pthread_mutex_lock(&ch->mu);
-    if (ch->conn == NULL) { /* broken by an earlier call: open a fresh one */
+    if (ch->conn == NULL || mp_conn_closed(ch->conn)) { /* broken by an earlier call */
         pthread_mutex_unlock(&ch->mu);
         mp__mgr_chan *fresh;
         int rc = open_channel(m, &fresh);

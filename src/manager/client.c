@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/random.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -266,6 +267,8 @@ int mp_manager_stop(mp_manager *m)
 {
     if (m == NULL)
         return MP_EINVAL;
+    if (m->child_stop_reason != NULL)
+        atomic_store(m->child_stop_reason, MP_MANAGER_STOP_API);
     char b = 1;
     ssize_t r;
     do
@@ -324,9 +327,28 @@ static int server_child(void *arg)
         m->errbuf = err;
         m->errbuf_len = sizeof err;
     }
+    /* The server stops when the starter goes (parent_fd's EOF) or on mp_manager_stop
+     * here (from the on_event hook, whose arg is this process's copy): one epoll
+     * set over both is the server's stop_fd. The stop pipe is made anew, so that
+     * the starter's copy of the old one is not this server's. */
+    mp__close_fd(m->stop_pipe[0]);
+    mp__close_fd(m->stop_pipe[1]);
+    m->stop_pipe[0] = m->stop_pipe[1] = -1;
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    int rc = ep < 0 || pipe2(m->stop_pipe, O_CLOEXEC | O_NONBLOCK) != 0 ? -errno : 0;
+    struct epoll_event ev = {.events = EPOLLIN};
+    if (rc == 0 && (epoll_ctl(ep, EPOLL_CTL_ADD, a->parent_fd, &ev) != 0 ||
+                    epoll_ctl(ep, EPOLL_CTL_ADD, m->stop_pipe[0], &ev) != 0))
+        rc = -errno;
+    if (rc < 0) {
+        snprintf(m->errbuf, m->errbuf_len, "cannot watch for the stop: %s", mp_strerror(rc));
+        ready_report(a, NULL, rc);
+        _exit(1);
+    }
     mp__mgr_server_config cfg;
-    fill_config(m, &cfg, a->parent_fd, MP_MANAGER_STOP_PARENT);
-    int rc = mp__mgr_serve(&cfg, ready_report, a);
+    fill_config(m, &cfg, ep, MP_MANAGER_STOP_PARENT);
+    m->child_stop_reason = &cfg.stop_fd_reason;
+    rc = mp__mgr_serve(&cfg, ready_report, a);
     fflush(NULL);
     _exit(rc < 0 ? 1 : 0);
 }

@@ -37,7 +37,10 @@ struct mp_manager {
     bool serving;     /* in serve_forever */
     mp_process *proc; /* the child of start */
     int parent_pipe;  /* write end held while the child should live; -1 */
-    int stop_pipe[2]; /* mp_manager_stop -> serve_forever */
+    int stop_pipe[2]; /* mp_manager_stop -> serve_forever, or the server of start's child */
+    /* In start's child only: the server's stop reason, which mp_manager_stop sets
+     * before writing stop_pipe (the child also stops when its starter goes). */
+    _Atomic mp_manager_stop_reason *child_stop_reason;
     /* client state */
     pthread_mutex_t lock;         /* chans list, connect_address, ctl */
     pthread_mutex_t connect_lock; /* one implicit connect at a time */
@@ -56,7 +59,12 @@ MP__HIDDEN int mp__mgr_open(struct mp_manager *m, mp_conn **out);
 /* Sends one request on c and reads its reply. Returns 0 (*result the value),
  * 1 ('#PROXY': *result the (exposed, Token) tuple), MP_EEMPTY / MP_EFULL /
  * MP_EREMOTE (the thread's remote error is set), or a transport error (then c
- * must not be used again). timeout_ms: -1 forever, 0 the manager's call timeout. */
+ * must not be used again). timeout_ms bounds the wait for the reply: -1 forever,
+ * 0 the manager's call timeout. The send is bounded by that and by the call
+ * timeout; a reply that has begun must end within the call timeout of its first
+ * byte, or by the reply deadline when that is later and finite (MP_ETIMEDOUT
+ * otherwise). A reply that
+ * came with bytes after it closes c (mp_conn_closed) once it is returned. */
 MP__HIDDEN int mp__mgr_roundtrip(struct mp_manager *m, mp_conn *c, const char *ident,
                                  const char *method, const mp_obj *args, const mp_obj *kwds,
                                  int timeout_ms, mp_obj **result);

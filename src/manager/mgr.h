@@ -169,9 +169,11 @@ typedef struct mp__mgr_server_config {
     size_t max_message;
     const mp__mgr_typeid *types;
     size_t ntypes;
-    int stop_fd; /* read end of a pipe: readable means stop; -1 for none */
-    mp_manager_stop_reason stop_fd_reason; /* what stop_fd means, for the event */
-    bool refuse_shutdown;                  /* mp_manager_options.refuse_remote_shutdown */
+    int stop_fd; /* readable means stop (a pipe's read end, an epoll set); -1 for none */
+    /* What stop_fd means, for the event; read when stop_fd polls readable, and may
+     * be changed by another thread (or a signal handler) before it makes it so. */
+    _Atomic mp_manager_stop_reason stop_fd_reason;
+    bool refuse_shutdown; /* mp_manager_options.refuse_remote_shutdown */
     mp_manager_event_fn on_event;
     void *on_event_arg;
     char *errbuf;

@@ -42,7 +42,7 @@ static int ref_request(struct mp_manager *m, const char *method, const mp_obj *a
     mp__mgr_chan *ctl = mp__mgr_ctl_acquire(m);
     if (ctl != NULL) {
         *via_ctl = true;
-        if (ctl->conn == NULL) {
+        if (ctl->conn == NULL || mp_conn_closed(ctl->conn)) {
             pthread_mutex_unlock(&ctl->mu);
             return MP_EEOF;
         }

@@ -239,6 +239,12 @@ static int do_get(squeue *q, mp_manager_call *call, bool block, int64_t deadline
     return rc;
 }
 
+/* The methods without arguments (Python's def m(self)): 0, or the TypeError raised. */
+static int no_args(mp_manager_call *call, const mp_obj *args, const mp_obj *kwds)
+{
+    return mp_manager_call_args(call, args, kwds, (const char *const[]){NULL}, 0, NULL);
+}
+
 static int m_put(void *self, mp_manager_call *call, const mp_obj *args, const mp_obj *kwds,
                  mp_obj **result)
 {
@@ -281,53 +287,60 @@ static int m_get(void *self, mp_manager_call *call, const mp_obj *args, const mp
 static int m_get_nowait(void *self, mp_manager_call *call, const mp_obj *args, const mp_obj *kwds,
                         mp_obj **result)
 {
-    int rc = mp_manager_call_args(call, args, kwds, (const char *const[]){NULL}, 0, NULL);
+    int rc = no_args(call, args, kwds);
     return rc < 0 ? rc : do_get(self, call, false, -1, result);
+}
+
+/* qsize, empty and full: a value read from the queue under its lock. */
+static int read_locked(squeue *q, mp_manager_call *call, const mp_obj *args, const mp_obj *kwds,
+                       mp_obj *(*read)(const squeue *q), mp_obj **result)
+{
+    int rc = no_args(call, args, kwds);
+    if (rc < 0)
+        return rc;
+    pthread_mutex_lock(&q->mu);
+    *result = read(q);
+    pthread_mutex_unlock(&q->mu);
+    return 0;
+}
+
+static mp_obj *qsize_of(const squeue *q)
+{
+    return mp_int((int64_t)q->count);
+}
+
+static mp_obj *empty_of(const squeue *q)
+{
+    return mp_bool(q->count == 0);
+}
+
+static mp_obj *full_of(const squeue *q)
+{
+    return mp_bool(is_full(q));
 }
 
 static int m_qsize(void *self, mp_manager_call *call, const mp_obj *args, const mp_obj *kwds,
                    mp_obj **result)
 {
-    int rc = mp_manager_call_args(call, args, kwds, (const char *const[]){NULL}, 0, NULL);
-    if (rc < 0)
-        return rc;
-    squeue *q = self;
-    pthread_mutex_lock(&q->mu);
-    *result = mp_int((int64_t)q->count);
-    pthread_mutex_unlock(&q->mu);
-    return 0;
+    return read_locked(self, call, args, kwds, qsize_of, result);
 }
 
 static int m_empty(void *self, mp_manager_call *call, const mp_obj *args, const mp_obj *kwds,
                    mp_obj **result)
 {
-    int rc = mp_manager_call_args(call, args, kwds, (const char *const[]){NULL}, 0, NULL);
-    if (rc < 0)
-        return rc;
-    squeue *q = self;
-    pthread_mutex_lock(&q->mu);
-    *result = mp_bool(q->count == 0);
-    pthread_mutex_unlock(&q->mu);
-    return 0;
+    return read_locked(self, call, args, kwds, empty_of, result);
 }
 
 static int m_full(void *self, mp_manager_call *call, const mp_obj *args, const mp_obj *kwds,
                   mp_obj **result)
 {
-    int rc = mp_manager_call_args(call, args, kwds, (const char *const[]){NULL}, 0, NULL);
-    if (rc < 0)
-        return rc;
-    squeue *q = self;
-    pthread_mutex_lock(&q->mu);
-    *result = mp_bool(is_full(q));
-    pthread_mutex_unlock(&q->mu);
-    return 0;
+    return read_locked(self, call, args, kwds, full_of, result);
 }
 
 static int m_task_done(void *self, mp_manager_call *call, const mp_obj *args, const mp_obj *kwds,
                        mp_obj **result)
 {
-    int rc = mp_manager_call_args(call, args, kwds, (const char *const[]){NULL}, 0, NULL);
+    int rc = no_args(call, args, kwds);
     if (rc < 0)
         return rc;
     squeue *q = self;
@@ -347,7 +360,7 @@ static int m_task_done(void *self, mp_manager_call *call, const mp_obj *args, co
 static int m_join(void *self, mp_manager_call *call, const mp_obj *args, const mp_obj *kwds,
                   mp_obj **result)
 {
-    int rc = mp_manager_call_args(call, args, kwds, (const char *const[]){NULL}, 0, NULL);
+    int rc = no_args(call, args, kwds);
     if (rc < 0)
         return rc;
     squeue *q = self;

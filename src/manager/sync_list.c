@@ -323,53 +323,64 @@ static int repeat_count(mp_manager_call *call, const mp_obj *o, size_t len, size
     return 0;
 }
 
-static int list_mul(void *self, mp_manager_call *call, const mp_obj *args, const mp_obj *kwds,
-                    mp_obj **result)
+/* A new list of l's items times times over (mu held); NULL when out of memory. */
+static mp_obj *list_repeated(const sm_list *l, size_t times)
 {
-    sm_list *l = self;
-    int rc = sm_wrapper(call, args, kwds, "__mul__", 1);
-    if (rc < 0)
-        return rc;
-    pthread_mutex_lock(&l->mu);
-    size_t times;
-    rc = repeat_count(call, mp_seq_item(args, 0), l->n, &times);
-    mp_obj *r = rc < 0 ? NULL : mp_list_new();
+    mp_obj *r = mp_list_new();
     for (size_t t = 0; r && t < times; t++)
         for (size_t i = 0; r && i < l->n; i++)
             if (mp_list_append(r, mp_obj_ref(l->v[i])) < 0) {
                 mp_obj_unref(r);
                 r = NULL;
             }
+    return r;
+}
+
+/* l's items repeated times over, in place (mu held). */
+static int list_repeat_in_place(sm_list *l, size_t times)
+{
+    if (times == 0) {
+        list_free_items(l);
+        return 0;
+    }
+    size_t n = l->n;
+    int rc = times > 1 ? list_reserve(l, n * times) : 0;
+    for (size_t t = 1; rc == 0 && t < times; t++)
+        for (size_t i = 0; i < n; i++)
+            l->v[l->n++] = mp_obj_ref(l->v[i]);
+    return rc;
+}
+
+/* list * n (a new list) and list *= n (in place, answering the list), each under
+ * one hold of the lock. */
+static int list_repeat(sm_list *l, mp_manager_call *call, const mp_obj *args, const mp_obj *kwds,
+                       bool in_place, mp_obj **result)
+{
+    int rc = sm_wrapper(call, args, kwds, in_place ? "__imul__" : "__mul__", 1);
+    if (rc < 0)
+        return rc;
+    pthread_mutex_lock(&l->mu);
+    size_t times = 0;
+    rc = repeat_count(call, mp_seq_item(args, 0), l->n, &times);
+    if (rc == 0 && in_place)
+        rc = list_repeat_in_place(l, times);
+    mp_obj *r = rc < 0 ? NULL : in_place ? sm_list_of(l->v, l->n) : list_repeated(l, times);
     pthread_mutex_unlock(&l->mu);
     if (rc < 0)
         return rc;
     return sm_ret(result, r);
 }
 
+static int list_mul(void *self, mp_manager_call *call, const mp_obj *args, const mp_obj *kwds,
+                    mp_obj **result)
+{
+    return list_repeat(self, call, args, kwds, false, result);
+}
+
 static int list_imul(void *self, mp_manager_call *call, const mp_obj *args, const mp_obj *kwds,
                      mp_obj **result)
 {
-    sm_list *l = self;
-    int rc = sm_wrapper(call, args, kwds, "__imul__", 1);
-    if (rc < 0)
-        return rc;
-    pthread_mutex_lock(&l->mu);
-    size_t times;
-    rc = repeat_count(call, mp_seq_item(args, 0), l->n, &times);
-    if (rc == 0 && times == 0) {
-        list_free_items(l);
-    } else if (rc == 0 && times > 1) {
-        size_t n = l->n;
-        rc = list_reserve(l, n * times);
-        for (size_t t = 1; rc == 0 && t < times; t++)
-            for (size_t i = 0; i < n; i++)
-                l->v[l->n++] = mp_obj_ref(l->v[i]);
-    }
-    mp_obj *r = rc < 0 ? NULL : sm_list_of(l->v, l->n);
-    pthread_mutex_unlock(&l->mu);
-    if (rc < 0)
-        return rc;
-    return sm_ret(result, r);
+    return list_repeat(self, call, args, kwds, true, result);
 }
 
 static int list_len(void *self, mp_manager_call *call, const mp_obj *args, const mp_obj *kwds,

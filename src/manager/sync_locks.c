@@ -77,6 +77,52 @@ static int64_t deadline_of(bool forever, double secs)
     return mp_manager_deadline_ns(secs < 0 ? 0 : secs);
 }
 
+/* Who holds a Lock, RLock or a Condition's RLock, and how deep: guarded by the
+ * object's mu, waited for on its cv. */
+typedef struct sm_owner {
+    uint64_t conn;       /* connection that acquired it, 0 when free */
+    unsigned long count; /* recursion depth (RLock), 1 for a held Lock */
+} sm_owner;
+
+/* Takes o for conn (mu held), waiting on cv until deadline_ns; a recursive one is
+ * taken again by its holder. 1 acquired, 0 not, or a negative code (peer gone,
+ * server stopping). */
+static int owner_take(sm_owner *o, bool recursive, pthread_mutex_t *mu, pthread_cond_t *cv,
+                      mp_manager_call *call, uint64_t conn, bool blocking, int64_t deadline_ns)
+{
+    if (recursive && o->conn == conn) {
+        o->count++;
+        return 1;
+    }
+    while (o->conn != 0) {
+        if (!blocking)
+            return 0;
+        int rc = mp_manager_call_wait(call, mu, cv, deadline_ns);
+        if (rc == MP_ETIMEDOUT && o->conn != 0)
+            return 0;
+        if (wait_failed(rc))
+            return rc;
+    }
+    o->conn = conn;
+    o->count = 1;
+    return 1;
+}
+
+/* Frees o (mu held) and wakes the waiters on cv. */
+static void owner_clear(sm_owner *o, pthread_cond_t *cv)
+{
+    o->conn = 0;
+    o->count = 0;
+    pthread_cond_broadcast(cv);
+}
+
+/* A connection that closed gives back what it held (conn_closed; mu held). */
+static void owner_drop(sm_owner *o, pthread_cond_t *cv, uint64_t conn)
+{
+    if (o->conn == conn)
+        owner_clear(o, cv);
+}
+
 /* ======================================================================== */
 /* Lock and RLock (threading.Lock is _thread.lock; threading.RLock _thread.RLock) */
 
@@ -84,8 +130,7 @@ typedef struct sm_lock {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     bool recursive;
-    uint64_t owner;      /* connection that acquired it, 0 when free; guarded by mu */
-    unsigned long count; /* recursion depth (RLock), 1 for a held Lock; guarded by mu */
+    sm_owner own; /* guarded by mu */
 } sm_lock;
 
 static int lock_make(void **self, mp_manager_call *call, const mp_obj *args, const mp_obj *kwds,
@@ -126,31 +171,8 @@ static void lock_destroy(void *self)
     free(l);
 }
 
-/* Takes l (mu held) for conn, waiting until deadline_ns. 1 acquired, 0 not, or a
- * negative code (peer gone, server stopping). */
-static int lock_take(sm_lock *l, mp_manager_call *call, uint64_t conn, bool blocking,
-                     int64_t deadline_ns)
-{
-    if (l->recursive && l->owner == conn) {
-        l->count++;
-        return 1;
-    }
-    while (l->owner != 0) {
-        if (!blocking)
-            return 0;
-        int rc = mp_manager_call_wait(call, &l->mu, &l->cv, deadline_ns);
-        if (rc == MP_ETIMEDOUT && l->owner != 0)
-            return 0;
-        if (wait_failed(rc))
-            return rc;
-    }
-    l->owner = conn;
-    l->count = 1;
-    return 1;
-}
-
 /* Parses acquire(blocking=True, timeout=-1) as CPython's Lock.acquire does, with
- * its errors; the deadline for lock_take/cond_take. 0, or the raised error. */
+ * its errors; the deadline for owner_take. 0, or the raised error. */
 static int acquire_args(mp_manager_call *call, const mp_obj *args, const mp_obj *kwds,
                         bool *blocking, int64_t *deadline_ns)
 {
@@ -188,7 +210,8 @@ static int lock_acquire(void *self, mp_manager_call *call, const mp_obj *args, c
     if (rc < 0)
         return rc;
     pthread_mutex_lock(&l->mu);
-    rc = lock_take(l, call, mp_manager_call_conn_id(call), blocking, deadline_ns);
+    rc = owner_take(&l->own, l->recursive, &l->mu, &l->cv, call, mp_manager_call_conn_id(call),
+                    blocking, deadline_ns);
     pthread_mutex_unlock(&l->mu);
     if (rc < 0)
         return rc;
@@ -204,17 +227,14 @@ static int lock_release(void *self, mp_manager_call *call, const mp_obj *args, c
         return rc;
     uint64_t conn = mp_manager_call_conn_id(call);
     pthread_mutex_lock(&l->mu);
-    if (l->owner == 0 || (l->recursive && l->owner != conn)) {
+    if (l->own.conn == 0 || (l->recursive && l->own.conn != conn)) {
         pthread_mutex_unlock(&l->mu);
         return sm_raise(call, "RuntimeError", "%s",
                         l->recursive ? "cannot release un-acquired lock" : "release unlocked lock");
     }
     /* A plain Lock may be released by anyone, as threading.Lock. */
-    if (!l->recursive || --l->count == 0) {
-        l->owner = 0;
-        l->count = 0;
-        pthread_cond_broadcast(&l->cv);
-    }
+    if (!l->recursive || --l->own.count == 0)
+        owner_clear(&l->own, &l->cv);
     pthread_mutex_unlock(&l->mu);
     return ret_none(result);
 }
@@ -223,11 +243,7 @@ static void lock_conn_closed(void *self, uint64_t conn)
 {
     sm_lock *l = self;
     pthread_mutex_lock(&l->mu);
-    if (l->owner == conn) {
-        l->owner = 0;
-        l->count = 0;
-        pthread_cond_broadcast(&l->cv);
-    }
+    owner_drop(&l->own, &l->cv, conn);
     pthread_mutex_unlock(&l->mu);
 }
 
@@ -236,10 +252,10 @@ static char *lock_repr(void *self)
     sm_lock *l = self;
     pthread_mutex_lock(&l->mu);
     char *s = l->recursive ? sm_strdupf("<%s _thread.RLock object owner=%llu count=%lu at %p>",
-                                        l->owner ? "locked" : "unlocked",
-                                        (unsigned long long)l->owner, l->count, self)
+                                        l->own.conn ? "locked" : "unlocked",
+                                        (unsigned long long)l->own.conn, l->own.count, self)
                            : sm_strdupf("<%s _thread.lock object at %p>",
-                                        l->owner ? "locked" : "unlocked", self);
+                                        l->own.conn ? "locked" : "unlocked", self);
     pthread_mutex_unlock(&l->mu);
     return s;
 }
@@ -536,8 +552,7 @@ typedef struct sm_waiter {
 typedef struct sm_cond {
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    uint64_t owner;         /* connection holding the condition's RLock; mu */
-    unsigned long count;    /* its recursion depth; mu */
+    sm_owner own;           /* who holds the condition's RLock; mu */
     sm_waiter *head, *tail; /* waiters in arrival order (notify is FIFO); mu */
 } sm_cond;
 
@@ -586,28 +601,6 @@ static void cond_unlink(sm_cond *c, sm_waiter *w)
         c->tail = prev;
 }
 
-/* Takes the condition's lock for conn (mu held); as lock_take. */
-static int cond_take(sm_cond *c, mp_manager_call *call, uint64_t conn, bool blocking,
-                     int64_t deadline_ns)
-{
-    if (c->owner == conn) {
-        c->count++;
-        return 1;
-    }
-    while (c->owner != 0) {
-        if (!blocking)
-            return 0;
-        int rc = mp_manager_call_wait(call, &c->mu, &c->cv, deadline_ns);
-        if (rc == MP_ETIMEDOUT && c->owner != 0)
-            return 0;
-        if (wait_failed(rc))
-            return rc;
-    }
-    c->owner = conn;
-    c->count = 1;
-    return 1;
-}
-
 static int cond_acquire(void *self, mp_manager_call *call, const mp_obj *args, const mp_obj *kwds,
                         mp_obj **result)
 {
@@ -618,7 +611,8 @@ static int cond_acquire(void *self, mp_manager_call *call, const mp_obj *args, c
     if (rc < 0)
         return rc;
     pthread_mutex_lock(&c->mu);
-    rc = cond_take(c, call, mp_manager_call_conn_id(call), blocking, deadline_ns);
+    rc = owner_take(&c->own, true, &c->mu, &c->cv, call, mp_manager_call_conn_id(call), blocking,
+                    deadline_ns);
     pthread_mutex_unlock(&c->mu);
     if (rc < 0)
         return rc;
@@ -633,14 +627,12 @@ static int cond_release(void *self, mp_manager_call *call, const mp_obj *args, c
     if (rc < 0)
         return rc;
     pthread_mutex_lock(&c->mu);
-    if (c->owner != mp_manager_call_conn_id(call)) {
+    if (c->own.conn != mp_manager_call_conn_id(call)) {
         pthread_mutex_unlock(&c->mu);
         return sm_raise(call, "RuntimeError", "cannot release un-acquired lock");
     }
-    if (--c->count == 0) {
-        c->owner = 0;
-        pthread_cond_broadcast(&c->cv);
-    }
+    if (--c->own.count == 0)
+        owner_clear(&c->own, &c->cv);
     pthread_mutex_unlock(&c->mu);
     return ret_none(result);
 }
@@ -656,7 +648,7 @@ static int cond_wait(void *self, mp_manager_call *call, const mp_obj *args, cons
         return rc;
     uint64_t conn = mp_manager_call_conn_id(call);
     pthread_mutex_lock(&c->mu);
-    if (c->owner != conn) {
+    if (c->own.conn != conn) {
         pthread_mutex_unlock(&c->mu);
         return sm_raise(call, "RuntimeError", "cannot wait on un-acquired lock");
     }
@@ -675,9 +667,9 @@ static int cond_wait(void *self, mp_manager_call *call, const mp_obj *args, cons
     else
         c->head = &w;
     c->tail = &w;
-    unsigned long depth = c->count;
-    c->owner = 0;
-    c->count = 0;
+    unsigned long depth = c->own.count;
+    c->own.conn = 0;
+    c->own.count = 0;
     pthread_cond_broadcast(&c->cv);
     int64_t deadline = forever ? -1 : mp_manager_deadline_ns(secs < 0 ? 0 : secs);
     while (!w.notified) {
@@ -695,15 +687,12 @@ static int cond_wait(void *self, mp_manager_call *call, const mp_obj *args, cons
         return rc;
     }
     /* _acquire_restore: blocks without a timeout, as CPython's. */
-    while (c->owner != 0) {
-        rc = mp_manager_call_wait(call, &c->mu, &c->cv, -1);
-        if (wait_failed(rc)) {
-            pthread_mutex_unlock(&c->mu);
-            return rc;
-        }
+    rc = owner_take(&c->own, false, &c->mu, &c->cv, call, conn, true, -1);
+    if (rc < 0) {
+        pthread_mutex_unlock(&c->mu);
+        return rc;
     }
-    c->owner = conn;
-    c->count = depth;
+    c->own.count = depth;
     pthread_mutex_unlock(&c->mu);
     return ret_bool(result, notified);
 }
@@ -711,7 +700,7 @@ static int cond_wait(void *self, mp_manager_call *call, const mp_obj *args, cons
 static int cond_notify_n(sm_cond *c, mp_manager_call *call, int64_t n, mp_obj **result)
 {
     pthread_mutex_lock(&c->mu);
-    if (c->owner != mp_manager_call_conn_id(call)) {
+    if (c->own.conn != mp_manager_call_conn_id(call)) {
         pthread_mutex_unlock(&c->mu);
         return sm_raise(call, "RuntimeError", "cannot notify on un-acquired lock");
     }
@@ -766,11 +755,7 @@ static void cond_conn_closed(void *self, uint64_t conn)
 {
     sm_cond *c = self;
     pthread_mutex_lock(&c->mu);
-    if (c->owner == conn) {
-        c->owner = 0;
-        c->count = 0;
-        pthread_cond_broadcast(&c->cv);
-    }
+    owner_drop(&c->own, &c->cv, conn);
     pthread_mutex_unlock(&c->mu);
 }
 
@@ -782,8 +767,8 @@ static char *cond_repr(void *self)
     for (sm_waiter *w = c->head; w; w = w->next)
         n++;
     char *r = sm_strdupf("<Condition(<%s _thread.RLock object owner=%llu count=%lu at %p>, %zu)>",
-                         c->owner ? "locked" : "unlocked", (unsigned long long)c->owner, c->count,
-                         self, n);
+                         c->own.conn ? "locked" : "unlocked", (unsigned long long)c->own.conn,
+                         c->own.count, self, n);
     pthread_mutex_unlock(&c->mu);
     return r;
 }

@@ -72,8 +72,11 @@ struct mp_listener {
     unsigned long rejected;
     char last_error[MP__ADDR_TEXT_MAX + 220];
     void (*on_reject)(void *arg, const char *peer, const char *reason);
+    void (*on_turn_away)(void *arg, const char *peer, const char *reason);
     void *on_reject_arg;
 };
+
+int (*mp__listener_wrap_fd)(mp_conn **out, int fd, bool readable, bool writable) = mp_conn_from_fd;
 
 static int ep_add(int ep, int fd, uint64_t tag)
 {
@@ -130,6 +133,7 @@ int mp_listener_new(mp_listener **out, const char *address, const mp_listener_op
     l->has_key = opt->authkey != NULL;
     l->refuse_md5 = opt->refuse_md5;
     l->on_reject = opt->on_reject;
+    l->on_turn_away = opt->on_turn_away ? opt->on_turn_away : opt->on_reject;
     l->on_reject_arg = opt->on_reject_arg;
     l->hs_ms = hs_ms;
     l->owner = mp__self_pid();
@@ -261,6 +265,23 @@ static void reject(mp_listener *l, int i, const char *why)
     drop(l, i, false);
 }
 
+/* An authenticated peer on fd that gets no connection (rc: why): reported and
+ * closed. */
+static void turn_away(mp_listener *l, int fd, int rc)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    char peer[MP__ADDR_TEXT_MAX] = "";
+    if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0)
+        mp__addr_format((struct sockaddr *)&ss, len, peer);
+    const char *why = rc == MP_ENOMEM ? "no memory" : mp_strerror(rc);
+    snprintf(l->last_error, sizeof l->last_error, "%s: %s", peer[0] ? peer : "a Unix socket peer",
+             why);
+    if (l->on_turn_away != NULL)
+        l->on_turn_away(l->on_reject_arg, peer, why);
+    mp__close_fd(fd);
+}
+
 /* Takes one peer from the backlog. 1 with *ready set (no handshake), 1 with a new
  * pending slot, 0 when the backlog is empty, or a negative code. */
 static int take_peer(mp_listener *l, int *ready)
@@ -388,9 +409,9 @@ int mp_listener_accept(mp_listener *l, mp_conn **out, int timeout_ms)
         }
     }
     if (ready >= 0) {
-        rc = mp_conn_from_fd(out, ready, true, true);
+        rc = mp__listener_wrap_fd(out, ready, true, true);
         if (rc != 0)
-            mp__close_fd(ready);
+            turn_away(l, ready, rc);
     }
     if (l->fd >= 0)
         rearm_timer(l); /* for an event loop polling mp_listener_fileno */

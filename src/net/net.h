@@ -107,4 +107,31 @@ MP__HIDDEN int mp__auth_respond(const void *key, size_t keylen, const unsigned c
  * milliseconds for a deadline; MP_EINVAL for anything else below -1. */
 MP__HIDDEN int mp__handshake_ms(int opt_ms, int *out);
 
+/* ---- listener.c ---- */
+
+/* How accept wraps an authenticated peer's descriptor: mp_conn_from_fd; tests
+ * replace it to see a peer turned away for want of memory. */
+MP__HIDDEN extern int (*mp__listener_wrap_fd)(mp_conn **out, int fd, bool readable, bool writable);
+
+/* ---- frames with deadlines (frame.c) ---- */
+
+/* Sends one frame (CPython's header, then len bytes of buf) on the stream socket
+ * fd, waiting for room until d; the socket may be blocking. Errors: MP_ETIMEDOUT
+ * (part of the frame may have gone: the stream is out of step), MP_EPIPE,
+ * MP_ECONNRESET and the other send errors. Never raises SIGPIPE. */
+MP__HIDDEN int mp__net_send_frame(int fd, const void *buf, size_t len, const mp__deadline *d);
+
+/* Receives one frame from fd into a new malloc'd buffer (*out, *outlen; never NULL
+ * on success). Waits for its first byte until first; once it has begun, the rest
+ * must come within rest_ms of that first byte, or by first if first is later and
+ * not forever (rest_ms -1: no limit), so a peer that stops half way through a
+ * frame is given up on.
+ * maxlen 0: no limit. *extra is set when bytes beyond the frame arrived with it
+ * (they are dropped: the stream is then out of step). Errors: MP_ETIMEDOUT,
+ * MP_EEOF (closed before the frame), MP_ETRUNCATED (closed inside it),
+ * MP_EPROTO (a length CPython cannot have sent), MP_EMSGSIZE, MP_ENOMEM, socket
+ * errors; after any error the stream is out of step. */
+MP__HIDDEN int mp__net_recv_frame(int fd, const mp__deadline *first, int rest_ms, size_t maxlen,
+                                  void **out, size_t *outlen, bool *extra);
+
 #endif /* MPROC_INTERNAL_NET_H */

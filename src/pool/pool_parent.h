@@ -196,6 +196,7 @@ struct mp_pool {
     char *batches;               /* n * MP__BATCH_CAP in the region (process pools), or NULL */
     struct mp__extent *free_ext; /* free extents of the region, by offset */
     size_t n_free, cap_free;
+    size_t populated;         /* region offset: below it, blocks were populated or touched */
     _Atomic uint32_t started; /* futex word: the handler started the workers */
     int start_rc;
     _Atomic uint32_t finished; /* futex word: the handler has ended */
@@ -245,6 +246,18 @@ static inline void mp__pool_leave(mp_pool *p)
 
 /* A block of size bytes of the region (64-byte aligned), or NULL when none is free. */
 MP__HIDDEN void *mp__pool_region_alloc_locked(mp_pool *p, size_t size);
+
+/* The part of block (size bytes, from mp__pool_region_alloc_locked) above the
+ * region's populated mark, which it raises past the block: *len bytes at the
+ * returned (page-aligned) address, or NULL when the block lies below the mark. The
+ * caller populates it with mp__pool_region_populate before its first write. */
+MP__HIDDEN char *mp__pool_region_fresh_locked(mp_pool *p, void *block, size_t size, size_t *len);
+
+/* Faults in the len bytes at addr (page-aligned) for writing in one system call
+ * (MADV_POPULATE_WRITE) rather than one page fault per 4 KiB page; contents are
+ * kept. Without kernel support (before Linux 5.14) the pages fault in on first
+ * write, as before. No lock. */
+MP__HIDDEN void mp__pool_region_populate(char *addr, size_t len);
 
 /* Gives back a block from mp__pool_region_alloc_locked; NULL is ignored. */
 MP__HIDDEN void mp__pool_region_free_locked(mp_pool *p, void *ptr);

@@ -6,11 +6,16 @@
  * get from mp_pool_shared_alloc. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "linux/sys.h"
 #include "pool/pool_parent.h"
 
 #define RHEAD 64 /* each block starts with its length, one cache line before it */
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
+#endif
 
 void *mp__pool_region_alloc_locked(mp_pool *p, size_t size)
 {
@@ -34,14 +39,38 @@ void *mp__pool_region_alloc_locked(mp_pool *p, size_t size)
     return NULL;
 }
 
+char *mp__pool_region_fresh_locked(mp_pool *p, void *block, size_t size, size_t *len)
+{
+    size_t off = (size_t)((char *)block - p->region), end = off + size;
+    *len = 0;
+    if (end <= p->populated)
+        return NULL;
+    size_t from = (off > p->populated ? off : p->populated) & ~(size_t)4095;
+    end = (end + 4095) & ~(size_t)4095;
+    if (end > p->region_size)
+        end = p->region_size;
+    p->populated = end;
+    *len = end - from;
+    return p->region + from;
+}
+
+void mp__pool_region_populate(char *addr, size_t len)
+{
+    if (addr != NULL && len > 0)
+        (void)madvise(addr, len, MADV_POPULATE_WRITE); /* EINVAL on old kernels: faults */
+}
+
 void mp__pool_region_free_locked(mp_pool *p, void *ptr)
 {
     if (ptr == NULL)
         return;
     char *block = (char *)ptr - RHEAD;
     size_t off = (size_t)(block - p->region), len = *(size_t *)block;
-    if (len >= ((size_t)64 << 20))
+    if (len >= ((size_t)64 << 20)) {
         mp__release_pages(block, len); /* give large blocks' pages back */
+        if (off < p->populated)
+            p->populated = off; /* populating pages still in use again keeps them as they are */
+    }
     size_t i = 0;
     while (i < p->n_free && p->free_ext[i].off < off)
         i++;
@@ -85,7 +114,10 @@ void *mp_pool_shared_alloc(mp_pool *pool, size_t size)
     mp__pool_enter(pool);
     mp__pool_lock(pool);
     void *ptr = mp__pool_region_alloc_locked(pool, size);
+    size_t fresh_len = 0;
+    char *fresh = ptr != NULL ? mp__pool_region_fresh_locked(pool, ptr, size, &fresh_len) : NULL;
     mp__pool_unlock(pool);
+    mp__pool_region_populate(fresh, fresh_len);
     if (ptr != NULL)
         memset(ptr, 0, size);
     mp__pool_leave(pool);

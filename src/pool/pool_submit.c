@@ -32,13 +32,18 @@ static struct mp__unit *new_unit(mp_pool *p, uint32_t kind, uint32_t flags, uint
                                  size_t out_len, char **dst)
 {
     void *block = NULL, *out_block = NULL;
+    char *fresh = NULL;
+    size_t fresh_len = 0;
     if (payload_len >= MP__POOL_REGION_MIN || out_len >= MP__POOL_REGION_MIN) {
         mp__pool_lock(p);
         if (payload_len >= MP__POOL_REGION_MIN)
             block = mp__pool_region_alloc_locked(p, payload_len);
+        if (block != NULL) /* we write it next: its new pages in one call, not a fault each */
+            fresh = mp__pool_region_fresh_locked(p, block, payload_len, &fresh_len);
         if (out_len >= MP__POOL_REGION_MIN)
             out_block = mp__pool_region_alloc_locked(p, out_len);
         mp__pool_unlock(p);
+        mp__pool_region_populate(fresh, fresh_len);
     }
     struct mp__unit *u = mp__pool_make_unit(kind, flags | (block ? MP__UNIT_REGION : 0), fn, count,
                                             in_size, out_size, block ? 0 : payload_len);

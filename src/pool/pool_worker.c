@@ -22,13 +22,14 @@
 #include "linux/futex.h"
 #include "pool/pool.h"
 
+/* h first: mp_task_return's inline fast path (mproc/pool.h) reads it through the
+ * task's pointer. h.fixed: a fixed-size map's slot for the item's result, or NULL;
+ * h.fixed_set: the task wrote into it (mp_task_return or mp_task_result_buffer). */
 struct mp_task {
+    struct mp__task_head h;
     char *data; /* malloc'd result, or NULL */
     size_t len;
-    char *fixed; /* fixed-size map: the item's slot in the output */
-    size_t fixed_size;
-    bool fixed_set; /* the task wrote into fixed through mp_task_result_buffer */
-    char *msg;      /* malloc'd failure message */
+    char *msg; /* malloc'd failure message */
 };
 
 /* mp_task_return past its fast path: a result that does not go into a fixed slot. */
@@ -43,20 +44,20 @@ __attribute__((noinline)) static int task_return_slow(mp_task *t, const void *da
     return 0;
 }
 
-/* Called once per item of a map: the fixed-size case touches no callee-saved
- * register and makes no call for 4- and 8-byte results. */
-int mp_task_return(mp_task *t, const void *data, size_t len)
+/* The out-of-line mp_task_return (the header's inline fast path calls it for what
+ * it does not handle itself; the parentheses keep the header's macro out). */
+int(mp_task_return)(mp_task *t, const void *data, size_t len)
 {
     if (t == NULL || (data == NULL && len > 0))
         return MP_EINVAL;
-    if (t->fixed != NULL && len == t->fixed_size) {
+    if (t->h.fixed != NULL && len == t->h.fixed_size) {
         if (len == 4)
-            memcpy(t->fixed, data, 4);
+            memcpy(t->h.fixed, data, 4);
         else if (len == 8)
-            memcpy(t->fixed, data, 8);
+            memcpy(t->h.fixed, data, 8);
         else
-            memcpy(t->fixed, data, len);
-        t->fixed_set = true;
+            memcpy(t->h.fixed, data, len);
+        t->h.fixed_set = true;
         return 0;
     }
     return task_return_slow(t, data, len);
@@ -66,11 +67,11 @@ void *mp_task_result_buffer(mp_task *t, size_t len)
 {
     if (t == NULL || len == 0)
         return NULL;
-    if (t->fixed != NULL && len == t->fixed_size) {
-        t->fixed_set = true;
-        return t->fixed;
+    if (t->h.fixed != NULL && len == t->h.fixed_size) {
+        t->h.fixed_set = true;
+        return t->h.fixed;
     }
-    t->fixed_set = false;
+    t->h.fixed_set = false;
     char *p = realloc(t->data, len);
     if (p == NULL)
         return NULL;
@@ -317,7 +318,7 @@ static int run_chunk(struct result_writer *out, const struct mp__task_hdr *h, co
     }
     int status = 0, code = 0;
     char *msg = NULL;
-    mp_task t = {.fixed_size = fixed_out ? out_size : 0};
+    mp_task t = {.h.fixed_size = fixed_out ? out_size : 0};
     size_t i = 0;
     int rc = 0;
     bool ran = false; /* item i already ran in the tight loop; its outcome is below */
@@ -327,10 +328,10 @@ static int run_chunk(struct result_writer *out, const struct mp__task_hdr *h, co
         mp_task_fn fn = (mp_task_fn)(uintptr_t)h->fn;
         size_t in_size = h->in_size;
         for (; i < count; i++, data += in_size) {
-            t.fixed = slots + i * out_size;
-            t.fixed_set = false;
+            t.h.fixed = slots + i * out_size;
+            t.h.fixed_set = false;
             rc = fn(data, in_size, &t);
-            if (rc != 0 || !t.fixed_set || t.data != NULL || t.msg != NULL) {
+            if (rc != 0 || !t.h.fixed_set || t.data != NULL || t.msg != NULL) {
                 ran = true;
                 break;
             }
@@ -341,8 +342,8 @@ static int run_chunk(struct result_writer *out, const struct mp__task_hdr *h, co
         if (!fixed_in)
             memcpy(&len, payload + 8 * i, 8);
         if (!ran) {
-            t.fixed = fixed_out ? slots + i * out_size : NULL;
-            t.fixed_set = false;
+            t.h.fixed = fixed_out ? slots + i * out_size : NULL;
+            t.h.fixed_set = false;
             rc = call_item(h, data, len, &t);
         }
         ran = false;
@@ -352,7 +353,7 @@ static int run_chunk(struct result_writer *out, const struct mp__task_hdr *h, co
             code = rc;
             msg = t.msg ? t.msg : default_msg(rc);
             t.msg = NULL;
-        } else if (fixed_out && !t.fixed_set) {
+        } else if (fixed_out && !t.h.fixed_set) {
             status = MP_EMSGSIZE;
             if (asprintf(&msg, "item %zu of the chunk returned %zu bytes, expected %llu", i,
                          t.data ? t.len : 0, (unsigned long long)out_size) < 0)
@@ -370,7 +371,7 @@ static int run_chunk(struct result_writer *out, const struct mp__task_hdr *h, co
         }
         if (t.data != NULL || t.msg != NULL) {
             task_reset(&t);
-            t.fixed_size = fixed_out ? out_size : 0;
+            t.h.fixed_size = fixed_out ? out_size : 0;
         }
     }
     flush_stdio();

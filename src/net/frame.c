@@ -1,0 +1,175 @@
+/* net/frame.c — one CPython frame (mproc/connection.h's wire format) sent or
+ * received on a stream socket with deadlines, for request/reply peers that must
+ * not wait forever on a peer that stops reading, or stops in the middle of a
+ * frame (the manager's client).
+ *
+ * The socket may stay blocking: every send and receive is MSG_DONTWAIT, and a
+ * wait for room or for bytes is a poll bounded by the deadline (but for the
+ * first bytes of a frame awaited with no deadline, a plain blocking recv). The header and a
+ * payload go out with one sendmsg. A frame is received as mp_conn_recv_bytes does
+ * (memory follows the bytes that arrived, not the length the peer claims), with
+ * the same errors; the first read takes up to a small buffer's worth, so a reply
+ * costs one poll and one recv, and what arrives beyond the frame is reported
+ * (*extra), never kept: the caller's peer must send nothing it was not asked
+ * for. */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include "net/net.h"
+#include "queue/conn.h"
+
+#define FIRST_READ 4096
+#define FIRST_ALLOC ((size_t)256 << 10) /* before any payload byte came */
+
+int mp__net_send_frame(int fd, const void *buf, size_t len, const mp__deadline *d)
+{
+    unsigned char hdr[MP__FRAME_HEADER_MAX];
+    struct iovec iov[2] = {{hdr, mp__frame_header(len, hdr)}, {(void *)buf, len}};
+    struct iovec *v = iov;
+    int n = len > 0 ? 2 : 1;
+    while (n > 0) {
+        struct msghdr msg = {.msg_iov = v, .msg_iovlen = (size_t)n};
+        ssize_t w = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w >= 0) {
+            mp__iov_advance(&v, &n, (size_t)w);
+            continue;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            return -errno;
+        int rc = mp__poll_one(fd, POLLOUT, d, NULL);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* The deadline of the rest of a frame whose first bytes came now: rest_ms from
+ * now (-1: none), or first when that is later; a first deadline of forever (an
+ * operation that may wait for ever for its reply) does not extend it. */
+static void rest_deadline(mp__deadline *out, const mp__deadline *first, int rest_ms)
+{
+    mp__deadline_init(out, rest_ms < -1 ? -1 : rest_ms);
+    if (!first->forever && !out->forever && mp__timespec_before(&out->at, &first->at))
+        *out = *first;
+}
+
+/* One recv of up to n bytes, waiting until d. >0 bytes, MP_EEOF at end of file,
+ * MP_ETIMEDOUT, or a negative errno. */
+static ssize_t recv_until(int fd, void *dst, size_t n, const mp__deadline *d, bool poll_first)
+{
+    /* No deadline: a blocking socket's own recv waits, one system call fewer. */
+    int flags = poll_first && d->forever ? 0 : MSG_DONTWAIT;
+    if (flags == 0)
+        poll_first = false;
+    for (;;) {
+        if (poll_first) {
+            int rc = mp__poll_one(fd, POLLIN, d, NULL);
+            if (rc < 0)
+                return rc;
+        }
+        poll_first = true;
+        ssize_t r = recv(fd, dst, n, flags);
+        if (r > 0)
+            return r;
+        if (r == 0)
+            return MP_EEOF;
+        if (errno == EINTR) {
+            poll_first = false;
+            continue;
+        }
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            return -errno;
+    }
+}
+
+/* The header in head[0..got): 0 with *hlen and *len once complete, 1 when more
+ * bytes are needed, MP_EPROTO for a length CPython cannot have sent. */
+static int parse_header(const unsigned char *head, size_t got, size_t *hlen, uint64_t *len)
+{
+    if (got < 4)
+        return 1;
+    int32_t n = (int32_t)(((uint32_t)head[0] << 24) | ((uint32_t)head[1] << 16) |
+                          ((uint32_t)head[2] << 8) | head[3]);
+    if (n >= 0) {
+        *hlen = 4;
+        *len = (uint64_t)n;
+        return 0;
+    }
+    if (n != -1)
+        return MP_EPROTO;
+    if (got < 12)
+        return 1;
+    uint64_t v = 0;
+    for (int i = 4; i < 12; i++)
+        v = (v << 8) | head[i];
+    if (v > (uint64_t)INT64_MAX || v > SIZE_MAX - 1)
+        return MP_EPROTO;
+    *hlen = 12;
+    *len = v;
+    return 0;
+}
+
+int mp__net_recv_frame(int fd, const mp__deadline *first, int rest_ms, size_t maxlen, void **out,
+                       size_t *outlen, bool *extra)
+{
+    *out = NULL;
+    *outlen = 0;
+    *extra = false;
+    unsigned char head[FIRST_READ];
+    size_t got = 0, hlen = 0;
+    uint64_t len = 0;
+    mp__deadline rest = *first;
+    const mp__deadline *d = first;
+    for (;;) {
+        ssize_t r = recv_until(fd, head + got, sizeof head - got, d, got == 0);
+        if (r < 0)
+            return r == MP_EEOF && got > 0 ? MP_ETRUNCATED : (int)r;
+        if (got == 0) { /* the reply has begun: the rest of it has its own deadline */
+            rest_deadline(&rest, first, rest_ms);
+            d = &rest;
+        }
+        got += (size_t)r;
+        int hr = parse_header(head, got, &hlen, &len);
+        if (hr < 0)
+            return hr;
+        if (hr == 0)
+            break;
+    }
+    if (maxlen > 0 && len > maxlen)
+        return MP_EMSGSIZE;
+    size_t want = (size_t)len;
+    size_t cap = want < FIRST_ALLOC ? want : FIRST_ALLOC;
+    unsigned char *buf = malloc(cap > 0 ? cap : 1);
+    if (buf == NULL)
+        return MP_ENOMEM;
+    size_t have = got - hlen < want ? got - hlen : want;
+    memcpy(buf, head + hlen, have);
+    *extra = got - hlen > want;
+    while (have < want) {
+        if (have == cap) {
+            size_t ncap = cap > (want - cap) ? want : cap * 2;
+            unsigned char *nb = realloc(buf, ncap);
+            if (nb == NULL) {
+                free(buf);
+                return MP_ENOMEM;
+            }
+            buf = nb;
+            cap = ncap;
+        }
+        ssize_t r = recv_until(fd, buf + have, cap - have, d, false);
+        if (r < 0) {
+            free(buf);
+            return r == MP_EEOF ? MP_ETRUNCATED : (int)r;
+        }
+        have += (size_t)r;
+    }
+    *out = buf;
+    *outlen = want;
+    return 0;
+}
