@@ -1,5 +1,5 @@
 /* The shared arena: process-shared memory behind every shared object. */
-// TEST_TIMEOUT 180
+// TEST_TIMEOUT 300
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>

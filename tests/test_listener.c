@@ -819,7 +819,10 @@ TEST(authenticated_peer_without_memory_for_its_connection_is_reported_and_closed
 
 TEST(silent_peer_does_not_block_another_client_and_times_out)
 {
-    mp_listener *l = new_listener("127.0.0.1:0", 600, false);
+    /* The silent peer's handshake deadline (3 s, counted from when the listener
+     * first sees it, after t0) is the ceiling: a client served before it was not
+     * held up (600 ms with a 500 ms bound failed under a loaded sanitizer run). */
+    mp_listener *l = new_listener("127.0.0.1:0", 3000, false);
     int silent = raw_connect(port_of(mp_listener_address(l)));
     struct client_arg a = {.address = mp_listener_address(l)};
     pthread_t t;
@@ -828,11 +831,14 @@ TEST(silent_peer_does_not_block_another_client_and_times_out)
     accept_and_pong(l, 5000);
     pthread_join(t, NULL);
     CHECK_OK(a.rc);
-    CHECK(th_now_ms() - t0 < 500); /* the silent peer did not hold it up */
+    CHECK(th_now_ms() - t0 < 3000);       /* the silent peer did not hold it up */
+    CHECK_EQ(0, mp_listener_rejected(l)); /* and is still pending */
     mp_conn *c = NULL;
-    CHECK_RC(MP_ETIMEDOUT, mp_listener_accept(l, &c, 1500));
+    while (mp_listener_rejected(l) == 0 && th_now_ms() - t0 < 30000)
+        CHECK_RC(MP_ETIMEDOUT, mp_listener_accept(l, &c, 500));
     CHECK_EQ(1, mp_listener_rejected(l));
-    CHECK(strstr(mp_listener_last_error(l), "handshake timed out after 600 ms") != NULL);
+    CHECK(th_now_ms() - t0 >= 3000); /* not before its deadline */
+    CHECK(strstr(mp_listener_last_error(l), "handshake timed out after 3000 ms") != NULL);
     /* The listener closed the silent peer's socket: it sees our challenge, then EOF. */
     unsigned char buf[300];
     CHECK_EQ(59, raw_recv_frame(silent, buf, sizeof buf));
@@ -1326,10 +1332,10 @@ TEST(child_closing_an_inherited_listener_leaves_the_parents_handshakes_alone)
     CHECK(write(peer, "\x00\x00\x00\x05hello", 9) == 9);
     uint64_t t0 = th_now_ms();
     CHECK_RC(MP_ETIMEDOUT, mp_listener_accept(l, &c, 200));
-    for (int i = 0; i < 10 && mp_listener_rejected(l) == 0; i++)
+    while (mp_listener_rejected(l) == 0 && th_now_ms() - t0 < 8000)
         CHECK_RC(MP_ETIMEDOUT, mp_listener_accept(l, &c, 100));
     CHECK_EQ(1, mp_listener_rejected(l));
-    CHECK(th_now_ms() - t0 < 2000); /* seen at once, not only at its 10 s deadline */
+    CHECK(th_now_ms() - t0 < 8000); /* seen when it came, not only at its 10 s deadline */
     CHECK(strstr(mp_listener_last_error(l), "has no {digest} prefix") != NULL);
     close(peer);
     mp_listener_destroy(l);
@@ -1475,7 +1481,7 @@ TEST(options_timeout_now_is_an_immediate_timeout)
     uint64_t t0 = th_now_ms();
     CHECK_RC(MP_ETIMEDOUT, mp_deliver_challenge(a, KEY, KEYLEN,
                                                 &(mp_auth_options){.timeout_ms = MP_TIMEOUT_NOW}));
-    CHECK(th_now_ms() - t0 < 1000); /* not the 5 s default */
+    CHECK(th_now_ms() - t0 < 4000); /* not the 5 s default */
     CHECK_RC(MP_EINVAL, mp_answer_challenge(b, KEY, KEYLEN, &(mp_auth_options){.timeout_ms = -3}));
     mp_conn_destroy(a);
     mp_conn_destroy(b);

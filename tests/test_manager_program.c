@@ -2,6 +2,7 @@
  * rules, the tutorial's python3 worker against it unchanged, clean exits (signals,
  * remote shutdown), logging and stats, and a server killed and restarted. */
 // TEST_TIMEOUT 120
+#include <dirent.h>
 #include <stddef.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -267,6 +268,25 @@ static int count_in(const char *text, const char *needle)
     return n;
 }
 
+/* The sockets process pid has open (-1 when /proc does not say). */
+static int open_sockets(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
+    DIR *d = opendir(path);
+    if (d == NULL)
+        return -1;
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        char link[320], to[64];
+        snprintf(link, sizeof link, "%s/%s", path, e->d_name);
+        ssize_t k = readlink(link, to, sizeof to - 1);
+        n += k > 7 && strncmp(to, "socket:", 7) == 0;
+    }
+    closedir(d);
+    return n;
+}
+
 /* A client session (connect, a queue, a put) and a wrong-key client, against a
  * program started with extra; returns its log after SIGTERM. */
 static char *session_log(const char *extra)
@@ -274,6 +294,8 @@ static char *session_log(const char *extra)
     fx_program fp;
     const char *args[] = {"--queue", "get_q", extra, NULL};
     fx_program_start(&fp, args);
+    pid_t pid = mp_popen_pid(fp.p);
+    int idle = open_sockets(pid); /* the listening socket, before any client */
     mp_manager *m = fx_connect(fp.address);
     mp_proxy *q;
     CHECK_OK(mp_manager_create(m, "get_q", NULL, NULL, &q));
@@ -285,7 +307,16 @@ static char *session_log(const char *extra)
     CHECK_OK(mp_manager_new(&m, fp.address, "wrong", 5, NULL));
     CHECK_RC(MP_EAUTH, mp_manager_connect(m));
     mp_manager_destroy(m);
-    th_sleep_ms(200); /* the server logs the failure and the closes after the clients saw them */
+    /* The server logs the failure and the closes after the clients saw them: the
+     * log must say "0 connections open" at SIGTERM, so wait until the server has
+     * closed every connection's socket (it does after their threads ended), not a
+     * fixed 200 ms, which a loaded machine's server thread could outlast. */
+    uint64_t t0 = th_now_ms();
+    while (idle >= 0 && open_sockets(pid) > idle) {
+        CHECK(th_now_ms() - t0 < 30000);
+        th_sleep_ms(5);
+    }
+    th_sleep_ms(200);
     CHECK_EQ(0, fx_program_stop(&fp, SIGTERM));
     return fx_program_log(&fp);
 }

@@ -91,14 +91,18 @@ TEST(pool_worker_exit_zero_in_task_is_still_a_death)
 TEST(pool_worker_killed_from_outside_mid_task)
 {
     mp_pool *p = new_pool(1);
-    unsigned ms = 20000;
+    _Atomic int *running = mp_pool_shared_alloc(p, sizeof *running);
+    CHECK(running != NULL);
     mp_async_result *r, *next;
-    CHECK_OK(mp_pool_apply_async(p, &r, sleep_ms_task, &ms, sizeof ms, NULL));
+    CHECK_OK(mp_pool_apply_async(p, &r, flag_task, &running, sizeof running, NULL));
     int x = 3;
     CHECK_OK(mp_pool_apply_async(p, &next, square, &x, sizeof x, NULL));
     int pid;
     CHECK_EQ(1, mp_pool_worker_pids(p, &pid, 1));
-    th_sleep_ms(100);
+    /* Mid-task: killed once the task runs (after a fixed 100 ms, a loaded machine's
+     * worker had not always taken the task yet: its replacement ran it, and it
+     * succeeded). The task waits for a 2 that never comes. */
+    wait_flag(running, 1);
     kill(pid, SIGKILL);
     CHECK_RC(MP_EWORKERDIED, mp_async_result_get(r, 30000, NULL, NULL));
     const void *d;

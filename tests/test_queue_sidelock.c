@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -41,12 +42,44 @@ static int put_forever(void *arg)
     return 3;
 }
 
+/* 1 once process pid sleeps in a futex wait (its side lock's or its data's), 0
+ * while it does not yet, -1 when /proc does not say. */
+static int asleep_in_futex(int pid)
+{
+    char path[64], line[64] = "";
+    snprintf(path, sizeof path, "/proc/%d/syscall", pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    bool read = fgets(line, sizeof line, f) != NULL;
+    fclose(f);
+    if (!read)
+        return -1;
+    return atoi(line) == SYS_futex;
+}
+
+/* Waits until the child pid (get_forever, put_forever) holds its side and sleeps
+ * in it, as the tests below need before they kill it; a fixed sleep was not
+ * always long enough on a loaded machine (the child had not taken the side yet,
+ * and the test tested nothing). Without /proc's answer, 200 ms as before. */
+static void wait_asleep_holding_a_side(int pid)
+{
+    uint64_t t0 = th_now_ms();
+    int in;
+    while ((in = asleep_in_futex(pid)) == 0) {
+        CHECK(th_now_ms() - t0 < 30000);
+        th_sleep_ms(2);
+    }
+    if (in < 0)
+        th_sleep_ms(200);
+}
+
 TEST(queue_get_nowait_takes_over_at_once_from_a_consumer_killed_while_it_slept)
 {
     mp_queue *q;
     CHECK_OK(mp_queue_new(&q, 0, NULL));
     int pid = th_fork(get_forever, q);
-    th_sleep_ms(200); /* it holds the consumer side and sleeps */
+    wait_asleep_holding_a_side(pid); /* it holds the consumer side and sleeps */
     void *m;
     size_t len;
     CHECK_RC(MP_EEMPTY, mp_queue_get_nowait(q, &m, &len)); /* it lives: busy */
@@ -68,7 +101,7 @@ TEST(queue_put_nowait_takes_over_at_once_from_a_producer_killed_while_it_slept)
     CHECK_OK(mp_queue_new(&q, 1, NULL));
     CHECK_OK(mp_queue_put(q, "first", 5, 0));
     int pid = th_fork(put_forever, q);
-    th_sleep_ms(200);
+    wait_asleep_holding_a_side(pid);
     CHECK_RC(MP_EFULL, mp_queue_put_nowait(q, "x", 1));
     kill(pid, SIGKILL);
     CHECK_EQ(-SIGKILL, th_wait(pid));
@@ -109,7 +142,7 @@ TEST(queue_consumer_asleep_behind_a_holder_takes_over_when_the_holder_is_killed)
     mp_queue *q;
     CHECK_OK(mp_queue_new(&q, 0, NULL));
     int pid = th_fork(get_forever, q);
-    th_sleep_ms(200);
+    wait_asleep_holding_a_side(pid);
     struct waiter w = {.q = q, .timeout_ms = 30000};
     pthread_t th;
     CHECK(pthread_create(&th, NULL, timed_get, &w) == 0);
@@ -126,14 +159,18 @@ TEST(queue_consumer_asleep_behind_a_holder_takes_over_when_the_holder_is_killed)
     mp_queue_destroy(q);
 }
 
-TEST(queue_timed_get_behind_a_dead_holder_keeps_its_deadline)
+/* The first timed get behind a consumer killed in its sleep (it takes the side
+ * over) and two more on the queue it leaves; returns true when each ended within
+ * 45 ms of its timeout, never before it. */
+static bool timed_gets_behind_a_dead_holder_keep_their_deadlines(void)
 {
     mp_queue *q;
     CHECK_OK(mp_queue_new(&q, 0, NULL));
     int pid = th_fork(get_forever, q);
-    th_sleep_ms(200);
+    wait_asleep_holding_a_side(pid);
     kill(pid, SIGKILL);
     CHECK_EQ(-SIGKILL, th_wait(pid));
+    bool in_time = true;
     for (int timeout = 20; timeout <= 140; timeout += 60) {
         void *m;
         size_t len;
@@ -141,9 +178,23 @@ TEST(queue_timed_get_behind_a_dead_holder_keeps_its_deadline)
         CHECK_RC(MP_EEMPTY, mp_queue_get(q, &m, &len, timeout));
         uint64_t waited = th_now_ms() - t0;
         CHECK(waited >= (uint64_t)timeout);
-        CHECK(waited < (uint64_t)timeout + 45); /* not a death slice late */
+        if (waited >= (uint64_t)timeout + 45) { /* a death slice (50 ms) late? */
+            fprintf(stderr, "a %d ms get took %llu ms\n", timeout, (unsigned long long)waited);
+            in_time = false;
+        }
     }
     mp_queue_destroy(q);
+    return in_time;
+}
+
+/* 45 ms is little room on a loaded machine (a preemption is enough): a late round
+ * is run again, and three late rounds fail. A get that sleeps a slice past its
+ * deadline is late in every round. */
+TEST(queue_timed_get_behind_a_dead_holder_keeps_its_deadline)
+{
+    int round = 0;
+    while (!timed_gets_behind_a_dead_holder_keep_their_deadlines())
+        CHECK(++round < 3);
 }
 
 /* A thread of the parent sleeps holding the producer side when the parent forks. */
@@ -272,9 +323,34 @@ static void *busy_loop(void *arg)
     return NULL;
 }
 
-TEST(queue_short_timeouts_hold_on_a_busy_cpu)
+/* The larger of worst and how long a plain 20 ms sleep takes on this CPU now. */
+static uint64_t max_sleep(uint64_t worst)
 {
-    SKIP_UNDER_TSAN("timing on a loaded CPU");
+    uint64_t t0 = th_now_ms();
+    th_sleep_ms(20);
+    uint64_t w = th_now_ms() - t0;
+    return w > worst ? w : worst;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The median of five. */
+static uint64_t median5(uint64_t v[5])
+{
+    qsort(v, 5, sizeof v[0], cmp_u64);
+    return v[2];
+}
+
+/* One round: five 20 ms gets on an empty queue and five 20 ms puts on a full one,
+ * on this thread's CPU with 8 busy threads, each followed by a plain 20 ms sleep;
+ * true when the median get and the median put took less than 250 ms plus what the
+ * slowest sleep took beyond its 20 ms. */
+static bool short_timeouts_hold_on_a_busy_cpu(void)
+{
     cpu_set_t one, old;
     CHECK(sched_getaffinity(0, sizeof old, &old) == 0);
     CPU_ZERO(&one);
@@ -286,34 +362,55 @@ TEST(queue_short_timeouts_hold_on_a_busy_cpu)
         CHECK(pthread_create(&busy[i], NULL, busy_loop, NULL) == 0);
     mp_queue *q;
     CHECK_OK(mp_queue_new(&q, 1, NULL));
-    uint64_t worst_get = 0, worst_put = 0;
+    uint64_t gets[5], puts[5], worst_sleep = 0;
     for (int i = 0; i < 5; i++) {
         void *m;
         size_t len;
         uint64_t t0 = th_now_ms();
         int rc = mp_queue_get(q, &m, &len, 20);
-        uint64_t w = th_now_ms() - t0;
+        gets[i] = th_now_ms() - t0;
         CHECK_RC(MP_EEMPTY, rc);
-        worst_get = w > worst_get ? w : worst_get;
+        worst_sleep = max_sleep(worst_sleep);
     }
     CHECK_OK(mp_queue_put(q, "x", 1, 0));
     for (int i = 0; i < 5; i++) {
         uint64_t t0 = th_now_ms();
         int rc = mp_queue_put(q, "y", 1, 20);
-        uint64_t w = th_now_ms() - t0;
+        puts[i] = th_now_ms() - t0;
         CHECK_RC(MP_EFULL, rc);
-        worst_put = w > worst_put ? w : worst_put;
+        worst_sleep = max_sleep(worst_sleep);
     }
     atomic_store(&busy_stop, 1);
     for (int i = 0; i < 8; i++)
         pthread_join(busy[i], NULL);
     sched_setaffinity(0, sizeof old, &old);
-    fprintf(stderr, "20 ms timeouts on a busy CPU: worst get %llu ms, worst put %llu ms\n",
-            (unsigned long long)worst_get, (unsigned long long)worst_put);
-    CHECK(worst_get < 250); /* 20 yields, not looking at the deadline: 330-750 ms */
-    CHECK(worst_put < 250);
+    uint64_t get = median5(gets), put = median5(puts);
+    fprintf(stderr,
+            "20 ms timeouts on a busy CPU: gets %llu..%llu ms (median %llu), puts %llu..%llu ms "
+            "(median %llu), worst 20 ms sleep %llu ms\n",
+            (unsigned long long)gets[0], (unsigned long long)gets[4], (unsigned long long)get,
+            (unsigned long long)puts[0], (unsigned long long)puts[4], (unsigned long long)put,
+            (unsigned long long)worst_sleep);
     get_str(q, "x", 0);
     mp_queue_destroy(q);
+    /* 20 yields, not looking at the deadline: 330-750 ms, every call. Beyond what
+     * a plain 20 ms sleep took here meanwhile: the wake-up latency of the moment is
+     * not theirs. */
+    uint64_t limit = 250 + (worst_sleep - 20);
+    return get < limit && put < limit;
+}
+
+/* The CPU is shared with every other process on the machine too. On a loaded
+ * machine one call of five (in a sched_yield, presumably) can take 400-800 ms
+ * while the others and a plain sleep take 40-60 (seen in every round of a ctest
+ * -j3 run at a load of 9 per core): that one is the kernel's, the bug makes every
+ * call late. So the median counts, a slow round is run again, and three fail. */
+TEST(queue_short_timeouts_hold_on_a_busy_cpu)
+{
+    SKIP_UNDER_TSAN("timing on a loaded CPU");
+    int round = 0;
+    while (!short_timeouts_hold_on_a_busy_cpu())
+        CHECK(++round < 3);
 }
 
 /* A holder killed but not yet reaped (a zombie: its parent is busy) is dead. */
@@ -322,7 +419,7 @@ TEST(queue_holder_killed_and_not_yet_reaped_is_taken_over)
     mp_queue *q;
     CHECK_OK(mp_queue_new(&q, 0, NULL));
     int pid = th_fork(get_forever, q);
-    th_sleep_ms(200);
+    wait_asleep_holding_a_side(pid);
     kill(pid, SIGKILL);
     siginfo_t si;
     CHECK(waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT) == 0); /* a zombie, still ours */
