@@ -1449,13 +1449,14 @@ TEST(proxies_returned_by_methods_are_released_when_destroyed)
 
 /* ---- servers that stop half way: every client call still ends ---- */
 
-enum { FAKE_HALF_REPLY = 1, FAKE_NO_READ };
+enum { FAKE_HALF_REPLY = 1, FAKE_NO_READ, FAKE_EXTRA_PROBE };
 
 /* A fake server on one connection: it authenticates, answers accept_connection
  * and the client's probe as a mproc server does, then misbehaves on the next
  * request (FAKE_HALF_REPLY: sends a header for 100 bytes and 10 of them;
- * FAKE_NO_READ: never reads it) and keeps the connection open until stop is
- * written. */
+ * FAKE_NO_READ: never reads it; FAKE_EXTRA_PROBE: answers the probe with its
+ * reply twice in one write, and reads nothing more) and keeps the connection
+ * open until stop is written. */
 typedef struct fake_server {
     mp_listener *l;
     pthread_t thread;
@@ -1477,6 +1478,26 @@ static void *fake_main(void *arg)
         mp_obj_unref(req);
         if (!setup)
             break;
+        if (f->mode == FAKE_EXTRA_PROBE && probe) {
+            mp_obj *o;
+            CHECK_OK(mp_obj_build(&o, "(sn)", "#RETURN"));
+            void *buf;
+            size_t len;
+            CHECK_OK(mp_pickle_dumps(o, 4, &buf, &len));
+            mp_obj_unref(o);
+            unsigned char two[512];
+            CHECK(2 * (len + 4) <= sizeof two);
+            for (int i = 0; i < 2; i++) {
+                unsigned char *at = two + (size_t)i * (len + 4);
+                at[0] = at[1] = 0;
+                at[2] = (unsigned char)(len >> 8);
+                at[3] = (unsigned char)len;
+                memcpy(at + 4, buf, len);
+            }
+            free(buf);
+            CHECK_EQ((ssize_t)(2 * (len + 4)), write(mp_conn_fileno(c), two, 2 * (len + 4)));
+            break;
+        }
         raw_send(c, "(sn)", "#RETURN");
         if (f->mode == FAKE_NO_READ && probe)
             break; /* the next request is never read */
@@ -1549,4 +1570,19 @@ TEST(call_ends_when_the_server_stops_half_way_through_a_reply)
 TEST(call_ends_when_the_server_never_reads_the_request)
 {
     call_ends_against(FAKE_NO_READ);
+}
+
+/* A probe reply that comes with bytes after it (a server out of step) closes the
+ * control channel: the connect must fail, not leave a manager whose every create
+ * ends with MP_EEOF as if the server had gone. */
+TEST(connect_fails_when_the_probe_reply_has_bytes_after_it)
+{
+    fake_server f;
+    char address[128];
+    fake_start(&f, FAKE_EXTRA_PROBE, address, sizeof address);
+    mp_manager *m;
+    CHECK_OK(mp_manager_new(&m, address, KEY, 3, &(mp_manager_options){.call_timeout_ms = 2000}));
+    CHECK_RC(MP_EPROTO, mp_manager_connect(m));
+    mp_manager_destroy(m);
+    fake_stop(&f);
 }

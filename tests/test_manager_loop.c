@@ -4,6 +4,7 @@
  * many blocked calls at once are each served. */
 // TEST_TIMEOUT 120
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -315,4 +316,177 @@ TEST(channels_closing_in_every_state_leave_nothing_behind)
     CHECK(mp_proxy_qsize(b) < 0); /* the server is gone */
     mp_proxy_destroy(b);
     mp_manager_destroy(idle);
+}
+
+/* ---- lock order: a call that blocks while holding its object's mutex vs debug_info ----
+ * mp_manager_call_wait hands the loop off with the object's mutex held; debug_info
+ * calls every object's repr (which takes that mutex) with the server's lock held.
+ * The handoff must not take the server's lock, or the two deadlock. */
+
+static _Atomic int x_in_repr;
+
+static char *x_repr(void *self)
+{
+    (void)self;
+    atomic_store(&x_in_repr, 1);
+    th_sleep_ms(300); /* debug_info holds the server's lock meanwhile */
+    return strdup("<X>");
+}
+
+static const mp_manager_method x_methods[] = {{NULL, NULL, 0}};
+static const mp_manager_type x_type = {
+    .name = "X", .destroy = free, .methods = x_methods, .repr = x_repr};
+
+typedef struct holder {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+} holder;
+
+static char *holder_repr(void *self)
+{
+    holder *h = self;
+    pthread_mutex_lock(&h->mu);
+    pthread_mutex_unlock(&h->mu);
+    return strdup("<H>");
+}
+
+/* Takes its mutex, waits (unhanded) until debug_info is in X's repr, then waits 200 ms
+ * with mp_manager_call_wait (whose handoff then needs a new worker). */
+static int holder_hold(void *self, mp_manager_call *call, const mp_obj *args, const mp_obj *kwds,
+                       mp_obj **result)
+{
+    (void)args;
+    (void)kwds;
+    holder *h = self;
+    pthread_mutex_lock(&h->mu);
+    for (int i = 0; i < 5000 && !atomic_load(&x_in_repr); i++)
+        th_sleep_ms(1);
+    int64_t end = mp_manager_deadline_ns(0.2);
+    while (mp_manager_call_wait(call, &h->mu, &h->cv, end) == 0) {
+    }
+    pthread_mutex_unlock(&h->mu);
+    *result = mp_none();
+    return 0;
+}
+
+static void holder_destroy(void *self)
+{
+    holder *h = self;
+    pthread_mutex_destroy(&h->mu);
+    pthread_cond_destroy(&h->cv);
+    free(h);
+}
+
+static const mp_manager_method holder_methods[] = {{"hold", holder_hold, 0}, {NULL, NULL, 0}};
+static const mp_manager_type holder_type = {
+    .name = "H", .destroy = holder_destroy, .methods = holder_methods, .repr = holder_repr};
+
+typedef struct hold_arg {
+    mp_proxy *p;
+    int rc;
+} hold_arg;
+
+static void *hold_main(void *arg)
+{
+    hold_arg *a = arg;
+    mp_obj *r = NULL;
+    a->rc = mp_proxy_call(a->p, "hold", NULL, NULL, 20000, &r);
+    mp_obj_unref(r);
+    return NULL;
+}
+
+typedef struct info_arg {
+    mp_manager *m;
+    _Atomic int done;
+    int rc;
+} info_arg;
+
+static void *info_main(void *arg)
+{
+    info_arg *a = arg;
+    char *text = NULL;
+    a->rc = mp_manager_debug_info(a->m, &text);
+    free(text);
+    atomic_store(&a->done, 1);
+    return NULL;
+}
+
+TEST(a_handoff_with_an_object_mutex_held_does_not_deadlock_with_debug_info)
+{
+    enum { N = 24 };
+    holder *h = calloc(1, sizeof *h);
+    pthread_mutex_init(&h->mu, NULL);
+    CHECK_OK(mp_manager_cond_init(&h->cv));
+    mp_served *x, *ho, *a;
+    CHECK_OK(mp_served_wrap(&x, &x_type, strdup("x")));
+    CHECK_OK(mp_served_wrap(&ho, &holder_type, h));
+    CHECK_OK(mp_served_queue_new(&a, 0));
+    mp_manager *m;
+    CHECK_OK(mp_manager_new(&m, "127.0.0.1:0", KEY, strlen(KEY), NULL));
+    CHECK_OK(mp_manager_register(m, "a", &(mp_manager_register_options){.object = a}));
+    CHECK_OK(mp_manager_register(m, "x", &(mp_manager_register_options){.object = x}));
+    CHECK_OK(mp_manager_register(m, "h", &(mp_manager_register_options){.object = ho}));
+    CHECK_EQ(0, pthread_create(&serving_thread, NULL, serve_main, m));
+    for (int i = 0; i < 500 && strcmp(mp_manager_address(m), "127.0.0.1:0") == 0; i++)
+        th_sleep_ms(10);
+    const char *address = mp_manager_address(m);
+    mp_proxy *px, *ph;
+    mp_manager *cx = client(address, "x", &px); /* X's entry comes before H's */
+    mp_manager *ch = client(address, "h", &ph);
+    mp_obj *r = NULL;
+    CHECK_OK(mp_proxy_call(ph, "__repr__", NULL, NULL, 10000, &r)); /* opens H's channel */
+    mp_obj_unref(r);
+    mp_manager *ci;
+    CHECK_OK(mp_manager_new(&ci, address, KEY, strlen(KEY), NULL));
+    CHECK_OK(mp_manager_connect(ci));
+    /* Every idle worker goes to a blocked get, so the next handoff starts a thread. */
+    getter g[N];
+    pthread_t gt[N];
+    pthread_barrier_t ready;
+    pthread_barrier_init(&ready, NULL, N + 1);
+    for (int i = 0; i < N; i++) {
+        g[i] = (getter){.address = address, .ready = &ready};
+        CHECK_EQ(0, pthread_create(&gt[i], NULL, getter_main, &g[i]));
+    }
+    pthread_barrier_wait(&ready);
+    th_sleep_ms(300);
+    hold_arg ha = {.p = ph};
+    pthread_t holdt;
+    CHECK_EQ(0, pthread_create(&holdt, NULL, hold_main, &ha));
+    th_sleep_ms(100); /* the hold runs in a leader, waiting for debug_info */
+    info_arg ia = {.m = ci};
+    pthread_t infot;
+    CHECK_EQ(0, pthread_create(&infot, NULL, info_main, &ia));
+    for (int i = 0; i < 1000 && !atomic_load(&ia.done); i++)
+        th_sleep_ms(10);
+    if (!atomic_load(&ia.done)) {
+        fprintf(stderr, "debug_info deadlocked with a handoff holding an object's mutex\n");
+        _exit(1);
+    }
+    CHECK_EQ(0, pthread_join(infot, NULL));
+    CHECK_OK(ia.rc);
+    CHECK_EQ(0, pthread_join(holdt, NULL));
+    CHECK_OK(ha.rc);
+    mp_proxy *qa;
+    mp_manager *ca = client(address, "a", &qa);
+    mp_obj *one = mp_int(1);
+    for (int i = 0; i < N; i++)
+        CHECK_OK(mp_proxy_put(qa, one, 10000));
+    mp_obj_unref(one);
+    for (int i = 0; i < N; i++) {
+        CHECK_EQ(0, pthread_join(gt[i], NULL));
+        CHECK_OK(g[i].rc);
+    }
+    pthread_barrier_destroy(&ready);
+    mp_proxy_destroy(qa);
+    mp_manager_destroy(ca);
+    mp_manager_destroy(ci);
+    mp_proxy_destroy(px);
+    mp_proxy_destroy(ph);
+    mp_manager_destroy(cx);
+    mp_manager_destroy(ch);
+    mp_served_unref(a);
+    mp_served_unref(x);
+    mp_served_unref(ho);
+    stop_here(m);
 }

@@ -212,6 +212,8 @@ static int open_channel(struct mp_manager *m, mp__mgr_chan **out)
     rc = args ? mp__mgr_roundtrip(m, ch->conn, NULL, "accept_connection", args, NULL, 0, NULL)
               : MP_ENOMEM;
     mp_obj_unref(args);
+    if (rc == 0 && mp_conn_closed(ch->conn))
+        rc = MP_EPROTO; /* the reply came with bytes after it: out of step */
     if (rc != 0) {
         mp_conn_destroy(ch->conn);
         free(ch);
@@ -320,6 +322,10 @@ int mp__mgr_connect_ctl(struct mp_manager *m)
      * KeyError(None) as a traceback and keeps the channel. */
     pthread_mutex_lock(&ch->mu);
     rc = mp__mgr_roundtrip(m, ch->conn, NULL, "dummy", NULL, NULL, 0, NULL);
+    /* A reply with bytes after it closed the channel: a control channel that is
+     * dead from the start would make every create and decref MP_EEOF. */
+    if ((rc >= 0 || rc == MP_EREMOTE) && mp_conn_closed(ch->conn))
+        rc = MP_EPROTO;
     pthread_mutex_unlock(&ch->mu);
     if (rc < 0 && rc != MP_EREMOTE) {
         pthread_mutex_lock(&m->lock);

@@ -10,10 +10,10 @@
  * serve every channel's method calls. Served methods run concurrently, unlocked,
  * as in CPython.
  *
- * Lock: s->lock guards the object table, the connection list, the worker list and
- * every channel's owned references. It is never held while a method runs, while
- * sending or while a served object is destroyed. s->lmu guards the loop's
- * leadership (leaders, idle workers, handed-off events).
+ * Lock: s->lock guards the object table, the connection list and every channel's
+ * owned references (s->wmu, a leaf lock, the worker list). It is never held while a method runs,
+ * while sending or while a served object is destroyed. s->lmu guards the loop's leadership
+ * (leaders, idle workers, handed-off events).
  *
  * Lifetimes: no worker closes a connection's descriptor; the one that ends a
  * connection marks it done and wakes the accept loop, which then closes and frees
@@ -72,11 +72,15 @@ struct mp_mgr_server {
     int ep, loop_stop, loop_kick;
     struct loop_slot *slots;
     size_t nslots;
-    struct loop_worker *workers; /* under lock */
-    pthread_mutex_t lmu;         /* guards what follows */
-    pthread_cond_t lcv;          /* idle workers wait here for the leadership */
-    size_t nleaders;             /* workers leading ... */
-    size_t max_leaders;          /* ... at most (fixed at the start) */
+    struct loop_worker *workers; /* under wmu */
+    /* A leaf lock for the worker list alone: a handoff starts a worker while the
+     * blocking call holds its object's mutex, and debug_info takes objects' mutexes
+     * (repr) under s->lock, so starting a worker must not take s->lock. */
+    pthread_mutex_t wmu;
+    pthread_mutex_t lmu; /* guards what follows */
+    pthread_cond_t lcv;  /* idle workers wait here for the leadership */
+    size_t nleaders;     /* workers leading ... */
+    size_t max_leaders;  /* ... at most (fixed at the start) */
     size_t nidle;
     /* Events leaders handed off unserved: at most a batch per leader, as a leader
      * waits for new events only when this is empty. */
@@ -1146,13 +1150,13 @@ static int start_worker(struct mp_mgr_server *s, mp__mgr_conn *first)
     pthread_attr_t a;
     pthread_attr_init(&a);
     pthread_attr_setstacksize(&a, THREAD_STACK);
-    pthread_mutex_lock(&s->lock);
+    pthread_mutex_lock(&s->wmu);
     int e = pthread_create(&w->thread, &a, worker_main, w);
     if (e == 0) {
         w->next = s->workers;
         s->workers = w;
     }
-    pthread_mutex_unlock(&s->lock);
+    pthread_mutex_unlock(&s->wmu);
     pthread_attr_destroy(&a);
     if (e != 0) {
         free(w);
@@ -1175,7 +1179,7 @@ static void reap_workers(struct mp_mgr_server *s, bool all)
 {
     for (;;) {
         loop_worker *done = NULL;
-        pthread_mutex_lock(&s->lock);
+        pthread_mutex_lock(&s->wmu);
         for (loop_worker **p = &s->workers; *p != NULL; p = &(*p)->next) {
             if (all || atomic_load(&(*p)->done)) {
                 done = *p;
@@ -1183,7 +1187,7 @@ static void reap_workers(struct mp_mgr_server *s, bool all)
                 break;
             }
         }
-        pthread_mutex_unlock(&s->lock);
+        pthread_mutex_unlock(&s->wmu);
         if (done == NULL)
             return;
         pthread_join(done->thread, NULL);
@@ -1312,6 +1316,7 @@ int mp__mgr_serve(const mp__mgr_server_config *cfg,
     s->ep = s->loop_stop = s->loop_kick = -1;
     pthread_mutex_init(&s->lock, NULL);
     pthread_mutex_init(&s->lmu, NULL);
+    pthread_mutex_init(&s->wmu, NULL);
     pthread_cond_init(&s->lcv, NULL);
     int rc = pipe2(s->wake, O_CLOEXEC | O_NONBLOCK) ? -errno : 0;
     if (rc == 0)
@@ -1408,6 +1413,7 @@ out_free:
     free(s->slots);
     pthread_cond_destroy(&s->lcv);
     pthread_mutex_destroy(&s->lmu);
+    pthread_mutex_destroy(&s->wmu);
     pthread_mutex_destroy(&s->lock);
     free(s);
     return rc;
