@@ -699,12 +699,7 @@ static int wait_blob_room(mp_queue *q, uint64_t tail, uint64_t span, const mp__d
             return 0;
     }
     for (;;) {
-        /* seq before the flag, as in side_lock_slow: a consumer that clears the
-         * flag bumps seq after, so the wait returns at once. (Flag first, one
-         * could clear it and bump seq before we read it while freeing too
-         * little: we would sleep with the flag clear, no later get would wake
-         * us, and the put would wait out a whole SLEEP_SLICE_MS.) */
-        uint32_t seq = atomic_load(&s->space_seq);
+        uint32_t seq = atomic_load(&s->space_seq); /* before the flag: see wait_room */
         atomic_store(&s->put_waiting, 1);
         fault(MP__QF_ROOM_WAIT_FLAGGED);
         if (blob_room(q, tail, span))
