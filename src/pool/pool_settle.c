@@ -55,8 +55,13 @@ static void chunk_done_locked(mp_pool *p, mp_async_result *r, size_t c, int stat
     atomic_fetch_add(&r->items_done, s.count);
     atomic_fetch_add(&r->seq, 1);
     mp__futex_wake(&r->seq, INT32_MAX);
-    if (--r->chunks_left == 0)
+    if (r->kick != NULL)
+        mp__pool_kick_wake(r->kick); /* a streaming submitter may wait for this answer */
+    if (--r->chunks_left == 0) {
+        mp__pool_kick_drop_locked(p, r->kick);
+        r->kick = NULL;
         mp__result_map_finish_locked(p, r);
+    }
 }
 
 void mp__pool_fail_unit_locked(mp_pool *p, struct mp__unit *u, int status, const char *msg)
