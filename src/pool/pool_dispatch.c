@@ -89,6 +89,13 @@ void mp__pool_feed_drop_locked(mp_pool *p, struct mp__feed *f)
     mp__pool_region_free_locked(p, f);
 }
 
+void mp__pool_feed_abandon(struct mp__feed *f)
+{
+    atomic_store(&f->abandoned, 1);
+    atomic_fetch_add(&f->wseq, 1);
+    mp__futex_wake(&f->wseq, INT32_MAX);
+}
+
 void mp__pool_kick_wake(struct mp__feed_kick *k)
 {
     atomic_fetch_add(&k->seq, 1);
@@ -160,7 +167,8 @@ static bool can_take(const mp_pool *p, const struct mp__worker *w, const struct 
     if (w->n_out == 0)
         return true;
     const struct mp__task_hdr *h = (const struct mp__task_hdr *)u->frame;
-    if (u->kind != MP__UNIT_APPLY && h->count > MP__POOL_SMALL_COUNT)
+    if (u->kind != MP__UNIT_APPLY &&
+        (h->count > MP__POOL_SMALL_COUNT || (h->flags & (MP__UNIT_REGION | MP__UNIT_FEED))))
         return w->n_out < 2;
     return p->n_pending >= 2 * (size_t)p->n && w->n_out < MP__POOL_MAX_OUT;
 }

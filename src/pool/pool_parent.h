@@ -114,8 +114,9 @@ struct mp_async_result {
 #define MP__POOL_REGION_DEFAULT ((size_t)1 << 30)
 #define MP__POOL_STAGE_CAP (64u << 10)
 #define MP__POOL_FEED_RING ((size_t)2 << 20) /* a feed's ring, unless an item is larger */
-#define MP__POOL_SMALL_COUNT 64 /* units of more items get at most one queued behind the running   \
-                                 */
+#define MP__POOL_SMALL_COUNT                                                                       \
+    64 /* units of more items get at most one queued behind the running                            \
+        */
 #define MP__POOL_MAX_WORKERS 4096
 
 enum mp__pstate { MP__RUN, MP__CLOSE, MP__TERMINATE };
@@ -297,6 +298,9 @@ MP__HIDDEN struct mp__unit *mp__pool_make_unit(uint32_t kind, uint32_t flags, ui
  * a feed's last reference drops its kick word's. */
 MP__HIDDEN void mp__pool_feed_drop_locked(mp_pool *p, struct mp__feed *f);
 MP__HIDDEN void mp__pool_kick_drop_locked(mp_pool *p, struct mp__feed_kick *k);
+
+/* Tells the worker reading feed f that no more items come, and wakes it. No lock. */
+MP__HIDDEN void mp__pool_feed_abandon(struct mp__feed *f);
 
 /* Bumps k's seq and wakes its sleeper, if any. No lock. */
 MP__HIDDEN void mp__pool_kick_wake(struct mp__feed_kick *k);

@@ -408,13 +408,6 @@ static bool feed_fill(struct feed_src *s, const struct map_items *it)
     return wrote;
 }
 
-static void feed_abandon(struct mp__feed *f)
-{
-    atomic_store(&f->abandoned, 1);
-    atomic_fetch_add(&f->wseq, 1);
-    mp__futex_wake(&f->wseq, INT32_MAX);
-}
-
 /* A feed for count items of at most max_item bytes, with the submitter's and the
  * unit's references, or NULL (no room: the chunk travels whole). */
 static struct mp__feed *feed_new(mp_pool *pool, struct stream *st, size_t ring)
@@ -532,7 +525,7 @@ static bool stream_feed(mp_pool *pool, mp_async_result *r, struct stream *st,
             continue;
         }
         if (s->next < s->end)
-            feed_abandon(s->f);
+            mp__pool_feed_abandon(s->f);
         mp__pool_lock(pool);
         mp__pool_feed_drop_locked(pool, s->f);
         mp__pool_unlock(pool);

@@ -270,6 +270,7 @@ static const char *feed_item(struct feed_reader *fr, size_t len, struct result_w
     if (start + len > fr->avail) {
         if (mp__pool_fault_hook != NULL)
             mp__pool_fault_hook(MP__PF_FEED_WAIT);
+        fr->v = start; /* done with the lap's end it skips, too */
         if (fr->v != fr->published)
             feed_publish(fr); /* the parent may be waiting for this room */
         for (int spins = 0;; spins++) {
