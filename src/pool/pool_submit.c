@@ -550,6 +550,7 @@ static int stream_map(mp_pool *pool, mp_async_result *r, struct stream *st,
         stream_account(r, st);
         bool moved = stream_feed(pool, r, st, it);
         while (rc == 0 && c < r->n_chunks) {
+            size_t feeds = st->n_src;
             int o = stream_open(pool, r, st, it, c);
             if (o < 0)
                 rc = o;
@@ -557,6 +558,8 @@ static int stream_map(mp_pool *pool, mp_async_result *r, struct stream *st,
                 break;
             c++;
             moved = true;
+            if (st->n_src > feeds)
+                break; /* fill it before the next ring's pages are faulted in */
         }
         if ((rc != 0 || c == r->n_chunks) && st->n_src == 0)
             break;
