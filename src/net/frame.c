@@ -12,10 +12,10 @@
  * manager's channels, where a reply is awaited by one recv. The header and a
  * payload go out with one sendmsg. A frame is received as mp_conn_recv_bytes does
  * (memory follows the bytes that arrived, not the length the peer claims), with
- * the same errors; the first read takes up to a small buffer's worth, so a small reply
- * costs one recv (or one poll and one recv), and what arrives beyond the frame is reported
- * (*extra), never kept: the caller's peer must send nothing it was not asked
- * for. */
+ * the same errors; the first read takes up to a small buffer's worth, so a small
+ * reply costs one recv (or one poll and one recv), and what arrives beyond the
+ * frame is reported (*extra), never kept: the caller's peer must send nothing it
+ * was not asked for. */
 #include <errno.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -102,8 +102,9 @@ static bool rcvtimeo_bounds(int fd, const mp__deadline *d)
  * system call) when it cannot outlast d: the first bytes awaited with no
  * deadline, or a descriptor whose SO_RCVTIMEO the caller vouched for, while d is
  * further than that timeout; once, since a recv that timed out says EAGAIN and
- * the rest of a long wait is a poll. Otherwise a MSG_DONTWAIT recv and a poll bounded by d, the
- * poll first for first bytes (saving a recv that would only say EAGAIN). */
+ * the rest of a long wait is a poll. Otherwise a MSG_DONTWAIT recv and a poll
+ * bounded by d, the poll first for first bytes (saving a recv that would only
+ * say EAGAIN). */
 static ssize_t recv_until(int fd, void *dst, size_t n, const mp__deadline *d, bool first)
 {
     bool poll_first = first, may_block = true;
