@@ -32,7 +32,7 @@
  *     set. The fence and the flag read are paid at every publish, as a queue must.
  * (Until 2026-12 this ring had no sleep and no fence, published the length apart
  * from the bytes, read the other side's index at every piece and was 256 KiB: not
- * a floor of the same work, and slower than mp_queue at 512 B - 32 KiB.) */
+ * a floor of the same work: mproc/raw 0.22-0.66x at 512 B - 32 KiB and 1 MiB.) */
 #ifndef MPROC_BENCH_BYTE_RING_H
 #define MPROC_BENCH_BYTE_RING_H
 
