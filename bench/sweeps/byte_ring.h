@@ -7,14 +7,17 @@
  * spinning, then yielding, then sleeping on a futex until the other side wakes it.
  *
  *   - Records of an 8-byte length and the bytes, padded to 8, packed one after the
- *     other in a ring of 4 MiB, wrapping at its end (copied in two pieces there).
- *     mp_queue holds up to 1 MiB of records in its ring (its default) and, for a
- *     message too long for that ring, up to 4 MiB of message bytes in its block
- *     area (BLOB_AREA_RINGS): one 4 MiB ring gives the floor as much room for
- *     either. A record is published whole with one release store of tail once its
- *     bytes are in, and freed whole with one of head once they are out (mp_queue
- *     commits a long message's record, too, only after its whole block is copied;
- *     a 1 MiB ring with 1 MiB messages in pieces made the floor 0.74x mproc).
+ *     other in a ring of 4 MiB, wrapping at its end (copied in two pieces there),
+ *     with the bytes in flight bounded as mp_queue's are: records of up to 1 MiB
+ *     (what fits its default ring whole) are put while at most 1 MiB is in flight
+ *     with them, longer ones (which mp_queue copies into blocks of its 4 MiB block
+ *     area, BLOB_AREA_RINGS) while at most 4 MiB is. (A 1 MiB ring that carried
+ *     1 MiB messages in pieces made the floor 0.74x mproc; more than 1 MiB of short
+ *     records in flight gives a producer and consumer sharing a CPU a working set
+ *     larger than its 1 MiB L2.) A record is published whole with one release
+ *     store of tail once its bytes are in, and freed whole with one of head once
+ *     they are out (mp_queue commits a long message's record, too, only after its
+ *     whole block is copied).
  *   - A message whose record is longer than the ring (over 4 MiB; no sweep point)
  *     goes through it in pieces of a quarter of the ring, each published as soon
  *     as it is copied.
@@ -52,6 +55,8 @@
 
 #define BYTE_RING_CAP ((uint64_t)1 << 22)   /* a power of two: 4 MiB, see above */
 #define BYTE_RING_PIECE (BYTE_RING_CAP / 4) /* of a message longer than the ring */
+#define BYTE_RING_SHORT ((uint64_t)1 << 20) /* in flight at most, for a record this long or less   \
+                                             */
 #define BYTE_RING_HDR 8u
 #define BYTE_RING_SPIN 200
 #define BYTE_RING_STRIDE 8 /* pauses between two looks at the other side's index */
@@ -193,7 +198,9 @@ static inline void byte_ring_put(struct byte_ring *r, const void *msg, size_t n)
     uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
     uint64_t len = n, rec = BYTE_RING_HDR + byte_ring_round8(n);
     if (rec <= BYTE_RING_CAP) { /* the whole record, published once */
-        byte_ring_wait_room(r, tail, rec);
+        /* at most BYTE_RING_SHORT bytes in flight with it, if it is that short */
+        byte_ring_wait_room(r, tail,
+                            rec <= BYTE_RING_SHORT ? rec + BYTE_RING_CAP - BYTE_RING_SHORT : rec);
         byte_ring_copy_in(r, tail, &len, sizeof len);
         byte_ring_copy_in(r, tail + BYTE_RING_HDR, msg, n);
         atomic_store_explicit(&r->tail, tail + rec, memory_order_release);
