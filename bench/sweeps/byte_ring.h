@@ -55,8 +55,7 @@
 
 #define BYTE_RING_CAP ((uint64_t)1 << 22)   /* a power of two: 4 MiB, see above */
 #define BYTE_RING_PIECE (BYTE_RING_CAP / 4) /* of a message longer than the ring */
-#define BYTE_RING_SHORT ((uint64_t)1 << 20) /* in flight at most, for a record this long or less   \
-                                             */
+#define BYTE_RING_SHORT ((uint64_t)1 << 20) /* bytes in flight with a record this short */
 #define BYTE_RING_HDR 8u
 #define BYTE_RING_SPIN 200
 #define BYTE_RING_STRIDE 8 /* pauses between two looks at the other side's index */
