@@ -6,7 +6,7 @@
  * 64 bytes go through the ring of the queue_64B_* cases (ring_floor.h: 64-byte
  * slots, no lock with one producer and one consumer, a lock per side with several);
  * longer ones, between one producer and one consumer, through a plain shared-memory
- * byte ring (byte_ring.h: records packed in a 4 MiB ring, cached indices, futex
+ * byte ring (byte_ring.h: records packed in a 1 or 4 MiB ring, cached indices, futex
  * sleeping, a copy out into a malloc'd buffer as mp_queue_get); longer ones between
  * several have no floor. */
 #include <stdlib.h>
@@ -122,7 +122,7 @@ int main(int argc, char **argv)
     bool raw = strcmp(argv[1], "raw") == 0;
     if (raw) {
         if (size > RING_MSG && producers == 1 && consumers == 1) {
-            br = byte_ring_new();
+            br = byte_ring_new(size);
         } else if (size <= RING_MSG) {
             if ((mr = ring_new(producers, consumers)) == NULL)
                 return 1;
