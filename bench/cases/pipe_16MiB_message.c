@@ -3,8 +3,8 @@
  * and recv_bytes_into. raw: write/read on a plain socketpair with the same ack (both
  * with the default socket buffers; mp_pipe sets none).
  * Measured as the ping-pong cases are (bench/pingpong.h): parent and child on the CPU
- * the parent runs on (BENCH_PIN=none|split to change it), 4 untimed messages, then
- * 25 batches of 2 and the lower quartile batch. Timed from end to end over 40
+ * the parent runs on (BENCH_PIN=none|split to change it), 2 untimed messages, then
+ * 25 batches of 1 and the lower quartile batch. Timed from end to end over 40
  * messages, separate runs of each side spread 6-13 ms per message under load 10
  * with the same CPU time and context switches (perf stat), and a quiet run's
  * mproc/raw of 0.87x was one of them. */
