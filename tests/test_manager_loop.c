@@ -573,3 +573,46 @@ TEST(a_reply_its_peer_never_reads_is_dropped_after_the_stall_limit)
     mp_manager_destroy(c);
     fx_stop_here(m);
 }
+
+/* Many channels whose requests all block for a moment, sent at once, so that the
+ * leaders' batches are full and every request hands off with the rest of its
+ * batch: each request is answered once (no handed-off event is lost; in debug
+ * builds the loop also asserts that the hand-off array's bound holds). */
+TEST(many_channels_handing_off_at_once_each_get_their_reply)
+{
+    enum { N = 150, ROUNDS = 3 };
+    mp_manager *m = serve_here();
+    mp_proxy *a;
+    mp_manager *c = client(mp_manager_address(m), "a", &a);
+    static mp_conn *raw[N];
+    for (int i = 0; i < N; i++)
+        raw[i] = raw_channel(mp_manager_address(m));
+    mp_obj *req;
+    CHECK_OK(mp_obj_build(&req, "(ss(){sd})", mp_proxy_ident(a), "get", "timeout", 0.05));
+    void *buf;
+    size_t len;
+    CHECK_OK(mp_pickle_dumps(req, 4, &buf, &len));
+    mp_obj_unref(req);
+    for (int round = 0; round < ROUNDS; round++) {
+        for (int i = 0; i < N; i++)
+            CHECK_OK(mp_conn_send_bytes(raw[i], buf, len));
+        for (int i = 0; i < N; i++) {
+            void *rb;
+            size_t rl;
+            CHECK_EQ(1, mp_conn_poll(raw[i], 20000));
+            CHECK_OK(mp_conn_recv_bytes(raw[i], &rb, &rl, 0));
+            mp_obj *rep;
+            CHECK_OK(mp_pickle_loads(rb, rl, NULL, &rep, NULL));
+            free(rb);
+            CHECK_STR("#ERROR", mp_str_cstr(mp_seq_item(rep, 0))); /* queue.Empty */
+            mp_obj_unref(rep);
+        }
+    }
+    free(buf);
+    CHECK_EQ(0, mp_proxy_qsize(a));
+    for (int i = 0; i < N; i++)
+        mp_conn_destroy(raw[i]);
+    mp_proxy_destroy(a);
+    mp_manager_destroy(c);
+    fx_stop_here(m);
+}

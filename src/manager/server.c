@@ -741,10 +741,19 @@ static void finish_connection(struct mp_mgr_server *s, mp__mgr_conn *c)
  * calls mp__mgr_server_blocking first) or a reply the socket cannot take at once
  * must not stall the other channels: the leader hands off first, passing the
  * events it has not served yet and its leadership to an idle worker (or a new
- * one), and goes on serving that one channel alone, blocking; once the channel
+ * one; when none can start, the accept loop retries every RETRY_MS until one
+ * does), and goes on serving that one channel alone, blocking; once the channel
  * has nothing more to read it goes back to the loop, and the thread leads again
  * if fewer than the maximum do, waits as an idle worker (at most IDLE_MAX), or
- * ends.
+ * ends. A reply waits for room at most MP__MGR_SEND_STALL_MS without progress;
+ * then its peer is taken for dead and the connection ends.
+ *
+ * Handed-off events: each leader reserves room for its batch in s->held before
+ * epoll_wait (or takes its batch from pend, which moves it from npend to held),
+ * and a hand-off moves the rest of its batch, fewer events than its reservation,
+ * back to pend. So npend + held <= PEND_MAX at every step and a hand-off always
+ * fits: no event is ever dropped. (With at most MAX_LEADERS leaders, a leader
+ * that finds pend empty always has a whole batch of room.)
  *
  * Ownership: a channel's slot word (generation, state) says whether it is idle
  * or owned (busy) by the thread serving it; a thread owns it by a compare-and-
