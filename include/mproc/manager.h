@@ -455,7 +455,7 @@ MP_EXTERN int mp_manager_connect(mp_manager *m);
  * terminated at once, and 0 is returned. Proxies of m fail with MP_EEOF /
  * MP_ECONNRESET afterwards; a call in flight on another thread at that moment
  * ends at once with MP_EEOF / MP_ECONNRESET / MP_EPIPE (its channel is freed only
- * after it has returned). Do not call it from a thread inside a call of m.
+ * after it has returned).
  * Errors: MP_ENOTSTARTED (neither started nor connected), MP_EREMOTE (a connected
  * server refused: refuse_remote_shutdown; it goes on serving), the mp_client
  * codes. */
