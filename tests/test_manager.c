@@ -28,42 +28,12 @@
 
 /* ---- stage ---- */
 
-/* The python3 of version 3.minor, or NULL when this machine has none. */
-static const char *python(int minor)
-{
-    static char found[4][512];
-    char *slot = found[minor - 10];
-    if (slot[0] != '\0')
-        return slot[0] == '-' ? NULL : slot;
-    const char *root = getenv("PYENV_ROOT");
-    char pattern[512];
-    if (root != NULL)
-        snprintf(pattern, sizeof pattern, "%s/versions/3.%d.*/bin/python3", root, minor);
-    else
-        snprintf(pattern, sizeof pattern, "%s/.pyenv/versions/3.%d.*/bin/python3",
-                 getenv("HOME") ? getenv("HOME") : "/root", minor);
-    glob_t g;
-    if (glob(pattern, 0, NULL, &g) == 0 && g.gl_pathc > 0) {
-        snprintf(slot, 512, "%s", g.gl_pathv[g.gl_pathc - 1]);
-        globfree(&g);
-        return slot;
-    }
-    globfree(&g);
-    if (minor == 11 && system("python3 -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' "
-                              ">/dev/null 2>&1") == 0) {
-        snprintf(slot, 512, "python3");
-        return slot;
-    }
-    slot[0] = '-';
-    return NULL;
-}
-
+/* The python3 of version 3.minor (the fixture's fx_need_python), or SKIP. */
 static const char *need_python(int minor)
 {
-    const char *py = python(minor);
-    if (py == NULL)
-        SKIP("python 3.%d is not installed here", minor);
-    return py;
+    char ver[8];
+    snprintf(ver, sizeof ver, "3.%d", minor);
+    return fx_need_python(ver);
 }
 
 static const char *peer_script(void)
@@ -1402,6 +1372,75 @@ TEST(proxies_returned_by_methods_are_released_when_destroyed)
     CHECK_EQ(0, n);
     CHECK_OK(mp_manager_shutdown(m));
     mp_manager_destroy(m);
+}
+
+/* ---- a lost control channel ---- */
+
+/* A create that takes 600 ms: the client's 300 ms call timeout gives up on it. */
+static int slow_queue(void *arg, mp_manager_call *call, const mp_obj *args, const mp_obj *kwds,
+                      mp_served **out)
+{
+    (void)call;
+    (void)args;
+    (void)kwds;
+    th_sleep_ms(600);
+    *out = mp_served_ref(arg);
+    return 0;
+}
+
+static long objects_on(mp_manager *m)
+{
+    long n = -1;
+    CHECK_OK(mp_manager_number_of_objects(m, &n));
+    return n;
+}
+
+/* A create that times out breaks the control channel (the client closes it, and
+ * the server gives back every reference it carried): the next create opens a new
+ * one and works, and a proxy from before does not drop the new reference when it
+ * is destroyed (its own went with the old channel). */
+TEST(create_after_a_lost_control_channel_works_and_old_proxies_drop_nothing)
+{
+    mp_served *tq;
+    CHECK_OK(mp_served_queue_new(&tq, 0));
+    mp_manager *m;
+    CHECK_OK(
+        mp_manager_new(&m, "127.0.0.1:0", KEY, 3, &(mp_manager_options){.call_timeout_ms = 300}));
+    CHECK_OK(
+        mp_manager_register(m, "get_task_queue", &(mp_manager_register_options){.object = tq}));
+    CHECK_OK(mp_manager_register(
+        m, "slow_task_queue",
+        &(mp_manager_register_options){.callable = slow_queue, .callable_arg = tq}));
+    CHECK_OK(mp_manager_start(m));
+    mp_proxy *old, *slow = NULL, *fresh;
+    CHECK_OK(mp_manager_create(m, "get_task_queue", NULL, NULL, &old));
+    CHECK_EQ(1, objects_on(m));
+    CHECK_RC(MP_ETIMEDOUT, mp_manager_create(m, "slow_task_queue", NULL, NULL, &slow));
+    CHECK(slow == NULL);
+    th_sleep_ms(900);           /* the slow create ends, and the server sees the channel closed */
+    CHECK_EQ(0, objects_on(m)); /* old's reference went with the channel */
+    CHECK_OK(mp_manager_create(m, "get_task_queue", NULL, NULL, &fresh)); /* was MP_EEOF */
+    CHECK_EQ(1, objects_on(m));
+    /* The old proxy reaches the object while it exists (the same ident). */
+    mp_obj *item = mp_int(42), *got = NULL;
+    CHECK_OK(mp_proxy_put(old, item, 1000));
+    CHECK_OK(mp_proxy_get(fresh, &got, 1000));
+    CHECK(mp_obj_equal(item, got));
+    mp_obj_unref(got);
+    got = NULL;
+    mp_proxy_destroy(old); /* must not decref fresh's reference */
+    CHECK_EQ(1, objects_on(m));
+    CHECK_OK(mp_proxy_put(fresh, item, 1000));
+    CHECK_OK(mp_proxy_get(fresh, &got, 1000));
+    CHECK(mp_obj_equal(item, got));
+    mp_obj_unref(got);
+    mp_obj_unref(item);
+    /* Decrefs on the new channel still count. */
+    mp_proxy_destroy(fresh);
+    CHECK_EQ(0, objects_on(m));
+    CHECK_OK(mp_manager_shutdown(m));
+    mp_manager_destroy(m);
+    mp_served_unref(tq);
 }
 
 /* ---- servers that stop half way: every client call still ends ---- */

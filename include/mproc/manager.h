@@ -196,7 +196,9 @@ MP_EXTERN const char *mp_manager_call_method(const mp_manager_call *call);
 MP_EXTERN int mp_manager_call_python_version(const mp_manager_call *call);
 
 /* True once the calling peer has closed its connection (or reset it), checked now
- * without blocking. A method must not take anything for a peer that has gone. */
+ * without blocking (one poll() unless the server already knows). A method must not
+ * take anything for a peer that has gone: over TCP a reply sent to a peer that
+ * has closed is accepted by the kernel and lost. */
 MP_EXTERN bool mp_manager_call_peer_gone(mp_manager_call *call);
 
 /* Waits on cv (with mu locked by the caller, as pthread_cond_timedwait) until it is
@@ -480,6 +482,20 @@ MP_EXTERN void mp_manager_destroy(mp_manager *m);
  * registered as typeid and stores a proxy for it in *out (destroy it with
  * mp_proxy_destroy). args (a tuple) and kwds (a dict) may be NULL. Connects first
  * if m was neither started nor connected.
+ * References: against a mproc server, the proxy's reference belongs to this
+ * process's control channel (one per manager and process), so the server gives it
+ * back if the process dies. A create (or decref) that fails in transport, e.g. one
+ * timing out after call_timeout_ms, closes that channel, and the server then
+ * releases every reference it carried; the next create opens a new control
+ * channel (as does one that finds the idle channel closed by the server), so the
+ * manager stays usable. Proxies made before keep working only while their object
+ * still exists (another reference holds it, or the object is registered and
+ * created again); otherwise their calls fail with MP_EREMOTE (KeyError), and
+ * destroying them sends no decref (it would take away a newer proxy's
+ * reference). CPython ties references to no connection (incref and decref each
+ * open one), so it has no such loss but never gives back a dead client's
+ * references either; its proxies' per-thread connection is not reopened after an
+ * error.
  * Errors: MP_EREMOTE (the server raised, e.g. unknown typeid: see
  * mp_manager_remote_error), MP_EINVAL, MP_ENOMEM, and the call errors below. */
 MP_EXTERN int mp_manager_create(mp_manager *m, const char *typeid, const mp_obj *args,
@@ -525,7 +541,8 @@ MP_EXTERN const char *mp_proxy_ident(const mp_proxy *p);
 MP_EXTERN bool mp_proxy_exposes(const mp_proxy *p, const char *method);
 
 /* Releases the proxy's reference on the server (decref, best effort: a server that
- * has gone is not an error) and frees p. NULL is accepted. */
+ * has gone is not an error) and frees p. A reference that went with a lost
+ * control channel (see mp_manager_create) is not decref'd. NULL is accepted. */
 MP_EXTERN void mp_proxy_destroy(mp_proxy *p);
 
 /* The last remote error of the calling thread, from the most recent call that

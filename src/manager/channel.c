@@ -5,7 +5,9 @@
  * A round trip that fails in transport (timeout, EOF, reset, a reply that is not
  * one) leaves the connection out of step with the server, so the channel is
  * closed and the next call opens a new one. */
+#include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -373,6 +375,7 @@ int mp__mgr_connect_ctl(struct mp_manager *m)
          * closes its channel) never drops the process's references. */
         ch->is_ctl = true;
         m->ctl = ch;
+        m->ctl_gen++;
     }
     pthread_mutex_unlock(&m->lock);
     if (!ch->is_ctl)
@@ -380,7 +383,8 @@ int mp__mgr_connect_ctl(struct mp_manager *m)
     return 0;
 }
 
-mp__mgr_chan *mp__mgr_ctl_acquire(struct mp_manager *m)
+/* The control channel locked, with its generation, if there is one (else NULL). */
+static mp__mgr_chan *locked_ctl(struct mp_manager *m, unsigned *gen)
 {
     pthread_mutex_lock(&m->lock);
     mp__mgr_chan *ch = m->mproc_server ? m->ctl : NULL;
@@ -388,8 +392,113 @@ mp__mgr_chan *mp__mgr_ctl_acquire(struct mp_manager *m)
         ch = NULL;
     if (ch != NULL)
         pthread_mutex_lock(&ch->mu); /* under m->lock: close_all cannot free it meanwhile */
+    *gen = m->ctl_gen;
     pthread_mutex_unlock(&m->lock);
     return ch;
+}
+
+/* Whether the control channel (its mu held) can carry a request: not closed by
+ * an earlier call and, when probe, with nothing to read (an idle control channel
+ * has nothing coming; readable means the server closed or reset it). */
+static bool ctl_usable(mp__mgr_chan *ch, bool probe)
+{
+    if (ch->conn == NULL || mp_conn_closed(ch->conn))
+        return false;
+    if (!probe)
+        return true;
+    struct pollfd p = {.fd = mp_conn_fileno(ch->conn), .events = POLLIN | POLLRDHUP};
+    int n;
+    do
+        n = poll(&p, 1, 0);
+    while (n < 0 && errno == EINTR);
+    if (n == 0)
+        return true;
+    /* Gone, or out of step: close it as a failed call would. */
+    shutdown(ch->wake_fd, SHUT_RDWR);
+    mp_conn_destroy(ch->conn);
+    ch->conn = NULL;
+    return false;
+}
+
+/* Replaces the control channel of generation gen, found broken, by a new one
+ * (opened and probed as connect's); with m->connect_lock held and no other lock.
+ * A channel replaced meanwhile (another thread did it, or close_all) is left. */
+static int reopen_ctl(struct mp_manager *m, unsigned gen)
+{
+    mp__mgr_chan *ch;
+    int rc = open_channel(m, &ch);
+    if (rc < 0)
+        return rc;
+    pthread_mutex_lock(&ch->mu);
+    rc = mp__mgr_roundtrip(m, ch->conn, NULL, "dummy", NULL, NULL, 0, NULL);
+    if (rc >= 0 && mp_conn_closed(ch->conn))
+        rc = MP_EPROTO;
+    pthread_mutex_unlock(&ch->mu);
+    mp__mgr_set_remote_error(NULL, NULL);
+    if (rc != 0)
+        rc = rc < 0 && rc != MP_EREMOTE ? rc : MP_EPROTO; /* no longer a mproc server */
+    mp__mgr_chan *old = NULL;
+    bool drop_new = rc != 0;
+    pthread_mutex_lock(&m->lock);
+    if (rc == 0 && m->mproc_server && m->ctl != NULL && m->ctl_gen == gen) {
+        old = m->ctl;
+        if (!unlink_chan(m, old))
+            old = NULL;
+        ch->is_ctl = true;
+        m->ctl = ch;
+        m->ctl_gen++;
+    } else {
+        drop_new = true;
+    }
+    /* Not on the list: a close_all took it (and freed or orphaned it). */
+    bool mine = drop_new && unlink_chan(m, ch);
+    pthread_mutex_unlock(&m->lock);
+    if (mine)
+        free_chan(ch);
+    if (old != NULL) {
+        /* No acquire can find it now; one that holds its mu lets go first. Closing
+         * it is a no-op on the wire: it was broken already. */
+        pthread_mutex_lock(&old->mu);
+        pthread_mutex_unlock(&old->mu);
+        free_chan(old);
+    }
+    return rc;
+}
+
+int mp__mgr_ctl_acquire(struct mp_manager *m, bool reopen, mp__mgr_chan **out, unsigned *gen)
+{
+    *out = NULL;
+    mp__mgr_chan *ch = locked_ctl(m, gen);
+    if (ch == NULL)
+        return 0;
+    if (ctl_usable(ch, reopen)) {
+        *out = ch;
+        return 0;
+    }
+    pthread_mutex_unlock(&ch->mu);
+    if (!reopen)
+        return MP_EEOF;
+    /* One reopen at a time (connect_lock, before m->lock and any mu): a thread
+     * that waited here finds the new channel. */
+    pthread_mutex_lock(&m->connect_lock);
+    int rc = 0;
+    ch = locked_ctl(m, gen);
+    if (ch != NULL && !ctl_usable(ch, false)) {
+        pthread_mutex_unlock(&ch->mu);
+        rc = reopen_ctl(m, *gen);
+        ch = rc < 0 ? NULL : locked_ctl(m, gen);
+    }
+    pthread_mutex_unlock(&m->connect_lock);
+    if (rc < 0)
+        return rc;
+    if (ch == NULL)
+        return MP_EEOF; /* shut down meanwhile */
+    if (!ctl_usable(ch, false)) {
+        pthread_mutex_unlock(&ch->mu);
+        return MP_EEOF;
+    }
+    *out = ch;
+    return 0;
 }
 
 int mp__mgr_chan_acquire(struct mp_manager *m, mp__mgr_chan **out)

@@ -53,6 +53,8 @@ struct mp_manager {
     mp__mgr_chan *orphans; /* closed by close_all while their thread lives: freed at
                             * that thread's exit, or by mp__mgr_chans_free_orphans */
     mp__mgr_chan *ctl;     /* the control channel (mproc servers only), or NULL */
+    unsigned ctl_gen;      /* bumped each time a control channel is installed: a
+                            * reference taken on an older one went with it */
     bool connected;        /* connect (or an implicit one) succeeded */
     bool mproc_server;     /* the server accepts control requests on channels */
 };
@@ -100,9 +102,15 @@ MP__HIDDEN int mp__mgr_chan_acquire(struct mp_manager *m, mp__mgr_chan **out);
 MP__HIDDEN void mp__mgr_chan_release(mp__mgr_chan *ch, bool broken);
 
 /* The control channel, locked (release with pthread_mutex_unlock(&ch->mu), or
- * mp__mgr_chan_release), or NULL when there is none (a CPython server, or not
- * connected). A broken control channel (conn NULL) stays so. */
-MP__HIDDEN mp__mgr_chan *mp__mgr_ctl_acquire(struct mp_manager *m);
+ * mp__mgr_chan_release), in *out with its generation in *gen; *out NULL when
+ * there is none (a CPython server, or not connected). A control channel found
+ * broken (closed by a failed call, or, when reopen, readable while idle: the
+ * server closed it) is replaced when reopen (a new one opened and probed, its
+ * generation one more; the server released the old one's references when it
+ * closed), else MP_EEOF. Errors: MP_EEOF, those of opening a channel. Takes
+ * m->connect_lock to reopen: call with no lock held. */
+MP__HIDDEN int mp__mgr_ctl_acquire(struct mp_manager *m, bool reopen, mp__mgr_chan **out,
+                                   unsigned *gen);
 
 /* pthread key destructor: closes a thread's channel when the thread exits. */
 MP__HIDDEN void mp__mgr_chan_thread_exit(void *chan);

@@ -83,7 +83,13 @@ typedef struct mp__mgr_conn {
     uint64_t id;
     _Atomic bool done; /* ended (CLOSED emitted): the accept loop may free it */
     _Atomic bool gone; /* the peer closed or reset the connection */
-    bool channel;      /* accept_connection was received */
+    /* A channel in the loop: its slot's hang-up word, which a leader sets to the
+     * slot's generation on an EPOLLRDHUP/EPOLLHUP/EPOLLERR event, and that
+     * generation (hup NULL until then; fixed once set, before the channel is
+     * served by the loop). */
+    _Atomic uint32_t *hup;
+    uint32_t hup_gen;
+    bool channel; /* accept_connection was received */
     /* References owned by this channel (ident -> count), under the server's lock. */
     struct mp__mgr_owned *owned;
     size_t nowned, capowned;
@@ -125,6 +131,11 @@ struct mp_manager_call {
 
 /* Whether the server is stopping (for waits). */
 MP__HIDDEN bool mp__mgr_server_stopping(const struct mp_mgr_server *s);
+
+/* mp_manager_call_peer_gone without a system call for a channel in the loop: true
+ * once the connection ended or a loop leader saw its peer hang up (an epoll
+ * event); a connection outside the loop is checked with poll() as there. */
+MP__HIDDEN bool mp__mgr_call_peer_hung_up(mp_manager_call *call);
 
 /* Called by a served call about to block (mp_manager_call_wait): when the calling
  * thread leads the server's channel loop, it hands the loop to another worker

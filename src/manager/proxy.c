@@ -18,7 +18,8 @@ struct mp_proxy {
     char *typeid;
     char *ident;
     mp_obj *exposed; /* tuple of str */
-    bool via_ctl;    /* the reference belongs to the control channel */
+    bool via_ctl;    /* the reference belongs to the control channel ... */
+    unsigned gen;    /* ... of this generation (mp__mgr_ctl_acquire) */
 };
 
 static bool transport_error(int rc)
@@ -34,25 +35,38 @@ static int ensure_connected(struct mp_manager *m)
     return rc;
 }
 
-/* A control request that takes or drops a reference: on the control channel when
- * the server is mproc's, else on a fresh connection. *via_ctl says which. */
+/* A control request that takes (take) or drops a reference: on the control
+ * channel when the server is mproc's, else on a fresh connection. *via_ctl says
+ * which; on the control channel, a take stores the channel's generation in *gen,
+ * and a drop of a reference taken on an older one (in *gen) is skipped: the server
+ * released it when that channel closed, and a decref now would take away another
+ * proxy's reference to the same object (returns 0). A take finds a broken control
+ * channel replaced (mp__mgr_ctl_acquire); a drop never opens one. */
 static int ref_request(struct mp_manager *m, const char *method, const mp_obj *args,
-                       const mp_obj *kwds, mp_obj **result, bool *via_ctl)
+                       const mp_obj *kwds, mp_obj **result, bool take, bool *via_ctl, unsigned *gen)
 {
-    mp__mgr_chan *ctl = mp__mgr_ctl_acquire(m);
+    mp__mgr_chan *ctl;
+    unsigned g;
+    int rc = mp__mgr_ctl_acquire(m, take, &ctl, &g);
+    if (rc < 0) {
+        *via_ctl = true;
+        return rc;
+    }
     if (ctl != NULL) {
         *via_ctl = true;
-        if (ctl->conn == NULL || mp_conn_closed(ctl->conn)) {
+        if (!take && g != *gen) {
             pthread_mutex_unlock(&ctl->mu);
-            return MP_EEOF;
+            return 0;
         }
-        int rc = mp__mgr_call(m, ctl->conn, NULL, method, args, kwds, 0, result);
+        rc = mp__mgr_call(m, ctl->conn, NULL, method, args, kwds, 0, result);
         mp__mgr_chan_release(ctl, transport_error(rc));
+        if (take)
+            *gen = g;
         return rc;
     }
     *via_ctl = false;
     mp_conn *c;
-    int rc = mp__mgr_open(m, &c);
+    rc = mp__mgr_open(m, &c);
     if (rc < 0)
         return rc;
     rc = mp__mgr_call(m, c, NULL, method, args, kwds, 0, result);
@@ -61,7 +75,7 @@ static int ref_request(struct mp_manager *m, const char *method, const mp_obj *a
 }
 
 static int new_proxy(struct mp_manager *m, const char *typeid, const char *ident,
-                     const mp_obj *exposed, bool via_ctl, mp_proxy **out)
+                     const mp_obj *exposed, bool via_ctl, unsigned gen, mp_proxy **out)
 {
     mp_proxy *p = calloc(1, sizeof *p);
     if (p == NULL)
@@ -71,6 +85,7 @@ static int new_proxy(struct mp_manager *m, const char *typeid, const char *ident
     p->ident = strdup(ident);
     p->exposed = mp_obj_ref(exposed);
     p->via_ctl = via_ctl;
+    p->gen = gen;
     if (p->typeid == NULL || p->ident == NULL) {
         mp_proxy_destroy(p);
         return MP_ENOMEM;
@@ -97,7 +112,8 @@ int mp_manager_create(mp_manager *m, const char *typeid, const mp_obj *args, con
         mp_tuple_set(full, (size_t)i + 1, mp_obj_ref(mp_seq_item(args, (size_t)i)));
     mp_obj *r = NULL;
     bool via_ctl;
-    rc = ref_request(m, "create", full, kwds, &r, &via_ctl);
+    unsigned gen = 0;
+    rc = ref_request(m, "create", full, kwds, &r, true, &via_ctl, &gen);
     mp_obj_unref(full);
     if (rc == 0) {
         const char *ident = NULL;
@@ -105,7 +121,7 @@ int mp_manager_create(mp_manager *m, const char *typeid, const mp_obj *args, con
         if (mp_obj_parse(r, NULL, "(sO)", &ident, &exposed) < 0 || !mp_obj_is_tuple(exposed))
             rc = MP_EPROTO;
         else
-            rc = new_proxy(m, typeid, ident, exposed, via_ctl, out);
+            rc = new_proxy(m, typeid, ident, exposed, via_ctl, gen, out);
     } else if (rc > 0) {
         rc = MP_EPROTO;
     }
@@ -142,8 +158,11 @@ static void adopt_reference(mp_proxy *p)
         return;
     mp_obj *args = mp_tuple1(mp_str_c(p->ident));
     bool via_ctl = false;
-    if (args != NULL && ref_request(p->m, "incref", args, NULL, NULL, &via_ctl) == 0 && via_ctl) {
+    unsigned gen = 0;
+    if (args != NULL && ref_request(p->m, "incref", args, NULL, NULL, true, &via_ctl, &gen) == 0 &&
+        via_ctl) {
         p->via_ctl = true;
+        p->gen = gen;
         mp__mgr_chan *ch;
         if (mp__mgr_chan_acquire(p->m, &ch) == 0) {
             int rc = mp__mgr_call(p->m, ch->conn, NULL, "decref", args, NULL, 0, NULL);
@@ -173,7 +192,7 @@ int mp_proxy_call_proxy(mp_proxy *p, const char *method, const mp_obj *args, con
             (ident = mp_str_cstr(mp_seq_item(state, 2))) == NULL || !mp_obj_is_tuple(exposed))
             rc = MP_EPROTO;
         else
-            rc = new_proxy(p->m, typeid, ident, exposed, false, out);
+            rc = new_proxy(p->m, typeid, ident, exposed, false, 0, out);
         /* A mproc server took the reference on the calling thread's channel, where
          * it would stay until the thread exits (or a call on the channel times out
          * and closes it under a live proxy). Move it to the control channel, as
@@ -294,8 +313,9 @@ void mp_proxy_destroy(mp_proxy *p)
          * channel closes. */
         if (args != NULL && (p->via_ctl || !mproc_server)) {
             bool via_ctl;
+            unsigned gen = p->gen;
             int saved = errno;
-            ref_request(p->m, "decref", args, NULL, NULL, &via_ctl);
+            ref_request(p->m, "decref", args, NULL, NULL, false, &via_ctl, &gen);
             errno = saved;
         }
         mp_obj_unref(args);

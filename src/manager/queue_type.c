@@ -197,10 +197,13 @@ static void give_back(void *self, const mp_obj *result, void *arg)
 
 static int do_get(squeue *q, mp_manager_call *call, bool block, int64_t deadline, mp_obj **result)
 {
-    /* The caller's presence costs a poll(): checked before taking q->mu, so gets
-     * are not serialised behind a system call (under the lock it made every client
-     * of a busy queue queue up on q->mu); after a wait, checked again under it. */
-    if (mp_manager_call_peer_gone(call))
+    /* No item for a caller that has gone. Before taking one at once, the loop's
+     * word on the channel is enough (a leader saw its hang-up event: no system
+     * call; a send to a closed TCP peer succeeds, so the reply's send could not
+     * tell, and the item would be lost). After a wait, when the peer may have
+     * gone meanwhile with no leader looking yet, it is checked with poll()
+     * under q->mu (so that a put's wake-up cannot hand it to a dead one). */
+    if (mp__mgr_call_peer_hung_up(call))
         return MP_EEOF;
     int rc = 0;
     bool waited = false;

@@ -149,12 +149,33 @@ int mp_manager_call_python_version(const mp_manager_call *call)
     return call && call->python_version ? call->python_version : 313;
 }
 
+/* The flags alone: 1 gone, 0 not known to be gone, -1 no loop slot to tell. */
+static int hung_up(mp__mgr_conn *c)
+{
+    if (atomic_load(&c->gone))
+        return 1;
+    if (c->hup == NULL)
+        return -1;
+    if (atomic_load(c->hup) != c->hup_gen)
+        return 0;
+    atomic_store(&c->gone, true);
+    return 1;
+}
+
+bool mp__mgr_call_peer_hung_up(mp_manager_call *call)
+{
+    if (call == NULL || call->conn == NULL)
+        return false;
+    int h = hung_up(call->conn);
+    return h < 0 ? mp_manager_call_peer_gone(call) : h == 1;
+}
+
 bool mp_manager_call_peer_gone(mp_manager_call *call)
 {
     if (call == NULL || call->conn == NULL)
         return false;
     mp__mgr_conn *c = call->conn;
-    if (atomic_load(&c->gone))
+    if (hung_up(c) == 1)
         return true;
     struct pollfd p = {.fd = c->fd, .events = POLLIN | POLLRDHUP};
     int n;

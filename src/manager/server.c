@@ -780,6 +780,10 @@ typedef struct loop_slot {
     char *ibuf;
     size_t ilen, icap;
     bool drained;
+    /* The generation whose peer hung up (an EPOLLRDHUP, EPOLLHUP or EPOLLERR
+     * event), set by whichever leader saw it: mp__mgr_call_peer_hung_up reads it
+     * through the connection's hup. 0 never. */
+    _Atomic uint32_t hup;
 } loop_slot;
 
 typedef struct loop_worker {
@@ -1038,6 +1042,8 @@ static void adopt(struct mp_mgr_server *s, mp__mgr_conn *c)
     }
     sl->conn = c;
     sl->drained = false;
+    c->hup = &sl->hup;
+    c->hup_gen = gen;
     struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET,
                              .data.u64 = (uint64_t)gen << 32 | idx};
     if (epoll_ctl(s->ep, EPOLL_CTL_ADD, c->fd, &ev) < 0) {
@@ -1049,13 +1055,17 @@ static void adopt(struct mp_mgr_server *s, mp__mgr_conn *c)
 }
 
 /* Serves the channel an event names, if no one else does. */
-static void loop_ready(struct mp_mgr_server *s, uint64_t d)
+static void loop_ready(struct mp_mgr_server *s, uint64_t d, uint32_t events)
 {
     uint32_t idx = (uint32_t)d, gen = (uint32_t)(d >> 32);
     if (idx >= s->nslots)
         return;
     loop_slot *sl = &s->slots[idx];
     uint64_t w = atomic_load(&sl->word);
+    /* Told before it is served (and while a call on it runs): a get then takes
+     * no item for it without a poll() of its own. */
+    if ((events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) && (uint32_t)(w >> 2) == gen)
+        atomic_store(&sl->hup, gen);
     while ((uint32_t)(w >> 2) == gen) {
         if ((w & 3) == SLOT_IDLE) {
             if (atomic_compare_exchange_weak(&sl->word, &w, slot_word(gen, SLOT_BUSY))) {
@@ -1117,7 +1127,7 @@ static void lead(struct mp_mgr_server *s)
                     /* another leader read it */
                 }
             } else if (evs[t_i].data.u64 != WAKE_TOKEN) {
-                loop_ready(s, evs[t_i].data.u64);
+                loop_ready(s, evs[t_i].data.u64, evs[t_i].events);
             }
     }
     if (t_leader) {
