@@ -56,7 +56,8 @@ MP__HIDDEN int mp__fs_start(const struct mp__fs_request *req, struct mp__fs_chil
 MP__HIDDEN bool mp__fs_reap_nohang(struct mp__fs_child *c, int *code);
 
 /* The descriptor besides the status socket that a wait for the child's end
- * polls: its pidfd, or -1 (none, or it already said so). */
+ * polls: its pidfd, or -1 (none, it already said so, or the server reaps:
+ * then its word alone counts). */
 MP__HIDDEN int mp__fs_exit_fd(const struct mp__fs_child *c);
 
 /* Polls status_fd and exit_fd (-1: only status_fd) until either is readable:
