@@ -46,21 +46,21 @@
  * reaps with waitpid, the status socket is the sentinel, and a join waits for
  * the server's word (a pidfd readable before it only says the end is near).
  *
- * The spare. The server keeps one child forked in advance, blocked in recvmsg
- * on the control socket (the server itself then polls that socket only for the
- * parent's hang-up): a start wakes it, not the server, and costs no fork on its
- * path. A spare that takes a request first queues for the server its pid, the
- * server's copy of the status socket and a pidfd of itself on a private
- * socketpair (spare_sock) that the server does not poll (nothing wakes), and
- * only then answers the starter: the server knows the child before anything
- * could signal or end it, as it reads those reports before it handles any end.
- * Then it rings the bell (an eventfd the server polls), and the server forks
- * the next spare while the child runs: the fork no longer runs between the
- * spare's report and the starter's answer (the server, woken first, preempted
- * the spare on a shared CPU). A spare has the parent-death signal
- * SIGKILL (it dies with the server), dropped when it becomes a non-daemon child.
- * A spare is a copy of the server, whose state never changes, so the child is
- * what a fork at start would have made (process.h lists what it inherits).
+ * The spares. The server keeps two children forked in advance (SPARES), blocked
+ * in recvmsg on the control socket (the server itself then polls that socket
+ * only for the parent's hang-up): a start wakes one, not the server, and costs
+ * no fork on its path; two, so that back-to-back starts find one asleep while
+ * the server forks the replacement of the last (with one, most starts of a
+ * start+join loop found the next spare still being forked). A spare that takes a request first
+ * queues for the server its pid, the server's copy of the status socket and a pidfd of itself on a
+ * private socketpair (spare_sock) that the server does not poll (nothing wakes), and only then
+ * answers the starter: the server knows the child before anything could signal or end it, as it
+ * reads those reports before it handles any end. Then it rings the bell (an eventfd the server
+ * polls), and the server forks the next spare while the child runs: the fork no longer runs between
+ * the spare's report and the starter's answer (the server, woken first, preempted the spare on a
+ * shared CPU). A spare has the parent-death signal SIGKILL (it dies with the server), dropped when
+ * it becomes a non-daemon child. A spare is a copy of the server, whose state never changes, so the
+ * child is what a fork at start would have made (process.h lists what it inherits).
  *
  * Choices, and why:
  *  - The answers come on the child's own status socket, not the control socket:
@@ -120,6 +120,7 @@ extern char **environ;
 #define HELLO_TIMEOUT_MS 10000
 #define MAX_FDS 8
 #define AUTOREAP_SPINS 1000
+#define SPARES 2 /* waiting at once: one is ready while the server forks the next */
 
 enum { HAVE_STDIN = 1, HAVE_STDOUT = 2, HAVE_STDERR = 4, HAVE_PARENT_PIDFD = 8, HAVE_MEMFD = 16 };
 /* REPLY_HELLO_AUTOREAP: a hello from a server whose children the kernel reaps. */
@@ -778,9 +779,32 @@ static _Noreturn void run_child(const struct request *r, char (*names)[NAME_MAX_
  * took a request reports its pid and passes the server its copy of the status
  * socket; spare_sock[1] the spares' end. */
 static int spare_sock[2] = {-1, -1};
-static int bell = -1;        /* eventfd: a spare rings it once its starter has heard */
-static pid_t spare_pid;      /* 0: none waiting */
-static int spare_pidfd = -1; /* autoreap: how the server learns that a waiting spare died */
+static int bell = -1;            /* eventfd: a spare rings it once its starter has heard */
+static pid_t spare_pids[SPARES]; /* 0: an empty slot */
+static int spare_pidfds[SPARES] = {-1, -1}; /* autoreap: how we learn a waiting spare died */
+
+static int n_spares(void)
+{
+    int n = 0;
+    for (int k = 0; k < SPARES; k++)
+        n += spare_pids[k] > 0;
+    return n;
+}
+
+static int spare_slot(pid_t pid)
+{
+    for (int k = 0; k < SPARES; k++)
+        if (pid > 0 && spare_pids[k] == pid)
+            return k;
+    return -1;
+}
+
+static void drop_spare(int k)
+{
+    spare_pids[k] = 0;
+    mp__close_fd(spare_pidfds[k]);
+    spare_pidfds[k] = -1;
+}
 
 struct taken {
     int32_t pid;
@@ -898,30 +922,31 @@ static _Noreturn void spare_loop(int ctl, pid_t server)
         serve_request(ctl, server, true);
 }
 
-/* Forks a spare if none waits; on failure (process limit) the server serves
- * the requests itself, forking each child (and refusing when that fails). */
-static void make_spare(int ctl, pid_t server)
+/* Forks one spare into an empty slot, if any: true if it did. On failure
+ * (process limit) with no spare left, the server serves the requests itself,
+ * forking each child (and refusing when that fails). */
+static bool make_spare(int ctl, pid_t server)
 {
-    if (spare_pid > 0)
-        return;
+    int k = 0;
+    while (k < SPARES && spare_pids[k] > 0)
+        k++;
+    if (k == SPARES)
+        return false;
     pid_t pid = fork();
     if (pid == 0)
         spare_loop(ctl, server);
-    spare_pid = pid > 0 ? pid : 0;
-    if (spare_pid > 0 && autoreap) {
+    if (pid < 0)
+        return false;
+    spare_pids[k] = pid;
+    if (autoreap) {
         /* A spare ends only if killed: that it died before this (and its pid
          * went to another process meanwhile) is not a window we can close
          * without clone3; a spare gone already makes us fork the next. */
-        spare_pidfd = mp__pidfd_open(spare_pid);
-        if (spare_pidfd < 0)
-            spare_pid = 0;
+        spare_pidfds[k] = mp__pidfd_open(pid);
+        if (spare_pidfds[k] < 0)
+            spare_pids[k] = 0;
     }
-}
-
-static void drop_spare_pidfd(void)
-{
-    mp__close_fd(spare_pidfd);
-    spare_pidfd = -1;
+    return true;
 }
 
 /* Takes in the children that spares became (their pid and status socket). */
@@ -945,10 +970,9 @@ static void take_spares(void)
             mp__close_fd(pidfd);
             pidfd = -1;
         }
-        if (t.pid == spare_pid) {
-            spare_pid = 0;
-            drop_spare_pidfd();
-        }
+        int k = spare_slot(t.pid);
+        if (k >= 0)
+            drop_spare(k);
         if (n_children == cap_children) {
             size_t cap2 = cap_children ? 2 * cap_children : 16;
             struct child *c = realloc(children, cap2 * sizeof *c);
@@ -984,8 +1008,9 @@ static void reap_children(void)
             while (i < n_children && children[i].pid != pid)
                 i++;
         }
-        if (pid == spare_pid) { /* died waiting (killed): fork another */
-            spare_pid = 0;
+        int k = spare_slot(pid);
+        if (k >= 0) { /* died waiting (killed): fork another */
+            drop_spare(k);
             continue;
         }
         if (i == n_children)
@@ -1010,10 +1035,9 @@ static void scan_children(void)
         close(children[i].pidfd);
         children[i] = children[--n_children];
     }
-    if (spare_pid > 0 && exit_code_reaped(spare_pidfd, &code)) { /* killed while waiting */
-        spare_pid = 0;
-        drop_spare_pidfd();
-    }
+    for (int k = 0; k < SPARES; k++)
+        if (spare_pids[k] > 0 && exit_code_reaped(spare_pidfds[k], &code))
+            drop_spare(k); /* killed while waiting */
 }
 
 /* Whether the kernel can tell a reaped child's status through its pidfd: a
@@ -1039,18 +1063,21 @@ static bool probe_exit_info(void)
 static _Noreturn void shut_down(void)
 {
     take_spares();
-    if (spare_pid > 0 && autoreap) {
-        /* Gone (released by the kernel) before we go. */
-        mp__pidfd_signal(spare_pidfd, SIGKILL);
-        struct pollfd pfd = {.fd = spare_pidfd, .events = POLLIN};
-        poll(&pfd, 1, 2000);
-        int code;
-        for (int i = 0; i < 100000 && !exit_code_reaped(spare_pidfd, &code); i++)
-            sched_yield();
-    } else if (spare_pid > 0) {
-        kill(spare_pid, SIGKILL);
-        while (waitpid(spare_pid, NULL, 0) < 0 && errno == EINTR)
-            ;
+    for (int k = 0; k < SPARES; k++)
+        if (spare_pids[k] > 0)
+            kill(spare_pids[k], SIGKILL); /* unreaped (or pidfd held): still the spare */
+    for (int k = 0; k < SPARES; k++) {
+        if (spare_pids[k] > 0 && autoreap) {
+            /* Gone (released by the kernel) before we go. */
+            struct pollfd pfd = {.fd = spare_pidfds[k], .events = POLLIN};
+            poll(&pfd, 1, 2000);
+            int code;
+            for (int i = 0; i < 100000 && !exit_code_reaped(spare_pidfds[k], &code); i++)
+                sched_yield();
+        } else if (spare_pids[k] > 0) {
+            while (waitpid(spare_pids[k], NULL, 0) < 0 && errno == EINTR)
+                ;
+        }
     }
     _exit(0);
 }
@@ -1078,13 +1105,16 @@ static _Noreturn void serve(int ctl)
     cap_children = children != NULL ? 16 : 0;
     reply(ctl, autoreap ? REPLY_HELLO_AUTOREAP : REPLY_HELLO, self, -1);
     for (;;) {
-        make_spare(ctl, self);
+        /* One fork per turn, so that a bell or an end is not kept waiting. */
+        bool forked = make_spare(ctl, self);
+        int spares = n_spares();
         /* While a spare waits, it reads the control socket: watch only for the
          * parent's hang-up. Without one, serve requests, and retry the fork. */
-        struct pollfd pfd[3] = {{.fd = ctl, .events = spare_pid > 0 ? 0 : POLLIN},
+        struct pollfd pfd[3] = {{.fd = ctl, .events = spares > 0 ? 0 : POLLIN},
                                 {.fd = sfd, .events = POLLIN},
                                 {.fd = bell, .events = POLLIN}};
-        if (poll(pfd, 3, spare_pid > 0 ? -1 : 100) < 0) {
+        int timeout = spares == 0 ? 100 : spares < SPARES && forked ? 0 : -1;
+        if (poll(pfd, 3, timeout) < 0) {
             if (errno == EINTR)
                 continue;
             _exit(1);
@@ -1107,7 +1137,7 @@ static _Noreturn void serve(int ctl)
         }
         if (pfd[0].revents & (POLLHUP | POLLERR))
             shut_down(); /* the parent is gone, or stopped us */
-        if (spare_pid == 0 && (pfd[0].revents & POLLIN))
+        if (n_spares() == 0 && (pfd[0].revents & POLLIN))
             serve_request(ctl, self, false);
     }
 }
