@@ -1021,12 +1021,23 @@ static void reap_children(void)
     }
 }
 
-/* Autoreap: the children the kernel has reaped, by their pidfds' exit status. */
-static void scan_children(void)
+static bool ended(int pidfd)
+{
+    struct pollfd pfd = {.fd = pidfd, .events = POLLIN};
+    return poll(&pfd, 1, 0) == 1;
+}
+
+/* Autoreap: the children the kernel has reaped, by their pidfds' exit status.
+ * True if one has ended but is not released yet (SIGCHLD comes just before
+ * the kernel stores the status): scan again in a moment, as no other signal
+ * will come for it. */
+static bool scan_children(void)
 {
     int code;
+    bool again = false;
     for (size_t i = 0; i < n_children;) {
         if (!exit_code_reaped(children[i].pidfd, &code)) {
+            again = again || ended(children[i].pidfd);
             i++;
             continue;
         }
@@ -1035,9 +1046,13 @@ static void scan_children(void)
         close(children[i].pidfd);
         children[i] = children[--n_children];
     }
-    for (int k = 0; k < SPARES; k++)
+    for (int k = 0; k < SPARES; k++) {
         if (spare_pids[k] > 0 && exit_code_reaped(spare_pidfds[k], &code))
             drop_spare(k); /* killed while waiting */
+        else if (spare_pids[k] > 0)
+            again = again || ended(spare_pidfds[k]);
+    }
+    return again;
 }
 
 /* Whether the kernel can tell a reaped child's status through its pidfd: a
@@ -1104,6 +1119,7 @@ static _Noreturn void serve(int ctl)
     children = malloc(16 * sizeof *children);
     cap_children = children != NULL ? 16 : 0;
     reply(ctl, autoreap ? REPLY_HELLO_AUTOREAP : REPLY_HELLO, self, -1);
+    bool rescan = false;
     for (;;) {
         /* One fork per turn, so that a bell or an end is not kept waiting. */
         bool forked = make_spare(ctl, self);
@@ -1114,6 +1130,8 @@ static _Noreturn void serve(int ctl)
                                 {.fd = sfd, .events = POLLIN},
                                 {.fd = bell, .events = POLLIN}};
         int timeout = spares == 0 ? 100 : spares < SPARES && forked ? 0 : -1;
+        if (rescan && timeout != 0)
+            timeout = 1;
         if (poll(pfd, 3, timeout) < 0) {
             if (errno == EINTR)
                 continue;
@@ -1125,13 +1143,13 @@ static _Noreturn void serve(int ctl)
                 ;
             take_spares();
         }
-        if (pfd[1].revents) {
+        if (pfd[1].revents || rescan) {
             struct signalfd_siginfo si;
             while (read(sfd, &si, sizeof si) > 0)
                 ;
             take_spares(); /* a spare reports before it can end */
             if (autoreap)
-                scan_children();
+                rescan = scan_children();
             else
                 reap_children();
         }
