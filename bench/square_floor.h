@@ -13,12 +13,24 @@
  * workers run. An earlier version let the calling thread claim chunks too, right
  * after its wake-up call; on a heavily loaded machine (load 25-40 on 2 CPUs) that
  * made it 1.3-4x slower than mproc, and this version reached mproc/raw 0.94x there.
- * On a lightly loaded machine (load 5-10) it is still slower than mproc
- * (mproc/raw 0.5-0.6x, as before this change), for a reason not yet found: the
- * chunk loops compile to the same instructions, moving the output array 64 or
- * 2048 bytes (as the region's block headers do) changes nothing, and the same
- * floor with two forked processes instead of threads is slower still (about 1.4
- * vs 0.75 ns per item). Until that is found this floor is not a true floor.
+ *
+ * The chunk loop is 64-byte aligned (aligned(64) on its function: the loop then
+ * starts 16 bytes in and its 18 bytes never cross a 64-byte line). The loop is
+ * the same six instructions as the mproc side's kernel, but where the linker put
+ * it decided its speed: at 0x3d70-0x3d82 in bench_pool_map_shared_1M_int it
+ * crossed the line at 0x3d80, and on this AMD EPYC (Zen 3) VM a loop that spans two
+ * 64-byte fetch blocks runs at about one iteration per two cycles instead of one:
+ * 0.63-0.67 ns per item on one thread against 0.36 for the same loop within one
+ * line (the same loop in a test program, shifted by 36 bytes of nops, best of 20
+ * batches, 12 interleaved runs each). That was the
+ * whole of the "mproc/raw 0.5-0.64x" of earlier runs (mproc 0.39 ns/item, floor
+ * 0.61): mproc's kernel happened to lie inside one line (0x3da0-0x3db2), and
+ * in most rounds one worker squares all 8 chunks in both (the other is still being
+ * woken), so the ratio was the loops' ratio. Threads vs processes, page faults (none
+ * in the timed rounds, no THP: shmem_enabled is never), array offsets and NUMA
+ * (one node) made no difference. With the aligned loop: mproc/raw 1.04 (medians of 12
+ * interleaved runs, load 13), and in one process alternating batches of 10 rounds
+ * of each, 1.1-1.3 in six runs.
  *
  * Not an OpenMP parallel for: its static halves and spinning barrier lose far more
  * than the pool to a descheduled thread on a shared machine, which made the floor
@@ -59,8 +71,10 @@ static inline void square_floor_wake(_Atomic uint32_t *word)
     syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
 }
 
-/* The kernel of one chunk: the same loop as the pool cases' kernels. */
-__attribute__((noinline)) static void square_floor_chunk(const int *a, int *b, size_t n)
+/* The kernel of one chunk: the same loop as the pool cases' kernels, aligned so
+ * that the loop lies within one 64-byte line (see the top of the file). */
+__attribute__((noinline, aligned(64))) static void square_floor_chunk(const int *a, int *b,
+                                                                      size_t n)
 {
     for (size_t i = 0; i < n; i++)
         b[i] = a[i] * a[i];
