@@ -1579,3 +1579,106 @@ TEST(frames_with_deadlines_follow_the_wire_format_and_end_on_time)
     close(sv[0]);
     close(sv[1]);
 }
+
+/* Sends one frame of text on fd after ms, from a child. */
+static pid_t send_frame_later(int fd, const char *text, int ms)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        mp__deadline forever;
+        mp__deadline_init(&forever, -1);
+        th_sleep_ms(ms);
+        _exit(mp__net_send_frame(fd, text, strlen(text), &forever) == 0 ? 0 : 1);
+    }
+    return pid;
+}
+
+static void reap_ok(pid_t pid)
+{
+    int st;
+    CHECK_EQ(pid, waitpid(pid, &st, 0));
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+static double cpu_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* The manager's channels: a receive timeout set once (mp__net_set_rcvtimeo) and
+ * vouched for by the thread (mp__net_trust_rcvtimeo) lets a reply be awaited by
+ * the socket's blocking recv; every deadline still holds, as on the poll path. */
+TEST(frames_on_a_vouched_receive_timeout_still_end_on_time)
+{
+    int sv[2];
+    CHECK_EQ(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv));
+    CHECK_RC(MP_EINVAL, mp__net_set_rcvtimeo(sv[1], 0));
+    CHECK_RC(MP_EINVAL, mp__net_set_rcvtimeo(-1, 50));
+    CHECK_OK(mp__net_set_rcvtimeo(sv[1], 50));
+    mp__net_trust_rcvtimeo(sv[1], 50);
+    void *out;
+    size_t len;
+    bool extra;
+    /* Nothing comes: MP_ETIMEDOUT at the first deadline, not at the receive
+     * timeout, and not much later. */
+    uint64_t t0 = th_now_ms();
+    CHECK_RC(MP_ETIMEDOUT, recv_frame_ms(sv[1], 300, 5000, &out, &len, &extra));
+    uint64_t took = th_now_ms() - t0;
+    CHECK(took >= 290);
+    CHECK(took < 2000);
+    /* A reply that comes after several receive timeouts, with a finite and with
+     * no deadline. */
+    pid_t pid = send_frame_later(sv[0], "late", 180);
+    CHECK_OK(recv_frame_ms(sv[1], 5000, 1000, &out, &len, &extra));
+    CHECK_EQ((size_t)4, len);
+    CHECK(memcmp(out, "late", 4) == 0);
+    CHECK(!extra);
+    free(out);
+    reap_ok(pid);
+    pid = send_frame_later(sv[0], "later", 180);
+    CHECK_OK(recv_frame_ms(sv[1], -1, 1000, &out, &len, &extra));
+    CHECK_EQ((size_t)5, len);
+    free(out);
+    reap_ok(pid);
+    /* Half a frame, then silence: the rest's deadline holds. */
+    unsigned char half[6] = {0, 0, 0, 10, 'a', 'b'};
+    CHECK_EQ(6, write(sv[0], half, sizeof half));
+    t0 = th_now_ms();
+    CHECK_RC(MP_ETIMEDOUT, recv_frame_ms(sv[1], -1, 200, &out, &len, &extra));
+    took = th_now_ms() - t0;
+    CHECK(took >= 180 && took < 3000);
+    /* Bytes after a frame are reported. */
+    int sp[2];
+    CHECK_EQ(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp));
+    CHECK_OK(mp__net_set_rcvtimeo(sp[1], 50));
+    mp__net_trust_rcvtimeo(sp[1], 50);
+    mp__deadline forever;
+    mp__deadline_init(&forever, -1);
+    CHECK_OK(mp__net_send_frame(sp[0], "one", 3, &forever));
+    CHECK_OK(mp__net_send_frame(sp[0], "two", 3, &forever));
+    th_sleep_ms(20);
+    CHECK_OK(recv_frame_ms(sp[1], 1000, 1000, &out, &len, &extra));
+    CHECK(extra);
+    free(out);
+    /* A socket made non-blocking behind the vouch: the wait is a poll, not a spin
+     * of recvs that say EAGAIN. */
+    CHECK_EQ(0, fcntl(sp[1], F_SETFL, fcntl(sp[1], F_GETFL) | O_NONBLOCK));
+    double c0 = cpu_ms();
+    t0 = th_now_ms();
+    CHECK_RC(MP_ETIMEDOUT, recv_frame_ms(sp[1], 300, 1000, &out, &len, &extra));
+    CHECK(th_now_ms() - t0 >= 290);
+    CHECK(cpu_ms() - c0 < 100);
+    /* Closed inside a frame, then between frames. */
+    CHECK_EQ(6, write(sp[0], half, sizeof half));
+    close(sp[0]);
+    CHECK_RC(MP_ETRUNCATED, recv_frame_ms(sp[1], 1000, 1000, &out, &len, &extra));
+    CHECK_RC(MP_EEOF, recv_frame_ms(sp[1], 1000, 1000, &out, &len, &extra));
+    close(sp[1]);
+    mp__net_trust_rcvtimeo(-1, 0);
+    /* Not vouched for (another descriptor): the poll path, same results. */
+    CHECK_RC(MP_ETIMEDOUT, recv_frame_ms(sv[1], 100, 1000, &out, &len, &extra));
+    close(sv[0]);
+    close(sv[1]);
+}

@@ -694,3 +694,252 @@ TEST(pool_map_async_large_results_leave_the_region_usable)
     CHECK_OK(mp_pool_join(p, 10000));
     mp_pool_destroy(p);
 }
+
+/* ---- feeds: chunks of at least twice a feed's ring (2 MiB) travel through it ---- */
+
+#include "pool/pool.h"
+
+/* n items of varied sizes (some odd, so that items skip to the ring's next lap),
+ * item i filled with (i % 251). */
+static mp_buf *feed_items(int n, size_t base, size_t step)
+{
+    mp_buf *items = malloc((size_t)n * sizeof *items);
+    CHECK(items != NULL);
+    for (int i = 0; i < n; i++) {
+        size_t len = base + (size_t)(i % 5) * step + (size_t)(i % 3);
+        char *b = malloc(len ? len : 1);
+        CHECK(b != NULL);
+        memset(b, i % 251, len);
+        items[i] = (mp_buf){b, len};
+    }
+    return items;
+}
+
+static void free_items(mp_buf *items, int n)
+{
+    for (int i = 0; i < n; i++)
+        free((void *)items[i].data);
+    free(items);
+}
+
+static void check_sums(const mp_buf *items, const uint64_t *out, int from, int to)
+{
+    for (int i = from; i < to; i++)
+        CHECK_EQ((uint64_t)(i % 251) * items[i].len, out[i]);
+}
+
+static void feed_round_trip(const mp_pool_options *o)
+{
+    mp_pool *p;
+    CHECK_OK(mp_pool_new(&p, o));
+    enum { N = 60 };
+    mp_buf *items = feed_items(N, 600 << 10, 100 << 10); /* 0.6-1 MiB, chunks of 8: ~6 MiB */
+    uint64_t out[N];
+    for (int round = 0; round < 3; round++) {
+        memset(out, 0, sizeof out);
+        CHECK_OK(mp_pool_map(p, byte_sum, items, 0, N, out, sizeof out[0],
+                             &(mp_async_options){.chunksize = 8}));
+        check_sums(items, out, 0, N);
+    }
+    /* every ring and wake word went back: most of the region can be had again */
+    size_t size = o->shared_size ? o->shared_size : (size_t)64 << 20;
+    void *big = mp_pool_shared_alloc(p, size - (size >> 3));
+    CHECK(big != NULL);
+    mp_pool_shared_free(p, big);
+    free_items(items, N);
+    finish(p);
+}
+
+TEST(pool_map_large_chunks_travel_through_feeds)
+{
+    feed_round_trip(&(mp_pool_options){.processes = 2, .shared_size = 32 << 20});
+}
+
+TEST(thread_pool_map_large_chunks_travel_through_feeds)
+{
+    feed_round_trip(&(mp_pool_options){.processes = 3, .threads = true, .shared_size = 32 << 20});
+}
+
+TEST(pool_map_feed_one_worker_many_chunks)
+{
+    feed_round_trip(&(mp_pool_options){.processes = 1, .shared_size = 32 << 20});
+}
+
+/* Fixed-size items through a feed: 2M ints in chunks of 1M (4 MiB each). */
+TEST(pool_map_fixed_items_through_a_feed)
+{
+    mp_pool *p = new_pool(2);
+    enum { N = 2 << 20 };
+    int *in = malloc(N * sizeof *in), *out = malloc(N * sizeof *out);
+    CHECK(in != NULL && out != NULL);
+    for (int i = 0; i < N; i++)
+        in[i] = i % 46000 - 23000; /* squares that fit in an int */
+    for (int round = 0; round < 2; round++) {
+        memset(out, 0, N * sizeof *out);
+        CHECK_OK(mp_pool_map(p, square, in, sizeof *in, N, out, sizeof *out,
+                             &(mp_async_options){.chunksize = 1 << 20}));
+        for (int i = 0; i < N; i++)
+            if (out[i] != in[i] * in[i])
+                CHECK_EQ((long)in[i] * in[i], (long)out[i]);
+    }
+    free(in);
+    free(out);
+    finish(p);
+}
+
+/* Items larger than the default ring: the ring grows to hold the largest (4 MiB
+ * for 3 MiB items); with a region too small for such a ring the chunk travels
+ * as before (here: inline, larger than the region). */
+static void big_items(size_t shared_size)
+{
+    mp_pool *p;
+    CHECK_OK(mp_pool_new(&p, &(mp_pool_options){.processes = 2, .shared_size = shared_size}));
+    enum { N = 12 };
+    mp_buf *items = feed_items(N, 3 << 20, 1);
+    uint64_t out[N];
+    memset(out, 0, sizeof out);
+    CHECK_OK(mp_pool_map(p, byte_sum, items, 0, N, out, sizeof out[0],
+                         &(mp_async_options){.chunksize = 4}));
+    check_sums(items, out, 0, N);
+    free_items(items, N);
+    finish(p);
+}
+
+TEST(pool_map_feed_items_larger_than_the_default_ring)
+{
+    big_items(64 << 20);
+}
+
+TEST(pool_map_feed_ring_larger_than_the_region_falls_back)
+{
+    big_items(4 << 20);
+}
+
+/* A worker that dies on an item several ring laps into its chunk, or whose item
+ * fails there: the map fails with that chunk's error and does not hang (its
+ * feed is abandoned); the next map is right. */
+static int byte_sum_die_on_21(const void *arg, size_t len, mp_task *t)
+{
+    if (len > 0 && ((const unsigned char *)arg)[0] == 21)
+        raise(SIGKILL);
+    return byte_sum(arg, len, t);
+}
+
+static int byte_sum_fail_on_21(const void *arg, size_t len, mp_task *t)
+{
+    if (len > 0 && ((const unsigned char *)arg)[0] == 21)
+        return mp_task_fail(t, 5, "item 21");
+    return byte_sum(arg, len, t);
+}
+
+static void feed_failure(const mp_pool_options *o, mp_task_fn fn, int expect)
+{
+    mp_pool *p;
+    CHECK_OK(mp_pool_new(&p, o));
+    enum { N = 64 };
+    mp_buf *items = feed_items(N, 1 << 20, 0); /* chunks of 16 MiB */
+    uint64_t out[N];
+    for (int round = 0; round < 2; round++) {
+        memset(out, 0, sizeof out);
+        int rc = mp_pool_map(p, round == 0 ? fn : byte_sum, items, 0, N, out, sizeof out[0],
+                             &(mp_async_options){.chunksize = 16});
+        CHECK_RC(round == 0 ? expect : 0, rc);
+        check_sums(items, out, round == 0 ? 32 : 0, N);
+    }
+    free_items(items, N);
+    finish(p);
+}
+
+TEST(pool_map_feed_worker_dies_mid_chunk)
+{
+    feed_failure(&(mp_pool_options){.processes = 2}, byte_sum_die_on_21, MP_EWORKERDIED);
+}
+
+TEST(pool_map_feed_item_fails_mid_chunk)
+{
+    feed_failure(&(mp_pool_options){.processes = 2}, byte_sum_fail_on_21, MP_ETASKFAILED);
+}
+
+TEST(thread_pool_map_feed_item_fails_mid_chunk)
+{
+    feed_failure(&(mp_pool_options){.processes = 2, .threads = true}, byte_sum_fail_on_21,
+                 MP_ETASKFAILED);
+}
+
+/* One worker: its second chunk waits queued behind the first, whose worker dies:
+ * the second runs again on the replacement, from its ring's start, and is right. */
+TEST(pool_map_feed_queued_chunk_of_a_dying_worker_runs_again)
+{
+    feed_failure(&(mp_pool_options){.processes = 1}, byte_sum_die_on_21, MP_EWORKERDIED);
+}
+
+/* A worker killed while it waits for its chunk's next items (fault point
+ * MP__PF_FEED_WAIT, once across the workers): that chunk fails, nothing hangs,
+ * the next map is right. */
+static _Atomic int *feed_wait_calls;
+
+static void die_at_second_feed_wait(int point)
+{
+    if (point == MP__PF_FEED_WAIT && atomic_fetch_add(feed_wait_calls, 1) == 1)
+        raise(SIGKILL);
+}
+
+TEST(pool_map_feed_worker_dies_waiting_for_items)
+{
+    feed_wait_calls = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    CHECK(feed_wait_calls != MAP_FAILED);
+    mp__pool_fault_hook = die_at_second_feed_wait;
+    mp_pool *p = new_pool(2);
+    enum { N = 32 };
+    mp_buf *items = feed_items(N, 1 << 20, 0);
+    uint64_t out[N];
+    for (int round = 0; round < 2; round++) {
+        memset(out, 0, sizeof out);
+        int rc = mp_pool_map(p, byte_sum, items, 0, N, out, sizeof out[0],
+                             &(mp_async_options){.chunksize = 8});
+        CHECK_RC(round == 0 ? MP_EWORKERDIED : 0, rc);
+        if (round == 1)
+            check_sums(items, out, 0, N);
+    }
+    CHECK(atomic_load(feed_wait_calls) >= 2);
+    mp__pool_fault_hook = NULL;
+    free_items(items, N);
+    finish(p);
+    munmap(feed_wait_calls, 4096);
+}
+
+/* Terminating a thread pool while its workers wait for items of their chunks:
+ * the map fails, the workers see their feeds abandoned and end; join returns. */
+static int slow_sum(const void *arg, size_t len, mp_task *t)
+{
+    th_sleep_ms(20);
+    return byte_sum(arg, len, t);
+}
+
+static void terminate_feeding(bool threads)
+{
+    mp_pool *p;
+    CHECK_OK(mp_pool_new(&p, &(mp_pool_options){.processes = 2, .threads = threads}));
+    enum { N = 64 };
+    mp_buf *items = feed_items(N, 1 << 20, 0);
+    uint64_t out[N];
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, terminate_soon, p) == 0);
+    int rc = mp_pool_map(p, slow_sum, items, 0, N, out, sizeof out[0],
+                         &(mp_async_options){.chunksize = 16});
+    CHECK(rc == MP_ETERMINATED || rc == MP_ECLOSED);
+    pthread_join(th, NULL);
+    CHECK_OK(mp_pool_join(p, 10000));
+    mp_pool_destroy(p);
+    free_items(items, N);
+}
+
+TEST(pool_map_feed_terminated_while_feeding)
+{
+    terminate_feeding(false);
+}
+
+TEST(thread_pool_map_feed_terminated_while_feeding)
+{
+    terminate_feeding(true);
+}

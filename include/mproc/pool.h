@@ -246,7 +246,12 @@ MP_EXTERN const char *mp_pool_last_message(void);
  * 64 MiB (a quarter of a smaller shared_size) of this map's payloads and result
  * blocks are in flight, one chunk per worker always allowed; the pool closed or
  * terminated while chunks are still to be sent: MP_ECLOSED, once those sent are
- * answered. Fixed-size
+ * answered. A chunk whose items are at least twice a feed's ring (2 MiB, or the
+ * chunk's largest item rounded up to a power of two, when that is at most an
+ * eighth of shared_size) does not travel whole: its items stream through that
+ * ring as the worker running the chunk consumes them (up to one such chunk per
+ * worker and one more at a time), so a map of large items holds a few rings of
+ * shared memory, not a chunk per worker. Fixed-size
  * results of a chunk of at least 64 KiB are written by the worker into the shared
  * memory and copied once into out (synchronous map and starmap only: the async
  * forms get theirs through the socket, so their backlog holds no shared memory).

@@ -451,12 +451,38 @@ int mp__mgr_open(mp_manager *m, mp_conn **out)
             free(a);
         pthread_mutex_unlock(&m->lock);
     }
-    return mp_client(out, m->connect_address,
-                     &(mp_client_options){.authkey = m->authkey,
-                                          .authkey_len = m->authkey_len,
-                                          .connect_timeout_ms = m->opt.connect_timeout_ms,
-                                          .errbuf = m->errbuf,
-                                          .errbuf_len = m->errbuf_len});
+    int rc = mp_client(out, m->connect_address,
+                       &(mp_client_options){.authkey = m->authkey,
+                                            .authkey_len = m->authkey_len,
+                                            .connect_timeout_ms = m->opt.connect_timeout_ms,
+                                            .errbuf = m->errbuf,
+                                            .errbuf_len = m->errbuf_len});
+    if (rc < 0)
+        return rc;
+    /* Set once per connection, so that a reply is awaited by one blocking recv
+     * (mp__mgr_call) instead of a poll and a recv per call. */
+    rc = mp__net_set_rcvtimeo(mp_conn_fileno(*out), mp__mgr_rcvtimeo_ms(m));
+    if (rc < 0) {
+        mp_conn_destroy(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+int mp__mgr_rcvtimeo_ms(const mp_manager *m)
+{
+    int call = m->opt.call_timeout_ms;
+    int ms = call < 0 ? 1000 : call / 4;
+    return ms < 20 ? 20 : ms > 1000 ? 1000 : ms;
+}
+
+int mp__mgr_call(mp_manager *m, mp_conn *c, const char *ident, const char *method,
+                 const mp_obj *args, const mp_obj *kwds, int timeout_ms, mp_obj **result)
+{
+    mp__net_trust_rcvtimeo(mp_conn_fileno(c), mp__mgr_rcvtimeo_ms(m));
+    int rc = mp__mgr_roundtrip(m, c, ident, method, args, kwds, timeout_ms, result);
+    mp__net_trust_rcvtimeo(-1, 0);
+    return rc;
 }
 
 int mp_manager_connect(mp_manager *m)
@@ -476,7 +502,7 @@ int mp__mgr_dispatch(mp_manager *m, const char *method, const mp_obj *args, int 
     int rc = mp__mgr_open(m, &c);
     if (rc < 0)
         return rc;
-    rc = mp__mgr_roundtrip(m, c, NULL, method, args, NULL, timeout_ms, result);
+    rc = mp__mgr_call(m, c, NULL, method, args, NULL, timeout_ms, result);
     /* 'shutdown' sends a second reply; it is not waited for. */
     (void)nreplies;
     mp_conn_destroy(c);

@@ -53,8 +53,21 @@ struct mp_manager {
     bool mproc_server;     /* the server accepts control requests on channels */
 };
 
-/* Opens a fresh authenticated connection to the server. */
+/* Opens a fresh authenticated connection to the server, with a receive timeout
+ * (SO_RCVTIMEO) of mp__mgr_rcvtimeo_ms(m), so that mp__mgr_call can wait for a
+ * reply with one blocking recv. */
 MP__HIDDEN int mp__mgr_open(struct mp_manager *m, mp_conn **out);
+
+/* The receive timeout of m's connections: a quarter of the call timeout, within
+ * 20 ms .. 1 s (1 s without a call timeout). */
+MP__HIDDEN int mp__mgr_rcvtimeo_ms(const struct mp_manager *m);
+
+/* mp__mgr_roundtrip on c, a connection made by mp__mgr_open (whose receive
+ * timeout it vouches for: mp__net_trust_rcvtimeo), which the caller keeps open
+ * meanwhile. */
+MP__HIDDEN int mp__mgr_call(struct mp_manager *m, mp_conn *c, const char *ident, const char *method,
+                            const mp_obj *args, const mp_obj *kwds, int timeout_ms,
+                            mp_obj **result);
 
 /* Sends one request on c and reads its reply. Returns 0 (*result the value),
  * 1 ('#PROXY': *result the (exposed, Token) tuple), MP_EEMPTY / MP_EFULL /

@@ -46,7 +46,7 @@ static int ref_request(struct mp_manager *m, const char *method, const mp_obj *a
             pthread_mutex_unlock(&ctl->mu);
             return MP_EEOF;
         }
-        int rc = mp__mgr_roundtrip(m, ctl->conn, NULL, method, args, kwds, 0, result);
+        int rc = mp__mgr_call(m, ctl->conn, NULL, method, args, kwds, 0, result);
         mp__mgr_chan_release(ctl, transport_error(rc));
         return rc;
     }
@@ -55,7 +55,7 @@ static int ref_request(struct mp_manager *m, const char *method, const mp_obj *a
     int rc = mp__mgr_open(m, &c);
     if (rc < 0)
         return rc;
-    rc = mp__mgr_roundtrip(m, c, NULL, method, args, kwds, 0, result);
+    rc = mp__mgr_call(m, c, NULL, method, args, kwds, 0, result);
     mp_conn_destroy(c);
     return rc;
 }
@@ -125,7 +125,7 @@ int mp_proxy_call(mp_proxy *p, const char *method, const mp_obj *args, const mp_
     int rc = mp__mgr_chan_acquire(p->m, &ch);
     if (rc < 0)
         return rc;
-    rc = mp__mgr_roundtrip(p->m, ch->conn, p->ident, method, args, kwds, timeout_ms, result);
+    rc = mp__mgr_call(p->m, ch->conn, p->ident, method, args, kwds, timeout_ms, result);
     mp__mgr_chan_release(ch, transport_error(rc));
     return rc;
 }
@@ -146,7 +146,7 @@ static void adopt_reference(mp_proxy *p)
         p->via_ctl = true;
         mp__mgr_chan *ch;
         if (mp__mgr_chan_acquire(p->m, &ch) == 0) {
-            int rc = mp__mgr_roundtrip(p->m, ch->conn, NULL, "decref", args, NULL, 0, NULL);
+            int rc = mp__mgr_call(p->m, ch->conn, NULL, "decref", args, NULL, 0, NULL);
             mp__mgr_chan_release(ch, transport_error(rc));
         }
     }

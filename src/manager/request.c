@@ -9,6 +9,7 @@
 
 #include "manager/mgr.h"
 #include "mproc/pickle.h"
+#include "pickle/codec.h"
 
 static const mp_pickle_limits request_limits = {
     .max_depth = 200,
@@ -136,13 +137,133 @@ void mp__mgr_request_free(mp__mgr_request *req)
     memset(req, 0, sizeof *req);
 }
 
-int mp__mgr_request_encode(const char *ident, const char *method, const mp_obj *args,
-                           const mp_obj *kwds, void **out, size_t *len)
+/* ---- encoding without building the message's objects ----
+ *
+ * A request is the tuple (ident, funcname, args, kwds) and a reply (kind, result):
+ * per call, a handful of objects made only to be pickled and freed. The fast
+ * path writes the same pickle directly: PROTO 4, then for a request MARK, the
+ * two strings (SHORT_BINUNICODE), args and kwds, TUPLE; for a reply the string,
+ * the result, TUPLE2; then STOP. args, kwds and the result are pickled by the
+ * encoder itself, appended in place, with their PROTO and STOP cut out: the
+ * strings written here take no memo entry, so the memo indices of what follows
+ * are those of a pickle of its own. Two values (args and kwds) are pickled as one
+ * fresh pair, whose TUPLE2 is cut off, so that they share one memo as in the
+ * whole tuple. Anything unusual (a string that is not short ASCII) takes the
+ * general path. */
+
+#define FAST_STR_MAX 255
+
+static bool fast_str(const char *s, size_t *len)
 {
-    if (method == NULL || out == NULL || len == NULL)
-        return MP_EINVAL;
-    if ((args != NULL && !mp_obj_is_tuple(args)) || (kwds != NULL && !mp_obj_is_dict(kwds)))
-        return MP_EINVAL;
+    size_t n = 0;
+    for (; s[n] != '\0'; n++)
+        if ((unsigned char)s[n] >= 0x80 || n >= FAST_STR_MAX)
+            return false;
+    *len = n;
+    return true;
+}
+
+static int wput(mp__wbuf *w, const void *src, size_t n)
+{
+    if (w->cap - w->len < n) {
+        size_t cap = w->cap < 256 ? 256 : w->cap;
+        while (cap - w->len < n)
+            cap *= 2;
+        uint8_t *p = w->owned ? realloc(w->p, cap) : malloc(cap);
+        if (p == NULL)
+            return MP_ENOMEM;
+        if (!w->owned)
+            memcpy(p, w->p, w->len);
+        w->p = p;
+        w->cap = cap;
+        w->owned = true;
+    }
+    memcpy(w->p + w->len, src, n);
+    w->len += n;
+    return 0;
+}
+
+/* SHORT_BINUNICODE s (ASCII, at most FAST_STR_MAX bytes), or NONE for NULL. */
+static int wstr(mp__wbuf *w, const char *s, size_t n)
+{
+    if (s == NULL)
+        return wput(w, "N", 1);
+    uint8_t h[2] = {0x8c, (uint8_t)n};
+    int rc = wput(w, h, 2);
+    return rc < 0 ? rc : wput(w, s, n);
+}
+
+/* Appends the pickle of o without its PROTO and STOP; with strip_tuple2, o is a
+ * fresh pair whose TUPLE2 is cut off too (its two items stay, in order). */
+static int wbody(mp__wbuf *w, const mp_obj *o, bool strip_tuple2)
+{
+    size_t at = w->len;
+    int rc = mp__pickle_dump(o, 4, w);
+    if (rc < 0)
+        return rc;
+    size_t tail = strip_tuple2 ? 2 : 1;
+    if (w->len < at + 2 + tail || w->p[w->len - 1] != '.' ||
+        (strip_tuple2 && w->p[w->len - 2] != 0x86)) {
+        w->len = at;
+        return MP_EPROTO; /* not the shape expected: the caller takes the general path */
+    }
+    memmove(w->p + at, w->p + at + 2, w->len - at - 2 - tail);
+    w->len -= 2 + tail;
+    return 0;
+}
+
+/* w's bytes as a malloc'd buffer (w's own, or a copy of the caller's stack). */
+static int wfinish(mp__wbuf *w, void **out, size_t *len)
+{
+    if (!w->owned) {
+        void *copy = malloc(w->len);
+        if (copy == NULL)
+            return MP_ENOMEM;
+        memcpy(copy, w->p, w->len);
+        w->p = copy;
+    }
+    *out = w->p;
+    *len = w->len;
+    return 0;
+}
+
+static int request_encode_fast(const char *ident, const char *method, const mp_obj *args,
+                               const mp_obj *kwds, void **out, size_t *len)
+{
+    size_t ni = 0, nm = 0;
+    if ((ident != NULL && !fast_str(ident, &ni)) || !fast_str(method, &nm))
+        return MP_EPROTO;
+    bool no_args = args == NULL || mp_obj_len(args) == 0;
+    bool no_kwds = kwds == NULL || mp_obj_len(kwds) == 0;
+    uint8_t stack[512];
+    mp__wbuf w = {.p = stack, .len = 0, .cap = sizeof stack, .owned = false};
+    int rc = wput(&w, "\x80\x04(", 3);
+    if (rc == 0)
+        rc = wstr(&w, ident, ni);
+    if (rc == 0)
+        rc = wstr(&w, method, nm);
+    if (rc == 0 && no_args && no_kwds) {
+        rc = wput(&w, ")}", 2);
+    } else if (rc == 0 && no_kwds) {
+        if ((rc = wbody(&w, args, false)) == 0)
+            rc = wput(&w, "}", 1);
+    } else if (rc == 0) {
+        mp_obj *pair = mp_tuple2(no_args ? mp_tuple_new(0) : mp_obj_ref(args), mp_obj_ref(kwds));
+        rc = pair ? wbody(&w, pair, true) : MP_ENOMEM;
+        mp_obj_unref(pair);
+    }
+    if (rc == 0)
+        rc = wput(&w, "t.", 2);
+    if (rc == 0)
+        rc = wfinish(&w, out, len);
+    if (rc < 0)
+        mp__wbuf_free(&w);
+    return rc;
+}
+
+static int request_encode_general(const char *ident, const char *method, const mp_obj *args,
+                                  const mp_obj *kwds, void **out, size_t *len)
+{
     mp_obj *req = mp_tuple4(ident ? mp_str_c(ident) : mp_none(), mp_str_c(method),
                             args ? mp_obj_ref(args) : mp_tuple_new(0),
                             kwds ? mp_obj_ref(kwds) : mp_dict_new());
@@ -153,12 +274,49 @@ int mp__mgr_request_encode(const char *ident, const char *method, const mp_obj *
     return rc;
 }
 
+int mp__mgr_request_encode(const char *ident, const char *method, const mp_obj *args,
+                           const mp_obj *kwds, void **out, size_t *len)
+{
+    if (method == NULL || out == NULL || len == NULL)
+        return MP_EINVAL;
+    if ((args != NULL && !mp_obj_is_tuple(args)) || (kwds != NULL && !mp_obj_is_dict(kwds)))
+        return MP_EINVAL;
+    int rc = request_encode_fast(ident, method, args, kwds, out, len);
+    if (rc != MP_EPROTO)
+        return rc;
+    return request_encode_general(ident, method, args, kwds, out, len);
+}
+
+static int reply_encode_fast(const char *kind, const mp_obj *result, void **out, size_t *len)
+{
+    size_t nk;
+    if (!fast_str(kind, &nk))
+        return MP_EPROTO;
+    uint8_t stack[512];
+    mp__wbuf w = {.p = stack, .len = 0, .cap = sizeof stack, .owned = false};
+    int rc = wput(&w, "\x80\x04", 2);
+    if (rc == 0)
+        rc = wstr(&w, kind, nk);
+    if (rc == 0)
+        rc = result ? wbody(&w, result, false) : wput(&w, "N", 1);
+    if (rc == 0)
+        rc = wput(&w, "\x86.", 2);
+    if (rc == 0)
+        rc = wfinish(&w, out, len);
+    if (rc < 0)
+        mp__wbuf_free(&w);
+    return rc;
+}
+
 int mp__mgr_reply_encode(const char *kind, const mp_obj *result, void **out, size_t *len)
 {
+    int rc = reply_encode_fast(kind, result, out, len);
+    if (rc != MP_EPROTO)
+        return rc;
     mp_obj *r = mp_tuple2(mp_str_c(kind), result ? mp_obj_ref(result) : mp_none());
     if (r == NULL)
         return MP_ENOMEM;
-    int rc = mp_pickle_dumps(r, 4, out, len);
+    rc = mp_pickle_dumps(r, 4, out, len);
     mp_obj_unref(r);
     return rc;
 }

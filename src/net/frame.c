@@ -3,20 +3,24 @@
  * not wait forever on a peer that stops reading, or stops in the middle of a
  * frame (the manager's client).
  *
- * The socket may stay blocking: every send and receive is MSG_DONTWAIT, and a
- * wait for room or for bytes is a poll bounded by the deadline (but for the
- * first bytes of a frame awaited with no deadline, a plain blocking recv). The header and a
- * payload go out with one sendmsg. A frame is received as mp_conn_recv_bytes does
- * (memory follows the bytes that arrived, not the length the peer claims), with
- * the same errors; the first read takes up to a small buffer's worth, so a reply
- * costs one poll and one recv, and what arrives beyond the frame is reported
- * (*extra), never kept: the caller's peer must send nothing it was not asked
- * for. */
+ * The socket may stay blocking: every send is MSG_DONTWAIT, and a wait for room
+ * or for bytes is a poll bounded by the deadline, but for two waits that are the
+ * socket's own blocking recv, one system call instead of two: the first bytes of
+ * a frame awaited with no deadline, and any wait on a descriptor whose
+ * SO_RCVTIMEO (mp__net_set_rcvtimeo) the calling thread vouches for
+ * (mp__net_trust_rcvtimeo) while the deadline is further than that timeout: the
+ * manager's channels, where a reply is awaited by one recv. The header and a
+ * payload go out with one send (copied together, up to 1 KiB) or sendmsg. A frame is received as
+ * mp_conn_recv_bytes does (memory follows the bytes that arrived, not the length the peer claims),
+ * with the same errors; the first read takes up to a small buffer's worth, so a small reply costs
+ * one recv (or one poll and one recv), and what arrives beyond the frame is reported (*extra),
+ * never kept: the caller's peer must send nothing it was not asked for. */
 #include <errno.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/uio.h>
 
 #include "net/net.h"
@@ -24,16 +28,33 @@
 
 #define FIRST_READ 4096
 #define FIRST_ALLOC ((size_t)256 << 10) /* before any payload byte came */
+#define SMALL_SEND 1024
+#define RCVTIMEO_SLACK_MS 20 /* SO_RCVTIMEO is rounded up to clock ticks */
 
 int mp__net_send_frame(int fd, const void *buf, size_t len, const mp__deadline *d)
 {
     unsigned char hdr[MP__FRAME_HEADER_MAX];
-    struct iovec iov[2] = {{hdr, mp__frame_header(len, hdr)}, {(void *)buf, len}};
+    size_t hlen = mp__frame_header(len, hdr);
+    /* A small frame goes out as one buffer: send's single range is cheaper for
+     * the kernel to take than sendmsg's message header and vector. */
+    unsigned char small[SMALL_SEND];
+    struct iovec iov[2] = {{hdr, hlen}, {(void *)buf, len}};
     struct iovec *v = iov;
     int n = len > 0 ? 2 : 1;
+    if (len > 0 && len <= sizeof small - hlen) {
+        memcpy(small, hdr, hlen);
+        memcpy(small + hlen, buf, len);
+        iov[0] = (struct iovec){small, hlen + len};
+        n = 1;
+    }
     while (n > 0) {
-        struct msghdr msg = {.msg_iov = v, .msg_iovlen = (size_t)n};
-        ssize_t w = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t w;
+        if (n == 1) {
+            w = send(fd, v->iov_base, v->iov_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        } else {
+            struct msghdr msg = {.msg_iov = v, .msg_iovlen = (size_t)n};
+            w = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+        }
         if (w >= 0) {
             mp__iov_advance(&v, &n, (size_t)w);
             continue;
@@ -59,22 +80,57 @@ static void rest_deadline(mp__deadline *out, const mp__deadline *first, int rest
         *out = *first;
 }
 
-/* One recv of up to n bytes, waiting until d. >0 bytes, MP_EEOF at end of file,
- * MP_ETIMEDOUT, or a negative errno. */
-static ssize_t recv_until(int fd, void *dst, size_t n, const mp__deadline *d, bool poll_first)
+/* ---- receive timeouts a caller vouches for ---- */
+
+/* The descriptor (and its SO_RCVTIMEO) whose blocking recv the calling thread's
+ * current round trip may use: set by mp__net_trust_rcvtimeo, -1 when none. */
+static __thread int trusted_fd = -1;
+static __thread int trusted_ms;
+
+int mp__net_set_rcvtimeo(int fd, int ms)
 {
-    /* No deadline: a blocking socket's own recv waits, one system call fewer. */
-    int flags = poll_first && d->forever ? 0 : MSG_DONTWAIT;
-    if (flags == 0)
-        poll_first = false;
+    if (fd < 0 || ms <= 0)
+        return MP_EINVAL;
+    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+    return setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) == 0 ? 0 : -errno;
+}
+
+void mp__net_trust_rcvtimeo(int fd, int ms)
+{
+    trusted_fd = fd >= 0 && ms > 0 ? fd : -1;
+    trusted_ms = ms;
+}
+
+/* True when a blocking recv on fd returns before d: fd's receive timeout (which
+ * the caller vouched for) ends, with a margin for the kernel's rounding to its
+ * clock ticks, before d does. */
+static bool rcvtimeo_bounds(int fd, const mp__deadline *d)
+{
+    if (fd != trusted_fd)
+        return false;
+    return d->forever || mp__deadline_poll_ms(d) > trusted_ms + RCVTIMEO_SLACK_MS;
+}
+
+/* One recv of up to n bytes, waiting until d. >0 bytes, MP_EEOF at end of file,
+ * MP_ETIMEDOUT, or a negative errno. first: the first bytes of a frame, which
+ * have usually not come yet. The wait is the socket's own blocking recv (one
+ * system call) when it cannot outlast d: the first bytes awaited with no
+ * deadline, or a descriptor whose SO_RCVTIMEO the caller vouched for, while d is
+ * further than that timeout; once, since a recv that timed out says EAGAIN and
+ * the rest of a long wait is a poll. Otherwise a MSG_DONTWAIT recv and a poll
+ * bounded by d, the poll first for first bytes (saving a recv that would only
+ * say EAGAIN). */
+static ssize_t recv_until(int fd, void *dst, size_t n, const mp__deadline *d, bool first)
+{
+    bool poll_first = first, may_block = true;
     for (;;) {
-        if (poll_first) {
+        bool block = may_block && ((first && d->forever) || rcvtimeo_bounds(fd, d));
+        if (!block && poll_first) {
             int rc = mp__poll_one(fd, POLLIN, d, NULL);
             if (rc < 0)
                 return rc;
         }
-        poll_first = true;
-        ssize_t r = recv(fd, dst, n, flags);
+        ssize_t r = recv(fd, dst, n, block ? 0 : MSG_DONTWAIT);
         if (r > 0)
             return r;
         if (r == 0)
@@ -85,6 +141,10 @@ static ssize_t recv_until(int fd, void *dst, size_t n, const mp__deadline *d, bo
         }
         if (errno != EAGAIN && errno != EWOULDBLOCK)
             return -errno;
+        /* A blocking recv that timed out (or a socket made non-blocking behind
+         * our back) is not tried again: the rest of the wait is a poll. */
+        may_block = may_block && !block;
+        poll_first = true;
     }
 }
 

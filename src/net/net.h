@@ -134,4 +134,19 @@ MP__HIDDEN int mp__net_send_frame(int fd, const void *buf, size_t len, const mp_
 MP__HIDDEN int mp__net_recv_frame(int fd, const mp__deadline *first, int rest_ms, size_t maxlen,
                                   void **out, size_t *outlen, bool *extra);
 
+/* Sets fd's SO_RCVTIMEO to ms (> 0): a blocking recv on it then ends with EAGAIN
+ * after at most ms (rounded up to the kernel's clock ticks). Other readers of
+ * fd that wait out EAGAIN with a poll (mp_conn's) are not affected. 0, MP_EINVAL,
+ * or a negative errno. */
+MP__HIDDEN int mp__net_set_rcvtimeo(int fd, int ms);
+
+/* The calling thread vouches that fd is a blocking socket whose SO_RCVTIMEO is at
+ * most ms (mp__net_set_rcvtimeo), until the next call (fd -1: vouches for
+ * nothing). mp__net_recv_frame on fd then waits with the socket's own blocking
+ * recv while its deadline is further than ms (one system call per reply instead
+ * of a poll and a recv), and with a poll for the rest. Set it around one round
+ * trip, while fd cannot be closed: a descriptor vouched for that is not so
+ * could wait past the deadline. Thread-local; no system call. */
+MP__HIDDEN void mp__net_trust_rcvtimeo(int fd, int ms);
+
 #endif /* MPROC_INTERNAL_NET_H */

@@ -13,6 +13,14 @@
  * the parent allocates from the region (under pool->mu); a block is freed once its
  * task completed.
  *
+ * A synchronous map's chunk of large items may instead travel through a feed
+ * (struct mp__feed, pool/pool.h): the task frame carries the items' lengths and
+ * the feed's address, and the items follow through the feed's ring, written by
+ * the map's calling thread as the worker consumes them (pool_submit.c). A feed
+ * lives until its unit is freed and the submitter let go of it; the handler
+ * abandons the feed of a unit it fails, so no worker waits for items that will
+ * not come.
+ *
  * Shared words: per worker, struct mp__wslot in the region (`running`: the id of
  * the task the worker runs; `batch_len`); per zero-copy map, struct mp__job; each
  * with its table of who writes what in pool/pool.h. Between the parent's threads:

@@ -20,6 +20,9 @@ enum {
 
 #define MP__UNIT_STAR 1u   /* flags: items are packed tuples for an mp_star_fn */
 #define MP__UNIT_REGION 2u /* flags: the payload is in shared memory at region_off */
+#define MP__UNIT_FEED                                                                              \
+    4u /* flags: a map chunk's items arrive through the feed at feed_off;                          \
+        * the payload holds only the count u64 lengths (variable items) */
 
 /* Parent -> worker. Followed by payload_len bytes unless MP__UNIT_REGION. */
 struct mp__task_hdr {
@@ -34,7 +37,68 @@ struct mp__task_hdr {
     uint64_t region_off; /* address of the payload or job, valid in every worker */
     uint64_t out_off;    /* fixed-size map: address in the region where the chunk's count *
                           * out_size results go (the result frame then has no payload), or 0 */
+    uint64_t feed_off;   /* MP__UNIT_FEED: address of the chunk's struct mp__feed */
 };
+
+/* A chunk's items streamed through a ring in the region, so that a large chunk
+ * holds ring_size bytes of the region rather than its whole payload (pool_submit.c
+ * writes, pool_worker.c reads). The items are a stream: an item of len bytes that
+ * would start at stream offset v starts at mp__feed_place(v, len, ring_size) (the
+ * next lap when it would cross the ring's end) and lies at ring[start % ring_size],
+ * whole. Who writes what:
+ *   ring_size, kick   the parent, before the unit is submitted; constant after.
+ *   written   the parent: stream offset up to which items are in the ring (seq_cst
+ *             store after the bytes); it writes an item only once it fits within
+ *             ring_size of `consumed`.
+ *   consumed  the running worker: stream offset up to which it is done with the
+ *             ring (seq_cst store once the tasks of the items before it returned).
+ *   abandoned the parent: 0 -> 1 when it will write no more (the chunk was answered
+ *             before all its items were written: a failed item, terminate).
+ *   wseq      futex word the worker sleeps on, with worker_waits set; the parent
+ *             bumps it (and wakes) after a store to written or abandoned that the
+ *             worker may be waiting for.
+ *   kick      the map's struct mp__feed_kick: after a store to consumed the worker
+ *             bumps kick->seq and wakes it when kick->waiting.
+ *   parent_refs  the parent only, under the pool lock: the unit and the submitter
+ *             each hold one; the block is freed at zero (not before the unit was
+ *             freed, so never while a worker may read it).
+ * A replacement worker that runs the chunk again (the first one died before it
+ * started it) finds every item from `consumed` == 0 still in the ring: the parent
+ * writes no further than ring_size past what was consumed. */
+struct mp__feed {
+    _Atomic uint64_t written;
+    _Atomic uint64_t consumed;
+    _Atomic uint32_t wseq;
+    _Atomic uint32_t worker_waits;
+    _Atomic uint32_t abandoned;
+    uint32_t parent_refs;
+    struct mp__feed_kick *kick;
+    uint64_t ring_size; /* a power of two, at least the chunk's largest item */
+    char pad[16];
+    char ring[];
+};
+
+/* The wake word of a streamed map in the region: its submitter sleeps on seq
+ * with waiting set; workers (consumed a feed's items) and the handler (answered
+ * a chunk) bump it and wake it. parent_refs: the parent only, under the pool lock
+ * (the submitter, the map's completion, and each feed block pointing here). */
+struct mp__feed_kick {
+    _Atomic uint32_t seq;
+    _Atomic uint32_t waiting;
+    uint32_t parent_refs;
+};
+
+static inline uint64_t mp__feed_place(uint64_t v, uint64_t len, uint64_t ring_size)
+{
+    uint64_t pos = v & (ring_size - 1);
+    return pos + len > ring_size ? v + (ring_size - pos) : v;
+}
+
+/* Test hooks: points where a worker calls mp__pool_fault_hook when it is not NULL. */
+enum mp__pool_fault {
+    MP__PF_FEED_WAIT = 1, /* a worker needs items past what it saw written to its feed */
+};
+MP__HIDDEN extern void (*mp__pool_fault_hook)(int point);
 
 /* Worker -> parent, one per task, in the order the tasks were sent. Followed by
  * msg_len bytes of message, then payload_len bytes: the result (apply), count *

@@ -14,6 +14,7 @@
 #include <sys/uio.h>
 
 #include "core/util.h"
+#include "linux/futex.h"
 #include "pool/pool_parent.h"
 
 int mp__pool_check_pool(const mp_pool *p)
@@ -74,8 +75,37 @@ struct mp__unit *mp__pool_make_unit(uint32_t kind, uint32_t flags, uint64_t fn, 
     return u;
 }
 
+void mp__pool_kick_drop_locked(mp_pool *p, struct mp__feed_kick *k)
+{
+    if (k != NULL && --k->parent_refs == 0)
+        mp__pool_region_free_locked(p, k);
+}
+
+void mp__pool_feed_drop_locked(mp_pool *p, struct mp__feed *f)
+{
+    if (f == NULL || --f->parent_refs != 0)
+        return;
+    mp__pool_kick_drop_locked(p, f->kick);
+    mp__pool_region_free_locked(p, f);
+}
+
+void mp__pool_feed_abandon(struct mp__feed *f)
+{
+    atomic_store(&f->abandoned, 1);
+    atomic_fetch_add(&f->wseq, 1);
+    mp__futex_wake(&f->wseq, INT32_MAX);
+}
+
+void mp__pool_kick_wake(struct mp__feed_kick *k)
+{
+    atomic_fetch_add(&k->seq, 1);
+    if (atomic_load(&k->waiting))
+        mp__futex_wake(&k->seq, INT32_MAX);
+}
+
 void mp__pool_free_unit_locked(mp_pool *p, struct mp__unit *u)
 {
+    mp__pool_feed_drop_locked(p, u->feed);
     mp__pool_region_free_locked(p, u->region);
     mp__pool_region_free_locked(p, u->out_region);
     free(u->frame);
@@ -125,13 +155,22 @@ void mp__pool_write_units_locked(struct mp__worker *w)
     }
 }
 
-/* A worker takes a task when it has none outstanding, or up to MP__POOL_MAX_OUT
- * when the backlog is long, so results stream back while it works. */
-static bool can_take(const mp_pool *p, const struct mp__worker *w)
+/* A worker takes a task when it has none outstanding. A map chunk of many items
+ * may also wait queued behind the one it runs (one, so that its next chunk is
+ * there when it finishes, and a slow worker holds no chunk an idle one could
+ * run); small tasks, up to MP__POOL_MAX_OUT when the backlog is long, so results
+ * stream back while it works. */
+static bool can_take(const mp_pool *p, const struct mp__worker *w, const struct mp__unit *u)
 {
     if (!w->up || w->shut || w->eof || (p->maxtasks && w->sent >= p->maxtasks))
         return false;
-    return w->n_out == 0 || (p->n_pending >= 2 * (size_t)p->n && w->n_out < MP__POOL_MAX_OUT);
+    if (w->n_out == 0)
+        return true;
+    const struct mp__task_hdr *h = (const struct mp__task_hdr *)u->frame;
+    if (u->kind != MP__UNIT_APPLY &&
+        (h->count > MP__POOL_SMALL_COUNT || (h->flags & (MP__UNIT_REGION | MP__UNIT_FEED))))
+        return w->n_out < 2;
+    return p->n_pending >= 2 * (size_t)p->n && w->n_out < MP__POOL_MAX_OUT;
 }
 
 void mp__pool_dispatch_locked(mp_pool *p)
@@ -144,7 +183,7 @@ void mp__pool_dispatch_locked(mp_pool *p)
     while (p->pend != NULL) {
         struct mp__worker *best = NULL;
         for (int i = 0; i < p->n; i++)
-            if (can_take(p, &p->w[i]) && (best == NULL || p->w[i].n_out < best->n_out))
+            if (can_take(p, &p->w[i], p->pend) && (best == NULL || p->w[i].n_out < best->n_out))
                 best = &p->w[i];
         if (best == NULL)
             break;

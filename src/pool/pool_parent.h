@@ -92,6 +92,8 @@ struct mp_async_result {
     _Atomic size_t n_order;
     bool unordered;
     size_t cur, cur_k, emitted; /* iterator position */
+    struct mp__feed_kick *kick; /* a streamed map's wake word (its completion's reference), or
+                                 * NULL; bumped per chunk done; pool lock */
     /* zero-copy map */
     struct mp__job *_Atomic job;  /* in the pool's region; NULL once detached */
     struct mp_pool *_Atomic pool; /* set while job is attached */
@@ -111,6 +113,10 @@ struct mp_async_result {
 #define MP__POOL_STREAM_BYTES ((size_t)64 << 20) /* a streamed map's payloads in flight */
 #define MP__POOL_REGION_DEFAULT ((size_t)1 << 30)
 #define MP__POOL_STAGE_CAP (64u << 10)
+#define MP__POOL_FEED_RING ((size_t)2 << 20) /* a feed's ring, unless an item is larger */
+#define MP__POOL_SMALL_COUNT                                                                       \
+    64 /* units of more items get at most one queued behind the running                            \
+        */
 #define MP__POOL_MAX_WORKERS 4096
 
 enum mp__pstate { MP__RUN, MP__CLOSE, MP__TERMINATE };
@@ -125,8 +131,9 @@ struct mp__unit {
     size_t chunk;
     char *frame; /* header + inline payload */
     size_t frame_len;
-    void *region;     /* region block holding the payload, or NULL */
-    void *out_region; /* region block the worker writes a fixed map chunk's results into */
+    void *region;          /* region block holding the payload, or NULL */
+    void *out_region;      /* region block the worker writes a fixed map chunk's results into */
+    struct mp__feed *feed; /* the chunk's feed (MP__UNIT_FEED): the unit's reference to it */
 };
 
 /* A worker slot, in the parent; pool lock. */
@@ -286,6 +293,17 @@ MP__HIDDEN void mp__pool_set_state_locked(mp_pool *p, enum mp__pstate s);
 MP__HIDDEN struct mp__unit *mp__pool_make_unit(uint32_t kind, uint32_t flags, uint64_t fn,
                                                size_t count, size_t in_size, size_t out_size,
                                                size_t payload_len);
+
+/* Drop one reference to feed f / kick word k (pool_submit.c), freeing it at zero;
+ * a feed's last reference drops its kick word's. */
+MP__HIDDEN void mp__pool_feed_drop_locked(mp_pool *p, struct mp__feed *f);
+MP__HIDDEN void mp__pool_kick_drop_locked(mp_pool *p, struct mp__feed_kick *k);
+
+/* Tells the worker reading feed f that no more items come, and wakes it. No lock. */
+MP__HIDDEN void mp__pool_feed_abandon(struct mp__feed *f);
+
+/* Bumps k's seq and wakes its sleeper, if any. No lock. */
+MP__HIDDEN void mp__pool_kick_wake(struct mp__feed_kick *k);
 
 /* Frees unit u and its region block. */
 MP__HIDDEN void mp__pool_free_unit_locked(mp_pool *p, struct mp__unit *u);

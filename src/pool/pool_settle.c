@@ -55,12 +55,19 @@ static void chunk_done_locked(mp_pool *p, mp_async_result *r, size_t c, int stat
     atomic_fetch_add(&r->items_done, s.count);
     atomic_fetch_add(&r->seq, 1);
     mp__futex_wake(&r->seq, INT32_MAX);
-    if (--r->chunks_left == 0)
+    if (r->kick != NULL)
+        mp__pool_kick_wake(r->kick); /* a streaming submitter may wait for this answer */
+    if (--r->chunks_left == 0) {
+        mp__pool_kick_drop_locked(p, r->kick);
+        r->kick = NULL;
         mp__result_map_finish_locked(p, r);
+    }
 }
 
 void mp__pool_fail_unit_locked(mp_pool *p, struct mp__unit *u, int status, const char *msg)
 {
+    if (u->feed != NULL) /* a thread still in the chunk must not wait for its items */
+        mp__pool_feed_abandon(u->feed);
     mp_async_result *r = u->r;
     if (r == NULL)
         return;
@@ -226,9 +233,15 @@ static bool deliver_locked(mp_pool *p, int i, const struct mp__result_hdr *h, ch
 
 void mp__pool_kill_worker_locked(mp_pool *p, struct mp__worker *w)
 {
-    if (p->threads)
+    if (p->threads) {
+        /* the thread ends after its task, which must not wait for items of a
+         * feed while the handler joins it under the pool lock */
+        uint64_t running = atomic_load(&p->slots[w - p->w].running);
+        for (struct mp__unit *u = w->head; u != NULL; u = u->next)
+            if (u->feed != NULL && u->id == running)
+                mp__pool_feed_abandon(u->feed);
         shutdown(w->sock, SHUT_RDWR);
-    else
+    } else
         mp__pidfd_signal(w->pidfd, SIGKILL);
 }
 

@@ -252,6 +252,53 @@ static int check_items(const void *in, size_t in_size, const mp_args *tuples, si
     return 0;
 }
 
+/* What a map's chunks are made of. */
+struct map_items {
+    uint32_t kind, flags;
+    uint64_t fn;
+    const void *in;
+    size_t in_size;
+    const mp_args *tuples;
+    size_t n, out_size;
+};
+
+/* The bytes of chunk s's items (without the lengths of variable-size items) and
+ * its largest item. */
+static size_t chunk_item_bytes(const struct map_items *it, struct mp__span s, size_t *max_item)
+{
+    if (it->kind == MP__UNIT_MAP_FIXED) {
+        *max_item = it->in_size;
+        return s.count * it->in_size;
+    }
+    size_t bytes = 0, max = 0;
+    for (size_t i = s.first; i < s.first + s.count; i++) {
+        size_t l = item_len(it->in, it->in_size, it->tuples, i);
+        bytes += l;
+        max = l > max ? l : max;
+    }
+    *max_item = max;
+    return bytes;
+}
+
+/* Writes the count u64 lengths of chunk s's items to dst, then (items true) the
+ * items after them. */
+static void write_chunk(char *dst, const struct map_items *it, struct mp__span s, bool items)
+{
+    if (it->kind != MP__UNIT_MAP_VAR) {
+        if (items && s.count > 0)
+            memcpy(dst, (const char *)it->in + s.first * it->in_size, s.count * it->in_size);
+        return;
+    }
+    char *data = dst + 8 * s.count;
+    for (size_t i = s.first; i < s.first + s.count; i++) {
+        uint64_t l = item_len(it->in, it->in_size, it->tuples, i);
+        memcpy(dst + 8 * (i - s.first), &l, 8);
+        if (items)
+            write_item(data, it->in, it->in_size, it->tuples, i);
+        data += l;
+    }
+}
+
 /* A synchronous map (whose items stay valid until it returns) streams its chunks:
  * each goes to the workers as soon as it is copied, and a chunk whose payload or
  * results go through the region first waits until this map's region blocks in
@@ -261,31 +308,327 @@ static int check_items(const void *in, size_t in_size, const mp_args *tuples, si
  * the blocks (already faulted in) of answered ones, and the workers start on the
  * first chunk while the next ones are copied. Only such a map gets result blocks:
  * an async map's whole backlog would hold them. Not from a callback (the handler
- * thread), which could not see the answers arrive. */
-struct stream {
-    size_t *bytes; /* per chunk: its payload's and results' bytes in the region */
-    size_t seen;   /* answered chunks accounted for, in r->order */
-    size_t in_flight, in_flight_bytes;
+ * thread), which could not see the answers arrive.
+ *
+ * A chunk at least twice as large as a feed ring (MP__POOL_FEED_RING, or its
+ * largest item rounded up to a power of two) does not travel whole: its items go
+ * through the ring of a feed (struct mp__feed, pool/pool.h) as the worker running
+ * the chunk consumes them, so the region holds a few rings rather than whole
+ * chunks (a new pool's first map would otherwise get its region pages allocated
+ * and zeroed by the kernel, a chunk per worker). The submitter keeps up to one
+ * feed per worker and one more open and fills whichever has room, so no worker
+ * waits on another's chunk; it sleeps on the map's kick word, which workers bump
+ * as they consume and the handler as it answers a chunk. A chunk answered before
+ * all its items were written (an item failed, or the pool was terminated) is
+ * abandoned: the worker, if it still reads it, stops. */
+struct feed_src {
+    struct mp__feed *f;      /* the submitter's reference */
+    size_t chunk, next, end; /* items [next, end) of the chunk are still to be written */
+    uint64_t v;              /* stream offset after the items written */
+    uint64_t published;      /* `written` as last stored */
 };
 
-static void stream_wait(mp_pool *pool, mp_async_result *r, struct stream *st, size_t next)
+struct stream {
+    size_t *bytes; /* per chunk: its payload's and results' bytes in the region */
+    char *is_feed; /* per chunk: it travels through a feed */
+    size_t seen;   /* answered chunks accounted for, in r->order */
+    size_t in_flight, in_flight_bytes, feeds;
+    struct mp__feed_kick *kick; /* the submitter's reference, or NULL: no feeds */
+    struct feed_src *src;       /* the feeds still being written */
+    size_t n_src;
+    size_t sized, items, max_item; /* chunk sized - 1: its item bytes and largest item */
+};
+
+static void stream_account(mp_async_result *r, struct stream *st)
 {
-    for (;;) {
-        uint32_t seq = atomic_load(&r->seq);
-        size_t done = atomic_load_explicit(&r->n_order, memory_order_acquire);
-        for (; st->seen < done; st->seen++) {
-            size_t c = r->order[st->seen];
-            st->in_flight--;
-            st->in_flight_bytes -= st->bytes[c];
-        }
-        size_t budget = pool->region_size / 4 < MP__POOL_STREAM_BYTES ? pool->region_size / 4
-                                                                      : MP__POOL_STREAM_BYTES;
-        if (st->in_flight < (size_t)pool->n || st->in_flight_bytes + next <= budget)
-            return;
-        mp__deadline d; /* a bounded sleep: the condition is re-checked */
-        mp__deadline_init(&d, 100);
-        mp__futex_wait(&r->seq, seq, &d);
+    size_t done = atomic_load_explicit(&r->n_order, memory_order_acquire);
+    for (; st->seen < done; st->seen++) {
+        size_t c = r->order[st->seen];
+        st->in_flight--;
+        st->in_flight_bytes -= st->bytes[c];
+        st->feeds -= (size_t)st->is_feed[c];
     }
+}
+
+static void feed_publish(struct feed_src *s)
+{
+    struct mp__feed *f = s->f;
+    atomic_store(&f->written, s->v);
+    s->published = s->v;
+    if (atomic_load(&f->worker_waits)) {
+        atomic_fetch_add(&f->wseq, 1);
+        mp__futex_wake(&f->wseq, INT32_MAX);
+    }
+}
+
+/* Writes into feed s what fits of its items; true when it wrote any. */
+static bool feed_fill(struct feed_src *s, const struct map_items *it)
+{
+    struct mp__feed *f = s->f;
+    uint64_t ring = f->ring_size, mask = ring - 1;
+    uint64_t room_end = atomic_load(&f->consumed) + ring;
+    bool wrote = false, reloaded = false;
+    while (s->next < s->end) {
+        size_t len = item_len(it->in, it->in_size, it->tuples, s->next);
+        uint64_t start = mp__feed_place(s->v, len, ring);
+        size_t k = 1; /* items to write at start */
+        if (it->kind == MP__UNIT_MAP_FIXED && len > 0) {
+            /* a run of fixed-size items up to the ring's end or the room's */
+            uint64_t lim =
+                ring - (start & mask) < room_end - start ? ring - (start & mask) : room_end - start;
+            if (start > room_end)
+                lim = 0;
+            k = (size_t)(lim / len);
+            if (k > s->end - s->next)
+                k = s->end - s->next;
+        } else if (start + len > room_end) {
+            k = 0;
+        }
+        if (k == 0) {
+            if (reloaded)
+                break;
+            room_end = atomic_load(&f->consumed) + ring;
+            reloaded = true;
+            continue;
+        }
+        char *dst = f->ring + (start & mask);
+        if (it->kind == MP__UNIT_MAP_FIXED)
+            memcpy(dst, (const char *)it->in + s->next * len, k * len);
+        else
+            write_item(dst, it->in, it->in_size, it->tuples, s->next);
+        s->next += k;
+        s->v = start + k * len;
+        wrote = true;
+        reloaded = false;
+        if (s->v - s->published >= (256u << 10))
+            feed_publish(s);
+    }
+    if (s->v != s->published)
+        feed_publish(s);
+    return wrote;
+}
+
+/* A feed for count items of at most max_item bytes, with the submitter's and the
+ * unit's references, or NULL (no room: the chunk travels whole). */
+static struct mp__feed *feed_new(mp_pool *pool, struct stream *st, size_t ring)
+{
+    char *fresh = NULL;
+    size_t fresh_len = 0;
+    mp__pool_lock(pool);
+    struct mp__feed *f = mp__pool_region_alloc_locked(pool, sizeof *f + ring);
+    if (f != NULL) {
+        fresh = mp__pool_region_fresh_locked(pool, f, sizeof *f + ring, &fresh_len);
+        st->kick->parent_refs++;
+    }
+    mp__pool_unlock(pool);
+    if (f == NULL)
+        return NULL;
+    mp__pool_region_populate(fresh, fresh_len);
+    atomic_store(&f->written, 0);
+    atomic_store(&f->consumed, 0);
+    atomic_store(&f->wseq, 0);
+    atomic_store(&f->worker_waits, 0);
+    atomic_store(&f->abandoned, 0);
+    f->parent_refs = 2;
+    f->kick = st->kick;
+    f->ring_size = ring;
+    return f;
+}
+
+/* Makes chunk c's unit (through a feed when it is large, fits under the feed
+ * limit and there is room) and submits it, if the map's budget allows it now.
+ * Returns 1 when submitted, 0 when it must wait, or an error. */
+static int stream_open(mp_pool *pool, mp_async_result *r, struct stream *st,
+                       const struct map_items *it, size_t c)
+{
+    struct mp__span s = mp__chunk_span(it->n, r->chunksize, c);
+    if (st->sized != c + 1) { /* once per chunk, however often it must wait */
+        st->items = chunk_item_bytes(it, s, &st->max_item);
+        st->sized = c + 1;
+    }
+    size_t max_item = st->max_item, items = st->items;
+    size_t lens = it->kind == MP__UNIT_MAP_VAR ? 8 * s.count : 0;
+    size_t payload = lens + items, out_len = s.count * it->out_size;
+    size_t ring = MP__POOL_FEED_RING;
+    while (ring < max_item && ring <= SIZE_MAX / 4)
+        ring *= 2;
+    bool feed = st->kick != NULL && items / 2 >= ring && ring <= pool->region_size / 8;
+    size_t out_region = out_len >= MP__POOL_REGION_MIN ? out_len : 0;
+    size_t want =
+        (feed ? sizeof(struct mp__feed) + ring : (payload >= MP__POOL_REGION_MIN ? payload : 0)) +
+        out_region;
+    size_t budget = pool->region_size / 4 < MP__POOL_STREAM_BYTES ? pool->region_size / 4
+                                                                  : MP__POOL_STREAM_BYTES;
+    if (want > 0 && st->in_flight >= (size_t)pool->n && st->in_flight_bytes + want > budget)
+        return 0;
+    if (feed && st->feeds > (size_t)pool->n)
+        return 0;
+    struct mp__feed *f = feed ? feed_new(pool, st, ring) : NULL;
+    char *dst;
+    uint64_t in_size = it->kind == MP__UNIT_MAP_FIXED ? it->in_size : 0;
+    struct mp__unit *u =
+        new_unit(pool, it->kind, it->flags | (f ? MP__UNIT_FEED : 0), it->fn, s.count, in_size,
+                 it->out_size, f ? lens : payload, out_len, &dst);
+    if (u == NULL) {
+        if (f != NULL) {
+            mp__pool_lock(pool);
+            f->parent_refs = 1;
+            mp__pool_feed_drop_locked(pool, f);
+            mp__pool_unlock(pool);
+        }
+        return MP_ENOMEM;
+    }
+    write_chunk(dst, it, s, f == NULL);
+    u->r = r;
+    u->chunk = c;
+    u->feed = f;
+    if (f != NULL)
+        ((struct mp__task_hdr *)u->frame)->feed_off = (uint64_t)(uintptr_t)f;
+    /* read before the submit: the handler may free u at once */
+    size_t in_region = (f != NULL           ? sizeof *f + ring
+                        : u->region != NULL ? payload
+                                            : 0) +
+                       (u->out_region != NULL ? out_len : 0);
+    int rc = submit(pool, u); /* frees u (and its reference to f) on failure */
+    if (rc != 0) {
+        if (f != NULL) {
+            mp__pool_lock(pool);
+            mp__pool_feed_drop_locked(pool, f);
+            mp__pool_unlock(pool);
+        }
+        return rc;
+    }
+    st->bytes[c] = in_region;
+    st->is_feed[c] = f != NULL;
+    st->in_flight++;
+    st->in_flight_bytes += in_region;
+    st->feeds += f != NULL;
+    if (f != NULL)
+        st->src[st->n_src++] =
+            (struct feed_src){.f = f, .chunk = c, .next = s.first, .end = s.first + s.count};
+    return 1;
+}
+
+/* Fills the open feeds: drops those written whole and abandons those whose chunk
+ * was answered. True when anything moved. */
+static bool stream_feed(mp_pool *pool, mp_async_result *r, struct stream *st,
+                        const struct map_items *it)
+{
+    bool moved = false;
+    for (size_t k = 0; k < st->n_src;) {
+        struct feed_src *s = &st->src[k];
+        bool answered = atomic_load_explicit(&r->chunks[s->chunk].done, memory_order_acquire);
+        if (!answered && feed_fill(s, it))
+            moved = true;
+        if (!answered && s->next < s->end) {
+            k++;
+            continue;
+        }
+        if (s->next < s->end)
+            mp__pool_feed_abandon(s->f);
+        mp__pool_lock(pool);
+        mp__pool_feed_drop_locked(pool, s->f);
+        mp__pool_unlock(pool);
+        *s = st->src[--st->n_src];
+        moved = true;
+    }
+    return moved;
+}
+
+/* Submits every chunk of map r, streaming (see above); *submitted: how many went.
+ * 0, or the error that stopped it (MP_ECLOSED, MP_ENOMEM) once every feed of the
+ * chunks submitted was written or abandoned. */
+static int stream_map(mp_pool *pool, mp_async_result *r, struct stream *st,
+                      const struct map_items *it, size_t *submitted)
+{
+    _Atomic uint32_t *word = st->kick != NULL ? &st->kick->seq : &r->seq;
+    size_t c = 0;
+    int rc = 0;
+    bool armed = false;
+    uint32_t seq = 0;
+    for (;;) {
+        stream_account(r, st);
+        bool moved = stream_feed(pool, r, st, it);
+        while (rc == 0 && c < r->n_chunks) {
+            size_t feeds = st->n_src;
+            int o = stream_open(pool, r, st, it, c);
+            if (o < 0)
+                rc = o;
+            if (o != 1)
+                break;
+            c++;
+            moved = true;
+            if (st->n_src > feeds)
+                break; /* fill it before the next ring's pages are faulted in */
+        }
+        if ((rc != 0 || c == r->n_chunks) && st->n_src == 0)
+            break;
+        if (moved) {
+            if (armed && st->kick != NULL)
+                atomic_store(&st->kick->waiting, 0);
+            armed = false;
+            continue;
+        }
+        if (!armed) { /* announce the sleep, then look once more */
+            if (st->kick != NULL)
+                atomic_store(&st->kick->waiting, 1);
+            seq = atomic_load(word);
+            armed = true;
+            continue;
+        }
+        mp__deadline d; /* a bounded sleep: the conditions are re-checked */
+        mp__deadline_init(&d, 100);
+        mp__futex_wait(word, seq, &d);
+        if (st->kick != NULL)
+            atomic_store(&st->kick->waiting, 0);
+        armed = false;
+    }
+    if (armed && st->kick != NULL)
+        atomic_store(&st->kick->waiting, 0);
+    *submitted = c;
+    return rc;
+}
+
+/* Sets up the streaming of map r: its bookkeeping and its kick word (with the
+ * submitter's and r's references). False: out of memory, no streaming. */
+static bool stream_init(mp_pool *pool, mp_async_result *r, struct stream *st)
+{
+    st->bytes = calloc(r->n_chunks, sizeof *st->bytes);
+    st->is_feed = calloc(r->n_chunks, 1);
+    st->src = calloc((size_t)pool->n + 1, sizeof *st->src);
+    if (st->bytes == NULL || st->is_feed == NULL || st->src == NULL) {
+        free(st->bytes);
+        free(st->is_feed);
+        free(st->src);
+        return false;
+    }
+    char *fresh = NULL;
+    size_t fresh_len = 0;
+    mp__pool_lock(pool);
+    struct mp__feed_kick *k = mp__pool_region_alloc_locked(pool, sizeof *k);
+    if (k != NULL) {
+        fresh = mp__pool_region_fresh_locked(pool, k, sizeof *k, &fresh_len);
+        k->parent_refs = 2;
+        r->kick = k;
+    }
+    mp__pool_unlock(pool);
+    mp__pool_region_populate(fresh, fresh_len);
+    if (k != NULL) {
+        atomic_store(&k->seq, 0);
+        atomic_store(&k->waiting, 0);
+    }
+    st->kick = k; /* NULL: no feeds, the waits are on r->seq */
+    return true;
+}
+
+static void stream_fini(mp_pool *pool, struct stream *st)
+{
+    mp__pool_lock(pool);
+    mp__pool_kick_drop_locked(pool, st->kick);
+    mp__pool_unlock(pool);
+    free(st->bytes);
+    free(st->is_feed);
+    free(st->src);
 }
 
 /* A streamed map that could not submit all its chunks (the pool closed, or memory
@@ -342,71 +685,54 @@ static int map_entered(mp_pool *pool, mp_async_result **out, uint64_t fn, const 
         rc = MP_ENOMEM;
         goto out_release;
     }
-    uint32_t kind = in_size && !tuples ? MP__UNIT_MAP_FIXED : MP__UNIT_MAP_VAR;
-    uint32_t flags = tuples ? MP__UNIT_STAR : 0;
-    struct mp__unit *list = NULL, **tail = &list;
+    struct map_items it = {.kind = in_size && !tuples ? MP__UNIT_MAP_FIXED : MP__UNIT_MAP_VAR,
+                           .flags = tuples ? MP__UNIT_STAR : 0,
+                           .fn = fn,
+                           .in = in,
+                           .in_size = in_size,
+                           .tuples = tuples,
+                           .n = n,
+                           .out_size = out_size};
     struct stream st = {0};
-    if (stream && r->n_chunks > 1 && (st.bytes = calloc(r->n_chunks, sizeof *st.bytes)) == NULL)
-        stream = false; /* out of memory for the bookkeeping: copy everything first */
-    size_t c = 0;
-    for (; c < r->n_chunks; c++) {
-        struct mp__span s = mp__chunk_span(n, r->chunksize, c);
-        size_t first = s.first, count = s.count;
-        size_t payload = count * in_size; /* fixed-size items: n * in_size was checked */
-        if (kind == MP__UNIT_MAP_VAR) {
-            payload = 8 * count;
-            for (size_t i = first; i < first + count; i++)
-                payload += item_len(in, in_size, tuples, i);
+    if (stream && r->n_chunks > 1 && stream_init(pool, r, &st)) {
+        size_t submitted = 0;
+        rc = stream_map(pool, r, &st, &it, &submitted);
+        stream_fini(pool, &st);
+        if (rc != 0 && submitted > 0)
+            stream_drain(pool, r, submitted); /* then nothing refers to r but us */
+        if (rc != 0) {
+            mp__pool_lock(pool);
+            mp__pool_kick_drop_locked(pool, r->kick); /* its chunks will not all be answered */
+            r->kick = NULL;
+            mp__pool_unlock(pool);
+            goto out_release;
         }
-        /* results through the region only for a synchronous map, whose blocks
-         * count in its budget: an async map's backlog would hold the region */
-        size_t out_len = stream ? count * out_size : 0;
-        size_t want = (payload >= MP__POOL_REGION_MIN ? payload : 0) +
-                      (out_len >= MP__POOL_REGION_MIN ? out_len : 0);
-        if (st.bytes != NULL && want > 0)
-            stream_wait(pool, r, &st, want);
+        *out = r;
+        return 0;
+    }
+    struct mp__unit *list = NULL, **tail = &list;
+    for (size_t c = 0; c < r->n_chunks; c++) {
+        struct mp__span s = mp__chunk_span(n, r->chunksize, c);
+        size_t max_item, payload = chunk_item_bytes(&it, s, &max_item);
+        if (it.kind == MP__UNIT_MAP_VAR)
+            payload += 8 * s.count;
         char *dst;
-        struct mp__unit *u =
-            new_unit(pool, kind, flags, fn, count, kind == MP__UNIT_MAP_FIXED ? in_size : 0,
-                     out_size, payload, out_len, &dst);
+        /* results through the region only for a synchronous map (a single chunk
+         * here), whose caller waits: an async map's backlog would hold the region */
+        struct mp__unit *u = new_unit(pool, it.kind, it.flags, fn, s.count,
+                                      it.kind == MP__UNIT_MAP_FIXED ? in_size : 0, out_size,
+                                      payload, stream ? s.count * out_size : 0, &dst);
         if (u == NULL) {
             free_units(pool, list);
-            list = NULL;
             rc = MP_ENOMEM;
-            break;
+            goto out_release;
         }
-        if (kind == MP__UNIT_MAP_VAR) {
-            char *data = dst + 8 * count;
-            for (size_t i = first; i < first + count; i++) {
-                uint64_t l = item_len(in, in_size, tuples, i);
-                memcpy(dst + 8 * (i - first), &l, 8);
-                write_item(data, in, in_size, tuples, i);
-                data += l;
-            }
-        } else if (count > 0) {
-            memcpy(dst, (const char *)in + first * in_size, count * in_size);
-        }
+        write_chunk(dst, &it, s, true);
         u->r = r;
         u->chunk = c;
-        if (st.bytes != NULL) { /* to the workers now: u may be gone once submitted */
-            size_t in_region =
-                (u->region != NULL ? payload : 0) + (u->out_region != NULL ? out_len : 0);
-            if ((rc = submit(pool, u)) != 0)
-                break;
-            st.bytes[c] = in_region;
-            st.in_flight++;
-            st.in_flight_bytes += st.bytes[c];
-            continue;
-        }
         *tail = u;
         tail = &u->next;
     }
-    bool streamed = st.bytes != NULL;
-    free(st.bytes);
-    if (rc != 0 && streamed && c > 0)
-        stream_drain(pool, r, c); /* then nothing refers to r but us: it goes, as below */
-    if (rc != 0)
-        goto out_release;
     if (n == 0) {
         mp__pool_lock(pool);
         rc = pool->state == MP__RUN ? 0 : MP_ECLOSED;
@@ -482,7 +808,7 @@ static int sync_map(mp_pool *pool, uint64_t fn, const void *in, size_t in_size,
     if (out_size == 0 || (out == NULL && n > 0))
         return MP_EINVAL;
     mp_async_result *r;
-    /* the items stay valid until the map returns: it streams them (see stream_wait) */
+    /* the items stay valid until the map returns: it streams them (see stream_map) */
     int rc =
         map_common(pool, &r, fn, in, in_size, tuples, n, out, out_size, opt, false, false, true);
     if (rc != 0)

@@ -239,6 +239,73 @@ static int send_result(struct result_writer *o, uint64_t id, int status, int tas
     return write_all(o->fd, iov, 3);
 }
 
+void (*mp__pool_fault_hook)(int point);
+
+/* Reading a chunk's items from its feed (struct mp__feed, pool/pool.h). */
+struct feed_reader {
+    struct mp__feed *f;
+    uint64_t v;         /* stream offset after the items done */
+    uint64_t avail;     /* `written` as last seen */
+    uint64_t published; /* `consumed` as last stored */
+};
+
+static void feed_publish(struct feed_reader *fr)
+{
+    atomic_store(&fr->f->consumed, fr->v);
+    fr->published = fr->v;
+    struct mp__feed_kick *k = fr->f->kick;
+    if (atomic_load(&k->waiting)) {
+        atomic_fetch_add(&k->seq, 1);
+        mp__futex_wake(&k->seq, INT32_MAX);
+    }
+}
+
+/* The address of the next item, of len bytes, once the parent wrote it; NULL when
+ * the parent abandoned the feed. Before it sleeps it gives back the room of the
+ * items done and writes the batched results. */
+static const char *feed_item(struct feed_reader *fr, size_t len, struct result_writer *out)
+{
+    struct mp__feed *f = fr->f;
+    uint64_t start = mp__feed_place(fr->v, len, f->ring_size);
+    if (start + len > fr->avail) {
+        if (mp__pool_fault_hook != NULL)
+            mp__pool_fault_hook(MP__PF_FEED_WAIT);
+        fr->v = start; /* done with the lap's end it skips, too */
+        if (fr->v != fr->published)
+            feed_publish(fr); /* the parent may be waiting for this room */
+        for (int spins = 0;; spins++) {
+            fr->avail = atomic_load(&f->written);
+            if (start + len <= fr->avail)
+                break;
+            if (atomic_load(&f->abandoned))
+                return NULL;
+            if (spins < 200) {
+                mp__cpu_relax();
+                continue;
+            }
+            (void)flush_results(out);
+            uint32_t seq = atomic_load(&f->wseq);
+            atomic_store(&f->worker_waits, 1);
+            if (start + len > atomic_load(&f->written) && !atomic_load(&f->abandoned)) {
+                mp__deadline d; /* a bounded sleep: the condition is re-checked */
+                mp__deadline_init(&d, 100);
+                mp__futex_wait(&f->wseq, seq, &d);
+            }
+            atomic_store(&f->worker_waits, 0);
+        }
+    }
+    fr->v = start;
+    return f->ring + (start & (f->ring_size - 1));
+}
+
+/* The item just run (len bytes) is done with: its room goes back in steps. */
+static inline void feed_done(struct feed_reader *fr, size_t len)
+{
+    fr->v += len;
+    if (fr->v - fr->published >= (256u << 10))
+        feed_publish(fr);
+}
+
 /* The message for a failure without one of its own. */
 static char *default_msg(int rc)
 {
@@ -322,16 +389,20 @@ static int run_chunk(struct result_writer *out, const struct mp__task_hdr *h, co
     size_t i = 0;
     int rc = 0;
     bool ran = false; /* item i already ran in the tight loop; its outcome is below */
-    if (fixed_in && fixed_out && !(h->flags & MP__UNIT_STAR)) {
+    struct feed_reader fr = {.f = (struct mp__feed *)(uintptr_t)h->feed_off};
+    bool feed = h->flags & MP__UNIT_FEED;
+    if (fixed_in && fixed_out && !feed && !(h->flags & MP__UNIT_STAR)) {
         /* fixed items to fixed results, the common case: a tight loop until an item
-         * does anything but fill its slot */
+         * does anything but fill its slot. A result or message it left besides (a
+         * slow path that the fast one then overrode) is freed after the loops. */
         mp_task_fn fn = (mp_task_fn)(uintptr_t)h->fn;
         size_t in_size = h->in_size;
-        for (; i < count; i++, data += in_size) {
-            t.h.fixed = slots + i * out_size;
+        char *slot = slots;
+        for (; i < count; i++, data += in_size, slot += out_size) {
+            t.h.fixed = slot;
             t.h.fixed_set = false;
             rc = fn(data, in_size, &t);
-            if (rc != 0 || !t.h.fixed_set || t.data != NULL || t.msg != NULL) {
+            if (__builtin_expect(rc != 0 || !t.h.fixed_set, 0)) {
                 ran = true;
                 break;
             }
@@ -341,13 +412,21 @@ static int run_chunk(struct result_writer *out, const struct mp__task_hdr *h, co
         size_t len = h->in_size;
         if (!fixed_in)
             memcpy(&len, payload + 8 * i, 8);
+        if (!ran && feed && (data = feed_item(&fr, len, out)) == NULL) {
+            status = MP_ECLOSED; /* the chunk was answered already: nobody reads this */
+            msg = strdup("the map stopped sending the chunk's items");
+            break;
+        }
         if (!ran) {
             t.h.fixed = fixed_out ? slots + i * out_size : NULL;
             t.h.fixed_set = false;
             rc = call_item(h, data, len, &t);
         }
         ran = false;
-        data += len;
+        if (feed)
+            feed_done(&fr, len);
+        else
+            data += len;
         if (rc != 0) {
             status = MP_ETASKFAILED;
             code = rc;
@@ -374,6 +453,8 @@ static int run_chunk(struct result_writer *out, const struct mp__task_hdr *h, co
             t.h.fixed_size = fixed_out ? out_size : 0;
         }
     }
+    if (t.data != NULL || t.msg != NULL)
+        task_reset(&t);
     flush_stdio();
     int w = status != 0 ? send_result(out, h->id, status, code, msg, NULL, 0)
             : in_region ? send_result(out, h->id, 0, 0, NULL, NULL, 0)
