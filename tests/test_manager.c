@@ -1443,6 +1443,49 @@ TEST(create_after_a_lost_control_channel_works_and_old_proxies_drop_nothing)
     mp_served_unref(tq);
 }
 
+/* A server gone and back at the same address: the control channel, idle, was
+ * closed by the old one; the next create finds it so and opens a new one at once
+ * (no create is lost to MP_EEOF), and the old proxy's destroy sends no decref. */
+TEST(create_after_the_server_restarted_at_the_same_address_works_at_once)
+{
+    mp_manager *s1 = fx_serve_queues(KEY, 3, "get_task_queue", "get_result_queue", NULL);
+    char addr[128];
+    snprintf(addr, sizeof addr, "%s", mp_manager_address(s1));
+    mp_manager *m;
+    CHECK_OK(mp_manager_new(&m, addr, KEY, 3, NULL));
+    mp_proxy *old, *fresh;
+    CHECK_OK(mp_manager_create(m, "get_task_queue", NULL, NULL, &old));
+    fx_stop_here(s1);
+    mp_manager *s2;
+    CHECK_OK(mp_manager_new(&s2, addr, KEY, 3, NULL));
+    mp_served *q;
+    CHECK_OK(mp_served_queue_new(&q, 0));
+    CHECK_OK(
+        mp_manager_register(s2, "get_task_queue", &(mp_manager_register_options){.object = q}));
+    mp_served_unref(q);
+    /* Bound to the same address, so fx_serve_thread cannot tell it listens: a
+     * probe client connects once it does (5 s at most). */
+    CHECK_EQ(0, pthread_create(fx_serving_thread(), NULL, fx_serve_main, s2));
+    int rc = MP_ECONNREFUSED;
+    for (int i = 0; i < 500 && rc != 0; i++) {
+        mp_manager *probe;
+        CHECK_OK(mp_manager_new(&probe, addr, KEY, 3, NULL));
+        rc = mp_manager_connect(probe);
+        mp_manager_destroy(probe);
+        if (rc != 0)
+            th_sleep_ms(10);
+    }
+    CHECK_OK(rc);
+    CHECK_OK(mp_manager_create(m, "get_task_queue", NULL, NULL, &fresh));
+    CHECK_EQ(1, objects_on(m));
+    mp_proxy_destroy(old); /* taken on the old server's channel: no decref */
+    CHECK_EQ(1, objects_on(m));
+    mp_proxy_destroy(fresh);
+    CHECK_EQ(0, objects_on(m));
+    mp_manager_destroy(m);
+    fx_stop_here(s2);
+}
+
 /* ---- servers that stop half way: every client call still ends ---- */
 
 enum { FAKE_HALF_REPLY = 1, FAKE_NO_READ, FAKE_EXTRA_PROBE, FAKE_HOLD };
