@@ -950,8 +950,19 @@ TEST(thread_pool_map_feed_terminated_while_feeding)
  * the next can be written only once the worker consumed all before it), empty
  * items between them (placed at a lap's end without a wrap), and a few bytes
  * past a ring's end (so the next skips to the following lap). */
+static _Atomic int *feed_waits_seen; /* shared with the workers */
+
+static void count_feed_waits(int point)
+{
+    if (point == MP__PF_FEED_WAIT)
+        atomic_fetch_add(feed_waits_seen, 1);
+}
+
 static void ring_sized_items(const mp_pool_options *o)
 {
+    feed_waits_seen = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    CHECK(feed_waits_seen != MAP_FAILED);
+    mp__pool_fault_hook = count_feed_waits;
     mp_pool *p;
     CHECK_OK(mp_pool_new(&p, o));
     enum { N = 24 };
@@ -971,6 +982,9 @@ static void ring_sized_items(const mp_pool_options *o)
                              &(mp_async_options){.chunksize = (size_t)chunk}));
         check_sums(items, out, 0, N);
     }
+    CHECK(atomic_load(feed_waits_seen) > 0); /* the items did go through feeds */
+    mp__pool_fault_hook = NULL;
+    munmap(feed_waits_seen, 4096);
     free_items(items, N);
     finish(p);
 }
