@@ -1093,3 +1093,39 @@ TEST(pool_map_feed_maxtasksperchild_one)
     feed_round_trip(
         &(mp_pool_options){.processes = 2, .maxtasksperchild = 1, .shared_size = 32 << 20});
 }
+
+/* A worker that dies just after it finished a chunk that came through a feed
+ * (fault point MP__PF_TASK_DONE, once across the workers), in a pool whose
+ * region is too small for shared result batches (22 workers, 16 MiB: the batches
+ * would need 2.1 MiB, more than an eighth): the chunk's result must not be lost,
+ * nor the chunk run again from a ring whose first items were overwritten by its
+ * later ones (that run would return the sums of other items, as a success). */
+static _Atomic int *task_done_calls;
+
+static void die_after_first_task(int point)
+{
+    if (point == MP__PF_TASK_DONE && atomic_fetch_add(task_done_calls, 1) == 0)
+        raise(SIGKILL);
+}
+
+TEST(pool_map_feed_worker_dies_after_its_chunk_without_shared_batches)
+{
+    task_done_calls = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    CHECK(task_done_calls != MAP_FAILED);
+    mp__pool_fault_hook = die_after_first_task; /* in the workers forked from here on */
+    mp_pool *p;
+    CHECK_OK(mp_pool_new(&p, &(mp_pool_options){.processes = 22, .shared_size = 16 << 20}));
+    enum { N = 12 };
+    mp_buf *items = feed_items(N, 1 << 20, 0); /* 1 MiB each: chunks of 4 MiB, 2 ring laps */
+    uint64_t out[N];
+    memset(out, 0, sizeof out);
+    int rc = mp_pool_map(p, byte_sum, items, 0, N, out, sizeof out[0],
+                         &(mp_async_options){.chunksize = 4});
+    mp__pool_fault_hook = NULL;
+    CHECK(atomic_load(task_done_calls) >= 1); /* a worker did die there */
+    CHECK_RC(0, rc);
+    check_sums(items, out, 0, N);
+    free_items(items, N);
+    finish(p);
+    munmap(task_done_calls, 4096);
+}
