@@ -983,10 +983,10 @@ static void ring_sized_items(const mp_pool_options *o)
         check_sums(items, out, 0, N);
     }
     CHECK(atomic_load(feed_waits_seen) > 0); /* the items did go through feeds */
-    mp__pool_fault_hook = NULL;
-    munmap(feed_waits_seen, 4096);
     free_items(items, N);
     finish(p);
+    mp__pool_fault_hook = NULL; /* once no worker thread may read it */
+    munmap(feed_waits_seen, 4096);
 }
 
 TEST(pool_map_feed_items_of_exactly_the_ring_and_empty_ones)
