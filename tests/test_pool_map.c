@@ -1129,3 +1129,45 @@ TEST(pool_map_feed_worker_dies_after_its_chunk_without_shared_batches)
     finish(p);
     munmap(task_done_calls, 4096);
 }
+
+/* Closing the pool while a map feeds its chunks (process and thread pools): the
+ * chunks already out (one per worker and one more, through their feeds) are fed
+ * to the end and answered right; the map is MP_ECLOSED for the chunk it could not
+ * send; nothing hangs and the pool winds down. */
+static void close_feeding(bool threads)
+{
+    mp_pool *p;
+    CHECK_OK(mp_pool_new(&p, &(mp_pool_options){.processes = 2, .threads = threads}));
+    enum { N = 64 };
+    mp_buf *items = feed_items(N, 1 << 20, 0); /* 4 chunks of 16 MiB, 3 feeds at once */
+    uint64_t out[N];
+    memset(out, 0, sizeof out);
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, close_soon, p) == 0);
+    int rc = mp_pool_map(p, slow_sum, items, 0, N, out, sizeof out[0],
+                         &(mp_async_options){.chunksize = 16});
+    pthread_join(th, NULL);
+    CHECK_RC(MP_ECLOSED, rc);
+    /* (usually chunks 0-2 went; a loaded machine may have been slower) each chunk
+     * sent is right whole, the others untouched */
+    for (int c = 0; c < N / 16; c++) {
+        if (out[16 * c + 1] != 0)
+            check_sums(items, out, 16 * c, 16 * c + 16);
+        else
+            for (int i = 16 * c; i < 16 * c + 16; i++)
+                CHECK_EQ(0, out[i]);
+    }
+    CHECK_OK(mp_pool_join(p, 10000));
+    mp_pool_destroy(p);
+    free_items(items, N);
+}
+
+TEST(pool_map_feed_closed_while_feeding)
+{
+    close_feeding(false);
+}
+
+TEST(thread_pool_map_feed_closed_while_feeding)
+{
+    close_feeding(true);
+}
