@@ -1,7 +1,7 @@
-/* tests/sync_manager_fixture.h — what the SyncManager and mproc-manager tests
- * share (and the listener's tests): python interpreters by version, running a
- * program and capturing its output, and the mproc-manager program started on a
- * free port. */
+/* tests/sync_manager_fixture.h — what the manager, SyncManager and mproc-manager
+ * tests share (and the listener's tests): python interpreters by version, running
+ * a program and capturing its output, the mproc-manager program started on a free
+ * port, and a server run by serve_forever on a thread of the test process. */
 #ifndef MPROC_TESTS_SYNC_MANAGER_FIXTURE_H
 #define MPROC_TESTS_SYNC_MANAGER_FIXTURE_H
 
@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <glob.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "mproc/manager.h"
 
 #define FX_KEY "fixture-key"
 #define FX_KEYLEN 11
@@ -245,6 +247,64 @@ static inline mp_manager *fx_connect(const char *address)
     CHECK_OK(mp_manager_new(&m, address, FX_KEY, FX_KEYLEN, NULL));
     CHECK_OK(mp_manager_connect(m));
     return m;
+}
+
+/* ---- a server on a thread of this process (so the sanitizers see it too) ---- */
+
+/* The thread running serve_forever (one server at a time per test). */
+static inline pthread_t *fx_serving_thread(void)
+{
+    static pthread_t t;
+    return &t;
+}
+
+static inline void *fx_serve_main(void *arg)
+{
+    static int rc;
+    rc = mp_manager_serve_forever(arg);
+    return &rc;
+}
+
+/* Runs mp_manager_serve_forever(m) on a thread and waits (5 s at most) until it
+ * listens, so that mp_manager_address(m) is the bound address. */
+static inline void fx_serve_thread(mp_manager *m)
+{
+    const char *given = mp_manager_address(m);
+    char before[256];
+    snprintf(before, sizeof before, "%s", given);
+    CHECK_EQ(0, pthread_create(fx_serving_thread(), NULL, fx_serve_main, m));
+    for (int i = 0; i < 500 && strcmp(mp_manager_address(m), before) == 0; i++)
+        th_sleep_ms(10);
+    CHECK(strcmp(mp_manager_address(m), before) != 0);
+}
+
+/* A manager on 127.0.0.1 (a free port) with authkey key (keylen bytes) and opt,
+ * serving two empty queues registered as q1 and q2, run by fx_serve_thread. */
+static inline mp_manager *fx_serve_queues(const char *key, size_t keylen, const char *q1,
+                                          const char *q2, const mp_manager_options *opt)
+{
+    mp_served *a, *b;
+    CHECK_OK(mp_served_queue_new(&a, 0));
+    CHECK_OK(mp_served_queue_new(&b, 0));
+    mp_manager *m;
+    CHECK_OK(mp_manager_new(&m, "127.0.0.1:0", key, keylen, opt));
+    CHECK_OK(mp_manager_register(m, q1, &(mp_manager_register_options){.object = a}));
+    CHECK_OK(mp_manager_register(m, q2, &(mp_manager_register_options){.object = b}));
+    mp_served_unref(a);
+    mp_served_unref(b);
+    fx_serve_thread(m);
+    return m;
+}
+
+/* Stops the server of fx_serve_thread (if a 'shutdown' request has not already),
+ * joins its thread, checks that serve_forever returned 0 and destroys m. */
+static inline void fx_stop_here(mp_manager *m)
+{
+    CHECK_OK(mp_manager_stop(m));
+    void *ret;
+    CHECK_EQ(0, pthread_join(*fx_serving_thread(), &ret));
+    CHECK_EQ(0, *(int *)ret);
+    mp_manager_destroy(m);
 }
 
 #endif

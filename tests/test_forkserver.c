@@ -1,6 +1,7 @@
 /* The forkserver start method: what its children get, threads, refusals, the
  * server's death and its end with the parent. (Every Process behaviour test runs
  * under it too: test_process's forkserver variant.) */
+#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -370,33 +371,143 @@ TEST(forkserver_spare_child_gets_the_stdout_of_start_time)
     close(fds[0]);
 }
 
-/* The server keeps one spare waiting; a start takes it and the server forks the
- * next; stopping the server ends the spare too (nothing is left). */
-TEST(forkserver_keeps_one_spare_and_stop_ends_it)
+#define SPARES 2 /* the server keeps this many waiting (forkserver.c) */
+
+/* Waits until the server has exactly its spares as children, into kids. */
+static void wait_spares(pid_t server, pid_t *kids)
+{
+    int n = 0;
+    for (int i = 0; i < 5000 && (n = server_children(server, kids, 8)) != SPARES; i++)
+        th_sleep_ms(1);
+    CHECK_EQ(SPARES, n);
+}
+
+/* The server keeps its spares waiting; a start takes one and the server forks
+ * the next; stopping the server ends the spares too (nothing is left). */
+TEST(forkserver_keeps_its_spares_and_stop_ends_them)
 {
     CHECK_OK(mp_forkserver_ensure_running());
     pid_t server = mp_forkserver_pid();
     pid_t kids[8];
-    int n = 0;
-    for (int i = 0; i < 2000 && (n = server_children(server, kids, 8)) != 1; i++)
-        th_sleep_ms(1);
-    CHECK_EQ(1, n);
-    pid_t spare = kids[0];
+    wait_spares(server, kids);
     mp_process *p = started(sleep_forever, NULL, &via_server);
-    CHECK_EQ(spare, mp_process_pid(p)); /* the spare became the child */
-    pid_t next = 0;
-    for (int i = 0; i < 2000 && next == 0; i++) {
-        n = server_children(server, kids, 8);
-        for (int k = 0; k < n; k++)
-            if (kids[k] != spare)
-                next = kids[k];
-        if (next == 0)
+    pid_t child = mp_process_pid(p);
+    CHECK(child == kids[0] || child == kids[1]); /* a spare became the child */
+    pid_t next[8];
+    int n = 0;
+    for (int i = 0; i < 5000 && n != SPARES + 1; i++) {
+        n = server_children(server, next, 8);
+        if (n != SPARES + 1)
             th_sleep_ms(1);
     }
-    CHECK(next > 0); /* a new spare */
+    CHECK_EQ(SPARES + 1, n); /* the child and the spares again */
     CHECK_OK(mp_process_kill(p));
     CHECK_EQ(-SIGKILL, joined_exitcode(p));
     mp_process_destroy(p);
     CHECK_OK(mp_forkserver_stop());
-    CHECK(kill(next, 0) != 0 && errno == ESRCH); /* reaped by the server before it ended */
+    for (int k = 0; k < n; k++) /* reaped by the server before it ended */
+        CHECK(kill(next[k], 0) != 0 && errno == ESRCH);
+}
+
+/* The descriptors the server holds now, from /proc. */
+static int server_fds(pid_t server)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/fd", (int)server);
+    DIR *d = opendir(path);
+    if (d == NULL)
+        return -1;
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+static int exit_with_arg(void *arg)
+{
+    return (int)(intptr_t)arg & 0xff;
+}
+
+/* Many quick children, each joined as soon as started: every join returns once
+ * its child is gone (reaped: a join takes the status from the kernel before
+ * the server's word, where it can), with its own status, its sentinel
+ * readable; the server keeps nothing of them (no zombie, no descriptor), and
+ * a child killed shows the signal. Run with the server's two ways of learning
+ * ends (autoreap where the kernel has PIDFD_INFO_EXIT, and waitpid). */
+static void quick_children_are_gone_after_join(void)
+{
+    CHECK_OK(mp_forkserver_ensure_running());
+    pid_t server = mp_forkserver_pid();
+    pid_t kids[8];
+    wait_spares(server, kids); /* the server holds now what it holds between starts */
+    int fds_before = server_fds(server);
+    /* (the server opens a spare's pidfd just after the fork shows it) */
+    for (int i = 0, now; i < 100 && (th_sleep_ms(20), now = server_fds(server)) != fds_before; i++)
+        fds_before = now;
+    CHECK(fds_before > 0);
+    mp_process *p;
+    for (int i = 0; i < 200; i++) {
+        p = started(exit_with_arg, (void *)(intptr_t)i, &via_server);
+        pid_t pid = mp_process_pid(p);
+        CHECK_EQ(i & 0xff, joined_exitcode(p));
+        CHECK(kill(pid, 0) != 0 && errno == ESRCH); /* gone, not a zombie */
+        int s = mp_process_sentinel(p);
+        CHECK(s >= 0);
+        CHECK_EQ(1, poll(&(struct pollfd){.fd = s, .events = POLLIN}, 1, 0));
+        mp_process_destroy(p);
+    }
+    p = started(sleep_forever, NULL, &via_server);
+    pid_t pid = mp_process_pid(p);
+    CHECK_EQ(0, kill(pid, SIGKILL)); /* from outside, not through the handle */
+    CHECK_EQ(-SIGKILL, joined_exitcode(p));
+    mp_process_destroy(p);
+    /* The server has taken in every end: only the spares are left, and no
+     * descriptor of the children. */
+    wait_spares(server, kids);
+    int fds_after = 0;
+    for (int i = 0; i < 2000 && (fds_after = server_fds(server)) != fds_before; i++)
+        th_sleep_ms(1);
+    CHECK_EQ(fds_before, fds_after);
+    CHECK_OK(mp_forkserver_stop());
+}
+
+TEST(forkserver_quick_children_are_gone_after_join)
+{
+    quick_children_are_gone_after_join();
+}
+
+TEST(forkserver_quick_children_are_gone_after_join_without_autoreap)
+{
+    setenv("MPROC_FORKSERVER_NO_AUTOREAP", "1", 1); /* read by the server at its start */
+    quick_children_are_gone_after_join();
+    unsetenv("MPROC_FORKSERVER_NO_AUTOREAP");
+}
+
+/* A spare killed while it waits (it is no child yet): the server sees it end
+ * (through its pidfd, or waitpid) and forks another; starts keep working. */
+TEST(forkserver_a_spare_killed_while_waiting_is_replaced)
+{
+    CHECK_OK(mp_forkserver_ensure_running());
+    pid_t server = mp_forkserver_pid();
+    pid_t kids[8];
+    wait_spares(server, kids);
+    pid_t spare = kids[0];
+    CHECK_EQ(0, kill(spare, SIGKILL));
+    bool replaced = false;
+    for (int i = 0; i < 5000 && !replaced; i++) {
+        int n = server_children(server, kids, 8);
+        replaced = n == SPARES;
+        for (int k = 0; k < n; k++)
+            replaced = replaced && kids[k] != spare;
+        if (!replaced)
+            th_sleep_ms(1);
+    }
+    CHECK(replaced);
+    for (int i = 0; i < SPARES + 1; i++) { /* one more than were waiting */
+        mp_process *p = started(exit_with_arg, (void *)(intptr_t)(12 + i), &via_server);
+        CHECK(mp_process_pid(p) != spare);
+        CHECK_EQ(12 + i, joined_exitcode(p));
+        mp_process_destroy(p);
+    }
 }

@@ -22,6 +22,7 @@
 #include "mproc/manager.h"
 #include "mproc/object.h"
 #include "mproc/pickle.h"
+#include "sync_manager_fixture.h"
 
 #define KEY "abc"
 
@@ -158,43 +159,9 @@ static mp_manager *start_master(const mp_manager_options *opt)
 
 /* The same two queues served by serve_forever on a thread of this process, so
  * that the sanitizers see the server's own memory too. */
-static pthread_t serving_thread;
-
-static void *serve_main(void *arg)
-{
-    static int rc;
-    rc = mp_manager_serve_forever(arg);
-    return &rc;
-}
-
 static mp_manager *serve_here(void)
 {
-    mp_served *tq, *rq;
-    CHECK_OK(mp_served_queue_new(&tq, 0));
-    CHECK_OK(mp_served_queue_new(&rq, 0));
-    mp_manager *m;
-    CHECK_OK(mp_manager_new(&m, "127.0.0.1:0", KEY, 3, NULL));
-    CHECK_OK(
-        mp_manager_register(m, "get_task_queue", &(mp_manager_register_options){.object = tq}));
-    CHECK_OK(
-        mp_manager_register(m, "get_result_queue", &(mp_manager_register_options){.object = rq}));
-    mp_served_unref(tq);
-    mp_served_unref(rq);
-    CHECK_EQ(0, pthread_create(&serving_thread, NULL, serve_main, m));
-    for (int i = 0; i < 500 && strcmp(mp_manager_address(m), "127.0.0.1:0") == 0; i++)
-        th_sleep_ms(10);
-    CHECK(strcmp(mp_manager_address(m), "127.0.0.1:0") != 0);
-    return m;
-}
-
-/* Stops (if a 'shutdown' request has not already) and joins the serving thread. */
-static void stop_here(mp_manager *m)
-{
-    CHECK_OK(mp_manager_stop(m));
-    void *ret;
-    CHECK_EQ(0, pthread_join(serving_thread, &ret));
-    CHECK_EQ(0, *(int *)ret);
-    mp_manager_destroy(m);
+    return fx_serve_queues(KEY, 3, "get_task_queue", "get_result_queue", NULL);
 }
 
 /* Puts ntasks numbers, reads ntasks results (10 s each), checks each is "n * n = n²". */
@@ -875,7 +842,7 @@ TEST(control_requests_answer_as_cpython)
     expect_kind(c, "#RETURN", "None");
     expect_kind(c, "#RETURN", "None");
     mp_conn_destroy(c);
-    stop_here(m); /* serve_forever has returned already */
+    fx_stop_here(m); /* serve_forever has returned already */
 }
 
 TEST(garbage_from_authenticated_client_keeps_server_serving)
@@ -947,7 +914,7 @@ TEST(garbage_from_authenticated_client_keeps_server_serving)
     mp_obj_unref(got);
     mp_obj_unref(one);
     mp_proxy_destroy(q);
-    stop_here(m);
+    fx_stop_here(m);
 }
 
 TEST(silent_peers_do_not_starve_real_clients)
@@ -1207,13 +1174,6 @@ TEST(server_killed_under_waiting_client)
     mp_manager_destroy(srv);
 }
 
-static void *serve_thread(void *arg)
-{
-    static int rc;
-    rc = mp_manager_serve_forever(arg);
-    return &rc;
-}
-
 static int count_threads(void)
 {
     DIR *d = opendir("/proc/self/task");
@@ -1247,10 +1207,7 @@ TEST(serve_forever_returns_on_stop)
     CHECK_OK(mp_manager_new(&m, "127.0.0.1:0", KEY, 3, NULL));
     CHECK_OK(
         mp_manager_register(m, "Counter", &(mp_manager_register_options){.type = &counter_type}));
-    pthread_t t;
-    CHECK_EQ(0, pthread_create(&t, NULL, serve_thread, m));
-    for (int i = 0; i < 200 && strcmp(mp_manager_address(m), "127.0.0.1:0") == 0; i++)
-        th_sleep_ms(10);
+    fx_serve_thread(m);
     mp_manager *c;
     CHECK_OK(mp_manager_new(&c, mp_manager_address(m), KEY, 3, NULL));
     mp_proxy *p;
@@ -1259,7 +1216,7 @@ TEST(serve_forever_returns_on_stop)
     CHECK(count_threads() >= threads + 3); /* serve_forever, and a thread per connection */
     CHECK_OK(mp_manager_stop(m));
     void *ret;
-    CHECK_EQ(0, pthread_join(t, &ret));
+    CHECK_EQ(0, pthread_join(*fx_serving_thread(), &ret));
     CHECK_EQ(0, *(int *)ret);
     int rc = mp_proxy_call(p, "add", NULL, NULL, 2000, NULL);
     CHECK(rc == MP_EEOF || rc == MP_ECONNRESET || rc == MP_EPIPE || rc == MP_ECONNREFUSED);
@@ -1449,14 +1406,15 @@ TEST(proxies_returned_by_methods_are_released_when_destroyed)
 
 /* ---- servers that stop half way: every client call still ends ---- */
 
-enum { FAKE_HALF_REPLY = 1, FAKE_NO_READ, FAKE_EXTRA_PROBE };
+enum { FAKE_HALF_REPLY = 1, FAKE_NO_READ, FAKE_EXTRA_PROBE, FAKE_HOLD };
 
 /* A fake server on one connection: it authenticates, answers accept_connection
  * and the client's probe as a mproc server does, then misbehaves on the next
  * request (FAKE_HALF_REPLY: sends a header for 100 bytes and 10 of them;
  * FAKE_NO_READ: never reads it; FAKE_EXTRA_PROBE: answers the probe with its
- * reply twice in one write, and reads nothing more) and keeps the connection
- * open until stop is written. */
+ * reply twice in one write, and reads nothing more; FAKE_HOLD: reads it, never
+ * answers, and answers the request of one more connection, a shutdown) and keeps
+ * the connection open until stop is written. */
 typedef struct fake_server {
     mp_listener *l;
     pthread_t thread;
@@ -1507,6 +1465,15 @@ static void *fake_main(void *arg)
         CHECK_EQ((ssize_t)sizeof half, write(mp_conn_fileno(c), half, sizeof half));
     }
     atomic_store(&f->misbehaved, true);
+    if (f->mode == FAKE_HOLD) {
+        mp_conn *c2;
+        CHECK_OK(mp_listener_accept(f->l, &c2, 10000));
+        mp_obj *req = raw_recv_obj(c2);
+        CHECK_STR("shutdown", mp_str_cstr(mp_seq_item(req, 1)));
+        mp_obj_unref(req);
+        raw_send(c2, "(sn)", "#RETURN");
+        mp_conn_destroy(c2);
+    }
     struct pollfd p = {.fd = f->stop[0], .events = POLLIN};
     CHECK_EQ(1, poll(&p, 1, 30000));
     mp_conn_destroy(c);
@@ -1583,6 +1550,48 @@ TEST(connect_fails_when_the_probe_reply_has_bytes_after_it)
     mp_manager *m;
     CHECK_OK(mp_manager_new(&m, address, KEY, 3, &(mp_manager_options){.call_timeout_ms = 2000}));
     CHECK_RC(MP_EPROTO, mp_manager_connect(m));
+    mp_manager_destroy(m);
+    fake_stop(&f);
+}
+
+typedef struct create_arg {
+    mp_manager *m;
+    int rc;
+} create_arg;
+
+static void *create_main(void *arg)
+{
+    create_arg *a = arg;
+    mp_proxy *p = NULL;
+    a->rc = mp_manager_create(a->m, "anything", NULL, NULL, &p);
+    mp_proxy_destroy(p);
+    return NULL;
+}
+
+/* A shutdown while another thread's create waits on the control channel (its
+ * server never answers): the shutdown ends that call at once (its socket is shut
+ * down) and frees the channel only once the call has let go of it. Freeing it
+ * under the call made the call use a freed channel (ASan) after waiting out its
+ * whole call timeout on a descriptor closed under it. */
+TEST(shutdown_ends_a_call_in_flight_on_another_thread_before_freeing_its_channel)
+{
+    fake_server f;
+    char address[128];
+    fake_start(&f, FAKE_HOLD, address, sizeof address);
+    mp_manager *m;
+    CHECK_OK(mp_manager_new(&m, address, KEY, 3, &(mp_manager_options){.call_timeout_ms = 8000}));
+    CHECK_OK(mp_manager_connect(m));
+    create_arg a = {.m = m};
+    pthread_t t;
+    CHECK_EQ(0, pthread_create(&t, NULL, create_main, &a));
+    for (int i = 0; i < 500 && !atomic_load(&f.misbehaved); i++)
+        th_sleep_ms(10);
+    CHECK(atomic_load(&f.misbehaved)); /* the create is in flight */
+    uint64_t t0 = th_now_ms();
+    CHECK_OK(mp_manager_shutdown(m));
+    CHECK_EQ(0, pthread_join(t, NULL));
+    CHECK(th_now_ms() - t0 < 4000); /* not the call timeout */
+    CHECK(a.rc == MP_EEOF || a.rc == MP_ECONNRESET || a.rc == MP_EPIPE);
     mp_manager_destroy(m);
     fake_stop(&f);
 }

@@ -12,49 +12,20 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "manager/mgr.h"
 #include "mproc/listener.h"
 #include "mproc/manager.h"
 #include "mproc/object.h"
 #include "mproc/pickle.h"
+#include "sync_manager_fixture.h"
 
 #define KEY "loop-key"
-
-static pthread_t serving_thread;
-
-static void *serve_main(void *arg)
-{
-    static int rc;
-    rc = mp_manager_serve_forever(arg);
-    return &rc;
-}
 
 /* Queues 'a' and 'b' served by serve_forever on a thread of this process (so the
  * sanitizers see the server too). */
 static mp_manager *serve_here(void)
 {
-    mp_served *a, *b;
-    CHECK_OK(mp_served_queue_new(&a, 0));
-    CHECK_OK(mp_served_queue_new(&b, 0));
-    mp_manager *m;
-    CHECK_OK(mp_manager_new(&m, "127.0.0.1:0", KEY, strlen(KEY), NULL));
-    CHECK_OK(mp_manager_register(m, "a", &(mp_manager_register_options){.object = a}));
-    CHECK_OK(mp_manager_register(m, "b", &(mp_manager_register_options){.object = b}));
-    mp_served_unref(a);
-    mp_served_unref(b);
-    CHECK_EQ(0, pthread_create(&serving_thread, NULL, serve_main, m));
-    for (int i = 0; i < 500 && strcmp(mp_manager_address(m), "127.0.0.1:0") == 0; i++)
-        th_sleep_ms(10);
-    CHECK(strcmp(mp_manager_address(m), "127.0.0.1:0") != 0);
-    return m;
-}
-
-static void stop_here(mp_manager *m)
-{
-    CHECK_OK(mp_manager_stop(m));
-    void *ret;
-    CHECK_EQ(0, pthread_join(serving_thread, &ret));
-    CHECK_EQ(0, *(int *)ret);
-    mp_manager_destroy(m);
+    return fx_serve_queues(KEY, strlen(KEY), "a", "b", NULL);
 }
 
 /* A client manager of address with a proxy of typeid in *q. */
@@ -152,7 +123,7 @@ TEST(blocked_gets_do_not_stall_other_channels_and_each_gets_an_item)
     mp_proxy_destroy(a);
     mp_proxy_destroy(b);
     mp_manager_destroy(c);
-    stop_here(m);
+    fx_stop_here(m);
 }
 
 /* A raw authenticated channel: the conn, after 'accept_connection'. */
@@ -216,7 +187,7 @@ TEST(a_request_arriving_in_pieces_does_not_stall_other_channels)
     mp_conn_destroy(raw);
     mp_proxy_destroy(b);
     mp_manager_destroy(c);
-    stop_here(m);
+    fx_stop_here(m);
 }
 
 /* A peer that asks for a reply far larger than the socket takes and does not read
@@ -274,7 +245,7 @@ TEST(a_reply_its_peer_does_not_read_does_not_stall_other_channels)
     mp_conn_destroy(raw);
     mp_proxy_destroy(b);
     mp_manager_destroy(c);
-    stop_here(m);
+    fx_stop_here(m);
 }
 
 /* Channels closed while idle in the loop, while blocked, and at the stop each end
@@ -307,7 +278,7 @@ TEST(channels_closing_in_every_state_leave_nothing_behind)
     mp_manager *idle = client(mp_manager_address(m), "b", &b);
     CHECK(mp_proxy_qsize(b) == 0);
     uint64_t t0 = th_now_ms();
-    stop_here(m);
+    fx_stop_here(m);
     CHECK(th_now_ms() - t0 < 5000);
     pthread_join(t, NULL);
     CHECK(g.rc < 0);
@@ -426,9 +397,7 @@ TEST(a_handoff_with_an_object_mutex_held_does_not_deadlock_with_debug_info)
     CHECK_OK(mp_manager_register(m, "a", &(mp_manager_register_options){.object = a}));
     CHECK_OK(mp_manager_register(m, "x", &(mp_manager_register_options){.object = x}));
     CHECK_OK(mp_manager_register(m, "h", &(mp_manager_register_options){.object = ho}));
-    CHECK_EQ(0, pthread_create(&serving_thread, NULL, serve_main, m));
-    for (int i = 0; i < 500 && strcmp(mp_manager_address(m), "127.0.0.1:0") == 0; i++)
-        th_sleep_ms(10);
+    fx_serve_thread(m);
     const char *address = mp_manager_address(m);
     mp_proxy *px, *ph;
     mp_manager *cx = client(address, "x", &px); /* X's entry comes before H's */
@@ -488,5 +457,166 @@ TEST(a_handoff_with_an_object_mutex_held_does_not_deadlock_with_debug_info)
     mp_served_unref(a);
     mp_served_unref(x);
     mp_served_unref(ho);
-    stop_here(m);
+    fx_stop_here(m);
+}
+
+/* ---- a hand-off that cannot start a thread ----
+ * Every hand-off's new worker fails to start (as pthread_create does when the
+ * process has no threads left), so the gets blocked at once take every leader and
+ * idle worker; a channel idle in the loop must still be served: the server tries
+ * again to start a worker until one starts. */
+
+static _Atomic int no_leader_left;
+
+static bool fail_handoff_starts(int kind, size_t leaders)
+{
+    if (kind != MP__MGR_START_HANDOFF)
+        return false;
+    if (leaders == 0)
+        atomic_store(&no_leader_left, 1);
+    return true;
+}
+
+TEST(a_handoff_that_cannot_start_a_worker_still_leaves_the_loop_a_leader)
+{
+    enum { N = 12 }; /* more than the leaders (4 at most) and idle workers (4) */
+    mp_manager *m = serve_here();
+    mp_proxy *b, *a;
+    mp_manager *c = client(mp_manager_address(m), "b", &b);
+    CHECK_EQ(0, mp_proxy_qsize(b)); /* its channel is open, idle in the loop */
+    CHECK_OK(mp_manager_create(c, "a", NULL, NULL, &a));
+    mp__mgr_worker_start_fault = fail_handoff_starts;
+    pthread_barrier_t ready;
+    pthread_barrier_init(&ready, NULL, N + 1);
+    getter g[N];
+    pthread_t t[N];
+    for (int i = 0; i < N; i++) {
+        g[i] = (getter){.address = mp_manager_address(m), .got = -1, .ready = &ready};
+        CHECK_EQ(0, pthread_create(&t[i], NULL, getter_main, &g[i]));
+    }
+    pthread_barrier_wait(&ready);
+    for (int i = 0; i < 1000 && !atomic_load(&no_leader_left); i++)
+        th_sleep_ms(10);
+    CHECK(atomic_load(&no_leader_left)); /* every leader handed off, none replaced */
+    uint64_t t0 = th_now_ms();
+    mp_obj *r = NULL;
+    CHECK_OK(mp_proxy_call(b, "qsize", NULL, NULL, 3000, &r));
+    CHECK_EQ(0, int_of(r));
+    mp_obj_unref(r);
+    CHECK(th_now_ms() - t0 < 3000);
+    for (int i = 0; i < N; i++) {
+        mp_obj *v = mp_int(1000 + i);
+        CHECK_OK(mp_proxy_put(a, v, 10000));
+        mp_obj_unref(v);
+    }
+    bool seen[N] = {false};
+    for (int i = 0; i < N; i++) {
+        pthread_join(t[i], NULL);
+        CHECK_OK(g[i].rc);
+        CHECK(g[i].got >= 1000 && g[i].got < 1000 + N);
+        CHECK(!seen[g[i].got - 1000]);
+        seen[g[i].got - 1000] = true;
+    }
+    mp__mgr_worker_start_fault = NULL;
+    pthread_barrier_destroy(&ready);
+    mp_proxy_destroy(a);
+    mp_proxy_destroy(b);
+    mp_manager_destroy(c);
+    fx_stop_here(m);
+}
+
+/* A peer that asks for a reply far larger than the socket takes and never reads
+ * it: the reply's thread does not wait for it forever. Once the peer has taken
+ * nothing for the stall limit (shortened here to 300 ms), the server drops the
+ * channel as a dead peer, and the queue item of that reply goes back to the
+ * queue. */
+TEST(a_reply_its_peer_never_reads_is_dropped_after_the_stall_limit)
+{
+    enum { BIG = 8 << 20 }; /* more than the sockets hold before the reader reads */
+    atomic_store(&mp__mgr_send_stall_ms, 300);
+    mp_manager *m = serve_here();
+    mp_proxy *b;
+    mp_manager *c = client(mp_manager_address(m), "b", &b);
+    char *blob = malloc(BIG);
+    CHECK(blob != NULL);
+    for (size_t i = 0; i < BIG; i++)
+        blob[i] = (char)(i * 13);
+    mp_obj *item = mp_bytes(blob, BIG);
+    CHECK_OK(mp_proxy_put(b, item, 10000));
+    mp_obj_unref(item);
+    mp_conn *raw = raw_channel(mp_manager_address(m));
+    mp_obj *req;
+    CHECK_OK(mp_obj_build(&req, "(ss(){})", mp_proxy_ident(b), "get"));
+    void *buf;
+    size_t len;
+    CHECK_OK(mp_pickle_dumps(req, 4, &buf, &len));
+    mp_obj_unref(req);
+    uint64_t t0 = th_now_ms();
+    CHECK_OK(mp_conn_send_bytes(raw, buf, len));
+    free(buf);
+    long n = 1;
+    while ((n = mp_proxy_qsize(b)) == 1 && th_now_ms() - t0 < 10000)
+        th_sleep_ms(5); /* until the get has taken the item */
+    CHECK_EQ(0L, n);
+    uint64_t t1 = th_now_ms();
+    while ((n = mp_proxy_qsize(b)) == 0 && th_now_ms() - t0 < 20000)
+        th_sleep_ms(20);
+    CHECK_EQ(1L, n); /* given back: the reply could not be delivered */
+    CHECK(th_now_ms() - t1 >= 200);
+    mp_obj *back = NULL;
+    CHECK_OK(mp_proxy_get(b, &back, 10000));
+    const void *data = NULL;
+    size_t got = 0;
+    CHECK_OK(mp_bytes_value(back, &data, &got));
+    CHECK_EQ((size_t)BIG, got);
+    CHECK(memcmp(data, blob, BIG) == 0);
+    mp_obj_unref(back);
+    free(blob);
+    mp_conn_destroy(raw);
+    mp_proxy_destroy(b);
+    mp_manager_destroy(c);
+    fx_stop_here(m);
+}
+
+/* Many channels whose requests all block for a moment, sent at once, so that the
+ * leaders' batches are full and every request hands off with the rest of its
+ * batch: each request is answered once (no handed-off event is lost; in debug
+ * builds the loop also asserts that the hand-off array's bound holds). */
+TEST(many_channels_handing_off_at_once_each_get_their_reply)
+{
+    enum { N = 150, ROUNDS = 3 };
+    mp_manager *m = serve_here();
+    mp_proxy *a;
+    mp_manager *c = client(mp_manager_address(m), "a", &a);
+    static mp_conn *raw[N];
+    for (int i = 0; i < N; i++)
+        raw[i] = raw_channel(mp_manager_address(m));
+    mp_obj *req;
+    CHECK_OK(mp_obj_build(&req, "(ss(){sd})", mp_proxy_ident(a), "get", "timeout", 0.05));
+    void *buf;
+    size_t len;
+    CHECK_OK(mp_pickle_dumps(req, 4, &buf, &len));
+    mp_obj_unref(req);
+    for (int round = 0; round < ROUNDS; round++) {
+        for (int i = 0; i < N; i++)
+            CHECK_OK(mp_conn_send_bytes(raw[i], buf, len));
+        for (int i = 0; i < N; i++) {
+            void *rb;
+            size_t rl;
+            CHECK_EQ(1, mp_conn_poll(raw[i], 20000));
+            CHECK_OK(mp_conn_recv_bytes(raw[i], &rb, &rl, 0));
+            mp_obj *rep;
+            CHECK_OK(mp_pickle_loads(rb, rl, NULL, &rep, NULL));
+            free(rb);
+            CHECK_STR("#ERROR", mp_str_cstr(mp_seq_item(rep, 0))); /* queue.Empty */
+            mp_obj_unref(rep);
+        }
+    }
+    free(buf);
+    CHECK_EQ(0, mp_proxy_qsize(a));
+    for (int i = 0; i < N; i++)
+        mp_conn_destroy(raw[i]);
+    mp_proxy_destroy(a);
+    mp_manager_destroy(c);
+    fx_stop_here(m);
 }

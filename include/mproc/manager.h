@@ -63,7 +63,12 @@
  * blocks must wait with mp_manager_call_wait, which first hands the loop to
  * another worker, so a blocked call never holds up other channels (a method that
  * blocks otherwise, e.g. in sleep or a blocking syscall, delays the channels
- * behind it). A reply the peer does not read at once is finished the same way.
+ * behind it). A reply the peer does not read at once is finished the same way,
+ * bounded: a peer that takes no byte of its reply for 30 s is dropped as dead
+ * (its connection closed, as if it had gone: a queue item of that reply goes back
+ * to the queue). A hand-off that cannot start a thread (the process has none
+ * left) is retried by the accept loop every 50 ms until one starts, so the loop
+ * always regains a worker; meanwhile the channels not being served wait.
  * Served methods still run concurrently, on several workers, with no lock held
  * (as in CPython): a served type must lock its own state.
  * The client side is thread-safe: each thread gets its own persistent channel.
@@ -448,7 +453,9 @@ MP_EXTERN int mp_manager_connect(mp_manager *m);
  * exit, then terminates it (and kills it after another second), as CPython's
  * finalizer; a child that refused the request (refuse_remote_shutdown) is
  * terminated at once, and 0 is returned. Proxies of m fail with MP_EEOF /
- * MP_ECONNRESET afterwards.
+ * MP_ECONNRESET afterwards; a call in flight on another thread at that moment
+ * ends at once with MP_EEOF / MP_ECONNRESET / MP_EPIPE (its channel is freed only
+ * after it has returned).
  * Errors: MP_ENOTSTARTED (neither started nor connected), MP_EREMOTE (a connected
  * server refused: refuse_remote_shutdown; it goes on serving), the mp_client
  * codes. */

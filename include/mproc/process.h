@@ -238,9 +238,9 @@ MP_EXTERN int mp_active_children(mp_process ***children);
  * The target must be a function of the program or of a library it had loaded
  * when the server started: one from a library dlopen'ed later is refused at
  * start with MP_ENOENT.
- * The spare: the server keeps one child forked in advance, waiting; a start
- * hands it the request (target, argument, names, descriptors), it becomes the
- * child, and the server forks the next spare meanwhile. Since the server's own
+ * The spares: the server keeps two children forked in advance, waiting; a
+ * start hands one the request (target, argument, names, descriptors), it
+ * becomes the child, and the server forks the next spare meanwhile. Since the server's own
  * state (environment, working directory, limits, memory) never changes after it
  * started, a spare is what a fork at start would have made, and the list above
  * holds as written: what the caller has at start (descriptors 0-2, argument,
@@ -248,6 +248,12 @@ MP_EXTERN int mp_active_children(mp_process ***children);
  * the child's pid was allocated, and its /proc start time set, when the spare
  * was forked (before mp_process_start); and a spare that cannot be forked
  * (process limit) makes the server fork each child at start instead.
+ * The end: where the kernel tells a reaped process's exit status through its
+ * pidfd (Linux >= 6.15), it reaps the server's children itself, and join,
+ * is_alive and exitcode learn the end and the status from the child's pidfd,
+ * which is then the sentinel: no round trip through the server, and a joined
+ * child is gone (reaped), as under fork. On older kernels the server reaps
+ * them and tells the caller; the sentinel is then the socket it tells on.
  * If the server dies (killed), the next start fails with MP_ESRCH and drops
  * it, and the start after that launches a new one. Children whose
  * status the dead server could not report end with exit code 255. */

@@ -5,9 +5,11 @@
  * A round trip that fails in transport (timeout, EOF, reset, a reply that is not
  * one) leaves the connection out of step with the server, so the channel is
  * closed and the next call opens a new one. */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "manager/client.h"
@@ -154,8 +156,10 @@ int mp__mgr_roundtrip(struct mp_manager *m, mp_conn *c, const char *ident, const
     rc = mp__net_recv_frame(fd, &reply, m->opt.call_timeout_ms, 0, &buf, &len, &extra);
     if (rc < 0)
         return rc;
-    if (extra) /* the server sent what was not asked for: the stream is out of step */
+    if (extra) { /* the server sent what was not asked for: the stream is out of step */
+        shutdown(fd, SHUT_RDWR); /* a channel's wake_fd keeps the socket open otherwise */
         mp_conn_close(c);
+    }
     int kind;
     mp_obj *value = NULL;
     rc = mp__mgr_reply_decode(buf, len, &kind, &value);
@@ -206,6 +210,13 @@ static int open_channel(struct mp_manager *m, mp__mgr_chan **out)
         free(ch);
         return rc;
     }
+    ch->wake_fd = fcntl(mp_conn_fileno(ch->conn), F_DUPFD_CLOEXEC, 0);
+    if (ch->wake_fd < 0) {
+        rc = -errno;
+        mp_conn_destroy(ch->conn);
+        free(ch);
+        return rc;
+    }
     char name[128];
     mp__mgr_channel_name(name, sizeof name);
     mp_obj *args = mp_tuple1(mp_str_c(name));
@@ -216,6 +227,7 @@ static int open_channel(struct mp_manager *m, mp__mgr_chan **out)
         rc = MP_EPROTO; /* the reply came with bytes after it: out of step */
     if (rc != 0) {
         mp_conn_destroy(ch->conn);
+        mp__close_fd(ch->wake_fd);
         free(ch);
         return rc > 0 ? MP_EPROTO : rc;
     }
@@ -252,6 +264,7 @@ static bool unlink_chan(struct mp_manager *m, mp__mgr_chan *ch)
 static void free_chan(mp__mgr_chan *ch)
 {
     mp_conn_destroy(ch->conn);
+    mp__close_fd(ch->wake_fd);
     pthread_mutex_destroy(&ch->mu);
     free(ch);
 }
@@ -277,19 +290,36 @@ void mp__mgr_chans_close_all(struct mp_manager *m)
     m->mproc_server = false;
     m->connected = false;
     pthread_mutex_unlock(&m->lock);
+    /* Off the lists, so no acquire finds them any more (the control channel's
+     * does so under m->lock) and no thread's exit frees them: each is ours until
+     * it is freed or put on m->orphans below. A call in flight on one of them
+     * (another thread's, or the control channel's) holds its mu and reads its
+     * conn: end it by shutting the socket down (through wake_fd, never through
+     * conn, which that call may be destroying), then wait for mu. */
+    for (mp__mgr_chan *ch = list; ch != NULL; ch = ch->next)
+        if (ch->pid == my_pid())
+            shutdown(ch->wake_fd, SHUT_RDWR);
     /* Only the calling thread's key can be cleared; other threads' keys still
      * point at freed channels, which acquire detects (not on the list). */
     pthread_setspecific(m->chan_key, NULL);
     while (list != NULL) {
         mp__mgr_chan *next = list->next;
         if (list->pid != my_pid()) {
-            free(list); /* a forked child's copy: not ours to close on the wire */
+            /* A forked child's copy: not ours to close on the wire (its mutex may
+             * be held by a thread that did not come through the fork). */
+            mp__close_fd(list->wake_fd);
+            free(list);
         } else if (list->is_ctl || pthread_equal(list->owner, pthread_self())) {
+            pthread_mutex_lock(&list->mu); /* a call in flight ends first */
+            pthread_mutex_unlock(&list->mu);
             free_chan(list);
         } else {
             /* Another live thread's key still points at it: its exit frees it. */
-            mp_conn_destroy(list->conn);
+            pthread_mutex_lock(&list->mu);
+            mp_conn *dead = list->conn;
             list->conn = NULL;
+            pthread_mutex_unlock(&list->mu);
+            mp_conn_destroy(dead);
             pthread_mutex_lock(&m->lock);
             list->next = m->orphans;
             m->orphans = list;
@@ -410,6 +440,8 @@ int mp__mgr_chan_acquire(struct mp_manager *m, mp__mgr_chan **out)
 void mp__mgr_chan_release(mp__mgr_chan *ch, bool broken)
 {
     if (broken && ch->conn != NULL) {
+        /* wake_fd keeps the socket open: the server must see the close now. */
+        shutdown(ch->wake_fd, SHUT_RDWR);
         mp_conn_destroy(ch->conn);
         ch->conn = NULL;
     }

@@ -14,7 +14,11 @@
 typedef struct mp__mgr_chan {
     struct mp__mgr_chan *next; /* the manager's list, under m->lock */
     struct mp_manager *m;
-    mp_conn *conn;      /* NULL once broken */
+    mp_conn *conn; /* NULL once broken; changed only with mu held */
+    /* A duplicate of conn's descriptor, fixed from open to free: close_all shuts
+     * the socket down through it to end a call in flight on another thread (whose
+     * conn it must not touch until that call has let go of mu). */
+    int wake_fd;
     pthread_mutex_t mu; /* one call at a time */
     pid_t pid;          /* the process that opened it */
     pthread_t owner;    /* the thread that opened it */
@@ -105,7 +109,11 @@ MP__HIDDEN void mp__mgr_chan_thread_exit(void *chan);
 
 /* Closes every channel of m (shutdown, destroy) and frees those no other live
  * thread's key points at; another thread's channel is closed and kept on
- * m->orphans until that thread exits (its key destructor frees it). */
+ * m->orphans until that thread exits (its key destructor frees it). A call in
+ * flight on another thread (its channel's, or the control channel) is ended
+ * first: its socket is shut down, so it returns MP_EEOF / MP_ECONNRESET /
+ * MP_EPIPE at once, and each channel is closed or freed only once its mutex is
+ * free. Must not be called with a channel's mutex held. */
 MP__HIDDEN void mp__mgr_chans_close_all(struct mp_manager *m);
 
 /* Frees m->orphans (destroy, after the key was deleted). */

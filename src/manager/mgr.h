@@ -131,6 +131,20 @@ MP__HIDDEN bool mp__mgr_server_stopping(const struct mp_mgr_server *s);
  * first, so that the other channels keep being served (server.c). */
 MP__HIDDEN void mp__mgr_server_blocking(struct mp_mgr_server *s);
 
+/* Test hooks of server.c (NULL / 0 outside tests).
+ * mp__mgr_worker_start_fault: called before the server starts a worker thread;
+ * kind says for what (MP__MGR_START_*), leaders how many workers lead the channel
+ * loop at that moment (for a hand-off: after it). Returning true makes that start
+ * fail as pthread_create does for want of threads (EAGAIN).
+ * mp__mgr_send_stall_ms: when > 0, replaces MP__MGR_SEND_STALL_MS. */
+enum { MP__MGR_START_CONNECTION = 1, MP__MGR_START_HANDOFF, MP__MGR_START_RETRY };
+MP__HIDDEN extern bool (*_Atomic mp__mgr_worker_start_fault)(int kind, size_t leaders);
+MP__HIDDEN extern _Atomic int mp__mgr_send_stall_ms;
+
+/* How long a reply may wait for its peer to take any of it (the socket full, no
+ * byte accepted) before the server drops that connection as a dead peer. */
+#define MP__MGR_SEND_STALL_MS 30000
+
 /* Frees what a call holds (exception, text, proxy object). */
 MP__HIDDEN void mp__mgr_call_clear(mp_manager_call *call);
 

@@ -26,6 +26,7 @@
  * waits that are in progress see stopping within one slice (served.c), every
  * worker is joined, the channels still open are ended (their CLOSED events come
  * from the accept loop's thread), and the table's objects are released. */
+#include <assert.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -48,6 +49,10 @@
 #define THREAD_STACK (256 * 1024)
 #define LOOP_BATCH 64 /* events a leader takes per epoll_wait */
 #define MAX_LEADERS 4 /* workers leading at once: the online CPUs, 2 to 4 */
+/* Events that the leaders' batches and the handed-off array hold together, at
+ * most (see lead: every leader reserves its batch's room here first). */
+#define PEND_MAX (MAX_LEADERS * LOOP_BATCH)
+#define RETRY_MS 50 /* while a worker is wanted, the accept loop tries again this often */
 
 struct mp_mgr_server {
     const mp__mgr_server_config *cfg;
@@ -82,11 +87,22 @@ struct mp_mgr_server {
     size_t nleaders;     /* workers leading ... */
     size_t max_leaders;  /* ... at most (fixed at the start) */
     size_t nidle;
-    /* Events leaders handed off unserved: at most a batch per leader, as a leader
-     * waits for new events only when this is empty. */
-    struct epoll_event pend[MAX_LEADERS * LOOP_BATCH];
+    /* Events leaders handed off unserved (npend), and the room that leaders hold
+     * reserved for their batches (held): npend + held <= PEND_MAX always, as a
+     * leader reserves its batch before epoll_wait fills it and a hand-off moves
+     * what is left of a batch (less than its reservation) from held to pend. So
+     * no hand-off can find pend full. */
+    struct epoll_event pend[PEND_MAX];
     size_t npend;
+    size_t held;
+    /* A hand-off could not start the worker that was to lead in its place: the
+     * accept loop starts one (every RETRY_MS until one starts), so the loop
+     * always regains a leader while calls block. */
+    _Atomic bool want_worker;
 };
+
+bool (*_Atomic mp__mgr_worker_start_fault)(int kind, size_t leaders);
+_Atomic int mp__mgr_send_stall_ms;
 
 bool mp__mgr_server_stopping(const struct mp_mgr_server *s)
 {
@@ -725,10 +741,19 @@ static void finish_connection(struct mp_mgr_server *s, mp__mgr_conn *c)
  * calls mp__mgr_server_blocking first) or a reply the socket cannot take at once
  * must not stall the other channels: the leader hands off first, passing the
  * events it has not served yet and its leadership to an idle worker (or a new
- * one), and goes on serving that one channel alone, blocking; once the channel
+ * one; when none can start, the accept loop retries every RETRY_MS until one
+ * does), and goes on serving that one channel alone, blocking; once the channel
  * has nothing more to read it goes back to the loop, and the thread leads again
  * if fewer than the maximum do, waits as an idle worker (at most IDLE_MAX), or
- * ends.
+ * ends. A reply waits for room at most MP__MGR_SEND_STALL_MS without progress;
+ * then its peer is taken for dead and the connection ends.
+ *
+ * Handed-off events: each leader reserves room for its batch in s->held before
+ * epoll_wait (or takes its batch from pend, which moves it from npend to held),
+ * and a hand-off moves the rest of its batch, fewer events than its reservation,
+ * back to pend. So npend + held <= PEND_MAX at every step and a hand-off always
+ * fits: no event is ever dropped. (With at most MAX_LEADERS leaders, a leader
+ * that finds pend empty always has a whole batch of room.)
  *
  * Ownership: a channel's slot word (generation, state) says whether it is idle
  * or owned (busy) by the thread serving it; a thread owns it by a compare-and-
@@ -768,13 +793,14 @@ typedef struct loop_worker {
 static __thread bool t_leader;
 static __thread struct epoll_event *t_evs;
 static __thread int t_n, t_i;
+static __thread size_t t_held; /* this leader's reservation in s->held */
 
 static uint64_t slot_word(uint32_t gen, int state)
 {
     return (uint64_t)gen << 2 | (uint64_t)state;
 }
 
-static int start_worker(struct mp_mgr_server *s, mp__mgr_conn *first);
+static int start_worker(struct mp_mgr_server *s, mp__mgr_conn *first, int kind, size_t leaders);
 
 /* Gives the leadership away (the calling thread is about to block): the events
  * of its batch not served yet go to the next leader. A no-op in a thread that
@@ -785,11 +811,19 @@ static void handoff(struct mp_mgr_server *s)
         return;
     t_leader = false;
     pthread_mutex_lock(&s->lmu);
+    /* What is left of the batch (fewer than t_held: the event being served is
+     * not) moves from this leader's reservation to pend: npend + held shrinks. */
+    assert(s->held >= t_held);
+    assert(t_n <= t_i + 1 ||
+           ((size_t)(t_n - t_i - 1) < t_held && s->npend + (size_t)(t_n - t_i - 1) <= PEND_MAX));
+    s->held -= t_held;
+    t_held = 0;
     for (int i = t_i + 1; i < t_n; i++)
         s->pend[s->npend++] = t_evs[i];
     t_n = t_i + 1; /* the batch ends with the channel being served */
     s->nleaders--;
     bool spawn = s->nidle == 0, kick = s->npend > 0 && s->nleaders > 0;
+    size_t leaders = s->nleaders;
     if (!spawn)
         pthread_cond_signal(&s->lcv);
     pthread_mutex_unlock(&s->lmu);
@@ -799,8 +833,12 @@ static void handoff(struct mp_mgr_server *s)
             /* full counter: it is readable anyway */
         }
     }
-    if (spawn && start_worker(s, NULL) < 0) {
-        /* No thread: the loop waits until this call ends and the thread leads again. */
+    if (spawn && start_worker(s, NULL, MP__MGR_START_HANDOFF, leaders) < 0) {
+        /* No thread now: the accept loop tries again until one starts (when every
+         * leader has handed off, no other thread would serve the idle channels
+         * before a blocked call returns). */
+        atomic_store(&s->want_worker, true);
+        wake_loop(s);
     }
 }
 
@@ -840,9 +878,15 @@ static int conn_send(struct mp_mgr_server *s, mp__mgr_conn *c, const void *buf, 
             if (errno != EAGAIN && errno != EWOULDBLOCK)
                 return -errno;
             handoff(s);
+            /* The peer must take some of it within the stall limit, or it is
+             * dropped as dead (a stop shuts the socket down, which wakes this). */
+            int stall = atomic_load(&mp__mgr_send_stall_ms);
             struct pollfd p = {.fd = c->fd, .events = POLLOUT};
-            if (poll(&p, 1, -1) < 0 && errno != EINTR)
+            int r = poll(&p, 1, stall > 0 ? stall : MP__MGR_SEND_STALL_MS);
+            if (r < 0 && errno != EINTR)
                 return -errno;
+            if (r == 0)
+                return MP_ETIMEDOUT;
             continue;
         }
         mp__iov_advance(&v, &n, (size_t)w);
@@ -1034,14 +1078,29 @@ static void lead(struct mp_mgr_server *s)
     struct epoll_event evs[LOOP_BATCH];
     t_leader = true;
     t_evs = evs;
+    t_n = 0;
+    t_held = 0;
     while (t_leader && !atomic_load(&s->stopping)) {
+        /* The batch just served gives its room back; the next one is taken from
+         * pend, or reserved (up to the room left) before epoll_wait fills it. */
         pthread_mutex_lock(&s->lmu);
+        s->held -= t_held;
         int n = s->npend < LOOP_BATCH ? (int)s->npend : LOOP_BATCH;
         s->npend -= (size_t)n;
         memcpy(evs, s->pend + s->npend, (size_t)n * sizeof *evs);
+        size_t room = PEND_MAX - s->npend - s->held - (size_t)n;
+        t_held = n > 0 ? (size_t)n : room < LOOP_BATCH ? room : LOOP_BATCH;
+        s->held += t_held;
         pthread_mutex_unlock(&s->lmu);
+        t_n = 0;
+        if (n == 0 && t_held == 0) {
+            /* No room (cannot happen with at most MAX_LEADERS leaders: pend is
+             * empty here and the others hold a batch each): wait for some. */
+            poll(NULL, 0, 1);
+            continue;
+        }
         if (n == 0) {
-            n = epoll_wait(s->ep, evs, LOOP_BATCH, -1);
+            n = epoll_wait(s->ep, evs, (int)t_held, -1);
             if (n < 0) {
                 if (errno == EINTR)
                     continue;
@@ -1064,6 +1123,8 @@ static void lead(struct mp_mgr_server *s)
     if (t_leader) {
         t_leader = false;
         pthread_mutex_lock(&s->lmu);
+        s->held -= t_held;
+        t_held = 0;
         s->nleaders--;
         pthread_cond_broadcast(&s->lcv);
         pthread_mutex_unlock(&s->lmu);
@@ -1138,9 +1199,10 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-/* Starts a worker thread (serving first first, when not NULL): 0 or a negative
- * code. */
-static int start_worker(struct mp_mgr_server *s, mp__mgr_conn *first)
+/* Starts a worker thread (serving first first, when not NULL) for kind
+ * (MP__MGR_START_*; leaders: the workers leading now, for the test hook): 0 or a
+ * negative code. */
+static int start_worker(struct mp_mgr_server *s, mp__mgr_conn *first, int kind, size_t leaders)
 {
     loop_worker *w = calloc(1, sizeof *w);
     if (w == NULL)
@@ -1151,7 +1213,9 @@ static int start_worker(struct mp_mgr_server *s, mp__mgr_conn *first)
     pthread_attr_init(&a);
     pthread_attr_setstacksize(&a, THREAD_STACK);
     pthread_mutex_lock(&s->wmu);
-    int e = pthread_create(&w->thread, &a, worker_main, w);
+    bool (*fault)(int, size_t) = mp__mgr_worker_start_fault;
+    int e = fault != NULL && fault(kind, leaders) ? EAGAIN
+                                                  : pthread_create(&w->thread, &a, worker_main, w);
     if (e == 0) {
         w->next = s->workers;
         s->workers = w;
@@ -1250,7 +1314,7 @@ static void start_connection(struct mp_mgr_server *s, mp_conn *conn)
      * without a thread is only TURNED_AWAY), with its CLOSED held back until then. */
     atomic_fetch_add(&s->nlive, 1);
     pthread_mutex_lock(&c->announce);
-    int e = start_worker(s, c);
+    int e = start_worker(s, c, MP__MGR_START_CONNECTION, 0);
     if (e == 0) {
         pthread_mutex_lock(&s->lock);
         c->next = s->conns;
@@ -1345,10 +1409,21 @@ int mp__mgr_serve(const mp__mgr_server_config *cfg,
         struct pollfd p[3] = {{.fd = lfd, .events = POLLIN},
                               {.fd = s->wake[0], .events = POLLIN},
                               {.fd = cfg->stop_fd, .events = POLLIN}};
-        int n = poll(p, cfg->stop_fd >= 0 ? 3 : 2, 1000);
+        bool want = atomic_load(&s->want_worker);
+        int n = poll(p, cfg->stop_fd >= 0 ? 3 : 2, want ? RETRY_MS : 1000);
         if (n < 0 && errno != EINTR) {
             request_stop(s, MP_MANAGER_STOP_ERROR, NULL, mp_strerror(-errno));
             break;
+        }
+        if (atomic_load(&s->want_worker) && atomic_exchange(&s->want_worker, false) &&
+            !atomic_load(&s->stopping)) {
+            /* A hand-off found no thread to lead in its place: one more worker
+             * (it leads if too few do, else idles or ends). */
+            pthread_mutex_lock(&s->lmu);
+            size_t leaders = s->nleaders;
+            pthread_mutex_unlock(&s->lmu);
+            if (start_worker(s, NULL, MP__MGR_START_RETRY, leaders) < 0)
+                atomic_store(&s->want_worker, true);
         }
         if (n <= 0)
             continue;

@@ -17,33 +17,50 @@
  * the child's name and identity, and the argument bytes (inline up to
  * INLINE_ARG_MAX, else in a memfd), with SCM_RIGHTS for the server's end of a
  * fresh status socketpair, the caller's descriptors 0, 1 and 2 (those open), a
- * pidfd of the parent, and the memfd. The target travels as (object name, offset
- * from its load address): the server finds the same object by name (ASLR gives
- * it another base) and checks that the address lies in an executable segment; a
- * library dlopen'ed after the server started is not there, and the start is
- * refused with MP_ENOENT. The spare (below) reads the request and becomes the
- * child: it installs the descriptors as 0/1/2, closes every other (the parent's
- * pidfd stays as 3), becomes the named process and exits with target(arg). It
- * answers on the status socket with REPLY_STARTED (pid, and a pidfd of itself as
- * SCM_RIGHTS) or REPLY_REFUSED (error code; it stays the spare). When the
- * server has no spare it reads the request and forks the child itself, with the
- * same answers. When the child ends (SIGCHLD through a signalfd) the server
- * writes REPLY_EXITED (the exit code as Python reports it) and closes its end:
- * the status socket is the parent's sentinel, readable once the child has ended,
- * and hung up without REPLY_EXITED if the server died (status lost: 255).
+ * pidfd of the parent (opened once per server), and the memfd. The target travels as (object name,
+ * offset from its load address): the server finds the same object by name (ASLR gives it another
+ * base) and checks that the address lies in an executable segment; a library dlopen'ed after the
+ * server started is not there, and the start is refused with MP_ENOENT. The spare (below) reads the
+ * request and becomes the child: it installs the descriptors as 0/1/2, closes every other (the
+ * parent's pidfd stays as 3), becomes the named process and exits with target(arg). It answers on
+ * the status socket with REPLY_STARTED (pid, and a pidfd of itself as SCM_RIGHTS) or REPLY_REFUSED
+ * (error code; it stays the spare). When the server has no spare it reads the request and forks the
+ * child itself, which then does what a spare that took it does. When the child ends (SIGCHLD
+ * through a signalfd) the server writes REPLY_EXITED (the exit code as Python
+ * reports it) and closes its end: the status socket is readable once the child
+ * has ended, and hung up without REPLY_EXITED if the server died (status lost:
+ * 255).
  *
- * The spare. The server keeps one child forked in advance, blocked in recvmsg
- * on the control socket (the server itself then polls that socket only for the
- * parent's hang-up): a start wakes it, not the server, and costs no fork on its
- * path. A spare that takes a request first sends the server its pid and the
- * server's copy of the status socket on a private socketpair (spare_sock), and
- * only then answers the starter: the server knows the child before anything
- * could signal or end it, and when it reaps a pid it does not know it reads
- * those reports first. The server forks the next spare as soon as it learns the
- * spare was taken, while the child runs. A spare has the parent-death signal
- * SIGKILL (it dies with the server), dropped when it becomes a non-daemon child.
- * A spare is a copy of the server, whose state never changes, so the child is
- * what a fork at start would have made (process.h lists what it inherits).
+ * The end, without the server. Where the kernel tells a reaped process's exit
+ * status to any holder of its pidfd (PIDFD_INFO_EXIT, Linux >= 6.15; probed at
+ * the server's start, said in its hello) the server sets SA_NOCLDWAIT: the
+ * kernel reaps each child in the child's own exit, and its pidfd, readable at
+ * that moment, is the parent's sentinel. A join polls the pidfd and the status
+ * socket, and takes the status from the pidfd (the server's word, if it came
+ * first, counts first): one wake-up (the child's exit waking the starter), as
+ * a join of a forked child, where the server's word was two (the child's exit
+ * waking the server, the server's write waking the starter), each costing
+ * 12 us on a shared CPU and 100-1000 us across idle ones on a VM. The server
+ * learns the ends from its own pidfds of the children (their reports carry
+ * them) and still writes REPLY_EXITED. Without PIDFD_INFO_EXIT the server
+ * reaps with waitpid, the status socket is the sentinel, and a join waits for
+ * the server's word (a pidfd readable before it only says the end is near).
+ *
+ * The spares. The server keeps two children forked in advance (SPARES), blocked
+ * in recvmsg on the control socket (the server itself then polls that socket
+ * only for the parent's hang-up): a start wakes one, not the server, and costs
+ * no fork on its path; two, so that back-to-back starts find one asleep while
+ * the server forks the replacement of the last (with one, most starts of a
+ * start+join loop found the next spare still being forked). A spare that takes a request first
+ * queues for the server its pid, the server's copy of the status socket and a pidfd of itself on a
+ * private socketpair (spare_sock) that the server does not poll (nothing wakes), and only then
+ * answers the starter: the server knows the child before anything could signal or end it, as it
+ * reads those reports before it handles any end. Then it rings the bell (an eventfd the server
+ * polls), and the server forks the next spare while the child runs: the fork no longer runs between
+ * the spare's report and the starter's answer (the server, woken first, preempted the spare on a
+ * shared CPU). A spare has the parent-death signal SIGKILL (it dies with the server), dropped when
+ * it becomes a non-daemon child. A spare is a copy of the server, whose state never changes, so the
+ * child is what a fork at start would have made (process.h lists what it inherits).
  *
  * Choices, and why:
  *  - The answers come on the child's own status socket, not the control socket:
@@ -67,12 +84,15 @@
 #include <link.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
@@ -91,6 +111,7 @@ extern char **environ;
 
 #define ENV_FD "MPROC_FORKSERVER_FD"
 #define ENV_METHOD "MPROC_START_METHOD"
+#define ENV_NO_AUTOREAP "MPROC_FORKSERVER_NO_AUTOREAP"
 #define SERVER_FD 3
 #define REQUEST_MAGIC 0x6d70f5e1u
 #define INLINE_ARG_MAX (32 * 1024)
@@ -98,9 +119,12 @@ extern char **environ;
 #define REPLY_TIMEOUT_MS 10000
 #define HELLO_TIMEOUT_MS 10000
 #define MAX_FDS 8
+#define AUTOREAP_SPINS 1000
+#define SPARES 2 /* waiting at once: one is ready while the server forks the next */
 
 enum { HAVE_STDIN = 1, HAVE_STDOUT = 2, HAVE_STDERR = 4, HAVE_PARENT_PIDFD = 8, HAVE_MEMFD = 16 };
-enum { REPLY_HELLO = 1, REPLY_STARTED, REPLY_REFUSED, REPLY_EXITED };
+/* REPLY_HELLO_AUTOREAP: a hello from a server whose children the kernel reaps. */
+enum { REPLY_HELLO = 1, REPLY_STARTED, REPLY_REFUSED, REPLY_EXITED, REPLY_HELLO_AUTOREAP };
 
 struct request {
     uint32_t magic;
@@ -122,9 +146,11 @@ struct reply {
 /* ---- the parent's side ---- */
 
 static pthread_mutex_t client_lock = PTHREAD_MUTEX_INITIALIZER;
-static int ctl_fd = -1;  /* the parent's end of the control socket; under client_lock */
-static pid_t server_pid; /* 0 when none; under client_lock */
-static pid_t client_pid; /* the process ctl_fd belongs to */
+static int ctl_fd = -1;        /* the parent's end of the control socket; under client_lock */
+static pid_t server_pid;       /* 0 when none; under client_lock */
+static pid_t client_pid;       /* the process ctl_fd belongs to */
+static int starter_pidfd = -1; /* a pidfd of client_pid, sent with each start; under client_lock */
+static bool server_autoreaps;  /* its hello said so; under client_lock */
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
 /* A child of fork() has no forkserver: the parent's is not its to use, and its
@@ -134,6 +160,8 @@ static void client_after_fork(void)
 {
     mp__close_fd(ctl_fd);
     ctl_fd = -1;
+    mp__close_fd(starter_pidfd);
+    starter_pidfd = -1;
     server_pid = 0;
 }
 
@@ -327,6 +355,8 @@ static void drop_server(bool kill_it)
 {
     mp__close_fd(ctl_fd);
     ctl_fd = -1;
+    mp__close_fd(starter_pidfd);
+    starter_pidfd = -1;
     reap_server(kill_it);
 }
 
@@ -404,10 +434,15 @@ static int launch_locked(void)
         ssize_t got = recv_with_fds(ctl_fd, &hello, sizeof hello, fds, 1, &nfds, MSG_DONTWAIT);
         for (int i = 0; i < nfds; i++)
             mp__close_fd(fds[i]);
-        rc = got == (ssize_t)sizeof hello && hello.kind == REPLY_HELLO && hello.value == pid
+        rc = got == (ssize_t)sizeof hello &&
+                     (hello.kind == REPLY_HELLO || hello.kind == REPLY_HELLO_AUTOREAP) &&
+                     hello.value == pid
                  ? 0
                  : MP_ESRCH;
+        server_autoreaps = rc == 0 && hello.kind == REPLY_HELLO_AUTOREAP;
     }
+    if (rc == 0)
+        starter_pidfd = mp__pidfd_open(client_pid); /* < 0 without pidfds: none sent */
     if (rc != 0)
         drop_server(true);
     return rc;
@@ -450,6 +485,7 @@ int mp__fs_start(const struct mp__fs_request *req, struct mp__fs_child *out)
 {
     out->pid = 0;
     out->status_fd = out->pidfd = -1;
+    out->ended = out->autoreaped = false;
     struct find_addr where = {.addr = (uintptr_t)req->target};
     dl_iterate_phdr(find_by_addr, &where);
     if (!where.found)
@@ -472,7 +508,7 @@ int mp__fs_start(const struct mp__fs_request *req, struct mp__fs_child *out)
                         .offset = (uint64_t)((uintptr_t)req->target - where.base),
                         .arg_size = req->arg_size,
                         .arg_value = (uint64_t)(uintptr_t)req->arg};
-    int sv[2] = {-1, -1}, memfd = -1, self_pidfd = -1;
+    int sv[2] = {-1, -1}, memfd = -1;
     int fds[MAX_FDS], nfds = 0;
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
         return -errno;
@@ -495,15 +531,6 @@ int mp__fs_start(const struct mp__fs_request *req, struct mp__fs_child *out)
             r.fds |= HAVE_STDIN << fd;
             fds[nfds++] = fd;
         }
-    self_pidfd = mp__pidfd_open(getpid());
-    if (self_pidfd >= 0) {
-        r.fds |= HAVE_PARENT_PIDFD;
-        fds[nfds++] = self_pidfd;
-    }
-    if (memfd >= 0) {
-        r.fds |= HAVE_MEMFD;
-        fds[nfds++] = memfd;
-    }
     struct iovec iov[7] = {{&r, sizeof r},
                            {(void *)where.name, object_len},
                            {(void *)req->name, name_len},
@@ -516,6 +543,17 @@ int mp__fs_start(const struct mp__fs_request *req, struct mp__fs_child *out)
         pthread_mutex_lock(&client_lock);
         rc = launch_locked();
         if (rc == 0) {
+            /* Our pidfd, opened once per server (the header's order: after stdio,
+             * before the memfd). */
+            if (starter_pidfd >= 0) {
+                r.fds |= HAVE_PARENT_PIDFD;
+                fds[nfds++] = starter_pidfd;
+            }
+            if (memfd >= 0) {
+                r.fds |= HAVE_MEMFD;
+                fds[nfds++] = memfd;
+            }
+            out->autoreaped = server_autoreaps;
             rc = send_with_fds(ctl_fd, iov, 7, fds, nfds);
             if (rc == MP_EPIPE || rc == MP_ECONNRESET || rc == -ENOTCONN) {
                 drop_server(true); /* it died: say so now, relaunch on the next start */
@@ -526,7 +564,6 @@ int mp__fs_start(const struct mp__fs_request *req, struct mp__fs_child *out)
     }
     mp__close_fd(sv[1]);
     mp__close_fd(memfd);
-    mp__close_fd(self_pidfd);
     if (rc != 0) {
         mp__close_fd(sv[0]);
         return rc;
@@ -563,17 +600,85 @@ int mp__fs_start(const struct mp__fs_request *req, struct mp__fs_child *out)
     return MP_ESRCH;
 }
 
-bool mp__fs_reap_nohang(int status_fd, int *code)
+/* The kernel's pidfd information (linux/pidfd.h of 6.15+, which the build's
+ * headers may predate): the exit status of a process once it has been reaped,
+ * to anyone holding a pidfd of it. */
+struct fs_pidfd_info {
+    uint64_t mask, cgroupid;
+    uint32_t pid, tgid, ppid, ruid, rgid, euid, egid, suid, sgid, fsuid, fsgid;
+    int32_t exit_code; /* a wait status */
+};
+#define FS_PIDFD_GET_INFO _IOWR(0xFF, 11, struct fs_pidfd_info)
+#define FS_PIDFD_INFO_EXIT (1u << 3)
+
+static int code_of_status(int st)
+{
+    return WIFSIGNALED(st) ? -WTERMSIG(st) : WEXITSTATUS(st);
+}
+
+/* The exit status of a reaped process, from its pidfd (Linux >= 6.15). */
+static bool exit_code_reaped(int pidfd, int *code)
+{
+    struct fs_pidfd_info info = {.mask = FS_PIDFD_INFO_EXIT};
+    if (ioctl(pidfd, FS_PIDFD_GET_INFO, &info) != 0 || !(info.mask & FS_PIDFD_INFO_EXIT))
+        return false;
+    *code = code_of_status(info.exit_code);
+    return true;
+}
+
+bool mp__fs_reap_nohang(struct mp__fs_child *c, int *code)
 {
     struct reply rep;
     ssize_t n;
     do
-        n = recv(status_fd, &rep, sizeof rep, MSG_DONTWAIT | MSG_PEEK); /* kept: stays readable */
+        n = recv(c->status_fd, &rep, sizeof rep,
+                 MSG_DONTWAIT | MSG_PEEK); /* kept: stays readable */
     while (n < 0 && errno == EINTR);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+    if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
+        *code = n == (ssize_t)sizeof rep && rep.kind == REPLY_EXITED ? rep.value : 255;
+        return true;
+    }
+    /* No word from the server yet: the child's own pidfd says first, where the
+     * kernel reaps the server's children (else the status socket is the
+     * sentinel, and it must be readable once a join returned: the server's
+     * word counts alone). */
+    if (c->pidfd < 0 || c->ended || !c->autoreaped)
         return false;
-    *code = n == (ssize_t)sizeof rep && rep.kind == REPLY_EXITED ? rep.value : 255;
-    return true;
+    struct pollfd pfd = {.fd = c->pidfd, .events = POLLIN};
+    if (poll(&pfd, 1, 0) != 1)
+        return false;
+    if (exit_code_reaped(c->pidfd, code))
+        return true;
+    /* Ended, not reaped yet. A server that lets the kernel reap its children:
+     * the ended child's own exit path releases it right after it woke us, so
+     * wait the moment out. Otherwise (or if it does not come) the server reaps
+     * it and tells on the status socket: wait for that. */
+    for (int i = 0; c->autoreaped && i < AUTOREAP_SPINS; i++) {
+        sched_yield();
+        if (exit_code_reaped(c->pidfd, code))
+            return true;
+    }
+    c->ended = true;
+    return false;
+}
+
+int mp__fs_exit_fd(const struct mp__fs_child *c)
+{
+    return c->ended || !c->autoreaped ? -1 : c->pidfd;
+}
+
+int mp__fs_wait(int status_fd, int exit_fd, const mp__deadline *d)
+{
+    struct pollfd pfd[2] = {{.fd = status_fd, .events = POLLIN}, {.fd = exit_fd, .events = POLLIN}};
+    for (;;) {
+        int n = poll(pfd, exit_fd >= 0 ? 2 : 1, mp__deadline_poll_ms(d));
+        if (n > 0)
+            return 1;
+        if (n == 0)
+            return MP_ETIMEDOUT;
+        if (errno != EINTR)
+            return -errno;
+    }
 }
 
 int mp__fs_signal(const struct mp__fs_child *c, int sig)
@@ -588,7 +693,12 @@ int mp__fs_signal(const struct mp__fs_child *c, int sig)
 struct child {
     pid_t pid;
     int status_fd;
+    int pidfd; /* -1 unless autoreap */
 };
+
+/* The kernel reaps our children (SA_NOCLDWAIT) and tells their status through
+ * their pidfds: set at start when it can (PIDFD_INFO_EXIT, Linux >= 6.15). */
+static bool autoreap;
 
 static struct child *children;
 static size_t n_children, cap_children;
@@ -669,11 +779,65 @@ static _Noreturn void run_child(const struct request *r, char (*names)[NAME_MAX_
  * took a request reports its pid and passes the server its copy of the status
  * socket; spare_sock[1] the spares' end. */
 static int spare_sock[2] = {-1, -1};
-static pid_t spare_pid; /* 0: none waiting */
+static int bell = -1;            /* eventfd: a spare rings it once its starter has heard */
+static pid_t spare_pids[SPARES]; /* 0: an empty slot */
+static int spare_pidfds[SPARES] = {-1, -1}; /* autoreap: how we learn a waiting spare died */
+
+static int n_spares(void)
+{
+    int n = 0;
+    for (int k = 0; k < SPARES; k++)
+        n += spare_pids[k] > 0;
+    return n;
+}
+
+static int spare_slot(pid_t pid)
+{
+    for (int k = 0; k < SPARES; k++)
+        if (pid > 0 && spare_pids[k] == pid)
+            return k;
+    return -1;
+}
+
+static void drop_spare(int k)
+{
+    spare_pids[k] = 0;
+    mp__close_fd(spare_pidfds[k]);
+    spare_pidfds[k] = -1;
+}
 
 struct taken {
     int32_t pid;
 };
+
+/* A spare that took a request (or the server's child forked for one): become
+ * the child. Our report (pid, the server's copy of the status socket, a pidfd
+ * of us) is queued for the server first, before the starter knows our pid, so
+ * before anything can end us: the server reads the reports before it handles
+ * an end. Nothing wakes for it (the server does not poll spare_sock). Then the
+ * starter hears, and only then the bell wakes the server to fork the next
+ * spare, so that its fork does not run ahead of the starter's wake-up. A server
+ * that died cannot take the report: we end, and the starter sees the status
+ * socket hang up (MP_ESRCH). Never returns. */
+static _Noreturn void become_child(const struct request *r, char (*names)[NAME_MAX_LEN + 1],
+                                   mp_target target, const char *inline_arg, int *fds, pid_t server)
+{
+    pid_t self = getpid();
+    int pidfd = mp__pidfd_open(self);
+    struct taken t = {self};
+    struct iovec iov = {&t, sizeof t};
+    int pass[2] = {fds[0], pidfd};
+    if (send_with_fds(spare_sock[1], &iov, 1, pass, pidfd >= 0 ? 2 : 1) != 0)
+        _exit(0);
+    if (!r->daemon)
+        prctl(PR_SET_PDEATHSIG, 0); /* a spare's; a non-daemon outlives the server */
+    reply(fds[0], REPLY_STARTED, self, pidfd);
+    mp__close_fd(pidfd);
+    uint64_t one = 1;
+    while (write(bell, &one, sizeof one) < 0 && errno == EINTR)
+        ;
+    run_child(r, names, target, inline_arg, fds, server);
+}
 
 /* One request from the control socket, read by the server itself (no spare:
  * as_spare false; it forks the child) or by the spare (as_spare true; it becomes
@@ -728,48 +892,20 @@ static void serve_request(int ctl, pid_t server, bool as_spare)
             target = (mp_target)f.addr;
     }
     if (err == 0 && as_spare) {
-        /* Become the child. The server first learns our pid and gets its copy of
-         * the status socket (queued before the starter knows our pid, so before
-         * anything can end us: the server takes it before it reaps us), then the
-         * starter hears. A server that died cannot take it: we end, and the
-         * starter sees the status socket hang up (MP_ESRCH). */
-        pid_t self = getpid();
-        struct taken t = {self};
-        struct iovec iov = {&t, sizeof t};
-        if (send_with_fds(spare_sock[1], &iov, 1, &status, 1) != 0)
-            _exit(0);
-        if (!r.daemon)
-            prctl(PR_SET_PDEATHSIG, 0); /* a spare's; a non-daemon outlives the server */
-        int pidfd = mp__pidfd_open(self);
-        reply(status, REPLY_STARTED, self, pidfd);
-        mp__close_fd(pidfd);
-        run_child(&r, names, target, p, fds, server);
+        become_child(&r, names, target, p, fds, server);
     }
-    if (err == 0 && n_children == cap_children) {
-        size_t cap2 = cap_children ? 2 * cap_children : 16;
-        struct child *c = realloc(children, cap2 * sizeof *c);
-        if (c == NULL)
-            err = MP_ENOMEM;
-        else
-            children = c, cap_children = cap2;
-    }
-    pid_t pid = -1;
+    /* No spare (its fork failed): fork the child here; it reports itself as a
+     * spare that took the request does. */
     if (err == 0) {
-        pid = fork();
+        pid_t pid = fork();
         if (pid == 0)
-            run_child(&r, names, target, p, fds, server);
+            become_child(&r, names, target, p, fds, server);
         if (pid < 0)
             err = -errno;
     }
-    if (err != 0) {
+    if (err != 0)
         reply(status, REPLY_REFUSED, err, -1);
-    } else {
-        int pidfd = mp__pidfd_open(pid); /* unreaped: it is the child's */
-        reply(status, REPLY_STARTED, pid, pidfd);
-        mp__close_fd(pidfd);
-        children[n_children++] = (struct child){pid, status};
-    }
-    for (int i = err != 0 ? 0 : 1; i < nfds; i++)
+    for (int i = 0; i < nfds; i++)
         close(fds[i]);
 }
 
@@ -786,16 +922,31 @@ static _Noreturn void spare_loop(int ctl, pid_t server)
         serve_request(ctl, server, true);
 }
 
-/* Forks a spare if none waits; on failure (process limit) the server serves
- * the requests itself, forking each child (and refusing when that fails). */
-static void make_spare(int ctl, pid_t server)
+/* Forks one spare into an empty slot, if any: true if it did. On failure
+ * (process limit) with no spare left, the server serves the requests itself,
+ * forking each child (and refusing when that fails). */
+static bool make_spare(int ctl, pid_t server)
 {
-    if (spare_pid > 0)
-        return;
+    int k = 0;
+    while (k < SPARES && spare_pids[k] > 0)
+        k++;
+    if (k == SPARES)
+        return false;
     pid_t pid = fork();
     if (pid == 0)
         spare_loop(ctl, server);
-    spare_pid = pid > 0 ? pid : 0;
+    if (pid < 0)
+        return false;
+    spare_pids[k] = pid;
+    if (autoreap) {
+        /* A spare ends only if killed: that it died before this (and its pid
+         * went to another process meanwhile) is not a window we can close
+         * without clone3; a spare gone already makes us fork the next. */
+        spare_pidfds[k] = mp__pidfd_open(pid);
+        if (spare_pidfds[k] < 0)
+            spare_pids[k] = 0;
+    }
+    return true;
 }
 
 /* Takes in the children that spares became (their pid and status socket). */
@@ -803,29 +954,36 @@ static void take_spares(void)
 {
     for (;;) {
         struct taken t;
-        int fds[1], nfds = 0;
-        ssize_t n = recv_with_fds(spare_sock[0], &t, sizeof t, fds, 1, &nfds, MSG_DONTWAIT);
+        int fds[2], nfds = 0;
+        ssize_t n = recv_with_fds(spare_sock[0], &t, sizeof t, fds, 2, &nfds, MSG_DONTWAIT);
         if (n == -EINTR)
             continue;
         if (n <= 0 && n != MP_EPROTO)
             return;
-        if (n != (ssize_t)sizeof t || nfds != 1) {
+        if (n != (ssize_t)sizeof t || nfds < 1 || (autoreap && nfds != 2)) {
             for (int i = 0; i < nfds; i++)
                 close(fds[i]);
             continue;
         }
-        if (t.pid == spare_pid)
-            spare_pid = 0;
+        int pidfd = nfds == 2 ? fds[1] : -1;
+        if (!autoreap) {
+            mp__close_fd(pidfd);
+            pidfd = -1;
+        }
+        int k = spare_slot(t.pid);
+        if (k >= 0)
+            drop_spare(k);
         if (n_children == cap_children) {
             size_t cap2 = cap_children ? 2 * cap_children : 16;
             struct child *c = realloc(children, cap2 * sizeof *c);
             if (c == NULL) {
                 close(fds[0]); /* its starter sees a hang-up: status lost (255) */
+                mp__close_fd(pidfd);
                 continue;
             }
             children = c, cap_children = cap2;
         }
-        children[n_children++] = (struct child){t.pid, fds[0]};
+        children[n_children++] = (struct child){t.pid, fds[0], pidfd};
     }
 }
 
@@ -850,17 +1008,69 @@ static void reap_children(void)
             while (i < n_children && children[i].pid != pid)
                 i++;
         }
-        if (pid == spare_pid) { /* died waiting (killed): fork another */
-            spare_pid = 0;
+        int k = spare_slot(pid);
+        if (k >= 0) { /* died waiting (killed): fork another */
+            drop_spare(k);
             continue;
         }
         if (i == n_children)
             continue;
-        int code = WIFSIGNALED(st) ? -WTERMSIG(st) : WEXITSTATUS(st);
-        reply(children[i].status_fd, REPLY_EXITED, code, -1);
+        reply(children[i].status_fd, REPLY_EXITED, code_of_status(st), -1);
         close(children[i].status_fd);
         children[i] = children[--n_children];
     }
+}
+
+static bool ended(int pidfd)
+{
+    struct pollfd pfd = {.fd = pidfd, .events = POLLIN};
+    return poll(&pfd, 1, 0) == 1;
+}
+
+/* Autoreap: the children the kernel has reaped, by their pidfds' exit status.
+ * True if one has ended but is not released yet (SIGCHLD comes just before
+ * the kernel stores the status): scan again in a moment, as no other signal
+ * will come for it. */
+static bool scan_children(void)
+{
+    int code;
+    bool again = false;
+    for (size_t i = 0; i < n_children;) {
+        if (!exit_code_reaped(children[i].pidfd, &code)) {
+            again = again || ended(children[i].pidfd);
+            i++;
+            continue;
+        }
+        reply(children[i].status_fd, REPLY_EXITED, code, -1);
+        close(children[i].status_fd);
+        close(children[i].pidfd);
+        children[i] = children[--n_children];
+    }
+    for (int k = 0; k < SPARES; k++) {
+        if (spare_pids[k] > 0 && exit_code_reaped(spare_pidfds[k], &code))
+            drop_spare(k); /* killed while waiting */
+        else if (spare_pids[k] > 0)
+            again = again || ended(spare_pidfds[k]);
+    }
+    return again;
+}
+
+/* Whether the kernel can tell a reaped child's status through its pidfd: a
+ * child that exits at once, reaped, asked. */
+static bool probe_exit_info(void)
+{
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(0);
+    if (pid < 0)
+        return false;
+    int fd = mp__pidfd_open(pid); /* unreaped: still ours */
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+        ;
+    int code = -1;
+    bool ok = fd >= 0 && exit_code_reaped(fd, &code) && code == 0;
+    mp__close_fd(fd);
+    return ok;
 }
 
 /* The parent is gone or stopped us: end the spare (not a spare that has
@@ -868,10 +1078,21 @@ static void reap_children(void)
 static _Noreturn void shut_down(void)
 {
     take_spares();
-    if (spare_pid > 0) {
-        kill(spare_pid, SIGKILL);
-        while (waitpid(spare_pid, NULL, 0) < 0 && errno == EINTR)
-            ;
+    for (int k = 0; k < SPARES; k++)
+        if (spare_pids[k] > 0)
+            kill(spare_pids[k], SIGKILL); /* unreaped (or pidfd held): still the spare */
+    for (int k = 0; k < SPARES; k++) {
+        if (spare_pids[k] > 0 && autoreap) {
+            /* Gone (released by the kernel) before we go. */
+            struct pollfd pfd = {.fd = spare_pidfds[k], .events = POLLIN};
+            poll(&pfd, 1, 2000);
+            int code;
+            for (int i = 0; i < 100000 && !exit_code_reaped(spare_pidfds[k], &code); i++)
+                sched_yield();
+        } else if (spare_pids[k] > 0) {
+            while (waitpid(spare_pids[k], NULL, 0) < 0 && errno == EINTR)
+                ;
+        }
     }
     _exit(0);
 }
@@ -879,40 +1100,62 @@ static _Noreturn void shut_down(void)
 static _Noreturn void serve(int ctl)
 {
     pid_t self = getpid();
+    /* Before SIGCHLD is blocked: the probe's child ends unseen. The variable
+     * is for tests of the other way. */
+    if (getenv(ENV_NO_AUTOREAP) == NULL && probe_exit_info()) {
+        struct sigaction sa = {.sa_handler = SIG_DFL, .sa_flags = SA_NOCLDWAIT};
+        sigemptyset(&sa.sa_mask);
+        autoreap = sigaction(SIGCHLD, &sa, NULL) == 0;
+    }
     sigset_t chld;
     sigemptyset(&chld);
     sigaddset(&chld, SIGCHLD);
     sigprocmask(SIG_BLOCK, &chld, NULL);
     int sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (sfd < 0 || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, spare_sock) != 0)
+    bell = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (sfd < 0 || bell < 0 ||
+        socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, spare_sock) != 0)
         _exit(1);
     children = malloc(16 * sizeof *children);
     cap_children = children != NULL ? 16 : 0;
-    reply(ctl, REPLY_HELLO, self, -1);
+    reply(ctl, autoreap ? REPLY_HELLO_AUTOREAP : REPLY_HELLO, self, -1);
+    bool rescan = false;
     for (;;) {
-        make_spare(ctl, self);
+        /* One fork per turn, so that a bell or an end is not kept waiting. */
+        bool forked = make_spare(ctl, self);
+        int spares = n_spares();
         /* While a spare waits, it reads the control socket: watch only for the
          * parent's hang-up. Without one, serve requests, and retry the fork. */
-        struct pollfd pfd[3] = {{.fd = ctl, .events = spare_pid > 0 ? 0 : POLLIN},
+        struct pollfd pfd[3] = {{.fd = ctl, .events = spares > 0 ? 0 : POLLIN},
                                 {.fd = sfd, .events = POLLIN},
-                                {.fd = spare_sock[0], .events = POLLIN}};
-        if (poll(pfd, 3, spare_pid > 0 ? -1 : 100) < 0) {
+                                {.fd = bell, .events = POLLIN}};
+        int timeout = spares == 0 ? 100 : spares < SPARES && forked ? 0 : -1;
+        if (rescan && timeout != 0)
+            timeout = 1;
+        if (poll(pfd, 3, timeout) < 0) {
             if (errno == EINTR)
                 continue;
             _exit(1);
         }
-        if (pfd[2].revents)
+        if (pfd[2].revents) {
+            uint64_t rings;
+            while (read(bell, &rings, sizeof rings) < 0 && errno == EINTR)
+                ;
             take_spares();
-        if (pfd[1].revents) {
+        }
+        if (pfd[1].revents || rescan) {
             struct signalfd_siginfo si;
             while (read(sfd, &si, sizeof si) > 0)
                 ;
             take_spares(); /* a spare reports before it can end */
-            reap_children();
+            if (autoreap)
+                rescan = scan_children();
+            else
+                reap_children();
         }
         if (pfd[0].revents & (POLLHUP | POLLERR))
             shut_down(); /* the parent is gone, or stopped us */
-        if (spare_pid == 0 && (pfd[0].revents & POLLIN))
+        if (n_spares() == 0 && (pfd[0].revents & POLLIN))
             serve_request(ctl, self, false);
     }
 }

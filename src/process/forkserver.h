@@ -25,12 +25,19 @@ struct mp__fs_request {
 };
 
 /* A child the forkserver started: its pid, the status socket (readable once the
- * child has ended or the server has died; the handle's sentinel) and a pidfd of
- * it (-1 without kernel pidfds). The caller owns both descriptors. */
+ * server has told the child's end, or has died; the handle's sentinel) and a
+ * pidfd of it (-1 without kernel pidfds; readable as soon as the child has
+ * ended, before the server's word). The caller owns both descriptors. ended:
+ * the pidfd said the child ended but its status could not be read here; the
+ * server's word is awaited. autoreaped: the kernel reaps the server's children
+ * (and tells their status through the pidfd), so a join learns the end and the
+ * status without the server. */
 struct mp__fs_child {
     pid_t pid;
     int status_fd;
     int pidfd;
+    bool ended;
+    bool autoreaped; /* the server lets the kernel reap its children */
 };
 
 /* Starts a child through the forkserver, launching the server first if none
@@ -40,9 +47,22 @@ struct mp__fs_child {
  * MP_ENOMEM, MP_EINVAL (name or identity too long). */
 MP__HIDDEN int mp__fs_start(const struct mp__fs_request *req, struct mp__fs_child *out);
 
-/* Reads the child's exit status from its status socket if it has come, never
- * blocking: true with *code set (255 when the server died before telling). */
-MP__HIDDEN bool mp__fs_reap_nohang(int status_fd, int *code);
+/* Whether the child has ended (and been reaped), never blocking: true with
+ * *code set. The server's word on the status socket counts first (255 when the
+ * server died before telling); before it comes, a readable pidfd and the
+ * kernel's exit status of the reaped child (PIDFD_INFO_EXIT): so a join does not
+ * wait for the server's hop. Caller serialises calls on one child (it may set
+ * c->ended). */
+MP__HIDDEN bool mp__fs_reap_nohang(struct mp__fs_child *c, int *code);
+
+/* The descriptor besides the status socket that a wait for the child's end
+ * polls: its pidfd, or -1 (none, it already said so, or the server reaps:
+ * then its word alone counts). */
+MP__HIDDEN int mp__fs_exit_fd(const struct mp__fs_child *c);
+
+/* Polls status_fd and exit_fd (-1: only status_fd) until either is readable:
+ * 1, MP_ETIMEDOUT at d, or a negative errno. Then mp__fs_reap_nohang. */
+MP__HIDDEN int mp__fs_wait(int status_fd, int exit_fd, const mp__deadline *d);
 
 /* Sends sig to the child: through its pidfd (race-free), or kill() on its pid
  * without pidfds. 0, or a negative errno (MP_ESRCH once it has ended). */

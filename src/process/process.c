@@ -21,8 +21,10 @@
  * too) and, when started by mp_process_start, makes a fresh identity for itself.
  *
  * A child started through the forkserver (process/forkserver.c) is not ours to
- * wait for: its end is learnt from its status socket (which is its sentinel)
- * and it is signalled through the pidfd the server sent. The few functions that
+ * wait for: its end is learnt from its pidfd (the kernel reaps the server's
+ * children and tells their status to a pidfd's holder, Linux >= 6.15; the pidfd
+ * is then its sentinel) or else from its status socket (then the sentinel), and
+ * it is signalled through the pidfd the server sent. The few functions that
  * learn a child's end or signal it (child_reap_nohang, child_signal, and join's
  * choice of wait) branch on p->via_fs; nothing else differs.
  *
@@ -60,7 +62,7 @@ struct mp_process {
     mp_start_method method; /* as given; MP_START_DEFAULT resolved at start */
     size_t arg_size;        /* bytes at arg sent to a forkserver child */
     bool via_fs;            /* started by the forkserver; fs valid; under registry_lock */
-    struct mp__fs_child fs; /* fs.status_fd is then the sentinel */
+    struct mp__fs_child fs; /* fs.pidfd or fs.status_fd is then the sentinel */
     /* the process that created this handle (core/identity.h) */
     mp__proc_id owner;
     pid_t pid;        /* 0 until started; under registry_lock */
@@ -144,7 +146,7 @@ static void registry_remove(mp_process *p)
 static bool child_reap_nohang(mp_process *p)
 {
     if (p->via_fs)
-        return mp__fs_reap_nohang(p->fs.status_fd, &p->exitcode);
+        return mp__fs_reap_nohang(&p->fs, &p->exitcode);
     return mp__reap_nohang(p->pid, &p->exitcode);
 }
 
@@ -164,11 +166,24 @@ static bool try_reap(mp_process *p)
     return p->reaped;
 }
 
+/* Closes the sentinel and, for a forkserver child, its other descriptors (one
+ * of which may be the sentinel). */
+static void close_child_fds(mp_process *p)
+{
+    if (p->via_fs) {
+        if (p->fs.pidfd != p->sentinel)
+            mp__close_fd(p->fs.pidfd);
+        if (p->fs.status_fd != p->sentinel)
+            mp__close_fd(p->fs.status_fd);
+        p->fs.pidfd = p->fs.status_fd = -1;
+    }
+    mp__close_fd(p->sentinel);
+    p->sentinel = -1;
+}
+
 static void free_process(mp_process *p)
 {
-    mp__close_fd(p->sentinel);
-    if (p->via_fs)
-        mp__close_fd(p->fs.pidfd);
+    close_child_fds(p);
     free(p->name);
     free(p->identity);
     free(p);
@@ -356,7 +371,9 @@ int mp_process_start(mp_process *p)
             p->via_fs = true;
             p->fs = c;
             p->pid = c.pid;
-            p->sentinel = c.status_fd;
+            /* The pidfd says first, where the kernel reaps the server's children:
+             * readable once the child is gone. Else the server's word. */
+            p->sentinel = c.autoreaped && c.pidfd >= 0 ? c.pidfd : c.status_fd;
             registry_insert(p);
         }
         p->starting = false;
@@ -506,11 +523,15 @@ static int join_child(mp_process *p, int timeout_ms)
         lock();
         int rc = check_child(p, "join");
         bool done = rc == 0 && try_reap(p);
-        int fd = -1;
+        int fd = -1, exit_fd = -1;
         bool wait_pid = d.forever && !p->via_fs; /* a forkserver child is not ours to wait */
         if (rc == 0 && !done && !wait_pid) {
             rc = fd = child_sentinel(p);
-            p->pollers += fd >= 0; /* keeps fd open: close refuses while we poll */
+            p->pollers += fd >= 0;      /* keeps fd open: close refuses while we poll */
+            if (fd >= 0 && p->via_fs) { /* the server's word, and the pidfd before it */
+                fd = p->fs.status_fd;
+                exit_fd = mp__fs_exit_fd(&p->fs);
+            }
         }
         pid_t pid = p->pid;
         unlock();
@@ -526,7 +547,8 @@ static int join_child(mp_process *p, int timeout_ms)
         mp__deadline_init(&slice, PIPE_POLL_SLICE_MS);
         bool sliced =
             !mp__have_pidfd() && !p->via_fs && mp__deadline_poll_ms(&d) > PIPE_POLL_SLICE_MS;
-        rc = mp__poll_one(fd, POLLIN, sliced ? &slice : &d, NULL);
+        rc = p->via_fs ? mp__fs_wait(fd, exit_fd, &d)
+                       : mp__poll_one(fd, POLLIN, sliced ? &slice : &d, NULL);
         lock();
         p->pollers--;
         done = try_reap(p);
@@ -658,8 +680,7 @@ int mp_process_close(mp_process *p)
         } else {
             if (p->linked)
                 registry_remove(p);
-            mp__close_fd(p->sentinel);
-            p->sentinel = -1;
+            close_child_fds(p);
             p->closed = true;
         }
     }
