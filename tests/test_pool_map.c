@@ -1171,3 +1171,33 @@ TEST(thread_pool_map_feed_closed_while_feeding)
 {
     close_feeding(true);
 }
+
+/* Many small variable-size items through feeds: a chunk of 600k items of 6-10
+ * bytes (about 4.8 MiB, so through a 2 MiB ring) whose frame carries 4.8 MiB of
+ * lengths in the region besides; counted in the map's budget, right results. */
+TEST(pool_map_feed_many_small_variable_items)
+{
+    mp_pool *p = new_pool(2);
+    enum { N = 1200000 };
+    char *data = malloc((size_t)N * 10);
+    mp_buf *items = malloc((size_t)N * sizeof *items);
+    uint64_t *out = malloc((size_t)N * sizeof *out);
+    CHECK(data != NULL && items != NULL && out != NULL);
+    size_t off = 0;
+    for (int i = 0; i < N; i++) {
+        size_t len = 6 + (size_t)(i % 5);
+        memset(data + off, i % 251, len);
+        items[i] = (mp_buf){data + off, len};
+        off += len;
+    }
+    memset(out, 0, (size_t)N * sizeof *out);
+    CHECK_OK(mp_pool_map(p, byte_sum, items, 0, N, out, sizeof out[0],
+                         &(mp_async_options){.chunksize = N / 2}));
+    for (int i = 0; i < N; i++)
+        if (out[i] != (uint64_t)(i % 251) * items[i].len)
+            CHECK_EQ((uint64_t)(i % 251) * items[i].len, out[i]);
+    free(data);
+    free(items);
+    free(out);
+    finish(p);
+}
