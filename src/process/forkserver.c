@@ -476,6 +476,35 @@ pid_t mp_forkserver_pid(void)
 
 /* ---- a start, parent side ---- */
 
+#define GONE_GRACE_MS 250
+
+/* Whether the server has died (caller holds client_lock, ctl_fd open): it is
+ * a zombie (our child, unreaped: its pid is its own), or the control socket
+ * hung up (every holder of its other end is gone). A status socket hangs up
+ * as the server's descriptors close, just before it turns zombie, so a dying
+ * server is given a moment; one alive after GONE_GRACE_MS is alive (should it
+ * die later, the next start's send fails and drops it). */
+static bool server_gone_locked(void)
+{
+    mp__deadline d;
+    mp__deadline_init(&d, GONE_GRACE_MS);
+    for (;;) {
+        siginfo_t si = {0};
+        if (waitid(P_PID, (id_t)server_pid, &si, WEXITED | WNOHANG | WNOWAIT) != 0 ||
+            si.si_pid == server_pid)
+            return true;
+        struct pollfd pfd = {.fd = ctl_fd, .events = 0};
+        int ms = mp__deadline_poll_ms(&d);
+        if (ms == 0)
+            return false;
+        int n = poll(&pfd, 1, ms < 5 ? ms : 5);
+        if (n > 0 && (pfd.revents & (POLLHUP | POLLERR)))
+            return true;
+        if (n < 0 && errno != EINTR)
+            return false;
+    }
+}
+
 static bool fd_open(int fd)
 {
     return fcntl(fd, F_GETFD) >= 0;
@@ -510,6 +539,7 @@ int mp__fs_start(const struct mp__fs_request *req, struct mp__fs_child *out)
                         .arg_value = (uint64_t)(uintptr_t)req->arg};
     int sv[2] = {-1, -1}, memfd = -1;
     int fds[MAX_FDS], nfds = 0;
+    pid_t sent_to = 0; /* the server the request went to */
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
         return -errno;
     int rc = 0;
@@ -554,6 +584,7 @@ int mp__fs_start(const struct mp__fs_request *req, struct mp__fs_child *out)
                 fds[nfds++] = memfd;
             }
             out->autoreaped = server_autoreaps;
+            sent_to = server_pid;
             rc = send_with_fds(ctl_fd, iov, 7, fds, nfds);
             if (rc == MP_EPIPE || rc == MP_ECONNRESET || rc == -ENOTCONN) {
                 drop_server(true); /* it died: say so now, relaunch on the next start */
@@ -592,9 +623,12 @@ int mp__fs_start(const struct mp__fs_request *req, struct mp__fs_child *out)
         return rc;
     if (got == (ssize_t)sizeof rep && rep.kind == REPLY_REFUSED && rep.value < 0)
         return rep.value;
-    /* Hung up without an answer: the server died. */
+    /* Hung up without an answer (or the server's REPLY_EXITED first): the
+     * server died, or the spare that took the request was killed before it
+     * answered (the server then lives on: it is not ours to kill, nor are its
+     * children). Only the server the request went to, if it is gone. */
     pthread_mutex_lock(&client_lock);
-    if (ctl_fd >= 0 && client_pid == getpid())
+    if (ctl_fd >= 0 && client_pid == getpid() && server_pid == sent_to && server_gone_locked())
         drop_server(true);
     pthread_mutex_unlock(&client_lock);
     return MP_ESRCH;
@@ -704,6 +738,13 @@ static struct child *children;
 static size_t n_children, cap_children;
 static char *request_buf; /* static: the child's copies stay reachable (LeakSanitizer) */
 static void *child_arg;
+/* Tests only (MPROC_FORKSERVER_TEST_HOOKS=1 at the server's start): a child so
+ * named is killed in become_child, before or after its report to the server,
+ * in the window between taking its request and answering its starter. */
+static bool test_hooks;
+#define ENV_TEST_HOOKS "MPROC_FORKSERVER_TEST_HOOKS"
+#define TEST_DIE_BEFORE_REPORT "mproc-test-die-before-report"
+#define TEST_DIE_AFTER_REPORT "mproc-test-die-after-report"
 
 static void reply(int fd, int kind, int value, int pass_fd)
 {
@@ -827,8 +868,12 @@ static _Noreturn void become_child(const struct request *r, char (*names)[NAME_M
     struct taken t = {self};
     struct iovec iov = {&t, sizeof t};
     int pass[2] = {fds[0], pidfd};
+    if (test_hooks && strcmp(names[0], TEST_DIE_BEFORE_REPORT) == 0)
+        raise(SIGKILL);
     if (send_with_fds(spare_sock[1], &iov, 1, pass, pidfd >= 0 ? 2 : 1) != 0)
         _exit(0);
+    if (test_hooks && strcmp(names[0], TEST_DIE_AFTER_REPORT) == 0)
+        raise(SIGKILL);
     if (!r->daemon)
         prctl(PR_SET_PDEATHSIG, 0); /* a spare's; a non-daemon outlives the server */
     reply(fds[0], REPLY_STARTED, self, pidfd);
@@ -1100,6 +1145,7 @@ static _Noreturn void shut_down(void)
 static _Noreturn void serve(int ctl)
 {
     pid_t self = getpid();
+    test_hooks = getenv(ENV_TEST_HOOKS) != NULL;
     /* Before SIGCHLD is blocked: the probe's child ends unseen. The variable
      * is for tests of the other way. */
     if (getenv(ENV_NO_AUTOREAP) == NULL && probe_exit_info()) {
