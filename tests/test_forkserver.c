@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -562,4 +563,59 @@ TEST(forkserver_a_spare_killed_before_answering_leaves_the_server)
 TEST(forkserver_a_spare_killed_before_answering_leaves_the_server_without_autoreap)
 {
     a_spare_killed_before_answering(true);
+}
+
+#define LOW_NOFILE 40
+
+static int nofile_is_low(void *arg)
+{
+    (void)arg;
+    struct rlimit rl;
+    return getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur == LOW_NOFILE ? 0 : 1;
+}
+
+/* The server holds descriptors for each running child (its status socket, and
+ * its pidfd under autoreap): with the soft descriptor limit it was started
+ * with, a few dozen children would exhaust it (requests and reports lost, the
+ * starts failing). It raises its soft limit to the hard one; its children get
+ * the limit it was started with (the starter's then), as under fork. */
+static void more_children_than_the_soft_limit(bool without_autoreap)
+{
+    struct rlimit saved, low;
+    CHECK(getrlimit(RLIMIT_NOFILE, &saved) == 0);
+    if (saved.rlim_max != RLIM_INFINITY && saved.rlim_max < 200)
+        SKIP("the hard descriptor limit is too low to show it");
+    low = (struct rlimit){LOW_NOFILE, saved.rlim_max};
+    CHECK(setrlimit(RLIMIT_NOFILE, &low) == 0);
+    if (without_autoreap)
+        setenv("MPROC_FORKSERVER_NO_AUTOREAP", "1", 1);
+    CHECK_OK(mp_forkserver_ensure_running()); /* started with the low limit */
+    unsetenv("MPROC_FORKSERVER_NO_AUTOREAP");
+    CHECK(setrlimit(RLIMIT_NOFILE, &saved) == 0); /* our handles need more */
+    enum { N = 2 * LOW_NOFILE };
+    mp_process *kids[N];
+    for (int i = 0; i < N; i++)
+        kids[i] =
+            started(sleep_forever, NULL,
+                    &(mp_process_options){.start_method = MP_START_FORKSERVER, .daemon = true});
+    mp_process *p = started(nofile_is_low, NULL, &via_server);
+    CHECK_EQ(0, joined_exitcode(p)); /* the limit the server started with, not its own */
+    mp_process_destroy(p);
+    for (int i = 0; i < N; i++) {
+        CHECK(mp_process_is_alive(kids[i]));
+        CHECK_OK(mp_process_kill(kids[i]));
+        CHECK_EQ(-SIGKILL, joined_exitcode(kids[i]));
+        mp_process_destroy(kids[i]);
+    }
+    CHECK_OK(mp_forkserver_stop());
+}
+
+TEST(forkserver_runs_more_children_than_its_soft_descriptor_limit)
+{
+    more_children_than_the_soft_limit(false);
+}
+
+TEST(forkserver_runs_more_children_than_its_soft_descriptor_limit_without_autoreap)
+{
+    more_children_than_the_soft_limit(true);
 }

@@ -95,6 +95,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -742,6 +743,11 @@ static void *child_arg;
  * named is killed in become_child, before or after its report to the server,
  * in the window between taking its request and answering its starter. */
 static bool test_hooks;
+/* The descriptor limit the server was started with (the starter's), which
+ * its children get back: the server raises its own soft limit to the hard one,
+ * as it holds descriptors for every running child (two under autoreap). */
+static struct rlimit starter_nofile;
+static bool nofile_raised;
 #define ENV_TEST_HOOKS "MPROC_FORKSERVER_TEST_HOOKS"
 #define TEST_DIE_BEFORE_REPORT "mproc-test-die-before-report"
 #define TEST_DIE_AFTER_REPORT "mproc-test-die-after-report"
@@ -806,6 +812,8 @@ static _Noreturn void run_child(const struct request *r, char (*names)[NAME_MAX_
         close(SERVER_FD);
     }
     syscall(SYS_close_range, SERVER_FD + 1, ~0U, 0);
+    if (nofile_raised)
+        setrlimit(RLIMIT_NOFILE, &starter_nofile);
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
@@ -987,8 +995,13 @@ static bool make_spare(int ctl, pid_t server)
         /* A spare ends only if killed: that it died before this (and its pid
          * went to another process meanwhile) is not a window we can close
          * without clone3; a spare gone already makes us fork the next. */
-        spare_pidfds[k] = mp__pidfd_open(pid);
-        if (spare_pidfds[k] < 0)
+        int fd = mp__pidfd_open(pid);
+        spare_pidfds[k] = fd >= 0 ? fd : -1;
+        /* Out of descriptors: a spare we cannot watch (its report still drops
+         * it), not one forgotten while it reads the control socket (then the
+         * server's own read of a request would race it, and each turn would
+         * fork another). */
+        if (fd == MP_ESRCH)
             spare_pids[k] = 0;
     }
     return true;
@@ -1092,9 +1105,11 @@ static bool scan_children(void)
         children[i] = children[--n_children];
     }
     for (int k = 0; k < SPARES; k++) {
-        if (spare_pids[k] > 0 && exit_code_reaped(spare_pidfds[k], &code))
+        if (spare_pids[k] <= 0 || spare_pidfds[k] < 0)
+            continue;
+        if (exit_code_reaped(spare_pidfds[k], &code))
             drop_spare(k); /* killed while waiting */
-        else if (spare_pids[k] > 0)
+        else
             again = again || ended(spare_pidfds[k]);
     }
     return again;
@@ -1123,11 +1138,16 @@ static bool probe_exit_info(void)
 static _Noreturn void shut_down(void)
 {
     take_spares();
-    for (int k = 0; k < SPARES; k++)
-        if (spare_pids[k] > 0)
-            kill(spare_pids[k], SIGKILL); /* unreaped (or pidfd held): still the spare */
+    /* Unreaped, its pid is still the spare's; under autoreap a pid freed by
+     * the kernel may be another's already: the pidfd, where there is one. */
     for (int k = 0; k < SPARES; k++) {
-        if (spare_pids[k] > 0 && autoreap) {
+        if (spare_pids[k] > 0 && spare_pidfds[k] >= 0)
+            mp__pidfd_signal(spare_pidfds[k], SIGKILL);
+        else if (spare_pids[k] > 0)
+            kill(spare_pids[k], SIGKILL);
+    }
+    for (int k = 0; k < SPARES; k++) {
+        if (spare_pids[k] > 0 && autoreap && spare_pidfds[k] >= 0) {
             /* Gone (released by the kernel) before we go. */
             struct pollfd pfd = {.fd = spare_pidfds[k], .events = POLLIN};
             poll(&pfd, 1, 2000);
@@ -1146,6 +1166,11 @@ static _Noreturn void serve(int ctl)
 {
     pid_t self = getpid();
     test_hooks = getenv(ENV_TEST_HOOKS) != NULL;
+    if (getrlimit(RLIMIT_NOFILE, &starter_nofile) == 0 &&
+        starter_nofile.rlim_cur < starter_nofile.rlim_max) {
+        struct rlimit raised = {starter_nofile.rlim_max, starter_nofile.rlim_max};
+        nofile_raised = setrlimit(RLIMIT_NOFILE, &raised) == 0;
+    }
     /* Before SIGCHLD is blocked: the probe's child ends unseen. The variable
      * is for tests of the other way. */
     if (getenv(ENV_NO_AUTOREAP) == NULL && probe_exit_info()) {
