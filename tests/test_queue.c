@@ -11,6 +11,7 @@
 #include "core/arena.h"
 #include "harness.h"
 #include "queue/queue.h"
+#include "queue_fixtures.h"
 
 #define RING 4096       /* the smallest ring: messages of a few KiB go to blocks of their own */
 #define AREA (4 * RING) /* the block area of such a queue: longer ones are oversized */
@@ -81,16 +82,6 @@ static void get_pattern(mp_queue *q, uint32_t seq, size_t len, int timeout_ms)
     CHECK(m != NULL);
     CHECK_EQ(len, n);
     CHECK(pattern_ok(m, n, 0, seq));
-    free(m);
-}
-
-static void get_str(mp_queue *q, const char *expected, int timeout_ms)
-{
-    void *m = NULL;
-    size_t n = 0;
-    CHECK_OK(mp_queue_get(q, &m, &n, timeout_ms));
-    CHECK_EQ(strlen(expected), n);
-    CHECK(memcmp(m, expected, n) == 0);
     free(m);
 }
 

@@ -15,16 +15,7 @@
 
 #include "harness.h"
 #include "mproc/queue.h"
-
-static void get_str(mp_queue *q, const char *expected, int timeout_ms)
-{
-    void *m = NULL;
-    size_t n = 0;
-    CHECK_OK(mp_queue_get(q, &m, &n, timeout_ms));
-    CHECK_EQ(strlen(expected), n);
-    CHECK(memcmp(m, expected, n) == 0);
-    free(m);
-}
+#include "queue_fixtures.h"
 
 /* Takes the consumer side and sleeps in it (the queue is empty) until killed. */
 static int get_forever(void *arg)
