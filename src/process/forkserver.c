@@ -75,6 +75,13 @@
  *    parent (closefrom at spawn): a pipe the parent gives a child hangs up when
  *    the child and the parent are done with it, not when the server exits.
  *
+ * A status socket that hangs up without REPLY_STARTED (or brings REPLY_EXITED
+ * first) means the server died or the child was killed between taking the
+ * request and answering: the starter drops the server only if it is gone (a
+ * zombie, or the control socket hung up) and is the one the request went to.
+ * The server holds a descriptor or two per running child: it raises its soft
+ * RLIMIT_NOFILE to the hard limit, and its children get the old one back.
+ *
  * The parent trusts its own server only (an anonymous socketpair), but still
  * checks every length and kind it reads.
  */
