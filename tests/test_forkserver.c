@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -510,4 +511,111 @@ TEST(forkserver_a_spare_killed_while_waiting_is_replaced)
         CHECK_EQ(12 + i, joined_exitcode(p));
         mp_process_destroy(p);
     }
+}
+
+/* A spare killed after it took a request and before it answered its starter
+ * (before or after its report to the server; forkserver.c's test hooks kill a
+ * child of these names there): that start fails (MP_ESRCH), but the server is
+ * alive and stays, with its other children, and the next start goes to it. (The starter took such a
+ * hang-up for the server's death and killed a healthy server.) */
+static void a_spare_killed_before_answering(bool without_autoreap)
+{
+    setenv("MPROC_FORKSERVER_TEST_HOOKS", "1", 1); /* read by the server at its start */
+    if (without_autoreap)
+        setenv("MPROC_FORKSERVER_NO_AUTOREAP", "1", 1);
+    CHECK_OK(mp_forkserver_ensure_running());
+    unsetenv("MPROC_FORKSERVER_TEST_HOOKS");
+    unsetenv("MPROC_FORKSERVER_NO_AUTOREAP");
+    pid_t server = mp_forkserver_pid();
+    pid_t kids[8];
+    wait_spares(server, kids);
+    /* A daemon: it dies with the server (and a failure leaves no orphan). */
+    mp_process *running =
+        started(sleep_forever, NULL,
+                &(mp_process_options){.start_method = MP_START_FORKSERVER, .daemon = true});
+    static const char *names[2] = {"mproc-test-die-before-report", "mproc-test-die-after-report"};
+    for (int i = 0; i < 2; i++) {
+        mp_process *p;
+        CHECK_OK(mp_process_new(
+            &p, return_arg, (void *)(intptr_t)1,
+            &(mp_process_options){.start_method = MP_START_FORKSERVER, .name = names[i]}));
+        CHECK_RC(MP_ESRCH, mp_process_start(p));
+        mp_process_destroy(p);
+        CHECK_EQ(server, mp_forkserver_pid()); /* kept */
+        CHECK_EQ(0, kill(server, 0));
+    }
+    CHECK(mp_process_is_alive(running));
+    mp_process *p = started(return_arg, (void *)(intptr_t)7, &via_server);
+    CHECK_EQ(7, joined_exitcode(p));
+    mp_process_destroy(p);
+    CHECK_EQ(server, mp_forkserver_pid());
+    CHECK_OK(mp_process_kill(running));
+    CHECK_EQ(-SIGKILL, joined_exitcode(running));
+    mp_process_destroy(running);
+    CHECK_OK(mp_forkserver_stop());
+}
+
+TEST(forkserver_a_spare_killed_before_answering_leaves_the_server)
+{
+    a_spare_killed_before_answering(false);
+}
+
+TEST(forkserver_a_spare_killed_before_answering_leaves_the_server_without_autoreap)
+{
+    a_spare_killed_before_answering(true);
+}
+
+#define LOW_NOFILE 40
+
+static int nofile_is_low(void *arg)
+{
+    (void)arg;
+    struct rlimit rl;
+    return getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur == LOW_NOFILE ? 0 : 1;
+}
+
+/* The server holds descriptors for each running child (its status socket, and
+ * its pidfd under autoreap): with the soft descriptor limit it was started
+ * with, a few dozen children would exhaust it (requests and reports lost, the
+ * starts failing). It raises its soft limit to the hard one; its children get
+ * the limit it was started with (the starter's then), as under fork. */
+static void more_children_than_the_soft_limit(bool without_autoreap)
+{
+    struct rlimit saved, low;
+    CHECK(getrlimit(RLIMIT_NOFILE, &saved) == 0);
+    if (saved.rlim_max != RLIM_INFINITY && saved.rlim_max < 200)
+        SKIP("the hard descriptor limit is too low to show it");
+    low = (struct rlimit){LOW_NOFILE, saved.rlim_max};
+    CHECK(setrlimit(RLIMIT_NOFILE, &low) == 0);
+    if (without_autoreap)
+        setenv("MPROC_FORKSERVER_NO_AUTOREAP", "1", 1);
+    CHECK_OK(mp_forkserver_ensure_running()); /* started with the low limit */
+    unsetenv("MPROC_FORKSERVER_NO_AUTOREAP");
+    CHECK(setrlimit(RLIMIT_NOFILE, &saved) == 0); /* our handles need more */
+    enum { N = 2 * LOW_NOFILE };
+    mp_process *kids[N];
+    for (int i = 0; i < N; i++)
+        kids[i] =
+            started(sleep_forever, NULL,
+                    &(mp_process_options){.start_method = MP_START_FORKSERVER, .daemon = true});
+    mp_process *p = started(nofile_is_low, NULL, &via_server);
+    CHECK_EQ(0, joined_exitcode(p)); /* the limit the server started with, not its own */
+    mp_process_destroy(p);
+    for (int i = 0; i < N; i++) {
+        CHECK(mp_process_is_alive(kids[i]));
+        CHECK_OK(mp_process_kill(kids[i]));
+        CHECK_EQ(-SIGKILL, joined_exitcode(kids[i]));
+        mp_process_destroy(kids[i]);
+    }
+    CHECK_OK(mp_forkserver_stop());
+}
+
+TEST(forkserver_runs_more_children_than_its_soft_descriptor_limit)
+{
+    more_children_than_the_soft_limit(false);
+}
+
+TEST(forkserver_runs_more_children_than_its_soft_descriptor_limit_without_autoreap)
+{
+    more_children_than_the_soft_limit(true);
 }

@@ -943,3 +943,261 @@ TEST(thread_pool_map_feed_terminated_while_feeding)
 {
     terminate_feeding(true);
 }
+
+/* ---- feeds: edge cases of the ring's arithmetic (review) ---- */
+
+/* Items of exactly a ring (2 MiB: the ring does not grow, each item fills it and
+ * the next can be written only once the worker consumed all before it), empty
+ * items between them (placed at a lap's end without a wrap), and a few bytes
+ * past a ring's end (so the next skips to the following lap). */
+static _Atomic int *feed_waits_seen; /* shared with the workers */
+
+static void count_feed_waits(int point)
+{
+    if (point == MP__PF_FEED_WAIT)
+        atomic_fetch_add(feed_waits_seen, 1);
+}
+
+static void ring_sized_items(const mp_pool_options *o)
+{
+    feed_waits_seen = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    CHECK(feed_waits_seen != MAP_FAILED);
+    mp__pool_fault_hook = count_feed_waits;
+    mp_pool *p;
+    CHECK_OK(mp_pool_new(&p, o));
+    enum { N = 24 };
+    mp_buf *items = malloc(N * sizeof *items);
+    CHECK(items != NULL);
+    for (int i = 0; i < N; i++) {
+        size_t len = i % 3 == 0 ? (size_t)2 << 20 : i % 3 == 1 ? 0 : ((size_t)1 << 20) + 7;
+        char *b = malloc(len ? len : 1);
+        CHECK(b != NULL);
+        memset(b, i % 251, len);
+        items[i] = (mp_buf){b, len};
+    }
+    uint64_t out[N];
+    for (int chunk = 3; chunk <= 12; chunk += 9) { /* 3: ~5 MiB a chunk; 12: ~20 MiB */
+        memset(out, 0xff, sizeof out);
+        CHECK_OK(mp_pool_map(p, byte_sum, items, 0, N, out, sizeof out[0],
+                             &(mp_async_options){.chunksize = (size_t)chunk}));
+        check_sums(items, out, 0, N);
+    }
+    CHECK(atomic_load(feed_waits_seen) > 0); /* the items did go through feeds */
+    free_items(items, N);
+    finish(p);
+    mp__pool_fault_hook = NULL; /* once no worker thread may read it */
+    munmap(feed_waits_seen, 4096);
+}
+
+TEST(pool_map_feed_items_of_exactly_the_ring_and_empty_ones)
+{
+    ring_sized_items(&(mp_pool_options){.processes = 2});
+}
+
+TEST(thread_pool_map_feed_items_of_exactly_the_ring_and_empty_ones)
+{
+    ring_sized_items(&(mp_pool_options){.processes = 2, .threads = true});
+}
+
+TEST(pool_map_feed_one_worker_items_of_exactly_the_ring)
+{
+    ring_sized_items(&(mp_pool_options){.processes = 1});
+}
+
+/* Fixed-size items whose size does not divide the ring (12 bytes): each lap ends
+ * with a few bytes skipped, the writer's runs stop at the lap's end. */
+static int sum3(const void *arg, size_t len, mp_task *t)
+{
+    (void)len;
+    int v[3];
+    memcpy(v, arg, sizeof v);
+    int s = v[0] + v[1] + v[2];
+    return mp_task_return(t, &s, sizeof s);
+}
+
+TEST(pool_map_feed_fixed_items_that_do_not_divide_the_ring)
+{
+    mp_pool *p = new_pool(2);
+    enum { N = 1 << 20 }; /* 12 MiB of items, chunks of 6 MiB */
+    int *in = malloc((size_t)N * 3 * sizeof *in), *out = malloc(N * sizeof *out);
+    CHECK(in != NULL && out != NULL);
+    for (int i = 0; i < N; i++) {
+        in[3 * i] = i;
+        in[3 * i + 1] = -2 * (i % 1000);
+        in[3 * i + 2] = 7;
+    }
+    memset(out, 0, N * sizeof *out);
+    CHECK_OK(mp_pool_map(p, sum3, in, 3 * sizeof *in, N, out, sizeof *out,
+                         &(mp_async_options){.chunksize = N / 2}));
+    for (int i = 0; i < N; i++)
+        if (out[i] != i - 2 * (i % 1000) + 7)
+            CHECK_EQ(i - 2 * (i % 1000) + 7, out[i]);
+    free(in);
+    free(out);
+    finish(p);
+}
+
+/* starmap's packed tuples through a feed: two args per item, ~1 MiB and 4 bytes. */
+static int star_byte_sum(size_t argc, const mp_buf *argv, mp_task *t)
+{
+    if (argc != 2 || argv[1].len != sizeof(int))
+        return mp_task_fail(t, 3, "bad tuple");
+    uint64_t s = 0;
+    for (size_t i = 0; i < argv[0].len; i++)
+        s += ((const unsigned char *)argv[0].data)[i];
+    int k;
+    memcpy(&k, argv[1].data, sizeof k);
+    s += (uint64_t)k;
+    return mp_task_return(t, &s, sizeof s);
+}
+
+static void starmap_feed(const mp_pool_options *o)
+{
+    mp_pool *p;
+    CHECK_OK(mp_pool_new(&p, o));
+    enum { N = 40 };
+    mp_buf *items = feed_items(N, 900 << 10, 50 << 10);
+    int ks[N];
+    mp_buf argv[2 * N];
+    mp_args tuples[N];
+    for (int i = 0; i < N; i++) {
+        ks[i] = 1000 * i;
+        argv[2 * i] = items[i];
+        argv[2 * i + 1] = (mp_buf){&ks[i], sizeof ks[i]};
+        tuples[i] = (mp_args){2, &argv[2 * i]};
+    }
+    uint64_t out[N];
+    memset(out, 0, sizeof out);
+    CHECK_OK(mp_pool_starmap(p, star_byte_sum, tuples, N, out, sizeof out[0],
+                             &(mp_async_options){.chunksize = 10}));
+    for (int i = 0; i < N; i++)
+        CHECK_EQ((uint64_t)(i % 251) * items[i].len + (uint64_t)ks[i], out[i]);
+    free_items(items, N);
+    finish(p);
+}
+
+TEST(pool_starmap_through_feeds)
+{
+    starmap_feed(&(mp_pool_options){.processes = 2});
+}
+
+TEST(thread_pool_starmap_through_feeds)
+{
+    starmap_feed(&(mp_pool_options){.processes = 2, .threads = true});
+}
+
+/* maxtasksperchild 1: every worker is replaced after each chunk it ran through
+ * its feed; a map of more chunks than workers is right and leaves no ring behind. */
+TEST(pool_map_feed_maxtasksperchild_one)
+{
+    feed_round_trip(
+        &(mp_pool_options){.processes = 2, .maxtasksperchild = 1, .shared_size = 32 << 20});
+}
+
+/* A worker that dies just after it finished a chunk that came through a feed
+ * (fault point MP__PF_TASK_DONE, once across the workers), in a pool whose
+ * region is too small for shared result batches (22 workers, 16 MiB: the batches
+ * would need 2.1 MiB, more than an eighth): the chunk's result must not be lost,
+ * nor the chunk run again from a ring whose first items were overwritten by its
+ * later ones (that run would return the sums of other items, as a success). */
+static _Atomic int *task_done_calls;
+
+static void die_after_first_task(int point)
+{
+    if (point == MP__PF_TASK_DONE && atomic_fetch_add(task_done_calls, 1) == 0)
+        raise(SIGKILL);
+}
+
+TEST(pool_map_feed_worker_dies_after_its_chunk_without_shared_batches)
+{
+    task_done_calls = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    CHECK(task_done_calls != MAP_FAILED);
+    mp__pool_fault_hook = die_after_first_task; /* in the workers forked from here on */
+    mp_pool *p;
+    CHECK_OK(mp_pool_new(&p, &(mp_pool_options){.processes = 22, .shared_size = 16 << 20}));
+    enum { N = 12 };
+    mp_buf *items = feed_items(N, 1 << 20, 0); /* 1 MiB each: chunks of 4 MiB, 2 ring laps */
+    uint64_t out[N];
+    memset(out, 0, sizeof out);
+    int rc = mp_pool_map(p, byte_sum, items, 0, N, out, sizeof out[0],
+                         &(mp_async_options){.chunksize = 4});
+    mp__pool_fault_hook = NULL;
+    CHECK(atomic_load(task_done_calls) >= 1); /* a worker did die there */
+    CHECK_RC(0, rc);
+    check_sums(items, out, 0, N);
+    free_items(items, N);
+    finish(p);
+    munmap(task_done_calls, 4096);
+}
+
+/* Closing the pool while a map feeds its chunks (process and thread pools): the
+ * chunks already out (one per worker and one more, through their feeds) are fed
+ * to the end and answered right; the map is MP_ECLOSED for the chunk it could not
+ * send; nothing hangs and the pool winds down. */
+static void close_feeding(bool threads)
+{
+    mp_pool *p;
+    CHECK_OK(mp_pool_new(&p, &(mp_pool_options){.processes = 2, .threads = threads}));
+    enum { N = 64 };
+    mp_buf *items = feed_items(N, 1 << 20, 0); /* 4 chunks of 16 MiB, 3 feeds at once */
+    uint64_t out[N];
+    memset(out, 0, sizeof out);
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, close_soon, p) == 0);
+    int rc = mp_pool_map(p, slow_sum, items, 0, N, out, sizeof out[0],
+                         &(mp_async_options){.chunksize = 16});
+    pthread_join(th, NULL);
+    CHECK_RC(MP_ECLOSED, rc);
+    /* (usually chunks 0-2 went; a loaded machine may have been slower) each chunk
+     * sent is right whole, the others untouched */
+    for (int c = 0; c < N / 16; c++) {
+        if (out[16 * c + 1] != 0)
+            check_sums(items, out, 16 * c, 16 * c + 16);
+        else
+            for (int i = 16 * c; i < 16 * c + 16; i++)
+                CHECK_EQ(0, out[i]);
+    }
+    CHECK_OK(mp_pool_join(p, 10000));
+    mp_pool_destroy(p);
+    free_items(items, N);
+}
+
+TEST(pool_map_feed_closed_while_feeding)
+{
+    close_feeding(false);
+}
+
+TEST(thread_pool_map_feed_closed_while_feeding)
+{
+    close_feeding(true);
+}
+
+/* Many small variable-size items through feeds: a chunk of 600k items of 6-10
+ * bytes (about 4.8 MiB, so through a 2 MiB ring) whose frame carries 4.8 MiB of
+ * lengths in the region besides; counted in the map's budget, right results. */
+TEST(pool_map_feed_many_small_variable_items)
+{
+    mp_pool *p = new_pool(2);
+    enum { N = 1200000 };
+    char *data = malloc((size_t)N * 10);
+    mp_buf *items = malloc((size_t)N * sizeof *items);
+    uint64_t *out = malloc((size_t)N * sizeof *out);
+    CHECK(data != NULL && items != NULL && out != NULL);
+    size_t off = 0;
+    for (int i = 0; i < N; i++) {
+        size_t len = 6 + (size_t)(i % 5);
+        memset(data + off, i % 251, len);
+        items[i] = (mp_buf){data + off, len};
+        off += len;
+    }
+    memset(out, 0, (size_t)N * sizeof *out);
+    CHECK_OK(mp_pool_map(p, byte_sum, items, 0, N, out, sizeof out[0],
+                         &(mp_async_options){.chunksize = N / 2}));
+    for (int i = 0; i < N; i++)
+        if (out[i] != (uint64_t)(i % 251) * items[i].len)
+            CHECK_EQ((uint64_t)(i % 251) * items[i].len, out[i]);
+    free(data);
+    free(items);
+    free(out);
+    finish(p);
+}

@@ -256,7 +256,11 @@ MP_EXTERN int mp_active_children(mp_process ***children);
  * them and tells the caller; the sentinel is then the socket it tells on.
  * If the server dies (killed), the next start fails with MP_ESRCH and drops
  * it, and the start after that launches a new one. Children whose
- * status the dead server could not report end with exit code 255. */
+ * status the dead server could not report end with exit code 255. A start
+ * whose child was killed before it answered fails with MP_ESRCH too, and keeps
+ * the server (alive: it is checked). The server raises its soft descriptor limit
+ * to the hard one (it holds descriptors for each running child); its children
+ * get back the limit it was started with. */
 
 /* Sets the start method used when the options say MP_START_DEFAULT (Python's
  * set_start_method). The initial default is fork, or the value of the

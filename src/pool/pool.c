@@ -47,8 +47,11 @@
  * message naming the signal or exit status; every other outstanding task (not
  * started; or finished with its result neither read nor in a shared batch: a
  * thread pool, or a region too small to hold the batches) goes back to the front
- * of the pending queue and runs again. The worker is replaced. So every task gets
- * exactly one result and no call waits for a dead worker.
+ * of the pending queue and runs again. Not a chunk that read from its feed: its
+ * worker writes that result before it clears `running`, and a chunk found with
+ * its feed consumed from fails instead (its ring holds later items now). The
+ * worker is replaced. So every task gets exactly one result and no call waits
+ * for a dead worker.
  *
  * Zero-copy maps (MP__UNIT_JOB): the job lives in the region; the parent sends a
  * JOB frame to every worker ("participants"). Workers claim chunks with an atomic

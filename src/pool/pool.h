@@ -97,6 +97,7 @@ static inline uint64_t mp__feed_place(uint64_t v, uint64_t len, uint64_t ring_si
 /* Test hooks: points where a worker calls mp__pool_fault_hook when it is not NULL. */
 enum mp__pool_fault {
     MP__PF_FEED_WAIT = 1, /* a worker needs items past what it saw written to its feed */
+    MP__PF_TASK_DONE = 2, /* a worker finished a task (`running` cleared), before the next */
 };
 MP__HIDDEN extern void (*mp__pool_fault_hook)(int point);
 

@@ -394,7 +394,9 @@ void mp__pool_worker_down_locked(mp_pool *p, int i)
             mp__pool_free_unit_locked(p, u);
         } else if (u->r == NULL) {
             mp__pool_free_unit_locked(p, u);
-        } else if (u->id == running) {
+        } else if (u->id == running || (u->feed != NULL && atomic_load(&u->feed->consumed) != 0)) {
+            /* (a chunk whose feed the worker consumed from cannot run again: the
+             * submitter wrote later items over its first ones) */
             mp__pool_fail_unit_locked(p, u, MP_EWORKERDIED, msg);
             mp__pool_free_unit_locked(p, u);
         } else {

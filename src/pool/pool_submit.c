@@ -454,9 +454,11 @@ static int stream_open(mp_pool *pool, mp_async_result *r, struct stream *st,
         ring *= 2;
     bool feed = st->kick != NULL && items / 2 >= ring && ring <= pool->region_size / 8;
     size_t out_region = out_len >= MP__POOL_REGION_MIN ? out_len : 0;
-    size_t want =
-        (feed ? sizeof(struct mp__feed) + ring : (payload >= MP__POOL_REGION_MIN ? payload : 0)) +
-        out_region;
+    /* a feed chunk's frame still carries its items' lengths, in the region when
+     * they are many (8 bytes an item: more than the items when they are small) */
+    size_t frame = feed ? lens : payload;
+    size_t want = (feed ? sizeof(struct mp__feed) + ring : 0) +
+                  (frame >= MP__POOL_REGION_MIN ? frame : 0) + out_region;
     size_t budget = pool->region_size / 4 < MP__POOL_STREAM_BYTES ? pool->region_size / 4
                                                                   : MP__POOL_STREAM_BYTES;
     if (want > 0 && st->in_flight >= (size_t)pool->n && st->in_flight_bytes + want > budget)
@@ -485,9 +487,8 @@ static int stream_open(mp_pool *pool, mp_async_result *r, struct stream *st,
     if (f != NULL)
         ((struct mp__task_hdr *)u->frame)->feed_off = (uint64_t)(uintptr_t)f;
     /* read before the submit: the handler may free u at once */
-    size_t in_region = (f != NULL           ? sizeof *f + ring
-                        : u->region != NULL ? payload
-                                            : 0) +
+    size_t in_region = (f != NULL ? sizeof *f + ring : 0) +
+                       (u->region != NULL ? (f != NULL ? lens : payload) : 0) +
                        (u->out_region != NULL ? out_len : 0);
     int rc = submit(pool, u); /* frees u (and its reference to f) on failure */
     if (rc != 0) {

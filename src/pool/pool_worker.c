@@ -459,6 +459,11 @@ static int run_chunk(struct result_writer *out, const struct mp__task_hdr *h, co
     int w = status != 0 ? send_result(out, h->id, status, code, msg, NULL, 0)
             : in_region ? send_result(out, h->id, 0, 0, NULL, NULL, 0)
                         : send_result(out, h->id, 0, 0, NULL, results->p, results->len);
+    /* A chunk read through a feed cannot run again (its ring holds its last items
+     * now): its result is in the socket before `running` is cleared, so that a
+     * death from here on cannot lose it when the batch is not shared. */
+    if (feed && w == 0 && out->published == NULL)
+        w = flush_results(out);
     free(msg);
     return w;
 }
@@ -545,6 +550,8 @@ void mp__pool_worker_main(const struct mp__worker_ctx *c)
         else
             rc = run_chunk(&out, &h, payload, &results);
         atomic_store(c->running, 0);
+        if (mp__pool_fault_hook != NULL)
+            mp__pool_fault_hook(MP__PF_TASK_DONE);
         if (rc != 0) /* the parent is gone or closed our socket */
             break;
         if (h.kind != MP__UNIT_JOB && c->maxtasks != 0 && ++done >= c->maxtasks)

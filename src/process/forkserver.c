@@ -75,6 +75,13 @@
  *    parent (closefrom at spawn): a pipe the parent gives a child hangs up when
  *    the child and the parent are done with it, not when the server exits.
  *
+ * A status socket that hangs up without REPLY_STARTED (or brings REPLY_EXITED
+ * first) means the server died or the child was killed between taking the
+ * request and answering: the starter drops the server only if it is gone (a
+ * zombie, or the control socket hung up) and is the one the request went to.
+ * The server holds a descriptor or two per running child: it raises its soft
+ * RLIMIT_NOFILE to the hard limit, and its children get the old one back.
+ *
  * The parent trusts its own server only (an anonymous socketpair), but still
  * checks every length and kind it reads.
  */
@@ -95,6 +102,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -476,6 +484,35 @@ pid_t mp_forkserver_pid(void)
 
 /* ---- a start, parent side ---- */
 
+#define GONE_GRACE_MS 250
+
+/* Whether the server has died (caller holds client_lock, ctl_fd open): it is
+ * a zombie (our child, unreaped: its pid is its own), or the control socket
+ * hung up (every holder of its other end is gone). A status socket hangs up
+ * as the server's descriptors close, just before it turns zombie, so a dying
+ * server is given a moment; one alive after GONE_GRACE_MS is alive (should it
+ * die later, the next start's send fails and drops it). */
+static bool server_gone_locked(void)
+{
+    mp__deadline d;
+    mp__deadline_init(&d, GONE_GRACE_MS);
+    for (;;) {
+        siginfo_t si = {0};
+        if (waitid(P_PID, (id_t)server_pid, &si, WEXITED | WNOHANG | WNOWAIT) != 0 ||
+            si.si_pid == server_pid)
+            return true;
+        struct pollfd pfd = {.fd = ctl_fd, .events = 0};
+        int ms = mp__deadline_poll_ms(&d);
+        if (ms == 0)
+            return false;
+        int n = poll(&pfd, 1, ms < 5 ? ms : 5);
+        if (n > 0 && (pfd.revents & (POLLHUP | POLLERR)))
+            return true;
+        if (n < 0 && errno != EINTR)
+            return false;
+    }
+}
+
 static bool fd_open(int fd)
 {
     return fcntl(fd, F_GETFD) >= 0;
@@ -510,6 +547,7 @@ int mp__fs_start(const struct mp__fs_request *req, struct mp__fs_child *out)
                         .arg_value = (uint64_t)(uintptr_t)req->arg};
     int sv[2] = {-1, -1}, memfd = -1;
     int fds[MAX_FDS], nfds = 0;
+    pid_t sent_to = 0; /* the server the request went to */
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
         return -errno;
     int rc = 0;
@@ -554,6 +592,7 @@ int mp__fs_start(const struct mp__fs_request *req, struct mp__fs_child *out)
                 fds[nfds++] = memfd;
             }
             out->autoreaped = server_autoreaps;
+            sent_to = server_pid;
             rc = send_with_fds(ctl_fd, iov, 7, fds, nfds);
             if (rc == MP_EPIPE || rc == MP_ECONNRESET || rc == -ENOTCONN) {
                 drop_server(true); /* it died: say so now, relaunch on the next start */
@@ -592,9 +631,12 @@ int mp__fs_start(const struct mp__fs_request *req, struct mp__fs_child *out)
         return rc;
     if (got == (ssize_t)sizeof rep && rep.kind == REPLY_REFUSED && rep.value < 0)
         return rep.value;
-    /* Hung up without an answer: the server died. */
+    /* Hung up without an answer (or the server's REPLY_EXITED first): the
+     * server died, or the spare that took the request was killed before it
+     * answered (the server then lives on: it is not ours to kill, nor are its
+     * children). Only the server the request went to, if it is gone. */
     pthread_mutex_lock(&client_lock);
-    if (ctl_fd >= 0 && client_pid == getpid())
+    if (ctl_fd >= 0 && client_pid == getpid() && server_pid == sent_to && server_gone_locked())
         drop_server(true);
     pthread_mutex_unlock(&client_lock);
     return MP_ESRCH;
@@ -704,6 +746,18 @@ static struct child *children;
 static size_t n_children, cap_children;
 static char *request_buf; /* static: the child's copies stay reachable (LeakSanitizer) */
 static void *child_arg;
+/* Tests only (MPROC_FORKSERVER_TEST_HOOKS=1 at the server's start): a child so
+ * named is killed in become_child, before or after its report to the server,
+ * in the window between taking its request and answering its starter. */
+static bool test_hooks;
+/* The descriptor limit the server was started with (the starter's), which
+ * its children get back: the server raises its own soft limit to the hard one,
+ * as it holds descriptors for every running child (two under autoreap). */
+static struct rlimit starter_nofile;
+static bool nofile_raised;
+#define ENV_TEST_HOOKS "MPROC_FORKSERVER_TEST_HOOKS"
+#define TEST_DIE_BEFORE_REPORT "mproc-test-die-before-report"
+#define TEST_DIE_AFTER_REPORT "mproc-test-die-after-report"
 
 static void reply(int fd, int kind, int value, int pass_fd)
 {
@@ -765,6 +819,8 @@ static _Noreturn void run_child(const struct request *r, char (*names)[NAME_MAX_
         close(SERVER_FD);
     }
     syscall(SYS_close_range, SERVER_FD + 1, ~0U, 0);
+    if (nofile_raised)
+        setrlimit(RLIMIT_NOFILE, &starter_nofile);
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
@@ -827,8 +883,12 @@ static _Noreturn void become_child(const struct request *r, char (*names)[NAME_M
     struct taken t = {self};
     struct iovec iov = {&t, sizeof t};
     int pass[2] = {fds[0], pidfd};
+    if (test_hooks && strcmp(names[0], TEST_DIE_BEFORE_REPORT) == 0)
+        raise(SIGKILL);
     if (send_with_fds(spare_sock[1], &iov, 1, pass, pidfd >= 0 ? 2 : 1) != 0)
         _exit(0);
+    if (test_hooks && strcmp(names[0], TEST_DIE_AFTER_REPORT) == 0)
+        raise(SIGKILL);
     if (!r->daemon)
         prctl(PR_SET_PDEATHSIG, 0); /* a spare's; a non-daemon outlives the server */
     reply(fds[0], REPLY_STARTED, self, pidfd);
@@ -942,8 +1002,13 @@ static bool make_spare(int ctl, pid_t server)
         /* A spare ends only if killed: that it died before this (and its pid
          * went to another process meanwhile) is not a window we can close
          * without clone3; a spare gone already makes us fork the next. */
-        spare_pidfds[k] = mp__pidfd_open(pid);
-        if (spare_pidfds[k] < 0)
+        int fd = mp__pidfd_open(pid);
+        spare_pidfds[k] = fd >= 0 ? fd : -1;
+        /* Out of descriptors: a spare we cannot watch (its report still drops
+         * it), not one forgotten while it reads the control socket (then the
+         * server's own read of a request would race it, and each turn would
+         * fork another). */
+        if (fd == MP_ESRCH)
             spare_pids[k] = 0;
     }
     return true;
@@ -1047,9 +1112,11 @@ static bool scan_children(void)
         children[i] = children[--n_children];
     }
     for (int k = 0; k < SPARES; k++) {
-        if (spare_pids[k] > 0 && exit_code_reaped(spare_pidfds[k], &code))
+        if (spare_pids[k] <= 0 || spare_pidfds[k] < 0)
+            continue;
+        if (exit_code_reaped(spare_pidfds[k], &code))
             drop_spare(k); /* killed while waiting */
-        else if (spare_pids[k] > 0)
+        else
             again = again || ended(spare_pidfds[k]);
     }
     return again;
@@ -1078,11 +1145,16 @@ static bool probe_exit_info(void)
 static _Noreturn void shut_down(void)
 {
     take_spares();
-    for (int k = 0; k < SPARES; k++)
-        if (spare_pids[k] > 0)
-            kill(spare_pids[k], SIGKILL); /* unreaped (or pidfd held): still the spare */
+    /* Unreaped, its pid is still the spare's; under autoreap a pid freed by
+     * the kernel may be another's already: the pidfd, where there is one. */
     for (int k = 0; k < SPARES; k++) {
-        if (spare_pids[k] > 0 && autoreap) {
+        if (spare_pids[k] > 0 && spare_pidfds[k] >= 0)
+            mp__pidfd_signal(spare_pidfds[k], SIGKILL);
+        else if (spare_pids[k] > 0)
+            kill(spare_pids[k], SIGKILL);
+    }
+    for (int k = 0; k < SPARES; k++) {
+        if (spare_pids[k] > 0 && autoreap && spare_pidfds[k] >= 0) {
             /* Gone (released by the kernel) before we go. */
             struct pollfd pfd = {.fd = spare_pidfds[k], .events = POLLIN};
             poll(&pfd, 1, 2000);
@@ -1100,6 +1172,12 @@ static _Noreturn void shut_down(void)
 static _Noreturn void serve(int ctl)
 {
     pid_t self = getpid();
+    test_hooks = getenv(ENV_TEST_HOOKS) != NULL;
+    if (getrlimit(RLIMIT_NOFILE, &starter_nofile) == 0 &&
+        starter_nofile.rlim_cur < starter_nofile.rlim_max) {
+        struct rlimit raised = {starter_nofile.rlim_max, starter_nofile.rlim_max};
+        nofile_raised = setrlimit(RLIMIT_NOFILE, &raised) == 0;
+    }
     /* Before SIGCHLD is blocked: the probe's child ends unseen. The variable
      * is for tests of the other way. */
     if (getenv(ENV_NO_AUTOREAP) == NULL && probe_exit_info()) {
