@@ -620,3 +620,66 @@ TEST(many_channels_handing_off_at_once_each_get_their_reply)
     mp_manager_destroy(c);
     fx_stop_here(m);
 }
+
+/* A peer that reads a big reply slowly but steadily (16 KiB every 10 ms) is
+ * alive: the server must not drop it for the stall limit (shortened here to
+ * 200 ms), even though the socket may not turn writable (POLLOUT wants a third
+ * of the send buffer free) for longer than that: what counts is that the peer
+ * takes bytes. */
+TEST(a_reply_its_peer_reads_slowly_is_not_dropped_by_the_stall_limit)
+{
+    enum { BIG = 4 << 20, CHUNK = 16 << 10 };
+    atomic_store(&mp__mgr_send_stall_ms, 200);
+    mp_manager *m = serve_here();
+    mp_proxy *b;
+    mp_manager *c = client(mp_manager_address(m), "b", &b);
+    char *blob = malloc(BIG);
+    CHECK(blob != NULL);
+    for (size_t i = 0; i < BIG; i++)
+        blob[i] = (char)(i * 11);
+    mp_obj *item = mp_bytes(blob, BIG);
+    CHECK_OK(mp_proxy_put(b, item, 10000));
+    mp_obj_unref(item);
+    mp_conn *raw = raw_channel(mp_manager_address(m));
+    mp_obj *req;
+    CHECK_OK(mp_obj_build(&req, "(ss(){})", mp_proxy_ident(b), "get"));
+    void *buf;
+    size_t len;
+    CHECK_OK(mp_pickle_dumps(req, 4, &buf, &len));
+    mp_obj_unref(req);
+    CHECK_OK(mp_conn_send_bytes(raw, buf, len));
+    free(buf);
+    th_sleep_ms(300); /* the server's socket fills up */
+    int fd = mp_conn_fileno(raw);
+    size_t cap = BIG + 4096, got = 0, want = 0;
+    unsigned char *in = malloc(cap);
+    CHECK(in != NULL);
+    uint64_t t0 = th_now_ms();
+    while ((want == 0 || got < want) && th_now_ms() - t0 < 30000) {
+        ssize_t r = recv(fd, in + got, want ? (want - got < CHUNK ? want - got : CHUNK) : 4, 0);
+        CHECK(r > 0); /* 0: the server dropped the channel as dead */
+        got += (size_t)r;
+        if (want == 0 && got >= 4) {
+            want = 4 + ((size_t)in[0] << 24 | (size_t)in[1] << 16 | (size_t)in[2] << 8 | in[3]);
+            CHECK(want <= cap);
+        }
+        if (want != 0)
+            th_sleep_ms(10);
+    }
+    CHECK_EQ(want, got);
+    mp_obj *rep;
+    CHECK_OK(mp_pickle_loads(in + 4, got - 4, NULL, &rep, NULL));
+    CHECK_STR("#RETURN", mp_str_cstr(mp_seq_item(rep, 0)));
+    const void *data = NULL;
+    size_t n = 0;
+    CHECK_OK(mp_bytes_value(mp_seq_item(rep, 1), &data, &n));
+    CHECK_EQ((size_t)BIG, n);
+    CHECK(memcmp(data, blob, BIG) == 0);
+    mp_obj_unref(rep);
+    free(in);
+    free(blob);
+    mp_conn_destroy(raw);
+    mp_proxy_destroy(b);
+    mp_manager_destroy(c);
+    fx_stop_here(m);
+}

@@ -28,6 +28,7 @@
  * from the accept loop's thread), and the table's objects are released. */
 #include <assert.h>
 #include <fcntl.h>
+#include <linux/sockios.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -35,6 +36,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -170,6 +172,14 @@ static void request_stop(struct mp_mgr_server *s, mp_manager_stop_reason why, mp
 }
 
 /* ---- replies ---- */
+
+/* The bytes fd's peer has not taken yet (its send queue: SIOCOUTQ, for TCP and
+ * Unix stream sockets alike), or -1 when the kernel cannot tell. */
+static int outq(int fd)
+{
+    int n = 0;
+    return ioctl(fd, SIOCOUTQ, &n) == 0 ? n : -1;
+}
 
 static int conn_send(struct mp_mgr_server *s, mp__mgr_conn *c, const void *buf, size_t len);
 
@@ -883,14 +893,22 @@ static int conn_send(struct mp_mgr_server *s, mp__mgr_conn *c, const void *buf, 
                 return -errno;
             handoff(s);
             /* The peer must take some of it within the stall limit, or it is
-             * dropped as dead (a stop shuts the socket down, which wakes this). */
+             * dropped as dead (a stop shuts the socket down, which wakes this).
+             * Taking is measured by the bytes still queued (SIOCOUTQ), not by
+             * POLLOUT alone: a socket turns writable only once a large part of
+             * its buffer is free, which a peer that reads slowly but steadily
+             * may take longer than the limit to free. */
             int stall = atomic_load(&mp__mgr_send_stall_ms);
+            int queued = outq(c->fd), r;
             struct pollfd p = {.fd = c->fd, .events = POLLOUT};
-            int r = poll(&p, 1, stall > 0 ? stall : MP__MGR_SEND_STALL_MS);
+            while ((r = poll(&p, 1, stall > 0 ? stall : MP__MGR_SEND_STALL_MS)) == 0) {
+                int now = outq(c->fd);
+                if (now < 0 || queued < 0 || now >= queued)
+                    return MP_ETIMEDOUT; /* nothing taken for the whole limit */
+                queued = now;
+            }
             if (r < 0 && errno != EINTR)
                 return -errno;
-            if (r == 0)
-                return MP_ETIMEDOUT;
             continue;
         }
         mp__iov_advance(&v, &n, (size_t)w);
