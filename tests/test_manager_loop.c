@@ -683,3 +683,72 @@ TEST(a_reply_its_peer_reads_slowly_is_not_dropped_by_the_stall_limit)
     mp_manager_destroy(c);
     fx_stop_here(m);
 }
+
+/* ---- a slow control request vs the other threads' calls ----
+ * A create whose constructor takes a while holds the control channel; a decref
+ * on another thread then waits for that channel. That wait must not hold the
+ * client's list lock, which every method call (of every thread, on its own
+ * channel) and a shutdown take: they would all wait for the slow create. */
+
+static int slow_make(void *arg, mp_manager_call *call, const mp_obj *args, const mp_obj *kwds,
+                     mp_served **out)
+{
+    (void)arg;
+    (void)call;
+    (void)args;
+    (void)kwds;
+    th_sleep_ms(1500);
+    return mp_served_queue_new(out, 0);
+}
+
+typedef struct slow_arg {
+    mp_manager *c;
+    mp_proxy *p;
+    int rc;
+} slow_arg;
+
+static void *slow_create_main(void *arg)
+{
+    slow_arg *a = arg;
+    a->rc = mp_manager_create(a->c, "slow", NULL, NULL, &a->p);
+    return NULL;
+}
+
+static void *destroy_main(void *arg)
+{
+    mp_proxy_destroy(arg);
+    return NULL;
+}
+
+TEST(a_slow_create_does_not_hold_up_other_threads_method_calls)
+{
+    mp_served *a;
+    CHECK_OK(mp_served_queue_new(&a, 0));
+    mp_manager *m;
+    CHECK_OK(mp_manager_new(&m, "127.0.0.1:0", KEY, strlen(KEY), NULL));
+    CHECK_OK(mp_manager_register(m, "a", &(mp_manager_register_options){.object = a}));
+    CHECK_OK(mp_manager_register(m, "slow", &(mp_manager_register_options){.callable = slow_make}));
+    mp_served_unref(a);
+    fx_serve_thread(m);
+    mp_proxy *q, *q2;
+    mp_manager *c = client(mp_manager_address(m), "a", &q);
+    CHECK_OK(mp_manager_create(c, "a", NULL, NULL, &q2));
+    CHECK_EQ(0L, mp_proxy_qsize(q)); /* this thread's channel is open */
+    slow_arg sa = {.c = c};
+    pthread_t ts, td;
+    CHECK_EQ(0, pthread_create(&ts, NULL, slow_create_main, &sa));
+    th_sleep_ms(200); /* the create holds the control channel */
+    CHECK_EQ(0, pthread_create(&td, NULL, destroy_main, q2));
+    th_sleep_ms(200); /* the decref waits for it */
+    uint64_t t0 = th_now_ms();
+    CHECK_EQ(0L, mp_proxy_qsize(q));
+    uint64_t took = th_now_ms() - t0;
+    pthread_join(td, NULL);
+    pthread_join(ts, NULL);
+    CHECK_OK(sa.rc);
+    CHECK(took < 500); /* not behind the create's 1.5 s */
+    mp_proxy_destroy(sa.p);
+    mp_proxy_destroy(q);
+    mp_manager_destroy(c);
+    fx_stop_here(m);
+}

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -283,6 +284,8 @@ void mp__mgr_chan_thread_exit(void *p)
         free_chan(ch);
 }
 
+static void release_ctl(struct mp_manager *m, mp__mgr_chan *ch);
+
 void mp__mgr_chans_close_all(struct mp_manager *m)
 {
     pthread_mutex_lock(&m->lock);
@@ -311,7 +314,10 @@ void mp__mgr_chans_close_all(struct mp_manager *m)
              * be held by a thread that did not come through the fork). */
             mp__close_fd(list->wake_fd);
             free(list);
-        } else if (list->is_ctl || pthread_equal(list->owner, pthread_self())) {
+        } else if (list->is_ctl) {
+            release_ctl(m, list); /* a call in flight ends first */
+            free_chan(list);
+        } else if (pthread_equal(list->owner, pthread_self())) {
             pthread_mutex_lock(&list->mu); /* a call in flight ends first */
             pthread_mutex_unlock(&list->mu);
             free_chan(list);
@@ -387,14 +393,46 @@ int mp__mgr_connect_ctl(struct mp_manager *m)
 static mp__mgr_chan *locked_ctl(struct mp_manager *m, unsigned *gen)
 {
     pthread_mutex_lock(&m->lock);
-    mp__mgr_chan *ch = m->mproc_server ? m->ctl : NULL;
-    if (ch != NULL && ch->pid != my_pid())
-        ch = NULL;
-    if (ch != NULL)
-        pthread_mutex_lock(&ch->mu); /* under m->lock: close_all cannot free it meanwhile */
-    *gen = m->ctl_gen;
-    pthread_mutex_unlock(&m->lock);
-    return ch;
+    for (;;) {
+        mp__mgr_chan *ch = m->mproc_server ? m->ctl : NULL;
+        if (ch != NULL && ch->pid != my_pid())
+            ch = NULL;
+        *gen = m->ctl_gen;
+        if (ch == NULL || pthread_mutex_trylock(&ch->mu) == 0) {
+            pthread_mutex_unlock(&m->lock);
+            return ch;
+        }
+        /* A call is in flight on it (it may take as long as a slow create): wait
+         * for it without m->lock, which every method call and close_all take.
+         * The pin keeps it from being freed meanwhile (release_ctl). */
+        ch->pins++;
+        pthread_mutex_unlock(&m->lock);
+        pthread_mutex_lock(&ch->mu);
+        pthread_mutex_lock(&m->lock);
+        ch->pins--;
+        if (m->mproc_server && m->ctl == ch) {
+            *gen = m->ctl_gen;
+            pthread_mutex_unlock(&m->lock);
+            return ch;
+        }
+        pthread_mutex_unlock(&ch->mu); /* replaced or closed meanwhile: look again */
+    }
+}
+
+/* Waits until no thread uses ch, a control channel no longer m->ctl (so no new
+ * pin can be taken): none pinned waiting for its mu, none holding it. */
+static void release_ctl(struct mp_manager *m, mp__mgr_chan *ch)
+{
+    for (;;) {
+        pthread_mutex_lock(&m->lock);
+        bool pinned = ch->pins > 0;
+        pthread_mutex_unlock(&m->lock);
+        pthread_mutex_lock(&ch->mu);
+        pthread_mutex_unlock(&ch->mu);
+        if (!pinned)
+            return;
+        sched_yield();
+    }
 }
 
 /* Whether the control channel (its mu held) can carry a request: not closed by
@@ -458,8 +496,7 @@ static int reopen_ctl(struct mp_manager *m, unsigned gen)
     if (old != NULL) {
         /* No acquire can find it now; one that holds its mu lets go first. Closing
          * it is a no-op on the wire: it was broken already. */
-        pthread_mutex_lock(&old->mu);
-        pthread_mutex_unlock(&old->mu);
+        release_ctl(m, old);
         free_chan(old);
     }
     return rc;

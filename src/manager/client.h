@@ -20,6 +20,8 @@ typedef struct mp__mgr_chan {
      * conn it must not touch until that call has let go of mu). */
     int wake_fd;
     pthread_mutex_t mu; /* one call at a time */
+    unsigned pins;      /* threads waiting for mu of this control channel without
+                         * m->lock (under m->lock): it is not freed while > 0 */
     pid_t pid;          /* the process that opened it */
     pthread_t owner;    /* the thread that opened it */
     bool is_ctl;        /* the manager's control channel: never closed by a thread's exit */
