@@ -623,13 +623,13 @@ TEST(many_channels_handing_off_at_once_each_get_their_reply)
 
 /* A peer that reads a big reply slowly but steadily (16 KiB every 10 ms) is
  * alive: the server must not drop it for the stall limit (shortened here to
- * 200 ms), even though the socket may not turn writable (POLLOUT wants a third
+ * 500 ms), even though the socket may not turn writable (POLLOUT wants a third
  * of the send buffer free) for longer than that: what counts is that the peer
  * takes bytes. */
 TEST(a_reply_its_peer_reads_slowly_is_not_dropped_by_the_stall_limit)
 {
     enum { BIG = 4 << 20, CHUNK = 16 << 10 };
-    atomic_store(&mp__mgr_send_stall_ms, 200);
+    atomic_store(&mp__mgr_send_stall_ms, 500);
     mp_manager *m = serve_here();
     mp_proxy *b;
     mp_manager *c = client(mp_manager_address(m), "b", &b);
