@@ -252,8 +252,9 @@ MP_EXTERN int mp_active_children(mp_process ***children);
  * pidfd (Linux >= 6.15), it reaps the server's children itself, and join,
  * is_alive and exitcode learn the end and the status from the child's pidfd,
  * which is then the sentinel: no round trip through the server, and a joined
- * child is gone (reaped), as under fork. On older kernels the server reaps
- * them and tells the caller; the sentinel is then the socket it tells on.
+ * child is reaped, as under fork (the kernel may hold its pid number a moment
+ * longer). On older kernels the server reaps them and tells the caller; the
+ * sentinel is then the socket it tells on.
  * If the server dies (killed), the next start fails with MP_ESRCH and drops
  * it, and the start after that launches a new one. Children whose
  * status the dead server could not report end with exit code 255. A start
